@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SPILLWAY_BACKEND_H
+#define SPILLWAY_BACKEND_H
+
+/*
+ * <spillway/backend.h> -- the Spillway output-backend plugin ABI.
+ *
+ * A backend plugin is a shared object that exports one function,
+ *
+ *     const struct spw_backend *spw_backend_v1(void);
+ *
+ * returning a pointer to a constant descriptor. The daemon dlopen()s the
+ * file, resolves that symbol and checks the descriptor (magic, ABI major,
+ * struct size) before it calls anything else in the plugin.
+ *
+ * Versioning rules
+ *   - SPW_BACKEND_ABI_MAJOR changes when anything below changes
+ *     incompatibly. The exported symbol carries the major ("_v1") so a
+ *     plugin of another major is refused before its descriptor is read.
+ *   - SPW_BACKEND_ABI_MINOR changes when an operation is appended to
+ *     struct spw_backend, a service to struct spw_host, or a field to
+ *     struct spw_signal / struct spw_ban_row. Old plugins keep loading: the
+ *     daemon never reads descriptor members beyond descriptor->size, and a
+ *     plugin must never read host or signal members beyond their ->size
+ *     (use SPW_HAS_MEMBER()).
+ *
+ * Threading
+ *   Each plugin instance (the `self` returned by init) is only ever called
+ *   from its own worker thread, one call at a time, and every call may
+ *   block. A plugin needs no locking for its own state. Different instances
+ *   of the same plugin run on different threads, so global mutable state in
+ *   a plugin needs locking (or, better, does not exist).
+ *
+ * Memory
+ *   Everything the daemon passes (signals, config, strings) is borrowed for
+ *   the duration of the call only. Copy what you keep.
+ *
+ * Errors
+ *   Operations return 0 on success and a negative errno-style value on
+ *   failure, except insert, which returns one of enum spw_insert_result.
+ *   Before returning a failure, call host->set_error() with a one-line
+ *   reason: the daemon logs it with the backend's name and shows it in
+ *   `spillwayctl status`.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SPW_BACKEND_MAGIC     UINT32_C(0x53505742) /* "SPWB" */
+#define SPW_BACKEND_ABI_MAJOR 1
+#define SPW_BACKEND_ABI_MINOR 0
+
+/* The exported entry point, and the string the loader resolves. */
+#define SPW_BACKEND_ENTRY        spw_backend_v1
+#define SPW_BACKEND_ENTRY_SYMBOL "spw_backend_v1"
+
+/* True when the struct at `ptr` (whose first member is `size_t size`) is
+ * large enough to contain `member`. */
+#define SPW_HAS_MEMBER(ptr, type, member) \
+        ((ptr)->size >= offsetof(type, member) + sizeof(((type *)0)->member))
+
+/* Time is microseconds since the Unix epoch, UTC. 0 means "not set". */
+typedef int64_t spw_usec_t;
+
+typedef struct spw_kv {
+        const char *key;
+        const char *value;
+} spw_kv;
+
+/* ------------------------------------------------------------------ data */
+
+/* The signal's source (CrowdSec's `source` object). */
+typedef struct spw_source {
+        const char *ip;       /* "Ip": textual IPv4 or IPv6, or NULL */
+        const char *range;    /* "Range": CIDR, or NULL */
+        const char *as_number;/* "AutonomousSystemNumber", or NULL */
+        const char *as_org;   /* "AutonomousSystemOrganization", or NULL */
+        const char *country;  /* "Country", ISO code, or NULL */
+        double latitude;
+        double longitude;
+} spw_source;
+
+/* One event of the signal's `events_sequence`. */
+typedef struct spw_event {
+        spw_usec_t time;
+        const char *source_ip;  /* or NULL */
+        const char *serialized; /* or NULL */
+} spw_event;
+
+enum spw_scope {
+        SPW_SCOPE_IP = 0,
+        SPW_SCOPE_RANGE = 1,
+};
+
+/* A ban application (CrowdSec's BanApplication). Addresses are stored as
+ * 16-byte IPv6 in network order (IPv4 as ::ffff:a.b.c.d), inclusive, so
+ * memcmp() orders them and a range check is two comparisons. */
+typedef struct spw_ban {
+        const char *measure_source; /* "local" or "api" */
+        const char *measure_type;   /* "ban", "slow", "captcha", or "simulation:ban" ... */
+        const char *measure_extra;  /* or NULL */
+        spw_usec_t until;
+        uint8_t start_ip[16];
+        uint8_t end_ip[16];
+        int scope;                  /* enum spw_scope */
+        const char *target_cn;      /* or NULL */
+        int64_t target_as;          /* 0 if unknown */
+        const char *target_as_name; /* or NULL */
+        const char *ip_text;        /* "192.0.2.7", "2001:db8::/64" */
+        const char *reason;
+        const char *scenario;
+} spw_ban;
+
+/* One overflow signal (CrowdSec v0.3's SignalOccurence), parsed. Strings
+ * are NULL when the field was absent. */
+typedef struct spw_signal {
+        size_t size;                /* sizeof(struct spw_signal) in the daemon */
+        uint64_t id;                /* unique within one daemon run */
+        spw_usec_t received_at;
+
+        const char *scenario;
+        const char *bucket_id;
+        const char *alert_message;
+        const char *map_key;
+        int64_t events_count;
+        spw_usec_t start_at;
+        spw_usec_t stop_at;
+
+        bool has_source;
+        spw_source source;
+
+        const char *source_ip;
+        const char *source_range;
+        const char *source_as_number;
+        const char *source_as_org;
+        const char *source_country;
+        double source_latitude;
+        double source_longitude;
+        const char *dest_ip;
+
+        int64_t capacity;
+        int64_t leak_speed_ns;
+        bool whitelisted;
+        bool simulation;
+        bool reprocess;
+
+        const spw_kv *labels;       /* sorted by key */
+        size_t n_labels;
+        const spw_event *events;
+        size_t n_events;
+        const spw_ban *bans;        /* from the producer and from routing */
+        size_t n_bans;
+
+        /* Top-level members the daemon does not know, as one JSON object
+         * text ("{...}"), or NULL. Untrusted: forward, never interpret. */
+        const char *extra_json;
+} spw_signal;
+
+/* One row of read_at(): an active ban. */
+typedef struct spw_ban_row {
+        size_t size;                /* sizeof(struct spw_ban_row) in the plugin */
+        const char *source;         /* measure source: "local", "api" */
+        const char *iptext;
+        const char *reason;
+        int64_t bancount;           /* bans recorded for this target */
+        const char *action;         /* measure type */
+        const char *cn;             /* country, or NULL */
+        const char *as;             /* AS name, or NULL */
+        int64_t as_number;
+        int64_t events_count;
+        spw_usec_t until;
+} spw_ban_row;
+
+/* Called once per row by read_at; a non-zero return stops the walk and is
+ * returned by read_at. */
+typedef int (*spw_row_fn)(const spw_ban_row *row, void *userdata);
+
+/* ------------------------------------------------------- host services */
+
+/* Opaque handle for one backend instance, passed back to host services. */
+typedef struct spw_ctx spw_ctx;
+
+typedef int (*spw_timer_fn)(void *userdata, spw_usec_t now);
+
+struct spw_host {
+        size_t size;                /* sizeof(struct spw_host) in the daemon */
+        uint16_t abi_major;
+        uint16_t abi_minor;
+
+        /* Log a line (syslog priority, LOG_ERR ... LOG_DEBUG). The daemon
+         * adds the backend's name (SPILLWAY_BACKEND=) and plugin. LOG_DEBUG
+         * lines are dropped unless the backend has `debug: true`. */
+        void (*log)(spw_ctx *ctx, int priority, const char *format, ...)
+                __attribute__((format(printf, 3, 4)));
+
+        /* Same, with extra journal fields ("SPILLWAY_FOO", "value"); field
+         * names are upper case letters, digits and '_'. */
+        void (*log_fields)(spw_ctx *ctx, int priority, const spw_kv *fields, size_t n_fields,
+                           const char *format, ...)
+                __attribute__((format(printf, 5, 6)));
+
+        /* Record a one-line reason for the failure about to be returned. */
+        void (*set_error)(spw_ctx *ctx, const char *format, ...)
+                __attribute__((format(printf, 2, 3)));
+
+        /* The daemon's wall clock, usec since the epoch. */
+        spw_usec_t (*now)(spw_ctx *ctx);
+
+        /* The instance's merged config value for key, or NULL. */
+        const char *(*config_get)(spw_ctx *ctx, const char *key);
+
+        /* The instance name (`name:` of its YAML file). */
+        const char *(*instance_name)(spw_ctx *ctx);
+
+        /* The daemon's state directory (for default database paths). */
+        const char *(*state_directory)(spw_ctx *ctx);
+
+        /* Run fn(userdata, now) every interval_usec on this instance's own
+         * worker thread, between other calls. Only valid from init or
+         * start_autocommit. A negative return is logged and counted. */
+        int (*schedule)(spw_ctx *ctx, spw_usec_t interval_usec, spw_timer_fn fn, void *userdata);
+};
+
+/* --------------------------------------------------------- the plugin */
+
+enum spw_insert_result {
+        SPW_INSERT_OK = 0,
+        SPW_INSERT_RETRY = 1,       /* transient: the daemon retries with backoff */
+        SPW_INSERT_REJECT = 2,      /* permanent: logged, counted, not retried */
+};
+
+struct spw_backend {
+        uint32_t magic;             /* SPW_BACKEND_MAGIC */
+        uint16_t abi_major;         /* SPW_BACKEND_ABI_MAJOR */
+        uint16_t abi_minor;         /* SPW_BACKEND_ABI_MINOR */
+        size_t size;                /* sizeof(struct spw_backend) */
+        const char *name;           /* short plugin name, e.g. "sqlite" */
+        const char *version;        /* plugin version string */
+        const char *description;
+
+        /* Init(map[string]string): config is the backend's `config:` map with
+         * the global defaults merged in, sorted by key. Store your state in
+         * *selfp. An error discards this backend; the daemon goes on. */
+        int (*init)(spw_ctx *ctx, const struct spw_host *host,
+                    const spw_kv *config, size_t n_config, void **selfp);
+
+        /* Insert(SignalOccurence): one routed signal. Required. */
+        int (*insert)(void *self, const spw_signal *signal);
+
+        /* Flush(): commit what insert() batched. Called every flush_interval
+         * or flush_batch inserts, after administrative writes, and before
+         * shutdown. May be NULL (nothing to commit). */
+        int (*flush)(void *self);
+
+        /* StartAutoCommit(): called once after init, in the daemon only
+         * (never by `--check-config`). May be NULL. */
+        int (*start_autocommit)(void *self);
+
+        /* ReadAT(time): call fn once per active ban at `at`. NULL when the
+         * backend stores no bans. */
+        int (*read_at)(void *self, spw_usec_t at, spw_row_fn fn, void *userdata);
+
+        /* Delete(target): remove bans whose target is exactly `target`; store
+         * the number removed in *count. May be NULL. */
+        int (*delete_target)(void *self, const char *target, uint64_t *count);
+
+        /* DeleteAll(): remove every ban; count in *count. May be NULL. */
+        int (*delete_all)(void *self, uint64_t *count);
+
+        /* Shutdown(): last call; free self. May be NULL. */
+        void (*shutdown)(void *self);
+};
+
+/* Declare the entry point in a plugin:
+ *
+ *     static const struct spw_backend backend = { SPW_BACKEND_HEADER, ... };
+ *     SPW_BACKEND_EXPORT(backend)
+ */
+#define SPW_BACKEND_HEADER                              \
+        .magic = SPW_BACKEND_MAGIC,                     \
+        .abi_major = SPW_BACKEND_ABI_MAJOR,             \
+        .abi_minor = SPW_BACKEND_ABI_MINOR,             \
+        .size = sizeof(struct spw_backend)
+
+#define SPW_BACKEND_EXPORT(descriptor)                                          \
+        __attribute__((visibility("default"))) const struct spw_backend *      \
+        SPW_BACKEND_ENTRY(void);                                                \
+        __attribute__((visibility("default"))) const struct spw_backend *      \
+        SPW_BACKEND_ENTRY(void) { return &(descriptor); }
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * IPv4 and IPv6 addresses and CIDR ranges as inclusive [start, end] pairs
+ * of 16-byte addresses in network order; IPv4 is mapped to ::ffff:a.b.c.d
+ * so one memcmp() orders every address.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+typedef struct ip_range {
+        uint8_t start[16];
+        uint8_t end[16];
+        bool is_v4;
+        unsigned prefix;       /* prefix length in the address's own family */
+} ip_range;
+
+/* An address ("192.0.2.1", "2001:db8::1") as a /32 or /128 range. */
+int ip_parse_addr(const char *s, ip_range *ret);
+/* A CIDR ("192.0.2.0/24", "2001:db8::/32"); host bits must be zero unless
+ * `strict` is false. A bare address is accepted as a single-host range. */
+int ip_parse_cidr(const char *s, bool strict, ip_range *ret);
+bool ip_range_contains(const ip_range *outer, const ip_range *inner);
+bool ip_addr_in(const uint8_t addr[16], const uint8_t start[16], const uint8_t end[16]);
+/* Text of a 16-byte address (IPv4-mapped shown as dotted quad). */
+#define IP_TEXT_MAX 46
+char *ip_format(char *buf, size_t size, const uint8_t addr[16]);
+/* Hex text of 16 bytes, 32 characters: sortable as a string. */
+#define IP_HEX_MAX 33
+char *ip_hex(char *buf, const uint8_t addr[16]);

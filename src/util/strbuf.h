@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * A growable byte buffer, always NUL-terminated. Appends that cannot grow
+ * the buffer set a sticky `oom` flag instead of failing one by one: check it
+ * (or strbuf_error()) once at the end.
+ */
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "macro.h"
+
+typedef struct strbuf {
+        char *data;
+        size_t len;
+        size_t cap;
+        bool oom;
+} strbuf;
+
+#define STRBUF_INIT { 0 }
+
+void strbuf_deinit(strbuf *b);
+void strbuf_reset(strbuf *b);
+bool strbuf_reserve(strbuf *b, size_t extra);
+void strbuf_append(strbuf *b, const void *p, size_t n);
+void strbuf_puts(strbuf *b, const char *s);
+void strbuf_putc(strbuf *b, char c);
+void strbuf_printf(strbuf *b, const char *fmt, ...) _printf_(2, 3);
+void strbuf_vprintf(strbuf *b, const char *fmt, va_list ap) _printf_(2, 0);
+/* Append s as a JSON string literal, quotes included. */
+void strbuf_json_string(strbuf *b, const char *s);
+void strbuf_json_stringn(strbuf *b, const char *s, size_t n);
+/* Drop the first n bytes. */
+void strbuf_consume(strbuf *b, size_t n);
+/* Return the data and leave the buffer empty (caller frees). */
+char *strbuf_steal(strbuf *b);
+static inline int strbuf_error(const strbuf *b) {
+        return b->oom ? -12 /* -ENOMEM */ : 0;
+}

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+
+/* Edit distance (insert/delete/substitute), capped at 255. */
+unsigned str_distance(const char *a, const char *b);
+/* The candidate closest to `word`, if close enough to be a likely typo. */
+const char *str_closest(const char *word, const char *const *candidates, size_t n);
+
+/* Expand ${VAR} (environment) and ${CREDENTIAL:name} (a file in
+ * $CREDENTIALS_DIRECTORY, trailing newline stripped) in s. "$$" is a literal
+ * '$'. An unset variable or missing credential is an error naming it.
+ * Returns 0 and a malloc'd string, or a negative errno with err filled. */
+int str_expand_vars(const char *s, char **ret, spw_error *err);
+
+bool str_is_identifier(const char *s);
+/* Parse a non-negative integer that fits in [min, max]. */
+int str_to_u64(const char *s, unsigned long long min, unsigned long long max, unsigned long long *ret);
+int str_to_bool(const char *s, bool *ret);
+char *str_trim_newline(char *s);
