@@ -228,6 +228,28 @@ struct spw_host {
 
 /* --------------------------------------------------------- the plugin */
 
+/* Types of config keys, checked by the daemon before init() runs. */
+enum spw_config_type {
+        SPW_CONFIG_STRING = 0,
+        SPW_CONFIG_BOOL,     /* true/false (also yes/no/on/off/1/0) */
+        SPW_CONFIG_INT,      /* decimal, non-negative */
+        SPW_CONFIG_DURATION, /* Go syntax: "500ms", "4h", "1h30m", "2d" */
+        SPW_CONFIG_ENUM,     /* one of `choices` */
+        SPW_CONFIG_MAP,      /* a YAML mapping, passed flattened as "key.sub" */
+};
+
+/* One config key a plugin accepts. The daemon refuses unknown keys (with
+ * file:line:column and a "did you mean"), checks types, and prints the table
+ * in `spillwayd --list-plugins`. The global defaults (flush, max_records,
+ * max_records_age, debug) are always accepted. */
+typedef struct spw_config_key {
+        const char *name;
+        int type;                  /* enum spw_config_type */
+        const char *default_value; /* documentation only, or NULL */
+        const char *choices;       /* SPW_CONFIG_ENUM: "a|b|c" */
+        const char *description;
+} spw_config_key;
+
 enum spw_insert_result {
         SPW_INSERT_OK = 0,
         SPW_INSERT_RETRY = 1,       /* transient: the daemon retries with backoff */
@@ -242,6 +264,10 @@ struct spw_backend {
         const char *name;           /* short plugin name, e.g. "sqlite" */
         const char *version;        /* plugin version string */
         const char *description;
+
+        /* Accepted config keys, ended by an entry with name == NULL; NULL to
+         * accept any key. */
+        const spw_config_key *config_keys;
 
         /* Init(map[string]string): config is the backend's `config:` map with
          * the global defaults merged in, sorted by key. Store your state in
