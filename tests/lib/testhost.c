@@ -12,6 +12,7 @@
 #include "testhost.h"
 
 #define MAX_TIMERS 16
+#define MAX_STATUS 32
 
 struct spw_ctx {
         testhost *t;
@@ -36,6 +37,9 @@ struct testhost {
         char last_error[1024];
         char *log;
         size_t log_len;
+        spw_usec_t retry_after;
+        spw_kv status[MAX_STATUS];
+        size_t n_status;
 };
 
 static void append_log(testhost *t, int prio, const char *msg) {
@@ -105,6 +109,23 @@ static int h_schedule(spw_ctx *ctx, spw_usec_t interval, spw_timer_fn fn, void *
         return 0;
 }
 
+static void h_retry_after(spw_ctx *ctx, spw_usec_t delay) {
+        ctx->t->retry_after = delay;
+}
+
+static void h_set_status(spw_ctx *ctx, const char *key, const char *value) {
+        testhost *t = ctx->t;
+        for (size_t i = 0; i < t->n_status; i++)
+                if (strcmp(t->status[i].key, key) == 0) {
+                        free((char *) t->status[i].value);
+                        t->status[i].value = value ? strdup(value) : NULL;
+                        return;
+                }
+        if (!value || t->n_status >= MAX_STATUS)
+                return;
+        t->status[t->n_status++] = (spw_kv) { strdup(key), strdup(value) };
+}
+
 static int kv_cmp(const void *a, const void *b) {
         return strcmp(((const spw_kv *) a)->key, ((const spw_kv *) b)->key);
 }
@@ -125,6 +146,8 @@ testhost *testhost_new(const char *instance_name, const spw_kv *config, size_t n
                 .instance_name = h_instance_name,
                 .state_directory = h_state_directory,
                 .schedule = h_schedule,
+                .retry_after = h_retry_after,
+                .set_status = h_set_status,
         };
         t->ctx.t = t;
         t->name = strdup(instance_name);
@@ -146,6 +169,10 @@ void testhost_free(testhost *t) {
                 free((char *) t->config[i].value);
         }
         free(t->config);
+        for (size_t i = 0; i < t->n_status; i++) {
+                free((char *) t->status[i].key);
+                free((char *) t->status[i].value);
+        }
         free(t->name);
         free(t->state_dir);
         free(t->log);
@@ -187,4 +214,17 @@ int testhost_run_timers(testhost *t) {
 
 int testhost_init(testhost *t, const struct spw_backend *b, void **selfp) {
         return b->init(&t->ctx, &t->host, t->config, t->n_config, selfp);
+}
+
+spw_usec_t testhost_retry_after(testhost *t) {
+        spw_usec_t d = t->retry_after;
+        t->retry_after = 0;
+        return d;
+}
+
+const char *testhost_status(testhost *t, const char *key) {
+        for (size_t i = 0; i < t->n_status; i++)
+                if (strcmp(t->status[i].key, key) == 0)
+                        return t->status[i].value;
+        return NULL;
 }

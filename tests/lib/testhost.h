@@ -35,5 +35,10 @@ const char *testhost_last_error(testhost *t);
 const char *testhost_log(testhost *t);
 void testhost_clear_log(testhost *t);
 
+/* The last retry_after() delay (then reset to 0). */
+spw_usec_t testhost_retry_after(testhost *t);
+/* A set_status() value, or NULL. */
+const char *testhost_status(testhost *t, const char *key);
+
 /* Convenience: init the plugin with this host and its config. */
 int testhost_init(testhost *t, const struct spw_backend *b, void **selfp);

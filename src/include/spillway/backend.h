@@ -224,6 +224,15 @@ struct spw_host {
          * worker thread, between other calls. Only valid from init or
          * start_autocommit. A negative return is logged and counted. */
         int (*schedule)(spw_ctx *ctx, spw_usec_t interval_usec, spw_timer_fn fn, void *userdata);
+
+        /* Ask the daemon to wait at least `delay` before the retry that
+         * follows the failure about to be returned (e.g. HTTP Retry-After). */
+        void (*retry_after)(spw_ctx *ctx, spw_usec_t delay);
+
+        /* Publish a plugin-specific figure or fact ("last_http_status",
+         * "delivered") shown under the backend in `spillwayctl status`. The
+         * value is copied; NULL removes the key. */
+        void (*set_status)(spw_ctx *ctx, const char *key, const char *value);
 };
 
 /* --------------------------------------------------------- the plugin */
@@ -279,8 +288,19 @@ struct spw_backend {
         int (*insert)(void *self, const spw_signal *signal);
 
         /* Flush(): commit what insert() batched. Called every flush_interval
-         * or flush_batch inserts, after administrative writes, and before
-         * shutdown. May be NULL (nothing to commit). */
+         * or flush_batch inserts, after timers and administrative writes,
+         * and before shutdown. May be NULL (nothing to commit).
+         *
+         * All or nothing: on failure, undo the whole batch (every insert since
+         * the last successful flush) and return
+         *   -EAGAIN (or -ETIMEDOUT, -ECONNREFUSED, -EBUSY, -ENOSPC ...) for a
+         *           transient failure: the daemon waits (backoff, or
+         *           retry_after()) then inserts the same signals again and
+         *           flushes, up to max_retry times (at-least-once delivery);
+         *   -EBADMSG, -EPROTO, -EINVAL, -EPERM for a permanent failure: the
+         *           batch is counted as failed and not retried.
+         * A failed insert must likewise leave the batch as it was before the
+         * call. */
         int (*flush)(void *self);
 
         /* StartAutoCommit(): called once after init, in the daemon only
