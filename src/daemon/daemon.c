@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The daemon's life cycle on the sd-event loop: start (configuration,
+ * backends, sockets, READY=1), reload on SIGHUP (RELOADING=1 ... READY=1),
+ * stop on SIGTERM/SIGINT (STOPPING=1, drain, exit), STATUS= kept current,
+ * and WATCHDOG=1 only while every worker makes progress.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "build-config.h"
+#include "daemon.h"
+#include "log.h"
+#include "messages.h"
+
+void daemon_update_status(daemon_t *d, bool force) {
+        _cleanup_free_ char *line = status_line(d);
+        if (!line)
+                return;
+        if (!force && streq(line, d->last_status))
+                return;
+        snprintf(d->last_status, sizeof d->last_status, "%s", line);
+        sd_notifyf(0, "STATUS=%s", line);
+}
+
+int daemon_reload(daemon_t *d, char *errbuf, size_t size) {
+        spw_error err = { 0 };
+        spw_config *c = NULL;
+        int r;
+
+        sd_notifyf(0, "RELOADING=1\nSTATUS=reloading %s", d->opt.config_path);
+        r = config_load(d->opt.config_path, &d->opt.overrides, &c, &err);
+        if (r >= 0)
+                r = engine_reload(d->engine, c, &err); /* takes c */
+        if (r < 0) {
+                snprintf(d->reload_error, sizeof d->reload_error, "%s", err.msg[0] ? err.msg : strerror(-r));
+                log_struct(LOG_ERR, LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_RELOAD_FAILED }),
+                           "reload failed, the previous configuration keeps running: %s", d->reload_error);
+                if (errbuf)
+                        snprintf(errbuf, size, "%s", d->reload_error);
+                sd_notify(0, "READY=1");
+                daemon_update_status(d, true);
+                return r;
+        }
+        d->reload_error[0] = 0;
+        d->reloads++;
+        d->last_reload = now_realtime();
+        server_reroute_parked(d);
+        {
+                char n[16];
+                snprintf(n, sizeof n, "%zu", d->engine->n_slots);
+                log_struct(LOG_INFO, LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_RELOADED }, { "SPILLWAY_BACKENDS", n }),
+                           "configuration reloaded from %s: %s backends", d->opt.config_path, n);
+        }
+        sd_notify(0, "READY=1");
+        daemon_update_status(d, true);
+        return 0;
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        daemon_t *d = userdata;
+        if (!d->stopping)
+                daemon_reload(d, NULL, 0);
+        return 0;
+}
+
+static void report_undelivered(daemon_t *d) {
+        engine *e = d->engine;
+        unsigned long long total = 0;
+        for (size_t i = 0; i < e->n_slots; i++) {
+                backend *b = e->slots[i].b;
+                if (!b)
+                        continue;
+                unsigned long long und = atomic_load(&b->stats.undelivered) + queue_count(&b->queue);
+                total += und;
+                if (und) {
+                        char n[32];
+                        snprintf(n, sizeof n, "%llu", und);
+                        log_struct(LOG_WARNING,
+                                   LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_UNDELIVERED }, { "SPILLWAY_BACKEND", b->name },
+                                              { "SPILLWAY_UNDELIVERED", n }),
+                                   "backend %s: %llu signals could not be delivered before the drain timeout", b->name, und);
+                }
+        }
+        char n[32];
+        snprintf(n, sizeof n, "%llu", total);
+        log_struct(LOG_INFO, LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_STOPPED }, { "SPILLWAY_UNDELIVERED", n }),
+                   "stopped: %llu signals accepted, %llu undelivered", (unsigned long long) d->stats.accepted, total);
+}
+
+static int on_stop_poll(sd_event_source *s, uint64_t usec, void *userdata);
+
+void daemon_begin_stop(daemon_t *d, const char *why) {
+        if (d->stopping)
+                return;
+        d->stopping = true;
+        sd_notify(0, "STOPPING=1");
+        log_info("stopping (%s): draining the queues for up to %lld ms", why,
+                 (long long) (engine_config(d->engine)->drain_timeout / USEC_PER_MSEC));
+        server_close_listeners(d);
+        server_expire_parked(d, now_monotonic());
+        server_pause_all(d);
+        engine_stop(d->engine, now_monotonic() + engine_config(d->engine)->drain_timeout);
+        daemon_update_status(d, true);
+        sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, 20 * USEC_PER_MSEC, 0, on_stop_poll, d);
+}
+
+static int on_stop_poll(sd_event_source *s, uint64_t usec, void *userdata) {
+        daemon_t *d = userdata;
+        server_process_hub(d);
+        if (engine_all_stopped(d->engine)) {
+                server_process_hub(d); /* replies to the last flushed acks */
+                report_undelivered(d);
+                sd_event_exit(d->event, d->exit_code);
+                return 0;
+        }
+        sd_event_source_set_time_relative(s, 20 * USEC_PER_MSEC);
+        sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        daemon_begin_stop(userdata, si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+        return 0;
+}
+
+static int on_hub(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        server_process_hub(userdata);
+        return 0;
+}
+
+static int on_park_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        server_expire_parked(userdata, now_monotonic());
+        return 0;
+}
+
+static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        daemon_t *d = userdata;
+        daemon_update_status(d, false);
+        sd_event_source_set_time_relative(s, (uint64_t) engine_config(d->engine)->status_interval);
+        sd_event_source_set_enabled(s, SD_EVENT_ON);
+        return 0;
+}
+
+static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
+        daemon_t *d = userdata;
+        char why[512];
+
+        if (daemon_workers_healthy(d, why, sizeof why)) {
+                sd_notify(0, "WATCHDOG=1");
+                if (d->watchdog_withheld)
+                        log_notice("every backend worker makes progress again: watchdog pings resumed");
+                d->watchdog_withheld = false;
+        } else if (!d->watchdog_withheld) {
+                d->watchdog_withheld = true;
+                log_struct(LOG_CRIT, LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_WATCHDOG_STUCK }),
+                           "%s: withholding watchdog pings so systemd restarts the service", why);
+                sd_notifyf(0, "STATUS=wedged: %s", why);
+        }
+        sd_event_source_set_time_relative(s, (uint64_t) d->watchdog_usec / 2);
+        sd_event_source_set_enabled(s, SD_EVENT_ON);
+        return 0;
+}
+
+static bool engine_idle(daemon_t *d) {
+        engine *e = d->engine;
+        if (d->n_conns > 0 || d->n_parked > 0 || d->n_waiting > 0)
+                return false;
+        for (size_t i = 0; i < e->n_slots; i++) {
+                backend *b = e->slots[i].b;
+                if (b && (queue_count(&b->queue) > 0 || atomic_load(&b->busy_since) != 0))
+                        return false;
+        }
+        return true;
+}
+
+static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        daemon_t *d = userdata;
+        usec_t limit = engine_config(d->engine)->exit_on_idle;
+        if (limit > 0 && !d->stopping) {
+                if (!engine_idle(d))
+                        d->idle_since = 0;
+                else if (!d->idle_since)
+                        d->idle_since = now_monotonic();
+                else if (now_monotonic() - d->idle_since >= limit) {
+                        /* stop listening first: connections that arrive now wait in
+                         * the socket's backlog for the next activation */
+                        daemon_begin_stop(d, "idle");
+                        return 0;
+                }
+        }
+        sd_event_source_set_time_relative(s, 500 * USEC_PER_MSEC);
+        sd_event_source_set_enabled(s, SD_EVENT_ON);
+        return 0;
+}
+
+int daemon_run(const daemon_options *opt);
+int daemon_run(const daemon_options *opt) {
+        daemon_t d = { .opt = *opt, .exit_code = 0 };
+        spw_error err = { 0 };
+        spw_config *c = NULL;
+        sigset_t mask;
+        uint64_t wd = 0;
+        int r;
+
+        d.started_at = now_realtime();
+        /* Block signals before any thread starts, so workers inherit the mask. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = config_load(opt->config_path, &opt->overrides, &c, &err);
+        if (r < 0) {
+                log_error("%s", err.msg);
+                sd_notifyf(0, "STATUS=configuration error: %s", err.msg);
+                return EXIT_FAILURE;
+        }
+        r = engine_new(c, &opt->engine, &d.engine, &err); /* takes c */
+        if (r < 0) {
+                log_error("%s", err.msg);
+                sd_notifyf(0, "STATUS=failed to start: %s", err.msg);
+                return EXIT_FAILURE;
+        }
+        r = sd_event_default(&d.event);
+        if (r < 0) {
+                log_error_errno(r, "cannot create the event loop: %m");
+                engine_free(d.engine);
+                return EXIT_FAILURE;
+        }
+        r = server_open_listeners(&d, &err);
+        if (r < 0) {
+                log_error("%s", err.msg);
+                sd_notifyf(0, "STATUS=failed to listen: %s", err.msg);
+                server_close_listeners(&d);
+                engine_free(d.engine);
+                sd_event_unref(d.event);
+                return EXIT_FAILURE;
+        }
+        sd_event_add_signal(d.event, NULL, SIGTERM, on_sigterm, &d);
+        sd_event_add_signal(d.event, NULL, SIGINT, on_sigterm, &d);
+        sd_event_add_signal(d.event, NULL, SIGHUP, on_sighup, &d);
+        sd_event_add_io(d.event, &d.hub_source, d.engine->hub.efd, EPOLLIN, on_hub, &d);
+        sd_event_add_time(d.event, &d.park_timer, CLOCK_MONOTONIC, UINT64_MAX, 10 * USEC_PER_MSEC, on_park_timer, &d);
+        sd_event_source_set_enabled(d.park_timer, SD_EVENT_OFF);
+        sd_event_add_time_relative(d.event, &d.status_timer, CLOCK_MONOTONIC, (uint64_t) engine_config(d.engine)->status_interval,
+                                   50 * USEC_PER_MSEC, on_status_timer, &d);
+        sd_event_add_time_relative(d.event, &d.idle_timer, CLOCK_MONOTONIC, 500 * USEC_PER_MSEC, 50 * USEC_PER_MSEC,
+                                   on_idle_timer, &d);
+        if (sd_watchdog_enabled(0, &wd) > 0 && wd > 0) {
+                d.watchdog_usec = (usec_t) wd;
+                sd_event_add_time_relative(d.event, &d.watchdog_timer, CLOCK_MONOTONIC, wd / 2, 0, on_watchdog, &d);
+        }
+        d.idle_since = now_monotonic();
+
+        {
+                char n[16];
+                snprintf(n, sizeof n, "%zu", d.engine->n_slots);
+                log_struct(LOG_INFO, LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_STARTED }, { "SPILLWAY_BACKENDS", n }),
+                           "spillwayd %s started: %s backends, ingest %s, admin %s%s", SPW_VERSION, n,
+                           d.listeners[0].path ? d.listeners[0].path : "(socket activation)",
+                           d.n_listeners > 1 && d.listeners[1].path ? d.listeners[1].path : d.n_listeners > 1 ? "(socket activation)" : "(none)",
+                           d.engine->router ? "" : " (no profiles file: every signal goes to every backend)");
+        }
+        sd_notify(0, "READY=1");
+        daemon_update_status(&d, true);
+
+        r = sd_event_loop(d.event);
+        if (r < 0)
+                log_error_errno(r, "event loop failed: %m");
+
+        server_close_listeners(&d);
+        server_close_all(&d);
+        engine_free(d.engine); /* already stopped: joins the workers */
+        sd_event_source_disable_unref(d.hub_source);
+        sd_event_source_disable_unref(d.park_timer);
+        sd_event_source_disable_unref(d.status_timer);
+        sd_event_source_disable_unref(d.idle_timer);
+        sd_event_source_disable_unref(d.watchdog_timer);
+        sd_event_unref(d.event);
+        plugin_unload_all();
+        return r < 0 ? EXIT_FAILURE : d.exit_code;
+}

@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the daemon says about itself: the `status` reply, the one-line
+ * STATUS= for systemd, Prometheus metrics, and the watchdog's health check.
+ * Counters are read from atomics; texts under each backend's info lock.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "build-config.h"
+#include "daemon.h"
+#include "strbuf.h"
+
+static json_t *backend_json(const engine_slot *slot, usec_t now_mono) {
+        backend *b = slot->b;
+        json_t *o;
+        char err[512], at[RFC3339_MAX];
+        usec_t err_at = 0, busy = 0;
+
+        if (!b)
+                return json_pack("{s:s, s:s, s:s}", "name", slot->name, "state", "failed", "error",
+                                 slot->error ? slot->error : "initialisation failed");
+        backend_last_error(b, err, sizeof err, &err_at);
+        backend_is_stuck(b, now_mono, &busy);
+        o = json_pack("{s:s, s:s, s:s, s:{s:I, s:I, s:I, s:s}, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                      "name", b->name, "plugin", b->plugin->ops.name, "state", backend_state_to_string(backend_get_state(b)),
+                      "queue", "depth", (json_int_t) queue_count(&b->queue), "capacity", (json_int_t) b->queue.capacity,
+                      "high_water", (json_int_t) queue_high_water(&b->queue, false), "on_full", on_full_to_string(b->cfg->q.policy),
+                      "received", (json_int_t) atomic_load(&b->stats.received),
+                      "inserted", (json_int_t) atomic_load(&b->stats.inserted),
+                      "flushed", (json_int_t) atomic_load(&b->stats.flushed),
+                      "failed", (json_int_t) atomic_load(&b->stats.failed),
+                      "retried", (json_int_t) atomic_load(&b->stats.retried),
+                      "dropped", (json_int_t) atomic_load(&b->stats.dropped),
+                      "flushes", (json_int_t) atomic_load(&b->stats.flushes),
+                      "undelivered", (json_int_t) atomic_load(&b->stats.undelivered),
+                      "busy_ms", (json_int_t) (busy / USEC_PER_MSEC));
+        if (!o)
+                return NULL;
+        if (err[0]) {
+                json_object_set_new(o, "last_error", json_string(err));
+                if (err_at)
+                        json_object_set_new(o, "last_error_at", json_string(format_rfc3339(at, sizeof at, err_at)));
+        }
+        json_object_set_new(o, "plugin_status", backend_status_json(b));
+        return o;
+}
+
+json_t *status_json(daemon_t *d) {
+        engine *e = d->engine;
+        usec_t now = now_monotonic();
+        char started[RFC3339_MAX];
+        json_t *backends = json_array(), *o;
+
+        for (size_t i = 0; i < e->n_slots; i++)
+                json_array_append_new(backends, backend_json(&e->slots[i], now));
+        for (size_t i = 0; i < e->n_retiring; i++) {
+                engine_slot s = { .name = (char *) e->retiring[i]->name, .b = e->retiring[i] };
+                json_t *bj = backend_json(&s, now);
+                json_object_set_new(bj, "retiring", json_true());
+                json_array_append_new(backends, bj);
+        }
+        o = json_pack("{s:b, s:s, s:i, s:s, s:I, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I, s:I, s:I, s:o, s:s, s:I}",
+                      "ok", 1, "version", SPW_VERSION, "pid", (int) getpid(), "started", format_rfc3339(started, sizeof started, d->started_at),
+                      "uptime_s", (json_int_t) ((now_realtime() - d->started_at) / USEC_PER_SEC),
+                      "state", d->stopping ? "stopping" : "running",
+                      "signals", "accepted", (json_int_t) d->stats.accepted, "rejected", (json_int_t) d->stats.rejected,
+                      "flushed_acks", (json_int_t) d->stats.flushed_acks, "failed_acks", (json_int_t) d->stats.failed_acks,
+                      "blocked_timeouts", (json_int_t) d->stats.blocked_timeouts, "oversized_lines", (json_int_t) d->stats.oversized,
+                      "connections", (json_int_t) d->n_conns, "parked", (json_int_t) d->n_parked, "reloads", (json_int_t) d->reloads,
+                      "backends", backends, "config", d->opt.config_path, "watchdog_usec", (json_int_t) d->watchdog_usec);
+        if (o && d->reload_error[0])
+                json_object_set_new(o, "reload_error", json_string(d->reload_error));
+        if (o && d->watchdog_withheld)
+                json_object_set_new(o, "watchdog_withheld", json_true());
+        return o;
+}
+
+char *status_line(daemon_t *d) {
+        engine *e = d->engine;
+        size_t up = 0, failed = 0;
+        unsigned long long dropped = 0, failed_signals = 0;
+        unsigned fill = 0;
+        char *s = NULL;
+
+        for (size_t i = 0; i < e->n_slots; i++) {
+                backend *b = e->slots[i].b;
+                if (!b) {
+                        failed++;
+                        continue;
+                }
+                up += backend_get_state(b) == BACKEND_RUNNING;
+                dropped += atomic_load(&b->stats.dropped);
+                failed_signals += atomic_load(&b->stats.failed);
+                unsigned pct = (unsigned) (queue_count(&b->queue) * 100 / b->queue.capacity);
+                if (pct > fill)
+                        fill = pct;
+        }
+        if (asprintf(&s, "%s%zu/%zu backends up%s%s; %llu signals; queue max %u%%; %llu dropped; %llu failed%s%s",
+                     d->stopping ? "stopping; " : "", up, e->n_slots, failed ? ", " : "", failed ? "some failed" : "",
+                     (unsigned long long) d->stats.accepted, fill, dropped, failed_signals,
+                     d->reload_error[0] ? "; last reload failed: " : "", d->reload_error[0] ? d->reload_error : "") < 0)
+                return NULL;
+        if (strlen(s) > 200)
+                s[200] = 0;
+        return s;
+}
+
+static void metric(strbuf *m, const char *name, const char *type, const char *help) {
+        strbuf_printf(m, "# HELP spillway_%s %s\n# TYPE spillway_%s %s\n", name, help, name, type);
+}
+
+char *metrics_text(daemon_t *d) {
+        engine *e = d->engine;
+        strbuf m = STRBUF_INIT;
+
+        metric(&m, "signals_accepted_total", "counter", "Signals acknowledged to producers.");
+        strbuf_printf(&m, "spillway_signals_accepted_total %llu\n", (unsigned long long) d->stats.accepted);
+        metric(&m, "signals_rejected_total", "counter", "Malformed or invalid input lines.");
+        strbuf_printf(&m, "spillway_signals_rejected_total %llu\n", (unsigned long long) d->stats.rejected);
+        metric(&m, "connections", "gauge", "Open client connections.");
+        strbuf_printf(&m, "spillway_connections %u\n", d->n_conns);
+        metric(&m, "reloads_total", "counter", "Successful configuration reloads.");
+        strbuf_printf(&m, "spillway_reloads_total %llu\n", (unsigned long long) d->reloads);
+
+        static const struct {
+                const char *name, *help;
+                size_t offset;
+        } counters[] = {
+                { "backend_received_total", "Signals queued for the backend.", offsetof(backend_stats, received) },
+                { "backend_inserted_total", "Successful inserts.", offsetof(backend_stats, inserted) },
+                { "backend_flushed_total", "Signals made durable by a flush.", offsetof(backend_stats, flushed) },
+                { "backend_failed_total", "Signals the backend did not take.", offsetof(backend_stats, failed) },
+                { "backend_retried_total", "Retry attempts.", offsetof(backend_stats, retried) },
+                { "backend_dropped_total", "Signals dropped because the queue was full.", offsetof(backend_stats, dropped) },
+                { "backend_flushes_total", "Successful flushes.", offsetof(backend_stats, flushes) },
+        };
+        for (size_t k = 0; k < ELEMENTSOF(counters); k++) {
+                metric(&m, counters[k].name, "counter", counters[k].help);
+                for (size_t i = 0; i < e->n_slots; i++) {
+                        backend *b = e->slots[i].b;
+                        if (!b)
+                                continue;
+                        atomic_ullong *v = (atomic_ullong *) ((char *) &b->stats + counters[k].offset);
+                        strbuf_printf(&m, "spillway_%s{backend=\"%s\"} %llu\n", counters[k].name, b->name,
+                                      (unsigned long long) atomic_load(v));
+                }
+        }
+        metric(&m, "backend_queue_depth", "gauge", "Signals waiting in the backend's queue.");
+        for (size_t i = 0; i < e->n_slots; i++)
+                if (e->slots[i].b)
+                        strbuf_printf(&m, "spillway_backend_queue_depth{backend=\"%s\"} %zu\n", e->slots[i].name,
+                                      queue_count(&e->slots[i].b->queue));
+        metric(&m, "backend_queue_capacity", "gauge", "Size of the backend's queue.");
+        for (size_t i = 0; i < e->n_slots; i++)
+                if (e->slots[i].b)
+                        strbuf_printf(&m, "spillway_backend_queue_capacity{backend=\"%s\"} %zu\n", e->slots[i].name,
+                                      e->slots[i].b->queue.capacity);
+        metric(&m, "backend_up", "gauge", "1 if the backend is running.");
+        for (size_t i = 0; i < e->n_slots; i++)
+                strbuf_printf(&m, "spillway_backend_up{backend=\"%s\"} %d\n", e->slots[i].name,
+                              e->slots[i].b && backend_get_state(e->slots[i].b) == BACKEND_RUNNING);
+        if (m.oom) {
+                strbuf_deinit(&m);
+                return NULL;
+        }
+        return strbuf_steal(&m);
+}
+
+bool daemon_workers_healthy(daemon_t *d, char *why, size_t size) {
+        engine *e = d->engine;
+        usec_t now = now_monotonic(), busy;
+        for (size_t i = 0; i < e->n_slots; i++) {
+                backend *b = e->slots[i].b;
+                if (b && backend_is_stuck(b, now, &busy)) {
+                        snprintf(why, size, "backend %s has been inside one plugin call for %lld s (stuck_timeout %lld s)", b->name,
+                                 (long long) (busy / USEC_PER_SEC), (long long) (b->stuck_timeout / USEC_PER_SEC));
+                        return false;
+                }
+        }
+        return true;
+}

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Administrative jobs: ban list/add/delete/flush requests that must run on
+ * a backend's own worker thread (the plugin is only ever called there). The
+ * main thread fills one, hands it to backend_post_job(); the worker runs it,
+ * fills the result and posts it to the hub; the main thread replies.
+ */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ipaddr.h"
+#include "macro.h"
+#include "message.h"
+#include "timeutil.h"
+
+typedef enum admin_job_type {
+        JOB_LIST,        /* read_at + filter */
+        JOB_DELETE,      /* delete_target */
+        JOB_DELETE_ALL,  /* delete_all */
+        JOB_INSERT,      /* insert msg, then flush */
+} admin_job_type;
+
+typedef struct ban_filter {
+        bool has_ip;      /* bans whose target contains this address */
+        ip_range ip;
+        bool has_range;   /* bans whose target lies inside this range */
+        ip_range range;
+        char *reason;     /* case-insensitive substring */
+        char *country;    /* exact, case-insensitive */
+        char *as;         /* case-insensitive substring of AS name or number */
+} ban_filter;
+
+struct admin_job {
+        admin_job_type type;
+        char *backend;            /* name, for replies and logs */
+        /* input */
+        usec_t at;
+        ban_filter filter;
+        size_t limit;             /* 0: no limit */
+        char *target;
+        spw_msg *msg;
+        /* output */
+        int r;
+        char error[512];
+        uint64_t count;           /* deleted rows */
+        json_t *rows;             /* JOB_LIST: array of row objects */
+        size_t total;             /* JOB_LIST: matching rows, shown or not */
+        /* bookkeeping (main thread) */
+        void *cookie;
+        admin_job *next;
+};
+
+admin_job *admin_job_new(admin_job_type type);
+admin_job *admin_job_free(admin_job *j);
+DEFINE_TRIVIAL_CLEANUP_FUNC(admin_job *, admin_job_free);
+
+/* Does a row match? (used by the worker while walking read_at rows) */
+bool ban_filter_match(const ban_filter *f, const spw_ban_row *row);
+json_t *ban_row_to_json(const spw_ban_row *row);

@@ -1,0 +1,906 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Backend instances and their worker threads (see the DESIGN comment in
+ * backend.h).
+ *
+ * The worker loop, in order of priority:
+ *   1. administrative jobs (ban list/add/delete), each followed by a flush;
+ *   2. signals from the queue, in batches, inserted with retries;
+ *   3. a flush once flush_batch signals are pending or flush_interval has
+ *      passed since the last one; a failed flush re-inserts the batch after
+ *      a backoff (all-or-nothing contract of backend.h);
+ *   4. plugin timers (host->schedule), each followed by a flush.
+ * It sleeps on the queue until the earliest of: new work, the next flush
+ * deadline, the next timer.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "backend.h"
+#include "log.h"
+#include "messages.h"
+
+#define POP_BATCH 256
+#define INIT_TIMEOUT (30 * USEC_PER_SEC)
+
+const char *backend_state_to_string(backend_state s) {
+        switch (s) {
+        case BACKEND_INITIALIZING: return "initializing";
+        case BACKEND_RUNNING: return "running";
+        case BACKEND_FAILED: return "failed";
+        case BACKEND_STOPPING: return "stopping";
+        case BACKEND_STOPPED: return "stopped";
+        }
+        return "?";
+}
+
+/* ------------------------------------------------------------ config refs */
+
+spw_config_ref *config_ref_new(spw_config *c) {
+        spw_config_ref *r = calloc(1, sizeof *r);
+        if (!r)
+                return NULL;
+        r->config = c;
+        r->refs = 1;
+        return r;
+}
+
+spw_config_ref *config_ref_ref(spw_config_ref *r) {
+        r->refs++;
+        return r;
+}
+
+spw_config_ref *config_ref_unref(spw_config_ref *r) {
+        if (!r || --r->refs > 0)
+                return NULL;
+        config_free(r->config);
+        free(r);
+        return NULL;
+}
+
+/* ------------------------------------------------------------ host services */
+
+static void set_error_text(backend *b, const char *text) {
+        snprintf(b->call_error, sizeof b->call_error, "%s", text);
+        pthread_mutex_lock(&b->info_lock);
+        snprintf(b->last_error, sizeof b->last_error, "%s", text);
+        b->last_error_at = now_realtime();
+        pthread_mutex_unlock(&b->info_lock);
+}
+
+static void host_logv(spw_ctx *ctx, int priority, const spw_kv *extra, size_t n_extra, const char *format, va_list ap) {
+        backend *b = ctx->b;
+        char msg[2048];
+        log_field fields[16];
+        size_t n = 0;
+        uint64_t suppressed = 0;
+
+        priority &= LOG_PRIMASK;
+        if (priority == LOG_DEBUG && !b->cfg->debug)
+                return;
+        if (priority > LOG_ERR && !ratelimit_below(&b->log_rl, &suppressed))
+                return;
+        vsnprintf(msg, sizeof msg, format, ap);
+        fields[n++] = (log_field) { "SPILLWAY_BACKEND", b->name };
+        fields[n++] = (log_field) { "SPILLWAY_PLUGIN", b->plugin->ops.name };
+        for (size_t i = 0; i < n_extra && n < ELEMENTSOF(fields); i++) {
+                const char *k = extra[i].key;
+                bool ok = k && *k && *k != '_' && extra[i].value;
+                for (const char *p = k; ok && *p; p++)
+                        ok = (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_';
+                if (ok)
+                        fields[n++] = (log_field) { k, extra[i].value };
+        }
+        if (suppressed)
+                log_struct(LOG_WARNING, fields, 2, "backend %s: %llu log messages suppressed (rate limit)", b->name,
+                           (unsigned long long) suppressed);
+        log_fields_internal(priority, 0, __FILE__, __LINE__, b->plugin->ops.name, fields, n, "backend %s: %s", b->name, msg);
+}
+
+static void host_log(spw_ctx *ctx, int priority, const char *format, ...) {
+        va_list ap;
+        va_start(ap, format);
+        host_logv(ctx, priority, NULL, 0, format, ap);
+        va_end(ap);
+}
+
+static void host_log_fields(spw_ctx *ctx, int priority, const spw_kv *fields, size_t n, const char *format, ...) {
+        va_list ap;
+        va_start(ap, format);
+        host_logv(ctx, priority, fields, n, format, ap);
+        va_end(ap);
+}
+
+static void host_set_error(spw_ctx *ctx, const char *format, ...) {
+        char text[512];
+        va_list ap;
+        va_start(ap, format);
+        vsnprintf(text, sizeof text, format, ap);
+        va_end(ap);
+        set_error_text(ctx->b, text);
+}
+
+static spw_usec_t host_now(spw_ctx *ctx) {
+        return now_realtime();
+}
+
+static int kv_key_cmp(const void *key, const void *kv) {
+        return strcmp(key, ((const spw_kv *) kv)->key);
+}
+
+static const char *host_config_get(spw_ctx *ctx, const char *key) {
+        const backend_config *c = ctx->b->cfg;
+        const spw_kv *kv = bsearch(key, c->config, c->n_config, sizeof *c->config, kv_key_cmp);
+        return kv ? kv->value : NULL;
+}
+
+static const char *host_instance_name(spw_ctx *ctx) {
+        return ctx->b->name;
+}
+
+static const char *host_state_directory(spw_ctx *ctx) {
+        return ctx->b->state_dir;
+}
+
+static int host_schedule(spw_ctx *ctx, spw_usec_t interval, spw_timer_fn fn, void *userdata) {
+        backend *b = ctx->b;
+        if (!b->may_schedule || !fn || interval < 10 * USEC_PER_MSEC)
+                return -EINVAL;
+        if (b->n_timers >= BACKEND_MAX_TIMERS)
+                return -ENOSPC;
+        b->timers[b->n_timers++] = (backend_timer) { interval, now_monotonic() + interval, fn, userdata };
+        return 0;
+}
+
+static void host_retry_after(spw_ctx *ctx, spw_usec_t delay) {
+        if (delay > 0)
+                ctx->b->retry_after = delay;
+}
+
+static void host_set_status(spw_ctx *ctx, const char *key, const char *value) {
+        backend *b = ctx->b;
+        if (!key || !*key)
+                return;
+        pthread_mutex_lock(&b->info_lock);
+        for (size_t i = 0; i < b->n_status; i++)
+                if (streq(b->status[i].key, key)) {
+                        free((char *) b->status[i].value);
+                        if (value)
+                                b->status[i].value = strdup(value);
+                        else {
+                                free((char *) b->status[i].key);
+                                b->status[i] = b->status[--b->n_status];
+                        }
+                        goto out;
+                }
+        if (value && b->n_status < BACKEND_MAX_STATUS) {
+                b->status[b->n_status] = (spw_kv) { strdup(key), strdup(value) };
+                if (b->status[b->n_status].key && b->status[b->n_status].value)
+                        b->n_status++;
+                else {
+                        free((char *) b->status[b->n_status].key);
+                        free((char *) b->status[b->n_status].value);
+                }
+        }
+out:
+        pthread_mutex_unlock(&b->info_lock);
+}
+
+const struct spw_host backend_host = {
+        .size = sizeof(struct spw_host),
+        .abi_major = SPW_BACKEND_ABI_MAJOR,
+        .abi_minor = SPW_BACKEND_ABI_MINOR,
+        .log = host_log,
+        .log_fields = host_log_fields,
+        .set_error = host_set_error,
+        .now = host_now,
+        .config_get = host_config_get,
+        .instance_name = host_instance_name,
+        .state_directory = host_state_directory,
+        .schedule = host_schedule,
+        .retry_after = host_retry_after,
+        .set_status = host_set_status,
+};
+
+/* ------------------------------------------------------------ worker helpers */
+
+static inline void enter_plugin(backend *b) {
+        usec_t now = now_monotonic();
+        atomic_store(&b->busy_since, now);
+        atomic_store(&b->last_activity, now);
+}
+
+static inline void leave_plugin(backend *b) {
+        atomic_store(&b->busy_since, 0);
+        atomic_store(&b->last_activity, now_monotonic());
+}
+
+static bool stop_requested(backend *b, usec_t *deadline) {
+        bool s;
+        pthread_mutex_lock(&b->info_lock);
+        s = b->stop_requested;
+        if (deadline)
+                *deadline = b->drain_deadline;
+        pthread_mutex_unlock(&b->info_lock);
+        return s;
+}
+
+/* Sleep for a retry; returns false if the wait would pass the drain deadline. */
+static bool retry_sleep(backend *b, unsigned attempt) {
+        usec_t base = b->cfg->q.retry_backoff > 0 ? b->cfg->q.retry_backoff : 100 * USEC_PER_MSEC;
+        usec_t cap = b->cfg->q.retry_backoff_max > 0 ? b->cfg->q.retry_backoff_max : base;
+        usec_t d = base;
+        usec_t deadline, until;
+
+        for (unsigned i = 0; i < attempt && d < cap; i++)
+                d *= 2;
+        if (d > cap)
+                d = cap;
+        /* jitter: 80%..120%, so a fleet of hosts does not retry in step */
+        d = d * 8 / 10 + (usec_t) ((double) d * 0.4 * ((double) random() / RAND_MAX));
+        if (b->retry_after > d)
+                d = b->retry_after;
+        b->retry_after = 0;
+
+        until = now_monotonic() + d;
+        pthread_mutex_lock(&b->info_lock);
+        for (;;) {
+                deadline = b->stop_requested ? b->drain_deadline : USEC_INFINITY;
+                if (until > deadline) {
+                        pthread_mutex_unlock(&b->info_lock);
+                        return false;
+                }
+                if (now_monotonic() >= until)
+                        break;
+                struct timespec ts = { .tv_sec = (time_t) (until / USEC_PER_SEC), .tv_nsec = (long) (until % USEC_PER_SEC) * 1000 };
+                pthread_cond_timedwait(&b->info_cond, &b->info_lock, &ts);
+        }
+        pthread_mutex_unlock(&b->info_lock);
+        return true;
+}
+
+static void fail_msg(backend *b, spw_msg *m, const char *why) {
+        uint64_t suppressed = 0;
+        atomic_fetch_add(&b->stats.failed, 1);
+        if (ratelimit_below(&b->fail_rl, &suppressed)) {
+                char id[32];
+                snprintf(id, sizeof id, "%llu", (unsigned long long) m->sig.id);
+                if (suppressed)
+                        log_struct(LOG_WARNING, LOG_FIELDS({ "SPILLWAY_BACKEND", b->name }),
+                                   "backend %s: %llu more failed signals not logged (rate limit)", b->name,
+                                   (unsigned long long) suppressed);
+                log_struct(LOG_WARNING,
+                           LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_SIGNAL_FAILED }, { "SPILLWAY_BACKEND", b->name },
+                                      { "SPILLWAY_SCENARIO", m->sig.scenario },
+                                      { "SPILLWAY_SOURCE_IP", m->sig.has_source ? m->sig.source.ip : m->sig.source_ip },
+                                      { "SPILLWAY_SIGNAL_ID", id }),
+                           "backend %s: signal %s (%s) not delivered: %s", b->name, id, strna(m->sig.scenario), why);
+        }
+        msg_settle(m, b->name, false, why);
+        msg_unref(m);
+}
+
+static bool is_transient(int r) {
+        switch (-r) {
+        case EAGAIN: case ETIMEDOUT: case ECONNREFUSED: case ECONNRESET: case ECONNABORTED: case EBUSY:
+        case ENOSPC: case EIO: case EHOSTUNREACH: case ENETUNREACH: case ENETDOWN: case EINTR: case ENOBUFS:
+        case EPIPE: case ENOMEM:
+                return true;
+        }
+        return false;
+}
+
+/* The reason the plugin gave for the failure of the call just made. */
+static void error_text(backend *b, char *buf, size_t size, const char *fallback) {
+        snprintf(buf, size, "%s", b->call_error[0] ? b->call_error : fallback);
+}
+
+static int remember_unflushed(backend *b, spw_msg *m) {
+        if (b->n_unflushed == b->cap_unflushed) {
+                size_t ncap = b->cap_unflushed ? b->cap_unflushed * 2 : 256;
+                spw_msg **p = realloc(b->unflushed, ncap * sizeof *p);
+                if (!p)
+                        return -ENOMEM;
+                b->unflushed = p;
+                b->cap_unflushed = ncap;
+        }
+        b->unflushed[b->n_unflushed++] = m;
+        return 0;
+}
+
+/* Insert one message, retrying transient failures. Takes the message's
+ * reference: keeps it in `unflushed` on success, settles it on failure.
+ * Returns false when the retries were cut short by the drain deadline. */
+static bool insert_one(backend *b, spw_msg *m) {
+        char why[600];
+        for (unsigned attempt = 0;; attempt++) {
+                int r;
+                b->call_error[0] = 0;
+                enter_plugin(b);
+                r = b->plugin->ops.insert(b->self, &m->sig);
+                leave_plugin(b);
+                if (r == SPW_INSERT_OK) {
+                        atomic_fetch_add(&b->stats.inserted, 1);
+                        if (remember_unflushed(b, m) < 0)
+                                fail_msg(b, m, "out of memory");
+                        return true;
+                }
+                if (r == SPW_INSERT_RETRY) {
+                        if (attempt < b->cfg->q.max_retry) {
+                                atomic_fetch_add(&b->stats.retried, 1);
+                                if (retry_sleep(b, attempt))
+                                        continue;
+                                error_text(b, why, sizeof why, "transient failure");
+                                fail_msg(b, m, why);
+                                return false;
+                        }
+                        error_text(b, why, sizeof why, "transient failure");
+                        char tmp[700];
+                        snprintf(tmp, sizeof tmp, "%s (gave up after %u retries)", why, b->cfg->q.max_retry);
+                        fail_msg(b, m, tmp);
+                        return true;
+                }
+                error_text(b, why, sizeof why, r == SPW_INSERT_REJECT ? "rejected" : "insert returned an invalid code");
+                fail_msg(b, m, why);
+                return true;
+        }
+}
+
+static void settle_unflushed(backend *b, bool ok, const char *why) {
+        if (ok) {
+                atomic_fetch_add(&b->stats.flushed, b->n_unflushed);
+                for (size_t i = 0; i < b->n_unflushed; i++) {
+                        msg_settle(b->unflushed[i], b->name, true, NULL);
+                        msg_unref(b->unflushed[i]);
+                }
+        } else
+                for (size_t i = 0; i < b->n_unflushed; i++)
+                        fail_msg(b, b->unflushed[i], why);
+        b->n_unflushed = 0;
+}
+
+/* Flush; on a transient failure re-insert the batch and try again. */
+static void do_flush(backend *b) {
+        char why[600];
+        b->last_flush = now_monotonic();
+        if (!b->plugin->ops.flush) {
+                settle_unflushed(b, true, NULL);
+                return;
+        }
+        for (unsigned attempt = 0;; attempt++) {
+                int r;
+                b->call_error[0] = 0;
+                enter_plugin(b);
+                r = b->plugin->ops.flush(b->self);
+                leave_plugin(b);
+                if (r >= 0) {
+                        atomic_fetch_add(&b->stats.flushes, 1);
+                        settle_unflushed(b, true, NULL);
+                        return;
+                }
+                error_text(b, why, sizeof why, strerror(-r));
+                if (!is_transient(r) || attempt >= b->cfg->q.max_retry) {
+                        char tmp[700];
+                        if (is_transient(r))
+                                snprintf(tmp, sizeof tmp, "flush failed: %s (gave up after %u retries)", why, b->cfg->q.max_retry);
+                        else
+                                snprintf(tmp, sizeof tmp, "flush failed: %s", why);
+                        settle_unflushed(b, false, tmp);
+                        return;
+                }
+                atomic_fetch_add(&b->stats.retried, 1);
+                log_struct(LOG_NOTICE, LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_BACKEND_RETRY }, { "SPILLWAY_BACKEND", b->name }),
+                           "backend %s: flush of %zu signals failed (%s), retrying", b->name, b->n_unflushed, why);
+                if (!retry_sleep(b, attempt)) {
+                        settle_unflushed(b, false, "flush failed and the drain deadline passed");
+                        return;
+                }
+                /* the plugin undid the batch: insert it again */
+                size_t n = b->n_unflushed;
+                spw_msg **batch = b->unflushed;
+                b->unflushed = NULL;
+                b->n_unflushed = b->cap_unflushed = 0;
+                for (size_t i = 0; i < n; i++) {
+                        int k;
+                        b->call_error[0] = 0;
+                        enter_plugin(b);
+                        k = b->plugin->ops.insert(b->self, &batch[i]->sig);
+                        leave_plugin(b);
+                        if (k == SPW_INSERT_OK) {
+                                if (remember_unflushed(b, batch[i]) < 0)
+                                        fail_msg(b, batch[i], "out of memory");
+                        } else {
+                                error_text(b, why, sizeof why, "re-insert after a failed flush failed");
+                                fail_msg(b, batch[i], why);
+                        }
+                }
+                free(batch);
+        }
+}
+
+static void run_job(backend *b, admin_job *j);
+
+static admin_job *take_jobs(backend *b) {
+        admin_job *j;
+        pthread_mutex_lock(&b->jobs_lock);
+        j = b->jobs_head;
+        b->jobs_head = b->jobs_tail = NULL;
+        pthread_mutex_unlock(&b->jobs_lock);
+        return j;
+}
+
+static usec_t next_timer(backend *b) {
+        usec_t t = USEC_INFINITY;
+        for (size_t i = 0; i < b->n_timers; i++)
+                if (b->timers[i].next < t)
+                        t = b->timers[i].next;
+        return t;
+}
+
+static void run_timers(backend *b) {
+        usec_t now = now_monotonic();
+        bool ran = false;
+        for (size_t i = 0; i < b->n_timers; i++) {
+                backend_timer *t = &b->timers[i];
+                if (t->next > now)
+                        continue;
+                enter_plugin(b);
+                int r = t->fn(t->userdata, now_realtime());
+                leave_plugin(b);
+                if (r < 0) {
+                        char why[512];
+                        error_text(b, why, sizeof why, strerror(-r));
+                        log_struct(LOG_WARNING, LOG_FIELDS({ "SPILLWAY_BACKEND", b->name }),
+                                   "backend %s: background task failed: %s; it runs again in %lld ms", b->name, why,
+                                   (long long) (t->interval / USEC_PER_MSEC));
+                }
+                t->next = now_monotonic() + t->interval;
+                ran = true;
+        }
+        if (ran)
+                do_flush(b);
+}
+
+static void *worker_main(void *userdata) {
+        backend *b = userdata;
+        sigset_t all;
+        char tname[16];
+        void *items[POP_BATCH];
+        int r;
+
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, NULL);
+        snprintf(tname, sizeof tname, "spw-%s", b->name);
+        pthread_setname_np(pthread_self(), tname);
+
+        /* init */
+        b->may_schedule = true;
+        enter_plugin(b);
+        r = b->plugin->ops.init(&b->ctx, &backend_host, b->cfg->config, b->cfg->n_config, &b->self);
+        leave_plugin(b);
+        if (r < 0) {
+                pthread_mutex_lock(&b->info_lock);
+                snprintf(b->init_error, sizeof b->init_error, "%s", b->call_error[0] ? b->call_error : strerror(-r));
+                atomic_store(&b->state, BACKEND_FAILED);
+                pthread_cond_broadcast(&b->info_cond);
+                pthread_mutex_unlock(&b->info_lock);
+                return NULL;
+        }
+        if (b->plugin->ops.start_autocommit && b->autocommit) {
+                enter_plugin(b);
+                r = b->plugin->ops.start_autocommit(b->self);
+                leave_plugin(b);
+                if (r < 0) {
+                        char why[512];
+                        error_text(b, why, sizeof why, strerror(-r));
+                        log_struct(LOG_WARNING, LOG_FIELDS({ "SPILLWAY_BACKEND", b->name }),
+                                   "backend %s: background duties did not start: %s; serving without them", b->name, why);
+                }
+        }
+        b->may_schedule = false;
+        b->last_flush = now_monotonic();
+
+        pthread_mutex_lock(&b->info_lock);
+        atomic_store(&b->state, BACKEND_RUNNING);
+        pthread_cond_broadcast(&b->info_cond);
+        pthread_mutex_unlock(&b->info_lock);
+
+        for (;;) {
+                usec_t drain_deadline = 0, deadline, now;
+                bool stopping = stop_requested(b, &drain_deadline);
+                size_t n;
+                admin_job *jobs;
+
+                /* 1. administrative jobs */
+                jobs = take_jobs(b);
+                while (jobs) {
+                        admin_job *next = jobs->next;
+                        run_job(b, jobs);
+                        hub_post_job(b->hub, jobs);
+                        jobs = next;
+                }
+
+                /* 2. signals */
+                size_t room = b->cfg->q.flush_batch > b->n_unflushed ? b->cfg->q.flush_batch - b->n_unflushed : 1;
+                if (room > POP_BATCH)
+                        room = POP_BATCH;
+                if (b->n_unflushed > 0)
+                        deadline = b->last_flush + b->cfg->q.flush_interval;
+                else
+                        deadline = USEC_INFINITY;
+                if (next_timer(b) < deadline)
+                        deadline = next_timer(b);
+                if (stopping)
+                        deadline = 0; /* never sleep while draining */
+                n = queue_pop(&b->queue, items, room, deadline);
+                atomic_store(&b->last_activity, now_monotonic());
+                for (size_t i = 0; i < n; i++) {
+                        if (stopping && now_monotonic() > drain_deadline) {
+                                fail_msg(b, items[i], "undelivered: the drain timeout passed at stop");
+                                atomic_fetch_add(&b->stats.undelivered, 1);
+                                continue;
+                        }
+                        insert_one(b, items[i]);
+                }
+
+                /* 3. flush */
+                now = now_monotonic();
+                if (b->n_unflushed > 0 &&
+                    (b->n_unflushed >= b->cfg->q.flush_batch || now >= b->last_flush + b->cfg->q.flush_interval ||
+                     (stopping && n == 0)))
+                        do_flush(b);
+
+                /* 4. timers */
+                if (!stopping && next_timer(b) <= now_monotonic())
+                        run_timers(b);
+
+                if (stopping && n == 0 && b->n_unflushed == 0) {
+                        /* queue empty (or deadline passed and emptied): done */
+                        if (queue_count(&b->queue) == 0)
+                                break;
+                }
+        }
+
+        /* last jobs (answer them rather than leaving callers waiting) */
+        admin_job *jobs = take_jobs(b);
+        while (jobs) {
+                admin_job *next = jobs->next;
+                run_job(b, jobs);
+                hub_post_job(b->hub, jobs);
+                jobs = next;
+        }
+        if (b->plugin->ops.shutdown) {
+                enter_plugin(b);
+                b->plugin->ops.shutdown(b->self);
+                leave_plugin(b);
+        }
+        b->self = NULL;
+        pthread_mutex_lock(&b->info_lock);
+        atomic_store(&b->state, BACKEND_STOPPED);
+        pthread_mutex_unlock(&b->info_lock);
+        hub_signal_backend_event(b->hub);
+        return NULL;
+}
+
+/* ------------------------------------------------------------ admin jobs */
+
+typedef struct list_ctx {
+        admin_job *job;
+} list_ctx;
+
+static int list_row(const spw_ban_row *row, void *userdata) {
+        admin_job *j = ((list_ctx *) userdata)->job;
+        if (!ban_filter_match(&j->filter, row))
+                return 0;
+        j->total++;
+        if (j->limit == 0 || json_array_size(j->rows) < j->limit) {
+                json_t *o = ban_row_to_json(row);
+                if (!o || json_array_append_new(j->rows, o) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static void job_error(backend *b, admin_job *j, const char *what) {
+        char why[512];
+        error_text(b, why, sizeof why, strerror(-j->r));
+        snprintf(j->error, sizeof j->error, "backend '%.64s': %s: %.400s", b->name, what, why);
+}
+
+static void run_job(backend *b, admin_job *j) {
+        b->call_error[0] = 0;
+        switch (j->type) {
+        case JOB_LIST: {
+                list_ctx ctx = { j };
+                if (!b->plugin->ops.read_at) {
+                        j->r = -EOPNOTSUPP;
+                        snprintf(j->error, sizeof j->error, "backend '%s' stores no bans", b->name);
+                        return;
+                }
+                j->rows = json_array();
+                if (!j->rows) {
+                        j->r = -ENOMEM;
+                        return;
+                }
+                enter_plugin(b);
+                j->r = b->plugin->ops.read_at(b->self, j->at, list_row, &ctx);
+                leave_plugin(b);
+                if (j->r < 0)
+                        job_error(b, j, "reading bans failed");
+                return;
+        }
+        case JOB_DELETE:
+        case JOB_DELETE_ALL: {
+                int (*op_target)(void *, const char *, uint64_t *) = b->plugin->ops.delete_target;
+                int (*op_all)(void *, uint64_t *) = b->plugin->ops.delete_all;
+                if (j->type == JOB_DELETE ? !op_target : !op_all) {
+                        j->r = -EOPNOTSUPP;
+                        snprintf(j->error, sizeof j->error, "backend '%s' cannot delete bans", b->name);
+                        return;
+                }
+                enter_plugin(b);
+                j->r = j->type == JOB_DELETE ? op_target(b->self, j->target, &j->count) : op_all(b->self, &j->count);
+                leave_plugin(b);
+                if (j->r < 0) {
+                        job_error(b, j, "deleting bans failed");
+                        return;
+                }
+                break;
+        }
+        case JOB_INSERT: {
+                enter_plugin(b);
+                int r = b->plugin->ops.insert(b->self, &j->msg->sig);
+                leave_plugin(b);
+                if (r != SPW_INSERT_OK) {
+                        j->r = r == SPW_INSERT_RETRY ? -EAGAIN : -EINVAL;
+                        job_error(b, j, "storing the ban failed");
+                        return;
+                }
+                atomic_fetch_add(&b->stats.inserted, 1);
+                break;
+        }
+        }
+        /* administrative writes are made durable before the reply */
+        if (b->plugin->ops.flush) {
+                enter_plugin(b);
+                int r = b->plugin->ops.flush(b->self);
+                leave_plugin(b);
+                if (r < 0) {
+                        j->r = r;
+                        job_error(b, j, "committing failed");
+                        /* the plugin rolled its batch back: signals inserted
+                         * before the job go through the normal retry path */
+                        size_t n = b->n_unflushed;
+                        spw_msg **batch = b->unflushed;
+                        b->unflushed = NULL;
+                        b->n_unflushed = b->cap_unflushed = 0;
+                        for (size_t i = 0; i < n; i++)
+                                insert_one(b, batch[i]);
+                        free(batch);
+                        return;
+                }
+                atomic_fetch_add(&b->stats.flushes, 1);
+                settle_unflushed(b, true, NULL);
+                b->last_flush = now_monotonic();
+        }
+}
+
+/* ------------------------------------------------------------ main thread API */
+
+static void backend_free(backend *b) {
+        queue_deinit(&b->queue, msg_unref_void);
+        admin_job *j = b->jobs_head;
+        while (j) {
+                admin_job *n = j->next;
+                admin_job_free(j);
+                j = n;
+        }
+        for (size_t i = 0; i < b->n_status; i++) {
+                free((char *) b->status[i].key);
+                free((char *) b->status[i].value);
+        }
+        for (size_t i = 0; i < b->n_unflushed; i++)
+                msg_unref(b->unflushed[i]);
+        free(b->unflushed);
+        pthread_mutex_destroy(&b->info_lock);
+        pthread_cond_destroy(&b->info_cond);
+        pthread_mutex_destroy(&b->jobs_lock);
+        config_ref_unref(b->config_ref);
+        free(b);
+}
+
+int backend_start(const backend_config *cfg, spw_config_ref *config_ref, spw_plugin *plugin, hub *h,
+                  const char *state_dir, usec_t stuck_timeout, bool autocommit, backend **ret) {
+        backend *b;
+        pthread_condattr_t attr;
+        int r;
+
+        b = calloc(1, sizeof *b);
+        if (!b)
+                return -ENOMEM;
+        b->cfg = cfg;
+        b->config_ref = config_ref_ref(config_ref);
+        b->plugin = plugin;
+        b->name = cfg->name;
+        b->ctx.b = b;
+        b->hub = h;
+        b->state_dir = state_dir;
+        b->stuck_timeout = stuck_timeout;
+        b->refs = 1;
+        b->log_rl = (ratelimit) RATELIMIT_INIT(10 * USEC_PER_SEC, 200);
+        b->fail_rl = (ratelimit) RATELIMIT_INIT(10 * USEC_PER_SEC, 20);
+        b->drop_rl = (ratelimit) RATELIMIT_INIT(10 * USEC_PER_SEC, 1);
+        pthread_mutex_init(&b->info_lock, NULL);
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&b->info_cond, &attr);
+        pthread_condattr_destroy(&attr);
+        pthread_mutex_init(&b->jobs_lock, NULL);
+        atomic_init(&b->state, BACKEND_INITIALIZING);
+        r = queue_init(&b->queue, cfg->q.size, hub_signal_space, h);
+        if (r < 0) {
+                backend_free(b);
+                return r;
+        }
+        b->autocommit = autocommit;
+
+        r = -pthread_create(&b->thread, NULL, worker_main, b);
+        if (r < 0) {
+                backend_free(b);
+                return r;
+        }
+        b->thread_started = true;
+
+        /* wait for init */
+        usec_t until = now_monotonic() + INIT_TIMEOUT;
+        pthread_mutex_lock(&b->info_lock);
+        while (atomic_load(&b->state) == BACKEND_INITIALIZING && now_monotonic() < until) {
+                struct timespec ts = { .tv_sec = (time_t) (until / USEC_PER_SEC), .tv_nsec = (long) (until % USEC_PER_SEC) * 1000 };
+                pthread_cond_timedwait(&b->info_cond, &b->info_lock, &ts);
+        }
+        if (atomic_load(&b->state) == BACKEND_INITIALIZING)
+                snprintf(b->init_error, sizeof b->init_error, "init did not return within %lld s",
+                         (long long) (INIT_TIMEOUT / USEC_PER_SEC));
+        pthread_mutex_unlock(&b->info_lock);
+
+        if (atomic_load(&b->state) == BACKEND_FAILED)
+                pthread_join(b->thread, NULL), b->thread_started = false;
+        *ret = b;
+        return 0;
+}
+
+backend *backend_ref(backend *b) {
+        b->refs++;
+        return b;
+}
+
+backend *backend_unref(backend *b) {
+        if (!b || --b->refs > 0)
+                return NULL;
+        if (b->thread_started) {
+                backend_state s = atomic_load(&b->state);
+                if (s == BACKEND_INITIALIZING) {
+                        /* a hung init: we cannot free what the thread uses */
+                        log_error("backend %s: init never returned; leaking it", b->name);
+                        return NULL;
+                }
+                backend_stop(b, now_monotonic());
+                pthread_join(b->thread, NULL);
+                b->thread_started = false;
+        }
+        backend_free(b);
+        return NULL;
+}
+
+int backend_submit(backend *b, spw_msg *m) {
+        void *evicted = NULL;
+        int r;
+
+        if (atomic_load(&b->state) != BACKEND_RUNNING || b->retiring)
+                return -ESHUTDOWN;
+        atomic_fetch_add(&b->stats.received, 1);
+        switch (b->cfg->q.policy) {
+        case ON_FULL_BLOCK:
+                r = queue_push(&b->queue, msg_ref(m));
+                if (r < 0) {
+                        atomic_fetch_sub(&b->stats.received, 1);
+                        msg_unref(m);
+                }
+                return r;
+        case ON_FULL_DROP_NEWEST:
+                r = queue_push(&b->queue, msg_ref(m));
+                if (r < 0) {
+                        msg_unref(m);
+                        atomic_fetch_add(&b->stats.dropped, 1);
+                        msg_settle(m, b->name, false, "dropped: queue full (on_full: drop_newest)");
+                        return 2;
+                }
+                return 0;
+        case ON_FULL_DROP_OLDEST:
+                queue_push_evict(&b->queue, msg_ref(m), &evicted);
+                if (evicted) {
+                        atomic_fetch_add(&b->stats.dropped, 1);
+                        msg_settle(evicted, b->name, false, "dropped: queue full (on_full: drop_oldest)");
+                        msg_unref(evicted);
+                        return 1;
+                }
+                return 0;
+        }
+        return -EINVAL;
+}
+
+void backend_post_job(backend *b, admin_job *j) {
+        j->next = NULL;
+        pthread_mutex_lock(&b->jobs_lock);
+        if (b->jobs_tail)
+                b->jobs_tail->next = j;
+        else
+                b->jobs_head = j;
+        b->jobs_tail = j;
+        pthread_mutex_unlock(&b->jobs_lock);
+        queue_kick(&b->queue);
+}
+
+void backend_stop(backend *b, usec_t deadline) {
+        pthread_mutex_lock(&b->info_lock);
+        if (!b->stop_requested || deadline < b->drain_deadline)
+                b->drain_deadline = deadline;
+        b->stop_requested = true;
+        if (atomic_load(&b->state) == BACKEND_RUNNING)
+                atomic_store(&b->state, BACKEND_STOPPING);
+        pthread_cond_broadcast(&b->info_cond);
+        pthread_mutex_unlock(&b->info_lock);
+        queue_kick(&b->queue);
+}
+
+void backend_join(backend *b) {
+        if (b->thread_started && atomic_load(&b->state) == BACKEND_STOPPED) {
+                pthread_join(b->thread, NULL);
+                b->thread_started = false;
+        }
+}
+
+bool backend_is_stuck(backend *b, usec_t now, usec_t *busy_for) {
+        usec_t since = atomic_load(&b->busy_since);
+        if (busy_for)
+                *busy_for = since ? now - since : 0;
+        return since != 0 && now - since > b->stuck_timeout;
+}
+
+backend_state backend_get_state(backend *b) {
+        return atomic_load(&b->state);
+}
+
+bool backend_can(const backend *b, const char *op) {
+        if (streq(op, "read_at"))
+                return b->plugin->ops.read_at != NULL;
+        if (streq(op, "delete_target"))
+                return b->plugin->ops.delete_target != NULL;
+        if (streq(op, "delete_all"))
+                return b->plugin->ops.delete_all != NULL;
+        return false;
+}
+
+void backend_last_error(backend *b, char *buf, size_t size, usec_t *at) {
+        pthread_mutex_lock(&b->info_lock);
+        snprintf(buf, size, "%s", b->init_error[0] ? b->init_error : b->last_error);
+        if (at)
+                *at = b->last_error_at;
+        pthread_mutex_unlock(&b->info_lock);
+}
+
+json_t *backend_status_json(backend *b) {
+        json_t *o = json_object();
+        if (!o)
+                return NULL;
+        pthread_mutex_lock(&b->info_lock);
+        for (size_t i = 0; i < b->n_status; i++)
+                json_object_set_new(o, b->status[i].key, json_string(b->status[i].value));
+        pthread_mutex_unlock(&b->info_lock);
+        return o;
+}

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * A running backend instance: one plugin instance, its bounded queue and
+ * its worker thread.
+ *
+ * DESIGN
+ *   Ownership. The main thread creates, submits to, stops and frees a
+ *   backend. The worker thread is the only caller of the plugin (init,
+ *   insert, flush, timers, admin jobs, shutdown, in that thread only), so
+ *   plugins need no locks. Messages move into the queue on submit and are
+ *   owned by the worker from pop until they are settled.
+ *
+ *   What is locked. The queue has its own lock (queue.h). `info_lock`
+ *   protects the texts the main thread reads for status (last error, plugin
+ *   status) and the stop/sleep condition. Counters are atomics. Admin jobs
+ *   are handed over under `jobs_lock`.
+ *
+ *   Order. Each backend receives signals in submit order. Retries hold the
+ *   queue: a transient failure delays later signals of that backend only.
+ *
+ *   Full queue. The main thread applies the policy: block (the caller parks
+ *   the request until the queue signals space, bounded by block_timeout),
+ *   drop_oldest (the evicted message is settled as dropped) or drop_newest
+ *   (the new message is settled as dropped). Every drop is counted.
+ *
+ *   Health. `busy_since` is the monotonic time the worker entered a plugin
+ *   call, 0 outside calls: a value older than stuck_timeout means the worker
+ *   is wedged (the daemon then stops the watchdog pings). Waiting for work
+ *   or sleeping between retries is not "busy".
+ *
+ *   Stop. backend_stop() asks the worker to drain its queue until a deadline,
+ *   flush, call shutdown and exit; what is left is settled as undelivered
+ *   and counted. The main thread learns about it through the hub.
+ */
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "admin.h"
+#include "config.h"
+#include "message.h"
+#include "plugin.h"
+#include "queue.h"
+#include "ratelimit.h"
+
+typedef enum backend_state {
+        BACKEND_INITIALIZING,
+        BACKEND_RUNNING,
+        BACKEND_FAILED,      /* init failed; the backend is discarded */
+        BACKEND_STOPPING,
+        BACKEND_STOPPED,     /* worker exited */
+} backend_state;
+
+const char *backend_state_to_string(backend_state s);
+
+typedef struct backend backend;
+
+struct spw_ctx {
+        backend *b;
+};
+
+typedef struct backend_timer {
+        usec_t interval;
+        usec_t next;              /* monotonic */
+        spw_timer_fn fn;
+        void *userdata;
+} backend_timer;
+
+#define BACKEND_MAX_TIMERS 8
+#define BACKEND_MAX_STATUS 32
+
+typedef struct backend_stats {
+        atomic_ullong received;   /* submitted to the queue */
+        atomic_ullong inserted;   /* insert() succeeded */
+        atomic_ullong flushed;    /* signals made durable by a successful flush */
+        atomic_ullong failed;     /* given up: rejected, retries exhausted, undelivered */
+        atomic_ullong retried;    /* retry attempts (insert or flush) */
+        atomic_ullong dropped;    /* queue-full drops */
+        atomic_ullong flushes;    /* successful flush() calls */
+        atomic_ullong undelivered;/* left at stop */
+} backend_stats;
+
+struct backend {
+        const backend_config *cfg;    /* borrowed from `config`, which we hold a reference on */
+        struct spw_config_ref *config_ref;
+        spw_plugin *plugin;
+        const char *name;
+        void *self;
+        struct spw_ctx ctx;
+        spw_queue queue;
+        hub *hub;
+        pthread_t thread;
+        bool thread_started;
+        usec_t stuck_timeout;
+        const char *state_dir;
+
+        atomic_int state;
+        atomic_llong busy_since;
+        atomic_llong last_activity;   /* monotonic, last time the worker did anything */
+        backend_stats stats;
+
+        pthread_mutex_t info_lock;
+        pthread_cond_t info_cond;     /* init done; stop requested (wakes retry sleeps) */
+        char last_error[512];
+        usec_t last_error_at;         /* realtime */
+        char init_error[512];
+        spw_kv status[BACKEND_MAX_STATUS];
+        size_t n_status;
+        bool stop_requested;
+        usec_t drain_deadline;        /* monotonic */
+
+        pthread_mutex_t jobs_lock;
+        admin_job *jobs_head, *jobs_tail;
+
+        /* worker thread only */
+        char call_error[512];         /* set_error() text of the current call */
+        bool autocommit;
+        backend_timer timers[BACKEND_MAX_TIMERS];
+        size_t n_timers;
+        bool may_schedule;
+        usec_t retry_after;
+        spw_msg **unflushed;
+        size_t n_unflushed, cap_unflushed;
+        usec_t last_flush;
+        ratelimit log_rl;
+        ratelimit fail_rl;
+
+        /* main thread only */
+        unsigned refs;
+        bool retiring;
+        ratelimit drop_rl;
+        uint64_t drops_reported;
+};
+
+/* Start the worker; it calls init() and returns to the caller once init has
+ * finished (or init_timeout passed). On an init failure the backend is
+ * returned in BACKEND_FAILED state with init_error filled: the caller logs
+ * and frees it. */
+int backend_start(const backend_config *cfg, struct spw_config_ref *config_ref, spw_plugin *plugin, hub *h,
+                  const char *state_dir, usec_t stuck_timeout, bool autocommit, backend **ret);
+
+backend *backend_ref(backend *b);
+backend *backend_unref(backend *b);   /* main thread; frees a stopped backend */
+
+/* Push a message; applies the full-queue policy. Returns
+ *   0         queued
+ *   -EAGAIN   full and the policy is block (nothing queued: park and retry)
+ *   1         queued, and the oldest message was dropped
+ *   2         the new message was dropped (drop_newest)
+ *   -ESHUTDOWN the backend is stopping */
+int backend_submit(backend *b, spw_msg *m);
+
+void backend_post_job(backend *b, admin_job *j);
+
+/* Ask the worker to drain until `deadline` (monotonic), then shut down. */
+void backend_stop(backend *b, usec_t deadline);
+/* Join the worker once it reported BACKEND_STOPPED (main thread). */
+void backend_join(backend *b);
+
+bool backend_is_stuck(backend *b, usec_t now, usec_t *busy_for);
+backend_state backend_get_state(backend *b);
+bool backend_can(const backend *b, const char *op);  /* "read_at", "delete_target", "delete_all" */
+
+/* Copy of last_error and its time; plugin status as a JSON object. */
+void backend_last_error(backend *b, char *buf, size_t size, usec_t *at);
+json_t *backend_status_json(backend *b);
+
+/* The host services table given to every plugin. */
+extern const struct spw_host backend_host;
+
+/* Reference-counted wrapper of a spw_config, so backends keep the config
+ * they were started with alive across reloads (main thread only). */
+typedef struct spw_config_ref {
+        spw_config *config;
+        unsigned refs;
+} spw_config_ref;
+
+spw_config_ref *config_ref_new(spw_config *c);  /* takes ownership */
+spw_config_ref *config_ref_ref(spw_config_ref *r);
+spw_config_ref *config_ref_unref(spw_config_ref *r);

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Compiled-in defaults; each is documented in spillway.yaml(5). */
+
+#include "build-config.h" /* from meson: SPW_* directories */
+#include "timeutil.h"
+
+#define SPW_DEFAULT_MAX_LINE          (1u << 20)              /* 1 MiB per JSON line */
+#define SPW_DEFAULT_MAX_CONNECTIONS   1024u
+#define SPW_DEFAULT_CLIENT_TIMEOUT    (60 * USEC_PER_SEC)     /* partial line with no progress */
+#define SPW_DEFAULT_QUEUE_SIZE        10000u
+#define SPW_DEFAULT_BLOCK_TIMEOUT     (5 * USEC_PER_SEC)
+#define SPW_DEFAULT_FLUSH_INTERVAL    (200 * USEC_PER_MSEC)
+#define SPW_DEFAULT_FLUSH_BATCH       1000u
+#define SPW_DEFAULT_MAX_RETRY         5u
+#define SPW_DEFAULT_RETRY_BACKOFF     (500 * USEC_PER_MSEC)
+#define SPW_DEFAULT_RETRY_BACKOFF_MAX (30 * USEC_PER_SEC)
+#define SPW_DEFAULT_DRAIN_TIMEOUT     (10 * USEC_PER_SEC)
+#define SPW_DEFAULT_STUCK_TIMEOUT     (60 * USEC_PER_SEC)
+#define SPW_DEFAULT_STATUS_INTERVAL   (500 * USEC_PER_MSEC)

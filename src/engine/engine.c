@@ -1,0 +1,487 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Engine: configuration -> running backends + router, and the fan-out step.
+ *
+ * Invariants
+ *   - slots[i] corresponds to config->backends[i] and to bit i of the
+ *     router's masks.
+ *   - A backend pointer is only used by the main thread while it holds a
+ *     reference (slots, retiring, fanouts of parked requests).
+ *   - A message reaches a backend either entirely (queued) or not at all;
+ *     engine_push checks every block-policy queue for room before pushing to
+ *     any, and the main thread is the only producer, so room cannot vanish
+ *     between the check and the push.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "log.h"
+#include "messages.h"
+#include "sigmodel.h"
+
+static int load_plugins(spw_config *c, const engine_options *o, spw_plugin **plugins, spw_error *err) {
+        if (c->n_backends > ENGINE_MAX_BACKENDS)
+                return spw_error_set(err, -E2BIG, "%s: %zu backends configured, at most %d are supported", c->backend_dir,
+                                     c->n_backends, ENGINE_MAX_BACKENDS);
+        for (size_t i = 0; i < c->n_backends; i++) {
+                backend_config *b = &c->backends[i];
+                int r = plugin_load(b->path, !o->allow_unsafe_plugins, &plugins[i], err);
+                if (r < 0) {
+                        spw_error_prefix(err, "%s:%u: backend '%s'", b->file, b->line, b->name);
+                        return r;
+                }
+                r = config_validate_backend(b, plugins[i], err);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int load_router(spw_config *c, spw_plugin **plugins, spw_router **ret, spw_error *err) {
+        const char *names[ENGINE_MAX_BACKENDS];
+        unsigned flags[ENGINE_MAX_BACKENDS];
+
+        if (access(c->profiles, F_OK) < 0 && errno == ENOENT) {
+                *ret = NULL; /* no routing file: every signal to every backend */
+                return 0;
+        }
+        for (size_t i = 0; i < c->n_backends; i++) {
+                names[i] = c->backends[i].name;
+                flags[i] = plugins[i]->ops.read_at ? ROUTE_BACKEND_STORES_BANS : 0;
+        }
+        return router_load_file(c->profiles, names, flags, c->n_backends, ret, err);
+}
+
+int engine_check_config(spw_config *c, const engine_options *o, spw_error *err) {
+        spw_plugin *plugins[ENGINE_MAX_BACKENDS];
+        _cleanup_(router_freep) spw_router *router = NULL;
+        int r;
+
+        r = load_plugins(c, o, plugins, err);
+        if (r < 0)
+                return r;
+        return load_router(c, plugins, &router, err);
+}
+
+static void log_backend_started(backend *b) {
+        _cleanup_free_ char *map = backend_config_describe(b->cfg);
+        log_struct(LOG_INFO,
+                   LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_BACKEND_LOADED }, { "SPILLWAY_BACKEND", b->name },
+                              { "SPILLWAY_PLUGIN", b->plugin->ops.name }, { "SPILLWAY_PLUGIN_PATH", b->plugin->path }),
+                   "backend %s: plugin %s %s initialised with config %s (queue %u, on_full %s)", b->name,
+                   b->plugin->ops.name, strempty(b->plugin->ops.version), strna(map), b->cfg->q.size,
+                   on_full_to_string(b->cfg->q.policy));
+}
+
+static void log_backend_failed(const backend_config *bc, const char *why) {
+        log_struct(LOG_ERR, LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_BACKEND_FAILED }, { "SPILLWAY_BACKEND", bc->name }),
+                   "backend %s (%s): initialisation failed: %s; the backend is discarded, the others keep running",
+                   bc->name, bc->path, why);
+}
+
+/* Start backend i of config c, or reuse `reuse` when given. */
+static int start_slot(engine *e, spw_config_ref *ref, size_t i, spw_plugin *plugin, backend *reuse, engine_slot *slot) {
+        const backend_config *bc = &ref->config->backends[i];
+        backend *b;
+        int r;
+
+        slot->name = strdup(bc->name);
+        if (!slot->name)
+                return -ENOMEM;
+        if (reuse) {
+                slot->b = backend_ref(reuse);
+                return 0;
+        }
+        r = backend_start(bc, ref, plugin, &e->hub, ref->config->state_dir, ref->config->stuck_timeout, true, &b);
+        if (r < 0) {
+                slot->error = strdup(strerror(-r));
+                log_backend_failed(bc, strerror(-r));
+                return 0;
+        }
+        if (backend_get_state(b) != BACKEND_RUNNING) {
+                char why[512];
+                backend_last_error(b, why, sizeof why, NULL);
+                slot->error = strdup(why);
+                log_backend_failed(bc, why);
+                backend_unref(b);
+                return 0;
+        }
+        slot->b = b;
+        log_backend_started(b);
+        return 0;
+}
+
+static void slots_free(engine_slot *slots, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(slots[i].name);
+                free(slots[i].error);
+                backend_unref(slots[i].b);
+        }
+        free(slots);
+}
+
+int engine_new(spw_config *c, const engine_options *o, engine **ret, spw_error *err) {
+        spw_plugin *plugins[ENGINE_MAX_BACKENDS];
+        engine *e;
+        size_t running = 0;
+        int r;
+
+        r = load_plugins(c, o, plugins, err);
+        if (r < 0) {
+                config_free(c);
+                return r;
+        }
+        e = calloc(1, sizeof *e);
+        if (!e) {
+                config_free(c);
+                return -ENOMEM;
+        }
+        e->opt = *o;
+        e->ban_rl = (ratelimit) RATELIMIT_INIT(10 * USEC_PER_SEC, 1000);
+        e->warn_rl = (ratelimit) RATELIMIT_INIT(10 * USEC_PER_SEC, 50);
+        e->config = config_ref_new(c);
+        if (!e->config) {
+                config_free(c);
+                free(e);
+                return -ENOMEM;
+        }
+        r = hub_init(&e->hub);
+        if (r < 0) {
+                config_ref_unref(e->config);
+                free(e);
+                return r;
+        }
+        r = load_router(c, plugins, &e->router, err);
+        if (r < 0)
+                goto fail;
+        e->slots = calloc(c->n_backends, sizeof *e->slots);
+        if (!e->slots) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        e->n_slots = c->n_backends;
+        for (size_t i = 0; i < c->n_backends; i++) {
+                r = start_slot(e, e->config, i, plugins[i], NULL, &e->slots[i]);
+                if (r < 0)
+                        goto fail;
+                running += e->slots[i].b != NULL;
+        }
+        if (running == 0) {
+                r = spw_error_set(err, -ENODEV, "no backend could be started (%zu configured, see the errors above)", c->n_backends);
+                goto fail;
+        }
+        *ret = e;
+        return 0;
+fail:
+        engine_free(e);
+        return r;
+}
+
+engine *engine_free(engine *e) {
+        if (!e)
+                return NULL;
+        engine_stop(e, now_monotonic() + e->config->config->drain_timeout);
+        slots_free(e->slots, e->n_slots);
+        for (size_t i = 0; i < e->n_retiring; i++)
+                backend_unref(e->retiring[i]);
+        free(e->retiring);
+        router_free(e->router);
+        hub_deinit(&e->hub);
+        config_ref_unref(e->config);
+        free(e);
+        return NULL;
+}
+
+const spw_config *engine_config(engine *e) {
+        return e->config->config;
+}
+
+/* ------------------------------------------------------------ routing */
+
+void fanout_release(fanout *f) {
+        for (size_t i = 0; i < f->n_targets; i++)
+                backend_unref(f->targets[i]);
+        f->n_targets = 0;
+        free(f->unavailable);
+        f->unavailable = NULL;
+}
+
+static void add_unavailable(fanout *f, const char *name) {
+        char *n = NULL;
+        if (asprintf(&n, "%s%s%s", f->unavailable ? f->unavailable : "", f->unavailable ? ", " : "", name) < 0)
+                return;
+        free(f->unavailable);
+        f->unavailable = n;
+}
+
+static void log_decisions(engine *e, const spw_msg *m, const route_result *res) {
+        for (size_t i = 0; i < res->n_warnings; i++) {
+                const route_warning *w = &res->warnings[i];
+                if (w->level == LOG_DEBUG) {
+                        log_struct(LOG_DEBUG, LOG_FIELDS({ "SPILLWAY_PROFILE", w->profile }, { "SPILLWAY_SCENARIO", m->sig.scenario }),
+                                   "profile %s: %s", w->profile, w->message);
+                        continue;
+                }
+                uint64_t suppressed = 0;
+                if (!ratelimit_below(&e->warn_rl, &suppressed))
+                        continue;
+                if (suppressed)
+                        log_warning("%llu routing warnings suppressed (rate limit)", (unsigned long long) suppressed);
+                log_struct(LOG_WARNING, LOG_FIELDS({ "SPILLWAY_PROFILE", w->profile }, { "SPILLWAY_SCENARIO", m->sig.scenario }),
+                           "profile %s: %s; profile skipped for this signal", w->profile, w->message);
+        }
+        for (size_t i = 0; i < res->n_matches; i++) {
+                const route_match *mt = &res->matches[i];
+                for (size_t k = 0; k < mt->n_bans; k++) {
+                        const spw_ban *ban = &mt->bans[k];
+                        char dur[DURATION_MAX];
+                        uint64_t suppressed = 0;
+                        usec_t base = m->sig.stop_at ? m->sig.stop_at : m->sig.received_at;
+                        if (!ratelimit_below(&e->ban_rl, &suppressed))
+                                continue;
+                        if (suppressed)
+                                log_info("%llu ban decisions not logged (rate limit)", (unsigned long long) suppressed);
+                        format_duration(dur, sizeof dur, ban->until - base);
+                        log_struct(LOG_INFO,
+                                   LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_BAN_DECISION }, { "SPILLWAY_PROFILE", mt->profile },
+                                              { "SPILLWAY_SCENARIO", m->sig.scenario }, { "SPILLWAY_TARGET", ban->ip_text },
+                                              { "SPILLWAY_ACTION", ban->measure_type }, { "SPILLWAY_DURATION", dur }),
+                                   "profile %s: %s %s for %s (%s)", mt->profile, ban->measure_type, ban->ip_text, dur,
+                                   strna(m->sig.scenario));
+                }
+        }
+}
+
+int engine_route(engine *e, spw_msg *m, fanout *f) {
+        uint64_t mask = 0;
+
+        f->n_targets = 0;
+        f->unavailable = NULL;
+        if (e->router) {
+                route_result res = { 0 };
+                int r = router_route(e->router, &m->sig, now_realtime(), &m->arena, &res);
+                if (r < 0)
+                        return r;
+                mask = res.backends;
+                if (res.n_bans > 0) {
+                        spw_ban *all = arena_alloc(&m->arena, sizeof *all * (m->sig.n_bans + res.n_bans));
+                        if (!all)
+                                return -ENOMEM;
+                        if (m->sig.n_bans)
+                                memcpy(all, m->sig.bans, sizeof *all * m->sig.n_bans);
+                        memcpy(all + m->sig.n_bans, res.bans, sizeof *all * res.n_bans);
+                        m->sig.bans = all;
+                        m->sig.n_bans += res.n_bans;
+                }
+                log_decisions(e, m, &res);
+        } else
+                mask = e->n_slots >= 64 ? UINT64_MAX : (UINT64_C(1) << e->n_slots) - 1;
+
+        for (size_t i = 0; i < e->n_slots; i++) {
+                if (!(mask & (UINT64_C(1) << i)))
+                        continue;
+                if (!e->slots[i].b) {
+                        add_unavailable(f, e->slots[i].name);
+                        continue;
+                }
+                f->targets[f->n_targets++] = backend_ref(e->slots[i].b);
+        }
+        return 0;
+}
+
+int engine_push(engine *e, spw_msg *m, fanout *f, push_result *res) {
+        size_t dl = 0;
+
+        res->blocked = NULL;
+        res->dropped[0] = 0;
+        for (size_t i = 0; i < f->n_targets; i++) {
+                backend *b = f->targets[i];
+                if (b->retiring || backend_get_state(b) != BACKEND_RUNNING)
+                        continue;
+                if (b->cfg->q.policy == ON_FULL_BLOCK && !queue_room_or_arm(&b->queue)) {
+                        res->blocked = b;
+                        return -EAGAIN;
+                }
+        }
+
+        msg_expect(m, &e->hub, (int) f->n_targets + (f->unavailable ? 1 : 0));
+        if (f->unavailable)
+                msg_settle(m, f->unavailable, false, "not running (initialisation failed)");
+        for (size_t i = 0; i < f->n_targets; i++) {
+                backend *b = f->targets[i];
+                int r;
+                r = backend_submit(b, m);
+                if (r == -ESHUTDOWN) {
+                        msg_settle(m, b->name, false, "the backend is stopping");
+                        continue;
+                }
+                if (r == -EAGAIN) {
+                        /* impossible: we are the only producer and checked for room */
+                        msg_settle(m, b->name, false, "queue full");
+                        continue;
+                }
+                if (r > 0) {
+                        uint64_t suppressed = 0;
+                        dl += (size_t) snprintf(res->dropped + dl, dl < sizeof res->dropped ? sizeof res->dropped - dl : 0,
+                                                "%s%s", dl ? "," : "", b->name);
+                        if (dl >= sizeof res->dropped)
+                                dl = sizeof res->dropped - 1;
+                        if (ratelimit_below(&b->drop_rl, &suppressed)) {
+                                char cnt[32];
+                                unsigned long long total = atomic_load(&b->stats.dropped);
+                                snprintf(cnt, sizeof cnt, "%llu", total);
+                                log_struct(LOG_WARNING,
+                                           LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_QUEUE_FULL }, { "SPILLWAY_BACKEND", b->name },
+                                                      { "SPILLWAY_DROPPED", cnt }),
+                                           "backend %s: queue full (%u), dropping the %s signal (on_full: %s); %llu dropped so far",
+                                           b->name, b->cfg->q.size, r == 1 ? "oldest" : "newest",
+                                           on_full_to_string(b->cfg->q.policy), total);
+                        }
+                }
+        }
+        return 0;
+}
+
+/* ------------------------------------------------------------ reload */
+
+static backend *find_running(engine *e, const backend_config *bc) {
+        for (size_t i = 0; i < e->n_slots; i++) {
+                backend *b = e->slots[i].b;
+                if (b && streq(b->name, bc->name) && streq(b->cfg->fingerprint, bc->fingerprint))
+                        return b;
+        }
+        return NULL;
+}
+
+int engine_reload(engine *e, spw_config *c, spw_error *err) {
+        spw_plugin *plugins[ENGINE_MAX_BACKENDS];
+        spw_router *router = NULL;
+        spw_config_ref *ref;
+        engine_slot *slots;
+        size_t running = 0;
+        int r;
+
+        r = load_plugins(c, &e->opt, plugins, err);
+        if (r < 0) {
+                config_free(c);
+                return r;
+        }
+        r = load_router(c, plugins, &router, err);
+        if (r < 0) {
+                config_free(c);
+                return r;
+        }
+        ref = config_ref_new(c);
+        slots = calloc(c->n_backends ? c->n_backends : 1, sizeof *slots);
+        if (!ref || !slots) {
+                free(slots);
+                router_free(router);
+                if (ref)
+                        config_ref_unref(ref);
+                else
+                        config_free(c);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < c->n_backends; i++) {
+                r = start_slot(e, ref, i, plugins[i], find_running(e, &c->backends[i]), &slots[i]);
+                if (r < 0) {
+                        slots_free(slots, c->n_backends);
+                        router_free(router);
+                        config_ref_unref(ref);
+                        return r;
+                }
+                running += slots[i].b != NULL;
+        }
+        if (running == 0) {
+                slots_free(slots, c->n_backends);
+                router_free(router);
+                config_ref_unref(ref);
+                return spw_error_set(err, -ENODEV, "no backend of the new configuration could be started");
+        }
+
+        /* swap: backends not carried over drain and stop in the background */
+        for (size_t i = 0; i < e->n_slots; i++) {
+                backend *b = e->slots[i].b;
+                bool kept = false;
+                for (size_t k = 0; b && k < c->n_backends; k++)
+                        kept |= slots[k].b == b;
+                if (b && !kept) {
+                        backend **n = realloc(e->retiring, (e->n_retiring + 1) * sizeof *n);
+                        if (n) {
+                                e->retiring = n;
+                                b->retiring = true;
+                                backend_stop(b, now_monotonic() + c->drain_timeout);
+                                e->retiring[e->n_retiring++] = backend_ref(b);
+                                log_struct(LOG_INFO, LOG_FIELDS({ "SPILLWAY_BACKEND", b->name }),
+                                           "backend %s: removed or changed by the reload; draining %zu queued signals",
+                                           b->name, queue_count(&b->queue));
+                        }
+                }
+        }
+        slots_free(e->slots, e->n_slots);
+        e->slots = slots;
+        e->n_slots = c->n_backends;
+        router_free(e->router);
+        e->router = router;
+        config_ref_unref(e->config);
+        e->config = ref;
+        return 0;
+}
+
+/* ------------------------------------------------------------ stop */
+
+void engine_stop(engine *e, usec_t deadline) {
+        for (size_t i = 0; i < e->n_slots; i++)
+                if (e->slots[i].b)
+                        backend_stop(e->slots[i].b, deadline);
+        for (size_t i = 0; i < e->n_retiring; i++)
+                backend_stop(e->retiring[i], deadline);
+}
+
+bool engine_all_stopped(engine *e) {
+        for (size_t i = 0; i < e->n_slots; i++)
+                if (e->slots[i].b && backend_get_state(e->slots[i].b) != BACKEND_STOPPED)
+                        return false;
+        for (size_t i = 0; i < e->n_retiring; i++)
+                if (backend_get_state(e->retiring[i]) != BACKEND_STOPPED)
+                        return false;
+        return true;
+}
+
+void engine_reap(engine *e) {
+        size_t k = 0;
+        for (size_t i = 0; i < e->n_retiring; i++) {
+                backend *b = e->retiring[i];
+                if (backend_get_state(b) == BACKEND_STOPPED) {
+                        unsigned long long und = atomic_load(&b->stats.undelivered);
+                        backend_join(b);
+                        log_struct(und ? LOG_WARNING : LOG_INFO,
+                                   LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_BACKEND_STOPPED }, { "SPILLWAY_BACKEND", b->name }),
+                                   "backend %s: stopped after the reload (%llu signals undelivered)", b->name, und);
+                        backend_unref(b);
+                } else
+                        e->retiring[k++] = b;
+        }
+        e->n_retiring = k;
+}
+
+backend *engine_find(engine *e, const char *name) {
+        for (size_t i = 0; i < e->n_slots; i++)
+                if (e->slots[i].b && streq(e->slots[i].name, name))
+                        return e->slots[i].b;
+        return NULL;
+}
+
+backend *engine_ban_backend(engine *e, const char *name) {
+        if (!name)
+                name = e->config->config->ban_backend;
+        if (name)
+                return engine_find(e, name);
+        for (size_t i = 0; i < e->n_slots; i++)
+                if (e->slots[i].b && backend_can(e->slots[i].b, "read_at"))
+                        return e->slots[i].b;
+        return NULL;
+}

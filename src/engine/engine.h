@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The engine: the loaded configuration, the backends it started, the
+ * router (profiles.yaml), and the fan-out of each signal to its backends.
+ * Everything here runs on the main thread except what backend.c runs on
+ * the workers.
+ *
+ * Backends are kept in configuration order, aligned with the router's
+ * backend indexes; a backend whose init failed has a NULL slot and a
+ * recorded reason (status shows it as failed).
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "config.h"
+#include "message.h"
+#include "ratelimit.h"
+#include "route.h"
+
+#define ENGINE_MAX_BACKENDS 64
+
+typedef struct engine_options {
+        bool allow_unsafe_plugins;   /* skip the owner/permission check (tests, quick start) */
+} engine_options;
+
+typedef struct engine_slot {
+        char *name;
+        backend *b;                  /* NULL: init failed */
+        char *error;                 /* why it failed */
+} engine_slot;
+
+typedef struct engine {
+        spw_config_ref *config;
+        engine_slot *slots;
+        size_t n_slots;
+        backend **retiring;          /* removed by a reload, draining */
+        size_t n_retiring;
+        spw_router *router;          /* NULL: no profiles file, every signal to every backend */
+        hub hub;
+        engine_options opt;
+        uint64_t next_id;
+        ratelimit ban_rl;
+        ratelimit warn_rl;
+} engine;
+
+/* Load plugins, validate, load profiles, start every backend (init runs on
+ * its worker). Fails if the configuration is invalid or no backend could
+ * start; a single backend's init failure is recorded, not fatal. */
+int engine_new(spw_config *c, const engine_options *o, engine **ret, spw_error *err);
+/* Stop every backend (drain until deadline) and free; blocks. */
+engine *engine_free(engine *e);
+DEFINE_TRIVIAL_CLEANUP_FUNC(engine *, engine_free);
+
+/* Everything engine_new checks, without starting anything. */
+int engine_check_config(spw_config *c, const engine_options *o, spw_error *err);
+
+/* The targets of one message, with references held (main thread). */
+typedef struct fanout {
+        backend *targets[ENGINE_MAX_BACKENDS];
+        size_t n_targets;
+        char *unavailable;           /* routed to backends that are not running, or NULL */
+} fanout;
+
+void fanout_release(fanout *f);
+
+/* Route a message (profiles, bans) and fill its targets. Logs ban
+ * decisions and routing warnings (rate-limited). */
+int engine_route(engine *e, spw_msg *m, fanout *f);
+
+typedef struct push_result {
+        backend *blocked;            /* -EAGAIN: this block-policy queue is full */
+        char dropped[256];           /* names of backends that dropped a message, comma separated */
+} push_result;
+
+/* Push to every target. -EAGAIN: a block-policy target is full, nothing was
+ * pushed (park the request and retry when the hub reports space). */
+int engine_push(engine *e, spw_msg *m, fanout *f, push_result *res);
+
+/* Swap in a new configuration. On error the old one keeps running and err
+ * says why. Unchanged backends keep their queue and thread. */
+int engine_reload(engine *e, spw_config *c, spw_error *err);
+
+/* Ask every backend to drain and stop by `deadline` (monotonic). */
+void engine_stop(engine *e, usec_t deadline);
+bool engine_all_stopped(engine *e);
+/* Free retiring backends whose workers exited. */
+void engine_reap(engine *e);
+
+backend *engine_find(engine *e, const char *name);
+/* The backend that answers `ban list` (ban_backend, or the first that can). */
+backend *engine_ban_backend(engine *e, const char *name);
+const spw_config *engine_config(engine *e);

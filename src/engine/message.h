@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * A routed signal on its way to the backends (spw_msg), and the hub through
+ * which worker threads hand results back to the main thread.
+ *
+ * DESIGN
+ *   - A message is created and routed by the main thread, then shared by
+ *     every backend it was routed to: each queue holds one reference. The
+ *     signal and everything it points to live in the message's arena, so
+ *     freeing a message is one arena release, from whichever thread drops the
+ *     last reference.
+ *   - For an "ack: flushed" request the message counts the backends that
+ *     still owe an outcome (`pending`). Each backend settles the message
+ *     exactly once: flushed, failed, or dropped. The one that brings the
+ *     count to zero posts the message to the hub; the main thread then
+ *     replies to the producer. A failure description is kept (the first one
+ *     wins) so the reply can say which backend failed and why.
+ *   - The hub is one mutex-protected list of finished work plus an eventfd
+ *     the main loop polls. Workers never touch sockets or sd_notify.
+ */
+
+#include <pthread.h>
+#include "macro.h"
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <spillway/backend.h>
+
+#include "arena.h"
+
+typedef enum ack_level {
+        ACK_QUEUED,
+        ACK_FLUSHED,
+} ack_level;
+
+typedef struct spw_msg spw_msg;
+typedef struct admin_job admin_job;
+typedef struct hub hub;
+
+struct spw_msg {
+        atomic_uint refs;
+        arena arena;
+        spw_signal sig;
+        ack_level ack;
+        atomic_int pending;          /* outcomes still owed (ACK_FLUSHED) */
+        atomic_int n_failed;
+        _Atomic(char *) failure;     /* first failure, malloc'd */
+        hub *hub;                    /* where to post completion */
+        void *cookie;                /* the waiting request (main thread only) */
+        spw_msg *next_done;          /* hub list link */
+};
+
+spw_msg *msg_new(void);
+spw_msg *msg_ref(spw_msg *m);
+spw_msg *msg_unref(spw_msg *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(spw_msg *, msg_unref);
+/* free callback for queues */
+void msg_unref_void(void *m);
+
+/* Arm outcome tracking for `n` backends before fan-out (ACK_FLUSHED only). */
+void msg_expect(spw_msg *m, hub *h, int n);
+/* One backend's outcome. ok=false records `why` (formatted "backend: why").
+ * Safe from any thread; no-op for ACK_QUEUED messages. */
+void msg_settle(spw_msg *m, const char *backend, bool ok, const char *why);
+
+/* ------------------------------------------------------------------ hub */
+
+struct hub {
+        int efd;
+        pthread_mutex_t lock;
+        spw_msg *done_head, *done_tail;
+        admin_job *jobs_head, *jobs_tail;
+        atomic_bool space;           /* a full queue has room again */
+        atomic_bool backend_event;   /* a backend finished init or stopped */
+};
+
+int hub_init(hub *h);
+void hub_deinit(hub *h);
+void hub_post_msg(hub *h, spw_msg *m);     /* takes a reference */
+void hub_post_job(hub *h, admin_job *j);   /* takes ownership */
+void hub_signal_space(void *h);            /* matches queue on_space */
+void hub_signal_backend_event(hub *h);
+/* Main thread: clear the eventfd and take everything posted. */
+void hub_drain(hub *h, spw_msg **msgs, admin_job **jobs);

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The plugin loader. A plugin file is checked (owner, permissions), opened
+ * with dlopen(RTLD_NOW | RTLD_LOCAL), and its descriptor validated (magic,
+ * ABI major, size, required operations) before any of its code other than
+ * the entry point runs. Plugins are never dlclose()d while the daemon runs:
+ * a loaded plugin stays mapped, and loading the same path twice returns the
+ * same object.
+ */
+
+#include <stdbool.h>
+#include <spillway/backend.h>
+
+#include "error.h"
+
+typedef struct spw_plugin {
+        char *path;
+        void *dl;
+        /* The plugin's descriptor copied into our own layout: operations the
+         * plugin's (older, smaller) descriptor does not have are NULL. */
+        struct spw_backend ops;
+        uint16_t abi_minor;
+        struct spw_plugin *next;
+} spw_plugin;
+
+/* check_owner: refuse files not owned by root or writable by group/others
+ * (switched off only by spillwayd --allow-unsafe-plugins). */
+int plugin_load(const char *path, bool check_owner, spw_plugin **ret, spw_error *err);
+/* Unload everything (only at exit, after every worker has stopped). */
+void plugin_unload_all(void);
+
+/* The descriptor's config key named `key`, or NULL. */
+const spw_config_key *plugin_find_key(const spw_plugin *p, const char *key);

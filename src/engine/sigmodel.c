@@ -1,0 +1,646 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * JSON -> struct spw_signal, with a precise error for the first bad field.
+ *
+ * The parse is a single walk over the object's members: each known name is
+ * looked up in a table (case-insensitive), converted with its own checker and
+ * stored in the arena; unknown names are gathered into one JSON object that
+ * becomes sig->extra_json. Nothing is allocated outside the arena except the
+ * temporary jansson tree, which the caller owns.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ipaddr.h"
+#include "sigmodel.h"
+#include "timeutil.h"
+
+#define MAX_JSON_DEPTH 32
+
+static const char *json_type_name(const json_t *v) {
+        switch (json_typeof(v)) {
+        case JSON_OBJECT: return "an object";
+        case JSON_ARRAY: return "an array";
+        case JSON_STRING: return "a string";
+        case JSON_INTEGER: return "an integer";
+        case JSON_REAL: return "a number";
+        case JSON_TRUE:
+        case JSON_FALSE: return "a boolean";
+        case JSON_NULL: return "null";
+        }
+        return "?";
+}
+
+static int type_error(spw_error *err, const char *field, const char *expected, const json_t *v) {
+        return spw_error_set(err, -EINVAL, "%s: expected %s, got %s", field, expected, json_type_name(v));
+}
+
+/* ------------------------------------------------------------ converters */
+
+static int get_string(json_t *v, const char *field, arena *a, const char **ret, spw_error *err) {
+        if (json_is_null(v)) {
+                *ret = NULL;
+                return 0;
+        }
+        if (!json_is_string(v))
+                return type_error(err, field, "a string", v);
+        if (strlen(json_string_value(v)) != json_string_length(v))
+                return spw_error_set(err, -EINVAL, "%s: NUL byte in string", field);
+        *ret = arena_strndup(a, json_string_value(v), json_string_length(v));
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* CrowdSec stores AS numbers as strings; accept a JSON number too. */
+static int get_string_or_number(json_t *v, const char *field, arena *a, const char **ret, spw_error *err) {
+        if (json_is_integer(v)) {
+                *ret = arena_printf(a, "%lld", (long long) json_integer_value(v));
+                return *ret ? 0 : -ENOMEM;
+        }
+        return get_string(v, field, a, ret, err);
+}
+
+static int get_int(json_t *v, const char *field, int64_t *ret, spw_error *err) {
+        if (json_is_null(v)) {
+                *ret = 0;
+                return 0;
+        }
+        if (json_is_integer(v)) {
+                *ret = json_integer_value(v);
+                return 0;
+        }
+        if (json_is_real(v)) {
+                double d = json_real_value(v);
+                if (d == floor(d) && fabs(d) < 9.2e18) {
+                        *ret = (int64_t) d;
+                        return 0;
+                }
+                return spw_error_set(err, -EINVAL, "%s: expected an integer, got %g", field, d);
+        }
+        return type_error(err, field, "an integer", v);
+}
+
+static int get_count(json_t *v, const char *field, int64_t *ret, spw_error *err) {
+        int r = get_int(v, field, ret, err);
+        if (r < 0)
+                return r;
+        if (*ret < 0)
+                return spw_error_set(err, -EINVAL, "%s: must not be negative, got %lld", field, (long long) *ret);
+        return 0;
+}
+
+static int get_double(json_t *v, const char *field, double *ret, spw_error *err) {
+        if (json_is_null(v)) {
+                *ret = 0;
+                return 0;
+        }
+        if (!json_is_number(v))
+                return type_error(err, field, "a number", v);
+        *ret = json_number_value(v);
+        return 0;
+}
+
+static int get_bool(json_t *v, const char *field, bool *ret, spw_error *err) {
+        if (json_is_null(v)) {
+                *ret = false;
+                return 0;
+        }
+        if (!json_is_boolean(v))
+                return type_error(err, field, "true or false", v);
+        *ret = json_is_true(v);
+        return 0;
+}
+
+static int get_time(json_t *v, const char *field, spw_usec_t *ret, spw_error *err) {
+        if (json_is_null(v)) {
+                *ret = 0;
+                return 0;
+        }
+        if (!json_is_string(v))
+                return type_error(err, field, "an RFC 3339 time string", v);
+        /* Go's zero time, as CrowdSec emits for unset times */
+        if (startswith(json_string_value(v), "0001-01-01T00:00:00")) {
+                *ret = 0;
+                return 0;
+        }
+        if (parse_rfc3339(json_string_value(v), ret) < 0)
+                return spw_error_set(err, -EINVAL, "%s: '%.64s' is not an RFC 3339 time (like 2020-05-21T10:00:00Z)",
+                                     field, json_string_value(v));
+        return 0;
+}
+
+static int get_ip(json_t *v, const char *field, arena *a, const char **ret, spw_error *err) {
+        ip_range r;
+        int k = get_string(v, field, a, ret, err);
+        if (k < 0 || !*ret)
+                return k;
+        if (!**ret) {
+                *ret = NULL;
+                return 0;
+        }
+        if (ip_parse_addr(*ret, &r) < 0)
+                return spw_error_set(err, -EINVAL, "%s: '%.64s' is not an IPv4 or IPv6 address", field, *ret);
+        return 0;
+}
+
+static int get_cidr(json_t *v, const char *field, arena *a, const char **ret, spw_error *err) {
+        ip_range r;
+        int k;
+
+        /* Go's net.IPNet marshals as {"IP": "...", "Mask": "base64"}: an
+         * empty one means no range. */
+        if (json_is_object(v)) {
+                json_t *ip = json_object_get(v, "IP");
+                if (json_object_size(v) == 0 || !ip || json_is_null(ip)) {
+                        *ret = NULL;
+                        return 0;
+                }
+                return spw_error_set(err, -EINVAL, "%s: give the range as a CIDR string like \"192.0.2.0/24\"", field);
+        }
+        k = get_string(v, field, a, ret, err);
+        if (k < 0 || !*ret)
+                return k;
+        if (!**ret || streq(*ret, "<nil>")) {
+                *ret = NULL;
+                return 0;
+        }
+        if (ip_parse_cidr(*ret, false, &r) < 0)
+                return spw_error_set(err, -EINVAL, "%s: '%.64s' is not a CIDR range (like 192.0.2.0/24 or 2001:db8::/32)",
+                                     field, *ret);
+        return 0;
+}
+
+static int get_leak_speed(json_t *v, const char *field, int64_t *ret, spw_error *err) {
+        usec_t d;
+        if (json_is_string(v)) {
+                if (parse_duration(json_string_value(v), &d) < 0)
+                        return spw_error_set(err, -EINVAL, "%s: '%.64s' is not a duration (like 10s) or nanoseconds",
+                                             field, json_string_value(v));
+                *ret = d * 1000;
+                return 0;
+        }
+        return get_int(v, field, ret, err);
+}
+
+/* ------------------------------------------------------------ sub-objects */
+
+static int parse_source(json_t *v, arena *a, spw_signal *sig, spw_error *err) {
+        const char *key;
+        json_t *val;
+        int r = 0;
+
+        if (json_is_null(v))
+                return 0;
+        if (!json_is_object(v))
+                return type_error(err, "source", "an object", v);
+        sig->has_source = true;
+        json_object_foreach(v, key, val) {
+                if (!strcasecmp(key, "Ip"))
+                        r = get_ip(val, "source.Ip", a, &sig->source.ip, err);
+                else if (!strcasecmp(key, "Range"))
+                        r = get_cidr(val, "source.Range", a, &sig->source.range, err);
+                else if (!strcasecmp(key, "AutonomousSystemNumber"))
+                        r = get_string_or_number(val, "source.AutonomousSystemNumber", a, &sig->source.as_number, err);
+                else if (!strcasecmp(key, "AutonomousSystemOrganization"))
+                        r = get_string(val, "source.AutonomousSystemOrganization", a, &sig->source.as_org, err);
+                else if (!strcasecmp(key, "Country"))
+                        r = get_string(val, "source.Country", a, &sig->source.country, err);
+                else if (!strcasecmp(key, "Latitude"))
+                        r = get_double(val, "source.Latitude", &sig->source.latitude, err);
+                else if (!strcasecmp(key, "Longitude"))
+                        r = get_double(val, "source.Longitude", &sig->source.longitude, err);
+                /* other members of a source (Go's extra fields) are ignored */
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int kv_cmp(const void *x, const void *y) {
+        return strcmp(((const spw_kv *) x)->key, ((const spw_kv *) y)->key);
+}
+
+static int parse_labels(json_t *v, arena *a, spw_signal *sig, spw_error *err) {
+        const char *key;
+        json_t *val;
+        spw_kv *labels;
+        size_t n = 0;
+
+        if (json_is_null(v))
+                return 0;
+        if (!json_is_object(v))
+                return type_error(err, "Labels", "an object of strings", v);
+        labels = arena_alloc(a, sizeof *labels * (json_object_size(v) + 1));
+        if (!labels)
+                return -ENOMEM;
+        json_object_foreach(v, key, val) {
+                char field[128];
+                int r;
+                snprintf(field, sizeof field, "Labels.%.100s", key);
+                labels[n].key = arena_strdup(a, key);
+                /* CrowdSec labels are strings; YAML-born producers may send
+                 * true/1: take scalars as their text */
+                if (json_is_true(val) || json_is_false(val))
+                        labels[n].value = json_is_true(val) ? "true" : "false";
+                else if (json_is_integer(val))
+                        labels[n].value = arena_printf(a, "%lld", (long long) json_integer_value(val));
+                else {
+                        r = get_string(val, field, a, &labels[n].value, err);
+                        if (r < 0)
+                                return r;
+                        if (!labels[n].value)
+                                labels[n].value = "";
+                }
+                if (!labels[n].key || !labels[n].value)
+                        return -ENOMEM;
+                n++;
+        }
+        qsort(labels, n, sizeof *labels, kv_cmp);
+        sig->labels = labels;
+        sig->n_labels = n;
+        return 0;
+}
+
+static int parse_events(json_t *v, arena *a, spw_signal *sig, spw_error *err) {
+        spw_event *events;
+        size_t i;
+        json_t *e;
+
+        if (json_is_null(v))
+                return 0;
+        if (!json_is_array(v))
+                return type_error(err, "events_sequence", "an array", v);
+        events = arena_alloc(a, sizeof *events * (json_array_size(v) + 1));
+        if (!events)
+                return -ENOMEM;
+        json_array_foreach(v, i, e) {
+                const char *key;
+                json_t *val;
+                char field[96];
+                int r = 0;
+
+                if (!json_is_object(e)) {
+                        snprintf(field, sizeof field, "events_sequence[%zu]", i);
+                        return type_error(err, field, "an object", e);
+                }
+                json_object_foreach(e, key, val) {
+                        snprintf(field, sizeof field, "events_sequence[%zu].%.40s", i, key);
+                        if (!strcasecmp(key, "time"))
+                                r = get_time(val, field, &events[i].time, err);
+                        else if (!strcasecmp(key, "source_ip"))
+                                r = get_string(val, field, a, &events[i].source_ip, err);
+                        else if (!strcasecmp(key, "serialized"))
+                                r = get_string(val, field, a, &events[i].serialized, err);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        sig->events = events;
+        sig->n_events = json_array_size(v);
+        return 0;
+}
+
+int ban_from_target(const char *target, bool range, spw_usec_t until, const char *measure_type,
+                    const char *measure_source, const char *reason, arena *a, spw_ban *ban, spw_error *err) {
+        ip_range r;
+
+        if ((range ? ip_parse_cidr(target, true, &r) : ip_parse_addr(target, &r)) < 0)
+                return spw_error_set(err, -EINVAL, range ? "'%.64s' is not a CIDR range with zero host bits (like 192.0.2.0/24)"
+                                                         : "'%.64s' is not an IPv4 or IPv6 address", target);
+        *ban = (spw_ban) {
+                .measure_source = arena_strdup(a, measure_source),
+                .measure_type = arena_strdup(a, measure_type),
+                .until = until,
+                .scope = range ? SPW_SCOPE_RANGE : SPW_SCOPE_IP,
+                .ip_text = arena_strdup(a, target),
+                .reason = arena_strdup(a, reason),
+                .scenario = arena_strdup(a, reason),
+        };
+        memcpy(ban->start_ip, r.start, 16);
+        memcpy(ban->end_ip, r.end, 16);
+        return ban->ip_text && ban->reason ? 0 : -ENOMEM;
+}
+
+static int parse_bans(json_t *v, arena *a, spw_signal *sig, spw_error *err) {
+        spw_ban *bans;
+        size_t i;
+        json_t *b;
+
+        if (json_is_null(v))
+                return 0;
+        if (!json_is_array(v))
+                return type_error(err, "ban_applications", "an array", v);
+        bans = arena_alloc(a, sizeof *bans * (json_array_size(v) + 1));
+        if (!bans)
+                return -ENOMEM;
+        json_array_foreach(v, i, b) {
+                const char *key, *ip_text = NULL;
+                json_t *val;
+                char field[96];
+                spw_ban *ban = &bans[i];
+                int r = 0;
+
+                if (!json_is_object(b)) {
+                        snprintf(field, sizeof field, "ban_applications[%zu]", i);
+                        return type_error(err, field, "an object", b);
+                }
+                json_object_foreach(b, key, val) {
+                        snprintf(field, sizeof field, "ban_applications[%zu].%.40s", i, key);
+                        if (!strcasecmp(key, "MeasureSource"))
+                                r = get_string(val, field, a, &ban->measure_source, err);
+                        else if (!strcasecmp(key, "MeasureType"))
+                                r = get_string(val, field, a, &ban->measure_type, err);
+                        else if (!strcasecmp(key, "MeasureExtra"))
+                                r = get_string(val, field, a, &ban->measure_extra, err);
+                        else if (!strcasecmp(key, "Until"))
+                                r = get_time(val, field, &ban->until, err);
+                        else if (!strcasecmp(key, "TargetCN"))
+                                r = get_string(val, field, a, &ban->target_cn, err);
+                        else if (!strcasecmp(key, "TargetAS"))
+                                r = get_int(val, field, &ban->target_as, err);
+                        else if (!strcasecmp(key, "TargetASName"))
+                                r = get_string(val, field, a, &ban->target_as_name, err);
+                        else if (!strcasecmp(key, "IpText"))
+                                r = get_string(val, field, a, &ip_text, err);
+                        else if (!strcasecmp(key, "Reason"))
+                                r = get_string(val, field, a, &ban->reason, err);
+                        else if (!strcasecmp(key, "Scenario"))
+                                r = get_string(val, field, a, &ban->scenario, err);
+                        /* StartIp/EndIp are derived from IpText; CrowdSec's uint32
+                         * values cannot express IPv6 and are ignored. */
+                        if (r < 0)
+                                return r;
+                }
+                if (!ip_text || !*ip_text)
+                        return spw_error_set(err, -EINVAL, "ban_applications[%zu].IpText: required (the banned IP or CIDR)", i);
+                ip_range range;
+                bool is_range = strchr(ip_text, '/') != NULL;
+                if ((is_range ? ip_parse_cidr(ip_text, false, &range) : ip_parse_addr(ip_text, &range)) < 0)
+                        return spw_error_set(err, -EINVAL, "ban_applications[%zu].IpText: '%.64s' is not an IP address or CIDR range",
+                                             i, ip_text);
+                ban->ip_text = ip_text;
+                ban->scope = is_range ? SPW_SCOPE_RANGE : SPW_SCOPE_IP;
+                memcpy(ban->start_ip, range.start, 16);
+                memcpy(ban->end_ip, range.end, 16);
+                if (!ban->measure_source)
+                        ban->measure_source = "api";
+                if (!ban->measure_type)
+                        ban->measure_type = "ban";
+                if (!ban->until)
+                        return spw_error_set(err, -EINVAL, "ban_applications[%zu].Until: required (RFC 3339 end of the ban)", i);
+        }
+        sig->bans = bans;
+        sig->n_bans = json_array_size(v);
+        return 0;
+}
+
+/* ------------------------------------------------------------ the walk */
+
+enum field {
+        F_SCENARIO, F_BUCKET_ID, F_ALERT_MESSAGE, F_EVENTS_COUNT, F_START_AT, F_STOP_AT, F_SOURCE,
+        F_SOURCE_IP, F_SOURCE_RANGE, F_SOURCE_ASN, F_SOURCE_ASORG, F_SOURCE_COUNTRY, F_SOURCE_LAT,
+        F_SOURCE_LON, F_DST_IP, F_CAPACITY, F_LEAK_SPEED, F_WHITELISTED, F_SIMULATION, F_REPROCESS,
+        F_LABELS, F_MAPKEY, F_EVENTS, F_BANS, F_ID, F_IGNORED,
+};
+
+static const struct {
+        const char *name;
+        enum field field;
+} fields[] = {
+        { "scenario", F_SCENARIO },
+        { "bucket_id", F_BUCKET_ID },
+        { "alert_message", F_ALERT_MESSAGE },
+        { "events_count", F_EVENTS_COUNT },
+        { "start_at", F_START_AT },
+        { "stop_at", F_STOP_AT },
+        { "source", F_SOURCE },
+        { "Source_ip", F_SOURCE_IP },
+        { "Source_range", F_SOURCE_RANGE },
+        { "Source_AutonomousSystemNumber", F_SOURCE_ASN },
+        { "Source_AutonomousSystemOrganization", F_SOURCE_ASORG },
+        { "Source_Country", F_SOURCE_COUNTRY },
+        { "Source_Latitude", F_SOURCE_LAT },
+        { "Source_Longitude", F_SOURCE_LON },
+        { "dst_ip", F_DST_IP },
+        { "Dest_ip", F_DST_IP },
+        { "capacity", F_CAPACITY },
+        { "leak_speed", F_LEAK_SPEED },
+        { "Whitelisted", F_WHITELISTED },
+        { "Simulation", F_SIMULATION },
+        { "Reprocess", F_REPROCESS },
+        { "Labels", F_LABELS },
+        { "MapKey", F_MAPKEY },
+        { "events_sequence", F_EVENTS },
+        { "ban_applications", F_BANS },
+        /* Go-side bookkeeping that a producer may echo back: never trusted */
+        { "ID", F_IGNORED },
+        { "Sources", F_IGNORED },
+};
+
+int signal_from_json(json_t *obj, arena *a, spw_signal *sig, spw_error *err) {
+        const char *key;
+        json_t *val;
+        json_t *extra = NULL;
+        int r = 0;
+
+        *sig = (spw_signal) { .size = sizeof(spw_signal) };
+        if (!json_is_object(obj))
+                return type_error(err, "signal", "a JSON object", obj);
+
+        json_object_foreach(obj, key, val) {
+                enum field f = F_ID;
+                bool known = false;
+
+                for (size_t i = 0; i < ELEMENTSOF(fields); i++)
+                        if (!strcasecmp(key, fields[i].name)) {
+                                f = fields[i].field;
+                                known = true;
+                                break;
+                        }
+                if (!known) {
+                        if (!extra && !(extra = json_object()))
+                                return -ENOMEM;
+                        json_object_set(extra, key, val);
+                        continue;
+                }
+                switch (f) {
+                case F_SCENARIO: r = get_string(val, "scenario", a, &sig->scenario, err); break;
+                case F_BUCKET_ID: r = get_string(val, "bucket_id", a, &sig->bucket_id, err); break;
+                case F_ALERT_MESSAGE: r = get_string(val, "alert_message", a, &sig->alert_message, err); break;
+                case F_EVENTS_COUNT: r = get_count(val, "events_count", &sig->events_count, err); break;
+                case F_START_AT: r = get_time(val, "start_at", &sig->start_at, err); break;
+                case F_STOP_AT: r = get_time(val, "stop_at", &sig->stop_at, err); break;
+                case F_SOURCE: r = parse_source(val, a, sig, err); break;
+                case F_SOURCE_IP: r = get_ip(val, "Source_ip", a, &sig->source_ip, err); break;
+                case F_SOURCE_RANGE: r = get_cidr(val, "Source_range", a, &sig->source_range, err); break;
+                case F_SOURCE_ASN: r = get_string_or_number(val, "Source_AutonomousSystemNumber", a, &sig->source_as_number, err); break;
+                case F_SOURCE_ASORG: r = get_string(val, "Source_AutonomousSystemOrganization", a, &sig->source_as_org, err); break;
+                case F_SOURCE_COUNTRY: r = get_string(val, "Source_Country", a, &sig->source_country, err); break;
+                case F_SOURCE_LAT: r = get_double(val, "Source_Latitude", &sig->source_latitude, err); break;
+                case F_SOURCE_LON: r = get_double(val, "Source_Longitude", &sig->source_longitude, err); break;
+                case F_DST_IP: r = get_string(val, "dst_ip", a, &sig->dest_ip, err); break;
+                case F_CAPACITY: r = get_int(val, "capacity", &sig->capacity, err); break;
+                case F_LEAK_SPEED: r = get_leak_speed(val, "leak_speed", &sig->leak_speed_ns, err); break;
+                case F_WHITELISTED: r = get_bool(val, "Whitelisted", &sig->whitelisted, err); break;
+                case F_SIMULATION: r = get_bool(val, "Simulation", &sig->simulation, err); break;
+                case F_REPROCESS: r = get_bool(val, "Reprocess", &sig->reprocess, err); break;
+                case F_LABELS: r = parse_labels(val, a, sig, err); break;
+                case F_MAPKEY: r = get_string(val, "MapKey", a, &sig->map_key, err); break;
+                case F_EVENTS: r = parse_events(val, a, sig, err); break;
+                case F_BANS: r = parse_bans(val, a, sig, err); break;
+                case F_ID:
+                case F_IGNORED: break;
+                }
+                if (r < 0) {
+                        json_decref(extra);
+                        return r;
+                }
+        }
+
+        if (!sig->scenario || !*sig->scenario) {
+                json_decref(extra);
+                return spw_error_set(err, -EINVAL, "scenario: required (the name of the scenario that overflowed)");
+        }
+        if (sig->start_at && sig->stop_at && sig->stop_at < sig->start_at) {
+                json_decref(extra);
+                return spw_error_set(err, -EINVAL, "stop_at: earlier than start_at");
+        }
+        if (extra) {
+                char *s = json_dumps(extra, JSON_COMPACT | JSON_ENSURE_ASCII);
+                json_decref(extra);
+                if (!s)
+                        return -ENOMEM;
+                sig->extra_json = arena_strdup(a, s);
+                free(s);
+                if (!sig->extra_json)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+int signal_parse(const char *buf, size_t len, arena *a, spw_signal *sig, spw_error *err) {
+        json_error_t jerr;
+        json_t *obj;
+        int r;
+
+        obj = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!obj)
+                return spw_error_set(err, -EINVAL, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        r = signal_from_json(obj, a, sig, err);
+        json_decref(obj);
+        return r;
+}
+
+const char *signal_source_ip(const spw_signal *sig) {
+        if (sig->has_source && sig->source.ip && *sig->source.ip)
+                return sig->source.ip;
+        return sig->source_ip && *sig->source_ip ? sig->source_ip : NULL;
+}
+
+const char *signal_source_range(const spw_signal *sig) {
+        if (sig->has_source && sig->source.range && *sig->source.range)
+                return sig->source.range;
+        return sig->source_range && *sig->source_range ? sig->source_range : NULL;
+}
+
+/* ------------------------------------------------------------ to JSON */
+
+static void set_str(json_t *o, const char *k, const char *v) {
+        if (v)
+                json_object_set_new(o, k, json_string(v));
+}
+
+static void set_time(json_t *o, const char *k, spw_usec_t t) {
+        char buf[RFC3339_MAX];
+        if (t)
+                json_object_set_new(o, k, json_string(format_rfc3339(buf, sizeof buf, t)));
+}
+
+json_t *ban_to_json(const spw_ban *b) {
+        json_t *o = json_object();
+        if (!o)
+                return NULL;
+        set_str(o, "MeasureSource", b->measure_source);
+        set_str(o, "MeasureType", b->measure_type);
+        set_str(o, "MeasureExtra", b->measure_extra);
+        set_time(o, "Until", b->until);
+        set_str(o, "TargetCN", b->target_cn);
+        json_object_set_new(o, "TargetAS", json_integer(b->target_as));
+        set_str(o, "TargetASName", b->target_as_name);
+        set_str(o, "IpText", b->ip_text);
+        set_str(o, "Reason", b->reason);
+        set_str(o, "Scenario", b->scenario);
+        set_str(o, "Scope", b->scope == SPW_SCOPE_RANGE ? "range" : "ip");
+        return o;
+}
+
+json_t *signal_to_json(const spw_signal *s) {
+        json_t *o = NULL;
+
+        if (s->extra_json)
+                o = json_loads(s->extra_json, 0, NULL);
+        if (!o && !(o = json_object()))
+                return NULL;
+        set_str(o, "scenario", s->scenario);
+        set_str(o, "bucket_id", s->bucket_id);
+        set_str(o, "alert_message", s->alert_message);
+        json_object_set_new(o, "events_count", json_integer(s->events_count));
+        set_time(o, "start_at", s->start_at);
+        set_time(o, "stop_at", s->stop_at);
+        if (s->has_source) {
+                json_t *src = json_object();
+                set_str(src, "Ip", s->source.ip);
+                set_str(src, "Range", s->source.range);
+                set_str(src, "AutonomousSystemNumber", s->source.as_number);
+                set_str(src, "AutonomousSystemOrganization", s->source.as_org);
+                set_str(src, "Country", s->source.country);
+                json_object_set_new(src, "Latitude", json_real(s->source.latitude));
+                json_object_set_new(src, "Longitude", json_real(s->source.longitude));
+                json_object_set_new(o, "source", src);
+        }
+        set_str(o, "Source_ip", s->source_ip);
+        set_str(o, "Source_range", s->source_range);
+        set_str(o, "Source_AutonomousSystemNumber", s->source_as_number);
+        set_str(o, "Source_AutonomousSystemOrganization", s->source_as_org);
+        set_str(o, "Source_Country", s->source_country);
+        if (s->source_latitude != 0 || s->source_longitude != 0) {
+                json_object_set_new(o, "Source_Latitude", json_real(s->source_latitude));
+                json_object_set_new(o, "Source_Longitude", json_real(s->source_longitude));
+        }
+        set_str(o, "dst_ip", s->dest_ip);
+        if (s->capacity)
+                json_object_set_new(o, "capacity", json_integer(s->capacity));
+        if (s->leak_speed_ns)
+                json_object_set_new(o, "leak_speed", json_integer(s->leak_speed_ns));
+        json_object_set_new(o, "Whitelisted", json_boolean(s->whitelisted));
+        json_object_set_new(o, "Simulation", json_boolean(s->simulation));
+        json_object_set_new(o, "Reprocess", json_boolean(s->reprocess));
+        set_str(o, "MapKey", s->map_key);
+        if (s->n_labels) {
+                json_t *l = json_object();
+                for (size_t i = 0; i < s->n_labels; i++)
+                        json_object_set_new(l, s->labels[i].key, json_string(s->labels[i].value));
+                json_object_set_new(o, "Labels", l);
+        }
+        if (s->n_events) {
+                json_t *arr = json_array();
+                for (size_t i = 0; i < s->n_events; i++) {
+                        json_t *e = json_object();
+                        set_time(e, "time", s->events[i].time);
+                        set_str(e, "source_ip", s->events[i].source_ip);
+                        set_str(e, "serialized", s->events[i].serialized);
+                        json_array_append_new(arr, e);
+                }
+                json_object_set_new(o, "events_sequence", arr);
+        }
+        if (s->n_bans) {
+                json_t *arr = json_array();
+                for (size_t i = 0; i < s->n_bans; i++)
+                        json_array_append_new(arr, ban_to_json(&s->bans[i]));
+                json_object_set_new(o, "ban_applications", arr);
+        }
+        return o;
+}

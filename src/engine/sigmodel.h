@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The signal model: CrowdSec v0.3 SignalOccurence JSON <-> struct spw_signal.
+ *
+ * Field names are matched case-insensitively, as Go's encoding/json does, so
+ * both "Source_ip" and "source_ip" are accepted. Every string and array of
+ * the parsed signal lives in the caller's arena. Members the model does not
+ * know are collected, compact, into sig->extra_json (forwarded by backends
+ * that want them, never interpreted).
+ */
+
+#include <jansson.h>
+#include <spillway/backend.h>
+
+#include "arena.h"
+#include "error.h"
+#include "strbuf.h"
+
+/* Parse one JSON text holding a signal object. err says which field is wrong
+ * and why ("source.Ip: 'x' is not an IPv4 or IPv6 address"). */
+int signal_parse(const char *buf, size_t len, arena *a, spw_signal *sig, spw_error *err);
+
+/* Same, from an already parsed JSON object. */
+int signal_from_json(json_t *obj, arena *a, spw_signal *sig, spw_error *err);
+
+/* The textual source IP of a signal (source.Ip, else Source_ip), or NULL. */
+const char *signal_source_ip(const spw_signal *sig);
+const char *signal_source_range(const spw_signal *sig);
+
+/* Serialise to CrowdSec's JSON (for route tests and the journal plugin). */
+json_t *signal_to_json(const spw_signal *sig);
+json_t *ban_to_json(const spw_ban *ban);
+
+/* A ban for `spillwayctl ban add`: target is an IP or CIDR; fills ban with
+ * arena memory. */
+int ban_from_target(const char *target, bool range, spw_usec_t until, const char *measure_type,
+                    const char *measure_source, const char *reason, arena *a, spw_ban *ban, spw_error *err);

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <string.h>
+
+#include "sigmodel.h"
+#include "tests.h"
+
+static const char full[] =
+        "{\"scenario\":\"crowdsecurity/ssh-bf\",\"bucket_id\":\"b1\",\"alert_message\":\"1.2.3.4 performed ssh-bf\","
+        "\"events_count\":6,\"start_at\":\"2020-05-21T10:00:00Z\",\"stop_at\":\"2020-05-21T10:00:20.5Z\","
+        "\"source\":{\"Ip\":\"1.2.3.4\",\"Range\":\"1.2.3.0/24\",\"AutonomousSystemNumber\":\"64496\","
+        "\"AutonomousSystemOrganization\":\"Example\",\"Country\":\"FR\",\"Latitude\":48.8,\"Longitude\":2.3},"
+        "\"Source_ip\":\"1.2.3.4\",\"Source_range\":\"1.2.3.0/24\",\"Source_AutonomousSystemNumber\":\"64496\","
+        "\"Source_Country\":\"FR\",\"dst_ip\":\"10.0.0.1\",\"capacity\":5,\"leak_speed\":10000000000,"
+        "\"Whitelisted\":false,\"Simulation\":true,\"Reprocess\":false,\"Labels\":{\"remediation\":\"true\",\"type\":\"bf\"},"
+        "\"MapKey\":\"k\",\"events_sequence\":[{\"time\":\"2020-05-21T10:00:01Z\",\"source_ip\":\"1.2.3.4\",\"serialized\":\"{}\"}],"
+        "\"ban_applications\":[{\"MeasureType\":\"ban\",\"Until\":\"2020-05-21T14:00:20Z\",\"IpText\":\"1.2.3.4\"}],"
+        "\"custom_field\":{\"x\":1}}";
+
+static int parse(const char *json, spw_signal *sig, arena *a, spw_error *err) {
+        return signal_parse(json, strlen(json), a, sig, err);
+}
+
+int main(void) {
+        arena a = ARENA_INIT;
+        spw_signal s;
+        spw_error err = { 0 };
+
+        CHECK_OK(parse(full, &s, &a, &err));
+        CHECK_STREQ(s.scenario, "crowdsecurity/ssh-bf");
+        CHECK_EQ(s.events_count, 6);
+        CHECK_EQ(s.start_at, INT64_C(1590055200000000));
+        CHECK_EQ(s.stop_at, INT64_C(1590055220500000));
+        CHECK(s.has_source);
+        CHECK_STREQ(s.source.ip, "1.2.3.4");
+        CHECK_STREQ(s.source.country, "FR");
+        CHECK_STREQ(s.source.as_number, "64496");
+        CHECK_STREQ(s.dest_ip, "10.0.0.1");
+        CHECK_EQ(s.leak_speed_ns, INT64_C(10000000000));
+        CHECK(s.simulation && !s.whitelisted);
+        CHECK_EQ(s.n_labels, 2);
+        CHECK_STREQ(s.labels[0].key, "remediation"); /* sorted */
+        CHECK_EQ(s.n_events, 1);
+        CHECK_STREQ(s.events[0].source_ip, "1.2.3.4");
+        CHECK_EQ(s.n_bans, 1);
+        CHECK_STREQ(s.bans[0].ip_text, "1.2.3.4");
+        CHECK_STREQ(s.bans[0].measure_source, "api");
+        CHECK_STREQ(s.extra_json, "{\"custom_field\":{\"x\":1}}");
+        CHECK_STREQ(signal_source_ip(&s), "1.2.3.4");
+
+        /* round trip keeps unknown fields */
+        json_t *j = signal_to_json(&s);
+        CHECK(json_object_get(j, "custom_field"));
+        CHECK_STREQ(json_string_value(json_object_get(j, "scenario")), "crowdsecurity/ssh-bf");
+        json_decref(j);
+
+        /* IPv6 */
+        CHECK_OK(parse("{\"scenario\":\"s\",\"source\":{\"Ip\":\"2001:db8::7\",\"Range\":\"2001:db8::/64\"}}", &s, &a, &err));
+        CHECK_STREQ(signal_source_range(&s), "2001:db8::/64");
+
+        /* field names are matched case-insensitively, like Go */
+        CHECK_OK(parse("{\"Scenario\":\"s\",\"source_ip\":\"192.0.2.1\"}", &s, &a, &err));
+        CHECK_STREQ(s.source_ip, "192.0.2.1");
+
+        /* errors name the field and the problem */
+        CHECK_EQ(parse("{\"scenario\":\"s\",\"events_count\":\"six\"}", &s, &a, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "events_count: expected an integer, got a string");
+        CHECK_EQ(parse("{\"scenario\":\"s\",\"source\":{\"Ip\":\"1.2.3.999\"}}", &s, &a, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "source.Ip: '1.2.3.999' is not an IPv4 or IPv6 address");
+        CHECK_EQ(parse("{\"scenario\":\"s\",\"start_at\":\"yesterday\"}", &s, &a, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "start_at:");
+        CHECK_EQ(parse("{\"bucket_id\":\"x\"}", &s, &a, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "scenario: required");
+        CHECK_EQ(parse("{\"scenario\":\"s\",\"Labels\":{\"a\":[1]}}", &s, &a, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "Labels.a: expected a string");
+        CHECK_EQ(parse("{\"scenario\":\"s\",\"events_count\":-1}", &s, &a, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "must not be negative");
+        CHECK_EQ(parse("{\"scenario\":\"s\",\"Whitelisted\":\"yes\"}", &s, &a, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "Whitelisted: expected true or false");
+        CHECK_EQ(parse("{\"scenario\":\"s\",\"ban_applications\":[{\"IpText\":\"1.2.3.4\"}]}", &s, &a, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "ban_applications[0].Until: required");
+        CHECK_EQ(parse("{\"scenario\":\"s\",\"stop_at\":\"2020-01-01T00:00:00Z\",\"start_at\":\"2020-01-02T00:00:00Z\"}", &s, &a, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "stop_at: earlier than start_at");
+        CHECK_EQ(parse("{\"scenario\":\"s\",", &s, &a, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "invalid JSON at line 1");
+        CHECK_EQ(parse("[1,2]", &s, &a, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "expected a JSON object");
+        CHECK_EQ(parse("{\"scenario\":\"s\",\"scenario\":\"t\"}", &s, &a, &err), -EINVAL); /* duplicate keys */
+
+        /* Go zero time means unset */
+        CHECK_OK(parse("{\"scenario\":\"s\",\"start_at\":\"0001-01-01T00:00:00Z\"}", &s, &a, &err));
+        CHECK_EQ(s.start_at, 0);
+
+        /* ban for `ban add` */
+        spw_ban ban;
+        CHECK_OK(ban_from_target("2001:db8::/48", true, 1, "ban", "cscli", "manual", &a, &ban, &err));
+        CHECK_EQ(ban.scope, SPW_SCOPE_RANGE);
+        CHECK_EQ(ban_from_target("10.0.0.1/8", true, 1, "ban", "cscli", "manual", &a, &ban, &err), -EINVAL);
+        arena_deinit(&a);
+        return 0;
+}
