@@ -1,0 +1,448 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench-ceiling: how fast SQLite stores the ban database's rows when nothing
+ * else runs -- the ceiling the daemon's end-to-end benchmark is compared to.
+ *
+ * Direct mode (default) writes each signal the way the plugin does, with the
+ * plugin's own schema, pragmas and prepared statements (schema.c): the
+ * soft-delete UPDATE of the target's active ban, then one row each into
+ * signal_occurences, event_sequences and ban_applications, committing every
+ * --batch signals. --savepoint adds the plugin's per-insert SAVEPOINT, to
+ * measure what it costs.
+ *
+ * --through-plugin loads sqlite.so and drives its insert() and flush()
+ * through tests/lib/testhost with the same rows and batch size, then times
+ * one read_at() over the resulting active bans. The difference between the
+ * two figures is the plugin's own overhead.
+ *
+ * Output (parsed by the daemon benchmark; keep the format):
+ *   ceiling: N signals/s (batch B, synchronous S, rows R, db size X MiB)
+ * where R is the number of rows written (3 per signal). --through-plugin
+ * prints the same line starting "plugin:" and a "read_at:" line.
+ *
+ * The database is created fresh: an existing --db file (and its -wal, -shm)
+ * is removed first. Without --db a temporary file is used and removed.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "schema.h"
+#include "testhost.h"
+#include "tests.h"
+#include "timeutil.h"
+
+#ifndef BANDB_PLUGIN_PATH
+#define BANDB_PLUGIN_PATH "sqlite.so"
+#endif
+
+typedef struct options {
+        uint64_t signals;
+        uint64_t batch;
+        uint64_t targets;
+        const char *db;
+        bool sync_full;
+        bool savepoint;
+        bool through_plugin;
+        bool keep;
+        const char *plugin;
+} options;
+
+/* One signal's worth of rows: a typical ssh-bruteforce overflow (about the
+ * ~870-byte JSON signal of PERFORMANCE-NOTES.md), one event, one 4h ban. */
+typedef struct sample {
+        spw_signal sig;
+        spw_event ev;
+        spw_ban ban;
+        char ip[16];
+} sample;
+
+static const char serialized[] =
+        "{\"Line\":{\"Raw\":\"Nov 14 22:13:20 host sshd[4242]: Failed password for invalid user admin "
+        "from 10.0.0.1 port 52344 ssh2\",\"Src\":\"/var/log/auth.log\",\"Labels\":{\"type\":\"syslog\"}},"
+        "\"Parsed\":{\"program\":\"sshd\",\"source_ip\":\"10.0.0.1\",\"user\":\"admin\"},"
+        "\"Meta\":{\"log_type\":\"ssh_failed-auth\",\"service\":\"ssh\"}}";
+
+static void sample_fill(sample *s, uint64_t i, uint64_t targets, usec_t now) {
+        uint32_t t = (uint32_t) (i % targets);
+
+        snprintf(s->ip, sizeof s->ip, "10.%u.%u.%u", (t >> 16) & 0xff, (t >> 8) & 0xff, t & 0xff);
+        s->ev = (spw_event) { .time = now - 5 * USEC_PER_SEC, .source_ip = s->ip, .serialized = serialized };
+        s->ban = (spw_ban) {
+                .measure_source = "local",
+                .measure_type = "ban",
+                .until = now + 4 * USEC_PER_HOUR,
+                .start_ip = { [10] = 0xff, [11] = 0xff, 10, (uint8_t) (t >> 16), (uint8_t) (t >> 8), (uint8_t) t },
+                .end_ip = { [10] = 0xff, [11] = 0xff, 10, (uint8_t) (t >> 16), (uint8_t) (t >> 8), (uint8_t) t },
+                .scope = SPW_SCOPE_IP,
+                .target_cn = "FR",
+                .target_as = 64500,
+                .target_as_name = "Example Networks SAS",
+                .ip_text = s->ip,
+                .reason = "crowdsecurity/ssh-bf",
+                .scenario = "crowdsecurity/ssh-bf",
+        };
+        s->sig = (spw_signal) {
+                .size = sizeof(spw_signal),
+                .id = i + 1,
+                .received_at = now,
+                .scenario = "crowdsecurity/ssh-bf",
+                .bucket_id = "sunny-flower",
+                .alert_message = "10.0.0.1 performed 'crowdsecurity/ssh-bf' (6 events over 4s) at 2023-11-14",
+                .map_key = "d4f8c2a1e0b93c7f",
+                .events_count = 6,
+                .start_at = now - 4 * USEC_PER_SEC,
+                .stop_at = now,
+                .source_ip = s->ip,
+                .source_as_number = "64500",
+                .source_as_org = "Example Networks SAS",
+                .source_country = "FR",
+                .source_latitude = 48.8582,
+                .source_longitude = 2.3387,
+                .capacity = 5,
+                .leak_speed_ns = 10 * INT64_C(1000000000),
+                .events = &s->ev,
+                .n_events = 1,
+                .bans = &s->ban,
+                .n_bans = 1,
+        };
+}
+
+static void remove_db(const char *path) {
+        char p[4096];
+
+        unlink(path);
+        snprintf(p, sizeof p, "%s-wal", path);
+        unlink(p);
+        snprintf(p, sizeof p, "%s-shm", path);
+        unlink(p);
+}
+
+static double db_size_mib(const char *path) {
+        struct stat st;
+        char p[4096];
+        double total = 0;
+
+        if (stat(path, &st) == 0)
+                total += (double) st.st_size;
+        snprintf(p, sizeof p, "%s-wal", path);
+        if (stat(p, &st) == 0)
+                total += (double) st.st_size;
+        return total / (1024.0 * 1024.0);
+}
+
+static void die_sql(sqlite3 *db, const char *what) {
+        fprintf(stderr, "bench-ceiling: %s: %s\n", what, sqlite3_errmsg(db));
+        exit(1);
+}
+
+static void run(sqlite3 *db, sqlite3_stmt *st) {
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+                die_sql(db, sqlite3_sql(st));
+        sqlite3_reset(st);
+}
+
+static void bind_t(sqlite3_stmt *st, int i, spw_usec_t t, char buf[static BANDB_TIME_MAX]) {
+        sqlite3_bind_text(st, i, bandb_time_format(buf, t), BANDB_TIME_LEN, SQLITE_STATIC);
+}
+
+/* The rows of one sample, bound by hand: what the plugin writes, without the
+ * plugin. */
+static void write_direct(sqlite3 *db, sqlite3_stmt **st, const sample *s, usec_t now) {
+        char tn[BANDB_TIME_MAX], t1[BANDB_TIME_MAX], t2[BANDB_TIME_MAX];
+        sqlite3_stmt *q;
+        sqlite3_int64 id;
+
+        bandb_time_format(tn, now);
+
+        q = st[BANDB_SQL_SUPERSEDE];
+        sqlite3_bind_text(q, 1, tn, BANDB_TIME_LEN, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, s->ban.ip_text, -1, SQLITE_STATIC);
+        run(db, q);
+
+        q = st[BANDB_SQL_INSERT_SIGNAL];
+        sqlite3_bind_text(q, BANDB_SIG_CREATED_AT, tn, BANDB_TIME_LEN, SQLITE_STATIC);
+        sqlite3_bind_text(q, BANDB_SIG_MAP_KEY, s->sig.map_key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, BANDB_SIG_SCENARIO, s->sig.scenario, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, BANDB_SIG_BUCKET_ID, s->sig.bucket_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, BANDB_SIG_ALERT_MESSAGE, s->sig.alert_message, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, BANDB_SIG_EVENTS_COUNT, s->sig.events_count);
+        bind_t(q, BANDB_SIG_START_AT, s->sig.start_at, t1);
+        bind_t(q, BANDB_SIG_STOP_AT, s->sig.stop_at, t2);
+        sqlite3_bind_text(q, BANDB_SIG_SOURCE_IP, s->sig.source_ip, -1, SQLITE_STATIC);
+        sqlite3_bind_null(q, BANDB_SIG_SOURCE_RANGE);
+        sqlite3_bind_text(q, BANDB_SIG_SOURCE_AS_NUMBER, s->sig.source_as_number, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, BANDB_SIG_SOURCE_AS_ORG, s->sig.source_as_org, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, BANDB_SIG_SOURCE_COUNTRY, s->sig.source_country, -1, SQLITE_STATIC);
+        sqlite3_bind_double(q, BANDB_SIG_SOURCE_LATITUDE, s->sig.source_latitude);
+        sqlite3_bind_double(q, BANDB_SIG_SOURCE_LONGITUDE, s->sig.source_longitude);
+        sqlite3_bind_null(q, BANDB_SIG_DEST_IP);
+        sqlite3_bind_int64(q, BANDB_SIG_CAPACITY, s->sig.capacity);
+        sqlite3_bind_int64(q, BANDB_SIG_LEAK_SPEED, s->sig.leak_speed_ns);
+        sqlite3_bind_int(q, BANDB_SIG_REPROCESS, 0);
+        run(db, q);
+        id = sqlite3_last_insert_rowid(db);
+
+        q = st[BANDB_SQL_INSERT_EVENT];
+        sqlite3_bind_text(q, BANDB_EVENT_CREATED_AT, tn, BANDB_TIME_LEN, SQLITE_STATIC);
+        bind_t(q, BANDB_EVENT_TIME, s->ev.time, t1);
+        sqlite3_bind_text(q, BANDB_EVENT_SOURCE_IP, s->ev.source_ip, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, BANDB_EVENT_SIGNAL_ID, id);
+        sqlite3_bind_text(q, BANDB_EVENT_SERIALIZED, s->ev.serialized, -1, SQLITE_STATIC);
+        run(db, q);
+
+        q = st[BANDB_SQL_INSERT_BAN];
+        sqlite3_bind_text(q, BANDB_BAN_CREATED_AT, tn, BANDB_TIME_LEN, SQLITE_STATIC);
+        sqlite3_bind_text(q, BANDB_BAN_MEASURE_SOURCE, s->ban.measure_source, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, BANDB_BAN_MEASURE_TYPE, s->ban.measure_type, -1, SQLITE_STATIC);
+        sqlite3_bind_null(q, BANDB_BAN_MEASURE_EXTRA);
+        bind_t(q, BANDB_BAN_UNTIL, s->ban.until, t1);
+        sqlite3_bind_blob(q, BANDB_BAN_START_IP, s->ban.start_ip, 16, SQLITE_STATIC);
+        sqlite3_bind_blob(q, BANDB_BAN_END_IP, s->ban.end_ip, 16, SQLITE_STATIC);
+        sqlite3_bind_text(q, BANDB_BAN_TARGET_CN, s->ban.target_cn, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, BANDB_BAN_TARGET_AS, s->ban.target_as);
+        sqlite3_bind_text(q, BANDB_BAN_TARGET_AS_NAME, s->ban.target_as_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, BANDB_BAN_IP_TEXT, s->ban.ip_text, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, BANDB_BAN_REASON, s->ban.reason, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, BANDB_BAN_SCENARIO, s->ban.scenario, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, BANDB_BAN_SIGNAL_ID, id);
+        run(db, q);
+}
+
+static double bench_direct(const options *o) {
+        sqlite3_stmt *st[_BANDB_SQL_MAX] = {};
+        sqlite3 *db = NULL;
+        char err[512];
+        int from, failed;
+        usec_t start, elapsed;
+        sample s;
+
+        if (sqlite3_open_v2(o->db, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL))
+                die_sql(db, o->db);
+        sqlite3_busy_timeout(db, 5000);
+        if (bandb_apply_pragmas(db, o->sync_full) != SQLITE_OK)
+                die_sql(db, "pragmas");
+        if (bandb_migrate(db, &from, err, sizeof err) != SQLITE_OK) {
+                fprintf(stderr, "bench-ceiling: schema: %s\n", err);
+                exit(1);
+        }
+        if (bandb_prepare(db, st, &failed) != SQLITE_OK)
+                die_sql(db, "prepare");
+
+        start = now_monotonic();
+        for (uint64_t i = 0; i < o->signals; i++) {
+                usec_t now = now_realtime();
+
+                sample_fill(&s, i, o->targets, now);
+                if (i % o->batch == 0)
+                        run(db, st[BANDB_SQL_BEGIN]);
+                if (o->savepoint)
+                        run(db, st[BANDB_SQL_SAVEPOINT]);
+                write_direct(db, st, &s, now);
+                if (o->savepoint)
+                        run(db, st[BANDB_SQL_RELEASE]);
+                if ((i + 1) % o->batch == 0 || i + 1 == o->signals)
+                        run(db, st[BANDB_SQL_COMMIT]);
+        }
+        elapsed = now_monotonic() - start;
+
+        bandb_finalize(st);
+        sqlite3_close(db);
+        return (double) elapsed / 1e6;
+}
+
+static int count_row(const spw_ban_row *row, void *userdata) {
+        (*(uint64_t *) userdata)++;
+        return 0;
+}
+
+static double bench_plugin(const options *o, uint64_t *read_rows, double *read_ms) {
+        const struct spw_backend *(*entry)(void);
+        const struct spw_backend *b;
+        spw_kv config[] = {
+                { "db_path", o->db },
+                { "synchronous", o->sync_full ? "full" : "normal" },
+        };
+        testhost *host;
+        void *h, *self = NULL;
+        usec_t start, elapsed;
+        sample s;
+        int r;
+
+        h = dlopen(o->plugin, RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+                fprintf(stderr, "bench-ceiling: %s\n", dlerror());
+                exit(1);
+        }
+        entry = (const struct spw_backend *(*)(void)) dlsym(h, SPW_BACKEND_ENTRY_SYMBOL);
+        CHECK(entry);
+        b = entry();
+        host = testhost_new("bench", config, sizeof config / sizeof config[0]);
+        testhost_set_time(host, now_realtime());
+        r = testhost_init(host, b, &self);
+        if (r < 0) {
+                fprintf(stderr, "bench-ceiling: plugin init: %s\n", testhost_last_error(host));
+                exit(1);
+        }
+
+        start = now_monotonic();
+        for (uint64_t i = 0; i < o->signals; i++) {
+                usec_t now = now_realtime();
+
+                testhost_set_time(host, now);
+                sample_fill(&s, i, o->targets, now);
+                r = b->insert(self, &s.sig);
+                if (r != SPW_INSERT_OK) {
+                        fprintf(stderr, "bench-ceiling: insert: %s\n", testhost_last_error(host));
+                        exit(1);
+                }
+                if ((i + 1) % o->batch == 0 || i + 1 == o->signals) {
+                        r = b->flush(self);
+                        if (r < 0) {
+                                fprintf(stderr, "bench-ceiling: flush: %s\n", testhost_last_error(host));
+                                exit(1);
+                        }
+                }
+        }
+        elapsed = now_monotonic() - start;
+
+        *read_rows = 0;
+        start = now_monotonic();
+        CHECK_OK(b->read_at(self, now_realtime(), count_row, read_rows));
+        *read_ms = (double) (now_monotonic() - start) / 1e3;
+
+        b->shutdown(self);
+        testhost_free(host);
+        dlclose(h);
+        return (double) elapsed / 1e6;
+}
+
+static int parse_u64(const char *s, uint64_t *ret) {
+        char *end;
+        unsigned long long v;
+
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno || end == s || *end || v == 0 || s[0] == '-')
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+static void usage(FILE *f) {
+        fputs("usage: bench-ceiling [--signals N] [--batch B] [--db PATH] [--synchronous normal|full]\n"
+              "                     [--targets K] [--savepoint] [--through-plugin [--plugin PATH]] [--keep]\n"
+              "  --signals N       signals to insert (default 20000)\n"
+              "  --batch B         signals per transaction (default 100)\n"
+              "  --db PATH         database file, recreated (default: a temporary file, removed)\n"
+              "  --synchronous S   normal (default) or full\n"
+              "  --targets K       distinct source addresses (default: N, all distinct)\n"
+              "  --savepoint       add the plugin's per-insert SAVEPOINT (direct mode)\n"
+              "  --through-plugin  insert through sqlite.so's insert()/flush() instead\n"
+              "  --plugin PATH     the plugin to load (default: the build tree's)\n"
+              "  --keep            keep the database file\n", f);
+}
+
+int main(int argc, char **argv) {
+        static const struct option longopts[] = {
+                { "signals", required_argument, NULL, 'n' },
+                { "batch", required_argument, NULL, 'b' },
+                { "db", required_argument, NULL, 'd' },
+                { "synchronous", required_argument, NULL, 's' },
+                { "targets", required_argument, NULL, 't' },
+                { "savepoint", no_argument, NULL, 'S' },
+                { "through-plugin", no_argument, NULL, 'P' },
+                { "plugin", required_argument, NULL, 'p' },
+                { "keep", no_argument, NULL, 'k' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        options o = { .signals = 20000, .batch = 100, .plugin = BANDB_PLUGIN_PATH };
+        char tmp[64];
+        double secs, mib, read_ms = 0;
+        uint64_t read_rows = 0;
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", longopts, NULL)) >= 0) {
+                switch (c) {
+                case 'n':
+                case 'b':
+                case 't':
+                        if (parse_u64(optarg, c == 'n' ? &o.signals : c == 'b' ? &o.batch : &o.targets) < 0) {
+                                fprintf(stderr, "bench-ceiling: --%s: expected a positive integer, got \"%s\"\n",
+                                        c == 'n' ? "signals" : c == 'b' ? "batch" : "targets", optarg);
+                                return 2;
+                        }
+                        break;
+                case 'd':
+                        o.db = optarg;
+                        break;
+                case 's':
+                        if (strcmp(optarg, "normal") && strcmp(optarg, "full")) {
+                                fprintf(stderr, "bench-ceiling: --synchronous: expected normal or full, got \"%s\"\n",
+                                        optarg);
+                                return 2;
+                        }
+                        o.sync_full = strcmp(optarg, "full") == 0;
+                        break;
+                case 'S':
+                        o.savepoint = true;
+                        break;
+                case 'P':
+                        o.through_plugin = true;
+                        break;
+                case 'p':
+                        o.plugin = optarg;
+                        break;
+                case 'k':
+                        o.keep = true;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "bench-ceiling: unexpected argument \"%s\"\n", argv[optind]);
+                usage(stderr);
+                return 2;
+        }
+        if (!o.targets)
+                o.targets = o.signals;
+        if (!o.db) {
+                snprintf(tmp, sizeof tmp, "/tmp/bench-ceiling-%d.db", (int) getpid());
+                o.db = tmp;
+        } else
+                o.keep = true;
+        remove_db(o.db);
+
+        if (o.through_plugin)
+                secs = bench_plugin(&o, &read_rows, &read_ms);
+        else
+                secs = bench_direct(&o);
+        mib = db_size_mib(o.db);
+
+        printf("%s: %.0f signals/s (batch %" PRIu64 ", synchronous %s, rows %" PRIu64 ", db size %.1f MiB)\n",
+               o.through_plugin ? "plugin" : "ceiling", (double) o.signals / secs, o.batch,
+               o.sync_full ? "full" : "normal", o.signals * 3, mib);
+        printf("  %" PRIu64 " signals in %.3f s, %.2f us per signal, %" PRIu64 " distinct targets%s\n",
+               o.signals, secs, secs * 1e6 / (double) o.signals, o.targets,
+               o.savepoint ? ", savepoint per signal" : "");
+        if (o.through_plugin)
+                printf("read_at: %" PRIu64 " rows in %.1f ms\n", read_rows, read_ms);
+        if (!o.keep)
+                remove_db(o.db);
+        return 0;
+}

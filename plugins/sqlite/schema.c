@@ -1,0 +1,502 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ban database's SQL: table and index definitions, the migrations from
+ * each older version, the connection pragmas, every statement the plugin
+ * prepares, and the stored time format. Shared by the plugin and the
+ * ceiling benchmark, so the benchmark measures exactly the plugin's rows.
+ *
+ * Invariants:
+ *   - A migration runs inside one IMMEDIATE transaction and ends by setting
+ *     PRAGMA user_version, so a crash leaves the old version intact and a
+ *     second process migrating at the same time finds the work done.
+ *   - Migrations only add: a database CrowdSec v0.3 created keeps its
+ *     tables and rows; only gorm's single-column deleted_at indexes are
+ *     replaced (by the compound indexes below, which serve the same lookups).
+ *   - Every stored time has the same fixed width and zone, so comparing the
+ *     text compares the times; bound parameters use the same format.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "schema.h"
+
+/* ------------------------------------------------------------ time */
+
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
+        /* Howard Hinnant's days-to-civil algorithm, proleptic Gregorian. */
+        int64_t era, yy;
+        unsigned doe, yoe, doy, mp;
+
+        z += 719468;
+        era = (z >= 0 ? z : z - 146096) / 146097;
+        doe = (unsigned) (z - era * 146097);
+        yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        yy = (int64_t) yoe + era * 400;
+        doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        mp = (5 * doy + 2) / 153;
+        *d = doy - (153 * mp + 2) / 5 + 1;
+        *m = mp < 10 ? mp + 3 : mp - 9;
+        *y = yy + (*m <= 2);
+}
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+        int64_t era;
+        unsigned yoe, doy, doe;
+
+        y -= m <= 2;
+        era = (y >= 0 ? y : y - 399) / 400;
+        yoe = (unsigned) (y - era * 400);
+        doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+        doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        return era * 146097 + (int64_t) doe - 719468;
+}
+
+#define USEC_PER_SEC INT64_C(1000000)
+#define SEC_PER_DAY  INT64_C(86400)
+/* 0001-01-01 00:00:00 and 9999-12-31 23:59:59.999999 UTC */
+#define TIME_MIN (INT64_C(-62135596800) * USEC_PER_SEC)
+#define TIME_MAX (INT64_C(253402300800) * USEC_PER_SEC - 1)
+
+static char *put_digits(char *p, unsigned v, int n) {
+        for (int i = n - 1; i >= 0; i--) {
+                p[i] = (char) ('0' + v % 10);
+                v /= 10;
+        }
+        return p + n;
+}
+
+char *bandb_time_format(char buf[static BANDB_TIME_MAX], spw_usec_t t) {
+        int64_t secs, days, rem, y;
+        unsigned m, d, usec;
+        char *p = buf;
+
+        if (t < TIME_MIN)
+                t = TIME_MIN;
+        if (t > TIME_MAX)
+                t = TIME_MAX;
+        secs = t >= 0 ? t / USEC_PER_SEC : -((-t + USEC_PER_SEC - 1) / USEC_PER_SEC);
+        usec = (unsigned) (t - secs * USEC_PER_SEC);
+        days = secs >= 0 ? secs / SEC_PER_DAY : -((-secs + SEC_PER_DAY - 1) / SEC_PER_DAY);
+        rem = secs - days * SEC_PER_DAY;
+        civil_from_days(days, &y, &m, &d);
+
+        p = put_digits(p, (unsigned) y, 4);
+        *p++ = '-';
+        p = put_digits(p, m, 2);
+        *p++ = '-';
+        p = put_digits(p, d, 2);
+        *p++ = ' ';
+        p = put_digits(p, (unsigned) (rem / 3600), 2);
+        *p++ = ':';
+        p = put_digits(p, (unsigned) (rem / 60 % 60), 2);
+        *p++ = ':';
+        p = put_digits(p, (unsigned) (rem % 60), 2);
+        *p++ = '.';
+        p = put_digits(p, usec, 6);
+        memcpy(p, "+00:00", 7);
+        return buf;
+}
+
+static int take_digits(const char **p, const char *end, int n, unsigned *ret) {
+        unsigned v = 0;
+
+        if (end - *p < n)
+                return -EINVAL;
+        for (int i = 0; i < n; i++) {
+                char c = (*p)[i];
+                if (c < '0' || c > '9')
+                        return -EINVAL;
+                v = v * 10 + (unsigned) (c - '0');
+        }
+        *p += n;
+        *ret = v;
+        return 0;
+}
+
+static int take_char(const char **p, const char *end, char c) {
+        if (*p >= end || **p != c)
+                return -EINVAL;
+        (*p)++;
+        return 0;
+}
+
+int bandb_time_parse(const char *s, size_t n, spw_usec_t *ret) {
+        static const unsigned mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+        const char *p = s, *end = s + n;
+        unsigned y, mo, d, h, mi, sec, usec = 0, scale = 100000;
+        int64_t offset = 0;
+
+        if (!s)
+                return -EINVAL;
+        if (take_digits(&p, end, 4, &y) < 0 || take_char(&p, end, '-') < 0 ||
+            take_digits(&p, end, 2, &mo) < 0 || take_char(&p, end, '-') < 0 ||
+            take_digits(&p, end, 2, &d) < 0)
+                return -EINVAL;
+        if (p >= end || (*p != ' ' && *p != 'T'))
+                return -EINVAL;
+        p++;
+        if (take_digits(&p, end, 2, &h) < 0 || take_char(&p, end, ':') < 0 ||
+            take_digits(&p, end, 2, &mi) < 0 || take_char(&p, end, ':') < 0 ||
+            take_digits(&p, end, 2, &sec) < 0)
+                return -EINVAL;
+        if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60)
+                return -EINVAL;
+        if (p < end && *p == '.') {
+                p++;
+                if (p >= end || *p < '0' || *p > '9')
+                        return -EINVAL;
+                for (; p < end && *p >= '0' && *p <= '9'; p++) {
+                        usec += (unsigned) (*p - '0') * scale;
+                        scale /= 10;
+                }
+        }
+        if (p < end && (*p == 'Z' || *p == 'z'))
+                p++;
+        else if (p < end && (*p == '+' || *p == '-')) {
+                bool neg = *p++ == '-';
+                unsigned oh, om;
+
+                if (take_digits(&p, end, 2, &oh) < 0)
+                        return -EINVAL;
+                if (p < end && *p == ':')
+                        p++;
+                if (take_digits(&p, end, 2, &om) < 0 || oh > 23 || om > 59)
+                        return -EINVAL;
+                offset = ((int64_t) oh * 3600 + om * 60) * (neg ? -1 : 1);
+        }
+        if (p != end)
+                return -EINVAL;
+
+        *ret = ((days_from_civil(y, mo, d) * SEC_PER_DAY + h * 3600 + mi * 60 + sec - offset)
+                * USEC_PER_SEC) + usec;
+        return 0;
+}
+
+/* ------------------------------------------------------------ schema */
+
+/* CrowdSec v0.3's tables as gorm v1's sqlite3 dialect declares them (column
+ * order and declared types included), except start_ip/end_ip, which gorm
+ * declared "integer" for uint32. "datetime" has NUMERIC affinity: our time
+ * text is not a number, so it stays text. */
+#define SQL_CREATE_TABLES                                                               \
+        "CREATE TABLE IF NOT EXISTS \"signal_occurences\" ("                            \
+        "\"id\" integer primary key autoincrement,"                                     \
+        "\"created_at\" datetime,\"updated_at\" datetime,\"deleted_at\" datetime,"      \
+        "\"map_key\" varchar(255),\"scenario\" varchar(255),\"bucket_id\" varchar(255)," \
+        "\"alert_message\" varchar(255),\"events_count\" integer,"                      \
+        "\"start_at\" datetime,\"stop_at\" datetime,"                                   \
+        "\"source_ip\" varchar(255),\"source_range\" varchar(255),"                     \
+        "\"source_autonomous_system_number\" varchar(255),"                             \
+        "\"source_autonomous_system_organization\" varchar(255),"                       \
+        "\"source_country\" varchar(255),\"source_latitude\" real,"                     \
+        "\"source_longitude\" real,\"dest_ip\" varchar(255),\"capacity\" integer,"      \
+        "\"leak_speed\" bigint,\"reprocess\" bool);\n"                                  \
+        "CREATE TABLE IF NOT EXISTS \"event_sequences\" ("                              \
+        "\"id\" integer primary key autoincrement,"                                     \
+        "\"created_at\" datetime,\"updated_at\" datetime,\"deleted_at\" datetime,"      \
+        "\"time\" datetime,\"source_ip\" varchar(255),\"source_range\" varchar(255),"   \
+        "\"source_autonomous_system_number\" varchar(255),"                             \
+        "\"source_autonomous_system_organization\" varchar(255),"                       \
+        "\"source_country\" varchar(255),\"signal_occurence_id\" integer,"              \
+        "\"serialized\" text);\n"                                                       \
+        "CREATE TABLE IF NOT EXISTS \"ban_applications\" ("                             \
+        "\"id\" integer primary key autoincrement,"                                     \
+        "\"created_at\" datetime,\"updated_at\" datetime,\"deleted_at\" datetime,"      \
+        "\"measure_source\" varchar(255),\"measure_type\" varchar(255),"                \
+        "\"measure_extra\" varchar(255),\"until\" datetime,"                            \
+        "\"start_ip\" blob,\"end_ip\" blob,"                                            \
+        "\"target_cn\" varchar(255),\"target_as\" integer,\"target_as_name\" varchar(255)," \
+        "\"ip_text\" varchar(255),\"reason\" varchar(255),\"scenario\" varchar(255),"   \
+        "\"signal_occurence_id\" integer);\n"
+
+#define TIME_GLOB "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]+00:00'"
+#define NORMALIZE(table, col) \
+        "UPDATE " table " SET " col " = bandb_time(" col ") WHERE " col " NOT GLOB " TIME_GLOB ";\n"
+
+/* Version 0 (empty, or CrowdSec v0.3's gorm schema) to 1. */
+static const char migrate_0_to_1[] =
+        SQL_CREATE_TABLES
+        /* go-sqlite3 wrote "2006-01-02 15:04:05.999999999-07:00" in local time */
+        NORMALIZE("signal_occurences", "created_at")
+        NORMALIZE("signal_occurences", "updated_at")
+        NORMALIZE("signal_occurences", "deleted_at")
+        NORMALIZE("signal_occurences", "start_at")
+        NORMALIZE("signal_occurences", "stop_at")
+        NORMALIZE("event_sequences", "created_at")
+        NORMALIZE("event_sequences", "updated_at")
+        NORMALIZE("event_sequences", "deleted_at")
+        NORMALIZE("event_sequences", "time")
+        NORMALIZE("ban_applications", "created_at")
+        NORMALIZE("ban_applications", "updated_at")
+        NORMALIZE("ban_applications", "deleted_at")
+        NORMALIZE("ban_applications", "until")
+        /* uint32 IPv4 to 16-byte IPv4-mapped IPv6 */
+        "UPDATE ban_applications SET start_ip = bandb_ipv4(start_ip), end_ip = bandb_ipv4(end_ip)"
+        " WHERE typeof(start_ip) = 'integer' OR typeof(end_ip) = 'integer';\n"
+        /* gorm's deleted_at indexes: the planner could pick them for the
+         * ip_text lookup and scan every active ban; the compound indexes
+         * below serve every deleted_at lookup we make. */
+        "DROP INDEX IF EXISTS idx_signal_occurences_deleted_at;\n"
+        "DROP INDEX IF EXISTS idx_event_sequences_deleted_at;\n"
+        "DROP INDEX IF EXISTS idx_ban_applications_deleted_at;\n"
+        /* one active ban per target: the soft-delete lookup, Delete(target) */
+        "CREATE INDEX IF NOT EXISTS " BANDB_IP_TEXT_INDEX " ON ban_applications (ip_text, deleted_at);\n"
+        /* expiry (deleted_at IS NULL AND until < now), DeleteAll, GC by age */
+        "CREATE INDEX IF NOT EXISTS idx_ban_applications_deleted_at_until ON ban_applications (deleted_at, until);\n"
+        /* GC: is a signal still referenced, and its event sequences */
+        "CREATE INDEX IF NOT EXISTS idx_ban_applications_signal_occurence_id ON ban_applications (signal_occurence_id);\n"
+        "CREATE INDEX IF NOT EXISTS idx_event_sequences_signal_occurence_id ON event_sequences (signal_occurence_id);\n";
+
+/* migrations[v] takes version v to v + 1 */
+static const char *const migrations[BANDB_SCHEMA_VERSION] = {
+        [0] = migrate_0_to_1,
+};
+
+/* bandb_time(x): a stored time in any format we can parse, as ours; other
+ * values unchanged. */
+static void sql_bandb_time(sqlite3_context *c, int argc, sqlite3_value **argv) {
+        const char *s = (const char *) sqlite3_value_text(argv[0]);
+        char buf[BANDB_TIME_MAX];
+        spw_usec_t t;
+
+        if (sqlite3_value_type(argv[0]) != SQLITE_TEXT || !s ||
+            bandb_time_parse(s, (size_t) sqlite3_value_bytes(argv[0]), &t) < 0) {
+                sqlite3_result_value(c, argv[0]);
+                return;
+        }
+        sqlite3_result_text(c, bandb_time_format(buf, t), BANDB_TIME_LEN, SQLITE_TRANSIENT);
+}
+
+/* bandb_ipv4(x): a uint32 IPv4 address as 16 bytes ::ffff:a.b.c.d; other
+ * values unchanged. */
+static void sql_bandb_ipv4(sqlite3_context *c, int argc, sqlite3_value **argv) {
+        uint8_t a[16] = { [10] = 0xff, [11] = 0xff };
+        sqlite3_int64 v;
+
+        if (sqlite3_value_type(argv[0]) != SQLITE_INTEGER ||
+            (v = sqlite3_value_int64(argv[0])) < 0 || v > UINT32_MAX) {
+                sqlite3_result_value(c, argv[0]);
+                return;
+        }
+        a[12] = (uint8_t) (v >> 24);
+        a[13] = (uint8_t) (v >> 16);
+        a[14] = (uint8_t) (v >> 8);
+        a[15] = (uint8_t) v;
+        sqlite3_result_blob(c, a, sizeof a, SQLITE_TRANSIENT);
+}
+
+static int read_user_version(sqlite3 *db, int *ret) {
+        sqlite3_stmt *st = NULL;
+        int r;
+
+        r = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+        if (r != SQLITE_OK)
+                return r;
+        r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+                *ret = sqlite3_column_int(st, 0);
+                r = SQLITE_OK;
+        }
+        sqlite3_finalize(st);
+        return r;
+}
+
+int bandb_migrate(sqlite3 *db, int *from, char *err, size_t err_size) {
+        char sql[64];
+        int r, v;
+
+        snprintf(err, err_size, "%s", "not an error");
+
+        r = read_user_version(db, &v);
+        if (r != SQLITE_OK) {
+                snprintf(err, err_size, "%s", sqlite3_errmsg(db));
+                return r;
+        }
+        *from = v;
+        if (v == BANDB_SCHEMA_VERSION)
+                return SQLITE_OK;
+        if (v < 0 || v > BANDB_SCHEMA_VERSION)
+                return SQLITE_ERROR;
+
+        r = sqlite3_create_function_v2(db, "bandb_time", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                       NULL, sql_bandb_time, NULL, NULL, NULL);
+        if (r == SQLITE_OK)
+                r = sqlite3_create_function_v2(db, "bandb_ipv4", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                               NULL, sql_bandb_ipv4, NULL, NULL, NULL);
+        if (r == SQLITE_OK)
+                r = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (r != SQLITE_OK) {
+                snprintf(err, err_size, "%s", sqlite3_errmsg(db));
+                return r;
+        }
+        /* Another writer may have migrated while we waited for the lock. */
+        r = read_user_version(db, &v);
+        if (r == SQLITE_OK && v > BANDB_SCHEMA_VERSION)
+                r = SQLITE_ERROR;
+        for (; r == SQLITE_OK && v < BANDB_SCHEMA_VERSION; v++)
+                r = sqlite3_exec(db, migrations[v], NULL, NULL, NULL);
+        if (r == SQLITE_OK) {
+                snprintf(sql, sizeof sql, "PRAGMA user_version = %d", BANDB_SCHEMA_VERSION);
+                r = sqlite3_exec(db, sql, NULL, NULL, NULL);
+        }
+        if (r == SQLITE_OK)
+                r = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+        if (r != SQLITE_OK) {
+                /* the failing statement's message, before ROLLBACK resets it */
+                snprintf(err, err_size, "%s", sqlite3_errmsg(db));
+                if (!sqlite3_get_autocommit(db))
+                        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        }
+        return r;
+}
+
+int bandb_apply_pragmas(sqlite3 *db, bool synchronous_full) {
+        sqlite3_stmt *st = NULL;
+        int r;
+
+        /* journal_mode returns the mode in effect: WAL needs shared memory
+         * next to the file, and is refused on some network filesystems. */
+        r = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+        if (r != SQLITE_OK)
+                return r;
+        r = sqlite3_step(st);
+        if (r == SQLITE_ROW)
+                r = sqlite3_stricmp((const char *) sqlite3_column_text(st, 0), "wal") == 0 ? SQLITE_OK : SQLITE_CANTOPEN;
+        sqlite3_finalize(st);
+        if (r != SQLITE_OK)
+                return r;
+
+        return sqlite3_exec(db,
+                            synchronous_full ? "PRAGMA synchronous = FULL;" : "PRAGMA synchronous = NORMAL;"
+                            /* savepoint journals and the GC's scratch tables */
+                            "PRAGMA temp_store = MEMORY;"
+                            /* 16 MiB: keeps the ip_text index's inner pages hot */
+                            "PRAGMA cache_size = -16384;"
+                            "PRAGMA foreign_keys = OFF;",
+                            NULL, NULL, NULL);
+}
+
+/* ------------------------------------------------------------ statements */
+
+const char *const bandb_sql[_BANDB_SQL_MAX] = {
+        [BANDB_SQL_BEGIN] = "BEGIN IMMEDIATE",
+        [BANDB_SQL_COMMIT] = "COMMIT",
+        [BANDB_SQL_ROLLBACK] = "ROLLBACK",
+        [BANDB_SQL_SAVEPOINT] = "SAVEPOINT bandb_insert",
+        [BANDB_SQL_RELEASE] = "RELEASE bandb_insert",
+        [BANDB_SQL_ROLLBACK_TO] = "ROLLBACK TO bandb_insert",
+
+        /* Pinned to the (ip_text, deleted_at) index: if it ever went missing
+         * the statement fails to prepare instead of scanning active bans. */
+        [BANDB_SQL_SUPERSEDE] =
+                "UPDATE ban_applications INDEXED BY " BANDB_IP_TEXT_INDEX
+                " SET deleted_at = ?1, updated_at = ?1 WHERE ip_text = ?2 AND deleted_at IS NULL",
+
+        [BANDB_SQL_INSERT_SIGNAL] =
+                "INSERT INTO signal_occurences (created_at, updated_at, map_key, scenario, bucket_id,"
+                " alert_message, events_count, start_at, stop_at, source_ip, source_range,"
+                " source_autonomous_system_number, source_autonomous_system_organization,"
+                " source_country, source_latitude, source_longitude, dest_ip, capacity, leak_speed,"
+                " reprocess)"
+                " VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+                " ?17, ?18, ?19)",
+        [BANDB_SQL_INSERT_EVENT] =
+                "INSERT INTO event_sequences (created_at, updated_at, time, source_ip,"
+                " signal_occurence_id, serialized)"
+                " VALUES (?1, ?1, ?2, ?3, ?4, ?5)",
+        [BANDB_SQL_INSERT_BAN] =
+                "INSERT INTO ban_applications (created_at, updated_at, measure_source, measure_type,"
+                " measure_extra, until, start_ip, end_ip, target_cn, target_as, target_as_name,"
+                " ip_text, reason, scenario, signal_occurence_id)"
+                " VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+
+        /* Active at ?1: not (yet) deleted at ?1 and not expired. One row per
+         * target, the newest ban (highest id), with the number of that
+         * target's bans active at ?1; newest first. One pass with window
+         * functions, one join for the signal's events_count. */
+        [BANDB_SQL_READ_AT] =
+                "SELECT b.measure_source, b.ip_text, b.reason, b.n, b.measure_type, b.target_cn,"
+                " b.target_as_name, b.target_as, s.events_count, b.until"
+                " FROM (SELECT id, measure_source, ip_text, reason, measure_type, target_cn,"
+                "        target_as_name, target_as, until, signal_occurence_id,"
+                "        row_number() OVER (PARTITION BY ip_text ORDER BY id DESC) AS rn,"
+                "        count(*) OVER (PARTITION BY ip_text) AS n"
+                "       FROM ban_applications"
+                "       WHERE (deleted_at IS NULL OR deleted_at > ?1) AND until >= ?1) AS b"
+                " LEFT JOIN signal_occurences AS s ON s.id = b.signal_occurence_id"
+                " WHERE b.rn = 1"
+                " ORDER BY b.id DESC",
+
+        [BANDB_SQL_DELETE_ALL] =
+                "UPDATE ban_applications SET deleted_at = ?1, updated_at = ?1 WHERE deleted_at IS NULL",
+
+        [BANDB_SQL_EXPIRE_PROBE] =
+                "SELECT 1 FROM ban_applications WHERE deleted_at IS NULL AND until < ?1 LIMIT 1",
+        [BANDB_SQL_EXPIRE] =
+                "UPDATE ban_applications SET deleted_at = ?1, updated_at = ?1 WHERE id IN"
+                " (SELECT id FROM ban_applications WHERE deleted_at IS NULL AND until < ?1 LIMIT ?2)",
+
+        [BANDB_SQL_GC_CLEAR_BANS] = "DELETE FROM temp.bandb_gc_ban",
+        [BANDB_SQL_GC_CLEAR_SIGNALS] = "DELETE FROM temp.bandb_gc_sig",
+        [BANDB_SQL_GC_COUNT_EDGE] =
+                "SELECT id FROM ban_applications ORDER BY id DESC LIMIT 1 OFFSET ?1",
+        [BANDB_SQL_GC_PICK_COUNT] =
+                "INSERT INTO temp.bandb_gc_ban (id, sig) SELECT id, signal_occurence_id"
+                " FROM ban_applications WHERE deleted_at IS NOT NULL AND id <= ?1 ORDER BY id LIMIT ?2",
+        [BANDB_SQL_GC_PICK_AGE] =
+                "INSERT INTO temp.bandb_gc_ban (id, sig) SELECT id, signal_occurence_id"
+                " FROM ban_applications WHERE deleted_at < ?1 ORDER BY deleted_at LIMIT ?2",
+        /* Signals that never had a ban, older than ?1. The scan is bounded by
+         * the first young signal in id order (ids grow with created_at). */
+        [BANDB_SQL_GC_PICK_SIGNALS] =
+                "INSERT INTO temp.bandb_gc_sig (id) SELECT s.id FROM signal_occurences AS s"
+                " WHERE s.id < coalesce((SELECT id FROM signal_occurences WHERE created_at >= ?1"
+                "                        ORDER BY id LIMIT 1), 9223372036854775807)"
+                "   AND s.created_at < ?1"
+                "   AND NOT EXISTS (SELECT 1 FROM ban_applications AS b WHERE b.signal_occurence_id = s.id)"
+                " ORDER BY s.id LIMIT ?2",
+        [BANDB_SQL_GC_DELETE_BANS] =
+                "DELETE FROM ban_applications WHERE id IN (SELECT id FROM temp.bandb_gc_ban)"
+                " AND deleted_at IS NOT NULL",
+        [BANDB_SQL_GC_ORPHANS] =
+                "INSERT OR IGNORE INTO temp.bandb_gc_sig (id) SELECT sig FROM temp.bandb_gc_ban"
+                " WHERE sig IS NOT NULL",
+        [BANDB_SQL_GC_DELETE_SIGNALS] =
+                "DELETE FROM signal_occurences WHERE id IN (SELECT id FROM temp.bandb_gc_sig)"
+                " AND NOT EXISTS (SELECT 1 FROM ban_applications AS b"
+                "                 WHERE b.signal_occurence_id = signal_occurences.id)",
+        [BANDB_SQL_GC_DELETE_EVENTS] =
+                "DELETE FROM event_sequences WHERE signal_occurence_id IN (SELECT id FROM temp.bandb_gc_sig)"
+                " AND NOT EXISTS (SELECT 1 FROM signal_occurences AS s"
+                "                 WHERE s.id = event_sequences.signal_occurence_id)",
+};
+
+int bandb_prepare(sqlite3 *db, sqlite3_stmt *st[static _BANDB_SQL_MAX], int *failed) {
+        int r;
+
+        /* Per-connection scratch tables of the garbage collector. */
+        r = sqlite3_exec(db,
+                         "CREATE TEMP TABLE IF NOT EXISTS bandb_gc_ban (id INTEGER PRIMARY KEY, sig INTEGER);"
+                         "CREATE TEMP TABLE IF NOT EXISTS bandb_gc_sig (id INTEGER PRIMARY KEY);",
+                         NULL, NULL, NULL);
+        if (r != SQLITE_OK) {
+                *failed = -1;
+                return r;
+        }
+        for (int i = 0; i < _BANDB_SQL_MAX; i++) {
+                r = sqlite3_prepare_v3(db, bandb_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st[i], NULL);
+                if (r != SQLITE_OK) {
+                        *failed = i;
+                        return r;
+                }
+        }
+        return SQLITE_OK;
+}
+
+void bandb_finalize(sqlite3_stmt *st[static _BANDB_SQL_MAX]) {
+        for (int i = 0; i < _BANDB_SQL_MAX; i++) {
+                sqlite3_finalize(st[i]);
+                st[i] = NULL;
+        }
+}

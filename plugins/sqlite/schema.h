@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The ban database's schema, pragmas and statements, shared by the sqlite
+ * plugin (sqlite.c) and the direct-insert ceiling program (bench-ceiling.c)
+ * so that both write exactly the same rows the same way.
+ *
+ * Tables are CrowdSec v0.3's gorm tables with CrowdSec's column names. Two
+ * storage choices differ from what gorm wrote and are normalised by the
+ * migration from version 0:
+ *   - times are UTC text "YYYY-MM-DD HH:MM:SS.ffffff+00:00" (fixed width,
+ *     so text order is time order and the sqlite3 CLI's date functions read
+ *     it); gorm/go-sqlite3 wrote the process's local zone and a variable
+ *     fraction;
+ *   - start_ip/end_ip are 16-byte BLOBs (IPv6, IPv4 as ::ffff:a.b.c.d), which
+ *     SQLite compares with memcmp(); CrowdSec stored uint32 (IPv4 only).
+ *
+ * Versions (PRAGMA user_version):
+ *   0  empty file, or a database created by CrowdSec v0.3 (gorm AutoMigrate)
+ *   1  Spillway: the same tables, times and addresses normalised, the
+ *      indexes our queries need instead of gorm's deleted_at indexes.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+#include <spillway/backend.h>
+
+#define BANDB_SCHEMA_VERSION 1
+
+/* "YYYY-MM-DD HH:MM:SS.ffffff+00:00" and its NUL. */
+#define BANDB_TIME_LEN 32
+#define BANDB_TIME_MAX (BANDB_TIME_LEN + 1)
+
+/* Format t (usec since the epoch, UTC) the way the database stores times.
+ * Times outside years 1..9999 are clamped. Returns buf. */
+char *bandb_time_format(char buf[static BANDB_TIME_MAX], spw_usec_t t);
+
+/* Parse a stored time: "YYYY-MM-DD HH:MM:SS", 'T' accepted for the space,
+ * any number of fraction digits (microseconds kept), then "Z", "+HH:MM",
+ * "-HH:MM", "+HHMM" or nothing (UTC). Returns 0 or -EINVAL. */
+int bandb_time_parse(const char *s, size_t n, spw_usec_t *ret);
+
+/* The connection settings every writer uses: WAL, synchronous, temp store
+ * in memory, page cache. On failure returns the SQLite result code and
+ * leaves sqlite3_errmsg() describing it. */
+int bandb_apply_pragmas(sqlite3 *db, bool synchronous_full);
+
+/* Bring the schema to BANDB_SCHEMA_VERSION in one IMMEDIATE transaction.
+ * *from is set to the version found. Returns an SQLite result code with
+ * SQLite's message in err; on SQLITE_ERROR with a version newer than ours,
+ * *from tells which. The caller turns codes into messages. */
+int bandb_migrate(sqlite3 *db, int *from, char *err, size_t err_size);
+
+/* The statements, prepared once per connection. */
+enum {
+        BANDB_SQL_BEGIN,
+        BANDB_SQL_COMMIT,
+        BANDB_SQL_ROLLBACK,
+        BANDB_SQL_SAVEPOINT,
+        BANDB_SQL_RELEASE,
+        BANDB_SQL_ROLLBACK_TO,
+        BANDB_SQL_SUPERSEDE,      /* ?1 now, ?2 ip_text: soft-delete active bans of a target */
+        BANDB_SQL_INSERT_SIGNAL,
+        BANDB_SQL_INSERT_EVENT,
+        BANDB_SQL_INSERT_BAN,
+        BANDB_SQL_READ_AT,        /* ?1 at */
+        BANDB_SQL_DELETE_ALL,     /* ?1 now */
+        BANDB_SQL_EXPIRE_PROBE,   /* ?1 now */
+        BANDB_SQL_EXPIRE,         /* ?1 now, ?2 limit */
+        BANDB_SQL_GC_CLEAR_BANS,
+        BANDB_SQL_GC_CLEAR_SIGNALS,
+        BANDB_SQL_GC_COUNT_EDGE,  /* ?1 max_records: id of the newest ban not kept */
+        BANDB_SQL_GC_PICK_COUNT,  /* ?1 edge id, ?2 limit */
+        BANDB_SQL_GC_PICK_AGE,    /* ?1 cutoff, ?2 limit */
+        BANDB_SQL_GC_PICK_SIGNALS,/* ?1 cutoff, ?2 limit: ban-less signals */
+        BANDB_SQL_GC_DELETE_BANS,
+        BANDB_SQL_GC_ORPHANS,
+        BANDB_SQL_GC_DELETE_SIGNALS,
+        BANDB_SQL_GC_DELETE_EVENTS,
+        _BANDB_SQL_MAX,
+};
+
+extern const char *const bandb_sql[_BANDB_SQL_MAX];
+
+/* Create the GC's temp tables and prepare every statement into st[] (which
+ * must be zeroed). On failure returns the SQLite code and sets *failed to
+ * the failing statement's index (-1: the temp tables); statements prepared
+ * so far stay in st[] for bandb_finalize(). */
+int bandb_prepare(sqlite3 *db, sqlite3_stmt *st[static _BANDB_SQL_MAX], int *failed);
+/* Finalize every statement in st[] (NULL entries are fine). */
+void bandb_finalize(sqlite3_stmt *st[static _BANDB_SQL_MAX]);
+
+/* Parameter numbers of the three INSERTs, in column order. */
+enum {
+        BANDB_SIG_CREATED_AT = 1, /* also updated_at */
+        BANDB_SIG_MAP_KEY,
+        BANDB_SIG_SCENARIO,
+        BANDB_SIG_BUCKET_ID,
+        BANDB_SIG_ALERT_MESSAGE,
+        BANDB_SIG_EVENTS_COUNT,
+        BANDB_SIG_START_AT,
+        BANDB_SIG_STOP_AT,
+        BANDB_SIG_SOURCE_IP,
+        BANDB_SIG_SOURCE_RANGE,
+        BANDB_SIG_SOURCE_AS_NUMBER,
+        BANDB_SIG_SOURCE_AS_ORG,
+        BANDB_SIG_SOURCE_COUNTRY,
+        BANDB_SIG_SOURCE_LATITUDE,
+        BANDB_SIG_SOURCE_LONGITUDE,
+        BANDB_SIG_DEST_IP,
+        BANDB_SIG_CAPACITY,
+        BANDB_SIG_LEAK_SPEED,
+        BANDB_SIG_REPROCESS,
+};
+
+enum {
+        BANDB_EVENT_CREATED_AT = 1,
+        BANDB_EVENT_TIME,
+        BANDB_EVENT_SOURCE_IP,
+        BANDB_EVENT_SIGNAL_ID,
+        BANDB_EVENT_SERIALIZED,
+};
+
+enum {
+        BANDB_BAN_CREATED_AT = 1,
+        BANDB_BAN_MEASURE_SOURCE,
+        BANDB_BAN_MEASURE_TYPE,
+        BANDB_BAN_MEASURE_EXTRA,
+        BANDB_BAN_UNTIL,
+        BANDB_BAN_START_IP,
+        BANDB_BAN_END_IP,
+        BANDB_BAN_TARGET_CN,
+        BANDB_BAN_TARGET_AS,
+        BANDB_BAN_TARGET_AS_NAME,
+        BANDB_BAN_IP_TEXT,
+        BANDB_BAN_REASON,
+        BANDB_BAN_SCENARIO,
+        BANDB_BAN_SIGNAL_ID,
+};
+
+/* Columns of BANDB_SQL_READ_AT. */
+enum {
+        BANDB_ROW_SOURCE,
+        BANDB_ROW_IPTEXT,
+        BANDB_ROW_REASON,
+        BANDB_ROW_BANCOUNT,
+        BANDB_ROW_ACTION,
+        BANDB_ROW_CN,
+        BANDB_ROW_AS,
+        BANDB_ROW_AS_NUMBER,
+        BANDB_ROW_EVENTS_COUNT,
+        BANDB_ROW_UNTIL,
+};
+
+/* The index the soft-delete lookup is pinned to (INDEXED BY). */
+#define BANDB_IP_TEXT_INDEX "idx_ban_applications_ip_text_deleted_at"
