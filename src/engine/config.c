@@ -550,6 +550,11 @@ static int parse_backend_doc(spw_config *c, const char *file, const char *dir, c
         bool notification = is_crowdsec_notification(doc);
         int r;
 
+        if (name && name->type == YNODE_SCALAR && name->plain && *name->value && ynode_is_null(name)) {
+                r = fail_at(err, file, name, "name: '%s' is YAML's null; quote it (name: \"%s\") or choose another name",
+                            name->value, name->value);
+                goto fail;
+        }
         if (!name || ynode_is_null(name)) {
                 r = fail_at(err, file, doc, "a backend needs a `name:` (used in profiles.yaml and logs)");
                 goto fail;

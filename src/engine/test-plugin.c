@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The plugin loader against real shared objects: the mock plugin loads,
+ * every broken descriptor is refused with a message saying how to fix it,
+ * descriptors of other 1.x minors load, and (as root) the ownership and
+ * permission checks refuse unsafe files.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "plugin.h"
+#include "tests.h"
+
+static char dir[1024];
+
+static const char *so(const char *name) {
+        static char path[2048];
+        snprintf(path, sizeof path, "%s/%s.so", dir, name);
+        return path;
+}
+
+static void refused(const char *name, int expect, const char *text) {
+        spw_plugin *p = NULL;
+        spw_error err = { 0 };
+        int r = plugin_load(so(name), false, &p, &err);
+        if (r != expect)
+                fprintf(stderr, "%s: got %d (%s)\n", name, r, err.msg);
+        CHECK_EQ(r, expect);
+        CHECK_CONTAINS(err.msg, text);
+}
+
+static void copy_file(const char *from, const char *to) {
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
+        CHECK_EQ(system(cmd), 0);
+}
+
+int main(void) {
+        spw_plugin *p = NULL, *p2 = NULL;
+        spw_error err = { 0 };
+
+        snprintf(dir, sizeof dir, "%s", getenv("SPW_TEST_PLUGIN_DIR"));
+
+        CHECK_OK(plugin_load(so("mock"), false, &p, &err));
+        CHECK_STREQ(p->ops.name, "mock");
+        CHECK(p->ops.read_at != NULL);
+        CHECK(plugin_find_key(p, "mode") != NULL);
+        CHECK(plugin_find_key(p, "nope") == NULL);
+        CHECK_OK(plugin_load(so("mock"), false, &p2, &err));
+        CHECK(p == p2); /* loaded once */
+
+        refused("bad_magic", -EPROTO, "magic 0x12345678");
+        refused("bad_major", -EPROTO, "built for backend ABI 2, this spillwayd speaks ABI 1");
+        refused("too_small", -EPROTO, "rebuild");
+        refused("no_symbol", -EPROTO, "does not export spw_backend_v1()");
+        refused("no_insert", -EPROTO, "lacks the required insert operation");
+        refused("does_not_exist", -ENOENT, "does not exist");
+
+        CHECK_OK(plugin_load(so("old_minor"), false, &p, &err));
+        CHECK_OK(plugin_load(so("newer_minor"), false, &p, &err));
+        CHECK_EQ(p->abi_minor, 99);
+        CHECK(p->ops.size == sizeof p->ops);
+
+        if (geteuid() == 0) {
+                char tmp[] = "/tmp/spw-plugin-XXXXXX", path[2048];
+                CHECK(mkdtemp(tmp));
+                CHECK_EQ(chmod(tmp, 0755), 0);
+
+                snprintf(path, sizeof path, "%s/safe.so", tmp);
+                copy_file(so("mock"), path);
+                CHECK_EQ(chmod(path, 0644), 0);
+                CHECK_OK(plugin_load(path, true, &p, &err));
+
+                snprintf(path, sizeof path, "%s/world.so", tmp);
+                copy_file(so("mock"), path);
+                CHECK_EQ(chmod(path, 0666), 0);
+                CHECK_EQ(plugin_load(path, true, &p, &err), -EPERM);
+                CHECK_CONTAINS(err.msg, "writable by everyone");
+                CHECK_CONTAINS(err.msg, "chmod go-w");
+
+                snprintf(path, sizeof path, "%s/group.so", tmp);
+                copy_file(so("mock"), path);
+                CHECK_EQ(chmod(path, 0664), 0);
+                CHECK_EQ(plugin_load(path, true, &p, &err), -EPERM);
+                CHECK_CONTAINS(err.msg, "writable by its group");
+
+                snprintf(path, sizeof path, "%s/nobody.so", tmp);
+                copy_file(so("mock"), path);
+                CHECK_EQ(chmod(path, 0644), 0);
+                CHECK_EQ(chown(path, 65534, 65534), 0);
+                CHECK_EQ(plugin_load(path, true, &p, &err), -EPERM);
+                CHECK_CONTAINS(err.msg, "owned by uid 65534, not root");
+                /* the same file passes with the explicit test switch */
+                CHECK_OK(plugin_load(path, false, &p, &err));
+
+                /* a world-writable directory without sticky bit */
+                CHECK_EQ(chmod(tmp, 0777), 0);
+                snprintf(path, sizeof path, "%s/safe2.so", tmp);
+                copy_file(so("mock"), path);
+                CHECK_EQ(chmod(path, 0644), 0);
+                CHECK_EQ(plugin_load(path, true, &p, &err), -EPERM);
+                CHECK_CONTAINS(err.msg, "which everyone may write");
+
+                char cmd[256];
+                snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+                CHECK_EQ(system(cmd), 0);
+        } else
+                printf("# not root: ownership checks skipped\n");
+
+        plugin_unload_all();
+        return 0;
+}
