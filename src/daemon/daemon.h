@@ -51,7 +51,8 @@ struct request {
         spw_msg *msg;
         fanout fan;
         usec_t park_deadline;      /* monotonic */
-        char *dropped;
+        char *dropped;             /* backends that dropped it (queue full) */
+        char *unavailable;         /* routed backends that are not running */
         /* admin job requests */
         unsigned jobs_pending;
         int job_kind;

@@ -63,6 +63,7 @@ static void request_free(request *r) {
                 return;
         free(r->reply);
         free(r->dropped);
+        free(r->unavailable);
         free(r->job_error);
         json_decref(r->job_result);
         fanout_release(&r->fan);
@@ -137,8 +138,8 @@ static void reply_signal(daemon_t *d, request *r) {
                         d->stats.flushed_acks++;
                 if (r->dropped)
                         json_object_set_new(o, "dropped", json_string(r->dropped));
-                if (r->fan.unavailable)
-                        json_object_set_new(o, "unavailable", json_string(r->fan.unavailable));
+                if (r->unavailable)
+                        json_object_set_new(o, "unavailable", json_string(r->unavailable));
         }
         if (m->sig.n_bans > 0 && o)
                 json_object_set_new(o, "bans", json_integer((json_int_t) m->sig.n_bans));
@@ -157,6 +158,7 @@ static void push_signal(daemon_t *d, request *r) {
         d->stats.accepted++;
         if (res.dropped[0])
                 r->dropped = strdup(res.dropped);
+        r->unavailable = TAKE_PTR(r->fan.unavailable);
         fanout_release(&r->fan);
         if (r->msg->ack == ACK_FLUSHED) {
                 r->state = REQ_WAIT_FLUSH;
@@ -534,6 +536,7 @@ static void handle_line(conn *c, const char *line, size_t len) {
         }
         c->lines++;
         if (len == 0 || (len == 1 && line[0] == '\r')) {
+                d->stats.rejected++;
                 request_error(r, "empty line: expected a JSON object");
                 return;
         }
@@ -576,8 +579,10 @@ static void handle_line(conn *c, const char *line, size_t len) {
                         }
                 if (!bad) {
                         if (ackv && (!json_is_string(ackv) || (!streq(json_string_value(ackv), "queued") &&
-                                                               !streq(json_string_value(ackv), "flushed"))))
+                                                               !streq(json_string_value(ackv), "flushed")))) {
+                                d->stats.rejected++;
                                 request_error(r, "ack: expected \"queued\" or \"flushed\"");
+                        }
                         else {
                                 if (ackv && streq(json_string_value(ackv), "flushed"))
                                         ack = ACK_FLUSHED;
@@ -927,6 +932,7 @@ void server_retry_parked(daemon_t *d) {
                 d->stats.accepted++;
                 if (res.dropped[0])
                         r->dropped = strdup(res.dropped);
+                r->unavailable = TAKE_PTR(r->fan.unavailable);
                 fanout_release(&r->fan);
                 if (r->msg->ack == ACK_FLUSHED) {
                         r->state = REQ_WAIT_FLUSH;

@@ -1,0 +1,316 @@
+# SPDX-License-Identifier: MIT
+"""Test harness for Spillway integration tests: the real spillwayd over its
+real sockets, with temporary configuration folders.
+
+Paths come from the environment set by tests/meson.build:
+  SPILLWAYD, SPILLWAYCTL, SPW_PLUGIN_DIR (staged plugins), SPW_TEST_PLUGIN_DIR
+  (mock plugins), SPW_SOURCE_ROOT, SPW_BUILD_ROOT.
+Each test file is a program: it runs its test functions in order, prints
+one line per test and exits non-zero if any failed.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+SPILLWAYD = os.environ.get("SPILLWAYD", "spillwayd")
+SPILLWAYCTL = os.environ.get("SPILLWAYCTL", "spillwayctl")
+PLUGIN_DIR = os.environ.get("SPW_PLUGIN_DIR", "")
+TEST_PLUGIN_DIR = os.environ.get("SPW_TEST_PLUGIN_DIR", "")
+SOURCE_ROOT = os.environ.get("SPW_SOURCE_ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+MOCK = os.path.join(TEST_PLUGIN_DIR, "mock.so")
+# Sanitizer builds are slower: scale timeouts.
+SLOW = float(os.environ.get("SPW_TIME_SCALE", "1"))
+
+
+def wait_for(cond, timeout=10.0, what="condition", interval=0.02):
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout * SLOW, what))
+        time.sleep(interval)
+
+
+def signal_obj(scenario="crowdsecurity/ssh-bf", ip="192.0.2.7", remediation=None, **extra):
+    s = {"scenario": scenario, "events_count": 6, "start_at": "2024-01-01T10:00:00Z",
+         "stop_at": "2024-01-01T10:00:20Z", "source": {"Ip": ip, "Country": "FR"}}
+    if remediation is not None:
+        s["Labels"] = {"remediation": "true" if remediation else "false"}
+    s.update(extra)
+    return s
+
+
+class Client:
+    """A connection to one of the daemon's sockets, line-oriented."""
+
+    def __init__(self, path, timeout=10.0):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout * SLOW)
+        self.sock.connect(path)
+        self.buf = b""
+
+    def send_raw(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def send(self, obj):
+        self.send_raw(json.dumps(obj) + "\n")
+
+    def readline(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed by spillwayd (buffer: %r)" % self.buf[:200])
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def request(self, obj):
+        self.send(obj)
+        return self.readline()
+
+    def shutdown_write(self):
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def close(self):
+        self.sock.close()
+
+
+class NotifySocket:
+    """A datagram socket standing in for systemd's NOTIFY_SOCKET."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.setblocking(False)
+        self.messages = []
+
+    def poll(self):
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                return self.messages
+            for line in data.decode().split("\n"):
+                if line:
+                    self.messages.append(line)
+
+    def seen(self, prefix):
+        return [m for m in self.poll() if m.startswith(prefix)]
+
+    def close(self):
+        self.sock.close()
+
+
+class Daemon:
+    """A spillwayd with its own configuration folder."""
+
+    def __init__(self, backends, main=None, profiles=None, name="spw"):
+        self.dir = tempfile.mkdtemp(prefix="spw-test-")
+        os.chmod(self.dir, 0o755)
+        self.run_dir = os.path.join(self.dir, "run")
+        self.state_dir = os.path.join(self.dir, "state")
+        os.makedirs(self.state_dir)
+        os.makedirs(os.path.join(self.dir, "plugins", "backend"))
+        self.config = os.path.join(self.dir, "spillway.yaml")
+        self.write_config(backends, main, profiles)
+        self.proc = None
+        self.notify = None
+        self.log_path = os.path.join(self.dir, "spillwayd.log")
+
+    @property
+    def ingest(self):
+        return os.path.join(self.run_dir, "ingest.sock")
+
+    @property
+    def admin(self):
+        return os.path.join(self.run_dir, "admin.sock")
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def write_config(self, backends, main=None, profiles=None):
+        bdir = os.path.join(self.dir, "plugins", "backend")
+        for f in os.listdir(bdir):
+            os.unlink(os.path.join(bdir, f))
+        with open(self.config, "w") as f:
+            f.write(main if main is not None else "queue:\n  flush_interval: 50ms\n")
+        for name, text in backends.items():
+            with open(os.path.join(bdir, name + ".yaml"), "w") as f:
+                f.write(text)
+        ppath = os.path.join(self.dir, "profiles.yaml")
+        if profiles is not None:
+            with open(ppath, "w") as f:
+                f.write(profiles)
+        elif os.path.exists(ppath):
+            os.unlink(ppath)
+
+    def args(self, extra=()):
+        return [SPILLWAYD, "-c", self.config, "--plugin-dir", PLUGIN_DIR, "--state-dir", self.state_dir,
+                "--runtime-dir", self.run_dir, "--allow-unsafe-plugins", "--log-target", "console"] + list(extra)
+
+    def start(self, extra=(), env=None, notify=False, wait=True, watchdog_usec=None):
+        e = dict(os.environ)
+        if notify:
+            self.notify = NotifySocket(os.path.join(self.dir, "notify.sock"))
+            e["NOTIFY_SOCKET"] = self.notify.path
+        if env:
+            e.update(env)
+        self.log = open(self.log_path, "ab")
+        if watchdog_usec:
+            # WATCHDOG_PID must be the daemon's own pid: start it through a
+            # shell that exports it and execs.
+            cmd = ["/bin/sh", "-c", 'export WATCHDOG_PID=$$ WATCHDOG_USEC=%d; exec "$@"' % watchdog_usec, "sh"] + self.args(extra)
+        else:
+            cmd = self.args(extra)
+        self.proc = subprocess.Popen(cmd, env=e, stdout=self.log, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=10.0):
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError("spillwayd exited with %s during start:\n%s" % (self.proc.returncode, self.read_log()))
+            return os.path.exists(self.admin) and os.path.exists(self.ingest)
+        wait_for(ready, timeout, "spillwayd to open its sockets")
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def client(self, admin=False):
+        return Client(self.admin if admin else self.ingest)
+
+    def admin_request(self, obj):
+        c = self.client(admin=True)
+        try:
+            return c.request(obj)
+        finally:
+            c.close()
+
+    def status(self):
+        return self.admin_request({"op": "status"})
+
+    def backend_status(self, name):
+        for b in self.status()["backends"]:
+            if b["name"] == name:
+                return b
+        raise AssertionError("no backend %s in status" % name)
+
+    def ctl(self, *args, input=None, check=None):
+        env = dict(os.environ, SPILLWAY_ADMIN_SOCKET=self.admin, SPILLWAY_INGEST_SOCKET=self.ingest)
+        p = subprocess.run([SPILLWAYCTL] + list(args), input=input, capture_output=True, text=True, env=env, timeout=60 * SLOW)
+        if check is not None and p.returncode != check:
+            raise AssertionError("spillwayctl %s exited %d (expected %d)\nstdout: %s\nstderr: %s" %
+                                 (" ".join(args), p.returncode, check, p.stdout, p.stderr))
+        return p
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=30.0):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout * SLOW)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("spillwayd did not stop within %.0fs:\n%s" % (timeout, self.read_log()))
+        return self.proc.returncode if self.proc else None
+
+    def cleanup(self):
+        try:
+            if self.proc and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        finally:
+            if self.notify:
+                self.notify.close()
+            if os.environ.get("SPW_KEEP_TEST_DIRS"):
+                print("# kept", self.dir)
+            else:
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def mock_backend(name, record=None, **config):
+    lines = ["name: %s" % name, "path: %s" % MOCK]
+    queue_keys = {k: config.pop(k) for k in list(config) if k in
+                  ("queue_size", "on_full", "block_timeout", "flush_interval", "flush_batch", "max_retry",
+                   "retry_backoff", "retry_backoff_max")}
+    for k, v in queue_keys.items():
+        lines.append("%s: %s" % (k, v))
+    lines.append("config:")
+    if record:
+        lines.append("  record: %s" % record)
+    for k, v in config.items():
+        lines.append("  %s: %s" % (k, json.dumps(v) if isinstance(v, str) else v))
+    if len(lines) and lines[-1] == "config:":
+        lines.pop()
+    return "\n".join(lines) + "\n"
+
+
+def recorded(path):
+    """Lines a mock backend committed: list of (id, scenario, target)."""
+    try:
+        with open(path) as f:
+            out = []
+            for line in f:
+                parts = line.split()
+                if parts and parts[0].isdigit():
+                    out.append((int(parts[0]), parts[1], parts[2]))
+            return out
+    except FileNotFoundError:
+        return []
+
+
+def run(tests):
+    """Run test functions; print a line each; exit 1 if any failed."""
+    failed = 0
+    only = os.environ.get("SPW_ONLY")
+    for t in tests:
+        if only and only not in t.__name__:
+            continue
+        t0 = time.monotonic()
+        try:
+            t()
+            print("ok - %s (%.2fs)" % (t.__name__, time.monotonic() - t0), flush=True)
+        except SkipTest as e:
+            print("ok - %s # SKIP %s" % (t.__name__, e), flush=True)
+        except Exception:
+            failed += 1
+            print("not ok - %s" % t.__name__, flush=True)
+            traceback.print_exc()
+    sys.exit(1 if failed else 0)
+
+
+class SkipTest(Exception):
+    pass
+
+
+def _enter(self):
+    return self
+
+
+def _exit(self, *exc):
+    self.cleanup()
+    return False
+
+
+Daemon.__enter__ = _enter
+Daemon.__exit__ = _exit
