@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libFuzzer target for the filter language: any bytes are compiled (with
+ * both environments); what compiles is evaluated against three signals
+ * (full, without a source object, empty). Beyond "no crash, no leak, no
+ * undefined behaviour" it checks that the value's type is the static type
+ * the compiler promised and that strings are NUL-terminated at their length.
+ */
+#include <stdint.h>
+
+#include "expr.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const spw_kv labels[] = {
+        { "remediation", "true" }, { "scope", "range" }, { "x", "1.5" }, { "y", "abc" },
+};
+
+static void check_value(const expr *e, const expr_value *v) {
+        char buf[256];
+
+        assert_se(v->type == expr_result_type(e) || (v->type == EXPR_NIL && expr_result_type(e) == EXPR_NIL));
+        if (v->type == EXPR_STRING)
+                assert_se(v->str.ptr[v->str.len] == 0 && strlen(v->str.ptr) == v->str.len);
+        if (v->type == EXPR_LIST)
+                for (size_t i = 0; i < v->list.n; i++)
+                        assert_se(v->list.items[i].type <= EXPR_STRING);
+        expr_value_format(v, buf, sizeof buf);
+        assert_se(strlen(buf) < sizeof buf);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        spw_signal sigs[3] = {
+                {
+                        .size = sizeof(spw_signal),
+                        .scenario = "crowdsecurity/ssh-bf",
+                        .events_count = 6,
+                        .has_source = true,
+                        .source = { .ip = "192.0.2.7", .range = "192.0.2.0/24", .country = "FR" },
+                        .source_ip = "2001:db8::1",
+                        .labels = labels,
+                        .n_labels = sizeof labels / sizeof labels[0],
+                },
+                { .size = sizeof(spw_signal), .scenario = "x", .source_ip = "not an ip", .labels = labels, .n_labels = 2 },
+                { .size = sizeof(spw_signal) },
+        };
+        static const unsigned envs[] = { EXPR_ENV_SIG, EXPR_ENV_ALERT | EXPR_ENV_SIG };
+
+        for (size_t k = 0; k < sizeof envs / sizeof envs[0]; k++) {
+                expr_origin o = { .filename = "fuzz", .context = "filter", .line = 3, .column = 9 };
+                spw_error err = { 0 };
+                expr *e = NULL;
+
+                if (expr_compile((const char *) data, size, envs[k], &o, &e, &err) < 0) {
+                        assert_se(!e);
+                        assert_se(strncmp(err.msg, "fuzz:", 5) == 0 || strstr(err.msg, "out of memory"));
+                        continue;
+                }
+                assert_se(expr_stack_size(e) >= 1);
+                for (size_t i = 0; i < 3; i++) {
+                        expr_value v;
+                        memset(&err, 0, sizeof err);
+                        if (expr_eval(e, &sigs[i], &v, &err) >= 0)
+                                check_value(e, &v);
+                        else
+                                assert_se(strncmp(err.msg, "fuzz:", 5) == 0);
+                        int b = expr_eval_bool(e, &sigs[i], NULL);
+                        assert_se(expr_result_type(e) == EXPR_BOOL ? b >= -EINVAL && b <= 1 : b == -EINVAL);
+                }
+                expr_free(e);
+        }
+        return 0;
+}
