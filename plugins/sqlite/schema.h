@@ -60,13 +60,17 @@ enum {
         BANDB_SQL_BEGIN,
         BANDB_SQL_COMMIT,
         BANDB_SQL_ROLLBACK,
-        BANDB_SQL_SAVEPOINT,
-        BANDB_SQL_RELEASE,
-        BANDB_SQL_ROLLBACK_TO,
-        BANDB_SQL_SUPERSEDE,      /* ?1 now, ?2 ip_text: soft-delete active bans of a target */
         BANDB_SQL_INSERT_SIGNAL,
         BANDB_SQL_INSERT_EVENT,
         BANDB_SQL_INSERT_BAN,
+        BANDB_SQL_SUPERSEDE,      /* ?1 now, ?2 ip_text, ?3 the new signal's first ban id */
+        BANDB_SQL_SAVEPOINT,      /* around the soft-deletes of a signal with several bans */
+        BANDB_SQL_RELEASE,
+        BANDB_SQL_ROLLBACK_TO,
+        BANDB_SQL_UNDO_SIGNAL,    /* ?1 signal id: remove a failed insert's rows */
+        BANDB_SQL_UNDO_EVENTS,
+        BANDB_SQL_UNDO_BANS,
+        BANDB_SQL_DELETE_TARGET,  /* ?1 now, ?2 ip_text */
         BANDB_SQL_READ_AT,        /* ?1 at */
         BANDB_SQL_DELETE_ALL,     /* ?1 now */
         BANDB_SQL_EXPIRE_PROBE,   /* ?1 now */

@@ -19,16 +19,22 @@
  * a flush.
  *
  * Invariants:
- *   - in_txn is true exactly while our BEGIN is open. After every failed
- *     statement we ask SQLite whether it rolled the whole transaction back
- *     (it may, on I/O errors and a full disk); if so the batch is marked
- *     lost and the next flush() fails with -EAGAIN, so the daemon inserts
- *     the whole batch again (all or nothing, at-least-once).
- *   - Each insert runs inside SAVEPOINT bandb_insert: a failing insert is
- *     rolled back to the savepoint and leaves the batch as it was.
- *   - One active ban per target: before a ban is inserted, the active bans
- *     with the same ip_text are soft-deleted (deleted_at = now), through the
- *     (ip_text, deleted_at) index, pinned with INDEXED BY.
+ *   - in_txn is true exactly while our BEGIN is open; dirty once something
+ *     was written in it. After every failed statement we ask SQLite whether
+ *     it rolled the whole transaction back (it may, on I/O errors and a
+ *     full disk); if a dirty batch was lost that way, the next flush() fails
+ *     with -EAGAIN, so the daemon inserts the whole batch again (all or
+ *     nothing, at-least-once).
+ *   - A failing insert leaves the batch as it was: every row an insert
+ *     writes carries the new signal's id, so undoing it is three DELETEs by
+ *     that id (a SAVEPOINT per insert would do the same but costs ~15% of
+ *     the insert rate, see README.md). The soft-delete of older bans is the
+ *     insert's last step: one UPDATE, atomic by itself, or for a signal
+ *     with several bans, several inside a savepoint. If the undo fails too,
+ *     the batch is rolled back and reported lost.
+ *   - One active ban per target: after a signal's bans are inserted, older
+ *     active bans with the same ip_text are soft-deleted (deleted_at = now),
+ *     through the (ip_text, deleted_at) index, pinned with INDEXED BY.
  *   - Time comes from host->now() only (tests move the clock); it is stored
  *     as fixed-width UTC text, so SQL compares it as text.
  *   - Strings from the daemon are bound SQLITE_STATIC: they outlive the
@@ -84,8 +90,13 @@ typedef struct bandb {
 
         /* the batch */
         bool in_txn;
+        bool dirty;                     /* something was written in the batch */
         bool batch_lost;
         uint64_t n_pending;             /* inserts since the last flush */
+
+        /* SQLite's message of a failure we had to roll back (to a
+         * savepoint) before reporting it: that resets sqlite3_errmsg() */
+        char err[256];
 
         /* totals for `spillwayctl status` */
         uint64_t n_expired;
@@ -346,7 +357,8 @@ static int bandb_open_error(bandb *b, int rc, const char *doing, const char *msg
 static void bandb_check_txn(bandb *b) {
         if (b->in_txn && sqlite3_get_autocommit(b->db)) {
                 b->in_txn = false;
-                b->batch_lost = true;
+                b->batch_lost = b->dirty;
+                b->dirty = false;
         }
 }
 
@@ -400,24 +412,18 @@ static int bandb_begin(bandb *b) {
 
 /* ------------------------------------------------------------ insert */
 
-static int bandb_write_signal(bandb *b, const spw_signal *sig, const char *now, const char **what) {
+/* The signal's rows: the signal, its events, its bans, then the soft-delete
+ * of older active bans of the same targets. *id is the new signal's id once
+ * its row exists (0 before); *what says which step failed. */
+static int bandb_write_signal(bandb *b, const spw_signal *sig, const char *now, sqlite3_int64 *id,
+                              const char **what) {
         const spw_source *src = sig->has_source ? &sig->source : NULL;
         char t1[BANDB_TIME_MAX], t2[BANDB_TIME_MAX];
+        sqlite3_int64 first_ban = 0;
         sqlite3_stmt *st;
-        sqlite3_int64 id;
         int rc;
 
-        *what = "soft-deleting the target's active ban";
-        st = b->st[BANDB_SQL_SUPERSEDE];
-        for (size_t i = 0; i < sig->n_bans; i++) {
-                rc = FIRST_ERROR(sqlite3_bind_text(st, 1, now, BANDB_TIME_LEN, SQLITE_STATIC),
-                                 bind_text(st, 2, sig->bans[i].ip_text));
-                if (rc == SQLITE_OK)
-                        rc = bandb_run(b, BANDB_SQL_SUPERSEDE);
-                if (rc != SQLITE_OK)
-                        return rc;
-        }
-
+        b->err[0] = 0;
         *what = "inserting into signal_occurences";
         st = b->st[BANDB_SQL_INSERT_SIGNAL];
         rc = FIRST_ERROR(
@@ -450,7 +456,7 @@ static int bandb_write_signal(bandb *b, const spw_signal *sig, const char *now, 
                 rc = bandb_run(b, BANDB_SQL_INSERT_SIGNAL);
         if (rc != SQLITE_OK)
                 return rc;
-        id = sqlite3_last_insert_rowid(b->db);
+        *id = sqlite3_last_insert_rowid(b->db);
 
         *what = "inserting into event_sequences";
         st = b->st[BANDB_SQL_INSERT_EVENT];
@@ -460,7 +466,7 @@ static int bandb_write_signal(bandb *b, const spw_signal *sig, const char *now, 
                 rc = FIRST_ERROR(sqlite3_bind_text(st, BANDB_EVENT_CREATED_AT, now, BANDB_TIME_LEN, SQLITE_STATIC),
                                  bind_time(st, BANDB_EVENT_TIME, e->time, t1),
                                  bind_text(st, BANDB_EVENT_SOURCE_IP, e->source_ip),
-                                 sqlite3_bind_int64(st, BANDB_EVENT_SIGNAL_ID, id),
+                                 sqlite3_bind_int64(st, BANDB_EVENT_SIGNAL_ID, *id),
                                  bind_text(st, BANDB_EVENT_SERIALIZED, e->serialized));
                 if (rc == SQLITE_OK)
                         rc = bandb_run(b, BANDB_SQL_INSERT_EVENT);
@@ -486,13 +492,67 @@ static int bandb_write_signal(bandb *b, const spw_signal *sig, const char *now, 
                                  bind_text(st, BANDB_BAN_IP_TEXT, ban->ip_text),
                                  bind_text(st, BANDB_BAN_REASON, ban->reason),
                                  bind_text(st, BANDB_BAN_SCENARIO, ban->scenario),
-                                 sqlite3_bind_int64(st, BANDB_BAN_SIGNAL_ID, id));
+                                 sqlite3_bind_int64(st, BANDB_BAN_SIGNAL_ID, *id));
                 if (rc == SQLITE_OK)
                         rc = bandb_run(b, BANDB_SQL_INSERT_BAN);
                 if (rc != SQLITE_OK)
                         return rc;
+                if (i == 0)
+                        first_ban = sqlite3_last_insert_rowid(b->db);
         }
-        return SQLITE_OK;
+
+        if (sig->n_bans == 0)
+                return SQLITE_OK;
+        *what = "soft-deleting the targets' older active bans";
+        /* One UPDATE is atomic by itself; several are made so by a savepoint
+         * (only signals with more than one ban pay for it). */
+        if (sig->n_bans > 1) {
+                rc = bandb_run(b, BANDB_SQL_SAVEPOINT);
+                if (rc != SQLITE_OK)
+                        return rc;
+        }
+        st = b->st[BANDB_SQL_SUPERSEDE];
+        for (size_t i = 0; rc == SQLITE_OK && i < sig->n_bans; i++) {
+                rc = FIRST_ERROR(sqlite3_bind_text(st, 1, now, BANDB_TIME_LEN, SQLITE_STATIC),
+                                 bind_text(st, 2, sig->bans[i].ip_text),
+                                 sqlite3_bind_int64(st, 3, first_ban));
+                if (rc == SQLITE_OK)
+                        rc = bandb_run(b, BANDB_SQL_SUPERSEDE);
+        }
+        if (sig->n_bans > 1 && !sqlite3_get_autocommit(b->db)) {
+                if (rc == SQLITE_OK)
+                        return bandb_run(b, BANDB_SQL_RELEASE);
+                /* keep the failure's message: the caller reports it */
+                snprintf(b->err, sizeof b->err, "%s", sqlite3_errmsg(b->db));
+                if (bandb_run(b, BANDB_SQL_ROLLBACK_TO) == SQLITE_OK)
+                        bandb_run(b, BANDB_SQL_RELEASE);
+        }
+        return rc;
+}
+
+/* Remove the rows of a failed insert (see the top comment). If that fails
+ * too, give up the batch: roll it back and let flush() report it lost. */
+static void bandb_undo(bandb *b, sqlite3_int64 id) {
+        static const int undo[] = { BANDB_SQL_UNDO_BANS, BANDB_SQL_UNDO_EVENTS, BANDB_SQL_UNDO_SIGNAL };
+        int rc = SQLITE_OK;
+
+        if (id == 0 || !b->in_txn)
+                return;
+        for (size_t i = 0; rc == SQLITE_OK && i < sizeof undo / sizeof undo[0]; i++) {
+                rc = sqlite3_bind_int64(b->st[undo[i]], 1, id);
+                if (rc == SQLITE_OK)
+                        rc = bandb_run(b, undo[i]);
+        }
+        if (rc == SQLITE_OK)
+                return;
+        b->host->log(b->ctx, LOG_WARNING, "%s: cannot undo the failed insert (%s); rolling back the batch of "
+                     "%" PRIu64 " signal(s), the next flush reports it", b->path, sqlite3_errmsg(b->db),
+                     b->n_pending);
+        if (!sqlite3_get_autocommit(b->db))
+                sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
+        b->in_txn = false;
+        b->batch_lost = b->dirty;
+        b->dirty = false;
 }
 
 static int bandb_reject(bandb *b, const spw_signal *sig, const char *why) {
@@ -505,6 +565,7 @@ static int bandb_insert(void *userdata, const spw_signal *sig) {
         bandb *b = userdata;
         char now[BANDB_TIME_MAX];
         const char *what = "opening the batch transaction";
+        sqlite3_int64 id = 0;
         bool transient;
         int rc;
 
@@ -522,18 +583,10 @@ static int bandb_insert(void *userdata, const spw_signal *sig) {
         bandb_time_format(now, b->host->now(b->ctx));
 
         rc = bandb_begin(b);
+        if (rc == SQLITE_OK)
+                rc = bandb_write_signal(b, sig, now, &id, &what);
         if (rc == SQLITE_OK) {
-                what = "opening the insert's savepoint";
-                rc = bandb_run(b, BANDB_SQL_SAVEPOINT);
-                if (rc == SQLITE_OK) {
-                        rc = bandb_write_signal(b, sig, now, &what);
-                        if (rc == SQLITE_OK) {
-                                what = "releasing the insert's savepoint";
-                                rc = bandb_run(b, BANDB_SQL_RELEASE);
-                        }
-                }
-        }
-        if (rc == SQLITE_OK) {
+                b->dirty = true;
                 b->n_pending++;
                 if (b->debug)
                         b->host->log(b->ctx, LOG_DEBUG,
@@ -546,14 +599,10 @@ static int bandb_insert(void *userdata, const spw_signal *sig) {
         transient = rc_transient(rc);
         b->host->set_error(b->ctx, "%s: cannot store signal %" PRIu64 " (scenario %s): %s while %s; %s",
                            b->path, sig->id, sig->scenario ? sig->scenario : "none",
-                           sqlite3_errmsg(b->db), what,
+                           b->err[0] ? b->err : sqlite3_errmsg(b->db), what,
                            transient ? "will retry" : "signal rejected");
-        /* Undo this insert only; the rest of the batch stays. */
-        if (!sqlite3_get_autocommit(b->db)) {
-                if (bandb_run(b, BANDB_SQL_ROLLBACK_TO) == SQLITE_OK)
-                        bandb_run(b, BANDB_SQL_RELEASE);
-        }
         bandb_check_txn(b);
+        bandb_undo(b, id);
         return transient ? SPW_INSERT_RETRY : SPW_INSERT_REJECT;
 }
 
@@ -567,7 +616,7 @@ static int bandb_flush(void *userdata) {
         if (b->batch_lost) {
                 if (b->in_txn && !sqlite3_get_autocommit(b->db))
                         bandb_run(b, BANDB_SQL_ROLLBACK);
-                b->in_txn = b->batch_lost = false;
+                b->in_txn = b->batch_lost = b->dirty = false;
                 b->n_pending = 0;
                 b->host->set_error(b->ctx,
                                    "%s: SQLite rolled the batch of %" PRIu64 " signal(s) back after an earlier "
@@ -580,7 +629,7 @@ static int bandb_flush(void *userdata) {
 
         rc = bandb_run(b, BANDB_SQL_COMMIT);
         if (rc == SQLITE_OK) {
-                b->in_txn = false;
+                b->in_txn = b->dirty = false;
                 b->n_pending = 0;
                 return 0;
         }
@@ -590,7 +639,7 @@ static int bandb_flush(void *userdata) {
                            rc_transient(rc) ? "will retry" : "the batch is dropped");
         if (!sqlite3_get_autocommit(b->db))
                 bandb_run(b, BANDB_SQL_ROLLBACK);
-        b->in_txn = false;
+        b->in_txn = b->dirty = false;
         b->n_pending = 0;
         return rc_transient(rc) ? -EAGAIN : rc_errno(rc);
 }
@@ -640,7 +689,8 @@ static int bandb_read_at(void *userdata, spw_usec_t at, spw_row_fn fn, void *fn_
 /* ------------------------------------------------------------ delete */
 
 /* Admin writes join the open batch if there is one (the daemon flushes right
- * after); otherwise the UPDATE is its own transaction, durable on return. */
+ * after, and they keep their order with the inserts); otherwise the UPDATE
+ * is its own transaction, durable on return. */
 static int bandb_soft_delete(bandb *b, int which, const char *target, uint64_t *count) {
         sqlite3_stmt *st = b->st[which];
         char now[BANDB_TIME_MAX];
@@ -657,6 +707,8 @@ static int bandb_soft_delete(bandb *b, int which, const char *target, uint64_t *
                 bandb_check_txn(b);
                 return rc_errno(rc);
         }
+        if (b->in_txn)
+                b->dirty = true;
         if (count)
                 *count = (uint64_t) sqlite3_changes(b->db);
         return 0;
@@ -670,7 +722,7 @@ static int bandb_delete_target(void *userdata, const char *target, uint64_t *cou
                                    b->path);
                 return -EINVAL;
         }
-        return bandb_soft_delete(b, BANDB_SQL_SUPERSEDE, target, count);
+        return bandb_soft_delete(b, BANDB_SQL_DELETE_TARGET, target, count);
 }
 
 static int bandb_delete_all(void *userdata, uint64_t *count) {
@@ -691,12 +743,19 @@ static int bandb_step_end(bandb *b, bool own, int rc) {
                 if (rc == SQLITE_OK)
                         rc = bandb_run(b, BANDB_SQL_COMMIT);
                 if (rc != SQLITE_OK && !sqlite3_get_autocommit(b->db)) {
-                        /* keep the error's message for the caller */
+                        snprintf(b->err, sizeof b->err, "%s", sqlite3_errmsg(b->db));
                         sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
                 }
-        } else
+        } else if (rc == SQLITE_OK)
+                b->dirty = true;
+        else
                 bandb_check_txn(b);
         return rc;
+}
+
+/* The message of a timer's failure. */
+static const char *bandb_timer_error(bandb *b) {
+        return b->err[0] ? b->err : sqlite3_errmsg(b->db);
 }
 
 /* Soft-delete bans whose until has passed, every second. */
@@ -706,6 +765,7 @@ static int bandb_expire_tick(void *userdata, spw_usec_t now) {
         uint64_t total = 0;
         int rc = SQLITE_OK;
 
+        b->err[0] = 0;
         bandb_time_format(now_text, now);
         if (!b->in_txn) {
                 /* A read first: most seconds there is nothing to expire, and
@@ -752,14 +812,14 @@ static int bandb_expire_tick(void *userdata, spw_usec_t now) {
         }
         if (rc != SQLITE_OK) {
                 b->host->set_error(b->ctx, "%s: cannot expire bans: %s; will try again in a second",
-                                   b->path, sqlite3_errmsg(b->db));
+                                   b->path, bandb_timer_error(b));
                 return rc_errno(rc);
         }
         return 0;
 }
 
 typedef struct gc_counts {
-        uint64_t by_count, by_age, signals, events, bare_signals;
+        uint64_t by_count, by_age, signals, events;
 } gc_counts;
 
 /* One GC step. pick is a statement filling temp.bandb_gc_ban (bans) or
@@ -817,6 +877,7 @@ static int bandb_gc_tick(void *userdata, spw_usec_t now) {
         uint64_t picked = CHUNK_ROWS;
         int chunks = MAX_CHUNKS, rc = SQLITE_OK;
 
+        b->err[0] = 0;
         if (b->max_records > 0) {
                 sqlite3_stmt *st = b->st[BANDB_SQL_GC_COUNT_EDGE];
                 sqlite3_int64 edge = 0;
@@ -861,7 +922,7 @@ static int bandb_gc_tick(void *userdata, spw_usec_t now) {
                              " beyond max_records %" PRId64 ", %" PRIu64 " older than max_records_age), "
                              "%" PRIu64 " signal(s), %" PRIu64 " event sequence(s)%s",
                              c.by_count + c.by_age, c.by_count, b->max_records, c.by_age, c.signals, c.events,
-                             chunks == 0 ? "; more left for the next run" : "");
+                             chunks == 0 && picked == CHUNK_ROWS ? "; more left for the next run" : "");
                 if (SPW_HAS_MEMBER(b->host, struct spw_host, set_status)) {
                         snprintf(buf, sizeof buf, "%" PRIu64, b->n_collected);
                         b->host->set_status(b->ctx, "collected", buf);
@@ -869,7 +930,7 @@ static int bandb_gc_tick(void *userdata, spw_usec_t now) {
         }
         if (rc != SQLITE_OK) {
                 b->host->set_error(b->ctx, "%s: garbage collection failed: %s; will try again in a minute",
-                                   b->path, sqlite3_errmsg(b->db));
+                                   b->path, bandb_timer_error(b));
                 return rc_errno(rc);
         }
         return 0;

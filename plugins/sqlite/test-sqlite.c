@@ -964,9 +964,10 @@ static void test_ipv6(void) {
         fixture_close(&f);
 }
 
-/* A trigger (created by the test's own connection, fired in the plugin's)
- * makes the ban insert fail after the signal, its events and the
- * soft-delete of the previous ban are written. */
+/* Triggers (created by the test's own connection, fired in the plugin's)
+ * make an insert fail after some of its rows are written: at the ban
+ * insert (after the signal and its events), and at the soft-delete of the
+ * older ban (its last step, after every insert). */
 static void test_insert_failure_keeps_batch(void) {
         fixture f;
         char path[256];
@@ -977,29 +978,98 @@ static void test_insert_failure_keeps_batch(void) {
         CHECK_OK(fixture_open(&f, path, NULL));
         db = db_open(path);
         db_exec(db, "CREATE TRIGGER fail_ban BEFORE INSERT ON ban_applications WHEN NEW.reason = 'boom'"
-                    " BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END");
+                    " BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END;"
+                    "CREATE TRIGGER fail_supersede BEFORE UPDATE OF deleted_at ON ban_applications"
+                    " WHEN OLD.reason = 'protected'"
+                    " BEGIN SELECT RAISE(ABORT, 'soft-delete refused by test trigger'); END;");
         sqlite3_close(db);
 
         CHECK_EQ(insert(&f, "192.0.2.7", "kept", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.20", "protected", T0 + 3600 * SEC), SPW_INSERT_OK);
+
         CHECK_EQ(insert(&f, "192.0.2.7", "boom", T0 + 3600 * SEC), SPW_INSERT_REJECT);
         CHECK_CONTAINS(testhost_last_error(f.host), path);
-        CHECK_CONTAINS(testhost_last_error(f.host), "refused by test trigger");
-        CHECK_CONTAINS(testhost_last_error(f.host), "inserting into ban_applications");
+        CHECK_CONTAINS(testhost_last_error(f.host), "refused by test trigger while inserting into ban_applications");
         CHECK_CONTAINS(testhost_last_error(f.host), "signal rejected");
+
+        CHECK_EQ(insert(&f, "192.0.2.20", "replacement", T0 + 3600 * SEC), SPW_INSERT_REJECT);
+        CHECK_CONTAINS(testhost_last_error(f.host), "soft-delete refused by test trigger while soft-deleting "
+                                                    "the targets' older active bans");
+
         CHECK_EQ(insert(&f, "192.0.2.8", "after", T0 + 3600 * SEC), SPW_INSERT_OK);
+        /* the batch, seen from inside, holds exactly the good inserts */
+        CHECK_EQ(read_at(&f, T0).n, 3);
         CHECK_OK(plugin->flush(f.self));
 
-        /* the batch holds the inserts before and after, nothing of the failed one */
-        CHECK_EQ(q_int(path, "SELECT count(*) FROM signal_occurences"), 2);
-        CHECK_EQ(q_int(path, "SELECT count(*) FROM event_sequences"), 2);
-        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications WHERE deleted_at IS NULL"), 2);
-        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications WHERE reason = 'kept' AND deleted_at IS NULL"), 1);
+        /* the batch holds the inserts before and after, nothing of the failed ones */
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM signal_occurences"), 3);
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM event_sequences"), 3);
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications"), 3);
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications WHERE deleted_at IS NULL"), 3);
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications WHERE reason IN ('kept', 'protected')"
+                             " AND deleted_at IS NULL"), 2);
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM signal_occurences WHERE scenario IN ('boom', 'replacement')"), 0);
 
-        /* the same with a signal that fails first in the batch */
+        /* the same with a signal that fails first in a batch */
         mk_signal(&s, "192.0.2.9", "boom", T0 + 3600 * SEC);
         CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_REJECT);
         CHECK_OK(plugin->flush(f.self));
-        CHECK_EQ(q_int(path, "SELECT count(*) FROM signal_occurences"), 2);
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM signal_occurences"), 3);
+        fixture_close(&f);
+}
+
+/* A signal with several bans supersedes each target's older ban, in one
+ * statement. */
+static void test_multi_ban_signal(void) {
+        fixture f;
+        char path[256];
+        spw_ban bans[2];
+        sigbuf s;
+
+        new_path(path, sizeof path);
+        CHECK_OK(fixture_open(&f, path, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.7", "old ip", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.0/24", "old range", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "198.51.100.1", "other", T0 + 3600 * SEC), SPW_INSERT_OK);
+        advance(&f, SEC);
+        mk_signal(&s, "192.0.2.7", "new ip", T0 + 7200 * SEC);
+        bans[0] = s.ban;
+        mk_signal(&s, "192.0.2.0/24", "new range", T0 + 7200 * SEC);
+        bans[1] = s.ban;
+        s.sig.bans = bans;
+        s.sig.n_bans = 2;
+        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications WHERE deleted_at IS NULL"), 3);
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications WHERE reason LIKE 'new %%'"
+                             " AND deleted_at IS NULL"), 2);
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications WHERE reason LIKE 'old %%'"
+                             " AND deleted_at IS NOT NULL"), 2);
+        CHECK_EQ(q_int(path, "SELECT count(DISTINCT signal_occurence_id) FROM ban_applications"
+                             " WHERE reason LIKE 'new %%'"), 1);
+
+        /* the second soft-delete fails: the first is undone with the rest */
+        {
+                sqlite3 *db = db_open(path);
+                db_exec(db, "CREATE TRIGGER fail_supersede BEFORE UPDATE OF deleted_at ON ban_applications"
+                            " WHEN OLD.reason = 'new range'"
+                            " BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END;");
+                sqlite3_close(db);
+        }
+        advance(&f, SEC);
+        mk_signal(&s, "192.0.2.7", "newer ip", T0 + 7200 * SEC);
+        bans[0] = s.ban;
+        mk_signal(&s, "192.0.2.0/24", "newer range", T0 + 7200 * SEC);
+        bans[1] = s.ban;
+        s.sig.bans = bans;
+        s.sig.n_bans = 2;
+        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_REJECT);
+        CHECK_CONTAINS(testhost_last_error(f.host), "refused by test trigger while soft-deleting");
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications WHERE reason LIKE 'new %%'"
+                             " AND deleted_at IS NULL"), 2);
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications WHERE reason LIKE 'newer %%'"), 0);
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM signal_occurences"), 4);
         fixture_close(&f);
 }
 
@@ -1083,12 +1153,24 @@ static void test_shutdown_rolls_back(void) {
 
 /* The soft-delete lookup must go through the (ip_text, deleted_at) index,
  * never through a deleted_at index (which would scan every active ban). */
+static void query_plan(sqlite3 *db, const char *query, char *plan, size_t size) {
+        char sql[2048];
+        sqlite3_stmt *st;
+
+        plan[0] = 0;
+        snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", query);
+        CHECK_EQ(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+                strncat(plan, (const char *) sqlite3_column_text(st, 3), size - strlen(plan) - 2);
+                strcat(plan, ";");
+        }
+        sqlite3_finalize(st);
+}
+
 static void test_query_plans(void) {
         fixture f;
-        char path[256], plan[1024] = "";
+        char path[256], plan[2048];
         sqlite3 *db;
-        sqlite3_stmt *st;
-        char sql[1024];
 
         new_path(path, sizeof path);
         CHECK_OK(fixture_open(&f, path, NULL));
@@ -1102,25 +1184,26 @@ static void test_query_plans(void) {
         db = db_open(path);
         /* with statistics that would tempt the planner, too */
         db_exec(db, "CREATE INDEX idx_tempting ON ban_applications (deleted_at); ANALYZE;");
-        snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", bandb_sql[BANDB_SQL_SUPERSEDE]);
-        CHECK_EQ(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-                strncat(plan, (const char *) sqlite3_column_text(st, 3), sizeof plan - strlen(plan) - 2);
-                strcat(plan, ";");
-        }
-        sqlite3_finalize(st);
-        CHECK_CONTAINS(plan, "USING INDEX " BANDB_IP_TEXT_INDEX " (ip_text=? AND deleted_at=?)");
+        query_plan(db, bandb_sql[BANDB_SQL_SUPERSEDE], plan, sizeof plan);
+        CHECK_CONTAINS(plan, "SEARCH ban_applications USING INDEX " BANDB_IP_TEXT_INDEX
+                             " (ip_text=? AND deleted_at=? AND rowid<?)");
+        CHECK(!strstr(plan, "SCAN"));
+        query_plan(db, bandb_sql[BANDB_SQL_DELETE_TARGET], plan, sizeof plan);
+        CHECK_CONTAINS(plan, "SEARCH ban_applications USING INDEX " BANDB_IP_TEXT_INDEX
+                             " (ip_text=? AND deleted_at=?)");
         CHECK(!strstr(plan, "SCAN"));
 
-        plan[0] = 0;
-        snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", bandb_sql[BANDB_SQL_EXPIRE_PROBE]);
-        CHECK_EQ(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-                strncat(plan, (const char *) sqlite3_column_text(st, 3), sizeof plan - strlen(plan) - 2);
-                strcat(plan, ";");
-        }
-        sqlite3_finalize(st);
+        query_plan(db, bandb_sql[BANDB_SQL_EXPIRE_PROBE], plan, sizeof plan);
         CHECK_CONTAINS(plan, "idx_ban_applications_deleted_at_until (deleted_at=? AND until<?)");
+        /* the undo and the GC's orphan lookups (the GC's temp tables are
+         * per connection: make ours) */
+        db_exec(db, "CREATE TEMP TABLE bandb_gc_ban (id INTEGER PRIMARY KEY, sig INTEGER);"
+                    "CREATE TEMP TABLE bandb_gc_sig (id INTEGER PRIMARY KEY);");
+        query_plan(db, bandb_sql[BANDB_SQL_UNDO_EVENTS], plan, sizeof plan);
+        CHECK_CONTAINS(plan, "idx_event_sequences_signal_occurence_id (signal_occurence_id=?)");
+        query_plan(db, bandb_sql[BANDB_SQL_GC_DELETE_SIGNALS], plan, sizeof plan);
+        CHECK_CONTAINS(plan, "idx_ban_applications_signal_occurence_id (signal_occurence_id=?)");
+        CHECK(!strstr(plan, "SCAN signal_occurences"));
         db_exec(db, "DROP INDEX idx_tempting");
         sqlite3_close(db);
         fixture_close(&f);
@@ -1356,6 +1439,7 @@ int main(int argc, char **argv) {
         test_gc_chunks();
         test_ipv6();
         test_insert_failure_keeps_batch();
+        test_multi_ban_signal();
         test_busy_is_retry();
         test_flush_failure_rolls_back();
         test_shutdown_rolls_back();
