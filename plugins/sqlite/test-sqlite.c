@@ -209,6 +209,7 @@ static void db_exec(sqlite3 *db, const char *sql) {
 }
 
 /* The first column of the first row as an integer (-1 if no row). */
+static int64_t q_int(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int64_t q_int(const char *path, const char *fmt, ...) {
         char sql[2048];
         sqlite3 *db = db_open(path);
@@ -231,6 +232,8 @@ static int64_t q_int(const char *path, const char *fmt, ...) {
 }
 
 /* The first column of the first row as text into buf ("(null)" / "(none)"). */
+static const char *q_text(char *buf, size_t size, const char *path, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
 static const char *q_text(char *buf, size_t size, const char *path, const char *fmt, ...) {
         char sql[2048];
         sqlite3 *db = db_open(path);
@@ -1073,6 +1076,82 @@ static void test_multi_ban_signal(void) {
         fixture_close(&f);
 }
 
+/* RAISE(ROLLBACK) plays SQLite rolling the whole transaction back after an
+ * error (as it may on I/O errors or a full disk): the batch is lost, and
+ * the next flush must say so, so the daemon inserts it again. */
+static void test_batch_lost(void) {
+        fixture f;
+        char path[256];
+        sqlite3 *db;
+
+        new_path(path, sizeof path);
+        CHECK_OK(fixture_open(&f, path, NULL));
+        db = db_open(path);
+        db_exec(db, "CREATE TRIGGER lose_batch BEFORE INSERT ON ban_applications WHEN NEW.reason = 'fatal'"
+                    " BEGIN SELECT RAISE(ROLLBACK, 'transaction rolled back by test trigger'); END");
+        sqlite3_close(db);
+
+        CHECK_EQ(insert(&f, "192.0.2.1", "ok", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.2", "ok", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.3", "fatal", T0 + 3600 * SEC), SPW_INSERT_REJECT);
+        CHECK_CONTAINS(testhost_last_error(f.host), "transaction rolled back by test trigger");
+        CHECK_EQ(plugin->flush(f.self), -EAGAIN);
+        CHECK_CONTAINS(testhost_last_error(f.host), path);
+        CHECK_CONTAINS(testhost_last_error(f.host), "rolled the batch of 2 signal(s) back");
+        CHECK_CONTAINS(testhost_last_error(f.host), "will be inserted again");
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM signal_occurences"), 0);
+
+        /* the daemon's retry of the batch goes through */
+        CHECK_EQ(insert(&f, "192.0.2.1", "ok", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.2", "ok", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications"), 2);
+
+        /* first in its batch: nothing else was lost, flush has nothing to say */
+        CHECK_EQ(insert(&f, "192.0.2.3", "fatal", T0 + 3600 * SEC), SPW_INSERT_REJECT);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications"), 2);
+        fixture_close(&f);
+}
+
+/* Background work that cannot get the lock says so and tries again later. */
+static void test_timer_errors(void) {
+        fixture f;
+        char path[256];
+        sqlite3 *db;
+
+        new_path(path, sizeof path);
+        CHECK_OK(fixture_open(&f, path, "busy_timeout", "20ms", "max_records", "1", "max_records_age", "0", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        CHECK_EQ(insert(&f, "192.0.2.1", "a", T0 + SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.2", "b", T0 + SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        {
+                uint64_t n;
+                CHECK_OK(plugin->delete_target(f.self, "192.0.2.1", &n));
+        }
+
+        db = db_open(path);
+        db_exec(db, "BEGIN IMMEDIATE; INSERT INTO signal_occurences (scenario) VALUES ('other writer')");
+        advance(&f, 60 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 2);
+        CHECK_CONTAINS(testhost_last_error(f.host), path);
+        /* the GC runs last; the expiry failed the same way before it */
+        CHECK_CONTAINS(testhost_last_error(f.host), "garbage collection failed: database is locked; "
+                                                    "will try again in a minute");
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications"), 2);
+        db_exec(db, "ROLLBACK");
+        sqlite3_close(db);
+
+        /* the lock is gone: the next runs do the work */
+        advance(&f, 60 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 2);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications WHERE deleted_at IS NULL"), 0);
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications"), 1);
+        fixture_close(&f);
+}
+
 static void test_busy_is_retry(void) {
         fixture f;
         char path[256];
@@ -1440,6 +1519,8 @@ int main(int argc, char **argv) {
         test_ipv6();
         test_insert_failure_keeps_batch();
         test_multi_ban_signal();
+        test_batch_lost();
+        test_timer_errors();
         test_busy_is_retry();
         test_flush_failure_rolls_back();
         test_shutdown_rolls_back();
