@@ -808,7 +808,7 @@ static int parse_command(parser *p, bool piped, cmd **ret) {
         c->pos = peek(p)->pos;
         tail = &c->args;
         while (!ends_command(peek(p))) {
-                arg *a;
+                arg *a = NULL;
                 if (c->n_args > 0 && !peek(p)->space && peek(p)->type != TOK_LPAREN) {
                         char b[32];
                         return parse_error(p, peek(p)->pos, "unexpected %s: expected a space between arguments", tok_desc(peek(p), b));
@@ -881,7 +881,7 @@ static int parse_pipeline(parser *p, const char *context, int decl_mode, pipelin
 
         tail = &pl->cmds;
         for (bool piped = false;; piped = true) {
-                cmd *c;
+                cmd *c = NULL;
                 r = parse_command(p, piped, &c);
                 if (r < 0)
                         return r;

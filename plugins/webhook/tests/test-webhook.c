@@ -466,7 +466,8 @@ static void test_transient_failures(void) {
         static const struct {
                 int status;
                 spw_usec_t retry_after;
-        } cases[] = { { 500, 0 }, { 503, 7 * 1000000 }, { 429, 3 * 1000000 }, { 408, 0 }, { 502, 0 } };
+        } cases[] = { { 500, 0 }, { 503, 7 * 1000000 }, { 429, 3 * 1000000 }, { 408, 0 }, { 502, 0 },
+                      { 503, 30 * 1000000 }, { 429, 3600 * INT64_C(1000000) } };
         receiver rc;
         testhost *t;
         void *self;
@@ -478,7 +479,11 @@ static void test_transient_failures(void) {
                         "{\"status\": 503, \"retry_after\": 7},"
                         "{\"status\": 429, \"retry_after\": \"3\"},"
                         "{\"status\": 408},"
-                        "{\"status\": 502, \"retry_after\": 9}]}" });
+                        "{\"status\": 502, \"retry_after\": 9},"
+                        /* an HTTP date 30 s after the test clock (1700000000) */
+                        "{\"status\": 503, \"retry_after\": \"Tue, 14 Nov 2023 22:13:50 GMT\"},"
+                        /* a day: capped at an hour */
+                        "{\"status\": 429, \"retry_after\": 86400}]}" });
         self = start_plugin(&t, (spw_kv[]) { KV("url", url_of(&rc, "/t")) }, 1);
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -713,6 +718,45 @@ static void test_unix_socket(void) {
         CHECK_EQ(B->flush(self), -EAGAIN);
         CHECK_CONTAINS(testhost_last_error(t), "via unix socket ");
         stop_plugin(t, self);
+}
+
+static void test_proxy(void) {
+        receiver rc;
+        testhost *t;
+        void *self;
+        json_t *reqs;
+        char proxy[64];
+
+        /* the receiver plays a forward proxy: it sees the absolute URL */
+        start_receiver(&rc, "proxy", NULL);
+        snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", rc.port);
+        self = start_plugin(&t, (spw_kv[]) { KV("url", "http://receiver.invalid/configured"), KV("proxy", proxy) }, 2);
+        insert_signals(self, 0, 1);
+        CHECK_OK(B->flush(self));
+        stop_plugin(t, self);
+
+        /* by default, the environment's proxy */
+        CHECK(setenv("http_proxy", proxy, 1) == 0);
+        self = start_plugin(&t, (spw_kv[]) { KV("url", "http://receiver.invalid/from-env") }, 1);
+        insert_signals(self, 0, 1);
+        CHECK_OK(B->flush(self));
+        stop_plugin(t, self);
+
+        /* proxy: none ignores it (and receiver.invalid does not resolve) */
+        self = start_plugin(&t, (spw_kv[]) { KV("url", "http://receiver.invalid/none"), KV("proxy", "none"),
+                                             KV("connect_timeout", "2s") }, 3);
+        insert_signals(self, 0, 1);
+        CHECK_EQ(B->flush(self), -EAGAIN);
+        CHECK_CONTAINS(testhost_last_error(t), "receiver.invalid");
+        stop_plugin(t, self);
+        CHECK(unsetenv("http_proxy") == 0);
+
+        reqs = receiver_requests(&rc);
+        CHECK_EQ(json_array_size(reqs), 2);
+        CHECK_STREQ(request_field(reqs, 0, "path"), "http://receiver.invalid/configured");
+        CHECK_STREQ(request_field(reqs, 1, "path"), "http://receiver.invalid/from-env");
+        json_decref(reqs);
+        receiver_stop(&rc);
 }
 
 static void run(const char *cmd) {
@@ -1000,6 +1044,13 @@ int main(int argc, char **argv) {
         CHECK(entry);
         B = entry();
 
+        /* a proxy from the caller's environment would take our loopback
+         * requests elsewhere; test_proxy sets its own */
+        static const char *const proxy_vars[] = { "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY",
+                                                  "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY" };
+        for (size_t i = 0; i < ELEMENTSOF(proxy_vars); i++)
+                unsetenv(proxy_vars[i]);
+
         snprintf(tmpdir, sizeof tmpdir, "/tmp/spw-webhook-test.XXXXXX");
         CHECK(mkdtemp(tmpdir));
 
@@ -1018,6 +1069,7 @@ int main(int argc, char **argv) {
         RUN(test_timeout);
         RUN(test_receiver_down_then_up);
         RUN(test_unix_socket);
+        RUN(test_proxy);
         RUN(test_tls);
         RUN(test_bounded_response);
         RUN(test_examples);
