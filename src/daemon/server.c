@@ -122,28 +122,38 @@ static void park(daemon_t *d, request *r, backend *blocked) {
         }
 }
 
+/* The reply to a signal. Built by hand, not with jansson: this is the hot
+ * path (one per signal) and every member is a number or a backend name. */
 static void reply_signal(daemon_t *d, request *r) {
         spw_msg *m = r->msg;
-        json_t *o;
+        strbuf b = STRBUF_INIT;
 
         if (m->ack == ACK_FLUSHED && atomic_load(&m->n_failed) > 0) {
                 char *why = atomic_load(&m->failure);
                 d->stats.failed_acks++;
-                o = json_pack("{s:b, s:I, s:s, s:s}", "ok", 0, "id", (json_int_t) m->sig.id, "ack", "flushed",
-                              "error", why ? why : "a backend failed");
+                strbuf_printf(&b, "{\"ok\":false,\"id\":%llu,\"ack\":\"flushed\",\"error\":", (unsigned long long) m->sig.id);
+                strbuf_json_string(&b, why ? why : "a backend failed");
         } else {
-                o = json_pack("{s:b, s:I, s:s}", "ok", 1, "id", (json_int_t) m->sig.id, "ack",
-                              m->ack == ACK_FLUSHED ? "flushed" : "queued");
                 if (m->ack == ACK_FLUSHED)
                         d->stats.flushed_acks++;
-                if (r->dropped)
-                        json_object_set_new(o, "dropped", json_string(r->dropped));
-                if (r->unavailable)
-                        json_object_set_new(o, "unavailable", json_string(r->unavailable));
+                strbuf_printf(&b, "{\"ok\":true,\"id\":%llu,\"ack\":\"%s\"", (unsigned long long) m->sig.id,
+                              m->ack == ACK_FLUSHED ? "flushed" : "queued");
+                if (r->dropped) {
+                        strbuf_puts(&b, ",\"dropped\":");
+                        strbuf_json_string(&b, r->dropped);
+                }
+                if (r->unavailable) {
+                        strbuf_puts(&b, ",\"unavailable\":");
+                        strbuf_json_string(&b, r->unavailable);
+                }
         }
-        if (m->sig.n_bans > 0 && o)
-                json_object_set_new(o, "bans", json_integer((json_int_t) m->sig.n_bans));
-        request_reply_json(r, o);
+        if (m->sig.n_bans > 0)
+                strbuf_printf(&b, ",\"bans\":%zu", m->sig.n_bans);
+        strbuf_putc(&b, '}');
+        free(r->reply);
+        r->reply = b.oom ? NULL : strbuf_steal(&b);
+        strbuf_deinit(&b);
+        r->state = REQ_DONE;
 }
 
 /* Try to push a routed message; the request is done, waiting, or parked. */
@@ -751,6 +761,7 @@ static int conn_read(conn *c) {
 
 static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         conn *c = userdata;
+        daemon_t *d = c->d;
         int r;
 
         if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
@@ -771,7 +782,8 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                         return 0;
                 }
         }
-        conn_process(c);
+        conn_process(c); /* may free c */
+        engine_wake(d->engine); /* one wake-up per burst of signals */
         return 0;
 }
 
@@ -900,8 +912,10 @@ void server_process_hub(daemon_t *d) {
                 job_done(d, jobs);
                 jobs = n;
         }
-        if (atomic_exchange(&d->engine->hub.space, false))
+        if (atomic_exchange(&d->engine->hub.space, false)) {
                 server_retry_parked(d);
+                engine_wake(d->engine);
+        }
         if (atomic_exchange(&d->engine->hub.backend_event, false))
                 engine_reap(d->engine);
 }

@@ -353,11 +353,13 @@ static bool insert_one(backend *b, spw_msg *m) {
 
 static void settle_unflushed(backend *b, bool ok, const char *why) {
         if (ok) {
+                msg_list done = { 0 };
                 atomic_fetch_add(&b->stats.flushed, b->n_unflushed);
                 for (size_t i = 0; i < b->n_unflushed; i++) {
-                        msg_settle(b->unflushed[i], b->name, true, NULL);
+                        msg_settle_into(b->unflushed[i], b->name, true, NULL, &done);
                         msg_unref(b->unflushed[i]);
                 }
+                hub_post_list(b->hub, &done);
         } else
                 for (size_t i = 0; i < b->n_unflushed; i++)
                         fail_msg(b, b->unflushed[i], why);

@@ -345,6 +345,12 @@ int engine_push(engine *e, spw_msg *m, fanout *f, push_result *res) {
         return 0;
 }
 
+void engine_wake(engine *e) {
+        for (size_t i = 0; i < e->n_slots; i++)
+                if (e->slots[i].b)
+                        queue_wake(&e->slots[i].b->queue);
+}
+
 /* ------------------------------------------------------------ reload */
 
 static backend *find_running(engine *e, const backend_config *bc) {

@@ -80,6 +80,11 @@ typedef struct push_result {
  * pushed (park the request and retry when the hub reports space). */
 int engine_push(engine *e, spw_msg *m, fanout *f, push_result *res);
 
+/* Wake the workers of backends that received messages since the last call
+ * (pushes do not wake them one by one: the main loop calls this once per
+ * burst). */
+void engine_wake(engine *e);
+
 /* Swap in a new configuration. On error the old one keeps running and err
  * says why. Unchanged backends keep their queue and thread. */
 int engine_reload(engine *e, spw_config *c, spw_error *err);

@@ -49,9 +49,7 @@ void msg_expect(spw_msg *m, hub *h, int n) {
         atomic_store(&m->pending, n);
 }
 
-void msg_settle(spw_msg *m, const char *backend, bool ok, const char *why) {
-        if (m->ack != ACK_FLUSHED)
-                return;
+static bool settle(spw_msg *m, const char *backend, bool ok, const char *why) {
         if (!ok) {
                 char *text = NULL, *expected = NULL;
                 atomic_fetch_add(&m->n_failed, 1);
@@ -60,8 +58,24 @@ void msg_settle(spw_msg *m, const char *backend, bool ok, const char *why) {
                 if (!text || !atomic_compare_exchange_strong(&m->failure, &expected, text))
                         free(text);
         }
-        if (atomic_fetch_sub(&m->pending, 1) == 1)
+        return atomic_fetch_sub(&m->pending, 1) == 1;
+}
+
+void msg_settle(spw_msg *m, const char *backend, bool ok, const char *why) {
+        if (m->ack == ACK_FLUSHED && settle(m, backend, ok, why))
                 hub_post_msg(m->hub, m);
+}
+
+void msg_settle_into(spw_msg *m, const char *backend, bool ok, const char *why, msg_list *done) {
+        if (m->ack != ACK_FLUSHED || !settle(m, backend, ok, why))
+                return;
+        msg_ref(m);
+        m->next_done = NULL;
+        if (done->tail)
+                done->tail->next_done = m;
+        else
+                done->head = m;
+        done->tail = m;
 }
 
 /* ------------------------------------------------------------------ hub */
@@ -113,6 +127,20 @@ void hub_post_msg(hub *h, spw_msg *m) {
                 h->done_head = m;
         h->done_tail = m;
         pthread_mutex_unlock(&h->lock);
+        hub_wake(h);
+}
+
+void hub_post_list(hub *h, msg_list *l) {
+        if (!l->head)
+                return;
+        pthread_mutex_lock(&h->lock);
+        if (h->done_tail)
+                h->done_tail->next_done = l->head;
+        else
+                h->done_head = l->head;
+        h->done_tail = l->tail;
+        pthread_mutex_unlock(&h->lock);
+        l->head = l->tail = NULL;
         hub_wake(h);
 }
 

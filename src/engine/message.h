@@ -65,6 +65,16 @@ void msg_expect(spw_msg *m, hub *h, int n);
  * Safe from any thread; no-op for ACK_QUEUED messages. */
 void msg_settle(spw_msg *m, const char *backend, bool ok, const char *why);
 
+/* A list of completed messages a worker hands to the hub in one go (one
+ * lock, one eventfd write per batch instead of per message). */
+typedef struct msg_list {
+        spw_msg *head, *tail;
+} msg_list;
+
+/* Like msg_settle, but a completed message is appended to `done` (with a
+ * reference) instead of being posted; post the list with hub_post_list(). */
+void msg_settle_into(spw_msg *m, const char *backend, bool ok, const char *why, msg_list *done);
+
 /* ------------------------------------------------------------------ hub */
 
 struct hub {
@@ -79,6 +89,7 @@ struct hub {
 int hub_init(hub *h);
 void hub_deinit(hub *h);
 void hub_post_msg(hub *h, spw_msg *m);     /* takes a reference */
+void hub_post_list(hub *h, msg_list *l);   /* moves the list's references */
 void hub_post_job(hub *h, admin_job *j);   /* takes ownership */
 void hub_signal_space(void *h);            /* matches queue on_space */
 void hub_signal_backend_event(hub *h);

@@ -46,8 +46,15 @@ static void push_locked(spw_queue *q, void *item) {
         q->count++;
         if (q->count > q->high_water)
                 q->high_water = q->count;
-        if (q->count == 1)
+        q->unsignalled = true;
+}
+
+void queue_wake(spw_queue *q) {
+        pthread_mutex_lock(&q->lock);
+        if (q->unsignalled && q->count > 0)
                 pthread_cond_signal(&q->wake);
+        q->unsignalled = false;
+        pthread_mutex_unlock(&q->lock);
 }
 
 int queue_push(spw_queue *q, void *item) {
@@ -104,6 +111,7 @@ size_t queue_pop(spw_queue *q, void **items, size_t max, usec_t deadline) {
                 }
         }
         q->kicked = false;
+        q->unsignalled = false; /* we are awake */
         while (n < max && q->count > 0) {
                 items[n++] = q->ring[q->head];
                 q->head = (q->head + 1) % q->capacity;

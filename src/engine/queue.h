@@ -37,6 +37,7 @@ typedef struct spw_queue {
         size_t count;
         size_t high_water;    /* highest count seen */
         bool kicked;
+        bool unsignalled;     /* items pushed since the consumer was last woken */
         bool space_wanted;
         void (*on_space)(void *userdata);
         void *userdata;
@@ -45,8 +46,12 @@ typedef struct spw_queue {
 int queue_init(spw_queue *q, size_t capacity, void (*on_space)(void *), void *userdata);
 void queue_deinit(spw_queue *q, void (*free_item)(void *));
 
-/* 0, or -EAGAIN when full (and on_space will be called once room appears). */
+/* 0, or -EAGAIN when full (and on_space will be called once room appears).
+ * The consumer is not woken: call queue_wake() once after a burst of pushes,
+ * so a burst costs one wake-up instead of one per item. */
 int queue_push(spw_queue *q, void *item);
+/* Wake the consumer if items are waiting. */
+void queue_wake(spw_queue *q);
 /* True if a push would succeed now; if not, arm on_space like a failed push. */
 bool queue_room_or_arm(spw_queue *q);
 /* Always succeeds: when full, the oldest item is removed and returned in

@@ -403,42 +403,66 @@ enum field {
         F_SCENARIO, F_BUCKET_ID, F_ALERT_MESSAGE, F_EVENTS_COUNT, F_START_AT, F_STOP_AT, F_SOURCE,
         F_SOURCE_IP, F_SOURCE_RANGE, F_SOURCE_ASN, F_SOURCE_ASORG, F_SOURCE_COUNTRY, F_SOURCE_LAT,
         F_SOURCE_LON, F_DST_IP, F_CAPACITY, F_LEAK_SPEED, F_WHITELISTED, F_SIMULATION, F_REPROCESS,
-        F_LABELS, F_MAPKEY, F_EVENTS, F_BANS, F_ID, F_IGNORED,
+        F_LABELS, F_MAPKEY, F_EVENTS, F_BANS, F_IGNORED,
 };
 
-static const struct {
+/* Sorted by lower-cased name: looked up with bsearch on the lower-cased key
+ * (Go's encoding/json matches names case-insensitively). */
+static const struct field_name {
         const char *name;
         enum field field;
 } fields[] = {
-        { "scenario", F_SCENARIO },
-        { "bucket_id", F_BUCKET_ID },
         { "alert_message", F_ALERT_MESSAGE },
+        { "ban_applications", F_BANS },
+        { "bucket_id", F_BUCKET_ID },
+        { "capacity", F_CAPACITY },
+        { "dest_ip", F_DST_IP },
+        { "dst_ip", F_DST_IP },
         { "events_count", F_EVENTS_COUNT },
+        { "events_sequence", F_EVENTS },
+        /* Go-side bookkeeping that a producer may echo back: never trusted */
+        { "id", F_IGNORED },
+        { "labels", F_LABELS },
+        { "leak_speed", F_LEAK_SPEED },
+        { "mapkey", F_MAPKEY },
+        { "reprocess", F_REPROCESS },
+        { "scenario", F_SCENARIO },
+        { "simulation", F_SIMULATION },
+        { "source", F_SOURCE },
+        { "source_autonomoussystemnumber", F_SOURCE_ASN },
+        { "source_autonomoussystemorganization", F_SOURCE_ASORG },
+        { "source_country", F_SOURCE_COUNTRY },
+        { "source_ip", F_SOURCE_IP },
+        { "source_latitude", F_SOURCE_LAT },
+        { "source_longitude", F_SOURCE_LON },
+        { "source_range", F_SOURCE_RANGE },
+        { "sources", F_IGNORED },
         { "start_at", F_START_AT },
         { "stop_at", F_STOP_AT },
-        { "source", F_SOURCE },
-        { "Source_ip", F_SOURCE_IP },
-        { "Source_range", F_SOURCE_RANGE },
-        { "Source_AutonomousSystemNumber", F_SOURCE_ASN },
-        { "Source_AutonomousSystemOrganization", F_SOURCE_ASORG },
-        { "Source_Country", F_SOURCE_COUNTRY },
-        { "Source_Latitude", F_SOURCE_LAT },
-        { "Source_Longitude", F_SOURCE_LON },
-        { "dst_ip", F_DST_IP },
-        { "Dest_ip", F_DST_IP },
-        { "capacity", F_CAPACITY },
-        { "leak_speed", F_LEAK_SPEED },
-        { "Whitelisted", F_WHITELISTED },
-        { "Simulation", F_SIMULATION },
-        { "Reprocess", F_REPROCESS },
-        { "Labels", F_LABELS },
-        { "MapKey", F_MAPKEY },
-        { "events_sequence", F_EVENTS },
-        { "ban_applications", F_BANS },
-        /* Go-side bookkeeping that a producer may echo back: never trusted */
-        { "ID", F_IGNORED },
-        { "Sources", F_IGNORED },
+        { "whitelisted", F_WHITELISTED },
 };
+
+static int field_cmp(const void *key, const void *elem) {
+        return strcmp(key, ((const struct field_name *) elem)->name);
+}
+
+static bool lookup_field(const char *key, enum field *ret) {
+        char lower[48];
+        size_t i;
+        const struct field_name *f;
+
+        for (i = 0; key[i]; i++) {
+                if (i + 1 >= sizeof lower)
+                        return false;
+                lower[i] = (char) (key[i] >= 'A' && key[i] <= 'Z' ? key[i] + 32 : key[i]);
+        }
+        lower[i] = 0;
+        f = bsearch(lower, fields, ELEMENTSOF(fields), sizeof fields[0], field_cmp);
+        if (!f)
+                return false;
+        *ret = f->field;
+        return true;
+}
 
 int signal_from_json(json_t *obj, arena *a, spw_signal *sig, spw_error *err) {
         const char *key;
@@ -451,16 +475,9 @@ int signal_from_json(json_t *obj, arena *a, spw_signal *sig, spw_error *err) {
                 return type_error(err, "signal", "a JSON object", obj);
 
         json_object_foreach(obj, key, val) {
-                enum field f = F_ID;
-                bool known = false;
+                enum field f = F_IGNORED;
 
-                for (size_t i = 0; i < ELEMENTSOF(fields); i++)
-                        if (!strcasecmp(key, fields[i].name)) {
-                                f = fields[i].field;
-                                known = true;
-                                break;
-                        }
-                if (!known) {
+                if (!lookup_field(key, &f)) {
                         if (!extra && !(extra = json_object()))
                                 return -ENOMEM;
                         json_object_set(extra, key, val);
@@ -491,7 +508,6 @@ int signal_from_json(json_t *obj, arena *a, spw_signal *sig, spw_error *err) {
                 case F_MAPKEY: r = get_string(val, "MapKey", a, &sig->map_key, err); break;
                 case F_EVENTS: r = parse_events(val, a, sig, err); break;
                 case F_BANS: r = parse_bans(val, a, sig, err); break;
-                case F_ID:
                 case F_IGNORED: break;
                 }
                 if (r < 0) {

@@ -69,10 +69,14 @@ int main(void) {
         pthread_t t;
         CHECK_EQ(pthread_create(&t, NULL, consumer, &q), 0);
         for (uintptr_t i = 1; i <= N;) {
-                if (queue_push(&q, (void *) i) == 0)
+                if (queue_push(&q, (void *) i) == 0) {
+                        if (i % 16 == 0 || i == N)
+                                queue_wake(&q); /* one wake-up per burst */
                         i++;
-                else
+                } else {
+                        queue_wake(&q);
                         sched_yield();
+                }
         }
         pthread_join(t, NULL);
         queue_deinit(&q, NULL);

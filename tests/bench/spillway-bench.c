@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * spillway-bench: drive the real spillwayd over its ingest socket and print
+ * what users will measure: signals per second, latency percentiles from
+ * send to the "queued" and to the "flushed" acknowledgement, and the
+ * daemon's peak memory - for the null backend, the SQLite backend, and
+ * both at once - beside the ceiling of the same work done directly (the
+ * SQLite plugin's bench-ceiling program: the same rows, pragmas and batch
+ * size, inserted by one thread with no daemon in between).
+ *
+ * Producers are threads, one connection each, pipelining up to --window
+ * requests. Every run uses a fresh temporary configuration and database.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *arg_daemon, *arg_plugins, *arg_ceiling;
+static unsigned arg_signals = 100000, arg_producers = 4, arg_window = 1024, arg_batch = 1000;
+static const char *arg_only;
+
+static int64_t now_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+typedef struct producer {
+        pthread_t thread;
+        const char *sock;
+        unsigned first, count;
+        bool flushed;
+        int64_t *lat;           /* ns per request */
+        unsigned errors;
+        char errtext[256];
+} producer;
+
+/* ~900-byte signal, CrowdSec shape, a distinct source per index */
+static int make_line(char *buf, size_t size, unsigned i, bool flushed) {
+        char sig[1400];
+        snprintf(sig, sizeof sig,
+                 "{\"scenario\":\"crowdsecurity/ssh-bf\",\"bucket_id\":\"b-%u\",\"alert_message\":\"10.%u.%u.%u performed "
+                 "'crowdsecurity/ssh-bf' (6 events over 20s)\",\"events_count\":6,\"start_at\":\"2024-05-21T10:00:00Z\","
+                 "\"stop_at\":\"2024-05-21T10:00:20Z\",\"source\":{\"Ip\":\"10.%u.%u.%u\",\"Range\":\"10.%u.0.0/16\","
+                 "\"AutonomousSystemNumber\":\"64496\",\"AutonomousSystemOrganization\":\"Example Networks\","
+                 "\"Country\":\"FR\",\"Latitude\":48.85,\"Longitude\":2.35},\"Source_ip\":\"10.%u.%u.%u\","
+                 "\"capacity\":5,\"leak_speed\":10000000000,\"Whitelisted\":false,\"Simulation\":false,"
+                 "\"Labels\":{\"remediation\":\"true\",\"service\":\"ssh\",\"type\":\"bruteforce\"},"
+                 "\"events_sequence\":[{\"time\":\"2024-05-21T10:00:01Z\",\"source_ip\":\"10.%u.%u.%u\","
+                 "\"serialized\":\"{\\\"log_type\\\":\\\"ssh_failed-auth\\\",\\\"user\\\":\\\"root\\\"}\"}]}",
+                 i, i >> 16 & 255, i >> 8 & 255, i & 255, i >> 16 & 255, i >> 8 & 255, i & 255, i >> 16 & 255,
+                 i >> 16 & 255, i >> 8 & 255, i & 255, i >> 16 & 255, i >> 8 & 255, i & 255);
+        if (flushed)
+                return snprintf(buf, size, "{\"signal\":%s,\"ack\":\"flushed\"}\n", sig);
+        return snprintf(buf, size, "%s\n", sig);
+}
+
+static int connect_unix(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+        if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+                if (fd >= 0)
+                        close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+static void *produce(void *userdata) {
+        producer *p = userdata;
+        int fd = connect_unix(p->sock);
+        int64_t *sent = calloc(p->count, sizeof *sent);
+        char line[2048], in[1 << 16];
+        size_t inlen = 0;
+        unsigned next = 0, done = 0;
+
+        if (fd < 0) {
+                snprintf(p->errtext, sizeof p->errtext, "connect %s: %s", p->sock, strerror(errno));
+                p->errors = p->count;
+                free(sent);
+                return NULL;
+        }
+        while (done < p->count) {
+                /* keep `window` requests in flight */
+                char out[1 << 17];
+                size_t outlen = 0;
+                while (next < p->count && next - done < arg_window && outlen + sizeof line < sizeof out) {
+                        int n = make_line(line, sizeof line, p->first + next, p->flushed);
+                        memcpy(out + outlen, line, (size_t) n);
+                        outlen += (size_t) n;
+                        sent[next++] = now_ns();
+                }
+                for (size_t o = 0; o < outlen;) {
+                        ssize_t k = write(fd, out + o, outlen - o);
+                        if (k < 0) {
+                                snprintf(p->errtext, sizeof p->errtext, "write: %s", strerror(errno));
+                                goto out;
+                        }
+                        o += (size_t) k;
+                }
+                ssize_t k = read(fd, in + inlen, sizeof in - inlen);
+                if (k <= 0) {
+                        snprintf(p->errtext, sizeof p->errtext, "spillwayd closed the connection");
+                        goto out;
+                }
+                inlen += (size_t) k;
+                char *s = in, *nl;
+                while ((nl = memchr(s, '\n', (size_t) (in + inlen - s)))) {
+                        p->lat[done] = now_ns() - sent[done];
+                        if (strncmp(s, "{\"ok\":true", 10) != 0) {
+                                if (!p->errors)
+                                        snprintf(p->errtext, sizeof p->errtext, "%.*s", (int) ((nl - s) < 200 ? (nl - s) : 200), s);
+                                p->errors++;
+                        }
+                        done++;
+                        s = nl + 1;
+                }
+                inlen = (size_t) (in + inlen - s);
+                memmove(in, s, inlen);
+        }
+out:
+        p->errors += p->count - done;
+        close(fd);
+        free(sent);
+        return NULL;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+        int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+typedef struct result {
+        double rate;
+        double cpu_us_per_signal;
+        double p50_ms, p99_ms, max_ms;
+        long peak_rss_kb;
+        unsigned errors;
+} result;
+
+static void write_file(const char *path, const char *text) {
+        FILE *f = fopen(path, "w");
+        if (!f) {
+                perror(path);
+                exit(1);
+        }
+        fputs(text, f);
+        fclose(f);
+}
+
+/* user+system CPU seconds the process used so far */
+static double cpu_seconds(pid_t pid) {
+        char path[64], buf[1024];
+        unsigned long ut = 0, st = 0;
+        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+                return -1;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        char *p = strrchr(buf, ')'); /* comm may contain spaces */
+        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+                return -1;
+        return (double) (ut + st) / (double) sysconf(_SC_CLK_TCK);
+}
+
+static long peak_rss_kb(pid_t pid) {
+        char path[64], line[256];
+        long kb = -1;
+        snprintf(path, sizeof path, "/proc/%d/status", (int) pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof line, f))
+                if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+                        break;
+        fclose(f);
+        return kb;
+}
+
+/* One measured run: start spillwayd with `backends` in a fresh folder, send
+ * arg_signals from arg_producers connections, stop it. */
+static result run_daemon(const char *label, const char *backends_yaml[], bool profiles, bool flushed, char *dbpath, size_t dbsize) {
+        char dir[] = "/tmp/spw-bench-XXXXXX", path[512], sock[512], cmd[1024];
+        result res = { 0 };
+        if (!mkdtemp(dir)) {
+                perror("mkdtemp");
+                exit(1);
+        }
+        snprintf(path, sizeof path, "%s/plugins", dir);
+        mkdir(path, 0755);
+        snprintf(path, sizeof path, "%s/plugins/backend", dir);
+        mkdir(path, 0755);
+        snprintf(path, sizeof path, "%s/state", dir);
+        mkdir(path, 0755);
+        char main_yaml[512];
+        snprintf(main_yaml, sizeof main_yaml,
+                 "queue:\n  size: 20000\n  flush_interval: 100ms\n  flush_batch: %u\n  on_full: block\n  block_timeout: 60s\n"
+                 "defaults:\n  flush: false\n", arg_batch);
+        snprintf(path, sizeof path, "%s/spillway.yaml", dir);
+        write_file(path, main_yaml);
+        for (int i = 0; backends_yaml[i]; i++) {
+                snprintf(path, sizeof path, "%s/plugins/backend/b%d.yaml", dir, i);
+                write_file(path, backends_yaml[i]);
+        }
+        if (profiles) {
+                snprintf(path, sizeof path, "%s/profiles.yaml", dir);
+                write_file(path, "profile: default_remediation\nfilter: \"sig.Labels.remediation == 'true' && not sig.Whitelisted\"\n"
+                                 "remediation:\n  ban: true\n  duration: 4h\noutputs:\n  - plugin: sqlite\n");
+        }
+        if (dbpath)
+                snprintf(dbpath, dbsize, "%s/state/spillway.db", dir);
+
+        pid_t pid = fork();
+        if (pid == 0) {
+                char cfg[512], state[512], run[512];
+                snprintf(cfg, sizeof cfg, "%s/spillway.yaml", dir);
+                snprintf(state, sizeof state, "%s/state", dir);
+                snprintf(run, sizeof run, "%s/run", dir);
+                int devnull = open("/dev/null", O_WRONLY);
+                dup2(devnull, 1);
+                if (!getenv("SPW_BENCH_VERBOSE"))
+                        dup2(devnull, 2);
+                execl(arg_daemon, arg_daemon, "-c", cfg, "--plugin-dir", arg_plugins, "--state-dir", state, "--runtime-dir", run,
+                      "--allow-unsafe-plugins", "--log-target", "console", "--log-level", "warning", (char *) NULL);
+                _exit(127);
+        }
+        snprintf(sock, sizeof sock, "%s/run/ingest.sock", dir);
+        for (int i = 0; i < 500; i++) {
+                int fd = connect_unix(sock);
+                if (fd >= 0) {
+                        close(fd);
+                        break;
+                }
+                usleep(10000);
+        }
+
+        producer *ps = calloc(arg_producers, sizeof *ps);
+        unsigned per = arg_signals / arg_producers;
+        int64_t t0 = now_ns();
+        for (unsigned i = 0; i < arg_producers; i++) {
+                ps[i] = (producer) { .sock = sock, .first = i * per, .count = per, .flushed = flushed };
+                ps[i].lat = calloc(per, sizeof *ps[i].lat);
+                pthread_create(&ps[i].thread, NULL, produce, &ps[i]);
+        }
+        for (unsigned i = 0; i < arg_producers; i++)
+                pthread_join(ps[i].thread, NULL);
+        int64_t t1 = now_ns();
+
+        /* for queued acks the work is not done until the backends drained:
+         * wait for the daemon to finish (SIGTERM drains) and count that time */
+        res.peak_rss_kb = peak_rss_kb(pid);
+        if (!flushed)
+                usleep(300000); /* let the workers finish before sampling CPU */
+        res.cpu_us_per_signal = cpu_seconds(pid) * 1e6 / arg_signals;
+        kill(pid, SIGTERM);
+        int status;
+        waitpid(pid, &status, 0);
+        int64_t t2 = now_ns();
+
+        size_t n = (size_t) per * arg_producers, k = 0;
+        int64_t *all = malloc(n * sizeof *all);
+        for (unsigned i = 0; i < arg_producers; i++) {
+                memcpy(all + k, ps[i].lat, per * sizeof *all);
+                k += per;
+                res.errors += ps[i].errors;
+                if (ps[i].errors)
+                        fprintf(stderr, "%s: producer %u: %u errors, first: %s\n", label, i, ps[i].errors, ps[i].errtext);
+                free(ps[i].lat);
+        }
+        qsort(all, n, sizeof *all, cmp_i64);
+        res.p50_ms = all[n / 2] / 1e6;
+        res.p99_ms = all[n * 99 / 100] / 1e6;
+        res.max_ms = all[n - 1] / 1e6;
+        /* signals/s: until every signal is delivered (queued acks) or acked durable (flushed) */
+        res.rate = n / ((flushed ? (t1 - t0) : (t2 - t0)) / 1e9);
+        free(all);
+        free(ps);
+        if (!dbpath) {
+                snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+                if (system(cmd) != 0)
+                        fprintf(stderr, "cleanup of %s failed\n", dir);
+        }
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                fprintf(stderr, "%s: spillwayd %s %d\n", label, WIFEXITED(status) ? "exited with" : "was killed by signal",
+                        WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+                res.errors++;
+        }
+        return res;
+}
+
+static double run_ceiling(const char *dbpath) {
+        char cmd[1024], line[512];
+        double rate = -1;
+        snprintf(cmd, sizeof cmd, "'%s' --signals %u --batch %u --db '%s' 2>&1", arg_ceiling, arg_signals, arg_batch, dbpath);
+        FILE *p = popen(cmd, "r");
+        if (!p)
+                return -1;
+        while (fgets(line, sizeof line, p)) {
+                char *c = strstr(line, "ceiling:");
+                if (c) {
+                        rate = strtod(c + 8, NULL);
+                        printf("  %s", c);
+                }
+        }
+        pclose(p);
+        return rate;
+}
+
+static void print_row(const char *label, const result *r) {
+        printf("%-34s %8.0f/s  p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms  peak RSS %5.1f MiB  daemon CPU %5.1f us/signal%s\n",
+               label, r->rate, r->p50_ms, r->p99_ms, r->max_ms, r->peak_rss_kb / 1024.0, r->cpu_us_per_signal,
+               r->errors ? "  ERRORS" : "");
+}
+
+int main(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "daemon", required_argument, NULL, 'd' }, { "plugins", required_argument, NULL, 'p' },
+                { "ceiling", required_argument, NULL, 'c' }, { "signals", required_argument, NULL, 'n' },
+                { "producers", required_argument, NULL, 'P' }, { "window", required_argument, NULL, 'w' },
+                { "batch", required_argument, NULL, 'b' }, { "only", required_argument, NULL, 'o' }, {}
+        };
+        int c;
+        unsigned errors = 0;
+
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'd': arg_daemon = optarg; break;
+                case 'p': arg_plugins = optarg; break;
+                case 'c': arg_ceiling = optarg; break;
+                case 'n': arg_signals = (unsigned) strtoul(optarg, NULL, 10); break;
+                case 'P': arg_producers = (unsigned) strtoul(optarg, NULL, 10); break;
+                case 'w': arg_window = (unsigned) strtoul(optarg, NULL, 10); break;
+                case 'b': arg_batch = (unsigned) strtoul(optarg, NULL, 10); break;
+                case 'o': arg_only = optarg; break;
+                default:
+                        fprintf(stderr, "usage: spillway-bench --daemon PATH --plugins DIR [--ceiling PATH] [--signals N] "
+                                        "[--producers N] [--window N] [--batch N] [--only null|sqlite|both]\n");
+                        return 2;
+                }
+        }
+        if (!arg_daemon || !arg_plugins || arg_producers == 0 || arg_signals < arg_producers) {
+                fprintf(stderr, "spillway-bench: --daemon and --plugins are required\n");
+                return 2;
+        }
+        signal(SIGPIPE, SIG_IGN);
+        printf("spillway-bench: %u signals (~900 bytes each), %u producer connections, window %u, flush batch %u, "
+               "synchronous=normal, WAL\n", arg_signals, arg_producers, arg_window, arg_batch);
+
+        static const char *null_only[] = { "name: null_backend\npath: null\n", NULL };
+        static const char *sqlite_only[] = { "name: sqlite\npath: sqlite\nconfig:\n  synchronous: normal\n", NULL };
+        static const char *both[] = { "name: sqlite\npath: sqlite\nconfig:\n  synchronous: normal\n",
+                                      "name: null_backend\npath: null\n", NULL };
+        result r;
+        char db[512];
+
+        if (!arg_only || !strcmp(arg_only, "null")) {
+                r = run_daemon("null", null_only, false, false, NULL, 0);
+                print_row("null, ack queued (to delivery)", &r);
+                errors += r.errors;
+                r = run_daemon("null", null_only, false, true, NULL, 0);
+                print_row("null, ack flushed", &r);
+                errors += r.errors;
+        }
+        if (!arg_only || !strcmp(arg_only, "sqlite")) {
+                r = run_daemon("sqlite", sqlite_only, true, false, NULL, 0);
+                print_row("sqlite, ack queued (to delivery)", &r);
+                errors += r.errors;
+                r = run_daemon("sqlite", sqlite_only, true, true, db, sizeof db);
+                print_row("sqlite, ack flushed", &r);
+                errors += r.errors;
+                struct stat st;
+                if (stat(db, &st) == 0)
+                        printf("  database after the run: %.1f MiB (%s)\n", st.st_size / 1048576.0, db);
+                if (arg_ceiling) {
+                        char cdb[600];
+                        snprintf(cdb, sizeof cdb, "%s.ceiling", db);
+                        double ceiling = run_ceiling(cdb);
+                        if (ceiling > 0)
+                                printf("  daemon (ack flushed) / ceiling = %.2f\n", r.rate / ceiling);
+                }
+                char cmd[700];
+                char *slash = strrchr(db, '/');
+                if (slash) {
+                        *slash = 0;
+                        slash = strrchr(db, '/');
+                        if (slash) {
+                                *slash = 0;
+                                snprintf(cmd, sizeof cmd, "rm -rf '%s'", db);
+                                if (system(cmd) != 0)
+                                        fprintf(stderr, "cleanup failed\n");
+                        }
+                }
+        }
+        if (!arg_only || !strcmp(arg_only, "both")) {
+                r = run_daemon("both", both, true, true, NULL, 0);
+                print_row("sqlite + null, ack flushed", &r);
+                errors += r.errors;
+        }
+        if (errors) {
+                fprintf(stderr, "spillway-bench: %u requests failed\n", errors);
+                return 1;
+        }
+        return 0;
+}
