@@ -256,6 +256,92 @@ static void test_descriptor(void) {
         CHECK(have_url && have_format);
 }
 
+/* README.md's key table says what the descriptor's table says: every key,
+ * its description and default (backticks and "\|" aside), enums' choices. */
+static void test_readme_table(void) {
+        char path[512], *readme, *p;
+        size_t n_rows = 0;
+
+        snprintf(path, sizeof path, "%s/README.md", getenv("WEBHOOK_SOURCE_DIR"));
+        readme = read_file(path);
+        for (const spw_config_key *k = B->config_keys; k->name; k++) {
+                char head[64], *row, *cells[4], *end, line[1024];
+
+                snprintf(head, sizeof head, "\n| `%s` |", k->name);
+                row = strstr(readme, head);
+                if (!row) {
+                        fprintf(stderr, "README.md: no row for config key %s\n", k->name);
+                        abort();
+                }
+                end = strchr(row + 1, '\n');
+                CHECK(end && (size_t) (end - row) < sizeof line);
+                /* work on a copy: the split below writes into it */
+                memcpy(line, row + 3, (size_t) (end - row - 3));
+                line[end - row - 3] = 0;
+                row = line;
+                /* split on unescaped '|', dropping backticks and the escapes */
+                for (size_t c = 0; c < 4; c++)
+                        cells[c] = NULL;
+                {
+                        size_t c = 0;
+                        char *w = row, *r = row;
+                        cells[0] = row;
+                        for (; *r; r++) {
+                                if (*r == '`')
+                                        continue;
+                                if (*r == '\\' && r[1] == '|') {
+                                        *w++ = '|';
+                                        r++;
+                                        continue;
+                                }
+                                if (*r == '|') {
+                                        *w++ = 0;
+                                        if (++c < 4)
+                                                cells[c] = w;
+                                        continue;
+                                }
+                                *w++ = *r;
+                        }
+                        *w = 0;
+                }
+                for (size_t c = 0; c < 4; c++) {
+                        CHECK(cells[c]);
+                        while (*cells[c] == ' ')
+                                cells[c]++;
+                        for (size_t l = strlen(cells[c]); l > 0 && cells[c][l - 1] == ' '; l--)
+                                cells[c][l - 1] = 0;
+                }
+                CHECK_STREQ(cells[0], k->name);
+                if (k->type == SPW_CONFIG_ENUM)
+                        CHECK_STREQ(cells[1], k->choices);
+                if (k->default_value)
+                        CHECK_STREQ(cells[2], k->default_value);
+                CHECK_STREQ(cells[3], k->description);
+                n_rows++;
+        }
+        /* and, in the section of the table, no row for a key the plugin does not have */
+        p = strstr(readme, "## Configuration keys");
+        CHECK(p);
+        {
+                char *section_end = strstr(p + 1, "\n## ");
+                CHECK(section_end);
+                *section_end = 0;
+                for (p = strstr(p, "\n| `"); p; p = strstr(p + 1, "\n| `")) {
+                        char name[64] = "";
+                        bool known = false;
+                        CHECK(sscanf(p, "\n| `%63[^`]`", name) == 1);
+                        for (const spw_config_key *k = B->config_keys; k->name; k++)
+                                known = known || strcmp(k->name, name) == 0;
+                        if (!known) {
+                                fprintf(stderr, "README.md documents a key the plugin does not have: %s\n", name);
+                                abort();
+                        }
+                }
+        }
+        CHECK(n_rows > 20);
+        free(readme);
+}
+
 static void test_config_errors(void) {
         const char *m;
 
@@ -1056,6 +1142,7 @@ int main(int argc, char **argv) {
 
 #define RUN(test) do { double _t = now_seconds(); test(); fprintf(stderr, "%-36s %.2fs\n", #test, now_seconds() - _t); } while (0)
         RUN(test_descriptor);
+        RUN(test_readme_table);
         RUN(test_config_errors);
         RUN(test_log_level);
         RUN(test_single_delivery);
