@@ -1468,6 +1468,59 @@ static void test_locked_database(void) {
         fixture_close(&f);
 }
 
+/* README.md's table documents every key of the descriptor's table, with
+ * its type and default, and nothing else. */
+static void test_readme(const char *readme) {
+        static const char *const types[] = {
+                [SPW_CONFIG_STRING] = "string", [SPW_CONFIG_BOOL] = "bool", [SPW_CONFIG_INT] = "int",
+                [SPW_CONFIG_DURATION] = "duration", [SPW_CONFIG_ENUM] = "enum", [SPW_CONFIG_MAP] = "map",
+        };
+        char text[65536], line[1024];
+        size_t n, n_keys = 0;
+        FILE *f;
+
+        f = fopen(readme, "r");
+        CHECK(f);
+        n = fread(text, 1, sizeof text - 1, f);
+        text[n] = 0;
+        fclose(f);
+        for (const spw_config_key *k = plugin->config_keys; k->name; k++) {
+                char head[128];
+                const char *found, *end;
+
+                snprintf(head, sizeof head, "\n| `%s` | %s", k->name, types[k->type]);
+                found = strstr(text, head);
+                if (!found)
+                        fprintf(stderr, "README.md has no row \"%s\"\n", head + 1);
+                CHECK(found);
+                end = strchr(found + 1, '\n');
+                CHECK(end);
+                snprintf(line, sizeof line, "%.*s", (int) (end - found), found);
+                snprintf(head, sizeof head, "| `%s` |", k->default_value);
+                CHECK_CONTAINS(line, head);
+                if (k->choices) {
+                        char choices[128], *save = NULL;
+                        snprintf(choices, sizeof choices, "%s", k->choices);
+                        for (char *c = strtok_r(choices, "|", &save); c; c = strtok_r(NULL, "|", &save)) {
+                                snprintf(head, sizeof head, "`%s`", c);
+                                CHECK_CONTAINS(line, head);
+                        }
+                }
+                n_keys++;
+        }
+        /* no undocumented extra rows in the configuration table */
+        {
+                const char *t = strstr(text, "| key | type | default | description |");
+                size_t table_rows = 0;
+
+                CHECK(t);
+                for (t = strchr(t, '\n') + 1; t && strncmp(t, "|", 1) == 0; t = strchr(t, '\n'), t = t ? t + 1 : NULL)
+                        if (strncmp(t, "| `", 3) == 0)
+                                table_rows++;
+                CHECK_EQ(table_rows, n_keys);
+        }
+}
+
 static void test_exports(const char *so) {
         void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
 
@@ -1484,8 +1537,8 @@ int main(int argc, char **argv) {
         char cmd[600];
         void *h;
 
-        if (argc < 2) {
-                fprintf(stderr, "usage: %s PATH/TO/sqlite.so\n", argv[0]);
+        if (argc < 3) {
+                fprintf(stderr, "usage: %s PATH/TO/sqlite.so PATH/TO/README.md\n", argv[0]);
                 return 2;
         }
         h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
@@ -1500,6 +1553,7 @@ int main(int argc, char **argv) {
 
         test_exports(argv[1]);
         test_descriptor();
+        test_readme(argv[2]);
         test_time_format();
         test_config();
         test_schema_created();
