@@ -8,7 +8,7 @@
  * Alert.GetScope(), builtins) and gives every node its static type ->
  * emit() writes instructions for a stack machine and tracks the stack depth
  * -> the tree is dropped. The compiled `expr` owns the code, the constants,
- * the compiled regexes and CIDR ranges, the value stack and the scratch
+ * the compiled patterns (rx.h) and CIDR ranges, the value stack and the scratch
  * buffer; evaluation touches only those and the signal.
  *
  * Precedence and associativity are those of CrowdSec's expr library
@@ -23,8 +23,8 @@
  *     reports an impossible combination as a run-time error instead of
  *     reading the wrong union member.
  *   - Every string value on the stack is NUL-terminated at ptr[len]
- *     (literals, signal strings, scratch strings), so regexec() and
- *     inet_pton() use it in place. Literals cannot contain NUL.
+ *     (literals, signal strings, scratch strings), so inet_pton() and
+ *     strtod() use it in place. Literals cannot contain NUL.
  *   - The stack never holds more than e->stack_size values: emit() computes
  *     the deepest point of the code it writes.
  *   - The syntax tree is at most EXPR_MAX_DEPTH deep and parser recursion is
@@ -36,7 +36,6 @@
 #include <inttypes.h>
 #include <locale.h>
 #include <math.h>
-#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +45,7 @@
 #include "arena.h"
 #include "expr.h"
 #include "ipaddr.h"
+#include "rx.h"
 #include "strutil.h"
 
 /* ------------------------------------------------------------ tokens */
@@ -373,7 +373,7 @@ struct expr {
         size_t n_code, cap_code;
         expr_value *consts;
         size_t n_consts, cap_consts;
-        regex_t *regexes;
+        rx **regexes;
         size_t n_regexes, cap_regexes;
         ip_range *ranges;
         size_t n_ranges, cap_ranges;
@@ -1346,25 +1346,6 @@ static int check_unary(compiler *c, node *n) {
         return 0;
 }
 
-/* POSIX ERE is not RE2: refuse the RE2-only syntax that would silently mean
- * something else, instead of matching the wrong thing at run time. */
-static int check_regex_syntax(compiler *c, const node *pat) {
-        const char *s = pat->s;
-        for (size_t i = 0; s[i]; i++) {
-                if (s[i] == '\\' && s[i + 1]) {
-                        char e = s[i + 1];
-                        if (e == 'd' || e == 'D')
-                                return compile_error(c, pat->pos, "matches: \\%c is not POSIX ERE syntax; use %s", e,
-                                                     e == 'd' ? "[0-9]" : "[^0-9]");
-                        if (e == 'z' || e == 'A' || e == 'p' || e == 'P' || e == 'Q' || e == 'E')
-                                return compile_error(c, pat->pos, "matches: \\%c is not POSIX ERE syntax", e);
-                        i++;
-                } else if (s[i] == '(' && s[i + 1] == '?')
-                        return compile_error(c, pat->pos, "matches: (?...) groups and flags are not POSIX ERE syntax");
-        }
-        return 0;
-}
-
 static int check_binary(compiler *c, node *n) {
         node *l = n->lhs, *rn = n->rhs;
         const char *opname = tok_names[n->op];
@@ -1432,9 +1413,6 @@ static int check_binary(compiler *c, node *n) {
                 if (rn->kind != N_STRING)
                         return compile_error(c, rn->pos, "the pattern after 'matches' must be a quoted string (patterns "
                                              "are compiled when the profiles are loaded)");
-                r = check_regex_syntax(c, rn);
-                if (r < 0)
-                        return r;
                 n->type = EXPR_BOOL;
                 return 0;
         case T_CONTAINS:
@@ -1617,23 +1595,41 @@ static int emit_builtin(compiler *c, const node *n) {
         return -EINVAL;
 }
 
+/* Offset in the expression text of byte `k` of a string literal's value
+ * (escapes make them differ), for error positions inside patterns. */
+static size_t literal_offset(const expr *e, size_t literal_pos, size_t k) {
+        const char *s = e->text;
+        size_t i = literal_pos + 1, produced = 0;
+
+        while (i < e->len && produced < k && s[i] != s[literal_pos]) {
+                if (s[i] != '\\') {
+                        i++;
+                        produced++;
+                        continue;
+                }
+                char esc = i + 1 < e->len ? s[i + 1] : 0;
+                size_t skip = esc == 'x' ? 4 : esc == 'u' ? 6 : esc == 'U' ? 10 : esc >= '0' && esc <= '7' ? 4 : 2;
+                produced += esc == 'u' || esc == 'U' ? 2 : 1; /* close enough for a position */
+                i += skip;
+        }
+        return MIN(i, e->len);
+}
+
 static int emit_matches(compiler *c, const node *n) {
         expr *e = c->e;
+        char msg[200];
+        size_t off = 0;
         int r = emit(c, n->lhs);
         if (r < 0)
                 return r;
-        r = grow_array((void **) &e->regexes, &e->cap_regexes, e->n_regexes, sizeof(regex_t));
+        r = grow_array((void **) &e->regexes, &e->cap_regexes, e->n_regexes, sizeof(rx *));
         if (r < 0)
                 return r;
-        r = regcomp(&e->regexes[e->n_regexes], n->rhs->s, REG_EXTENDED | REG_NOSUB);
-        if (r != 0) {
-                char msg[160];
-                regerror(r, &e->regexes[e->n_regexes], msg, sizeof msg);
-                regfree(&e->regexes[e->n_regexes]);
-                if (r == REG_ESPACE)
-                        return -ENOMEM;
-                return compile_error(c, n->rhs->pos, "invalid regular expression (POSIX ERE): %s", msg);
-        }
+        r = rx_compile(n->rhs->s, n->rhs->slen, &e->regexes[e->n_regexes], msg, sizeof msg, &off);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return compile_error(c, literal_offset(e, n->rhs->pos, off), "matches: %s", msg);
         return emit_insn(c, OP_MATCH, (uint32_t) e->n_regexes++, n->op_pos, 0);
 }
 
@@ -1817,7 +1813,7 @@ expr *expr_free(expr *e) {
         if (!e)
                 return NULL;
         for (size_t i = 0; i < e->n_regexes; i++)
-                regfree(&e->regexes[i]);
+                rx_free(e->regexes[i]);
         free(e->regexes);
         free(e->ranges);
         free(e->code);
@@ -2169,13 +2165,12 @@ int expr_eval(expr *e, const spw_signal *sig, expr_value *ret, spw_error *err) {
                         break;
                 }
                 case OP_MATCH: {
-                        int m = regexec(&e->regexes[in->arg], b->str.ptr, 0, NULL, 0);
-                        if (m != 0 && m != REG_NOMATCH) {
-                                char msg[128];
-                                regerror(m, &e->regexes[in->arg], msg, sizeof msg);
-                                return runtime_error(e, in->pos, err, "matches: %s", msg);
-                        }
-                        *b = (expr_value) { .type = EXPR_BOOL, .b = m == 0 };
+                        int m = rx_search(e->regexes[in->arg], b->str.ptr, b->str.len);
+                        if (m < 0)
+                                return runtime_error(e, in->pos, err, "matches: the subject (%zu bytes) needs more "
+                                                     "than %" PRIu64 " steps with this pattern", b->str.len,
+                                                     (uint64_t) RX_MAX_WORK);
+                        *b = (expr_value) { .type = EXPR_BOOL, .b = m > 0 };
                         break;
                 }
                 case OP_CONTAINS:

@@ -20,10 +20,8 @@
  * evaluated by one thread at a time (the daemon evaluates profiles on its
  * main thread only), and a string value returned by expr_eval() stays valid
  * until the next expr_eval() of the same expression (or the signal is
- * freed, for strings taken from the signal).
- *
- * The one exception to "nothing allocates" is `matches`, which calls the C
- * library's regexec(): glibc may allocate inside it for some patterns.
+ * freed, for strings taken from the signal). `matches` patterns are
+ * compiled at load by rx.h, whose matcher is allocation-free and linear.
  */
 
 #include <stdbool.h>
