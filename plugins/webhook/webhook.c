@@ -65,9 +65,9 @@ static const spw_config_key webhook_config_keys[] = {
         { "headers", SPW_CONFIG_MAP, NULL, NULL,
           "Extra request headers, a map of name: value. Values may use ${ENV} and ${CREDENTIAL:name}." },
         { "timeout", SPW_CONFIG_DURATION, "10s", NULL,
-          "Time limit for one request, from connecting to the end of the response." },
+          "Time limit for one request, from connecting to the end of the response (1ms to 24h)." },
         { "connect_timeout", SPW_CONFIG_DURATION, "5s", NULL,
-          "Time limit for connecting (TCP and TLS handshake)." },
+          "Time limit for connecting, TCP and TLS handshake (1ms to 24h)." },
         { "group_wait", SPW_CONFIG_DURATION, "0", NULL,
           "Longest time a signal waits for others before a request is sent (the daemon's flush interval for this backend); 0 sends at every daemon flush." },
         { "group_threshold", SPW_CONFIG_INT, "100", NULL,
@@ -435,18 +435,20 @@ static int add_header(webhook *w, const char *name, const char *value) {
         return 0;
 }
 
-static int duration_ms(const spw_kv *config, size_t n, const char *key, long def_ms, long *ret) {
+/* A timeout in milliseconds for curl, where 0 would mean "wait forever":
+ * refused, a request must never be able to wedge the worker. */
+static int timeout_ms(webhook *w, const spw_kv *config, size_t n, const char *key, long def_ms, long *ret) {
         const char *v = cfg(config, n, key);
         int64_t d;
 
         *ret = def_ms;
         if (!v)
                 return 0;
-        if (wh_parse_duration(v, &d) < 0)
-                return -EINVAL;
-        /* 0 means "no limit" to curl; a configured 0 is taken literally as
-         * the smallest limit instead, so it can never hang */
-        *ret = d / 1000 > 0 ? (long) WH_MIN(d / 1000, (int64_t) 86400000) : 1;
+        if (wh_parse_duration(v, &d) < 0 || d < 1000 || d > INT64_C(86400000000))
+                return init_fail(w->host, w->ctx, -EINVAL,
+                                 "%s: \"%s\" is out of range: expected a duration from 1ms to 24h such as %lds (there is no \"no limit\": a hung receiver would stall this backend)",
+                                 key, v, def_ms / 1000);
+        *ret = (long) (d / 1000);
         return 0;
 }
 
@@ -469,7 +471,7 @@ static int setup_curl(webhook *w, const spw_kv *config, size_t n) {
                    *key = cfg(config, n, "client_key_path"), *proxy = cfg(config, n, "proxy"),
                    *v;
         bool verify = true, follow = false, b;
-        long timeout_ms, connect_ms;
+        long request_ms, connect_ms;
         int r;
 
         /* tls_verify and its CrowdSec inverse; both given must agree */
@@ -485,9 +487,9 @@ static int setup_curl(webhook *w, const spw_kv *config, size_t n) {
         }
         if ((v = cfg(config, n, "follow_redirects")))
                 (void) wh_parse_bool(v, &follow);
-        if (duration_ms(config, n, "timeout", 10000, &timeout_ms) < 0 ||
-            duration_ms(config, n, "connect_timeout", 5000, &connect_ms) < 0)
-                return -EINVAL; /* checked before */
+        if ((r = timeout_ms(w, config, n, "timeout", 10000, &request_ms)) < 0 ||
+            (r = timeout_ms(w, config, n, "connect_timeout", 5000, &connect_ms)) < 0)
+                return r;
         if (ca && (r = readable_file(w->host, w->ctx, "ca_cert_path", ca)) < 0)
                 return r;
         if (cert && (r = readable_file(w->host, w->ctx, "client_cert_path", cert)) < 0)
@@ -512,7 +514,7 @@ static int setup_curl(webhook *w, const spw_kv *config, size_t n) {
         SETOPT(w, CURLOPT_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS));
         SETOPT(w, CURLOPT_REDIR_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-        SETOPT(w, CURLOPT_TIMEOUT_MS, timeout_ms);
+        SETOPT(w, CURLOPT_TIMEOUT_MS, request_ms);
         SETOPT(w, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
         SETOPT(w, CURLOPT_TCP_KEEPALIVE, 1L);
         SETOPT(w, CURLOPT_USERAGENT, "spillway-webhook/" WEBHOOK_VERSION);

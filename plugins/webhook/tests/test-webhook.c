@@ -360,6 +360,12 @@ static void test_config_errors(void) {
         m = init_error((spw_kv[]) { KV("url", "http://127.0.0.1/"), KV("timeout", "ten seconds") }, 2);
         CHECK_CONTAINS(m, "timeout: \"ten seconds\" is not a duration");
 
+        m = init_error((spw_kv[]) { KV("url", "http://127.0.0.1/"), KV("timeout", "0") }, 2);
+        CHECK_CONTAINS(m, "timeout: \"0\" is out of range: expected a duration from 1ms to 24h");
+
+        m = init_error((spw_kv[]) { KV("url", "http://127.0.0.1/"), KV("connect_timeout", "48h") }, 2);
+        CHECK_CONTAINS(m, "connect_timeout: \"48h\" is out of range");
+
         m = init_error((spw_kv[]) { KV("url", "http://127.0.0.1/"), KV("tiemout", "10s") }, 2);
         CHECK_CONTAINS(m, "\"tiemout\" is not a webhook setting");
 
