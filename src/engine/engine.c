@@ -52,7 +52,17 @@ static int load_router(spw_config *c, spw_plugin **plugins, spw_router **ret, sp
                 names[i] = c->backends[i].name;
                 flags[i] = plugins[i]->ops.read_at ? ROUTE_BACKEND_STORES_BANS : 0;
         }
-        return router_load_file(c->profiles, names, flags, c->n_backends, ret, err);
+        int r = router_load_file(c->profiles, names, flags, c->n_backends, ret, err);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < router_n_profiles(*ret); i++) {
+                route_profile_info info;
+                if (router_profile_info(*ret, i, &info) == 0 && info.n_decisions > 0 && info.backends == 0)
+                        log_warning("%s:%u: profile %s makes decisions but no configured backend stores bans "
+                                    "(add the sqlite backend): its bans go nowhere",
+                                    info.filename, info.line, info.name);
+        }
+        return 0;
 }
 
 int engine_check_config(spw_config *c, const engine_options *o, spw_error *err) {
