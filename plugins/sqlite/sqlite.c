@@ -971,9 +971,11 @@ static int bandb_check_location(bandb *b) {
         if (!dir)
                 return -ENOMEM;
         slash = strrchr(dir, '/');
-        if (slash == dir)
+        if (!slash)
+                strcpy(dir, ".");
+        else if (slash == dir)
                 slash[1] = 0;
-        else if (slash)
+        else
                 *slash = 0;
 
         if (stat(dir, &st) < 0) {
@@ -1006,9 +1008,22 @@ static int bandb_check_location(bandb *b) {
         return r;
 }
 
+/* How many of the three tables exist: 0 for a new file. */
+static int bandb_count_tables(bandb *b) {
+        sqlite3_stmt *st = NULL;
+        int n = -1;
+
+        if (sqlite3_prepare_v2(b->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
+                               " ('signal_occurences', 'event_sequences', 'ban_applications')",
+                               -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+                n = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        return n;
+}
+
 static int bandb_open(bandb *b) {
         char err[512];
-        int rc, from = 0, failed = 0;
+        int rc, from = 0, failed = 0, tables;
 
         rc = sqlite3_open_v2(b->path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
@@ -1022,8 +1037,9 @@ static int bandb_open(bandb *b) {
 
         rc = bandb_apply_pragmas(b->db, b->synchronous_full);
         if (rc != SQLITE_OK)
-                return bandb_open_error(b, rc, "cannot switch to WAL mode", NULL);
+                return bandb_open_error(b, rc, "cannot open the database in WAL mode", NULL);
 
+        tables = bandb_count_tables(b);
         rc = bandb_migrate(b->db, &from, err, sizeof err);
         if (rc != SQLITE_OK && from > BANDB_SCHEMA_VERSION) {
                 b->host->set_error(b->ctx, "%s: schema version %d is newer than this plugin's (%d): the file was "
@@ -1044,21 +1060,60 @@ static int bandb_open(bandb *b) {
 
         rc = bandb_prepare(b->db, b->st, &failed);
         if (rc != SQLITE_OK) {
-                b->host->set_error(b->ctx, "%s: the tables do not have CrowdSec v0.3's layout (%s, preparing "
-                                   "statement %d); move the file aside or fix the schema; the backend is not "
-                                   "started", b->path, sqlite3_errmsg(b->db), failed);
+                b->host->set_error(b->ctx, "%s: the tables do not have CrowdSec v0.3's layout (%s, in \"%.40s...\"); "
+                                   "move the file aside or fix the schema; the backend is not started",
+                                   b->path, sqlite3_errmsg(b->db), failed >= 0 ? bandb_sql[failed] : "temp tables");
                 return -EBADMSG;
         }
 
-        if (from < BANDB_SCHEMA_VERSION)
-                b->host->log(b->ctx, LOG_INFO, "%s: schema %s version %d (from %d)", b->path,
-                             from == 0 ? "created or upgraded to" : "upgraded to", BANDB_SCHEMA_VERSION, from);
+        if (from == 0 && tables == 0)
+                b->host->log(b->ctx, LOG_INFO, "%s: created the ban database (schema version %d)", b->path,
+                             BANDB_SCHEMA_VERSION);
+        else if (from < BANDB_SCHEMA_VERSION)
+                b->host->log(b->ctx, LOG_INFO, "%s: upgraded the %s database from schema version %d to %d",
+                             b->path, from == 0 ? "CrowdSec v0.3" : "ban", from, BANDB_SCHEMA_VERSION);
         return 0;
+}
+
+/* Everything init does once b has its host: config, path, file, schema. */
+static int bandb_setup(bandb *b, const spw_kv *config, size_t n_config) {
+        const char *db_path = NULL, *name;
+        int r;
+
+        r = bandb_configure(b, config, n_config, &db_path);
+        if (r < 0)
+                return r;
+
+        if (db_path && db_path[0] == '/')
+                b->path = strdup(db_path);
+        else {
+                const char *dir = b->host->state_directory(b->ctx);
+                size_t l;
+
+                if (!dir || !*dir) {
+                        b->host->set_error(b->ctx, "no db_path set and the daemon has no state directory; "
+                                           "set db_path; the backend is not started");
+                        return -EINVAL;
+                }
+                name = db_path ? db_path : "spillway.db";
+                l = strlen(dir) + 1 + strlen(name) + 1;
+                b->path = malloc(l);
+                if (b->path)
+                        snprintf(b->path, l, "%s/%s", dir, name);
+        }
+        if (!b->path) {
+                b->host->set_error(b->ctx, "out of memory");
+                return -ENOMEM;
+        }
+
+        r = bandb_check_location(b);
+        if (r < 0)
+                return r;
+        return bandb_open(b);
 }
 
 static int bandb_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *config, size_t n_config,
                       void **selfp) {
-        const char *db_path = NULL;
         bandb *b;
         int r;
 
@@ -1077,38 +1132,11 @@ static int bandb_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *c
         b->max_records_age = INT64_C(720) * 3600 * USEC_PER_SEC;
         b->busy_timeout = 5 * USEC_PER_SEC;
 
-        r = bandb_configure(b, config, n_config, &db_path);
-        if (r < 0)
-                goto fail;
-
-        if (!db_path || db_path[0] != '/') {
-                const char *dir = host->state_directory(ctx);
-                size_t l;
-
-                if (!dir || !*dir) {
-                        host->set_error(ctx, "no db_path set and the daemon has no state directory; set db_path; "
-                                        "the backend is not started");
-                        r = -EINVAL;
-                        goto fail;
-                }
-                l = strlen(dir) + 1 + strlen(db_path ? db_path : "spillway.db") + 1;
-                b->path = malloc(l);
-                if (b->path)
-                        snprintf(b->path, l, "%s/%s", dir, db_path ? db_path : "spillway.db");
-        } else
-                b->path = strdup(db_path);
-        if (!b->path) {
-                host->set_error(ctx, "out of memory");
-                r = -ENOMEM;
-                goto fail;
+        r = bandb_setup(b, config, n_config);
+        if (r < 0) {
+                bandb_free(b);
+                return r;
         }
-
-        r = bandb_check_location(b);
-        if (r < 0)
-                goto fail;
-        r = bandb_open(b);
-        if (r < 0)
-                goto fail;
 
         if (SPW_HAS_MEMBER(host, struct spw_host, set_status)) {
                 host->set_status(ctx, "db_path", b->path);
@@ -1116,10 +1144,6 @@ static int bandb_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *c
         }
         *selfp = b;
         return 0;
-
-fail:
-        bandb_free(b);
-        return r;
 }
 
 /* ------------------------------------------------------------ shutdown */
