@@ -776,6 +776,21 @@ static void test_receiver_down_then_up(void) {
         json_decref(body);
         json_decref(reqs);
         CHECK_STREQ(testhost_status(t, "delivered"), "2");
+
+        /* the receiver restarts between flushes: the kept-alive connection
+         * is dead, the next request opens a new one by itself */
+        receiver_stop(&rc);
+        start_receiver(&rc, "down", &(receiver_opts) { .port = port, .plan = "[{\"status\": 200, \"close\": true}]" });
+        insert_signals(self, 2, 1);
+        CHECK_OK(B->flush(self));
+        /* and the receiver closing after its answer is no failure either */
+        insert_signals(self, 3, 1);
+        CHECK_OK(B->flush(self));
+        reqs = receiver_requests(&rc);
+        CHECK_EQ(json_array_size(reqs), 2);
+        CHECK(strcmp(request_field(reqs, 0, "peer"), request_field(reqs, 1, "peer")) != 0);
+        json_decref(reqs);
+        CHECK_STREQ(testhost_status(t, "delivered"), "4");
         stop_plugin(t, self);
         receiver_stop(&rc);
 }
