@@ -73,6 +73,8 @@ static void set_error_text(backend *b, const char *text) {
         pthread_mutex_unlock(&b->info_lock);
 }
 
+static void host_logv(spw_ctx *ctx, int priority, const spw_kv *extra, size_t n_extra, const char *format, va_list ap)
+        __attribute__((format(printf, 5, 0)));
 static void host_logv(spw_ctx *ctx, int priority, const spw_kv *extra, size_t n_extra, const char *format, va_list ap) {
         backend *b = ctx->b;
         char msg[2048];
@@ -102,6 +104,7 @@ static void host_logv(spw_ctx *ctx, int priority, const spw_kv *extra, size_t n_
         log_fields_internal(priority, 0, __FILE__, __LINE__, b->plugin->ops.name, fields, n, "backend %s: %s", b->name, msg);
 }
 
+static void host_log(spw_ctx *ctx, int priority, const char *format, ...) __attribute__((format(printf, 3, 4)));
 static void host_log(spw_ctx *ctx, int priority, const char *format, ...) {
         va_list ap;
         va_start(ap, format);
@@ -109,6 +112,7 @@ static void host_log(spw_ctx *ctx, int priority, const char *format, ...) {
         va_end(ap);
 }
 
+static void host_log_fields(spw_ctx *ctx, int priority, const spw_kv *fields, size_t n, const char *format, ...) __attribute__((format(printf, 5, 6)));
 static void host_log_fields(spw_ctx *ctx, int priority, const spw_kv *fields, size_t n, const char *format, ...) {
         va_list ap;
         va_start(ap, format);
@@ -116,6 +120,7 @@ static void host_log_fields(spw_ctx *ctx, int priority, const spw_kv *fields, si
         va_end(ap);
 }
 
+static void host_set_error(spw_ctx *ctx, const char *format, ...) __attribute__((format(printf, 2, 3)));
 static void host_set_error(spw_ctx *ctx, const char *format, ...) {
         char text[512];
         va_list ap;
@@ -542,6 +547,9 @@ static void *worker_main(void *userdata) {
                 n = queue_pop(&b->queue, items, room, deadline);
                 atomic_store(&b->last_activity, now_monotonic());
                 for (size_t i = 0; i < n; i++) {
+                        /* a stop may arrive in the middle of a batch */
+                        if (!stopping)
+                                stopping = stop_requested(b, &drain_deadline);
                         if (stopping && now_monotonic() > drain_deadline) {
                                 fail_msg(b, items[i], "undelivered: the drain timeout passed at stop");
                                 atomic_fetch_add(&b->stats.undelivered, 1);

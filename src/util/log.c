@@ -111,7 +111,11 @@ int log_fieldsv_internal(int level, int err, const char *file, int line, const c
                 goto out;
 
         expand_m(fmt, sizeof fmt, format, err);
+        /* fmt is the caller's checked format with %m replaced by text */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
         vsnprintf(msg, sizeof msg, fmt, ap);
+#pragma GCC diagnostic pop
 
         if (log_journal) {
                 size_t n = 0, cap = 8 + n_fields;

@@ -51,6 +51,7 @@ static void append_log(testhost *t, int prio, const char *msg) {
         t->log_len += (size_t) snprintf(t->log + t->log_len, l + 1, "%d %s\n", prio, msg);
 }
 
+static void h_log(spw_ctx *ctx, int priority, const char *format, ...) __attribute__((format(printf, 3, 4)));
 static void h_log(spw_ctx *ctx, int priority, const char *format, ...) {
         char msg[2048];
         va_list ap;
@@ -62,6 +63,7 @@ static void h_log(spw_ctx *ctx, int priority, const char *format, ...) {
                 fprintf(stderr, "[%s] %d %s\n", ctx->t->name, priority, msg);
 }
 
+static void h_log_fields(spw_ctx *ctx, int priority, const spw_kv *fields, size_t n, const char *format, ...) __attribute__((format(printf, 5, 6)));
 static void h_log_fields(spw_ctx *ctx, int priority, const spw_kv *fields, size_t n, const char *format, ...) {
         char msg[2048];
         size_t o;
@@ -75,6 +77,7 @@ static void h_log_fields(spw_ctx *ctx, int priority, const spw_kv *fields, size_
         append_log(ctx->t, priority, msg);
 }
 
+static void h_set_error(spw_ctx *ctx, const char *format, ...) __attribute__((format(printf, 2, 3)));
 static void h_set_error(spw_ctx *ctx, const char *format, ...) {
         va_list ap;
         va_start(ap, format);
