@@ -2050,7 +2050,9 @@ int expr_eval(expr *e, const spw_signal *sig, expr_value *ret, spw_error *err) {
         e->scratch_used = 0;
         for (size_t pc = 0; pc < e->n_code; pc++) {
                 const insn *in = &e->code[pc];
-                expr_value *a = sp >= 2 ? &st[sp - 2] : NULL, *b = sp >= 1 ? &st[sp - 1] : NULL;
+                /* the operands, for the instructions that have them (the
+                 * compiler's stack accounting guarantees sp >= their number) */
+                expr_value *b = st + sp - 1, *a = b - 1;
 
                 switch ((opcode) in->op) {
                 case OP_CONST:

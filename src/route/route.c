@@ -915,29 +915,32 @@ static int add_warning(route_state *st, const route_profile *p, int level, const
         return 0;
 }
 
+static const char *filter_label(const route_state *st, size_t i, char *buf, size_t size) {
+        if (st->r->grammar == ROUTE_GRAMMAR_V03)
+                return "filter";
+        snprintf(buf, size, "filters[%zu]", i);
+        return buf;
+}
+
 /* 1 matched, 0 not, -EINVAL: a filter failed (warning made), -ENOMEM */
 static int profile_matches(route_state *st, const route_profile *p) {
-        bool v1 = st->r->grammar == ROUTE_GRAMMAR_V1;
+        char label[32];
         int r;
 
         if (p->n_filters == 0)
                 return 1;
         for (size_t i = 0; i < p->n_filters; i++) {
                 spw_error err;
-                char label[32];
                 int m = expr_eval_bool(p->filters[i], st->sig, &err);
 
-                if (v1)
-                        snprintf(label, sizeof label, "filters[%zu]", i);
-                else
-                        snprintf(label, sizeof label, "filter");
                 if (m < 0) {
-                        r = add_warning(st, p, LOG_WARNING, "%s at %s; profile skipped for this signal", label, err.msg);
+                        r = add_warning(st, p, LOG_WARNING, "%s at %s; profile skipped for this signal",
+                                        filter_label(st, i, label, sizeof label), err.msg);
                         return r < 0 ? r : -EINVAL;
                 }
                 if (p->debug) {
-                        r = add_warning(st, p, LOG_DEBUG, "%s is %s: %s", label, m ? "true" : "false",
-                                        expr_text(p->filters[i]));
+                        r = add_warning(st, p, LOG_DEBUG, "%s is %s: %s", filter_label(st, i, label, sizeof label),
+                                        m ? "true" : "false", expr_text(p->filters[i]));
                         if (r < 0)
                                 return r;
                 }
@@ -947,10 +950,29 @@ static int profile_matches(route_state *st, const route_profile *p) {
         return 0;
 }
 
+/* Dotted quad of an IPv4-mapped address; inet_ntop() goes through sprintf()
+ * and cost more than the rest of routing together. Returns the length. */
+static size_t format_v4(char *buf, const uint8_t addr[16]) {
+        size_t n = 0;
+        for (int i = 12; i < 16; i++) {
+                unsigned v = addr[i];
+                if (i > 12)
+                        buf[n++] = '.';
+                if (v >= 100)
+                        buf[n++] = (char) ('0' + v / 100);
+                if (v >= 10)
+                        buf[n++] = (char) ('0' + v / 10 % 10);
+                buf[n++] = (char) ('0' + v % 10);
+        }
+        buf[n] = 0;
+        return n;
+}
+
 static int resolve_target(route_state *st, int scope, target **ret) {
         target *t = &st->targets[scope];
-        const char *s = NULL;
+        const char *s;
         char text[IP_TEXT_MAX + 8];
+        size_t n;
 
         *ret = t;
         if (t->resolved)
@@ -966,7 +988,17 @@ static int resolve_target(route_state *st, int scope, target **ret) {
                         t->why = arena_printf(st->a, "the source IP '%.64s' is not an IP address: no ban", s);
                         return t->why ? 0 : -ENOMEM;
                 }
-                ip_format(text, sizeof text, t->range.start);
+                t->usable = true;
+                if (t->range.is_v4 && !strchr(s, ':')) {
+                        /* inet_pton() takes only canonical dotted quads (no
+                         * leading zeros): the text is already normalised */
+                        t->text = s;
+                        return 0;
+                }
+                if (t->range.is_v4)
+                        format_v4(text, t->range.start);
+                else
+                        ip_format(text, sizeof text, t->range.start);
         } else {
                 s = expr_signal_source_range(st->sig);
                 if (!s || !*s) {
@@ -977,29 +1009,35 @@ static int resolve_target(route_state *st, int scope, target **ret) {
                         t->why = arena_printf(st->a, "the source range '%.64s' is not a CIDR range: no ban", s);
                         return t->why ? 0 : -ENOMEM;
                 }
-                ip_format(text, sizeof text, t->range.start);
-                snprintf(text + strlen(text), sizeof text - strlen(text), "/%u", t->range.prefix);
+                t->usable = true;
+                if (t->range.is_v4)
+                        n = format_v4(text, t->range.start);
+                else {
+                        ip_format(text, sizeof text, t->range.start);
+                        n = strlen(text);
+                }
+                snprintf(text + n, sizeof text - n, "/%u", t->range.prefix);
         }
         t->text = arena_strdup(st->a, text);
-        if (!t->text)
-                return -ENOMEM;
-        t->usable = true;
-        return 0;
+        return t->text ? 0 : -ENOMEM;
 }
 
+/* "64500" or "AS64500" -> 64500; anything else (or an overflow) -> 0 */
 static int64_t parse_as_number(const char *s) {
-        char *end;
-        long long v;
+        int64_t v = 0;
 
         if (!s)
                 return 0;
         if ((s[0] == 'A' || s[0] == 'a') && (s[1] == 'S' || s[1] == 's'))
                 s += 2;
-        if (*s < '0' || *s > '9')
+        if (!*s)
                 return 0;
-        errno = 0;
-        v = strtoll(s, &end, 10);
-        return errno || *end ? 0 : (int64_t) v;
+        for (; *s; s++) {
+                if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+                        return 0;
+                v = v * 10 + (*s - '0');
+        }
+        return v;
 }
 
 static usec_t add_saturating(usec_t a, usec_t b) {

@@ -204,7 +204,28 @@ static void test_v03_defaults(void) {
         /* host bits in the range are masked, and the text is normalised */
         sig.source.range = "198.51.100.77/24";
         route_ok(r, &sig, &a, &res);
+        CHECK_EQ(res.n_bans, 1);
         CHECK_STREQ(res.bans[0].ip_text, "198.51.100.0/24");
+        arena_deinit(&a);
+        sig.source.range = "10.0.0.9/8";
+        route_ok(r, &sig, &a, &res);
+        CHECK_EQ(res.n_bans, 1);
+        CHECK_STREQ(res.bans[0].ip_text, "10.0.0.0/8");
+        CHECK_STREQ(ip_format(text, sizeof text, res.bans[0].end_ip), "10.255.255.255");
+        arena_deinit(&a);
+        sig.source.range = "0.0.0.0/0";
+        route_ok(r, &sig, &a, &res);
+        CHECK_EQ(res.n_bans, 1);
+        CHECK_STREQ(res.bans[0].ip_text, "0.0.0.0/0");
+        arena_deinit(&a);
+        sig.source.range = "::ffff:192.0.2.128/25"; /* IPv4-mapped (ipaddr.h: an IPv4 prefix): shown as IPv4 */
+        route_ok(r, &sig, &a, &res);
+        CHECK_EQ(res.n_bans, 1);
+        CHECK_STREQ(res.bans[0].ip_text, "192.0.2.128/25");
+        arena_deinit(&a);
+        sig.source.range = "2001:DB8::/32"; /* IPv6 text is lower-cased and compressed */
+        route_ok(r, &sig, &a, &res);
+        CHECK_STREQ(res.bans[0].ip_text, "2001:db8::/32");
         arena_deinit(&a);
 
         /* a scope that cannot be banned: a warning, the profile is skipped */
@@ -247,6 +268,22 @@ static void test_v03_defaults(void) {
         CHECK(!res.bans[0].target_as_name);
         arena_deinit(&a);
 
+        /* AS numbers: digits, optionally after AS; anything else is 0 */
+        static const struct {
+                const char *in;
+                int64_t out;
+        } asns[] = {
+                { "64500", 64500 }, { "as13335", 13335 }, { "AS", 0 }, { "", 0 }, { "12x", 0 },
+                { "-5", 0 }, { "9223372036854775807", INT64_MAX }, { "9223372036854775808", 0 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(asns); i++) {
+                sig.source_as_number = asns[i].in;
+                route_ok(r, &sig, &a, &res);
+                CHECK_EQ(res.n_bans, 1);
+                CHECK_EQ(res.bans[0].target_as, asns[i].out);
+                arena_deinit(&a);
+        }
+
         /* a source that is not an address: no ban, a debug note naming it */
         sig.source_ip = "not-an-ip";
         route_ok(r, &sig, &a, &res);
@@ -254,6 +291,30 @@ static void test_v03_defaults(void) {
         CHECK_EQ(res.n_matches, 1);
         CHECK_CONTAINS(res.warnings[0].message, "the source IP 'not-an-ip' is not an IP address: no ban");
         CHECK_EQ(res.warnings[0].level, LOG_DEBUG);
+        arena_deinit(&a);
+
+        /* IP texts: a dotted quad is kept as given (it is canonical), others are normalised */
+        static const struct {
+                const char *in, *out;
+        } ips[] = {
+                { "203.0.113.255", "203.0.113.255" },
+                { "0.0.0.0", "0.0.0.0" },
+                { "::ffff:198.51.100.1", "198.51.100.1" },
+                { "2001:DB8:0:0::1", "2001:db8::1" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(ips); i++) {
+                sig = remediation_signal();
+                sig.source.ip = ips[i].in;
+                route_ok(r, &sig, &a, &res);
+                CHECK_EQ(res.n_bans, 1);
+                CHECK_STREQ(res.bans[0].ip_text, ips[i].out);
+                CHECK_STREQ(ip_format(text, sizeof text, res.bans[0].start_ip), ips[i].out);
+                arena_deinit(&a);
+        }
+        sig = remediation_signal();
+        sig.source.ip = "010.0.0.1"; /* leading zeros are not an address for inet_pton() */
+        route_ok(r, &sig, &a, &res);
+        CHECK_EQ(res.n_bans, 0);
         arena_deinit(&a);
 
         /* stop_at unset: the ban runs from `now` */
