@@ -1033,9 +1033,10 @@ static int64_t parse_as_number(const char *s) {
         if (!*s)
                 return 0;
         for (; *s; s++) {
-                if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+                int d = *s - '0';
+                if (d < 0 || d > 9 || v > (INT64_MAX - d) / 10)
                         return 0;
-                v = v * 10 + (*s - '0');
+                v = v * 10 + d;
         }
         return v;
 }
