@@ -156,27 +156,56 @@ static void suggestion(const char *word, const char *const *cand, size_t n, char
                 snprintf(buf + len, size - len, ")");
 }
 
-/* Byte offset of (line, column) in the buffer; columns count characters. */
+/* Length of the YAML line break at buf[i] (libyaml's rules: \n, \r\n, a
+ * lone \r, and U+0085, U+2028, U+2029), or 0. */
+static size_t line_break(const char *buf, size_t len, size_t i) {
+        const unsigned char *b = (const unsigned char *) buf;
+        if (b[i] == '\n')
+                return 1;
+        if (b[i] == '\r')
+                return i + 1 < len && b[i + 1] == '\n' ? 2 : 1;
+        if (b[i] == 0xc2 && i + 1 < len && b[i + 1] == 0x85)
+                return 2;
+        if (b[i] == 0xe2 && i + 2 < len && b[i + 1] == 0x80 && (b[i + 2] == 0xa8 || b[i + 2] == 0xa9))
+                return 3;
+        return 0;
+}
+
+/* Byte offset of (line, column) in the buffer, as libyaml counts them
+ * (columns in characters); false when it is not inside the buffer. */
 static bool offset_of(loader *l, unsigned line, unsigned column, size_t *ret) {
         if (!l->line_starts) {
                 size_t n = 1;
-                for (size_t i = 0; i < l->len; i++)
-                        n += l->buf[i] == '\n';
+                for (size_t i = 0; i < l->len; i++) {
+                        size_t b = line_break(l->buf, l->len, i);
+                        if (b) {
+                                n++;
+                                i += b - 1;
+                        }
+                }
                 l->line_starts = malloc(n * sizeof(size_t));
                 if (!l->line_starts)
                         return false;
                 l->n_lines = 0;
                 l->line_starts[l->n_lines++] = 0;
-                for (size_t i = 0; i < l->len; i++)
-                        if (l->buf[i] == '\n')
+                for (size_t i = 0; i < l->len; i++) {
+                        size_t b = line_break(l->buf, l->len, i);
+                        if (b) {
+                                i += b - 1;
                                 l->line_starts[l->n_lines++] = i + 1;
+                        }
+                }
         }
         if (line == 0 || line > l->n_lines)
                 return false;
         size_t off = l->line_starts[line - 1];
-        for (unsigned c = 1; c < column && off < l->len && l->buf[off] != '\n'; off++)
-                if (((unsigned char) l->buf[off + 1] & 0xc0) != 0x80)
-                        c++;
+        for (unsigned c = 1; c < column; c++) {
+                if (off >= l->len || line_break(l->buf, l->len, off))
+                        return false;
+                off++; /* one character: its first byte and its continuation bytes */
+                while (off < l->len && ((unsigned char) l->buf[off] & 0xc0) == 0x80)
+                        off++;
+        }
         if (off >= l->len)
                 return false;
         *ret = off;
@@ -206,7 +235,7 @@ static void scalar_origin(loader *l, const ynode *v, expr_origin *o) {
                         unsigned spaces = 0;
                         while (off + spaces < l->len && l->buf[off + spaces] == ' ')
                                 spaces++;
-                        if (off + spaces < l->len && l->buf[off + spaces] != '\n') {
+                        if (off + spaces < l->len && !line_break(l->buf, l->len, off + spaces)) {
                                 indent = spaces;
                                 break;
                         }

@@ -525,6 +525,20 @@ static void test_block_scalar_positions(void) {
                           "t.yaml:4:10: filters[1]: unknown field 'Sauce' of Alert; did you mean 'Source'?");
 }
 
+static void test_line_breaks(void) {
+        /* libyaml counts \r\n, a lone \r and \n as line breaks; positions follow it
+         * (and a file need not end with a newline: found by fuzz-profiles) */
+        expect_load_error("profile: a\r\nfilter: 'sig.Nope'\r\noutputs: []\r\n",
+                          "t.yaml:2:14: filter: unknown field 'Nope' of sig");
+        expect_load_error("profile: a\rfilter: 'sig.Nope'\routputs: []",
+                          "t.yaml:2:14: filter: unknown field 'Nope' of sig");
+        expect_load_error("\rprofile: deiationin\nfilter: \"(and((cdted\"\napi: ts",
+                          "t.yaml:3:11: filter: unexpected 'and' (expected a value)");
+        expect_load_error("profile: a\nfilter: |\r\n    sig.Scenario == 'x' &&\r\n    sig.Nope\r\noutputs: []",
+                          "t.yaml:4:9: filter: unknown field 'Nope' of sig");
+        expect_load_error("profile: é\nfilter: \"sig.Nope\"", "t.yaml:2:14: filter: unknown field 'Nope'");
+}
+
 static void test_load_errors(void) {
         /* grammar */
         expect_load_error("profile: a\nfilter: 'true'\nfilters: ['true']\noutputs: []\n",
@@ -682,6 +696,7 @@ int main(int argc, char **argv) {
         test_v1_decisions();
         test_runtime_warnings();
         test_block_scalar_positions();
+        test_line_breaks();
         test_load_errors();
         test_v03_forms();
         return 0;
