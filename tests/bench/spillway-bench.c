@@ -31,6 +31,7 @@
 static const char *arg_daemon, *arg_plugins, *arg_ceiling;
 static unsigned arg_signals = 100000, arg_producers = 4, arg_window = 1024, arg_batch = 1000;
 static const char *arg_only;
+static char start_at[32], stop_at[32];   /* "now" for every signal, so bans are active */
 
 static int64_t now_ns(void) {
         struct timespec ts;
@@ -53,15 +54,15 @@ static int make_line(char *buf, size_t size, unsigned i, bool flushed) {
         char sig[1400];
         snprintf(sig, sizeof sig,
                  "{\"scenario\":\"crowdsecurity/ssh-bf\",\"bucket_id\":\"b-%u\",\"alert_message\":\"10.%u.%u.%u performed "
-                 "'crowdsecurity/ssh-bf' (6 events over 20s)\",\"events_count\":6,\"start_at\":\"2024-05-21T10:00:00Z\","
-                 "\"stop_at\":\"2024-05-21T10:00:20Z\",\"source\":{\"Ip\":\"10.%u.%u.%u\",\"Range\":\"10.%u.0.0/16\","
+                 "'crowdsecurity/ssh-bf' (6 events over 20s)\",\"events_count\":6,\"start_at\":\"%s\","
+                 "\"stop_at\":\"%s\",\"source\":{\"Ip\":\"10.%u.%u.%u\",\"Range\":\"10.%u.0.0/16\","
                  "\"AutonomousSystemNumber\":\"64496\",\"AutonomousSystemOrganization\":\"Example Networks\","
                  "\"Country\":\"FR\",\"Latitude\":48.85,\"Longitude\":2.35},\"Source_ip\":\"10.%u.%u.%u\","
                  "\"capacity\":5,\"leak_speed\":10000000000,\"Whitelisted\":false,\"Simulation\":false,"
                  "\"Labels\":{\"remediation\":\"true\",\"service\":\"ssh\",\"type\":\"bruteforce\"},"
                  "\"events_sequence\":[{\"time\":\"2024-05-21T10:00:01Z\",\"source_ip\":\"10.%u.%u.%u\","
                  "\"serialized\":\"{\\\"log_type\\\":\\\"ssh_failed-auth\\\",\\\"user\\\":\\\"root\\\"}\"}]}",
-                 i, i >> 16 & 255, i >> 8 & 255, i & 255, i >> 16 & 255, i >> 8 & 255, i & 255, i >> 16 & 255,
+                 i, i >> 16 & 255, i >> 8 & 255, i & 255, start_at, stop_at, i >> 16 & 255, i >> 8 & 255, i & 255, i >> 16 & 255,
                  i >> 16 & 255, i >> 8 & 255, i & 255, i >> 16 & 255, i >> 8 & 255, i & 255);
         if (flushed)
                 return snprintf(buf, size, "{\"signal\":%s,\"ack\":\"flushed\"}\n", sig);
@@ -144,6 +145,40 @@ static int cmp_i64(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
+typedef struct list_timing {
+        double first50_ms, all_ms;
+        long total;
+} list_timing;
+
+/* One admin request; returns the reply's length, fills *total from "total". */
+static long admin_request(const char *sock, const char *req, long *total) {
+        int fd = connect_unix(sock);
+        char buf[1 << 16];
+        long n = 0;
+        if (fd < 0)
+                return -1;
+        if (write(fd, req, strlen(req)) < 0) {
+                close(fd);
+                return -1;
+        }
+        for (;;) {
+                ssize_t k = read(fd, buf, sizeof buf - 1);
+                if (k <= 0)
+                        break;
+                buf[k] = 0;
+                if (n == 0 && total) {
+                        char *t = strstr(buf, "\"total\":");
+                        if (t)
+                                *total = strtol(t + 8, NULL, 10);
+                }
+                n += k;
+                if (buf[k - 1] == '\n')
+                        break;
+        }
+        close(fd);
+        return n;
+}
+
 typedef struct result {
         double rate;
         double cpu_us_per_signal;
@@ -195,7 +230,8 @@ static long peak_rss_kb(pid_t pid) {
 
 /* One measured run: start spillwayd with `backends` in a fresh folder, send
  * arg_signals from arg_producers connections, stop it. */
-static result run_daemon(const char *label, const char *backends_yaml[], bool profiles, bool flushed, char *dbpath, size_t dbsize) {
+static result run_daemon(const char *label, const char *backends_yaml[], bool profiles, bool flushed, char *dbpath, size_t dbsize,
+                         list_timing *lt) {
         char dir[] = "/tmp/spw-bench-XXXXXX", path[512], sock[512], cmd[1024];
         result res = { 0 };
         if (!mkdtemp(dir)) {
@@ -264,6 +300,17 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
 
         /* for queued acks the work is not done until the backends drained:
          * wait for the daemon to finish (SIGTERM drains) and count that time */
+        if (lt) {
+                char admin[512];
+                snprintf(admin, sizeof admin, "%s/run/admin.sock", dir);
+                int64_t a = now_ns();
+                admin_request(admin, "{\"op\":\"ban.list\",\"limit\":50}\n", &lt->total);
+                int64_t b = now_ns();
+                admin_request(admin, "{\"op\":\"ban.list\",\"limit\":0}\n", NULL);
+                int64_t e = now_ns();
+                lt->first50_ms = (b - a) / 1e6;
+                lt->all_ms = (e - b) / 1e6;
+        }
         res.peak_rss_kb = peak_rss_kb(pid);
         if (!flushed)
                 usleep(300000); /* let the workers finish before sampling CPU */
@@ -359,6 +406,15 @@ int main(int argc, char **argv) {
                 return 2;
         }
         signal(SIGPIPE, SIG_IGN);
+        {
+                time_t t = time(NULL);
+                struct tm tm;
+                gmtime_r(&t, &tm);
+                strftime(stop_at, sizeof stop_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+                t -= 20;
+                gmtime_r(&t, &tm);
+                strftime(start_at, sizeof start_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        }
         printf("spillway-bench: %u signals (~900 bytes each), %u producer connections, window %u, flush batch %u, "
                "synchronous=normal, WAL\n", arg_signals, arg_producers, arg_window, arg_batch);
 
@@ -370,19 +426,26 @@ int main(int argc, char **argv) {
         char db[512];
 
         if (!arg_only || !strcmp(arg_only, "null")) {
-                r = run_daemon("null", null_only, false, false, NULL, 0);
+                r = run_daemon("null", null_only, false, false, NULL, 0, NULL);
                 print_row("null, ack queued (to delivery)", &r);
                 errors += r.errors;
-                r = run_daemon("null", null_only, false, true, NULL, 0);
+                r = run_daemon("null", null_only, false, true, NULL, 0, NULL);
                 print_row("null, ack flushed", &r);
                 errors += r.errors;
         }
         if (!arg_only || !strcmp(arg_only, "sqlite")) {
-                r = run_daemon("sqlite", sqlite_only, true, false, NULL, 0);
+                r = run_daemon("sqlite", sqlite_only, true, false, NULL, 0, NULL);
                 print_row("sqlite, ack queued (to delivery)", &r);
                 errors += r.errors;
-                r = run_daemon("sqlite", sqlite_only, true, true, db, sizeof db);
+                list_timing lt = { 0 };
+                r = run_daemon("sqlite", sqlite_only, true, true, db, sizeof db, &lt);
                 print_row("sqlite, ack flushed", &r);
+                printf("  ban list over %ld active bans: first 50 in %.1f ms, all of them (JSON over the admin socket) in %.1f ms\n",
+                       lt.total, lt.first50_ms, lt.all_ms);
+                if (lt.total < (long) arg_signals * 9 / 10) {
+                        fprintf(stderr, "spillway-bench: expected about %u active bans, ban list says %ld\n", arg_signals, lt.total);
+                        errors++;
+                }
                 errors += r.errors;
                 struct stat st;
                 if (stat(db, &st) == 0)
@@ -408,7 +471,7 @@ int main(int argc, char **argv) {
                 }
         }
         if (!arg_only || !strcmp(arg_only, "both")) {
-                r = run_daemon("both", both, true, true, NULL, 0);
+                r = run_daemon("both", both, true, true, NULL, 0, NULL);
                 print_row("sqlite + null, ack flushed", &r);
                 errors += r.errors;
         }
