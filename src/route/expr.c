@@ -815,7 +815,8 @@ static int set_depth(compiler *c, node *n) {
                 d = MAX(d, n->items[i]->depth);
         n->depth = d + 1;
         if (n->depth > EXPR_MAX_DEPTH)
-                return compile_error(c, n->op_pos, "expression nested too deeply (more than %d levels)", EXPR_MAX_DEPTH);
+                return compile_error(c, n->op_pos, "expression nested too deeply (more than %d levels; for a long "
+                                     "list of alternatives use x in [a, b, ...])", EXPR_MAX_DEPTH);
         return 0;
 }
 
@@ -1845,6 +1846,21 @@ const char *expr_type_name(expr_type t) {
                 [EXPR_STRING] = "string", [EXPR_LIST] = "list", [EXPR_MAP] = "map", [EXPR_OBJECT] = "object",
         };
         return (unsigned) t < _EXPR_TYPE_MAX ? names[t] : "?";
+}
+
+int expr_field_path(size_t i, char *buf, size_t size) {
+        static const char *const parents[_OBJ_MAX] = {
+                [OBJ_SIG] = "sig", [OBJ_SIG_SOURCE] = "sig.Source", [OBJ_ALERT] = "Alert",
+                [OBJ_ALERT_SOURCE] = "Alert.Source",
+        };
+        if (i >= ELEMENTSOF(fields))
+                return -ENOENT;
+        snprintf(buf, size, "%s.%s%s", parents[fields[i].obj], fields[i].name, fields[i].method ? "()" : "");
+        return fields[i].type;
+}
+
+const char *expr_builtin_name(size_t i) {
+        return i < ELEMENTSOF(builtins) ? builtins[i].name : NULL;
 }
 
 /* ------------------------------------------------------------ evaluation */

@@ -126,6 +126,13 @@ const char *expr_signal_source_range(const spw_signal *sig);
 /* The nested source field when present and non-empty, else the flat one. */
 const char *expr_signal_source_pick(const spw_signal *sig, const char *nested, const char *flat);
 
+/* The fields filters can read, for documentation checks and completion:
+ * writes the i-th path ("sig.Source.Ip", "Alert.GetScope()") to buf and
+ * returns its type, or -ENOENT past the end. */
+int expr_field_path(size_t i, char *buf, size_t size);
+/* The helper functions: "len", "Upper", ...; NULL past the end. */
+const char *expr_builtin_name(size_t i);
+
 /* Value helpers, for tests and `spillwayctl route test`. */
 bool expr_value_equal(const expr_value *a, const expr_value *b);
 /* Format a value for humans ("true", "3", "\"x\"", "[1, 2]") into buf. */

@@ -762,7 +762,45 @@ static void test_no_allocation(const spw_signal *s) {
 #endif
 }
 
-int main(void) {
+/* README.md documents every field and helper (by name, in backquotes or a
+ * dotted list such as `sig.Source.Ip`, `.Range`). */
+static void test_readme(const char *path) {
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        static char text[200000];
+        char name[128];
+        size_t n;
+
+        CHECK(f);
+        n = fread(text, 1, sizeof text - 1, f);
+        text[n] = 0;
+        for (size_t i = 0; expr_field_path(i, name, sizeof name) >= 0; i++) {
+                /* the whole path, or ".Leaf" in a shorthand list */
+                const char *leaf = strrchr(name, '.');
+                char dotted[130], ticked[132];
+                snprintf(dotted, sizeof dotted, "`%s", leaf);
+                snprintf(ticked, sizeof ticked, "`%s`", name);
+                if (!strstr(text, ticked) && !strstr(text, dotted) && !strstr(text, name)) {
+                        fprintf(stderr, "%s does not document %s\n", path, name);
+                        abort();
+                }
+        }
+        for (size_t i = 0; expr_builtin_name(i); i++) {
+                snprintf(name, sizeof name, "`%s(", expr_builtin_name(i));
+                CHECK_CONTAINS(text, name);
+        }
+        /* and the table is what the language accepts */
+        CHECK_EQ(expr_field_path(0, name, sizeof name), EXPR_STRING);
+        CHECK_STREQ(name, "sig.Scenario");
+        CHECK_EQ(expr_field_path(100000, name, sizeof name), -ENOENT);
+        for (size_t i = 0; expr_field_path(i, name, sizeof name) >= 0; i++) {
+                spw_error err = { 0 };
+                expr *e = NULL;
+                CHECK_OK(expr_compile(name, strlen(name), EXPR_ENV_ALL, NULL, &e, &err));
+                expr_free(e);
+        }
+}
+
+int main(int argc, char **argv) {
         spw_signal s = sample();
 
         test_literals(&s);
@@ -777,5 +815,7 @@ int main(void) {
         test_scratch_reset(&s);
         test_stack_size();
         test_no_allocation(&s);
+        if (argc > 1)
+                test_readme(argv[1]);
         return 0;
 }
