@@ -142,6 +142,7 @@ static int on_park_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         daemon_t *d = userdata;
         daemon_update_status(d, false);
+        server_expire_idle(d, now_monotonic());
         sd_event_source_set_time_relative(s, (uint64_t) engine_config(d->engine)->status_interval);
         sd_event_source_set_enabled(s, SD_EVENT_ON);
         return 0;

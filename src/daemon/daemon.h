@@ -134,6 +134,7 @@ void server_retry_parked(daemon_t *d);
 void server_reroute_parked(daemon_t *d);
 void server_expire_parked(daemon_t *d, usec_t now);
 void server_pause_all(daemon_t *d);
+void server_expire_idle(daemon_t *d, usec_t now);
 
 /* status.c */
 json_t *status_json(daemon_t *d);

@@ -985,6 +985,32 @@ void server_expire_parked(daemon_t *d, usec_t now) {
         }
 }
 
+/* A client that sent part of a line and then nothing for client_timeout is
+ * disconnected (with an error line), so idle half-lines cannot pin memory. */
+void server_expire_idle(daemon_t *d, usec_t now) {
+        usec_t limit = engine_config(d->engine)->client_timeout;
+        conn *c = d->conns;
+        if (limit <= 0)
+                return;
+        while (c) {
+                conn *next = c->next;
+                if ((c->in.len > 0 || c->discarding) && !c->paused && now - c->last_input > limit) {
+                        char line[160];
+                        int n = snprintf(line, sizeof line,
+                                         "{\"ok\":false,\"error\":\"incomplete line and no data for %lld s (client_timeout): disconnected\"}\n",
+                                         (long long) (limit / USEC_PER_SEC));
+                        log_warning("client pid %d (uid %u): %zu bytes of an unfinished line and no data for %lld s; disconnecting",
+                                    (int) c->peer.pid, (unsigned) c->peer.uid, c->in.len, (long long) (limit / USEC_PER_SEC));
+                        if (!c->head) {
+                                ssize_t k = write(c->fd, line, (size_t) n);
+                                (void) k;
+                        }
+                        conn_free(c);
+                }
+                c = next;
+        }
+}
+
 void server_pause_all(daemon_t *d) {
         for (conn *c = d->conns; c; c = c->next)
                 conn_update_events(c);

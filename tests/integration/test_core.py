@@ -342,6 +342,26 @@ def test_many_connections_and_idle_clients():
         d.stop()
 
 
+def test_idle_half_line_is_disconnected():
+    with Daemon({}) as d:
+        d.write_config({"n": "name: n\npath: null\n"}, main="sockets:\n  client_timeout: 1s\n")
+        d.start()
+        idle = d.client()
+        idle.send_raw('{"scenario": "never fin')
+        r = idle.readline()   # within about two status ticks after the second
+        assert not r["ok"] and "client_timeout" in r["error"], r
+        try:
+            idle.readline()
+            assert False, "connection should be closed"
+        except EOFError:
+            pass
+        busy = d.client()     # a client that keeps sending is not affected
+        for _ in range(3):
+            assert busy.request(signal_obj())["ok"]
+            time.sleep(0.6)
+        d.stop()
+
+
 def test_socket_activation():
     import shutil
     if not shutil.which("systemd-socket-activate"):
@@ -413,6 +433,7 @@ if __name__ == "__main__":
         test_half_written_line_at_disconnect,
         test_pipelining_and_slow_reader,
         test_many_connections_and_idle_clients,
+        test_idle_half_line_is_disconnected,
         test_socket_activation,
         test_sd_notify_lifecycle,
     ])
