@@ -963,8 +963,8 @@ static int profile_matches(route_state *st, const route_profile *p) {
                 int m = expr_eval_bool(p->filters[i], st->sig, &err);
 
                 if (m < 0) {
-                        r = add_warning(st, p, LOG_WARNING, "%s at %s; profile skipped for this signal",
-                                        filter_label(st, i, label, sizeof label), err.msg);
+                        r = add_warning(st, p, LOG_WARNING, "%s at %s", filter_label(st, i, label, sizeof label),
+                                        err.msg);
                         return r < 0 ? r : -EINVAL;
                 }
                 if (p->debug) {
@@ -1106,7 +1106,7 @@ static int profile_bans(route_state *st, const route_profile *p) {
                                         scope = SPW_SCOPE_RANGE;
                                 else {
                                         r = add_warning(st, p, LOG_WARNING, "Labels.scope is '%.64s', but only ip and "
-                                                        "range can be banned; profile skipped for this signal", ls);
+                                                        "range can be banned", ls);
                                         return r < 0 ? r : 1;
                                 }
                         }
