@@ -8,7 +8,7 @@ import signal
 import socket
 import time
 
-from spwtest import (Client, Daemon, SkipTest, mock_backend, recorded, run, signal_obj, wait_for)
+from spwtest import (MOCK, Client, Daemon, SkipTest, mock_backend, recorded, run, signal_obj, wait_for)
 
 
 def test_signal_reaches_every_backend():
@@ -362,6 +362,27 @@ def test_idle_half_line_is_disconnected():
         d.stop()
 
 
+def test_check_config_errors():
+    import subprocess
+    cases = [
+        ("queue:\n  on_full: explode\n", {}, "spillway.yaml:2:12: queue.on_full: expected block, drop_oldest or drop_newest"),
+        ("drain_timout: 5s\n", {}, "spillway.yaml:1:1: unknown key 'drain_timout'; did you mean 'drain_timeout'?"),
+        (None, {"m": "name: m\npath: %s\nconfig:\n  moed: ok\n" % MOCK}, "m.yaml:4:3: backend 'm' (plugin mock): unknown config key 'moed'; did you mean 'mode'?"),
+        (None, {"m": "name: m\npath: %s\nconfig:\n  delay: soon\n" % MOCK}, "config.delay: expected a duration"),
+        (None, {"m": "name: m\npath: %s\nqueue_size: -1\n" % MOCK}, "m.yaml:3:13: queue_size: expected a non-negative integer"),
+        (None, {"m": "name: m\npath: nowhere\n"}, "does not exist"),
+        (None, {}, "no backend is configured"),
+    ]
+    for main, backends, expect in cases:
+        with Daemon(backends, main=main) as d:
+            p = subprocess.run(d.args(["--check-config"]), capture_output=True, text=True)
+            assert p.returncode == 1, (expect, p)
+            assert expect in p.stderr, (expect, p.stderr)
+    with Daemon({"m": mock_backend("m")}) as d:
+        p = subprocess.run(d.args(["--check-config"]), capture_output=True, text=True)
+        assert p.returncode == 0 and "configuration OK (1 backends: m" in p.stdout, p
+
+
 def test_socket_activation():
     import shutil
     if not shutil.which("systemd-socket-activate"):
@@ -434,6 +455,7 @@ if __name__ == "__main__":
         test_pipelining_and_slow_reader,
         test_many_connections_and_idle_clients,
         test_idle_half_line_is_disconnected,
+        test_check_config_errors,
         test_socket_activation,
         test_sd_notify_lifecycle,
     ])

@@ -168,6 +168,19 @@ def test_ctl_unreachable_and_send():
         d.stop()
 
 
+def test_corrupt_database_leaves_other_backends_running():
+    with Daemon({"sqlite": SQLITE, "n": "name: n\npath: null\n"}, profiles=None) as d:
+        with open(os.path.join(d.state_dir, "bans.db"), "wb") as f:
+            f.write(b"this is not a database, just garbage " * 100)
+        d.start()
+        st = {b["name"]: b for b in d.status()["backends"]}
+        assert st["sqlite"]["state"] == "failed", st
+        assert "bans.db" in st["sqlite"]["error"], st["sqlite"]["error"]
+        assert st["n"]["state"] == "running"
+        assert d.client().request(signal_obj())["ok"]
+        d.stop()
+
+
 if __name__ == "__main__":
     run([test_ban_list_formats_and_filters, test_ban_add_del_flush_and_restart, test_database_readable_with_sqlite3,
-         test_status_and_metrics, test_ctl_unreachable_and_send])
+         test_status_and_metrics, test_ctl_unreachable_and_send, test_corrupt_database_leaves_other_backends_running])
