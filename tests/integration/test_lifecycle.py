@@ -205,8 +205,15 @@ def test_exit_on_idle_waits_for_the_queues():
         c = d.client()
         ids = [c.request(signal_obj(scenario="q/%d" % i))["id"] for i in range(8)]  # 2.4 s of work
         c.close()
-        time.sleep(1.5)
+        # no client for longer than exit_on_idle, but the queue is not empty:
+        # still running and listening
+        time.sleep(1.3)
         assert d.proc.poll() is None, "exited with signals still queued"
+        c = d.client()
+        r = c.request(signal_obj(scenario="q/late"))
+        assert r["ok"], r
+        ids.append(r["id"])
+        c.close()
         assert d.proc.wait(15 * SLOW) == 0
         assert sorted(entries(log)[0]) == sorted(ids)
 

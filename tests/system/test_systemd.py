@@ -748,7 +748,8 @@ class System:
         sent = []
         # gaps around the idle time, so that connections arrive while it is
         # running, just before it exits, and after it has exited
-        for i, gap in enumerate([0, 0.3, 2.8, 0.5, 1.9, 2.1, 3.5, 0.1, 2.0]):
+        # (3.5 s > 2 s + the 0.5 s idle check + the stop: two sure exits)
+        for i, gap in enumerate([0, 0.3, 3.5, 0.5, 1.9, 2.1, 3.5, 0.1, 2.0]):
             time.sleep(gap)
             name = "idle/%d" % i
             r = self.send([signal_obj(scenario=name)], ack="flushed" if i % 2 else "queued")[0]
