@@ -31,6 +31,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "messages.h"
+#include "ratelimit.h"
 #include "sigmodel.h"
 #include "strutil.h"
 
@@ -815,6 +816,33 @@ static void conn_free(conn *c) {
                 d->idle_since = now_monotonic();
 }
 
+/* Out of file descriptors (EMFILE, ENFILE) or kernel memory: the pending
+ * connection stays in the backlog and the listener stays readable, so trying
+ * again at once would spin (and flood the journal). Stop watching that
+ * listener for a moment; its connections wait in the backlog meanwhile. */
+#define ACCEPT_PAUSE (100 * USEC_PER_MSEC)
+
+static int on_accept_resume(sd_event_source *s, uint64_t usec, void *userdata) {
+        listener *l = userdata;
+        if (l->source) /* NULL once the listeners are closed */
+                sd_event_source_set_enabled(l->source, SD_EVENT_ON);
+        return 0;
+}
+
+static void pause_accepting(listener *l, int err) {
+        static ratelimit rl = RATELIMIT_INIT(10 * USEC_PER_SEC, 1);
+        uint64_t suppressed = 0;
+
+        if (ratelimit_below(&rl, &suppressed))
+                log_warning_errno(err, "accept on the %s socket failed: %m; pausing accepts for %lld ms with %u connections open "
+                                  "(raise LimitNOFILE= or lower max_connections)%s",
+                                  l->kind == LISTENER_ADMIN ? "admin" : "ingest", (long long) (ACCEPT_PAUSE / USEC_PER_MSEC),
+                                  l->d->n_conns, suppressed ? "; it happened again since the last warning" : "");
+        sd_event_source_set_enabled(l->source, SD_EVENT_OFF);
+        if (sd_event_add_time_relative(l->d->event, NULL, CLOCK_MONOTONIC, ACCEPT_PAUSE, 0, on_accept_resume, l) < 0)
+                sd_event_source_set_enabled(l->source, SD_EVENT_ON);
+}
+
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         listener *l = userdata;
         daemon_t *d = l->d;
@@ -824,7 +852,9 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 
         cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
-                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                        pause_accepting(l, errno);
+                else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                         log_warning_errno(errno, "accept on the %s socket failed: %m", l->kind == LISTENER_ADMIN ? "admin" : "ingest");
                 return 0;
         }

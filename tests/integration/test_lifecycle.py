@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -218,6 +219,43 @@ def test_exit_on_idle_waits_for_the_queues():
         assert sorted(entries(log)[0]) == sorted(ids)
 
 
+def test_out_of_file_descriptors_pauses_accepting():
+    """Under systemd, LimitNOFILE= can be below max_connections. A full
+    descriptor table must not make the daemon spin on its listener (and flood
+    the journal); waiting connections are served once descriptors free up."""
+    import resource
+    with Daemon({}) as d:
+        d.write_config({"m": mock_backend("m", d.path("m.log"))})
+        d.start()
+        resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, (128, 128))
+        clients = []
+        for i in range(200):   # more than the daemon can hold: the rest wait in the backlog
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(d.ingest)
+            clients.append(s)
+        time.sleep(1.0)
+        assert d.proc.poll() is None
+        warnings = d.read_log().count("accept on the ingest socket failed")
+        assert 1 <= warnings <= 2, "%d accept warnings in 1 s" % warnings
+        assert "pausing accepts" in d.read_log()
+        # the daemon still answers on a connection it holds
+        first = Client.__new__(Client)
+        first.sock, first.buf = clients[0], b""
+        first.sock.settimeout(10 * SLOW)
+        assert first.request(signal_obj(scenario="fd/first"))["ok"]
+        # free descriptors: the last connection, from the backlog, is served
+        for s in clients[1:100]:
+            s.close()
+        last = Client.__new__(Client)
+        last.sock, last.buf = clients[-1], b""
+        last.sock.settimeout(10 * SLOW)
+        assert last.request({"signal": signal_obj(scenario="fd/last"), "ack": "flushed"})["ok"]
+        for s in clients[100:]:
+            s.close()
+        first.close()
+        assert d.stop() == 0
+
+
 # ------------------------------------------------------------------ catalog
 
 CATALOG = os.path.join(SOURCE_ROOT, "src", "daemon", "spillway.catalog")
@@ -307,5 +345,6 @@ if __name__ == "__main__":
         test_invalid_config_on_reload_keeps_the_old_one,
         test_exit_on_idle_leaves_cleanly_and_loses_nothing,
         test_exit_on_idle_waits_for_the_queues,
+        test_out_of_file_descriptors_pauses_accepting,
         test_catalog_covers_every_message_id,
     ])
