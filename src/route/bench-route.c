@@ -100,13 +100,18 @@ static double time_search(rx *re, regex_t *libc, const char *subject, size_t len
 static void bench_matches(void) {
         static const struct {
                 const char *name, *pattern;
-                size_t subject_len; /* 0: the scenario name */
+                const char *subject; /* or NULL: subject_len bytes of 'a' */
+                size_t subject_len;
                 int reps;
         } cases[] = {
-                { "scenario prefix", "^crowdsecurity/(ssh|http)-", 0, 100000 },
-                { "IPv4 shape", "^([0-9]{1,3}[.]){3}[0-9]{1,3}$", 0, 100000 },
-                { "(a+)+b, 4 KiB of a", "(a+)+b", 4096, 3 },
-                { "((a{1,10}){1,10}){1,10}b, 1 KiB of a", "((a{1,10}){1,10}){1,10}b", 1024, 3 },
+                { "scenario prefix (matches)", "^crowdsecurity/(ssh|http)-", "crowdsecurity/ssh-bf", 0, 100000 },
+                { "scenario prefix (fails)", "^crowdsecurity/(ssh|http)-", "crowdsecurity/ftp-bf", 0, 100000 },
+                { "IPv4 shape", "^([0-9]{1,3}[.]){3}[0-9]{1,3}$", "192.0.2.7", 0, 100000 },
+                { "unanchored word", "\\bssh\\b", "crowdsecurity/ssh-bf", 0, 100000 },
+                { "(a+)+b, 1 KiB of a", "(a+)+b", NULL, 1024, 20 },
+                { "(a+)+b, 4 KiB of a", "(a+)+b", NULL, 4096, 3 },
+                { "((a{1,10}){1,10}){1,10}b, 1 KiB of a", "((a{1,10}){1,10}){1,10}b", NULL, 1024, 3 },
+                { "((a{1,10}){1,10}){1,10}b, 2 KiB of a", "((a{1,10}){1,10}){1,10}b", NULL, 2048, 3 },
         };
         char *subject = malloc(4097);
         CHECK(subject);
@@ -119,15 +124,16 @@ static void bench_matches(void) {
                 rx *re = NULL;
                 size_t len = cases[i].subject_len;
 
-                if (len) {
+                if (cases[i].subject) {
+                        strcpy(subject, cases[i].subject);
+                        len = strlen(subject);
+                } else {
                         memset(subject, 'a', len);
                         subject[len] = 0;
-                } else {
-                        strcpy(subject, "crowdsecurity/ssh-bf");
-                        len = strlen(subject);
                 }
                 CHECK_OK(rx_compile(cases[i].pattern, strlen(cases[i].pattern), &re, msg, sizeof msg, NULL));
                 CHECK_EQ(regcomp(&libc, cases[i].pattern, REG_EXTENDED | REG_NOSUB), 0);
+                CHECK_EQ(rx_search(re, subject, len), regexec(&libc, subject, 0, NULL, 0) == 0);
                 printf("%-40s %12.0f %14.0f\n", cases[i].name, time_search(re, NULL, subject, len, cases[i].reps),
                        time_search(NULL, &libc, subject, len, cases[i].reps));
                 regfree(&libc);
