@@ -272,7 +272,9 @@ int engine_route(engine *e, spw_msg *m, fanout *f) {
         f->unavailable = NULL;
         if (e->router) {
                 route_result res = { 0 };
-                int r = router_route(e->router, &m->sig, now_realtime(), &m->arena, &res);
+                /* received_at, so a ban without stop_at and its logged
+                 * duration count from the same instant */
+                int r = router_route(e->router, &m->sig, m->sig.received_at, &m->arena, &res);
                 if (r < 0)
                         return r;
                 mask = res.backends;
