@@ -13,10 +13,12 @@
 #      built once, cached in /var/cache/spillway-test/) under a throw-away
 #      overlayfs, `apt-get install` the .debs, run debian/tests/smoke (the
 #      autopkgtest: sockets, socket activation, ban add/list, a producer in
-#      the spillway group, journal, catalog, reload), then re-install the
-#      same version (database and configuration kept, the running daemon
-#      restarted), `apt-get remove` (nothing left running, state kept) and
-#      `apt-get purge` (configuration and state gone).
+#      the spillway group, journal, catalog, reload), build the plugin
+#      guide's example against the -dev package and load it, then
+#      re-install the same version (database and configuration kept, the
+#      sockets untouched, the running daemon restarted), `apt-get remove`
+#      (nothing left running, state kept) and `apt-get purge`
+#      (configuration and state gone).
 #
 # Why a debootstrapped root rather than an overlay over the host's /usr: the
 # packages then meet a pristine dpkg database and /etc, so their Depends,
@@ -247,7 +249,36 @@ else
 fi
 mark "smoke test"
 
-# ---------------------------------------------------------------- 7. upgrade to the same version
+# ---------------------------------------------------------------- 7. a plugin built against the -dev package
+# The plugin author's guide (README.md, identical to spillway-backend(3)'s
+# example) built on the host against the *packaged* header and .pc, installed
+# where the .pc says, and loaded by the installed daemon on reload. It stays
+# through the upgrade below, like any third-party plugin would.
+DEVROOT=$WORK/devroot
+dpkg-deb -x "$WORK"/src/libspillway-backend-dev_*.deb "$DEVROOT"
+sed -n '/<!-- plugin-guide:begin -->/,/<!-- plugin-guide:end -->/p' "$SRC/README.md" | sed '1,2d;$d' | sed '$d' >"$WORK/hello.c"
+PCDIR=$(dirname "$(find "$DEVROOT" -name spillway-backend.pc)")
+PLUGINDIR=$(PKG_CONFIG_PATH=$PCDIR pkg-config --variable=plugindir spillway-backend)
+if cflags=$(PKG_CONFIG_PATH=$PCDIR PKG_CONFIG_SYSROOT_DIR=$DEVROOT pkg-config --cflags spillway-backend) &&
+	cc -O2 -fPIC -shared -fvisibility=hidden -Wl,-z,noexecstack -Wall -Werror $cflags -o "$WORK/hello.so" "$WORK/hello.c" >"$WORK/hello.log" 2>&1; then
+	ok "the guide's plugin builds against libspillway-backend-dev (pkg-config --cflags: $cflags)"
+else
+	sed 's/^/#   /' "$WORK/hello.log"
+	notok "the guide's plugin does not build against libspillway-backend-dev"
+fi
+install -o root -g root -m 0644 "$WORK/hello.so" "$MERGED$PLUGINDIR/hello.so"
+printf 'name: hello\npath: hello\nconfig:\n  greeting: hi\n' >"$MERGED/etc/spillway/plugins/backend/hello.yaml"
+if "${IN[@]}" systemctl reload spillway.service &&
+	in_sh 'journalctl --sync; journalctl -u spillway --no-pager SPILLWAY_BACKEND=hello' | grep -q "plugin hello"; then
+	ok "installed in $PLUGINDIR (the .pc's plugindir), it loads on systemctl reload"
+else
+	notok "the guide's plugin did not load (journalctl -u spillway SPILLWAY_BACKEND=hello)"
+	in_sh 'journalctl -u spillway --no-pager -n 15' | sed 's/^/#   /'
+fi
+mark "plugin from the -dev package"
+
+# ---------------------------------------------------------------- 8. upgrade to the same version
+sock_since=$("${IN[@]}" systemctl show -p ActiveEnterTimestampMonotonic --value spillway.socket)
 db_before=$(in_sh 'ls /var/lib/spillway/spillway.db' 2>/dev/null)
 pid_before=$("${IN[@]}" systemctl show -p MainPID --value spillway.service)
 if in_sh "dpkg -i $INSTALL_DEBS" >"$WORK/reinstall.log" 2>&1; then
@@ -262,6 +293,9 @@ in_sh 'dpkg --audit' >"$WORK/audit.log" 2>&1
 [ "$(state spillway.socket)" = active ] && [ "$(state spillway-admin.socket)" = active ] &&
 	ok "the sockets are still active after the upgrade" ||
 	notok "after the upgrade: spillway.socket $(state spillway.socket), spillway-admin.socket $(state spillway-admin.socket)"
+[ "$("${IN[@]}" systemctl show -p ActiveEnterTimestampMonotonic --value spillway.socket)" = "$sock_since" ] &&
+	ok "spillway.socket was not restarted by the upgrade (producers are never refused)" ||
+	notok "spillway.socket was restarted by the upgrade"
 pid_after=$("${IN[@]}" systemctl show -p MainPID --value spillway.service)
 [ "$(state spillway.service)" = active ] && [ "$pid_after" != "$pid_before" ] && [ "$pid_after" != 0 ] &&
 	ok "the running service was restarted by the upgrade (MainPID $pid_before -> $pid_after)" ||
@@ -277,7 +311,7 @@ in_sh 'ls /etc/spillway/*.dpkg-* /etc/spillway/plugins/backend/*.dpkg-* 2>/dev/n
 	ok "no conffile prompts or .dpkg-* leftovers on re-install"
 mark "upgrade (same version)"
 
-# ---------------------------------------------------------------- 8. remove
+# ---------------------------------------------------------------- 9. remove
 if in_sh 'apt-get remove -y spillway-plugin-webhook libspillway-backend-dev spillway' >"$WORK/remove.log" 2>&1; then
 	ok "apt-get remove"
 else
@@ -300,7 +334,7 @@ dpkg_state=$(in_sh "dpkg-query -W -f='\${db:Status-Abbrev}' spillway" 2>/dev/nul
 [ "${dpkg_state% }" = rc ] && ok "dpkg state after remove: rc (config-files)" || notok "dpkg state after remove: '$dpkg_state'"
 mark "remove"
 
-# ---------------------------------------------------------------- 9. purge
+# ---------------------------------------------------------------- 10. purge
 # (the plugin and -dev packages have no conffiles: remove already took them)
 if in_sh 'apt-get purge -y spillway' >"$WORK/purge.log" 2>&1; then
 	ok "apt-get purge"
@@ -313,9 +347,10 @@ left=$(in_sh 'ls -d /etc/spillway /var/lib/spillway /run/spillway /etc/systemd/s
 	notok "left after purge: $(echo $left)"
 in_sh 'dpkg-query -W spillway' >/dev/null 2>&1 && notok "dpkg still knows spillway after purge" ||
 	ok "dpkg no longer knows the package"
+rm -f "$MERGED$PLUGINDIR/hello.so"
 mark "purge"
 
-# ---------------------------------------------------------------- 10. shutdown
+# ---------------------------------------------------------------- 11. shutdown
 "${IN[@]}" systemctl poweroff >/dev/null 2>&1
 for _ in $(seq 1 150); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$NSPAWN_PID" 2>/dev/null; then
