@@ -7,8 +7,9 @@
 #
 #   1. copy the tree (git's tracked and new files, no build folders) to a
 #      scratch folder and run `dpkg-buildpackage -us -uc -b` there;
-#   2. lintian on the .changes: no error and no warning (overrides in
-#      debian/ carry their reason); print the installed sizes;
+#   2. lintian on the .changes and on the source package: no error and no
+#      warning (overrides in debian/ carry their reason); print the
+#      installed sizes;
 #   3. boot a minimal Debian 12 (debootstrap --variant=minbase with systemd;
 #      built once, cached in /var/cache/spillway-test/) under a throw-away
 #      overlayfs, `apt-get install` the .debs, run debian/tests/smoke (the
@@ -112,6 +113,20 @@ HEAD)
 	cp -a "$SOURCE/." "$SRC/"
 	;;
 esac
+# The source package too (3.0 (quilt): an orig tarball of the same tree
+# without debian/), so that lintian also checks it.
+VERSION=$(cd "$SRC" && dpkg-parsechangelog -S Version)
+UPVER=${VERSION%-*}
+mkdir -p "$WORK/srcpkg"
+cp -a "$SRC" "$WORK/srcpkg/spillway-$UPVER"
+tar -C "$WORK/srcpkg" --exclude="spillway-$UPVER/debian" -cJf "$WORK/srcpkg/spillway_$UPVER.orig.tar.xz" "spillway-$UPVER"
+if (cd "$WORK/srcpkg/spillway-$UPVER" && dpkg-source -b .) >"$WORK/source.log" 2>&1; then
+	ok "dpkg-source -b: spillway_$VERSION.dsc"
+else
+	sed 's/^/#   /' "$WORK/source.log"
+	notok "dpkg-source -b failed"
+fi
+DSC=$(ls "$WORK"/srcpkg/spillway_*.dsc 2>/dev/null)
 echo "# building from $SOURCE in $SRC"
 if (cd "$SRC" && dpkg-buildpackage -us -uc -b) >"$WORK/build.log" 2>&1; then
 	ok "dpkg-buildpackage -us -uc -b"
@@ -139,7 +154,7 @@ lintian --version | sed 's/^/# /'
 mkdir -p "$WORK/lintian-home"
 chown nobody "$WORK/lintian-home"
 runuser -u nobody -- env HOME="$WORK/lintian-home" \
-	lintian --info --display-level '>=pedantic' --show-overrides "$CHANGES" >"$WORK/lintian.log" 2>&1
+	lintian --info --display-level '>=pedantic' --show-overrides "$CHANGES" $DSC >"$WORK/lintian.log" 2>&1
 echo "# lintian output:"
 sed 's/^/#   /' "$WORK/lintian.log"
 [ -s "$WORK/lintian.log" ] || echo "#   (nothing)"
