@@ -1,0 +1,590 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The shared ban database's SQL: table definitions, the migration from each
+ * older version, every statement the plugin prepares, and the time
+ * conversion. Shared by the plugin, its tests and its benchmark, so the
+ * benchmark measures exactly the plugin's rows.
+ *
+ * Invariants:
+ *   - MySQL has no transactional DDL, so a migration cannot be one
+ *     transaction as SQLite's is. Instead it runs under a named lock
+ *     (GET_LOCK: hosts starting together migrate one after the other, and
+ *     the second finds the work done), every step can be run again, and the
+ *     version row is written last: a migration cut short is finished by the
+ *     next start.
+ *   - Migrations only add: CrowdSec v0.3's tables are copied into new tables
+ *     of our layout, then swapped in with one atomic RENAME TABLE that keeps
+ *     CrowdSec's under the name TABLE_crowdsec_v03 (an operator drops them
+ *     once satisfied). A table counts as ours when its created_at keeps
+ *     microseconds: gorm's DATETIME does not.
+ *   - Times are stored in UTC; every connection sets time_zone = '+00:00' so
+ *     that NOW() and friends agree, but the plugin binds all times itself.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schema.h"
+
+/* ------------------------------------------------------------ errors */
+
+int mydb_error_from_conn(mydb_error *e, MYSQL *conn, const char *doing) {
+        e->code = mysql_errno(conn);
+        snprintf(e->msg, sizeof e->msg, "%s", mysql_error(conn));
+        e->doing = doing;
+        return -1;
+}
+
+int mydb_error_from_stmt(mydb_error *e, MYSQL_STMT *st, const char *doing) {
+        e->code = mysql_stmt_errno(st);
+        snprintf(e->msg, sizeof e->msg, "%s", mysql_stmt_error(st));
+        e->doing = doing;
+        return -1;
+}
+
+/* ------------------------------------------------------------ time */
+
+#define USEC_PER_SEC INT64_C(1000000)
+#define SEC_PER_DAY  INT64_C(86400)
+/* DATETIME's range: 1000-01-01 00:00:00 .. 9999-12-31 23:59:59.999999 UTC */
+#define TIME_MIN (INT64_C(-30610224000) * USEC_PER_SEC)
+#define TIME_MAX (INT64_C(253402300800) * USEC_PER_SEC - 1)
+
+/* Howard Hinnant's algorithms, proleptic Gregorian calendar. */
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
+        int64_t era, yy;
+        unsigned doe, yoe, doy, mp;
+
+        z += 719468;
+        era = (z >= 0 ? z : z - 146096) / 146097;
+        doe = (unsigned) (z - era * 146097);
+        yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        yy = (int64_t) yoe + era * 400;
+        doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        mp = (5 * doy + 2) / 153;
+        *d = doy - (153 * mp + 2) / 5 + 1;
+        *m = mp < 10 ? mp + 3 : mp - 9;
+        *y = yy + (*m <= 2);
+}
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+        int64_t era;
+        unsigned yoe, doy, doe;
+
+        y -= m <= 2;
+        era = (y >= 0 ? y : y - 399) / 400;
+        yoe = (unsigned) (y - era * 400);
+        doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+        doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        return era * 146097 + (int64_t) doe - 719468;
+}
+
+void mydb_time_to_mysql(spw_usec_t t, MYSQL_TIME *ret) {
+        int64_t secs, days, rem, y;
+        unsigned m, d;
+
+        if (t < TIME_MIN)
+                t = TIME_MIN;
+        if (t > TIME_MAX)
+                t = TIME_MAX;
+        secs = t >= 0 ? t / USEC_PER_SEC : -((-t + USEC_PER_SEC - 1) / USEC_PER_SEC);
+        days = secs >= 0 ? secs / SEC_PER_DAY : -((-secs + SEC_PER_DAY - 1) / SEC_PER_DAY);
+        rem = secs - days * SEC_PER_DAY;
+        civil_from_days(days, &y, &m, &d);
+
+        memset(ret, 0, sizeof *ret);
+        ret->year = (unsigned) y;
+        ret->month = m;
+        ret->day = d;
+        ret->hour = (unsigned) (rem / 3600);
+        ret->minute = (unsigned) (rem / 60 % 60);
+        ret->second = (unsigned) (rem % 60);
+        ret->second_part = (unsigned long) (t - secs * USEC_PER_SEC);
+        ret->time_type = MYSQL_TIMESTAMP_DATETIME;
+}
+
+int mydb_time_from_mysql(const MYSQL_TIME *t, spw_usec_t *ret) {
+        static const unsigned mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+
+        if (t->time_type != MYSQL_TIMESTAMP_DATETIME && t->time_type != MYSQL_TIMESTAMP_DATE)
+                return -EINVAL;
+        if (t->year < 1 || t->year > 9999 || t->month < 1 || t->month > 12 || t->day < 1 ||
+            t->day > mdays[t->month - 1] || t->hour > 23 || t->minute > 59 || t->second > 59 ||
+            t->second_part >= (unsigned long) USEC_PER_SEC || t->neg)
+                return -EINVAL;
+        *ret = (days_from_civil(t->year, t->month, t->day) * SEC_PER_DAY + t->hour * 3600 + t->minute * 60 +
+                t->second) * USEC_PER_SEC + (spw_usec_t) t->second_part;
+        return 0;
+}
+
+/* ------------------------------------------------------------ tables */
+
+#define TABLE_OPTIONS " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci ROW_FORMAT=DYNAMIC"
+
+/* gorm's MySQL types for CrowdSec v0.3's structs (gorm.Model's id, the
+ * three times, then the struct's fields), with the changes in schema.h. The
+ * table name is {T}: migrations build copies under other names (and copy
+ * from {S}). */
+static const char ddl_signals[] =
+        "CREATE TABLE IF NOT EXISTS `{T}` ("
+        "`id` int unsigned NOT NULL AUTO_INCREMENT,"
+        "`created_at` datetime(6) NULL,`updated_at` datetime(6) NULL,`deleted_at` datetime(6) NULL,"
+        "`map_key` varchar(255),`scenario` varchar(255),`bucket_id` varchar(255),`alert_message` varchar(255),"
+        "`events_count` int,`start_at` datetime(6) NULL,`stop_at` datetime(6) NULL,"
+        "`source_ip` varchar(255),`source_range` varchar(255),`source_autonomous_system_number` varchar(255),"
+        "`source_autonomous_system_organization` varchar(255),`source_country` varchar(255),"
+        "`source_latitude` double,`source_longitude` double,`dest_ip` varchar(255),`capacity` int,"
+        "`leak_speed` bigint,`reprocess` boolean,"
+        "PRIMARY KEY (`id`))" TABLE_OPTIONS;
+
+static const char ddl_events[] =
+        "CREATE TABLE IF NOT EXISTS `{T}` ("
+        "`id` int unsigned NOT NULL AUTO_INCREMENT,"
+        "`created_at` datetime(6) NULL,`updated_at` datetime(6) NULL,`deleted_at` datetime(6) NULL,"
+        "`time` datetime(6) NULL,`source_ip` varchar(255),`source_range` varchar(255),"
+        "`source_autonomous_system_number` varchar(255),`source_autonomous_system_organization` varchar(255),"
+        "`source_country` varchar(255),`signal_occurence_id` int unsigned,`serialized` mediumtext,"
+        "PRIMARY KEY (`id`),"
+        "KEY `idx_event_sequences_signal_occurence_id` (`signal_occurence_id`))" TABLE_OPTIONS;
+
+/* (ip_text, deleted_at): the soft-delete of a target's active bans and
+ * Delete; (deleted_at, until): expiry, DeleteAll, GC by age, ReadAT;
+ * signal_occurence_id: undoing a failed insert and the GC's orphan checks. */
+static const char ddl_bans[] =
+        "CREATE TABLE IF NOT EXISTS `{T}` ("
+        "`id` int unsigned NOT NULL AUTO_INCREMENT,"
+        "`created_at` datetime(6) NULL,`updated_at` datetime(6) NULL,`deleted_at` datetime(6) NULL,"
+        "`measure_source` varchar(255),`measure_type` varchar(255),`measure_extra` varchar(255),"
+        "`until` datetime(6) NULL,`start_ip` varbinary(16),`end_ip` varbinary(16),"
+        "`target_cn` varchar(255),`target_as` bigint,`target_as_name` varchar(255),"
+        "`ip_text` varchar(255) COLLATE utf8mb4_bin,`reason` varchar(255),`scenario` varchar(255),"
+        "`signal_occurence_id` int unsigned,"
+        "PRIMARY KEY (`id`),"
+        "KEY `" MYDB_IP_TEXT_INDEX "` (`ip_text`,`deleted_at`),"
+        "KEY `idx_ban_applications_deleted_at_until` (`deleted_at`,`until`),"
+        "KEY `idx_ban_applications_signal_occurence_id` (`signal_occurence_id`))" TABLE_OPTIONS;
+
+/* Copying CrowdSec's rows: its local times to UTC (@spw_offset seconds east
+ * of UTC), gorm's zero values to NULL, uint32 addresses to ::ffff:a.b.c.d. */
+#define T(c) "NULLIF(`" c "`, '0000-00-00 00:00:00') - INTERVAL @spw_offset SECOND"
+#define S(c) "NULLIF(`" c "`, '')"
+#define IP(c) "IF(`" c "` IS NULL, NULL, CONCAT(X'00000000000000000000FFFF', UNHEX(LPAD(HEX(`" c "`), 8, '0'))))"
+
+static const char copy_signals[] =
+        "INSERT INTO `{T}` (id, created_at, updated_at, deleted_at, map_key, scenario, bucket_id, alert_message,"
+        " events_count, start_at, stop_at, source_ip, source_range, source_autonomous_system_number,"
+        " source_autonomous_system_organization, source_country, source_latitude, source_longitude, dest_ip,"
+        " capacity, leak_speed, reprocess)"
+        " SELECT id, " T("created_at") ", " T("updated_at") ", " T("deleted_at") ", " S("map_key") ", "
+        S("scenario") ", " S("bucket_id") ", " S("alert_message") ", events_count, " T("start_at") ", "
+        T("stop_at") ", " S("source_ip") ", " S("source_range") ", " S("source_autonomous_system_number") ", "
+        S("source_autonomous_system_organization") ", " S("source_country") ", source_latitude,"
+        " source_longitude, " S("dest_ip") ", capacity, leak_speed, reprocess FROM `{S}`";
+
+static const char copy_events[] =
+        "INSERT INTO `{T}` (id, created_at, updated_at, deleted_at, time, source_ip, source_range,"
+        " source_autonomous_system_number, source_autonomous_system_organization, source_country,"
+        " signal_occurence_id, serialized)"
+        " SELECT id, " T("created_at") ", " T("updated_at") ", " T("deleted_at") ", " T("time") ", "
+        S("source_ip") ", " S("source_range") ", " S("source_autonomous_system_number") ", "
+        S("source_autonomous_system_organization") ", " S("source_country") ", signal_occurence_id,"
+        " serialized FROM `{S}`";
+
+static const char copy_bans[] =
+        "INSERT INTO `{T}` (id, created_at, updated_at, deleted_at, measure_source, measure_type, measure_extra,"
+        " until, start_ip, end_ip, target_cn, target_as, target_as_name, ip_text, reason, scenario,"
+        " signal_occurence_id)"
+        " SELECT id, " T("created_at") ", " T("updated_at") ", " T("deleted_at") ", " S("measure_source") ", "
+        S("measure_type") ", " S("measure_extra") ", " T("until") ", " IP("start_ip") ", " IP("end_ip") ", "
+        S("target_cn") ", NULLIF(target_as, 0), " S("target_as_name") ", " S("ip_text") ", " S("reason") ", "
+        S("scenario") ", signal_occurence_id FROM `{S}`";
+
+#undef T
+#undef S
+#undef IP
+
+static const struct {
+        const char *name;
+        const char *ddl;
+        const char *copy;
+} tables[] = {
+        { "signal_occurences", ddl_signals, copy_signals },
+        { "event_sequences", ddl_events, copy_events },
+        { "ban_applications", ddl_bans, copy_bans },
+};
+#define N_TABLES (sizeof tables / sizeof tables[0])
+
+/* ------------------------------------------------------------ text-protocol helpers */
+
+static int exec(MYSQL *c, mydb_error *e, const char *doing, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static int exec(MYSQL *c, mydb_error *e, const char *doing, const char *fmt, ...) {
+        char sql[4096];
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(sql, sizeof sql, fmt, ap);
+        va_end(ap);
+        if (n < 0 || (size_t) n >= sizeof sql) {
+                e->code = 0;
+                snprintf(e->msg, sizeof e->msg, "statement too long");
+                e->doing = doing;
+                return -1;
+        }
+        if (mysql_real_query(c, sql, (unsigned long) n) != 0)
+                return mydb_error_from_conn(e, c, doing);
+        /* statements here return no rows, except SELECTs the caller reads */
+        return 0;
+}
+
+/* The first column of the first row of a query, as a long; *found is false
+ * for no row or NULL. */
+static int query_long(MYSQL *c, mydb_error *e, const char *doing, const char *sql, long *ret, bool *found) {
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+
+        *found = false;
+        if (mysql_real_query(c, sql, (unsigned long) strlen(sql)) != 0)
+                return mydb_error_from_conn(e, c, doing);
+        res = mysql_store_result(c);
+        if (!res)
+                return mysql_errno(c) ? mydb_error_from_conn(e, c, doing) : 0;
+        row = mysql_fetch_row(res);
+        if (row && row[0]) {
+                *ret = strtol(row[0], NULL, 10);
+                *found = true;
+        }
+        mysql_free_result(res);
+        return 0;
+}
+
+/* Run a statement template with {T} (and {S}) replaced by table names. */
+static int exec_tmpl(MYSQL *c, mydb_error *e, const char *doing, const char *tmpl, const char *t, const char *src) {
+        char sql[4096];
+        size_t o = 0;
+
+        for (const char *p = tmpl; *p && o + 1 < sizeof sql; p++) {
+                const char *with = strncmp(p, "{T}", 3) == 0 ? t : strncmp(p, "{S}", 3) == 0 ? src : NULL;
+
+                if (with) {
+                        o += (size_t) snprintf(sql + o, sizeof sql - o, "%s", with);
+                        p += 2;
+                } else
+                        sql[o++] = *p;
+        }
+        if (o + 1 >= sizeof sql) {
+                e->code = 0;
+                snprintf(e->msg, sizeof e->msg, "statement too long");
+                e->doing = doing;
+                return -1;
+        }
+        sql[o] = 0;
+        return exec(c, e, doing, "%s", sql);
+}
+
+/* ------------------------------------------------------------ migration */
+
+/* Which of the three tables exist, and which of those are ours. */
+typedef struct layout {
+        bool exists[N_TABLES];
+        bool ours[N_TABLES];
+} layout;
+
+static int read_layout(MYSQL *c, layout *l, mydb_error *e) {
+        static const char sql[] =
+                "SELECT TABLE_NAME, DATETIME_PRECISION FROM information_schema.COLUMNS"
+                " WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_NAME = 'created_at'"
+                " AND TABLE_NAME IN ('signal_occurences', 'event_sequences', 'ban_applications')";
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+
+        memset(l, 0, sizeof *l);
+        if (mysql_real_query(c, sql, sizeof sql - 1) != 0 || !(res = mysql_store_result(c)))
+                return mydb_error_from_conn(e, c, "reading the tables' layout from information_schema");
+        while ((row = mysql_fetch_row(res)))
+                for (size_t i = 0; i < N_TABLES; i++)
+                        if (row[0] && strcmp(row[0], tables[i].name) == 0) {
+                                l->exists[i] = true;
+                                l->ours[i] = row[1] && strtol(row[1], NULL, 10) == 6;
+                        }
+        mysql_free_result(res);
+
+        /* a table without created_at is no CrowdSec table: the copy says which column is missing */
+        for (size_t i = 0; i < N_TABLES; i++) {
+                char q[256];
+                long n = 0;
+                bool found;
+
+                if (l->exists[i])
+                        continue;
+                snprintf(q, sizeof q, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+                         " AND TABLE_NAME = '%s'", tables[i].name);
+                if (query_long(c, e, "reading the tables' layout from information_schema", q, &n, &found) < 0)
+                        return -1;
+                l->exists[i] = n > 0;
+        }
+        return 0;
+}
+
+static int read_version(MYSQL *c, int *version, mydb_error *e) {
+        long v = 0;
+        bool found;
+
+        if (query_long(c, e, "reading the schema version", "SELECT MAX(version) FROM " MYDB_VERSION_TABLE, &v,
+                       &found) < 0) {
+                if (e->code == 1146) { /* ER_NO_SUCH_TABLE: version 0 */
+                        *version = 0;
+                        return 0;
+                }
+                return -1;
+        }
+        *version = found ? (int) v : 0;
+        return 0;
+}
+
+/* Copy the CrowdSec tables (those existing and not ours) into new tables of
+ * our layout, then swap them in with one RENAME TABLE. */
+static int copy_crowdsec(MYSQL *c, const layout *l, long utc_offset, bool *copied, mydb_error *e) {
+        char rename[1024] = "RENAME TABLE";
+        size_t o = strlen(rename);
+        int r = 0;
+
+        *copied = false;
+        /* gorm wrote zero dates and '' where we write NULL: relax the mode for the copy */
+        if (exec(c, e, "preparing the copy of CrowdSec's tables",
+                 "SET @spw_saved_mode = @@SESSION.sql_mode, SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION',"
+                 " @spw_offset = %ld", utc_offset) < 0)
+                return -1;
+        for (size_t i = 0; i < N_TABLES && r == 0; i++) {
+                char tmp[96];
+
+                if (!l->exists[i] || l->ours[i])
+                        continue;
+                snprintf(tmp, sizeof tmp, "%s_spillway_new", tables[i].name);
+                if (exec(c, e, "creating the table a CrowdSec table is copied into", "DROP TABLE IF EXISTS `%s`", tmp) < 0 ||
+                    exec_tmpl(c, e, "creating the table a CrowdSec table is copied into", tables[i].ddl, tmp, NULL) < 0 ||
+                    exec_tmpl(c, e, "copying CrowdSec's rows", tables[i].copy, tmp, tables[i].name) < 0) {
+                        r = -1;
+                        break;
+                }
+                o += (size_t) snprintf(rename + o, sizeof rename - o, "%s `%s` TO `%s" MYDB_CROWDSEC_SUFFIX "`, `%s` TO `%s`",
+                                       *copied ? "," : "", tables[i].name, tables[i].name, tmp, tables[i].name);
+                *copied = true;
+        }
+        if (r == 0 && *copied && exec(c, e, "swapping the copied tables in", "%s", rename) < 0)
+                r = -1;
+        if (r < 0) {
+                /* keep the failure's message: the clean-up below resets it */
+                mydb_error keep = *e;
+                for (size_t i = 0; i < N_TABLES; i++)
+                        if (l->exists[i] && !l->ours[i])
+                                exec(c, e, "cleaning up", "DROP TABLE IF EXISTS `%s_spillway_new`", tables[i].name);
+                *e = keep;
+        }
+        {
+                mydb_error ignored;
+                if (exec(c, r < 0 ? &ignored : e, "restoring the sql_mode", "SET SESSION sql_mode = @spw_saved_mode") < 0)
+                        r = -1;
+        }
+        return r;
+}
+
+static int migrate_0_to_1(MYSQL *c, long utc_offset, bool *crowdsec, mydb_error *e) {
+        layout l;
+
+        if (read_layout(c, &l, e) < 0)
+                return -EIO;
+        if (copy_crowdsec(c, &l, utc_offset, crowdsec, e) < 0)
+                switch (e->code) {
+                case 1054: /* ER_BAD_FIELD_ERROR: not CrowdSec's columns */
+                case 1146:
+                case 1264: /* out of range values */
+                case 1366:
+                case 1406:
+                        return -EBADMSG;
+                default:
+                        return -EIO;
+                }
+        for (size_t i = 0; i < N_TABLES; i++)
+                if (exec_tmpl(c, e, "creating the tables", tables[i].ddl, tables[i].name, NULL) < 0)
+                        return -EIO;
+        return 0;
+}
+
+static int write_version(MYSQL *c, mydb_error *e) {
+        if (exec(c, e, "creating the schema version table",
+                 "CREATE TABLE IF NOT EXISTS `" MYDB_VERSION_TABLE "` (`version` int NOT NULL,"
+                 " `migrated_at` datetime(6) NOT NULL)" TABLE_OPTIONS) < 0 ||
+            exec(c, e, "writing the schema version", "START TRANSACTION") < 0)
+                return -EIO;
+        if (exec(c, e, "writing the schema version", "DELETE FROM `" MYDB_VERSION_TABLE "`") < 0 ||
+            exec(c, e, "writing the schema version",
+                 "INSERT INTO `" MYDB_VERSION_TABLE "` VALUES (%d, UTC_TIMESTAMP(6))", MYDB_SCHEMA_VERSION) < 0 ||
+            exec(c, e, "writing the schema version", "COMMIT") < 0) {
+                mysql_rollback(c);
+                return -EIO;
+        }
+        return 0;
+}
+
+int mydb_migrate(MYSQL *c, int lock_wait_sec, long crowdsec_utc_offset, int *from, bool *crowdsec, mydb_error *e) {
+        char sql[160];
+        long got = 0;
+        bool found;
+        int v, r;
+
+        *from = -1;
+        *crowdsec = false;
+        /* Cheap and lock-free when there is nothing to do (every reconnect). */
+        if (read_version(c, &v, e) < 0)
+                return -EIO;
+        *from = v;
+        if (v == MYDB_SCHEMA_VERSION)
+                return 0;
+        if (v > MYDB_SCHEMA_VERSION || v < 0)
+                return -EPROTO;
+
+        snprintf(sql, sizeof sql, "SELECT GET_LOCK(CONCAT('spillway-schema-', LEFT(MD5(DATABASE()), 16)), %d)",
+                 lock_wait_sec);
+        if (query_long(c, e, "taking the schema lock", sql, &got, &found) < 0)
+                return -EIO;
+        if (!found || got != 1) {
+                e->code = 0;
+                snprintf(e->msg, sizeof e->msg, "another client held the schema lock for %d s", lock_wait_sec);
+                e->doing = "taking the schema lock";
+                return -EBUSY;
+        }
+
+        /* Another host may have migrated while we waited for the lock. */
+        r = read_version(c, &v, e) < 0 ? -EIO : 0;
+        if (r == 0 && (v > MYDB_SCHEMA_VERSION || v < 0))
+                r = -EPROTO;
+        if (r == 0 && v == 0)
+                r = migrate_0_to_1(c, crowdsec_utc_offset, crowdsec, e);
+        /* later versions: if (r == 0 && v <= 1) r = migrate_1_to_2(...) */
+        if (r == 0 && v < MYDB_SCHEMA_VERSION)
+                r = write_version(c, e);
+        if (r == -EPROTO)
+                *from = v;
+
+        {
+                mydb_error ignored;
+                exec(c, &ignored, "releasing the schema lock",
+                     "DO RELEASE_LOCK(CONCAT('spillway-schema-', LEFT(MD5(DATABASE()), 16)))");
+        }
+        return r;
+}
+
+/* ------------------------------------------------------------ statements */
+
+#define Q10 "?,?,?,?,?,?,?,?,?,?"
+#define Q100 Q10 "," Q10 "," Q10 "," Q10 "," Q10 "," Q10 "," Q10 "," Q10 "," Q10 "," Q10
+
+const char *const mydb_sql[_MYDB_SQL_MAX] = {
+        [MYDB_SQL_INSERT_SIGNAL] =
+                "INSERT INTO signal_occurences (created_at, updated_at, map_key, scenario, bucket_id,"
+                " alert_message, events_count, start_at, stop_at, source_ip, source_range,"
+                " source_autonomous_system_number, source_autonomous_system_organization,"
+                " source_country, source_latitude, source_longitude, dest_ip, capacity, leak_speed,"
+                " reprocess) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [MYDB_SQL_INSERT_EVENT] =
+                "INSERT INTO event_sequences (created_at, updated_at, time, source_ip, signal_occurence_id,"
+                " serialized) VALUES (?,?,?,?,?,?)",
+        [MYDB_SQL_INSERT_BAN] =
+                "INSERT INTO ban_applications (created_at, updated_at, measure_source, measure_type,"
+                " measure_extra, until, start_ip, end_ip, target_cn, target_as, target_as_name, ip_text,"
+                " reason, scenario, signal_occurence_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+
+        /* One active ban per target: once a signal's bans are inserted, the
+         * older active bans of each target are soft-deleted (not the ones
+         * just inserted: id < the signal's first ban). Pinned to the
+         * (ip_text, deleted_at) index: if the index went missing the
+         * statement would fail to prepare rather than scan active bans. */
+        [MYDB_SQL_SUPERSEDE] =
+                "UPDATE ban_applications FORCE INDEX (" MYDB_IP_TEXT_INDEX ")"
+                " SET deleted_at = ?, updated_at = ? WHERE ip_text = ? AND deleted_at IS NULL AND id < ?",
+        /* A failed insert is undone by removing what it inserted: every row
+         * it wrote carries the new signal's id. */
+        [MYDB_SQL_UNDO_BANS] = "DELETE FROM ban_applications WHERE signal_occurence_id = ?",
+        [MYDB_SQL_UNDO_EVENTS] = "DELETE FROM event_sequences WHERE signal_occurence_id = ?",
+        [MYDB_SQL_UNDO_SIGNAL] = "DELETE FROM signal_occurences WHERE id = ?",
+        [MYDB_SQL_DELETE_TARGET] =
+                "UPDATE ban_applications FORCE INDEX (" MYDB_IP_TEXT_INDEX ")"
+                " SET deleted_at = ?, updated_at = ? WHERE ip_text = ? AND deleted_at IS NULL",
+        [MYDB_SQL_DELETE_ALL] =
+                "UPDATE ban_applications SET deleted_at = ?, updated_at = ? WHERE deleted_at IS NULL",
+
+        /* Active at ?: not (yet) deleted at ? and not expired. One row per
+         * target: its newest ban (highest id), with the number of the
+         * target's bans active then. Newest first. */
+        [MYDB_SQL_READ_AT] =
+                "SELECT b.measure_source, b.ip_text, b.reason, g.n, b.measure_type, b.target_cn,"
+                " b.target_as_name, b.target_as, s.events_count, b.until"
+                " FROM (SELECT MAX(id) AS id, COUNT(*) AS n FROM ban_applications"
+                "       WHERE (deleted_at IS NULL OR deleted_at > ?) AND until >= ?"
+                "       GROUP BY ip_text) AS g"
+                " JOIN ban_applications AS b ON b.id = g.id"
+                " LEFT JOIN signal_occurences AS s ON s.id = b.signal_occurence_id"
+                " ORDER BY g.id DESC",
+
+        [MYDB_SQL_EXPIRE_PROBE] =
+                "SELECT 1 FROM ban_applications WHERE deleted_at IS NULL AND until < ? LIMIT 1",
+        [MYDB_SQL_EXPIRE] =
+                "UPDATE ban_applications SET deleted_at = ?, updated_at = ?"
+                " WHERE deleted_at IS NULL AND until < ? LIMIT ?",
+
+        [MYDB_SQL_GC_COUNT_EDGE] = "SELECT id FROM ban_applications ORDER BY id DESC LIMIT 1 OFFSET ?",
+        [MYDB_SQL_GC_PICK_COUNT] =
+                "SELECT id, signal_occurence_id FROM ban_applications"
+                " WHERE deleted_at IS NOT NULL AND id <= ? ORDER BY id LIMIT ?",
+        [MYDB_SQL_GC_PICK_AGE] =
+                "SELECT id, signal_occurence_id FROM ban_applications WHERE deleted_at < ? ORDER BY deleted_at LIMIT ?",
+        /* Signals that never had a ban, stored before ?. The scan stops at
+         * the first young signal in id order (ids grow with time). */
+        [MYDB_SQL_GC_PICK_SIGNALS] =
+                "SELECT s.id FROM signal_occurences AS s"
+                " WHERE s.id < COALESCE((SELECT id FROM signal_occurences WHERE created_at >= ? ORDER BY id LIMIT 1),"
+                "                       4294967296)"
+                "   AND s.created_at < ?"
+                "   AND NOT EXISTS (SELECT 1 FROM ban_applications AS b WHERE b.signal_occurence_id = s.id)"
+                " ORDER BY s.id LIMIT ?",
+        [MYDB_SQL_GC_DELETE_BANS] =
+                "DELETE FROM ban_applications WHERE id IN (" Q100 ") AND deleted_at IS NOT NULL",
+        [MYDB_SQL_GC_DELETE_SIGNALS] =
+                "DELETE FROM signal_occurences WHERE id IN (" Q100 ")"
+                " AND NOT EXISTS (SELECT 1 FROM ban_applications AS b"
+                "                 WHERE b.signal_occurence_id = signal_occurences.id)",
+        [MYDB_SQL_GC_DELETE_EVENTS] =
+                "DELETE FROM event_sequences WHERE signal_occurence_id IN (" Q100 ")"
+                " AND NOT EXISTS (SELECT 1 FROM signal_occurences AS s"
+                "                 WHERE s.id = event_sequences.signal_occurence_id)",
+
+        [MYDB_SQL_GET_LOCK] = "SELECT GET_LOCK(?, ?)",
+        [MYDB_SQL_RELEASE_LOCK] = "SELECT RELEASE_LOCK(?)",
+};
+
+int mydb_prepare(MYSQL *conn, MYSQL_STMT *st[static _MYDB_SQL_MAX], int *failed, mydb_error *e) {
+        for (int i = 0; i < _MYDB_SQL_MAX; i++) {
+                st[i] = mysql_stmt_init(conn);
+                if (!st[i]) {
+                        *failed = i;
+                        return mydb_error_from_conn(e, conn, "preparing the statements");
+                }
+                if (mysql_stmt_prepare(st[i], mydb_sql[i], (unsigned long) strlen(mydb_sql[i])) != 0) {
+                        *failed = i;
+                        return mydb_error_from_stmt(e, st[i], "preparing the statements");
+                }
+        }
+        return 0;
+}
+
+void mydb_finalize(MYSQL_STMT *st[static _MYDB_SQL_MAX]) {
+        for (int i = 0; i < _MYDB_SQL_MAX; i++) {
+                if (st[i])
+                        mysql_stmt_close(st[i]);
+                st[i] = NULL;
+        }
+}

@@ -1,0 +1,1870 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of the mysql backend against a real MariaDB server that the
+ * test starts itself (tests/mariadb-server.sh, in a temporary folder, on a
+ * unix socket and a 127.0.0.1 port) and stops on every path: a watcher
+ * shuts it down when this process ends however it ends. Each test gets a
+ * database of its own. The plugin is loaded with dlopen() from argv[1], as
+ * the daemon loads it, and driven through tests/lib/testhost with a clock
+ * the tests move. A root connection (the test's own) inspects the tables,
+ * plays CrowdSec v0.3 to create an old database, and plays another host
+ * holding locks. Exits 77 (skipped) when the MariaDB server is not
+ * installed.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mysql.h>
+
+#include "ipaddr.h"
+#include "mariadb-spawn.h"
+#include "schema.h"
+#include "testhost.h"
+#include "tests.h"
+
+#define SEC INT64_C(1000000)
+#define T0 (INT64_C(1700000000) * SEC)
+#define PASSWORD "s3cret-Pw-for-tests"
+
+static const struct spw_backend *plugin;
+static char tmpdir[] = "/tmp/test-mysql-XXXXXX";
+static mariadb_server srv;
+static MYSQL *root;
+static int db_counter;
+
+/* ------------------------------------------------------------ the test's own connection */
+
+static void db_exec(const char *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void db_exec(const char *db, const char *fmt, ...) {
+        char sql[8192];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(sql, sizeof sql, fmt, ap);
+        va_end(ap);
+        if (db && mysql_select_db(root, db) != 0) {
+                fprintf(stderr, "USE %s failed: %s\n", db, mysql_error(root));
+                abort();
+        }
+        if (mysql_real_query(root, sql, (unsigned long) strlen(sql)) != 0) {
+                fprintf(stderr, "SQL failed: %s\n%s\n", mysql_error(root), sql);
+                abort();
+        }
+        /* drain any result */
+        MYSQL_RES *res = mysql_store_result(root);
+        if (res)
+                mysql_free_result(res);
+}
+
+/* The first column of the first row as text into buf ("(null)" / "(none)"). */
+static const char *q_text(char *buf, size_t size, const char *db, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static const char *q_text(char *buf, size_t size, const char *db, const char *fmt, ...) {
+        char sql[8192];
+        MYSQL_RES *res;
+        MYSQL_ROW r0;
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(sql, sizeof sql, fmt, ap);
+        va_end(ap);
+        if (mysql_select_db(root, db) != 0 || mysql_real_query(root, sql, (unsigned long) strlen(sql)) != 0 ||
+            !(res = mysql_store_result(root))) {
+                fprintf(stderr, "query failed: %s\n%s\n", mysql_error(root), sql);
+                abort();
+        }
+        r0 = mysql_fetch_row(res);
+        snprintf(buf, size, "%s", !r0 ? "(none)" : r0[0] ? r0[0] : "(null)");
+        mysql_free_result(res);
+        return buf;
+}
+
+/* The first column of the first row as an integer (-1 if no row or NULL). */
+static int64_t q_int(const char *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int64_t q_int(const char *db, const char *fmt, ...) {
+        char sql[8192], buf[64];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(sql, sizeof sql, fmt, ap);
+        va_end(ap);
+        q_text(buf, sizeof buf, db, "%s", sql);
+        return strcmp(buf, "(none)") == 0 || strcmp(buf, "(null)") == 0 ? -1 : strtoll(buf, NULL, 10);
+}
+
+/* The test's own connection plays "another host": READ COMMITTED like the
+ * plugin, and a lock wait shorter than a test's patience. */
+static MYSQL *root_connect(void) {
+        MYSQL *m = mariadb_connect_root(&srv, NULL);
+
+        CHECK(m);
+        CHECK_EQ(mysql_query(m, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"), 0);
+        CHECK_EQ(mysql_query(m, "SET SESSION innodb_lock_wait_timeout = 5"), 0);
+        return m;
+}
+
+/* A fresh database the test user may use. */
+static void new_db(char *buf, size_t size) {
+        snprintf(buf, size, "spw_test_%d", ++db_counter);
+        db_exec(NULL, "CREATE DATABASE %s", buf);
+        db_exec(NULL, "GRANT ALL PRIVILEGES ON %s.* TO 'spillway'@'localhost', 'spillway'@'127.0.0.1'", buf);
+}
+
+/* UTC text of t at microsecond precision, as SELECT shows DATETIME(6). */
+static const char *fmt_time(char buf[static 64], spw_usec_t t) {
+        time_t s = (time_t) (t / SEC);
+        struct tm tm;
+
+        gmtime_r(&s, &tm);
+        snprintf(buf, 64, "%04d-%02d-%02d %02d:%02d:%02d.%06d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                 tm.tm_hour, tm.tm_min, tm.tm_sec, (int) (t % SEC));
+        return buf;
+}
+
+/* ------------------------------------------------------------ fixtures */
+
+typedef struct fixture {
+        testhost *host;
+        void *self;
+        char db[64];
+} fixture;
+
+/* Init the plugin on database db (over the socket, as user spillway) with
+ * extra config pairs (key, value, ..., NULL). Returns init's result. */
+static int fixture_open(fixture *f, const char *db, ...) {
+        spw_kv kv[24];
+        size_t n = 0;
+        va_list ap;
+        const char *k;
+
+        kv[n++] = (spw_kv) { "db_socket", srv.socket };
+        kv[n++] = (spw_kv) { "db_username", "spillway" };
+        kv[n++] = (spw_kv) { "db_password", PASSWORD };
+        kv[n++] = (spw_kv) { "db_name", db };
+        kv[n++] = (spw_kv) { "lock_wait_timeout", "1s" };
+        kv[n++] = (spw_kv) { "query_timeout", "10s" };
+        va_start(ap, db);
+        while ((k = va_arg(ap, const char *)) && n < 24) {
+                const char *v = va_arg(ap, const char *);
+                size_t i;
+
+                for (i = 0; i < n && strcmp(kv[i].key, k) != 0; i++)
+                        ;
+                kv[i] = (spw_kv) { k, v };
+                if (i == n)
+                        n++;
+        }
+        va_end(ap);
+        f->host = testhost_new("bans", kv, n);
+        testhost_set_time(f->host, T0);
+        snprintf(f->db, sizeof f->db, "%s", db);
+        f->self = NULL;
+        return testhost_init(f->host, plugin, &f->self);
+}
+
+static void fixture_close(fixture *f) {
+        if (f->self)
+                plugin->shutdown(f->self);
+        f->self = NULL;
+        /* the password never shows, whatever happened */
+        if (f->host) {
+                CHECK(!strstr(testhost_log(f->host), PASSWORD));
+                CHECK(!strstr(testhost_last_error(f->host), PASSWORD));
+        }
+        testhost_free(f->host);
+        f->host = NULL;
+}
+
+static void advance(fixture *f, spw_usec_t d) {
+        testhost_set_time(f->host, testhost_time(f->host) + d);
+}
+
+typedef struct sigbuf {
+        spw_signal sig;
+        spw_ban ban;
+        spw_event ev;
+} sigbuf;
+
+/* A signal with one event and, when target is not NULL, one ban. */
+static const spw_signal *mk_signal(sigbuf *s, const char *target, const char *reason, spw_usec_t until) {
+        static uint64_t next_id = 1;
+        ip_range r = { 0 };
+
+        memset(s, 0, sizeof *s);
+        s->ev = (spw_event) { .time = T0 - 10 * SEC, .source_ip = target, .serialized = "{\"log\":\"x\"}" };
+        s->sig = (spw_signal) {
+                .size = sizeof(spw_signal),
+                .id = next_id++,
+                .scenario = reason,
+                .bucket_id = "sunny-flower",
+                .alert_message = "test alert",
+                .map_key = "key",
+                .events_count = 6,
+                .start_at = T0 - 20 * SEC,
+                .stop_at = T0 - 1 * SEC,
+                .source_ip = target,
+                .source_country = "FR",
+                .source_as_number = "64500",
+                .source_as_org = "Example AS",
+                .source_latitude = 48.85,
+                .source_longitude = 2.35,
+                .capacity = 5,
+                .leak_speed_ns = 10 * INT64_C(1000000000),
+                .events = &s->ev,
+                .n_events = 1,
+        };
+        if (target) {
+                CHECK_OK(ip_parse_cidr(target, false, &r));
+                s->ban = (spw_ban) {
+                        .measure_source = "local",
+                        .measure_type = "ban",
+                        .until = until,
+                        .scope = strchr(target, '/') ? SPW_SCOPE_RANGE : SPW_SCOPE_IP,
+                        .target_cn = "FR",
+                        .target_as = 64500,
+                        .target_as_name = "Example AS",
+                        .ip_text = target,
+                        .reason = reason,
+                        .scenario = reason,
+                };
+                memcpy(s->ban.start_ip, r.start, 16);
+                memcpy(s->ban.end_ip, r.end, 16);
+                s->sig.bans = &s->ban;
+                s->sig.n_bans = 1;
+        }
+        return &s->sig;
+}
+
+static int insert(fixture *f, const char *target, const char *reason, spw_usec_t until) {
+        sigbuf s;
+        return plugin->insert(f->self, mk_signal(&s, target, reason, until));
+}
+
+/* ------------------------------------------------------------ read_at */
+
+typedef struct row {
+        char source[32], iptext[64], reason[64], action[32], cn[8], as[64];
+        int64_t bancount, as_number, events_count;
+        spw_usec_t until;
+} row;
+
+typedef struct rows {
+        row r[64];
+        size_t n;
+} rows;
+
+static void copy(char *dst, size_t size, const char *s) {
+        snprintf(dst, size, "%s", s ? s : "(null)");
+}
+
+static int collect(const spw_ban_row *br, void *userdata) {
+        rows *rs = userdata;
+        row *r;
+
+        CHECK(rs->n < 64);
+        CHECK_EQ(br->size, sizeof(spw_ban_row));
+        r = &rs->r[rs->n++];
+        copy(r->source, sizeof r->source, br->source);
+        copy(r->iptext, sizeof r->iptext, br->iptext);
+        copy(r->reason, sizeof r->reason, br->reason);
+        copy(r->action, sizeof r->action, br->action);
+        copy(r->cn, sizeof r->cn, br->cn);
+        copy(r->as, sizeof r->as, br->as);
+        r->bancount = br->bancount;
+        r->as_number = br->as_number;
+        r->events_count = br->events_count;
+        r->until = br->until;
+        return 0;
+}
+
+static rows read_at(fixture *f, spw_usec_t at) {
+        rows rs = { .n = 0 };
+        CHECK_OK(plugin->read_at(f->self, at, collect, &rs));
+        return rs;
+}
+
+/* The plugin's connection id(s) on database db, from the server's side. */
+static int64_t plugin_connection(const char *db) {
+        return q_int(db, "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'spillway' AND DB = '%s'"
+                         " ORDER BY ID DESC LIMIT 1", db);
+}
+
+/* ------------------------------------------------------------ tests: the descriptor */
+
+static void test_exports(const char *so) {
+        void *h = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+
+        CHECK(h);
+        CHECK(dlsym(h, SPW_BACKEND_ENTRY_SYMBOL));
+        CHECK(!dlsym(h, "mydb_migrate"));
+        CHECK(!dlsym(h, "mydb_sql"));
+        CHECK(!dlsym(h, "mydb_time_to_mysql"));
+        dlclose(h);
+}
+
+static void test_descriptor(void) {
+        static const char *const keys[] = { "db_host", "db_port", "db_socket", "db_username", "db_password",
+                                            "db_name", "tls", "tls_ca", "connect_timeout", "query_timeout",
+                                            "lock_wait_timeout", "type", "db_path", "flush", "max_records",
+                                            "max_records_age", "debug" };
+        const spw_config_key *k;
+        size_t n = 0;
+
+        CHECK_EQ(plugin->magic, SPW_BACKEND_MAGIC);
+        CHECK_EQ(plugin->abi_major, SPW_BACKEND_ABI_MAJOR);
+        CHECK_EQ(plugin->size, sizeof(struct spw_backend));
+        CHECK_STREQ(plugin->name, "mysql");
+        CHECK(plugin->init && plugin->insert && plugin->flush && plugin->start_autocommit && plugin->read_at &&
+              plugin->delete_target && plugin->delete_all && plugin->shutdown);
+        for (k = plugin->config_keys; k->name; k++, n++)
+                CHECK(k->description && *k->description);
+        CHECK_EQ(n, sizeof keys / sizeof keys[0]);
+        for (size_t i = 0; i < n; i++) {
+                bool found = false;
+                for (k = plugin->config_keys; k->name; k++)
+                        found = found || strcmp(k->name, keys[i]) == 0;
+                CHECK(found);
+        }
+}
+
+/* README.md's table documents every key of the descriptor's table, with
+ * its type and default, and nothing else. */
+static void test_readme(const char *readme) {
+        static const char *const types[] = {
+                [SPW_CONFIG_STRING] = "string", [SPW_CONFIG_BOOL] = "bool", [SPW_CONFIG_INT] = "int",
+                [SPW_CONFIG_DURATION] = "duration", [SPW_CONFIG_ENUM] = "enum", [SPW_CONFIG_MAP] = "map",
+        };
+        char text[65536], line[1024];
+        size_t n, n_keys = 0;
+        FILE *f;
+
+        f = fopen(readme, "r");
+        CHECK(f);
+        n = fread(text, 1, sizeof text - 1, f);
+        text[n] = 0;
+        fclose(f);
+        for (const spw_config_key *k = plugin->config_keys; k->name; k++) {
+                char head[160];
+                const char *found, *end;
+
+                snprintf(head, sizeof head, "\n| `%s` | %s", k->name, types[k->type]);
+                found = strstr(text, head);
+                if (!found)
+                        fprintf(stderr, "README.md has no row \"%s\"\n", head + 1);
+                CHECK(found);
+                end = strchr(found + 1, '\n');
+                CHECK(end);
+                snprintf(line, sizeof line, "%.*s", (int) (end - found), found);
+                if (*k->default_value)
+                        snprintf(head, sizeof head, "| `%s` |", k->default_value);
+                else
+                        snprintf(head, sizeof head, "| (none) |");
+                CHECK_CONTAINS(line, head);
+                if (k->choices) {
+                        char choices[128], *save = NULL;
+                        snprintf(choices, sizeof choices, "%s", k->choices);
+                        for (char *c = strtok_r(choices, "|", &save); c; c = strtok_r(NULL, "|", &save)) {
+                                snprintf(head, sizeof head, "`%s`", c);
+                                CHECK_CONTAINS(line, head);
+                        }
+                }
+                n_keys++;
+        }
+        {
+                const char *t = strstr(text, "| key | type | default | description |");
+                size_t table_rows = 0;
+
+                CHECK(t);
+                for (t = strchr(t, '\n') + 1; t && strncmp(t, "|", 1) == 0; t = strchr(t, '\n'), t = t ? t + 1 : NULL)
+                        if (strncmp(t, "| `", 3) == 0)
+                                table_rows++;
+                CHECK_EQ(table_rows, n_keys);
+        }
+}
+
+static void test_time_conversion(void) {
+        MYSQL_TIME t;
+        spw_usec_t u;
+
+        mydb_time_to_mysql(T0 + 123456, &t);
+        CHECK_EQ(t.year, 2023);
+        CHECK_EQ(t.month, 11);
+        CHECK_EQ(t.day, 14);
+        CHECK_EQ(t.hour, 22);
+        CHECK_EQ(t.minute, 13);
+        CHECK_EQ(t.second, 20);
+        CHECK_EQ(t.second_part, 123456);
+        CHECK_EQ(t.time_type, MYSQL_TIMESTAMP_DATETIME);
+        CHECK_OK(mydb_time_from_mysql(&t, &u));
+        CHECK_EQ(u, T0 + 123456);
+        mydb_time_to_mysql(-1, &t);
+        CHECK_EQ(t.year, 1969);
+        CHECK_EQ(t.second_part, 999999);
+        CHECK_OK(mydb_time_from_mysql(&t, &u));
+        CHECK_EQ(u, -1);
+        mydb_time_to_mysql(INT64_C(951782400) * SEC, &t); /* 2000-02-29 */
+        CHECK_EQ(t.month, 2);
+        CHECK_EQ(t.day, 29);
+        /* clamped to DATETIME's range */
+        mydb_time_to_mysql(INT64_MAX, &t);
+        CHECK_EQ(t.year, 9999);
+        CHECK_EQ(t.second_part, 999999);
+        mydb_time_to_mysql(INT64_MIN, &t);
+        CHECK_EQ(t.year, 1000);
+        CHECK_EQ(t.month, 1);
+        /* a zero date is not a time */
+        memset(&t, 0, sizeof t);
+        t.time_type = MYSQL_TIMESTAMP_DATETIME;
+        CHECK(mydb_time_from_mysql(&t, &u) < 0);
+}
+
+/* ------------------------------------------------------------ tests: config and errors */
+
+static void test_config(void) {
+        static const struct {
+                const char *key, *value, *expect;
+        } bad[] = {
+                { "flush", "maybe", "config key flush: expected true or false, got \"maybe\"" },
+                { "debug", "2", "config key debug: expected true or false" },
+                { "tls", "sometimes", "config key tls: expected true or false" },
+                { "max_records", "-1", "config key max_records: expected a non-negative integer" },
+                { "max_records_age", "30", "config key max_records_age: expected a duration" },
+                { "connect_timeout", "soon", "config key connect_timeout: expected a duration" },
+                { "connect_timeout", "0", "config key connect_timeout: expected a duration" },
+                { "query_timeout", "1s", "config key query_timeout: 1 s must be longer than lock_wait_timeout (1 s)" },
+                { "db_port", "0", "config key db_port: expected a TCP port (1-65535), got \"0\"" },
+                { "db_port", "70000", "config key db_port: expected a TCP port" },
+                { "db_name", "", "config key db_name: expected a non-empty string" },
+                { "type", "postgres", "config key type: expected mysql" },
+                { "type", "sqlite", "served by the sqlite backend" },
+        };
+        fixture f;
+        char db[64];
+
+        new_db(db, sizeof db);
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                CHECK_EQ(fixture_open(&f, db, bad[i].key, bad[i].value, NULL), -EINVAL);
+                CHECK_CONTAINS(testhost_last_error(f.host), bad[i].expect);
+                CHECK_CONTAINS(testhost_last_error(f.host), "the backend is not started");
+                CHECK(f.self == NULL);
+                fixture_close(&f);
+        }
+        /* nothing was created by the refused configurations */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '%s'", db), 0);
+
+        /* CrowdSec's database.yaml with type: mysql, as the daemon passes it
+         * (db_path stays in the file: ignored, with a notice) */
+        CHECK_OK(fixture_open(&f, db, "type", "mysql", "db_path", "/var/lib/crowdsec/data/crowdsec.db",
+                              "flush", "true", "debug", "false", "max_records", "10000", "max_records_age", "720h",
+                              "connect_timeout", "2s", NULL));
+        CHECK_CONTAINS(testhost_log(f.host), "db_path is CrowdSec's SQLite path; the mysql backend ignores it");
+        CHECK_CONTAINS(testhost_status(f.host, "server"), "mysql://spillway@localhost/");
+        CHECK_CONTAINS(testhost_status(f.host, "server_version"), "MariaDB");
+        CHECK_STREQ(testhost_status(f.host, "connection"), "up");
+        fixture_close(&f);
+
+        /* unknown keys (a default the daemon merged in) are logged, not fatal */
+        CHECK_OK(fixture_open(&f, db, "future_default", "1", NULL));
+        CHECK_CONTAINS(testhost_log(f.host), "ignoring unknown config key future_default");
+        fixture_close(&f);
+}
+
+static void test_connect_errors(void) {
+        fixture f;
+        char db[64], sock[300], port[16];
+
+        new_db(db, sizeof db);
+
+        /* unreachable: no server on that socket */
+        snprintf(sock, sizeof sock, "%s/no-such.sock", tmpdir);
+        CHECK_EQ(fixture_open(&f, db, "db_socket", sock, NULL), -ECONNREFUSED);
+        CHECK_CONTAINS(testhost_last_error(f.host), "mysql://spillway@localhost/");
+        CHECK_CONTAINS(testhost_last_error(f.host), sock);
+        CHECK_CONTAINS(testhost_last_error(f.host), "cannot connect");
+        CHECK_CONTAINS(testhost_last_error(f.host), "the server is unreachable: check that it runs");
+        CHECK_CONTAINS(testhost_last_error(f.host), "the backend is not started");
+        fixture_close(&f);
+
+        /* unreachable over TCP: a port nobody listens on */
+        CHECK_EQ(fixture_open(&f, db, "db_host", "127.0.0.1", "db_port", "1", NULL), -ECONNREFUSED);
+        CHECK_CONTAINS(testhost_last_error(f.host), "mysql://spillway@127.0.0.1:1/");
+        CHECK_CONTAINS(testhost_last_error(f.host), "db_host and db_port");
+        fixture_close(&f);
+
+        /* wrong password: access denied, and the password is not in the message */
+        CHECK_EQ(fixture_open(&f, db, "db_password", "wrong-" PASSWORD, NULL), -EACCES);
+        CHECK_CONTAINS(testhost_last_error(f.host), "Access denied for user 'spillway'@'localhost'");
+        CHECK_CONTAINS(testhost_last_error(f.host), "check db_username and db_password");
+        CHECK(!strstr(testhost_last_error(f.host), "wrong-"));
+        fixture_close(&f);
+
+        /* unknown database (the server says so to a user who may see it) */
+        CHECK_EQ(fixture_open(&f, "spw_no_such_db", "db_username", "spwadmin", NULL), -ENOENT);
+        CHECK_CONTAINS(testhost_last_error(f.host), "/spw_no_such_db");
+        CHECK_CONTAINS(testhost_last_error(f.host), "Unknown database 'spw_no_such_db'");
+        CHECK_CONTAINS(testhost_last_error(f.host), "create the database (CREATE DATABASE name CHARACTER SET utf8mb4)");
+        fixture_close(&f);
+
+        /* a database the user has no grant on */
+        db_exec(NULL, "CREATE DATABASE spw_not_granted");
+        CHECK_EQ(fixture_open(&f, "spw_not_granted", NULL), -EACCES);
+        CHECK_CONTAINS(testhost_last_error(f.host), "Access denied for user 'spillway'@'localhost' to database");
+        CHECK_CONTAINS(testhost_last_error(f.host), "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, DROP");
+        CHECK_CONTAINS(testhost_last_error(f.host), "if the database does not exist, create it first");
+        fixture_close(&f);
+
+        /* a user who may use the tables but not create them */
+        db_exec(NULL, "CREATE USER 'reader'@'localhost' IDENTIFIED BY '" PASSWORD "'");
+        db_exec(NULL, "GRANT SELECT, INSERT, UPDATE, DELETE ON %s.* TO 'reader'@'localhost'", db);
+        CHECK_EQ(fixture_open(&f, db, "db_username", "reader", NULL), -EACCES);
+        CHECK_CONTAINS(testhost_last_error(f.host), "CREATE command denied");
+        CHECK_CONTAINS(testhost_last_error(f.host), "may not create or change the tables");
+        fixture_close(&f);
+
+        /* TCP, with the right port: works */
+        snprintf(port, sizeof port, "%d", srv.port);
+        CHECK_OK(fixture_open(&f, db, "db_host", "127.0.0.1", "db_port", port, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.1", "tcp", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(read_at(&f, T0).n, 1);
+        fixture_close(&f);
+}
+
+/* ------------------------------------------------------------ tests: schema */
+
+static void test_schema_created(void) {
+        fixture f;
+        char db[64], buf[256];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(q_int(db, "SELECT version FROM " MYDB_VERSION_TABLE), MYDB_SCHEMA_VERSION);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM " MYDB_VERSION_TABLE), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND"
+                           " TABLE_NAME = 'signal_occurences' AND COLUMN_NAME IN "
+                           "('id','created_at','updated_at','deleted_at','map_key','scenario','bucket_id',"
+                           "'alert_message','events_count','start_at','stop_at','source_ip','source_range',"
+                           "'source_autonomous_system_number','source_autonomous_system_organization',"
+                           "'source_country','source_latitude','source_longitude','dest_ip','capacity',"
+                           "'leak_speed','reprocess')"), 22);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND"
+                           " TABLE_NAME = 'ban_applications' AND COLUMN_NAME IN "
+                           "('id','created_at','updated_at','deleted_at','measure_source','measure_type',"
+                           "'measure_extra','until','start_ip','end_ip','target_cn','target_as',"
+                           "'target_as_name','ip_text','reason','scenario','signal_occurence_id')"), 17);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND"
+                           " TABLE_NAME = 'event_sequences' AND COLUMN_NAME IN "
+                           "('id','created_at','updated_at','deleted_at','time','source_ip','source_range',"
+                           "'source_autonomous_system_number','source_autonomous_system_organization',"
+                           "'source_country','signal_occurence_id','serialized')"), 12);
+        /* gorm's types, and ours where they differ */
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT GROUP_CONCAT(COLUMN_NAME, ' ', COLUMN_TYPE ORDER BY COLUMN_NAME)"
+                                                " FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND"
+                                                " TABLE_NAME = 'ban_applications' AND COLUMN_NAME IN ('id', 'start_ip',"
+                                                " 'until', 'target_as', 'ip_text')"),
+                    "id int(10) unsigned,ip_text varchar(255),start_ip varbinary(16),target_as bigint(20),"
+                    "until datetime(6)");
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT COLLATION_NAME FROM information_schema.COLUMNS WHERE"
+                                                " TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'ban_applications'"
+                                                " AND COLUMN_NAME = 'ip_text'"), "utf8mb4_bin");
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT ENGINE FROM information_schema.TABLES WHERE"
+                                                " TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'signal_occurences'"),
+                    "InnoDB");
+        CHECK_EQ(q_int(db, "SELECT COUNT(DISTINCT INDEX_NAME) FROM information_schema.STATISTICS WHERE"
+                           " TABLE_SCHEMA = DATABASE() AND INDEX_NAME IN ('" MYDB_IP_TEXT_INDEX "',"
+                           " 'idx_ban_applications_deleted_at_until', 'idx_ban_applications_signal_occurence_id',"
+                           " 'idx_event_sequences_signal_occurence_id')"), 4);
+        CHECK_CONTAINS(testhost_log(f.host), "created the ban database (schema version 1)");
+        fixture_close(&f);
+
+        /* reopening a current database migrates nothing */
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK(!strstr(testhost_log(f.host), "schema"));
+        fixture_close(&f);
+
+        /* a migration cut short after the tables (no version row yet) is finished */
+        db_exec(db, "DROP TABLE " MYDB_VERSION_TABLE);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(q_int(db, "SELECT version FROM " MYDB_VERSION_TABLE), MYDB_SCHEMA_VERSION);
+        fixture_close(&f);
+}
+
+/* CrowdSec v0.3's MySQL database as gorm v1's mysql dialect creates it
+ * (AutoMigrate of SignalOccurence, EventSequence, BanApplication), with
+ * rows as go-sql-driver writes them with loc=Local: local times without a
+ * zone, IPv4 addresses as uint32, '' for absent strings. */
+static const char *const crowdsec_v03_schema[] = {
+        "CREATE TABLE `signal_occurences` (`id` int unsigned AUTO_INCREMENT,`created_at` datetime NULL,"
+        "`updated_at` datetime NULL,`deleted_at` datetime NULL,`map_key` varchar(255),`scenario` varchar(255),"
+        "`bucket_id` varchar(255),`alert_message` varchar(255),`events_count` int,`start_at` datetime NULL,"
+        "`stop_at` datetime NULL,`source_ip` varchar(255),`source_range` varchar(255),"
+        "`source_autonomous_system_number` varchar(255),`source_autonomous_system_organization` varchar(255),"
+        "`source_country` varchar(255),`source_latitude` double,`source_longitude` double,"
+        "`dest_ip` varchar(255),`capacity` int,`leak_speed` bigint,`reprocess` boolean , PRIMARY KEY (`id`))",
+        "CREATE INDEX idx_signal_occurences_deleted_at ON `signal_occurences`(deleted_at)",
+        "CREATE TABLE `event_sequences` (`id` int unsigned AUTO_INCREMENT,`created_at` datetime NULL,"
+        "`updated_at` datetime NULL,`deleted_at` datetime NULL,`time` datetime NULL,`source_ip` varchar(255),"
+        "`source_range` varchar(255),`source_autonomous_system_number` varchar(255),"
+        "`source_autonomous_system_organization` varchar(255),`source_country` varchar(255),"
+        "`signal_occurence_id` int unsigned,`serialized` varchar(255) , PRIMARY KEY (`id`))",
+        "CREATE INDEX idx_event_sequences_deleted_at ON `event_sequences`(deleted_at)",
+        "CREATE TABLE `ban_applications` (`id` int unsigned AUTO_INCREMENT,`created_at` datetime NULL,"
+        "`updated_at` datetime NULL,`deleted_at` datetime NULL,`measure_source` varchar(255),"
+        "`measure_type` varchar(255),`measure_extra` varchar(255),`until` datetime NULL,"
+        "`start_ip` int unsigned,`end_ip` int unsigned,`target_cn` varchar(255),`target_as` int,"
+        "`target_as_name` varchar(255),`ip_text` varchar(255),`reason` varchar(255),`scenario` varchar(255),"
+        "`signal_occurence_id` int unsigned , PRIMARY KEY (`id`))",
+        "CREATE INDEX idx_ban_applications_deleted_at ON `ban_applications`(deleted_at)",
+        /* T0 is 2023-11-14 22:13:20 UTC, written in +02:00 as CrowdSec on such a host would */
+        "INSERT INTO signal_occurences VALUES (1,'2023-11-15 00:13:20','2023-11-15 00:13:20',NULL,"
+        "'k','crowdsecurity/ssh-bf','b','alert',6,'2023-11-15 00:13:00','2023-11-15 00:13:19',"
+        "'192.0.2.1','192.0.2.0/24','64500','Example AS','FR',48.85,2.35,'',5,10000000000,0)",
+        "INSERT INTO event_sequences VALUES (1,'2023-11-15 00:13:20','2023-11-15 00:13:20',NULL,"
+        "'2023-11-15 00:13:10','192.0.2.1','','','','',1,'{}')",
+        /* active until T0 + 4h */
+        "INSERT INTO ban_applications VALUES (1,'2023-11-15 00:13:20','2023-11-15 00:13:20',NULL,"
+        "'local','ban','','2023-11-15 04:13:20',3221225985,3221225985,'FR',64500,'Example AS',"
+        "'192.0.2.1','ssh bruteforce','crowdsecurity/ssh-bf',1)",
+        /* deleted at T0 - 1h */
+        "INSERT INTO signal_occurences VALUES (2,'2023-11-14 23:13:20','2023-11-14 23:13:20',NULL,"
+        "'k','crowdsecurity/http-probing','b','alert',3,'2023-11-14 23:13:00','2023-11-14 23:13:19',"
+        "'198.51.100.0','','','','US',0,0,'',5,10000000000,0)",
+        "INSERT INTO ban_applications VALUES (2,'2023-11-14 23:13:20','2023-11-14 23:13:20',"
+        "'2023-11-14 23:13:20','local','ban','','2023-11-15 03:13:20',3325256704,3325256959,'US',0,'',"
+        "'198.51.100.0/24','probing','crowdsecurity/http-probing',2)",
+};
+
+static void test_migrate_from_crowdsec(void) {
+        fixture f;
+        char db[64], buf[256], t[64];
+        const char *old_tz = getenv("TZ");
+        char saved_tz[64];
+        rows rs;
+        sigbuf s;
+
+        snprintf(saved_tz, sizeof saved_tz, "%s", old_tz ? old_tz : "");
+        new_db(db, sizeof db);
+        for (size_t i = 0; i < sizeof crowdsec_v03_schema / sizeof crowdsec_v03_schema[0]; i++)
+                db_exec(db, "%s", crowdsec_v03_schema[i]);
+
+        /* the plugin's host is in UTC+2, like the CrowdSec that wrote the rows */
+        setenv("TZ", "XXX-2", 1);
+        tzset();
+        CHECK_OK(fixture_open(&f, db, NULL));
+        if (old_tz)
+                setenv("TZ", saved_tz, 1);
+        else
+                unsetenv("TZ");
+        tzset();
+
+        CHECK_EQ(q_int(db, "SELECT version FROM " MYDB_VERSION_TABLE), MYDB_SCHEMA_VERSION);
+        CHECK_CONTAINS(testhost_log(f.host), "upgraded CrowdSec v0.3's tables to schema version 1");
+        CHECK_CONTAINS(testhost_log(f.host), "UTC+7200 s");
+        /* rows kept, times in UTC with microseconds */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 2);
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT created_at FROM ban_applications WHERE id = 1"),
+                    fmt_time(t, T0));
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT stop_at FROM signal_occurences WHERE id = 1"),
+                    fmt_time(t, T0 - SEC));
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT time FROM event_sequences WHERE id = 1"),
+                    fmt_time(t, T0 - 10 * SEC));
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT until FROM ban_applications WHERE id = 1"),
+                    fmt_time(t, T0 + 4 * 3600 * SEC));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 1);
+        /* '' became NULL, 0 AS too */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE measure_extra IS NULL"), 2);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE target_as IS NULL"), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE dest_ip IS NULL"), 2);
+        /* uint32 addresses became IPv4-mapped 16-byte values */
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT HEX(start_ip) FROM ban_applications WHERE id = 1"),
+                    "00000000000000000000FFFFC0000201");
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT HEX(end_ip) FROM ban_applications WHERE id = 2"),
+                    "00000000000000000000FFFFC63364FF");
+        /* CrowdSec's tables kept aside, ours have our indexes */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications" MYDB_CROWDSEC_SUFFIX), 2);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences" MYDB_CROWDSEC_SUFFIX), 2);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()"
+                           " AND TABLE_NAME = 'ban_applications' AND INDEX_NAME = '" MYDB_IP_TEXT_INDEX "'"), 2);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+                           " AND TABLE_NAME LIKE '%%spillway_new'"), 0);
+
+        /* CrowdSec's active ban is served, the deleted one is not */
+        rs = read_at(&f, T0);
+        CHECK_EQ(rs.n, 1);
+        CHECK_STREQ(rs.r[0].iptext, "192.0.2.1");
+        CHECK_STREQ(rs.r[0].reason, "ssh bruteforce");
+        CHECK_EQ(rs.r[0].events_count, 6);
+        CHECK_EQ(rs.r[0].until, T0 + 4 * 3600 * SEC);
+        /* before its deletion, the range ban was active */
+        CHECK_EQ(read_at(&f, T0 - 2 * 3600 * SEC + SEC).n, 2);
+
+        /* new signals get new ids and supersede CrowdSec's ban */
+        CHECK_EQ(plugin->insert(f.self, mk_signal(&s, "192.0.2.1", "again", T0 + 8 * 3600 * SEC)), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        rs = read_at(&f, T0);
+        CHECK_EQ(rs.n, 1);
+        CHECK_STREQ(rs.r[0].reason, "again");
+        CHECK_EQ(q_int(db, "SELECT MAX(id) FROM signal_occurences"), 3);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE ip_text = '192.0.2.1' AND deleted_at IS NULL"), 1);
+        fixture_close(&f);
+}
+
+static void test_newer_schema_refused(void) {
+        fixture f;
+        char db[64];
+
+        new_db(db, sizeof db);
+        db_exec(db, "CREATE TABLE " MYDB_VERSION_TABLE " (version int NOT NULL, migrated_at datetime(6) NOT NULL)");
+        db_exec(db, "INSERT INTO " MYDB_VERSION_TABLE " VALUES (99, NOW())");
+        CHECK_EQ(fixture_open(&f, db, NULL), -EPROTO);
+        CHECK_CONTAINS(testhost_last_error(f.host), db);
+        CHECK_CONTAINS(testhost_last_error(f.host), "schema version 99 is newer than this plugin's (1)");
+        CHECK_CONTAINS(testhost_last_error(f.host), "upgrade the plugin");
+        fixture_close(&f);
+}
+
+/* A table CrowdSec never had the columns of: refused, not half-used. */
+static void test_foreign_tables_refused(void) {
+        fixture f;
+        char db[64];
+
+        new_db(db, sizeof db);
+        db_exec(db, "CREATE TABLE ban_applications (id int primary key, created_at datetime, ip_text varchar(255))");
+        CHECK_EQ(fixture_open(&f, db, NULL), -EBADMSG);
+        CHECK_CONTAINS(testhost_last_error(f.host), db);
+        CHECK_CONTAINS(testhost_last_error(f.host), "Unknown column");
+        CHECK_CONTAINS(testhost_last_error(f.host), "do not have CrowdSec v0.3's layout");
+        /* untouched, and no leftovers */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"), 1);
+        fixture_close(&f);
+}
+
+/* Two hosts starting at once on an empty database migrate once. */
+typedef struct opener {
+        const char *db;
+        int r;
+} opener;
+
+static void *open_thread(void *userdata) {
+        opener *o = userdata;
+        fixture f;
+
+        o->r = fixture_open(&f, o->db, NULL);
+        fixture_close(&f);
+        return NULL;
+}
+
+static void test_concurrent_creation(void) {
+        pthread_t th[3];
+        opener o[3];
+        char db[64];
+
+        new_db(db, sizeof db);
+        for (int i = 0; i < 3; i++) {
+                o[i] = (opener) { .db = db };
+                CHECK_EQ(pthread_create(&th[i], NULL, open_thread, &o[i]), 0);
+        }
+        for (int i = 0; i < 3; i++) {
+                CHECK_EQ(pthread_join(th[i], NULL), 0);
+                CHECK_OK(o[i].r);
+        }
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM " MYDB_VERSION_TABLE), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"), 4);
+}
+
+/* ------------------------------------------------------------ tests: the operations */
+
+static void test_insert_rows(void) {
+        fixture f;
+        char db[64], buf[512], t[64];
+        sigbuf s;
+        char long_msg[400];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.7", "crowdsecurity/ssh-bf", T0 + 3600 * SEC), SPW_INSERT_OK);
+        /* not visible to other connections before flush */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 0);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_OK(plugin->flush(f.self)); /* nothing pending: no-op */
+
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 1);
+        CHECK_STREQ(q_text(buf, sizeof buf, db,
+                           "SELECT CONCAT_WS('|', scenario, bucket_id, alert_message, events_count, source_ip,"
+                           " source_country, source_autonomous_system_number, capacity, leak_speed, reprocess,"
+                           " map_key, source_latitude) FROM signal_occurences"),
+                    "crowdsecurity/ssh-bf|sunny-flower|test alert|6|192.0.2.7|FR|64500|5|10000000000|0|key|48.85");
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT created_at FROM signal_occurences"), fmt_time(t, T0));
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT start_at FROM signal_occurences"), fmt_time(t, T0 - 20 * SEC));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences e JOIN signal_occurences s"
+                           " ON e.signal_occurence_id = s.id WHERE e.serialized = '{\"log\":\"x\"}'"), 1);
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT time FROM event_sequences"), fmt_time(t, T0 - 10 * SEC));
+        CHECK_STREQ(q_text(buf, sizeof buf, db,
+                           "SELECT CONCAT_WS('|', measure_source, measure_type, ip_text, reason, target_cn,"
+                           " target_as, target_as_name, HEX(start_ip))"
+                           " FROM ban_applications b JOIN signal_occurences s ON s.id = b.signal_occurence_id"),
+                    "local|ban|192.0.2.7|crowdsecurity/ssh-bf|FR|64500|Example AS|00000000000000000000FFFFC0000207");
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT until FROM ban_applications"), fmt_time(t, T0 + 3600 * SEC));
+
+        /* a signal without bans is stored, signal and events */
+        CHECK_EQ(plugin->insert(f.self, mk_signal(&s, NULL, "no-remediation", 0)), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE scenario = 'no-remediation'"), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences"), 2);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 1);
+
+        /* strings longer than varchar(255) are cut at a character boundary,
+         * not refused (strict mode would refuse the whole signal) */
+        memset(long_msg, 0, sizeof long_msg);
+        for (size_t i = 0; i + 2 < 300 * 2; i += 2)
+                memcpy(long_msg + i, "\xc3\xa9", 2); /* é x 299 */
+        mk_signal(&s, "192.0.2.99", "long", T0 + 600 * SEC);
+        s.sig.alert_message = long_msg;
+        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT CHAR_LENGTH(alert_message) FROM signal_occurences WHERE scenario = 'long'"), 255);
+        CHECK_EQ(q_int(db, "SELECT LENGTH(alert_message) FROM signal_occurences WHERE scenario = 'long'"), 510);
+
+        /* `spillwayctl ban add`: a synthetic signal, one ban, no events */
+        memset(&s, 0, sizeof s);
+        s.ban = (spw_ban) { .measure_source = "cscli", .measure_type = "ban", .until = T0 + 600 * SEC,
+                            .start_ip = { [10] = 0xff, [11] = 0xff, 203, 0, 113, 9 },
+                            .end_ip = { [10] = 0xff, [11] = 0xff, 203, 0, 113, 9 },
+                            .ip_text = "203.0.113.9", .reason = "manual ban", .scenario = "manual ban" };
+        s.sig = (spw_signal) { .size = sizeof(spw_signal), .id = 999, .scenario = "manual ban",
+                               .bans = &s.ban, .n_bans = 1 };
+        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        {
+                rows rs = read_at(&f, T0);
+                CHECK_EQ(rs.n, 3);
+                CHECK_STREQ(rs.r[0].iptext, "203.0.113.9");
+                CHECK_STREQ(rs.r[0].source, "cscli");
+                CHECK_STREQ(rs.r[0].reason, "manual ban");
+                CHECK_STREQ(rs.r[0].cn, "(null)");
+                CHECK_EQ(rs.r[0].as_number, 0);
+                CHECK_EQ(rs.r[0].events_count, 0);
+                CHECK_EQ(rs.r[0].until, T0 + 600 * SEC);
+        }
+
+        /* a ban without a target is rejected, naming why */
+        s.ban.ip_text = NULL;
+        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_REJECT);
+        CHECK_CONTAINS(testhost_last_error(f.host), "without ip_text");
+        /* debug is off: no per-signal lines */
+        CHECK(!strstr(testhost_log(f.host), "stored signal"));
+        fixture_close(&f);
+}
+
+static void test_debug_log(void) {
+        fixture f;
+        char db[64];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, "debug", "true", NULL));
+        CHECK_EQ(insert(&f, "192.0.2.1", "scn", T0 + SEC), SPW_INSERT_OK);
+        CHECK_CONTAINS(testhost_log(f.host), "7 stored signal");
+        CHECK_CONTAINS(testhost_log(f.host), "scenario scn, source 192.0.2.1, 1 ban(s), 1 event(s)");
+        fixture_close(&f);
+}
+
+static void test_supersede(void) {
+        fixture f;
+        char db[64], buf[256], t[64];
+        rows rs;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.7", "first", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.70", "other", T0 + 3600 * SEC), SPW_INSERT_OK);
+        advance(&f, 10 * SEC);
+        CHECK_EQ(insert(&f, "192.0.2.7", "second", T0 + 7200 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE ip_text = '192.0.2.7'"), 2);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE ip_text = '192.0.2.7' AND deleted_at IS NULL"), 1);
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT deleted_at FROM ban_applications WHERE reason = 'first'"),
+                    fmt_time(t, T0 + 10 * SEC));
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT updated_at FROM ban_applications WHERE reason = 'first'"),
+                    fmt_time(t, T0 + 10 * SEC));
+        /* an exact match only */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'other' AND deleted_at IS NULL"), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 3);
+
+        rs = read_at(&f, testhost_time(f.host));
+        CHECK_EQ(rs.n, 2);
+        CHECK_STREQ(rs.r[0].iptext, "192.0.2.7");
+        CHECK_STREQ(rs.r[0].reason, "second");
+        CHECK_EQ(rs.r[0].bancount, 1);
+        CHECK_STREQ(rs.r[1].iptext, "192.0.2.70");
+
+        /* ip_text compares bytewise: another spelling is another target */
+        CHECK_EQ(insert(&f, "2001:db8::1", "lower", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "2001:DB8::1", "upper", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason IN ('lower', 'upper')"
+                           " AND deleted_at IS NULL"), 2);
+        fixture_close(&f);
+}
+
+static void test_read_at(void) {
+        fixture f;
+        char db[64];
+        rows rs;
+        sigbuf s;
+        uint64_t n = 0;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        /* T0:       A until T0+1h, B until T0+3h
+         * T0+10s:   A again (until T0+2h): supersedes the first A
+         * T0+20s:   C until T0+30m, deleted at T0+40s */
+        CHECK_EQ(insert(&f, "192.0.2.1", "a1", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "2001:db8::/64", "b", T0 + 3 * 3600 * SEC), SPW_INSERT_OK);
+        advance(&f, 10 * SEC);
+        mk_signal(&s, "192.0.2.1", "a2", T0 + 2 * 3600 * SEC);
+        s.sig.events_count = 42;
+        s.ban.measure_type = "simulation:ban";
+        s.ban.measure_source = "api";
+        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_OK);
+        advance(&f, 10 * SEC);
+        CHECK_EQ(insert(&f, "198.51.100.4", "c", T0 + 1800 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        advance(&f, 20 * SEC);
+        CHECK_OK(plugin->delete_target(f.self, "198.51.100.4", &n));
+        CHECK_EQ(n, 1);
+        CHECK_OK(plugin->flush(f.self));
+
+        /* now (T0+40s): A (a2) and B; newest first */
+        rs = read_at(&f, T0 + 40 * SEC);
+        CHECK_EQ(rs.n, 2);
+        CHECK_STREQ(rs.r[0].iptext, "192.0.2.1");
+        CHECK_STREQ(rs.r[0].reason, "a2");
+        CHECK_STREQ(rs.r[0].action, "simulation:ban");
+        CHECK_STREQ(rs.r[0].source, "api");
+        CHECK_STREQ(rs.r[0].cn, "FR");
+        CHECK_STREQ(rs.r[0].as, "Example AS");
+        CHECK_EQ(rs.r[0].as_number, 64500);
+        CHECK_EQ(rs.r[0].events_count, 42);
+        CHECK_EQ(rs.r[0].until, T0 + 2 * 3600 * SEC);
+        CHECK_EQ(rs.r[0].bancount, 1);
+        CHECK_STREQ(rs.r[1].iptext, "2001:db8::/64");
+        CHECK_EQ(rs.r[1].events_count, 6);
+
+        /* T0+30s: C was not deleted yet */
+        rs = read_at(&f, T0 + 30 * SEC);
+        CHECK_EQ(rs.n, 3);
+        CHECK_STREQ(rs.r[0].iptext, "198.51.100.4");
+
+        /* T0+5s: the first A was still active: two bans for A, one row,
+         * the newest ban's fields */
+        rs = read_at(&f, T0 + 5 * SEC);
+        CHECK_EQ(rs.n, 3);
+        CHECK_STREQ(rs.r[0].iptext, "198.51.100.4");
+        CHECK_STREQ(rs.r[1].iptext, "192.0.2.1");
+        CHECK_STREQ(rs.r[1].reason, "a2");
+        CHECK_EQ(rs.r[1].bancount, 2);
+
+        /* T0+1h30: C expired; A and B */
+        CHECK_EQ(read_at(&f, T0 + 5400 * SEC).n, 2);
+        /* exactly at until: still active (until >= at) */
+        CHECK_EQ(read_at(&f, T0 + 2 * 3600 * SEC).n, 2);
+        /* T0+2h30: only B */
+        rs = read_at(&f, T0 + 9000 * SEC);
+        CHECK_EQ(rs.n, 1);
+        CHECK_STREQ(rs.r[0].iptext, "2001:db8::/64");
+        /* T0+4h: none */
+        CHECK_EQ(read_at(&f, T0 + 4 * 3600 * SEC).n, 0);
+        fixture_close(&f);
+}
+
+static int stop_after_first(const spw_ban_row *br, void *userdata) {
+        (*(int *) userdata)++;
+        return 7;
+}
+
+static void test_read_at_stop(void) {
+        fixture f;
+        char db[64];
+        int calls = 0;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        for (int i = 0; i < 50; i++) {
+                char ip[32];
+                snprintf(ip, sizeof ip, "192.0.2.%d", i);
+                CHECK_EQ(insert(&f, ip, "a", T0 + 3600 * SEC), SPW_INSERT_OK);
+        }
+        /* reads see the open batch (same connection) */
+        CHECK_EQ(plugin->read_at(f.self, T0, stop_after_first, &calls), 7);
+        CHECK_EQ(calls, 1);
+        /* the rest of the rows were read off the wire: the connection works */
+        CHECK_EQ(read_at(&f, T0).n, 50);
+        CHECK_EQ(insert(&f, "192.0.2.200", "b", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 51);
+        fixture_close(&f);
+}
+
+static void test_delete(void) {
+        fixture f;
+        char db[64];
+        uint64_t n = 99;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.7", "a", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.70", "b", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "2001:db8::/64", "c", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "2001:db8::1", "d", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+
+        /* no batch open: the delete is durable on return */
+        advance(&f, SEC);
+        CHECK_OK(plugin->delete_target(f.self, "192.0.2.7", &n));
+        CHECK_EQ(n, 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NOT NULL"), 1);
+        CHECK_OK(plugin->delete_target(f.self, "192.0.2.7", &n));
+        CHECK_EQ(n, 0);
+        CHECK_OK(plugin->delete_target(f.self, "2001:db8::/64", &n));
+        CHECK_EQ(n, 1);
+        CHECK_OK(plugin->delete_target(f.self, "10.0.0.1", &n));
+        CHECK_EQ(n, 0);
+        CHECK_EQ(plugin->delete_target(f.self, "", &n), -EINVAL);
+        CHECK_EQ(read_at(&f, testhost_time(f.host)).n, 2);
+        /* soft deletes: rows kept, and read_at before the deletion still sees them */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 4);
+        CHECK_EQ(read_at(&f, T0).n, 4);
+
+        /* inside an open batch, the delete joins it and flush commits it */
+        CHECK_EQ(insert(&f, "203.0.113.1", "e", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->delete_all(f.self, &n));
+        CHECK_EQ(n, 3);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 2);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 0);
+        CHECK_EQ(read_at(&f, testhost_time(f.host)).n, 0);
+        CHECK_OK(plugin->delete_all(f.self, &n));
+        CHECK_EQ(n, 0);
+        fixture_close(&f);
+}
+
+static void test_expiry(void) {
+        fixture f;
+        char db[64], buf[256], t[64];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, "flush", "true", "max_records", "0", "max_records_age", "0", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        CHECK_EQ(testhost_n_timers(f.host), 1); /* expiry only: GC disabled */
+        CHECK_EQ(insert(&f, "192.0.2.1", "short", T0 + 10 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.2", "long", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+
+        advance(&f, 5 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 2);
+
+        advance(&f, 6 * SEC); /* T0 + 11s: "short" is past until */
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 1);
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT deleted_at FROM ban_applications WHERE reason = 'short'"),
+                    fmt_time(t, T0 + 11 * SEC));
+        CHECK_STREQ(testhost_status(f.host, "expired"), "1");
+
+        /* with a batch open, expiry joins it */
+        advance(&f, 3600 * SEC);
+        CHECK_EQ(insert(&f, "192.0.2.3", "pending", T0 + 7200 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 1);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'pending' AND deleted_at IS NULL"), 1);
+
+        /* another host holds the expiry lock: this one skips its turn */
+        advance(&f, 7200 * SEC);
+        db_exec(db, "DO GET_LOCK('spillway.%s.expire', 0)", db);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 1);
+        db_exec(db, "DO RELEASE_LOCK('spillway.%s.expire')", db);
+        advance(&f, SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 0);
+        fixture_close(&f);
+
+        /* flush: false: no expiry timer */
+        CHECK_OK(fixture_open(&f, db, "flush", "false", "max_records", "0", "max_records_age", "0", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        CHECK_EQ(testhost_n_timers(f.host), 0);
+        fixture_close(&f);
+
+        /* defaults: expiry and GC */
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        CHECK_EQ(testhost_n_timers(f.host), 2);
+        fixture_close(&f);
+}
+
+/* n bans, then DeleteAll (which soft-deletes every active ban). */
+static void fill_deleted(fixture *f, int n, const char *prefix) {
+        uint64_t count;
+        char ip[64];
+
+        for (int i = 0; i < n; i++) {
+                snprintf(ip, sizeof ip, "%s%d.%d", prefix, i / 250, i % 250);
+                CHECK_EQ(insert(f, ip, "gc", testhost_time(f->host) + 3600 * SEC), SPW_INSERT_OK);
+        }
+        CHECK_OK(plugin->delete_all(f->self, &count));
+        CHECK(count >= (uint64_t) n);
+        CHECK_OK(plugin->flush(f->self));
+}
+
+static void test_gc_by_count(void) {
+        fixture f;
+        char db[64];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, "flush", "false", "max_records", "5", "max_records_age", "0", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        CHECK_EQ(testhost_n_timers(f.host), 1);
+        fill_deleted(&f, 8, "10.0.");          /* ids 1..8, soft-deleted */
+        CHECK_EQ(insert(&f, "10.1.0.1", "active-old", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "10.1.0.2", "active-new", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal), .scenario = "bare" }),
+                 SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 10);
+
+        advance(&f, 59 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 0);
+        advance(&f, SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_OK(plugin->flush(f.self));
+        /* the newest 5 bans are ids 6..10; soft-deleted ones older than that go */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 5);
+        CHECK_EQ(q_int(db, "SELECT MIN(id) FROM ban_applications"), 6);
+        /* with their signals and event sequences, and nothing else */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 6);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE scenario = 'bare'"), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences"), 5);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences e WHERE NOT EXISTS"
+                           " (SELECT 1 FROM signal_occurences s WHERE s.id = e.signal_occurence_id)"), 0);
+        CHECK_CONTAINS(testhost_log(f.host), "garbage collection removed 5 soft-deleted ban(s) (5 beyond max_records 5");
+        CHECK_STREQ(testhost_status(f.host, "collected"), "5");
+
+        /* active bans are never collected, however many */
+        advance(&f, 60 * SEC);
+        for (int i = 0; i < 6; i++) {
+                char ip[32];
+                snprintf(ip, sizeof ip, "10.2.0.%d", i);
+                CHECK_EQ(insert(&f, ip, "active", T0 + 7200 * SEC), SPW_INSERT_OK);
+        }
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 8);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 8);
+
+        /* another host collecting: this one skips its turn */
+        fill_deleted(&f, 3, "10.3.");
+        db_exec(db, "DO GET_LOCK('spillway.%s.gc', 0)", db);
+        advance(&f, 60 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 11);
+        CHECK_CONTAINS(testhost_log(f.host), "another host is collecting garbage; skipping this run");
+        db_exec(db, "DO RELEASE_LOCK('spillway.%s.gc')", db);
+        advance(&f, 60 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 5);
+        fixture_close(&f);
+}
+
+static void test_gc_by_age(void) {
+        fixture f;
+        char db[64];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, "flush", "false", "max_records", "0", "max_records_age", "1h", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        fill_deleted(&f, 3, "10.0.");                       /* deleted at T0 */
+        CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal), .scenario = "bare-old" }),
+                 SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "10.9.0.1", "active-old", T0 + 5 * 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        advance(&f, 1800 * SEC);
+        fill_deleted(&f, 2, "10.1.");                       /* deleted at T0+30m, 10.9.0.1 too */
+        CHECK_EQ(insert(&f, "10.9.0.2", "active", T0 + 5 * 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal), .scenario = "bare-new" }),
+                 SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+
+        /* T0+1h10: the bans deleted at T0 are older than 1h, the others not */
+        testhost_set_time(f.host, T0 + 4200 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 4);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE ip_text LIKE '10.0.%%'"), 0);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE scenario = 'gc'"), 2);
+        /* a signal that never had a ban, older than max_records_age, goes too */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE scenario = 'bare-old'"), 0);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE scenario = 'bare-new'"), 1);
+        /* the signal of a ban that is kept is kept */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE scenario = 'active-old'"), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences e WHERE NOT EXISTS"
+                           " (SELECT 1 FROM signal_occurences s WHERE s.id = e.signal_occurence_id)"), 0);
+        CHECK_CONTAINS(testhost_log(f.host), "3 older than max_records_age");
+        fixture_close(&f);
+}
+
+/* More than one chunk, with and without a batch open. */
+static void test_gc_chunks(void) {
+        fixture f;
+        char db[64];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, "flush", "false", "max_records", "10", "max_records_age", "0", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        fill_deleted(&f, 2510, "10.5.");
+        advance(&f, 60 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);     /* no batch: three transactions of its own */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 10);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 10);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences"), 10);
+
+        fill_deleted(&f, 1500, "10.6.");
+        CHECK_EQ(insert(&f, "12.0.0.1", "pending", T0 + 7200 * SEC), SPW_INSERT_OK);
+        advance(&f, 60 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);     /* joins the open batch */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 1510);
+        CHECK_OK(plugin->flush(f.self));
+        /* the newest 10: 9 soft-deleted and the pending one */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 10);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'pending'"), 1);
+        fixture_close(&f);
+}
+
+static void test_ipv6(void) {
+        fixture f;
+        char db[64], buf[256];
+        rows rs;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(insert(&f, "2001:db8::/64", "v6 range", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "2001:db8:1::7", "v6 host", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.0/24", "v4 range", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "2001:db8::/64", "v6 range again", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT CONCAT(HEX(start_ip), '-', HEX(end_ip)) FROM ban_applications"
+                                                " WHERE reason = 'v6 range'"),
+                    "20010DB8000000000000000000000000-20010DB800000000FFFFFFFFFFFFFFFF");
+        /* addresses compare bytewise: which bans contain an address */
+        CHECK_STREQ(q_text(buf, sizeof buf, db,
+                           "SELECT GROUP_CONCAT(reason) FROM ban_applications WHERE deleted_at IS NULL AND"
+                           " X'20010db8000000000000abcdef000001' BETWEEN start_ip AND end_ip"),
+                    "v6 range again");
+        CHECK_STREQ(q_text(buf, sizeof buf, db,
+                           "SELECT GROUP_CONCAT(reason) FROM ban_applications WHERE"
+                           " X'00000000000000000000ffffc00002fe' BETWEEN start_ip AND end_ip"),
+                    "v4 range");
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE"
+                           " X'20010db8000100000000000000000007' BETWEEN start_ip AND end_ip"), 1);
+        /* the top of the address space: bytes above 0x7f compare unsigned */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE"
+                           " X'ff000000000000000000000000000000' BETWEEN start_ip AND end_ip"), 0);
+        rs = read_at(&f, T0);
+        CHECK_EQ(rs.n, 3);
+        CHECK_STREQ(rs.r[0].iptext, "2001:db8::/64");
+        CHECK_STREQ(rs.r[0].reason, "v6 range again");
+        fixture_close(&f);
+}
+
+/* Triggers (created by root, fired in the plugin's session) make an insert
+ * fail after some of its rows are written: at the ban insert (after the
+ * signal and its events), and at the soft-delete of the older ban (its last
+ * step, after every insert). */
+static void test_insert_failure_keeps_batch(void) {
+        fixture f;
+        char db[64];
+        sigbuf s;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        db_exec(db, "CREATE TRIGGER fail_ban BEFORE INSERT ON ban_applications FOR EACH ROW"
+                    " IF NEW.reason = 'boom' THEN SIGNAL SQLSTATE '45000'"
+                    " SET MESSAGE_TEXT = 'refused by test trigger'; END IF");
+        db_exec(db, "CREATE TRIGGER fail_supersede BEFORE UPDATE ON ban_applications FOR EACH ROW"
+                    " IF OLD.reason = 'protected' THEN SIGNAL SQLSTATE '45000'"
+                    " SET MESSAGE_TEXT = 'soft-delete refused by test trigger'; END IF");
+
+        CHECK_EQ(insert(&f, "192.0.2.7", "kept", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.20", "protected", T0 + 3600 * SEC), SPW_INSERT_OK);
+
+        CHECK_EQ(insert(&f, "192.0.2.7", "boom", T0 + 3600 * SEC), SPW_INSERT_REJECT);
+        CHECK_CONTAINS(testhost_last_error(f.host), db);
+        CHECK_CONTAINS(testhost_last_error(f.host), "refused by test trigger (error 1644) while inserting into "
+                                                    "ban_applications");
+        CHECK_CONTAINS(testhost_last_error(f.host), "signal rejected");
+
+        CHECK_EQ(insert(&f, "192.0.2.20", "replacement", T0 + 3600 * SEC), SPW_INSERT_REJECT);
+        CHECK_CONTAINS(testhost_last_error(f.host), "soft-delete refused by test trigger (error 1644) while "
+                                                    "soft-deleting the targets' older active bans");
+
+        CHECK_EQ(insert(&f, "192.0.2.8", "after", T0 + 3600 * SEC), SPW_INSERT_OK);
+        /* the batch, seen from inside, holds exactly the good inserts */
+        CHECK_EQ(read_at(&f, T0).n, 3);
+        CHECK_OK(plugin->flush(f.self));
+
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 3);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences"), 3);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 3);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 3);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason IN ('kept', 'protected')"
+                           " AND deleted_at IS NULL"), 2);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE scenario IN ('boom', 'replacement')"), 0);
+
+        /* the same with a signal that fails first in a batch */
+        mk_signal(&s, "192.0.2.9", "boom", T0 + 3600 * SEC);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_REJECT);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 3);
+        fixture_close(&f);
+}
+
+/* A signal with several bans supersedes each target's older ban; if the
+ * second soft-delete fails, the first is undone with the rest. */
+static void test_multi_ban_signal(void) {
+        fixture f;
+        char db[64];
+        spw_ban bans[2];
+        sigbuf s;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.7", "old ip", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.0/24", "old range", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "198.51.100.1", "other", T0 + 3600 * SEC), SPW_INSERT_OK);
+        advance(&f, SEC);
+        mk_signal(&s, "192.0.2.7", "new ip", T0 + 7200 * SEC);
+        bans[0] = s.ban;
+        mk_signal(&s, "192.0.2.0/24", "new range", T0 + 7200 * SEC);
+        bans[1] = s.ban;
+        s.sig.bans = bans;
+        s.sig.n_bans = 2;
+        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 3);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason LIKE 'new %%' AND deleted_at IS NULL"), 2);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason LIKE 'old %%' AND deleted_at IS NOT NULL"), 2);
+        CHECK_EQ(q_int(db, "SELECT COUNT(DISTINCT signal_occurence_id) FROM ban_applications WHERE reason LIKE 'new %%'"), 1);
+
+        db_exec(db, "CREATE TRIGGER fail_supersede BEFORE UPDATE ON ban_applications FOR EACH ROW"
+                    " IF OLD.reason = 'new range' THEN SIGNAL SQLSTATE '45000'"
+                    " SET MESSAGE_TEXT = 'refused by test trigger'; END IF");
+        advance(&f, SEC);
+        CHECK_EQ(insert(&f, "203.0.113.5", "in the batch", T0 + 7200 * SEC), SPW_INSERT_OK);
+        mk_signal(&s, "192.0.2.7", "newer ip", T0 + 7200 * SEC);
+        bans[0] = s.ban;
+        mk_signal(&s, "192.0.2.0/24", "newer range", T0 + 7200 * SEC);
+        bans[1] = s.ban;
+        s.sig.bans = bans;
+        s.sig.n_bans = 2;
+        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_REJECT);
+        CHECK_CONTAINS(testhost_last_error(f.host), "refused by test trigger (error 1644) while soft-deleting");
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason LIKE 'new %%' AND deleted_at IS NULL"), 2);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason LIKE 'newer %%'"), 0);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'in the batch'"), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 5);
+        fixture_close(&f);
+}
+
+/* Another host holds a row the insert must soft-delete: the insert waits
+ * lock_wait_timeout, is a retry, and the batch is intact. */
+static void test_lock_wait_is_retry(void) {
+        fixture f;
+        char db[64];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.1", "first", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(insert(&f, "192.0.2.2", "in the batch", T0 + 3600 * SEC), SPW_INSERT_OK);
+
+        db_exec(db, "START TRANSACTION");
+        db_exec(db, "SELECT * FROM ban_applications WHERE id = 1 FOR UPDATE");
+        CHECK_EQ(insert(&f, "192.0.2.1", "second", T0 + 3600 * SEC), SPW_INSERT_RETRY);
+        CHECK_CONTAINS(testhost_last_error(f.host), "Lock wait timeout exceeded");
+        CHECK_CONTAINS(testhost_last_error(f.host), "(error 1205) while soft-deleting");
+        CHECK_CONTAINS(testhost_last_error(f.host), "will retry");
+        db_exec(db, "ROLLBACK");
+
+        /* the other host is done: the retried insert works, the batch is whole */
+        CHECK_EQ(insert(&f, "192.0.2.1", "second", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 3);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 2);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'in the batch'"), 1);
+        fixture_close(&f);
+}
+
+/* A deadlock with another host: InnoDB rolls the plugin's whole transaction
+ * back (the smaller one). The insert is a retry, the next flush reports the
+ * batch lost, the daemon's re-insert goes through. */
+typedef struct other_host {
+        const char *db;
+        MYSQL *m;
+} other_host;
+
+static void *other_host_thread(void *userdata) {
+        other_host *o = userdata;
+        struct timespec ts = { 0, 300 * 1000 * 1000 };
+
+        /* once the plugin waits for our lock on X, ask for its Y */
+        nanosleep(&ts, NULL);
+        if (mysql_query(o->m, "UPDATE ban_applications SET updated_at = updated_at WHERE id = 2") != 0)
+                fprintf(stderr, "other host: %s\n", mysql_error(o->m));
+        return NULL;
+}
+
+static void test_deadlock_loses_batch(void) {
+        fixture f;
+        char db[64];
+        other_host o;
+        pthread_t th;
+        spw_ban bans[2];
+        sigbuf s;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, "lock_wait_timeout", "5s", NULL));
+        CHECK_EQ(insert(&f, "192.0.2.1", "x", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.2", "y", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        db_exec(db, "CREATE TABLE filler (id int PRIMARY KEY, v int) ENGINE=InnoDB");
+        db_exec(db, "INSERT INTO filler SELECT seq, 0 FROM seq_1_to_500");
+
+        /* the batch: one good insert */
+        CHECK_EQ(insert(&f, "203.0.113.1", "batched", T0 + 3600 * SEC), SPW_INSERT_OK);
+
+        /* the other host: a big transaction holding X */
+        o.db = db;
+        o.m = mariadb_connect_root(&srv, db);
+        CHECK(o.m);
+        CHECK_EQ(mysql_query(o.m, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"), 0);
+        CHECK_EQ(mysql_query(o.m, "START TRANSACTION"), 0);
+        CHECK_EQ(mysql_query(o.m, "UPDATE filler SET v = v + 1"), 0);
+        CHECK_EQ(mysql_query(o.m, "UPDATE ban_applications SET updated_at = updated_at WHERE id = 1"), 0);
+        CHECK_EQ(pthread_create(&th, NULL, other_host_thread, &o), 0);
+
+        /* a signal banning Y then X: the plugin locks Y, waits for X */
+        mk_signal(&s, "192.0.2.2", "y again", T0 + 7200 * SEC);
+        bans[1] = s.ban;
+        mk_signal(&s, "192.0.2.1", "x again", T0 + 7200 * SEC);
+        bans[0] = bans[1];
+        bans[1] = s.ban;
+        s.sig.bans = bans;
+        s.sig.n_bans = 2;
+        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_RETRY);
+        CHECK_CONTAINS(testhost_last_error(f.host), "Deadlock found");
+        CHECK_CONTAINS(testhost_last_error(f.host), "will retry");
+        CHECK_EQ(pthread_join(th, NULL), 0);
+        CHECK_EQ(mysql_query(o.m, "ROLLBACK"), 0);
+        mysql_close(o.m);
+
+        CHECK_EQ(plugin->flush(f.self), -EAGAIN);
+        CHECK_CONTAINS(testhost_last_error(f.host), "the batch of 1 signal(s) was lost");
+        CHECK_CONTAINS(testhost_last_error(f.host), "will be inserted again");
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 2);
+
+        /* the daemon inserts the batch again */
+        CHECK_EQ(insert(&f, "203.0.113.1", "batched", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 4);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 3);
+        fixture_close(&f);
+}
+
+/* The plugin's connection is killed (a network cut, a proxy, an admin):
+ * the batch on it is lost, reported, and the plugin reconnects. */
+static void test_connection_killed(void) {
+        fixture f;
+        char db[64];
+        int64_t id;
+        rows rs;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.1", "committed", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+
+        /* between two inserts of a batch */
+        CHECK_EQ(insert(&f, "192.0.2.2", "lost", T0 + 3600 * SEC), SPW_INSERT_OK);
+        id = plugin_connection(db);
+        CHECK(id > 0);
+        db_exec(NULL, "KILL CONNECTION %" PRId64, id);
+        CHECK_EQ(insert(&f, "192.0.2.3", "next", T0 + 3600 * SEC), SPW_INSERT_RETRY);
+        CHECK_CONTAINS(testhost_last_error(f.host), "will retry");
+        /* the daemon retries the insert: the plugin reconnects */
+        CHECK_EQ(insert(&f, "192.0.2.3", "next", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_CONTAINS(testhost_log(f.host), "connected again (reconnection 1); the open batch was lost");
+        CHECK_STREQ(testhost_status(f.host, "reconnects"), "1");
+        CHECK_EQ(plugin->flush(f.self), -EAGAIN);
+        CHECK_CONTAINS(testhost_last_error(f.host), "was lost");
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 1);
+        /* the whole batch again */
+        CHECK_EQ(insert(&f, "192.0.2.2", "lost", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.3", "next", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 3);
+
+        /* idle connection killed: reads, deletes and timers reconnect */
+        db_exec(NULL, "KILL CONNECTION %" PRId64, plugin_connection(db));
+        CHECK_EQ(plugin->read_at(f.self, T0, collect, &(rows) { .n = 0 }), -EAGAIN);
+        CHECK_CONTAINS(testhost_last_error(f.host), "the connection was lost, the next call reconnects");
+        rs = read_at(&f, T0);
+        CHECK_EQ(rs.n, 3);
+        db_exec(NULL, "KILL CONNECTION %" PRId64, plugin_connection(db));
+        {
+                uint64_t n = 0;
+                /* the first call after the kill notices it ... */
+                CHECK(plugin->delete_target(f.self, "192.0.2.1", &n) < 0);
+                CHECK_OK(plugin->delete_target(f.self, "192.0.2.1", &n));
+                CHECK_EQ(n, 1);
+        }
+        CHECK_OK(plugin->start_autocommit(f.self));
+        db_exec(NULL, "KILL CONNECTION %" PRId64, plugin_connection(db));
+        advance(&f, 4000 * SEC);
+        testhost_run_timers(f.host); /* notices */
+        advance(&f, 1 * SEC);
+        testhost_run_timers(f.host);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 0);
+        fixture_close(&f);
+}
+
+/* The server goes away in the middle: a crash with a batch open, then a
+ * clean stop. Connection loss is -EAGAIN, the plugin reconnects once the
+ * server is back, and the daemon's re-insert works. */
+static void test_server_restart(void) {
+        fixture f;
+        char db[64];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, "connect_timeout", "1s", NULL));
+        CHECK_EQ(insert(&f, "192.0.2.1", "committed", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(insert(&f, "192.0.2.2", "pending", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.3", "pending", T0 + 3600 * SEC), SPW_INSERT_OK);
+
+        /* crash, restart (crash recovery): the batch was never committed */
+        CHECK_OK(mariadb_kill(&srv));
+        CHECK_EQ(mariadb_restart(&srv), 0);
+        mysql_close(root);
+        root = root_connect();
+        CHECK_EQ(plugin->flush(f.self), -EAGAIN);
+        CHECK_CONTAINS(testhost_last_error(f.host), db);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 1);
+        /* the daemon's re-insert after the backoff reconnects */
+        CHECK_EQ(insert(&f, "192.0.2.2", "pending", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.3", "pending", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 3);
+        CHECK_EQ(read_at(&f, T0).n, 3);
+
+        /* a clean stop: while the server is down, inserts are retries
+         * naming the server and what to check */
+        CHECK_OK(mariadb_stop(&srv));
+        CHECK_EQ(insert(&f, "192.0.2.4", "while down", T0 + 3600 * SEC), SPW_INSERT_RETRY);
+        CHECK_EQ(insert(&f, "192.0.2.4", "while down", T0 + 3600 * SEC), SPW_INSERT_RETRY);
+        CHECK_CONTAINS(testhost_last_error(f.host), "cannot connect");
+        CHECK_CONTAINS(testhost_last_error(f.host), "the server is unreachable");
+        CHECK_CONTAINS(testhost_last_error(f.host), "will retry");
+        CHECK_STREQ(testhost_status(f.host, "connection"), "lost");
+        CHECK(plugin->flush(f.self) == 0 || testhost_last_error(f.host)[0]);
+        CHECK_EQ(mariadb_restart(&srv), 0);
+        mysql_close(root);
+        root = root_connect();
+        CHECK_EQ(insert(&f, "192.0.2.4", "while down", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_STREQ(testhost_status(f.host, "connection"), "up");
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 4);
+        fixture_close(&f);
+}
+
+/* Two daemons ("hosts") on one database see each other's bans, supersede
+ * each other's, and delete each other's. */
+static void test_two_hosts(void) {
+        fixture a, b;
+        char db[64];
+        rows rs;
+        uint64_t n;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&a, db, "max_records", "0", "max_records_age", "0", NULL));
+        CHECK_OK(fixture_open(&b, db, "max_records", "0", "max_records_age", "0", NULL));
+        testhost_set_time(b.host, T0 + SEC);
+
+        CHECK_EQ(insert(&a, "192.0.2.1", "seen by a", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&b, "198.51.100.1", "seen by b", T0 + 3600 * SEC), SPW_INSERT_OK);
+        /* before a flush, each sees only its own */
+        CHECK_EQ(read_at(&a, T0 + SEC).n, 1);
+        CHECK_EQ(read_at(&b, T0 + SEC).n, 1);
+        CHECK_OK(plugin->flush(a.self));
+        CHECK_OK(plugin->flush(b.self));
+        rs = read_at(&a, T0 + SEC);
+        CHECK_EQ(rs.n, 2);
+        CHECK_STREQ(rs.r[0].reason, "seen by b");
+        CHECK_EQ(read_at(&b, T0 + SEC).n, 2);
+
+        /* b bans a's target again: one active ban, b's */
+        advance(&b, SEC);
+        CHECK_EQ(insert(&b, "192.0.2.1", "again by b", T0 + 7200 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(b.self));
+        rs = read_at(&a, T0 + 2 * SEC);
+        CHECK_EQ(rs.n, 2);
+        CHECK_STREQ(rs.r[0].iptext, "192.0.2.1");
+        CHECK_STREQ(rs.r[0].reason, "again by b");
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE ip_text = '192.0.2.1' AND deleted_at IS NULL"), 1);
+
+        /* a deletes it for everyone */
+        advance(&a, 3 * SEC);
+        CHECK_OK(plugin->delete_target(a.self, "192.0.2.1", &n));
+        CHECK_EQ(n, 1);
+        CHECK_EQ(read_at(&b, T0 + 3 * SEC).n, 1);
+
+        /* both run expiry at the same second: each ban expires once */
+        CHECK_OK(plugin->start_autocommit(a.self));
+        CHECK_OK(plugin->start_autocommit(b.self));
+        testhost_set_time(a.host, T0 + 4000 * SEC);
+        testhost_set_time(b.host, T0 + 4000 * SEC);
+        CHECK_EQ(testhost_run_timers(a.host), 1);
+        CHECK_EQ(testhost_run_timers(b.host), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 0);
+        CHECK_STREQ(testhost_status(a.host, "expired"), "1");
+        CHECK(!testhost_status(b.host, "expired"));
+        fixture_close(&a);
+        fixture_close(&b);
+}
+
+/* Background work that cannot get a row says so and tries again later. */
+static void test_timer_errors(void) {
+        fixture f;
+        char db[64];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, "max_records", "0", "max_records_age", "0", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        CHECK_EQ(insert(&f, "192.0.2.1", "a", T0 + SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+
+        db_exec(db, "START TRANSACTION");
+        db_exec(db, "SELECT * FROM ban_applications FOR UPDATE");
+        advance(&f, 10 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_CONTAINS(testhost_last_error(f.host), db);
+        CHECK_CONTAINS(testhost_last_error(f.host), "cannot expire bans: Lock wait timeout exceeded");
+        CHECK_CONTAINS(testhost_last_error(f.host), "will try again in a second");
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 1);
+        db_exec(db, "ROLLBACK");
+
+        advance(&f, SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 0);
+        fixture_close(&f);
+}
+
+static void test_shutdown_rolls_back(void) {
+        fixture f;
+        char db[64];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.1", "unflushed", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.2", "unflushed", T0 + 3600 * SEC), SPW_INSERT_OK);
+        plugin->shutdown(f.self);
+        f.self = NULL;
+        CHECK_CONTAINS(testhost_log(f.host), "shutting down with 2 signal(s) not flushed; rolled back");
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 0);
+        fixture_close(&f);
+}
+
+/* The key EXPLAIN says the server uses for a statement (the prepared
+ * statement's text with values for its placeholders). */
+static const char *explain_key(char *buf, size_t size, const char *db, const char *sql) {
+        MYSQL_RES *res;
+        MYSQL_ROW r0;
+        MYSQL_FIELD *fields;
+        unsigned key_col = 0, n;
+        char q[4096];
+
+        snprintf(q, sizeof q, "EXPLAIN %s", sql);
+        CHECK_EQ(mysql_select_db(root, db), 0);
+        if (mysql_query(root, q) != 0) {
+                fprintf(stderr, "EXPLAIN failed: %s\n%s\n", mysql_error(root), q);
+                abort();
+        }
+        res = mysql_store_result(root);
+        CHECK(res);
+        n = mysql_num_fields(res);
+        fields = mysql_fetch_fields(res);
+        for (unsigned i = 0; i < n; i++)
+                if (strcmp(fields[i].name, "key") == 0)
+                        key_col = i;
+        r0 = mysql_fetch_row(res);
+        CHECK(r0);
+        snprintf(buf, size, "%s", r0[key_col] ? r0[key_col] : "(null)");
+        mysql_free_result(res);
+        return buf;
+}
+
+/* The soft-delete lookup must go through the (ip_text, deleted_at) index,
+ * never through a deleted_at index (which would scan every active ban). */
+static void test_query_plans(void) {
+        fixture f;
+        char db[64], key[128];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        for (int i = 0; i < 300; i++) {
+                char ip[32];
+                snprintf(ip, sizeof ip, "10.0.%d.%d", i / 100, i % 100);
+                CHECK_EQ(insert(&f, ip, "x", T0 + 3600 * SEC), SPW_INSERT_OK);
+        }
+        CHECK_OK(plugin->flush(f.self));
+        /* with statistics that would tempt the planner, too */
+        db_exec(db, "CREATE INDEX idx_tempting ON ban_applications (deleted_at)");
+        db_exec(db, "ANALYZE TABLE ban_applications, signal_occurences, event_sequences");
+
+        CHECK_STREQ(explain_key(key, sizeof key, db,
+                                "UPDATE ban_applications FORCE INDEX (" MYDB_IP_TEXT_INDEX ") SET deleted_at = NOW(6),"
+                                " updated_at = NOW(6) WHERE ip_text = '10.0.1.1' AND deleted_at IS NULL AND id < 1000"),
+                    MYDB_IP_TEXT_INDEX);
+        CHECK_STREQ(explain_key(key, sizeof key, db,
+                                "UPDATE ban_applications FORCE INDEX (" MYDB_IP_TEXT_INDEX ") SET deleted_at = NOW(6),"
+                                " updated_at = NOW(6) WHERE ip_text = '10.0.1.1' AND deleted_at IS NULL"),
+                    MYDB_IP_TEXT_INDEX);
+        /* without the hint, the server picks it by itself too */
+        CHECK_STREQ(explain_key(key, sizeof key, db,
+                                "SELECT id FROM ban_applications WHERE ip_text = '10.0.1.1' AND deleted_at IS NULL"),
+                    MYDB_IP_TEXT_INDEX);
+        CHECK_STREQ(explain_key(key, sizeof key, db,
+                                "SELECT 1 FROM ban_applications WHERE deleted_at IS NULL AND until < NOW(6) LIMIT 1"),
+                    "idx_ban_applications_deleted_at_until");
+        CHECK_STREQ(explain_key(key, sizeof key, db, "DELETE FROM event_sequences WHERE signal_occurence_id = 7"),
+                    "idx_event_sequences_signal_occurence_id");
+        CHECK_STREQ(explain_key(key, sizeof key, db, "DELETE FROM ban_applications WHERE signal_occurence_id = 7"),
+                    "idx_ban_applications_signal_occurence_id");
+        db_exec(db, "DROP INDEX idx_tempting ON ban_applications");
+
+        /* the index gone, the statements refuse to prepare instead of scanning */
+        db_exec(db, "DROP INDEX " MYDB_IP_TEXT_INDEX " ON ban_applications");
+        fixture_close(&f);
+        CHECK_EQ(fixture_open(&f, db, NULL), -EBADMSG);
+        CHECK_CONTAINS(testhost_last_error(f.host), "Key '" MYDB_IP_TEXT_INDEX "' doesn't exist");
+        fixture_close(&f);
+}
+
+/* ------------------------------------------------------------ main */
+
+static double now_sec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+/* Each test prints its name and time: the suite has a time budget. */
+#define RUN(test)                                                               \
+        do {                                                                    \
+                double _t = now_sec();                                          \
+                test();                                                         \
+                fprintf(stderr, "%-32s %6.2f s\n", #test, now_sec() - _t);      \
+        } while (0)
+
+int main(int argc, char **argv) {
+        const struct spw_backend *(*entry)(void);
+        char dir[300], cmd[600];
+        void *h;
+        int r;
+
+        if (argc < 3) {
+                fprintf(stderr, "usage: %s PATH/TO/mysql.so PATH/TO/README.md\n", argv[0]);
+                return 2;
+        }
+        h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+                fprintf(stderr, "%s\n", dlerror());
+                return 1;
+        }
+        entry = (const struct spw_backend *(*)(void)) dlsym(h, SPW_BACKEND_ENTRY_SYMBOL);
+        CHECK(entry);
+        plugin = entry();
+        CHECK(mkdtemp(tmpdir));
+
+        test_exports(argv[1]);
+        test_descriptor();
+        if (getenv("SKIP_README") == NULL) test_readme(argv[2]);
+        test_time_conversion();
+
+        snprintf(dir, sizeof dir, "%s/server", tmpdir);
+        r = mariadb_start(&srv, dir, true, NULL);
+        if (r == MARIADB_SKIP) {
+                fprintf(stderr, "SKIP: the MariaDB server is not installed; the tests against a server did not run\n");
+                snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+                CHECK_EQ(system(cmd), 0);
+                return 77;
+        }
+        CHECK_EQ(r, 0);
+        root = root_connect();
+        db_exec(NULL, "CREATE USER 'spillway'@'localhost' IDENTIFIED BY '" PASSWORD "'");
+        db_exec(NULL, "CREATE USER 'spillway'@'127.0.0.1' IDENTIFIED BY '" PASSWORD "'");
+        db_exec(NULL, "CREATE USER 'spwadmin'@'localhost' IDENTIFIED BY '" PASSWORD "'");
+        db_exec(NULL, "GRANT ALL PRIVILEGES ON *.* TO 'spwadmin'@'localhost'");
+
+        RUN(test_config);
+        RUN(test_connect_errors);
+        RUN(test_schema_created);
+        RUN(test_migrate_from_crowdsec);
+        RUN(test_newer_schema_refused);
+        RUN(test_foreign_tables_refused);
+        RUN(test_concurrent_creation);
+        RUN(test_insert_rows);
+        RUN(test_debug_log);
+        RUN(test_supersede);
+        RUN(test_read_at);
+        RUN(test_read_at_stop);
+        RUN(test_delete);
+        RUN(test_expiry);
+        RUN(test_gc_by_count);
+        RUN(test_gc_by_age);
+        RUN(test_gc_chunks);
+        RUN(test_ipv6);
+        RUN(test_insert_failure_keeps_batch);
+        RUN(test_multi_ban_signal);
+        RUN(test_lock_wait_is_retry);
+        RUN(test_deadlock_loses_batch);
+        RUN(test_timer_errors);
+        RUN(test_shutdown_rolls_back);
+        RUN(test_query_plans);
+        RUN(test_connection_killed);
+        RUN(test_two_hosts);
+        RUN(test_server_restart);
+
+        mysql_close(root);
+        CHECK_OK(mariadb_stop(&srv));
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+        CHECK_EQ(system(cmd), 0);
+        dlclose(h);
+        return 0;
+}
