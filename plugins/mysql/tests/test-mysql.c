@@ -364,7 +364,7 @@ static void test_readme(const char *readme) {
                 end = strchr(found + 1, '\n');
                 CHECK(end);
                 snprintf(line, sizeof line, "%.*s", (int) (end - found), found);
-                if (*k->default_value)
+                if (k->default_value)
                         snprintf(head, sizeof head, "| `%s` |", k->default_value);
                 else
                         snprintf(head, sizeof head, "| (none) |");
@@ -1776,6 +1776,74 @@ static void test_query_plans(void) {
         fixture_close(&f);
 }
 
+/* ------------------------------------------------------------ tests: TLS */
+
+static bool have_tls;
+
+/* A CA, a server certificate for 127.0.0.1 and localhost signed by it, and
+ * another CA that signed nothing, made with the openssl tool. */
+static bool make_certificates(void) {
+        char cmd[2048];
+
+        snprintf(cmd, sizeof cmd,
+                 "command -v openssl >/dev/null || exit 77; cd '%s' &&"
+                 " openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2"
+                 "   -subj '/CN=Spillway test CA' &&"
+                 " openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=localhost' &&"
+                 " printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > ext.cnf &&"
+                 " openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem"
+                 "   -days 2 -extfile ext.cnf &&"
+                 " openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 2"
+                 "   -subj '/CN=Other CA'",
+                 tmpdir);
+        snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " >'%s/openssl.log' 2>&1", tmpdir);
+        return system(cmd) == 0;
+}
+
+static void test_tls(void) {
+        fixture f;
+        char db[64], port[16], ca[300], other[300];
+
+        if (!have_tls) {
+                fprintf(stderr, "openssl not found: TLS not tested\n");
+                return;
+        }
+        new_db(db, sizeof db);
+        snprintf(port, sizeof port, "%d", srv.port);
+        snprintf(ca, sizeof ca, "%s/ca.pem", tmpdir);
+        snprintf(other, sizeof other, "%s/other.pem", tmpdir);
+        db_exec(NULL, "CREATE USER 'tlsuser'@'127.0.0.1' IDENTIFIED BY '" PASSWORD "' REQUIRE SSL");
+        db_exec(NULL, "GRANT ALL PRIVILEGES ON %s.* TO 'tlsuser'@'127.0.0.1'", db);
+
+        /* the user must use TLS: with it (and the server verified) it works */
+        CHECK_OK(fixture_open(&f, db, "db_host", "127.0.0.1", "db_port", port, "db_username", "tlsuser",
+                              "tls_ca", ca, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.1", "over tls", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(read_at(&f, T0).n, 1);
+        fixture_close(&f);
+
+        /* without TLS the server refuses the user */
+        CHECK_EQ(fixture_open(&f, db, "db_host", "127.0.0.1", "db_port", port, "db_username", "tlsuser", NULL),
+                 -EACCES);
+        CHECK_CONTAINS(testhost_last_error(f.host), "Access denied");
+        fixture_close(&f);
+
+        /* a certificate signed by another CA is refused */
+        CHECK(fixture_open(&f, db, "db_host", "127.0.0.1", "db_port", port, "db_username", "tlsuser",
+                           "tls_ca", other, NULL) < 0);
+        CHECK_CONTAINS(testhost_last_error(f.host), "mysql://tlsuser@127.0.0.1:");
+        CHECK_CONTAINS(testhost_last_error(f.host), "TLS failed: check that the server has TLS enabled, that tls_ca");
+        CHECK_CONTAINS(testhost_last_error(f.host), "the backend is not started");
+        fixture_close(&f);
+
+        /* tls without tls_ca: the system's CAs do not know ours */
+        CHECK(fixture_open(&f, db, "db_host", "127.0.0.1", "db_port", port, "db_username", "tlsuser",
+                           "tls", "true", NULL) < 0);
+        CHECK_CONTAINS(testhost_last_error(f.host), "TLS failed");
+        fixture_close(&f);
+}
+
 /* ------------------------------------------------------------ main */
 
 static double now_sec(void) {
@@ -1794,7 +1862,7 @@ static double now_sec(void) {
 
 int main(int argc, char **argv) {
         const struct spw_backend *(*entry)(void);
-        char dir[300], cmd[600];
+        char dir[300], cmd[600], extra[1024];
         void *h;
         int r;
 
@@ -1814,11 +1882,15 @@ int main(int argc, char **argv) {
 
         test_exports(argv[1]);
         test_descriptor();
-        if (getenv("SKIP_README") == NULL) test_readme(argv[2]);
+        test_readme(argv[2]);
         test_time_conversion();
 
         snprintf(dir, sizeof dir, "%s/server", tmpdir);
-        r = mariadb_start(&srv, dir, true, NULL);
+        have_tls = make_certificates();
+        if (have_tls)
+                snprintf(extra, sizeof extra, "--ssl-ca=%s/ca.pem --ssl-cert=%s/server.pem --ssl-key=%s/server.key",
+                         tmpdir, tmpdir, tmpdir);
+        r = mariadb_start(&srv, dir, true, have_tls ? extra : NULL);
         if (r == MARIADB_SKIP) {
                 fprintf(stderr, "SKIP: the MariaDB server is not installed; the tests against a server did not run\n");
                 snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
@@ -1859,6 +1931,7 @@ int main(int argc, char **argv) {
         RUN(test_query_plans);
         RUN(test_connection_killed);
         RUN(test_two_hosts);
+        RUN(test_tls);
         RUN(test_server_restart);
 
         mysql_close(root);
