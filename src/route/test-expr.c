@@ -3,7 +3,8 @@
  * The filter language: literals, precedence, every operator and helper,
  * every field, missing labels, compile-time and run-time errors with their
  * positions, and "evaluation does not allocate" (counted with a malloc
- * interposer when the build has no AddressSanitizer, which owns malloc).
+ * interposer when the build has no AddressSanitizer or ThreadSanitizer,
+ * which own malloc).
  */
 #include <math.h>
 #include <stdint.h>
@@ -12,11 +13,11 @@
 #include "tests.h"
 
 #if defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define HAVE_ASAN 1
 #endif
 #endif
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define HAVE_ASAN 1
 #endif
 
