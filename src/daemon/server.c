@@ -36,6 +36,17 @@
 #include "strutil.h"
 
 #define READ_CHUNK (64 * 1024)
+
+/* warnings about misbehaving clients: a flood of them must not flood the journal */
+static ratelimit client_rl = RATELIMIT_INIT(10 * USEC_PER_SEC, 20);
+
+static bool client_warning_allowed(void) {
+        uint64_t suppressed = 0;
+        bool ok = ratelimit_below(&client_rl, &suppressed);
+        if (ok && suppressed)
+                log_warning("%llu warnings about clients suppressed (rate limit)", (unsigned long long) suppressed);
+        return ok;
+}
 #define OUT_HIGH   (4 * 1024 * 1024)
 #define MAX_PIPELINE 10000      /* requests in flight per connection */
 
@@ -709,8 +720,9 @@ static void conn_process(conn *c) {
 
         if (c->eof && c->in.len > 0 && !c->paused) {
                 request *r = request_new(c);
-                log_warning("client pid %d (uid %u) closed its side with %zu bytes of an unterminated line; discarded",
-                            (int) c->peer.pid, (unsigned) c->peer.uid, c->in.len);
+                if (client_warning_allowed())
+                        log_warning("client pid %d (uid %u) closed its side with %zu bytes of an unterminated line; discarded",
+                                    (int) c->peer.pid, (unsigned) c->peer.uid, c->in.len);
                 if (r)
                         request_error(r, "incomplete line at end of input (%zu bytes without a newline): discarded", c->in.len);
                 strbuf_reset(&c->in);
@@ -863,8 +875,9 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 ssize_t k = write(cfd, msg, sizeof msg - 1);
                 (void) k;
                 close(cfd);
-                log_warning("refused a connection on the %s socket: %u connections open (max_connections)",
-                            l->kind == LISTENER_ADMIN ? "admin" : "ingest", d->n_conns);
+                if (client_warning_allowed())
+                        log_warning("refused a connection on the %s socket: %u connections open (max_connections)",
+                                    l->kind == LISTENER_ADMIN ? "admin" : "ingest", d->n_conns);
                 return 0;
         }
         c = calloc(1, sizeof *c);
@@ -1029,8 +1042,9 @@ void server_expire_idle(daemon_t *d, usec_t now) {
                         int n = snprintf(line, sizeof line,
                                          "{\"ok\":false,\"error\":\"incomplete line and no data for %lld s (client_timeout): disconnected\"}\n",
                                          (long long) (limit / USEC_PER_SEC));
-                        log_warning("client pid %d (uid %u): %zu bytes of an unfinished line and no data for %lld s; disconnecting",
-                                    (int) c->peer.pid, (unsigned) c->peer.uid, c->in.len, (long long) (limit / USEC_PER_SEC));
+                        if (client_warning_allowed())
+                                log_warning("client pid %d (uid %u): %zu bytes of an unfinished line and no data for %lld s; disconnecting",
+                                            (int) c->peer.pid, (unsigned) c->peer.uid, c->in.len, (long long) (limit / USEC_PER_SEC));
                         if (!c->head) {
                                 ssize_t k = write(c->fd, line, (size_t) n);
                                 (void) k;
