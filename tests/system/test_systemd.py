@@ -54,6 +54,9 @@ CONFDIR = os.environ.get("SPW_CONFDIR", "")
 RECEIVER = os.environ.get("WEBHOOK_RECEIVER", "")
 MESON = os.environ.get("MESON", "meson")
 REQUIRED = os.environ.get("SPW_SYSTEM_TESTS", "auto") == "enabled"
+BINDIR = os.environ.get("SPW_BINDIR", "/usr/local/bin")
+CONTAINER_PATH = ":".join(dict.fromkeys([BINDIR, os.path.join(os.path.dirname(BINDIR), "sbin"), "/usr/local/sbin",
+                                         "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]))
 
 WATCHDOG_SEC = 3           # the drop-in's WatchdogSec=
 STUCK_TIMEOUT = 5          # spillway.yaml stuck_timeout: > the webhook's 2 s timeout
@@ -224,7 +227,9 @@ class Container:
         def leader():
             if self.nspawn.poll() is not None:
                 raise AssertionError("systemd-nspawn exited %s:\n%s" % (self.nspawn.returncode, self.console_text()))
-            kids = subprocess.run(["pgrep", "-P", str(self.nspawn.pid)], capture_output=True, text=True).stdout.split()
+            # nspawn forks a short-lived helper first: wait for the child named systemd
+            kids = subprocess.run(["pgrep", "-P", str(self.nspawn.pid), "-x", "systemd"], capture_output=True,
+                                  text=True).stdout.split()
             return kids[0] if kids else None
         self.leader = wait_until(leader, 20, "the container's PID 1", 0.05)
         state = []
@@ -286,8 +291,9 @@ class Container:
     # --- inside the container
 
     def run(self, *cmd, input=None, timeout=60, check=False):
-        p = subprocess.run(["nsenter", "-t", str(self.leader), "-a"] + list(cmd), input=input, capture_output=True,
-                           text=True, timeout=timeout)
+        # in PID 1's working folder, with a clean environment (not meson's LD_LIBRARY_PATH ...)
+        p = subprocess.run(["nsenter", "-t", str(self.leader), "-a", "-w", "env", "-i", "PATH=" + CONTAINER_PATH,
+                            "LC_ALL=C.UTF-8"] + list(cmd), input=input, capture_output=True, text=True, timeout=timeout)
         if check and p.returncode != 0:
             raise AssertionError("%s exited %d\nstdout: %s\nstderr: %s" % (" ".join(cmd), p.returncode, p.stdout,
                                                                           p.stderr))
