@@ -192,7 +192,7 @@ static void push_signal(daemon_t *d, request *r) {
         reply_signal(d, r);
 }
 
-static void handle_signal(daemon_t *d, request *r, json_t *sigobj, ack_level ack) {
+static void handle_signal(daemon_t *d, request *r, json_t *sigobj, ack_level ack, size_t line_len) {
         spw_error err = { 0 };
         spw_msg *m = msg_new();
         int k;
@@ -201,6 +201,8 @@ static void handle_signal(daemon_t *d, request *r, json_t *sigobj, ack_level ack
                 request_error(r, "out of memory");
                 return;
         }
+        /* one arena chunk holds the whole parsed signal in the common case */
+        m->arena.first_size = MAX((size_t) 1024, line_len + line_len / 2 + 512);
         k = signal_from_json(sigobj, &m->arena, &m->sig, &err);
         if (k < 0) {
                 d->stats.rejected++;
@@ -608,13 +610,13 @@ static void handle_line(conn *c, const char *line, size_t len) {
                         else {
                                 if (ackv && streq(json_string_value(ackv), "flushed"))
                                         ack = ACK_FLUSHED;
-                                handle_signal(d, r, env, ack);
+                                handle_signal(d, r, env, ack, len);
                         }
                 }
                 if (bad)
                         d->stats.rejected++;
         } else
-                handle_signal(d, r, obj, ACK_QUEUED);
+                handle_signal(d, r, obj, ACK_QUEUED, len);
         json_decref(obj);
 }
 

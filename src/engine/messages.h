@@ -3,7 +3,8 @@
 
 /*
  * MESSAGE_IDs of the important journal events. Every id here has an entry
- * in src/daemon/spillway.catalog (checked by the test-catalog test), so
+ * in src/daemon/spillway.catalog (checked by test_catalog_covers_every_message_id
+ * in tests/integration/test_lifecycle.py), so
  * `journalctl -x` explains it.
  */
 
