@@ -113,6 +113,7 @@ int main(int argc, char **argv) {
         if (check) {
                 spw_error err = { 0 };
                 _cleanup_(config_freep) spw_config *cfg = NULL;
+                opt.overrides.credential_placeholders = true;
                 k = config_load(opt.config_path, &opt.overrides, &cfg, &err);
                 if (k >= 0)
                         k = engine_check_config(cfg, &opt.engine, &err);
@@ -124,6 +125,9 @@ int main(int argc, char **argv) {
                 for (size_t i = 0; i < cfg->n_backends; i++)
                         printf("%s%s", i ? ", " : ": ", cfg->backends[i].name);
                 printf("; profiles: %s)\n", access(cfg->profiles, F_OK) == 0 ? cfg->profiles : "none, every signal to every backend");
+                if (cfg->unchecked_credentials)
+                        printf("note: %u ${CREDENTIAL:...} value(s) not checked: $CREDENTIALS_DIRECTORY is not set outside the "
+                               "service (spillwayctl config check asks the running daemon)\n", cfg->unchecked_credentials);
                 return 0;
         }
         return daemon_run(&opt);

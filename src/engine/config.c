@@ -738,7 +738,8 @@ static int parse_backend_doc(spw_config *c, const char *file, const char *dir, c
                 char *expanded;
                 if (!strchr(cfg.items[i].value, '$'))
                         continue;
-                r = str_expand_vars(cfg.items[i].value, &expanded, err);
+                r = str_expand_vars_full(cfg.items[i].value, c->credential_placeholders ? STR_EXPAND_CREDENTIAL_PLACEHOLDERS : 0,
+                                         &c->unchecked_credentials, &expanded, err);
                 if (r < 0) {
                         spw_error_prefix(err, "%s:%u:%u: config.%s", file, cfg.items[i].vline, cfg.items[i].vcolumn,
                                          cfg.items[i].key);
@@ -862,6 +863,7 @@ int config_load(const char *path, const config_overrides *o, spw_config **ret, s
 
         if (!c || !(c->file = strdup(path)))
                 return -ENOMEM;
+        c->credential_placeholders = o && o->credential_placeholders;
         slash = strrchr(path, '/');
         c->dir = slash ? strndup(path, (size_t) (slash - path)) : strdup(".");
         if (!c->dir)

@@ -83,6 +83,8 @@ typedef struct spw_config {
         usec_t exit_on_idle;       /* 0: off */
         usec_t status_interval;
         char *ban_backend;         /* backend answering `ban list`, NULL: the first that can */
+        bool credential_placeholders;
+        unsigned unchecked_credentials; /* placeholders left by credential_placeholders */
         backend_config *backends;
         size_t n_backends;
 } spw_config;
@@ -94,6 +96,9 @@ typedef struct config_overrides {
         const char *plugin_dir;
         const char *backend_dir;
         const char *profiles;
+        /* a check outside the service: ${CREDENTIAL:x} without
+         * $CREDENTIALS_DIRECTORY is a placeholder, counted in the config */
+        bool credential_placeholders;
 } config_overrides;
 
 int config_load(const char *path, const config_overrides *o, spw_config **ret, spw_error *err);

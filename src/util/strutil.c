@@ -75,6 +75,10 @@ static int read_credential(const char *name, strbuf *out, spw_error *err) {
 }
 
 int str_expand_vars(const char *s, char **ret, spw_error *err) {
+        return str_expand_vars_full(s, 0, NULL, ret, err);
+}
+
+int str_expand_vars_full(const char *s, unsigned flags, unsigned *n_skipped, char **ret, spw_error *err) {
         strbuf b = STRBUF_INIT;
         int r;
 
@@ -94,7 +98,11 @@ int str_expand_vars(const char *s, char **ret, spw_error *err) {
                         memcpy(name, p + 2, (size_t) (end - p - 2));
                         name[end - p - 2] = 0;
                         const char *cred = startswith(name, "CREDENTIAL:");
-                        if (cred) {
+                        if (cred && (flags & STR_EXPAND_CREDENTIAL_PLACEHOLDERS) && !getenv("CREDENTIALS_DIRECTORY")) {
+                                strbuf_printf(&b, "<credential %s>", cred);
+                                if (n_skipped)
+                                        (*n_skipped)++;
+                        } else if (cred) {
                                 r = read_credential(cred, &b, err);
                                 if (r < 0) {
                                         strbuf_deinit(&b);

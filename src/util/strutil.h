@@ -17,6 +17,15 @@ const char *str_closest(const char *word, const char *const *candidates, size_t 
  * Returns 0 and a malloc'd string, or a negative errno with err filled. */
 int str_expand_vars(const char *s, char **ret, spw_error *err);
 
+/* Flags for str_expand_vars_full(). */
+enum {
+        /* Without $CREDENTIALS_DIRECTORY, expand ${CREDENTIAL:name} to
+         * "<credential name>" instead of failing (configuration checks run
+         * outside the service); *n_skipped counts them. */
+        STR_EXPAND_CREDENTIAL_PLACEHOLDERS = 1 << 0,
+};
+int str_expand_vars_full(const char *s, unsigned flags, unsigned *n_skipped, char **ret, spw_error *err);
+
 bool str_is_identifier(const char *s);
 /* Parse a non-negative integer that fits in [min, max]. */
 int str_to_u64(const char *s, unsigned long long min, unsigned long long max, unsigned long long *ret);

@@ -38,6 +38,11 @@ int main(void) {
         unsetenv("CREDENTIALS_DIRECTORY");
         CHECK_EQ(str_expand_vars("${CREDENTIAL:token}", &s, &err), -ENOENT);
         CHECK_CONTAINS(err.msg, "LoadCredential");
+        unsigned skipped = 0;
+        CHECK_OK(str_expand_vars_full("x-${CREDENTIAL:token}", STR_EXPAND_CREDENTIAL_PLACEHOLDERS, &skipped, &s, &err));
+        CHECK_STREQ(s, "x-<credential token>");
+        CHECK_EQ(skipped, 1);
+        free(s);
         setenv("CREDENTIALS_DIRECTORY", dir, 1);
         CHECK_OK(str_expand_vars("x-${CREDENTIAL:token}", &s, &err));
         CHECK_STREQ(s, "x-from-credential");

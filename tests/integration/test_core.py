@@ -381,6 +381,15 @@ def test_check_config_errors():
     with Daemon({"m": mock_backend("m")}) as d:
         p = subprocess.run(d.args(["--check-config"]), capture_output=True, text=True)
         assert p.returncode == 0 and "configuration OK (1 backends: m" in p.stdout, p
+    # outside the service there is no credentials directory: a credential is
+    # not an error for --check-config, it is reported as unchecked
+    with Daemon({"m": mock_backend("m", secret="${CREDENTIAL:token}")}) as d:
+        env = {k: v for k, v in os.environ.items() if k != "CREDENTIALS_DIRECTORY"}
+        p = subprocess.run(d.args(["--check-config"]), capture_output=True, text=True, env=env)
+        assert p.returncode == 0 and "1 ${CREDENTIAL:...} value(s) not checked" in p.stdout, p
+        d.start(wait=False)   # the daemon itself needs the credential
+        assert d.proc.wait(20) != 0
+        assert "credential 'token'" in d.read_log() and "LoadCredential" in d.read_log(), d.read_log()
 
 
 def test_socket_activation():
