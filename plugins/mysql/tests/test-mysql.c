@@ -787,7 +787,7 @@ static void test_insert_rows(void) {
         fixture f;
         char db[64], buf[512], t[64];
         sigbuf s;
-        char long_msg[400];
+        char long_msg[700];
 
         new_db(db, sizeof db);
         CHECK_OK(fixture_open(&f, db, NULL));
