@@ -28,10 +28,11 @@
  *   - A failing insert leaves the batch as it was: every row an insert
  *     writes carries the new signal's id, so undoing it is three DELETEs by
  *     that id (a SAVEPOINT per insert would do the same but costs ~15% of
- *     the insert rate and 46% more instructions, see README.md). The soft-delete of older bans is the
- *     insert's last step: one UPDATE, atomic by itself, or for a signal
- *     with several bans, several inside a savepoint. If the undo fails too,
- *     the batch is rolled back and reported lost.
+ *     the insert rate and 46% more instructions, see README.md). The
+ *     soft-delete of older bans is the insert's last step: one UPDATE,
+ *     atomic by itself, or for a signal with several bans, several inside a
+ *     savepoint. If the undo fails too, the batch is rolled back and
+ *     reported lost.
  *   - One active ban per target: after a signal's bans are inserted, older
  *     active bans with the same ip_text are soft-deleted (deleted_at = now),
  *     through the (ip_text, deleted_at) index, pinned with INDEXED BY.
