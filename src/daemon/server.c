@@ -168,28 +168,31 @@ static void reply_signal(daemon_t *d, request *r) {
         r->state = REQ_DONE;
 }
 
-/* Try to push a routed message; the request is done, waiting, or parked. */
-static void push_signal(daemon_t *d, request *r) {
-        push_result res;
-        int k = engine_push(d->engine, r->msg, &r->fan, &res);
-
-        if (k == -EAGAIN) {
-                park(d, r, res.blocked);
-                return;
-        }
+/* The message sits in every routed queue: reply now ("queued") or wait
+ * for the backends ("flushed"; the last one to settle posts it to the hub,
+ * possibly right now from a worker). */
+static void signal_accepted(daemon_t *d, request *r, const push_result *res) {
         d->stats.accepted++;
-        if (res.dropped[0])
-                r->dropped = strdup(res.dropped);
+        if (res->dropped[0])
+                r->dropped = strdup(res->dropped);
         r->unavailable = TAKE_PTR(r->fan.unavailable);
         fanout_release(&r->fan);
         if (r->msg->ack == ACK_FLUSHED) {
                 r->state = REQ_WAIT_FLUSH;
                 d->n_waiting++;
-                /* the last backend's settle posts the message to the hub,
-                 * possibly right now from a worker */
-                return;
-        }
-        reply_signal(d, r);
+        } else
+                reply_signal(d, r);
+}
+
+/* Try to push a routed message; the request is done, waiting, or parked. */
+static void push_signal(daemon_t *d, request *r) {
+        push_result res;
+        int k = engine_push(d->engine, r->msg, &r->fan, &res);
+
+        if (k == -EAGAIN)
+                park(d, r, res.blocked);
+        else
+                signal_accepted(d, r, &res);
 }
 
 static void handle_signal(daemon_t *d, request *r, json_t *sigobj, ack_level ack, size_t line_len) {
@@ -988,16 +991,7 @@ void server_retry_parked(daemon_t *d) {
                         break; /* still full: keep the order */
                 }
                 unpark_head(d);
-                d->stats.accepted++;
-                if (res.dropped[0])
-                        r->dropped = strdup(res.dropped);
-                r->unavailable = TAKE_PTR(r->fan.unavailable);
-                fanout_release(&r->fan);
-                if (r->msg->ack == ACK_FLUSHED) {
-                        r->state = REQ_WAIT_FLUSH;
-                        d->n_waiting++;
-                } else
-                        reply_signal(d, r);
+                signal_accepted(d, r, &res);
                 request_completed(d, r);
         }
 }

@@ -821,34 +821,12 @@ int router_load_buffer(const char *filename, const char *buf, size_t len, const 
 
 int router_load_file(const char *path, const char *const *backends, const unsigned *backend_flags,
                      size_t n_backends, spw_router **ret, spw_error *err) {
-        _cleanup_fclose_ FILE *f = NULL;
         _cleanup_free_ char *buf = NULL;
-        size_t len = 0, cap = 0;
-
-        f = fopen(path, "re");
-        if (!f) {
-                int r = negative_errno();
-                return spw_error_set(err, r, "%s: cannot open: %s", path, strerror(-r));
-        }
-        for (;;) {
-                if (len + 4096 > cap) {
-                        cap = cap ? cap * 2 : 8192;
-                        char *p = realloc(buf, cap);
-                        if (!p)
-                                return spw_error_set(err, -ENOMEM, "%s: out of memory", path);
-                        buf = p;
-                }
-                size_t n = fread(buf + len, 1, cap - len, f);
-                len += n;
-                if (len > PROFILES_MAX_FILE)
-                        return spw_error_set(err, -EFBIG, "%s: file larger than %u bytes", path, PROFILES_MAX_FILE);
-                if (n == 0) {
-                        if (ferror(f))
-                                return spw_error_set(err, -EIO, "%s: read error", path);
-                        break;
-                }
-        }
-        return router_load_buffer(path, buf ? buf : "", len, backends, backend_flags, n_backends, ret, err);
+        size_t len;
+        int r = read_full_file(path, PROFILES_MAX_FILE, &buf, &len, err);
+        if (r < 0)
+                return r;
+        return router_load_buffer(path, buf, len, backends, backend_flags, n_backends, ret, err);
 }
 
 spw_router *router_free(spw_router *r) {

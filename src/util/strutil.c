@@ -129,6 +129,40 @@ int str_expand_vars_full(const char *s, unsigned flags, unsigned *n_skipped, cha
         return *ret ? 0 : -ENOMEM;
 }
 
+int read_full_file(const char *path, size_t max, char **ret, size_t *ret_len, spw_error *err) {
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0, cap = 0;
+
+        f = fopen(path, "re");
+        if (!f) {
+                int r = negative_errno();
+                return spw_error_set(err, r, "%s: cannot open: %s", path, strerror(-r));
+        }
+        for (;;) {
+                if (len + 4096 + 1 > cap) {
+                        cap = cap ? cap * 2 : 8192;
+                        char *p = realloc(buf, cap);
+                        if (!p)
+                                return spw_error_set(err, -ENOMEM, "%s: out of memory", path);
+                        buf = p;
+                }
+                size_t n = fread(buf + len, 1, cap - len - 1, f);
+                len += n;
+                if (len > max)
+                        return spw_error_set(err, -EFBIG, "%s: file larger than %zu bytes", path, max);
+                if (n == 0) {
+                        if (ferror(f))
+                                return spw_error_set(err, -EIO, "%s: read error", path);
+                        break;
+                }
+        }
+        buf[len] = 0;
+        *ret = TAKE_PTR(buf);
+        *ret_len = len;
+        return 0;
+}
+
 bool str_is_identifier(const char *s) {
         if (!s || !*s)
                 return false;

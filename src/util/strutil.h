@@ -26,6 +26,10 @@ enum {
 };
 int str_expand_vars_full(const char *s, unsigned flags, unsigned *n_skipped, char **ret, spw_error *err);
 
+/* Read a whole file (at most max bytes) into a NUL-terminated malloc'd
+ * buffer; err says "PATH: what" on failure. */
+int read_full_file(const char *path, size_t max, char **ret, size_t *ret_len, spw_error *err);
+
 bool str_is_identifier(const char *s);
 /* Parse a non-negative integer that fits in [min, max]. */
 int str_to_u64(const char *s, unsigned long long min, unsigned long long max, unsigned long long *ret);

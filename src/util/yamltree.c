@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "strutil.h"
 #include "yamltree.h"
 
 #define YAML_MAX_DEPTH 64
@@ -268,36 +269,12 @@ int ydocs_parse(const char *filename, const char *buf, size_t len, ydocs **ret, 
 }
 
 int ydocs_load_file(const char *path, ydocs **ret, spw_error *err) {
-        _cleanup_fclose_ FILE *f = NULL;
         _cleanup_free_ char *buf = NULL;
-        size_t len = 0, cap = 0;
-
-        f = fopen(path, "re");
-        if (!f) {
-                int r = negative_errno();
-                return spw_error_set(err, r, "%s: cannot open: %s", path, strerror(-r));
-        }
-        for (;;) {
-                if (len + 4096 > cap) {
-                        cap = cap ? cap * 2 : 8192;
-                        char *p = realloc(buf, cap);
-                        if (!p)
-                                return spw_error_set(err, -ENOMEM, "%s: out of memory", path);
-                        buf = p;
-                }
-                size_t n = fread(buf + len, 1, cap - len, f);
-                len += n;
-                if (len > YAML_MAX_FILE)
-                        return spw_error_set(err, -EFBIG, "%s: file larger than %u bytes", path, YAML_MAX_FILE);
-                if (n == 0) {
-                        if (ferror(f)) {
-                                int r = -EIO;
-                                return spw_error_set(err, r, "%s: read error", path);
-                        }
-                        break;
-                }
-        }
-        return ydocs_parse(path, buf ? buf : "", len, ret, err);
+        size_t len;
+        int r = read_full_file(path, YAML_MAX_FILE, &buf, &len, err);
+        if (r < 0)
+                return r;
+        return ydocs_parse(path, buf, len, ret, err);
 }
 
 ydocs *ydocs_free(ydocs *d) {
