@@ -1122,96 +1122,108 @@ static const char *text_value(text_col *c) {
         return c->buf;
 }
 
+/* The result buffers of one ReadAT row. */
+typedef struct read_buf {
+        text_col source, iptext, reason, action, cn, as;
+        int64_t bancount, as_number, events_count;
+        my_bool null_as, null_events, null_until;
+        MYSQL_TIME until;
+        MYSQL_BIND res[_MYDB_ROW_MAX];
+} read_buf;
+
+static void read_buf_bind(read_buf *rb) {
+        static const int ints[] = { MYDB_ROW_BANCOUNT, MYDB_ROW_AS_NUMBER, MYDB_ROW_EVENTS_COUNT };
+        int64_t *const values[] = { &rb->bancount, &rb->as_number, &rb->events_count };
+        my_bool *const nulls[] = { NULL, &rb->null_as, &rb->null_events };
+
+        r_text(&rb->res[MYDB_ROW_SOURCE], &rb->source);
+        r_text(&rb->res[MYDB_ROW_IPTEXT], &rb->iptext);
+        r_text(&rb->res[MYDB_ROW_REASON], &rb->reason);
+        r_text(&rb->res[MYDB_ROW_ACTION], &rb->action);
+        r_text(&rb->res[MYDB_ROW_CN], &rb->cn);
+        r_text(&rb->res[MYDB_ROW_AS], &rb->as);
+        for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+                rb->res[ints[i]].buffer_type = MYSQL_TYPE_LONGLONG;
+                rb->res[ints[i]].buffer = values[i];
+                rb->res[ints[i]].is_null = nulls[i];
+        }
+        rb->res[MYDB_ROW_UNTIL].buffer_type = MYSQL_TYPE_DATETIME;
+        rb->res[MYDB_ROW_UNTIL].buffer = &rb->until;
+        rb->res[MYDB_ROW_UNTIL].is_null = &rb->null_until;
+}
+
+/* Run the query and call fn per row. Returns 0 with *stop set to fn's
+ * non-zero return (if any), or -1 with b->e set. Rows are streamed, not
+ * stored: a long ban list costs no memory. */
+static int mydb_read_walk(mydb *b, spw_usec_t at, read_buf *rb, spw_row_fn fn, void *fn_userdata, int *stop) {
+        MYSQL_STMT *st = b->st[MYDB_SQL_READ_AT];
+        MYSQL_BIND p[2];
+        MYSQL_TIME at_tm;
+        int f;
+
+        *stop = 0;
+        memset(p, 0, sizeof p);
+        mydb_time_to_mysql(at, &at_tm);
+        p_now(&p[0], &at_tm);
+        p_now(&p[1], &at_tm);
+        read_buf_bind(rb);
+        if (mysql_stmt_bind_param(st, p) || mysql_stmt_execute(st) || mysql_stmt_bind_result(st, rb->res))
+                return mydb_fail_stmt(b, st, "reading active bans");
+        while ((f = mysql_stmt_fetch(st)) == 0 || f == MYSQL_DATA_TRUNCATED) {
+                spw_ban_row row = {
+                        .size = sizeof(spw_ban_row),
+                        .source = text_value(&rb->source),
+                        .iptext = text_value(&rb->iptext),
+                        .reason = text_value(&rb->reason),
+                        .bancount = rb->bancount,
+                        .action = text_value(&rb->action),
+                        .cn = text_value(&rb->cn),
+                        .as = text_value(&rb->as),
+                        .as_number = rb->null_as ? 0 : rb->as_number,
+                        .events_count = rb->null_events ? 0 : rb->events_count,
+                };
+
+                if (!rb->null_until)
+                        (void) mydb_time_from_mysql(&rb->until, &row.until);
+                *stop = fn(&row, fn_userdata);
+                if (*stop != 0) {
+                        /* the rest of the rows must be read off the wire */
+                        mysql_stmt_reset(st);
+                        break;
+                }
+        }
+        if (*stop == 0 && f != MYSQL_NO_DATA)
+                return mydb_fail_stmt(b, st, "reading active bans");
+        mysql_stmt_free_result(st);
+        return 0;
+}
+
 static int mydb_read_at(void *userdata, spw_usec_t at, spw_row_fn fn, void *fn_userdata) {
         mydb *b = userdata;
-        MYSQL_STMT *st;
-        MYSQL_BIND p[2], res[_MYDB_ROW_MAX];
-        MYSQL_TIME at_tm, until;
-        struct {
-                text_col source, iptext, reason, action, cn, as;
-        } *cols;
-        int64_t bancount = 0, as_number = 0, events_count = 0;
-        my_bool null_as = 0, null_events = 0, null_until = 0;
-        int r = 0, f;
+        read_buf *rb;
+        int stop = 0, r;
 
         if (mydb_ensure(b) < 0) {
                 b->host->set_error(b->ctx, "%s: cannot read active bans: cannot connect: %s (error %u): %s",
                                    b->where, b->e.msg, b->e.code, connect_advice(b->e.code));
                 return connect_errno(b->e.code);
         }
-        cols = calloc(1, sizeof *cols);
-        if (!cols) {
+        rb = calloc(1, sizeof *rb);
+        if (!rb) {
                 b->host->set_error(b->ctx, "%s: cannot read active bans: out of memory", b->where);
                 return -ENOMEM;
         }
-        st = b->st[MYDB_SQL_READ_AT];
-        memset(p, 0, sizeof p);
-        mydb_time_to_mysql(at, &at_tm);
-        p_now(&p[0], &at_tm);
-        p_now(&p[1], &at_tm);
-        memset(res, 0, sizeof res);
-        r_text(&res[MYDB_ROW_SOURCE], &cols->source);
-        r_text(&res[MYDB_ROW_IPTEXT], &cols->iptext);
-        r_text(&res[MYDB_ROW_REASON], &cols->reason);
-        res[MYDB_ROW_BANCOUNT].buffer_type = MYSQL_TYPE_LONGLONG;
-        res[MYDB_ROW_BANCOUNT].buffer = &bancount;
-        r_text(&res[MYDB_ROW_ACTION], &cols->action);
-        r_text(&res[MYDB_ROW_CN], &cols->cn);
-        r_text(&res[MYDB_ROW_AS], &cols->as);
-        res[MYDB_ROW_AS_NUMBER].buffer_type = MYSQL_TYPE_LONGLONG;
-        res[MYDB_ROW_AS_NUMBER].buffer = &as_number;
-        res[MYDB_ROW_AS_NUMBER].is_null = &null_as;
-        res[MYDB_ROW_EVENTS_COUNT].buffer_type = MYSQL_TYPE_LONGLONG;
-        res[MYDB_ROW_EVENTS_COUNT].buffer = &events_count;
-        res[MYDB_ROW_EVENTS_COUNT].is_null = &null_events;
-        res[MYDB_ROW_UNTIL].buffer_type = MYSQL_TYPE_DATETIME;
-        res[MYDB_ROW_UNTIL].buffer = &until;
-        res[MYDB_ROW_UNTIL].is_null = &null_until;
+        r = mydb_read_walk(b, at, rb, fn, fn_userdata, &stop);
+        free(rb);
+        if (r == 0)
+                return stop;
 
-        if (mysql_stmt_bind_param(st, p) || mysql_stmt_execute(st) || mysql_stmt_bind_result(st, res)) {
-                mydb_fail_stmt(b, st, "reading active bans");
-                goto fail;
-        }
-        /* Rows are streamed, not stored: a long ban list costs no memory. */
-        while ((f = mysql_stmt_fetch(st)) == 0 || f == MYSQL_DATA_TRUNCATED) {
-                spw_ban_row row = {
-                        .size = sizeof(spw_ban_row),
-                        .source = text_value(&cols->source),
-                        .iptext = text_value(&cols->iptext),
-                        .reason = text_value(&cols->reason),
-                        .bancount = bancount,
-                        .action = text_value(&cols->action),
-                        .cn = text_value(&cols->cn),
-                        .as = text_value(&cols->as),
-                        .as_number = null_as ? 0 : as_number,
-                        .events_count = null_events ? 0 : events_count,
-                };
-
-                if (!null_until)
-                        (void) mydb_time_from_mysql(&until, &row.until);
-                r = fn(&row, fn_userdata);
-                if (r != 0)
-                        break;
-        }
-        if (r == 0 && f != MYSQL_NO_DATA) {
-                mydb_fail_stmt(b, st, "reading active bans");
-                goto fail;
-        }
-        /* stopped early: the rest of the rows must be read off the wire */
-        if (r != 0)
-                mysql_stmt_reset(st);
-        mysql_stmt_free_result(st);
-        free(cols);
-        return r;
-
-fail:
         b->host->set_error(b->ctx, "%s: cannot read active bans: %s (error %u)%s", b->where, b->e.msg, b->e.code,
                            b->broken ? "; the connection was lost, the next call reconnects" : "");
         if (!b->broken) {
-                mysql_stmt_free_result(st);
-                mysql_stmt_reset(st);
+                mysql_stmt_free_result(b->st[MYDB_SQL_READ_AT]);
+                mysql_stmt_reset(b->st[MYDB_SQL_READ_AT]);
         }
-        free(cols);
         mydb_check_txn(b);
         return code_errno(b->e.code);
 }
