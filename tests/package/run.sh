@@ -42,7 +42,7 @@ CACHE_DIR=${SPW_CACHE_DIR:-/var/cache/spillway-test}
 SOURCE=${SPW_PACKAGE_SOURCE:-worktree}
 # What the cached container has besides minbase: systemd as PID 1, dbus, and
 # the packages' runtime libraries, so installing needs no download.
-ROOT_INCLUDE=systemd,systemd-sysv,dbus,libyaml-0-2,libjansson4,libsqlite3-0,libcurl4
+ROOT_INCLUDE=systemd,systemd-sysv,dbus,libyaml-0-2,libjansson4,libsqlite3-0,libcurl4,libmariadb3
 
 skip() { echo "SKIP: $*"; exit 77; }
 die() { echo "not ok - $*"; echo "FAIL: $*" >&2; exit 1; }
@@ -144,7 +144,7 @@ for d in $DEBS; do
 	printf '#   %-48s %6s KiB installed, %5s KiB .deb\n' "$(basename "$d")" \
 		"$(dpkg-deb -f "$d" Installed-Size)" "$(du -k "$d" | cut -f1)"
 done
-for p in spillway spillway-plugin-webhook libspillway-backend-dev; do
+for p in spillway spillway-plugin-webhook spillway-plugin-mysql libspillway-backend-dev; do
 	ls "$WORK"/src/${p}_*.deb >/dev/null 2>&1 && ok "built $p" || notok "no $p package"
 done
 
@@ -245,9 +245,10 @@ in_sh() { "${IN[@]}" sh -c "$1"; }
 state() { "${IN[@]}" systemctl is-active "$1" 2>/dev/null || true; }
 
 # ---------------------------------------------------------------- 5. install
-INSTALL_DEBS="/srv/debs/spillway_*.deb /srv/debs/spillway-plugin-webhook_*.deb /srv/debs/libspillway-backend-dev_*.deb"
+INSTALL_DEBS="/srv/debs/spillway_*.deb /srv/debs/spillway-plugin-webhook_*.deb"
+INSTALL_DEBS+=" /srv/debs/spillway-plugin-mysql_*.deb /srv/debs/libspillway-backend-dev_*.deb"
 if in_sh "apt-get install -y $INSTALL_DEBS" >"$WORK/install.log" 2>&1; then
-	ok "apt-get install of the three packages"
+	ok "apt-get install of the four packages"
 else
 	sed 's/^/#   /' "$WORK/install.log" | tail -n 40
 	die "apt-get install failed"
@@ -327,7 +328,7 @@ in_sh 'ls /etc/spillway/*.dpkg-* /etc/spillway/plugins/backend/*.dpkg-* 2>/dev/n
 mark "upgrade (same version)"
 
 # ---------------------------------------------------------------- 9. remove
-if in_sh 'apt-get remove -y spillway-plugin-webhook libspillway-backend-dev spillway' >"$WORK/remove.log" 2>&1; then
+if in_sh 'apt-get remove -y spillway-plugin-webhook spillway-plugin-mysql libspillway-backend-dev spillway' >"$WORK/remove.log" 2>&1; then
 	ok "apt-get remove"
 else
 	sed 's/^/#   /' "$WORK/remove.log" | tail -n 30
