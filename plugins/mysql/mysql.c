@@ -1011,6 +1011,8 @@ static int mydb_insert(void *userdata, const spw_signal *sig) {
         bool transient;
         int r;
 
+        _Static_assert((int) _MYDB_EVENT_MAX <= (int) _MYDB_SIG_MAX && (int) _MYDB_BAN_MAX <= (int) _MYDB_SIG_MAX,
+                       "mydb_write_signal reuses the signal's parameter arrays");
         if (!sig || !SPW_HAS_MEMBER(sig, spw_signal, n_bans)) {
                 b->host->set_error(b->ctx, "%s: signal structure too small for this plugin; signal rejected",
                                    b->where);
@@ -1022,28 +1024,42 @@ static int mydb_insert(void *userdata, const spw_signal *sig) {
                 if (!sig->bans[i].ip_text)
                         return mydb_reject(b, sig, "has a ban without ip_text (the ban's target)");
 
-        r = mydb_ensure(b);
-        if (r < 0) {
-                b->host->set_error(b->ctx, "%s: cannot store signal %" PRIu64 " (scenario %s): cannot connect: "
-                                   "%s (error %u): %s; will retry", b->where, sig->id,
-                                   sig->scenario ? sig->scenario : "none", b->e.msg, b->e.code,
-                                   connect_advice(b->e.code));
-                return SPW_INSERT_RETRY;
-        }
+        for (int attempt = 0;; attempt++) {
+                bool was_open = b->in_txn;
 
-        mydb_time_to_mysql(b->host->now(b->ctx), &now);
-        r = mydb_begin(b);
-        if (r == 0)
-                r = mydb_write_signal(b, sig, &now, &id);
-        if (r == 0) {
-                b->dirty = true;
-                b->n_pending++;
-                if (b->debug)
-                        b->host->log(b->ctx, LOG_DEBUG,
-                                     "stored signal %" PRIu64 " as id %" PRIu64 ": scenario %s, source %s, %zu ban(s), "
-                                     "%zu event(s)", sig->id, id, sig->scenario ? sig->scenario : "none",
-                                     sig->source_ip ? sig->source_ip : "none", sig->n_bans, sig->n_events);
-                return SPW_INSERT_OK;
+                r = mydb_ensure(b);
+                if (r < 0) {
+                        b->host->set_error(b->ctx, "%s: cannot store signal %" PRIu64 " (scenario %s): cannot "
+                                           "connect: %s (error %u): %s; will retry", b->where, sig->id,
+                                           sig->scenario ? sig->scenario : "none", b->e.msg, b->e.code,
+                                           connect_advice(b->e.code));
+                        return SPW_INSERT_RETRY;
+                }
+
+                mydb_time_to_mysql(b->host->now(b->ctx), &now);
+                id = 0;
+                r = mydb_begin(b);
+                if (r == 0)
+                        r = mydb_write_signal(b, sig, &now, &id);
+                if (r == 0) {
+                        b->dirty = true;
+                        b->n_pending++;
+                        if (b->debug)
+                                b->host->log(b->ctx, LOG_DEBUG,
+                                             "stored signal %" PRIu64 " as id %" PRIu64 ": scenario %s, source %s, "
+                                             "%zu ban(s), %zu event(s)", sig->id, id,
+                                             sig->scenario ? sig->scenario : "none",
+                                             sig->source_ip ? sig->source_ip : "none", sig->n_bans, sig->n_events);
+                        return SPW_INSERT_OK;
+                }
+                /* An idle connection the server or the network dropped (wait_timeout,
+                 * a failover) with no batch open on it: nothing was lost, connect
+                 * again and carry on rather than make the daemon back off. */
+                if (!b->broken || was_open || attempt > 0)
+                        break;
+                b->host->log(b->ctx, LOG_INFO, "%s: the idle connection was lost (%s); connecting again",
+                             b->where, b->e.msg);
+                b->in_txn = b->dirty = false;
         }
 
         transient = code_transient(b->e.code);
@@ -1129,6 +1145,7 @@ typedef struct read_buf {
         my_bool null_as, null_events, null_until;
         MYSQL_TIME until;
         MYSQL_BIND res[_MYDB_ROW_MAX];
+        uint64_t n_rows;        /* rows handed to the callback */
 } read_buf;
 
 static void read_buf_bind(read_buf *rb) {
@@ -1185,6 +1202,7 @@ static int mydb_read_walk(mydb *b, spw_usec_t at, read_buf *rb, spw_row_fn fn, v
 
                 if (!rb->null_until)
                         (void) mydb_time_from_mysql(&rb->until, &row.until);
+                rb->n_rows++;
                 *stop = fn(&row, fn_userdata);
                 if (*stop != 0) {
                         /* the rest of the rows must be read off the wire */
@@ -1214,6 +1232,9 @@ static int mydb_read_at(void *userdata, spw_usec_t at, spw_row_fn fn, void *fn_u
                 return -ENOMEM;
         }
         r = mydb_read_walk(b, at, rb, fn, fn_userdata, &stop);
+        /* an idle connection lost before the first row: once more (see insert) */
+        if (r < 0 && b->broken && !b->in_txn && rb->n_rows == 0 && mydb_ensure(b) == 0)
+                r = mydb_read_walk(b, at, rb, fn, fn_userdata, &stop);
         free(rb);
         if (r == 0)
                 return stop;
@@ -1251,8 +1272,12 @@ static int mydb_soft_delete(mydb *b, int which, const char *target, uint64_t *co
         if (target)
                 p_str(&p[2], &len, target);
         if (mydb_run(b, which, p, "deleting bans") < 0) {
-                b->host->set_error(b->ctx, "%s: cannot delete bans%s%s: %s (error %u); nothing deleted", b->where,
-                                   target ? " of " : "", target ? target : "", b->e.msg, b->e.code);
+                b->host->set_error(b->ctx, "%s: cannot delete bans%s%s: %s (error %u); %s", b->where,
+                                   target ? " of " : "", target ? target : "", b->e.msg, b->e.code,
+                                   b->broken && !b->in_txn ? "the connection was lost: the deletion may have been "
+                                                             "applied or not, run it again (the next call "
+                                                             "reconnects)"
+                                                           : "nothing deleted");
                 mydb_check_txn(b);
                 return code_errno(b->e.code);
         }

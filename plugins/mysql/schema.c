@@ -532,9 +532,14 @@ const char *const mydb_sql[_MYDB_SQL_MAX] = {
 
         [MYDB_SQL_EXPIRE_PROBE] =
                 "SELECT 1 FROM ban_applications WHERE deleted_at IS NULL AND until < ? LIMIT 1",
+        /* ORDER BY: an UPDATE with LIMIT must say which rows, or
+         * statement-based replication calls it unsafe. The order is the
+         * (deleted_at, until) index's own, so it costs no sort, but the
+         * optimizer would rather walk the primary key for it: pinned. */
         [MYDB_SQL_EXPIRE] =
-                "UPDATE ban_applications SET deleted_at = ?, updated_at = ?"
-                " WHERE deleted_at IS NULL AND until < ? LIMIT ?",
+                "UPDATE ban_applications FORCE INDEX (idx_ban_applications_deleted_at_until)"
+                " SET deleted_at = ?, updated_at = ?"
+                " WHERE deleted_at IS NULL AND until < ? ORDER BY deleted_at, until, id LIMIT ?",
 
         [MYDB_SQL_GC_COUNT_EDGE] = "SELECT id FROM ban_applications ORDER BY id DESC LIMIT 1 OFFSET ?",
         [MYDB_SQL_GC_PICK_COUNT] =
