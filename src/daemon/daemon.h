@@ -56,7 +56,7 @@ struct request {
         /* admin job requests */
         unsigned jobs_pending;
         int job_kind;
-        json_t *job_result;
+        char *list_reply;          /* ban.list: the whole reply line */
         char *job_error;
         uint64_t job_count;
 };

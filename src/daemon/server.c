@@ -77,7 +77,7 @@ static void request_free(request *r) {
         free(r->dropped);
         free(r->unavailable);
         free(r->job_error);
-        json_decref(r->job_result);
+        free(r->list_reply);
         fanout_release(&r->fan);
         if (r->msg) {
                 r->msg->cookie = NULL;
@@ -919,8 +919,18 @@ static void job_done(daemon_t *d, admin_job *j) {
         if (j->r < 0 && !r->job_error)
                 r->job_error = strdup(j->error[0] ? j->error : strerror(-j->r));
         if (j->type == JOB_LIST && j->r >= 0) {
-                r->job_result = json_pack("{s:b, s:s, s:I, s:O}", "ok", 1, "backend", j->backend, "total", (json_int_t) j->total,
-                                          "rows", j->rows);
+                /* built as text: a list of all bans can be 100,000 rows */
+                strbuf b = STRBUF_INIT;
+                strbuf_puts(&b, "{\"ok\":true,\"backend\":");
+                strbuf_json_string(&b, j->backend);
+                strbuf_printf(&b, ",\"total\":%zu,\"rows\":[", j->total);
+                strbuf_append(&b, j->rows.data ? j->rows.data : "", j->rows.len);
+                strbuf_puts(&b, "]}");
+                free(r->list_reply);
+                r->list_reply = b.oom ? NULL : strbuf_steal(&b);
+                strbuf_deinit(&b);
+                if (!r->list_reply && !r->job_error)
+                        r->job_error = strdup("out of memory");
         }
         r->job_count += j->count;
         if (j->type == JOB_INSERT && j->r >= 0)
@@ -932,8 +942,11 @@ static void job_done(daemon_t *d, admin_job *j) {
         d->n_waiting--;
         if (r->job_error)
                 request_error(r, "%s", r->job_error);
-        else if (r->job_kind == JOBK_LIST)
-                request_reply_json(r, TAKE_PTR(r->job_result));
+        else if (r->job_kind == JOBK_LIST) {
+                free(r->reply);
+                r->reply = TAKE_PTR(r->list_reply);
+                r->state = REQ_DONE;
+        }
         else
                 request_reply_json(r, json_pack("{s:b, s:I}", "ok", 1, "count", (json_int_t) r->job_count));
         request_completed(d, r);

@@ -27,7 +27,7 @@ admin_job *admin_job_free(admin_job *j) {
         free(j->filter.country);
         free(j->filter.as);
         msg_unref(j->msg);
-        json_decref(j->rows);
+        strbuf_deinit(&j->rows);
         free(j);
         return NULL;
 }
@@ -65,21 +65,22 @@ bool ban_filter_match(const ban_filter *f, const spw_ban_row *row) {
         return true;
 }
 
-static json_t *str_or_empty(const char *s) {
-        return json_string(s ? s : "");
+static void member(strbuf *b, const char *key, const char *value, bool first) {
+        strbuf_printf(b, "%s\"%s\":", first ? "" : ",", key);
+        strbuf_json_string(b, value ? value : "");
 }
 
-json_t *ban_row_to_json(const spw_ban_row *row) {
+void ban_row_append_json(strbuf *b, const spw_ban_row *row) {
         char until[RFC3339_MAX];
-        return json_pack("{s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:I, s:I, s:s}",
-                         "source", str_or_empty(row->source),
-                         "iptext", str_or_empty(row->iptext),
-                         "reason", str_or_empty(row->reason),
-                         "bancount", (json_int_t) row->bancount,
-                         "action", str_or_empty(row->action),
-                         "cn", str_or_empty(row->cn),
-                         "as", str_or_empty(row->as),
-                         "as_number", (json_int_t) row->as_number,
-                         "events_count", (json_int_t) row->events_count,
-                         "until", format_rfc3339(until, sizeof until, row->until));
+        strbuf_putc(b, '{');
+        member(b, "source", row->source, true);
+        member(b, "iptext", row->iptext, false);
+        member(b, "reason", row->reason, false);
+        strbuf_printf(b, ",\"bancount\":%lld", (long long) row->bancount);
+        member(b, "action", row->action, false);
+        member(b, "cn", row->cn, false);
+        member(b, "as", row->as, false);
+        strbuf_printf(b, ",\"as_number\":%lld,\"events_count\":%lld", (long long) row->as_number, (long long) row->events_count);
+        member(b, "until", format_rfc3339(until, sizeof until, row->until), false);
+        strbuf_putc(b, '}');
 }

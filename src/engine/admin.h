@@ -15,6 +15,7 @@
 #include "ipaddr.h"
 #include "macro.h"
 #include "message.h"
+#include "strbuf.h"
 #include "timeutil.h"
 
 typedef enum admin_job_type {
@@ -47,7 +48,8 @@ struct admin_job {
         int r;
         char error[512];
         uint64_t count;           /* deleted rows */
-        json_t *rows;             /* JOB_LIST: array of row objects */
+        strbuf rows;              /* JOB_LIST: the rows as JSON objects, comma separated */
+        size_t n_rows;            /* JOB_LIST: rows in `rows` */
         size_t total;             /* JOB_LIST: matching rows, shown or not */
         /* bookkeeping (main thread) */
         void *cookie;
@@ -60,4 +62,6 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(admin_job *, admin_job_free);
 
 /* Does a row match? (used by the worker while walking read_at rows) */
 bool ban_filter_match(const ban_filter *f, const spw_ban_row *row);
-json_t *ban_row_to_json(const spw_ban_row *row);
+/* Append a row as one compact JSON object (no DOM: a list of 100,000 bans
+ * must not cost a jansson object per field). */
+void ban_row_append_json(strbuf *b, const spw_ban_row *row);

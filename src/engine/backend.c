@@ -608,9 +608,11 @@ static int list_row(const spw_ban_row *row, void *userdata) {
         if (!ban_filter_match(&j->filter, row))
                 return 0;
         j->total++;
-        if (j->limit == 0 || json_array_size(j->rows) < j->limit) {
-                json_t *o = ban_row_to_json(row);
-                if (!o || json_array_append_new(j->rows, o) < 0)
+        if (j->limit == 0 || j->n_rows < j->limit) {
+                if (j->n_rows++ > 0)
+                        strbuf_putc(&j->rows, ',');
+                ban_row_append_json(&j->rows, row);
+                if (j->rows.oom)
                         return -ENOMEM;
         }
         return 0;
@@ -630,11 +632,6 @@ static void run_job(backend *b, admin_job *j) {
                 if (!b->plugin->ops.read_at) {
                         j->r = -EOPNOTSUPP;
                         snprintf(j->error, sizeof j->error, "backend '%s' stores no bans", b->name);
-                        return;
-                }
-                j->rows = json_array();
-                if (!j->rows) {
-                        j->r = -ENOMEM;
                         return;
                 }
                 enter_plugin(b);
