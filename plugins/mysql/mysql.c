@@ -26,6 +26,10 @@
  *     still open: InnoDB rolls the whole transaction back on a deadlock, a
  *     lost connection loses it. If a dirty batch was lost, the next flush()
  *     fails with -EAGAIN and the daemon inserts the whole batch again.
+ *     batch_lost stays set until that flush, whatever happens to the
+ *     transactions opened meanwhile (a second deadlock on the first insert
+ *     of the next one must not clear it: the test with two hosts writing
+ *     at once found that).
  *   - A failing insert leaves the batch as it was: every row an insert
  *     writes carries the new signal's id, so undoing it is three DELETEs by
  *     that id (a SAVEPOINT per insert costs two more round trips per
@@ -805,7 +809,7 @@ static int mydb_ensure(mydb *b) {
         if (b->conn && !b->broken)
                 return 0;
         if (b->in_txn) {
-                b->batch_lost = b->dirty;
+                b->batch_lost = b->batch_lost || b->dirty;
                 b->in_txn = b->dirty = false;
         }
         r = mydb_connect(b, false);
@@ -842,7 +846,7 @@ static void mydb_check_txn(mydb *b) {
                 b->broken = true;
         b->e = keep;
         b->in_txn = false;
-        b->batch_lost = b->dirty;
+        b->batch_lost = b->batch_lost || b->dirty;
         b->dirty = false;
 }
 
@@ -994,7 +998,7 @@ static void mydb_undo(mydb *b, uint64_t id) {
                 mysql_rollback(b->conn);
         b->e = keep;
         b->in_txn = false;
-        b->batch_lost = b->dirty;
+        b->batch_lost = b->batch_lost || b->dirty;
         b->dirty = false;
 }
 
@@ -1079,7 +1083,7 @@ static int mydb_flush(void *userdata) {
 
         if (b->in_txn && b->broken) {
                 /* the connection died under the batch (noticed by a timer or a read) */
-                b->batch_lost = b->dirty;
+                b->batch_lost = b->batch_lost || b->dirty;
                 b->in_txn = b->dirty = false;
         }
         if (b->batch_lost) {

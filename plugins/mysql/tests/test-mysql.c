@@ -1439,11 +1439,31 @@ static void *other_host_thread(void *userdata) {
         return NULL;
 }
 
+/* Another host holds X in a big transaction; the plugin inserts s (banning
+ * Y, then X): it locks Y and waits for X, the other host then asks for Y:
+ * a deadlock, and InnoDB rolls the plugin's (smaller) transaction back. */
+static void deadlock_insert(fixture *f, const char *db, const spw_signal *sig) {
+        other_host o = { .db = db };
+        pthread_t th;
+
+        o.m = mariadb_connect_root(&srv, db);
+        CHECK(o.m);
+        CHECK_EQ(mysql_query(o.m, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"), 0);
+        CHECK_EQ(mysql_query(o.m, "START TRANSACTION"), 0);
+        CHECK_EQ(mysql_query(o.m, "UPDATE filler SET v = v + 1"), 0);
+        CHECK_EQ(mysql_query(o.m, "UPDATE ban_applications SET updated_at = updated_at WHERE id = 1"), 0);
+        CHECK_EQ(pthread_create(&th, NULL, other_host_thread, &o), 0);
+        CHECK_EQ(plugin->insert(f->self, sig), SPW_INSERT_RETRY);
+        CHECK_CONTAINS(testhost_last_error(f->host), "Deadlock found");
+        CHECK_CONTAINS(testhost_last_error(f->host), "will retry");
+        CHECK_EQ(pthread_join(th, NULL), 0);
+        CHECK_EQ(mysql_query(o.m, "ROLLBACK"), 0);
+        mysql_close(o.m);
+}
+
 static void test_deadlock_loses_batch(void) {
         fixture f;
         char db[64];
-        other_host o;
-        pthread_t th;
         spw_ban bans[2];
         sigbuf s;
 
@@ -1455,20 +1475,7 @@ static void test_deadlock_loses_batch(void) {
         db_exec(db, "CREATE TABLE filler (id int PRIMARY KEY, v int) ENGINE=InnoDB");
         db_exec(db, "INSERT INTO filler SELECT seq, 0 FROM seq_1_to_500");
 
-        /* the batch: one good insert */
-        CHECK_EQ(insert(&f, "203.0.113.1", "batched", T0 + 3600 * SEC), SPW_INSERT_OK);
-
-        /* the other host: a big transaction holding X */
-        o.db = db;
-        o.m = mariadb_connect_root(&srv, db);
-        CHECK(o.m);
-        CHECK_EQ(mysql_query(o.m, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"), 0);
-        CHECK_EQ(mysql_query(o.m, "START TRANSACTION"), 0);
-        CHECK_EQ(mysql_query(o.m, "UPDATE filler SET v = v + 1"), 0);
-        CHECK_EQ(mysql_query(o.m, "UPDATE ban_applications SET updated_at = updated_at WHERE id = 1"), 0);
-        CHECK_EQ(pthread_create(&th, NULL, other_host_thread, &o), 0);
-
-        /* a signal banning Y then X: the plugin locks Y, waits for X */
+        /* a signal banning Y then X */
         mk_signal(&s, "192.0.2.2", "y again", T0 + 7200 * SEC);
         bans[1] = s.ban;
         mk_signal(&s, "192.0.2.1", "x again", T0 + 7200 * SEC);
@@ -1476,12 +1483,13 @@ static void test_deadlock_loses_batch(void) {
         bans[1] = s.ban;
         s.sig.bans = bans;
         s.sig.n_bans = 2;
-        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_RETRY);
-        CHECK_CONTAINS(testhost_last_error(f.host), "Deadlock found");
-        CHECK_CONTAINS(testhost_last_error(f.host), "will retry");
-        CHECK_EQ(pthread_join(th, NULL), 0);
-        CHECK_EQ(mysql_query(o.m, "ROLLBACK"), 0);
-        mysql_close(o.m);
+
+        /* the batch: one good insert, then the deadlock */
+        CHECK_EQ(insert(&f, "203.0.113.1", "batched", T0 + 3600 * SEC), SPW_INSERT_OK);
+        deadlock_insert(&f, db, &s.sig);
+        /* the daemon retries the insert, and it deadlocks again: the first
+         * statement of a new transaction; the batch stays lost */
+        deadlock_insert(&f, db, &s.sig);
 
         CHECK_EQ(plugin->flush(f.self), -EAGAIN);
         CHECK_CONTAINS(testhost_last_error(f.host), "the batch of 1 signal(s) was lost");
@@ -1664,6 +1672,120 @@ static void test_two_hosts(void) {
         CHECK(!testhost_status(b.host, "expired"));
         fixture_close(&a);
         fixture_close(&b);
+}
+
+/* Hosts writing at once, as daemons would: each thread drives its own
+ * plugin instance like the daemon's worker (retry an insert that says so,
+ * insert the whole batch again after a flush that says so) with signals
+ * banning two targets of a small shared set in random order, so that the
+ * hosts' transactions deadlock now and then, and runs the expiry between
+ * batches while the clock moves past the bans' end. In the end every
+ * signal is stored exactly once (no commit was ambiguous: no connection was
+ * lost), nothing was rejected, every expired ban was expired, and read_at
+ * shows one row per target. */
+#define HOST_SIGNALS 400
+#define HOST_BATCH 20
+#define SHARED_TARGETS 12
+
+typedef struct busy_host {
+        const char *db;
+        unsigned seed;
+        int retries, lost_batches, rejected;
+} busy_host;
+
+static void *busy_host_thread(void *userdata) {
+        busy_host *h = userdata;
+        sigbuf batch[HOST_BATCH];
+        spw_ban bans[HOST_BATCH][2];
+        fixture f;
+
+        CHECK_OK(fixture_open(&f, h->db, "lock_wait_timeout", "3s", "max_records", "0", "max_records_age", "0", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        for (int i = 0; i < HOST_SIGNALS; i += HOST_BATCH) {
+                char ips[HOST_BATCH][2][32];
+                int r;
+
+                for (int j = 0; j < HOST_BATCH; j++) {
+                        int a = (int) (rand_r(&h->seed) % SHARED_TARGETS), b;
+
+                        do
+                                b = (int) (rand_r(&h->seed) % SHARED_TARGETS);
+                        while (b == a);
+                        snprintf(ips[j][0], sizeof ips[j][0], "198.51.100.%d", a);
+                        snprintf(ips[j][1], sizeof ips[j][1], "198.51.100.%d", b);
+                        mk_signal(&batch[j], ips[j][1], "busy", T0 + 600 * SEC);
+                        bans[j][1] = batch[j].ban;
+                        mk_signal(&batch[j], ips[j][0], "busy", T0 + 600 * SEC);
+                        bans[j][0] = batch[j].ban;
+                        batch[j].sig.bans = bans[j];
+                        batch[j].sig.n_bans = 2;
+                }
+                for (;;) {
+                        for (int j = 0; j < HOST_BATCH; j++) {
+                                int tries = 0;
+                                while ((r = plugin->insert(f.self, &batch[j].sig)) == SPW_INSERT_RETRY && tries++ < 50) {
+                                        h->retries++;
+                                        if (getenv("BUSY_DEBUG"))
+                                                fprintf(stderr, "retry: %s\n", testhost_last_error(f.host));
+                                }
+                                if (r == SPW_INSERT_REJECT) {
+                                        fprintf(stderr, "busy host: %s\n", testhost_last_error(f.host));
+                                        h->rejected++;
+                                }
+                        }
+                        r = plugin->flush(f.self);
+                        if (r == 0)
+                                break;
+                        CHECK_EQ(r, -EAGAIN);
+                        h->lost_batches++;
+                }
+                advance(&f, 61 * SEC);
+                testhost_run_timers(f.host);
+                CHECK_OK(plugin->flush(f.self));
+        }
+        fixture_close(&f);
+        return NULL;
+}
+
+static void test_busy_hosts(void) {
+        busy_host hosts[2];
+        pthread_t th[2];
+        char db[64];
+        fixture f;
+        rows rs;
+
+        new_db(db, sizeof db);
+        /* create the schema first: the hosts start together on a ready database */
+        CHECK_OK(fixture_open(&f, db, NULL));
+        fixture_close(&f);
+        for (int i = 0; i < 2; i++) {
+                hosts[i] = (busy_host) { .db = db, .seed = 4242u + (unsigned) i };
+                CHECK_EQ(pthread_create(&th[i], NULL, busy_host_thread, &hosts[i]), 0);
+        }
+        for (int i = 0; i < 2; i++)
+                CHECK_EQ(pthread_join(th[i], NULL), 0);
+        fprintf(stderr, "busy hosts: %d + %d insert retries, %d + %d batches lost and inserted again\n",
+                hosts[0].retries, hosts[1].retries, hosts[0].lost_batches, hosts[1].lost_batches);
+        CHECK_EQ(hosts[0].rejected + hosts[1].rejected, 0);
+        /* every signal exactly once, with its two bans and its event */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 2 * HOST_SIGNALS);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 4 * HOST_SIGNALS);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences"), 2 * HOST_SIGNALS);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences s WHERE"
+                           " (SELECT COUNT(*) FROM ban_applications b WHERE b.signal_occurence_id = s.id) != 2"), 0);
+        /* the hosts' expiry runs left the database consistent: one more
+         * run finds what is left, and then nothing is active */
+        CHECK_OK(fixture_open(&f, db, "max_records", "0", "max_records_age", "0", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        advance(&f, 4000 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 0);
+        fixture_close(&f);
+        /* every target has an active ban; read_at shows one row per target */
+        CHECK_OK(fixture_open(&f, db, NULL));
+        rs = read_at(&f, T0);
+        CHECK_EQ(rs.n, SHARED_TARGETS);
+        fixture_close(&f);
 }
 
 /* Background work that cannot get a row says so and tries again later. */
@@ -1959,6 +2081,7 @@ int main(int argc, char **argv) {
         RUN(test_query_plans);
         RUN(test_connection_killed);
         RUN(test_two_hosts);
+        RUN(test_busy_hosts);
         RUN(test_tls);
         RUN(test_server_restart);
 
