@@ -132,14 +132,19 @@ init_datadir() {
         fi
         if [ -n "${MARIADB_TEMPLATE_DIR:-}" ]; then
                 mkdir -p "$MARIADB_TEMPLATE_DIR" || die "cannot create $MARIADB_TEMPLATE_DIR"
+                # "ready" holds the server's version: another version
+                # (a package upgrade) initialises the template again
+                version=$("$MARIADBD" --no-defaults --version 2>/dev/null)
                 (
                         flock 9
-                        if [ ! -f "$MARIADB_TEMPLATE_DIR/ready" ]; then
-                                rm -rf "$MARIADB_TEMPLATE_DIR/data"
-                                bootstrap "$MARIADB_TEMPLATE_DIR/data" "$log" && touch "$MARIADB_TEMPLATE_DIR/ready"
+                        if [ "$(cat "$MARIADB_TEMPLATE_DIR/ready" 2>/dev/null)" != "$version" ]; then
+                                rm -rf "$MARIADB_TEMPLATE_DIR/data" "$MARIADB_TEMPLATE_DIR/ready"
+                                bootstrap "$MARIADB_TEMPLATE_DIR/data" "$log" &&
+                                        echo "$version" >"$MARIADB_TEMPLATE_DIR/ready"
                         fi
                 ) 9>"$MARIADB_TEMPLATE_DIR/lock"
-                [ -f "$MARIADB_TEMPLATE_DIR/ready" ] || die "cannot initialise the template datadir in $MARIADB_TEMPLATE_DIR"
+                [ "$(cat "$MARIADB_TEMPLATE_DIR/ready" 2>/dev/null)" = "$version" ] ||
+                        die "cannot initialise the template datadir in $MARIADB_TEMPLATE_DIR"
                 cp -a "$MARIADB_TEMPLATE_DIR/data" "$data" || die "cannot copy the template datadir to $data"
                 return 0
         fi
