@@ -86,6 +86,11 @@
 #define CHUNK_ROWS 1000
 #define MAX_CHUNKS 10
 
+/* Creating or upgrading the schema: how long a statement may take (copying
+ * CrowdSec's tables) and how long to wait for another host doing it. */
+#define MIGRATE_TIMEOUT_SEC   3600
+#define MIGRATE_LOCK_WAIT_SEC 600
+
 /* varchar(255) holds 255 characters; mediumtext 16 MiB. */
 #define VARCHAR_CHARS 255
 
@@ -671,7 +676,7 @@ static long local_utc_offset(void) {
 }
 
 /* Session settings that do not depend on the server's configuration. */
-static int mydb_session(mydb *b) {
+static int mydb_session(mydb *b, MYSQL *c) {
         char sql[512];
 
         snprintf(sql, sizeof sql,
@@ -679,73 +684,96 @@ static int mydb_session(mydb *b) {
                  " SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
                  "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION',"
                  " SESSION innodb_lock_wait_timeout = %u", timeout_sec(b->lock_wait_timeout));
-        if (mydb_query(b, sql, "setting up the session") < 0)
-                return -1;
+        if (mysql_real_query(c, sql, (unsigned long) strlen(sql)) != 0)
+                return mydb_error_from_conn(&b->e, c, "setting up the session");
         /* READ COMMITTED: no gap locks, so hosts inserting bans for different
          * targets never wait for each other. */
-        return mydb_query(b, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", "setting up the session");
+        if (mysql_query(c, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED") != 0)
+                return mydb_error_from_conn(&b->e, c, "setting up the session");
+        return 0;
+}
+
+/* Open a connection with the configured options and set its session up.
+ * Returns 0, or -1 with b->e set (and nothing left open). */
+static int mydb_open(mydb *b, unsigned read_timeout, MYSQL **ret) {
+        unsigned ct = timeout_sec(b->connect_timeout), protocol = MYSQL_PROTOCOL_SOCKET;
+        my_bool off = 0, on = 1;
+        bool socket = strcmp(b->db_host, "localhost") == 0;
+        MYSQL *c = mysql_init(NULL);
+
+        if (!c) {
+                snprintf(b->e.msg, sizeof b->e.msg, "out of memory");
+                b->e.doing = "connecting";
+                b->e.code = CR_OUT_OF_MEMORY;
+                return -1;
+        }
+        mysql_options(c, MYSQL_OPT_CONNECT_TIMEOUT, &ct);
+        mysql_options(c, MYSQL_OPT_READ_TIMEOUT, &read_timeout);
+        mysql_options(c, MYSQL_OPT_WRITE_TIMEOUT, &read_timeout);
+        mysql_options(c, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+        mysql_options(c, MYSQL_OPT_RECONNECT, &off);
+        mysql_options(c, MYSQL_OPT_LOCAL_INFILE, &(unsigned) { 0 });
+        mysql_optionsv(c, MYSQL_OPT_CONNECT_ATTR_ADD, "program_name", "spillwayd");
+        if (socket)
+                mysql_options(c, MYSQL_OPT_PROTOCOL, &protocol);
+        if (b->tls) {
+                mysql_options(c, MYSQL_OPT_SSL_ENFORCE, &on);
+                mysql_options(c, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on);
+                if (b->tls_ca && *b->tls_ca)
+                        mysql_options(c, MYSQL_OPT_SSL_CA, b->tls_ca);
+        }
+        if (!mysql_real_connect(c, b->db_host, b->db_username, b->db_password, b->db_name,
+                                socket ? 0 : b->db_port, socket ? b->db_socket : NULL, 0)) {
+                mydb_error_from_conn(&b->e, c, "connecting");
+                mysql_close(c);
+                return -1;
+        }
+        if (mydb_session(b, c) < 0) {
+                mysql_close(c);
+                return -1;
+        }
+        *ret = c;
+        return 0;
+}
+
+/* Bring the schema up to date over a connection of its own: copying a big
+ * CrowdSec table, or waiting for another host doing so, may take longer
+ * than query_timeout allows a statement. */
+static int mydb_upgrade(mydb *b, int *from, bool *crowdsec) {
+        MYSQL *c = NULL;
+        int r;
+
+        if (mydb_open(b, MIGRATE_TIMEOUT_SEC, &c) < 0)
+                return -EIO;
+        r = mydb_migrate(c, MIGRATE_LOCK_WAIT_SEC, local_utc_offset(), from, crowdsec, &b->e);
+        mysql_close(c);
+        return r;
 }
 
 /* Open the connection, set up the session, check (or migrate) the schema
  * and prepare the statements. Returns 0 or a negative errno with b->e set
  * and, at init, the backend's error message. */
 static int mydb_connect(mydb *b, bool at_init) {
-        unsigned ct = timeout_sec(b->connect_timeout), rt = timeout_sec(b->query_timeout);
-        unsigned protocol = MYSQL_PROTOCOL_SOCKET;
-        my_bool off = 0, on = 1;
-        bool socket = strcmp(b->db_host, "localhost") == 0;
         bool crowdsec = false;
         int from = -1, failed = -1, r;
 
         mydb_disconnect(b);
         memset(&b->e, 0, sizeof b->e);
-        b->conn = mysql_init(NULL);
-        if (!b->conn) {
-                snprintf(b->e.msg, sizeof b->e.msg, "out of memory");
-                b->e.doing = "connecting";
-                b->e.code = CR_OUT_OF_MEMORY;
-                if (at_init)
-                        b->host->set_error(b->ctx, "%s: out of memory; the backend is not started", b->where);
-                return -ENOMEM;
-        }
-        mysql_options(b->conn, MYSQL_OPT_CONNECT_TIMEOUT, &ct);
-        mysql_options(b->conn, MYSQL_OPT_READ_TIMEOUT, &rt);
-        mysql_options(b->conn, MYSQL_OPT_WRITE_TIMEOUT, &rt);
-        mysql_options(b->conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-        mysql_options(b->conn, MYSQL_OPT_RECONNECT, &off);
-        mysql_options(b->conn, MYSQL_OPT_LOCAL_INFILE, &(unsigned) { 0 });
-        mysql_optionsv(b->conn, MYSQL_OPT_CONNECT_ATTR_ADD, "program_name", "spillwayd");
-        if (socket)
-                mysql_options(b->conn, MYSQL_OPT_PROTOCOL, &protocol);
-        if (b->tls) {
-                mysql_options(b->conn, MYSQL_OPT_SSL_ENFORCE, &on);
-                mysql_options(b->conn, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on);
-                if (b->tls_ca && *b->tls_ca)
-                        mysql_options(b->conn, MYSQL_OPT_SSL_CA, b->tls_ca);
-        }
-
-        if (!mysql_real_connect(b->conn, b->db_host, b->db_username, b->db_password, b->db_name,
-                                socket ? 0 : b->db_port, socket ? b->db_socket : NULL, 0)) {
-                mydb_error_from_conn(&b->e, b->conn, "connecting");
+        if (mydb_open(b, timeout_sec(b->query_timeout), &b->conn) < 0) {
                 r = connect_errno(b->e.code);
-                if (at_init)
+                if (at_init && strcmp(b->e.doing, "connecting") == 0)
                         b->host->set_error(b->ctx, "%s: cannot connect: %s (error %u): %s; the backend is not started",
                                            b->where, b->e.msg, b->e.code, connect_advice(b->e.code));
-                mydb_disconnect(b);
-                return r;
-        }
-
-        if (mydb_session(b) < 0) {
-                r = code_errno(b->e.code);
-                if (at_init)
+                else if (at_init)
                         b->host->set_error(b->ctx, "%s: cannot set up the session: %s (error %u); the backend is "
                                            "not started", b->where, b->e.msg, b->e.code);
-                mydb_disconnect(b);
                 return r;
         }
 
-        r = mydb_migrate(b->conn, (int) timeout_sec(b->lock_wait_timeout) + 30, local_utc_offset(), &from,
-                         &crowdsec, &b->e);
+        /* the version is one cheap read; anything to do runs elsewhere */
+        r = mydb_schema_version(b->conn, &from, &b->e);
+        if (r == 0 && from != MYDB_SCHEMA_VERSION)
+                r = mydb_upgrade(b, &from, &crowdsec);
         if (r < 0 && at_init) {
                 if (r == -EPROTO)
                         b->host->set_error(b->ctx, "%s: schema version %d is newer than this plugin's (%d): the "

@@ -329,7 +329,7 @@ static int read_layout(MYSQL *c, layout *l, mydb_error *e) {
         return 0;
 }
 
-static int read_version(MYSQL *c, int *version, mydb_error *e) {
+int mydb_schema_version(MYSQL *c, int *version, mydb_error *e) {
         long v = 0;
         bool found;
 
@@ -339,7 +339,7 @@ static int read_version(MYSQL *c, int *version, mydb_error *e) {
                         *version = 0;
                         return 0;
                 }
-                return -1;
+                return -EIO;
         }
         *version = found ? (int) v : 0;
         return 0;
@@ -439,7 +439,7 @@ int mydb_migrate(MYSQL *c, int lock_wait_sec, long crowdsec_utc_offset, int *fro
         *from = -1;
         *crowdsec = false;
         /* Cheap and lock-free when there is nothing to do (every reconnect). */
-        if (read_version(c, &v, e) < 0)
+        if (mydb_schema_version(c, &v, e) < 0)
                 return -EIO;
         *from = v;
         if (v == MYDB_SCHEMA_VERSION)
@@ -459,7 +459,9 @@ int mydb_migrate(MYSQL *c, int lock_wait_sec, long crowdsec_utc_offset, int *fro
         }
 
         /* Another host may have migrated while we waited for the lock. */
-        r = read_version(c, &v, e) < 0 ? -EIO : 0;
+        r = mydb_schema_version(c, &v, e) < 0 ? -EIO : 0;
+        if (r == 0)
+                *from = v;
         if (r == 0 && (v > MYDB_SCHEMA_VERSION || v < 0))
                 r = -EPROTO;
         if (r == 0 && v == 0)
@@ -467,8 +469,6 @@ int mydb_migrate(MYSQL *c, int lock_wait_sec, long crowdsec_utc_offset, int *fro
         /* later versions: if (r == 0 && v <= 1) r = migrate_1_to_2(...) */
         if (r == 0 && v < MYDB_SCHEMA_VERSION)
                 r = write_version(c, e);
-        if (r == -EPROTO)
-                *from = v;
 
         {
                 mydb_error ignored;

@@ -56,6 +56,10 @@ void mydb_time_to_mysql(spw_usec_t t, MYSQL_TIME *ret);
  * time (zero dates, months out of range). */
 int mydb_time_from_mysql(const MYSQL_TIME *t, spw_usec_t *ret);
 
+/* The schema version of the connection's database (0: no version table).
+ * Returns 0, or -EIO with e set. */
+int mydb_schema_version(MYSQL *conn, int *version, mydb_error *e);
+
 /* Bring the schema to MYDB_SCHEMA_VERSION. Serialised across hosts with a
  * named lock (GET_LOCK, waiting up to lock_wait_sec), idempotent, so hosts
  * starting together migrate once and a migration interrupted half-way is

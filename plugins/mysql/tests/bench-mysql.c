@@ -465,7 +465,8 @@ int main(int argc, char **argv) {
                 r = mariadb_start(&srv, dir, false, "--innodb-buffer-pool-size=512M");
                 if (r == MARIADB_SKIP) {
                         fprintf(stderr, "bench-mysql: SKIP: the MariaDB server is not installed\n");
-                        return 77;
+                        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+                        return system(cmd) == 0 ? 77 : 1;
                 }
                 if (r != 0) {
                         fprintf(stderr, "bench-mysql: cannot start a MariaDB server in %s\n", dir);

@@ -71,9 +71,10 @@ CLIENT=${MARIADB_CLIENT:-$(find_bin mariadb mysql || true)}
 ADMIN=${MARIADB_ADMIN:-$(find_bin mariadb-admin mysqladmin || true)}
 
 need_server() {
-        [ -n "$MARIADBD" ] || skip "no mariadbd or mysqld found (apt install mariadb-server)"
-        [ -n "$CLIENT" ] || skip "no mariadb or mysql client found (apt install mariadb-client)"
-        [ -n "$ADMIN" ] || skip "no mariadb-admin or mysqladmin found (apt install mariadb-client)"
+        [ -n "$MARIADBD" ] && [ -x "$MARIADBD" ] ||
+                skip "no mariadbd or mysqld found (apt install mariadb-server)"
+        [ -n "$CLIENT" ] && [ -x "$CLIENT" ] || skip "no mariadb or mysql client found (apt install mariadb-client)"
+        [ -n "$ADMIN" ] && [ -x "$ADMIN" ] || skip "no mariadb-admin or mysqladmin found (apt install mariadb-client)"
 }
 
 as_root_opt() {

@@ -1936,7 +1936,7 @@ static bool make_certificates(void) {
         char cmd[2048];
 
         snprintf(cmd, sizeof cmd,
-                 "command -v openssl >/dev/null || exit 77; cd '%s' &&"
+                 "command -v openssl >/dev/null || exit 77; (cd '%s' &&"
                  " openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2"
                  "   -subj '/CN=Spillway test CA' &&"
                  " openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=localhost' &&"
@@ -1944,7 +1944,7 @@ static bool make_certificates(void) {
                  " openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem"
                  "   -days 2 -extfile ext.cnf &&"
                  " openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 2"
-                 "   -subj '/CN=Other CA'",
+                 "   -subj '/CN=Other CA')",
                  tmpdir);
         snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " >'%s/openssl.log' 2>&1", tmpdir);
         return system(cmd) == 0;
