@@ -44,8 +44,10 @@
  *   - A lost connection (server restarted, failover, network) is noticed by
  *     the failing call, which reports a transient failure; the next call
  *     reconnects (session settings, schema check, statements prepared
- *     again). The client library never reconnects by itself: it would lose
- *     the batch and the prepared statements silently.
+ *     again). An insert or a read that finds an idle connection dropped (no
+ *     batch on it, nothing lost) reconnects and goes on at once. The client
+ *     library never reconnects by itself: it would lose the batch and the
+ *     prepared statements silently.
  *   - Background work is safe with several daemons on one database: each
  *     run takes a named lock (GET_LOCK, no wait) and skips its turn if
  *     another host holds it; every statement is correct if run twice.
@@ -55,8 +57,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +75,6 @@
 #define MYDB_PLUGIN_VERSION "unknown"
 #endif
 
-#define USEC_PER_MSEC INT64_C(1000)
 #define USEC_PER_SEC  INT64_C(1000000)
 
 #define EXPIRE_INTERVAL (1 * USEC_PER_SEC)
