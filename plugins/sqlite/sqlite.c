@@ -358,7 +358,7 @@ static int bandb_open_error(bandb *b, int rc, const char *doing, const char *msg
 static void bandb_check_txn(bandb *b) {
         if (b->in_txn && sqlite3_get_autocommit(b->db)) {
                 b->in_txn = false;
-                b->batch_lost = b->dirty;
+                b->batch_lost = b->batch_lost || b->dirty;
                 b->dirty = false;
         }
 }
@@ -552,7 +552,7 @@ static void bandb_undo(bandb *b, sqlite3_int64 id) {
         if (!sqlite3_get_autocommit(b->db))
                 sqlite3_exec(b->db, "ROLLBACK", NULL, NULL, NULL);
         b->in_txn = false;
-        b->batch_lost = b->dirty;
+        b->batch_lost = b->batch_lost || b->dirty;
         b->dirty = false;
 }
 

@@ -1111,6 +1111,14 @@ static void test_batch_lost(void) {
         CHECK_EQ(insert(&f, "192.0.2.3", "fatal", T0 + 3600 * SEC), SPW_INSERT_REJECT);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications"), 2);
+
+        /* two rollbacks in a row: the second (first insert of what would be
+         * the next transaction) must not make the first batch's loss forgotten */
+        CHECK_EQ(insert(&f, "192.0.2.4", "ok", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.5", "fatal", T0 + 3600 * SEC), SPW_INSERT_REJECT);
+        CHECK_EQ(insert(&f, "192.0.2.6", "fatal", T0 + 3600 * SEC), SPW_INSERT_REJECT);
+        CHECK_EQ(plugin->flush(f.self), -EAGAIN);
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications WHERE ip_text = '192.0.2.4'"), 0);
         fixture_close(&f);
 }
 

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -32,6 +34,8 @@ static const char *arg_daemon, *arg_plugins, *arg_ceiling;
 static unsigned arg_signals = 100000, arg_producers = 4, arg_window = 1024, arg_batch = 1000;
 static const char *arg_only;
 static char start_at[32], stop_at[32];   /* "now" for every signal, so bans are active */
+
+#define MIN_U(a, b) ((a) < (b) ? (a) : (b))
 
 static int64_t now_ns(void) {
         struct timespec ts;
@@ -86,6 +90,8 @@ static int connect_unix(const char *path) {
 static void *produce(void *userdata) {
         producer *p = userdata;
         int fd = connect_unix(p->sock);
+        if (fd >= 0)
+                fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
         int64_t *sent = calloc(p->count, sizeof *sent);
         char in[1 << 16];
         size_t inlen = 0;
@@ -97,26 +103,38 @@ static void *produce(void *userdata) {
                 free(sent);
                 return NULL;
         }
+        /* keep up to `window` requests in flight: write while there is room,
+         * read whatever replies arrived, never block on one side only */
+        size_t wpos = 0;               /* bytes of the stream written so far */
+        size_t end_all = p->offsets[p->count];
         while (done < p->count) {
-                /* keep `window` requests in flight */
-                char out[1 << 17];
-                size_t outlen = 0;
-                const char *from = p->lines + p->offsets[next];
-                int64_t t = now_ns();
-                while (next < p->count && next - done < arg_window && outlen + (p->offsets[next + 1] - p->offsets[next]) < sizeof out) {
-                        outlen += p->offsets[next + 1] - p->offsets[next];
-                        sent[next++] = t;
+                size_t limit = next < p->count ? p->offsets[MIN_U(p->count, done + arg_window)] : end_all;
+                struct pollfd pfd = { .fd = fd, .events = POLLIN | (wpos < limit ? POLLOUT : 0) };
+                if (poll(&pfd, 1, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        snprintf(p->errtext, sizeof p->errtext, "poll: %s", strerror(errno));
+                        goto out;
                 }
-                for (size_t o = 0; o < outlen;) {
-                        ssize_t k = write(fd, from + o, outlen - o);
-                        if (k < 0) {
+                if ((pfd.revents & POLLOUT) && wpos < limit) {
+                        ssize_t k = write(fd, p->lines + wpos, limit - wpos);
+                        if (k < 0 && errno != EAGAIN && errno != EINTR) {
                                 snprintf(p->errtext, sizeof p->errtext, "write: %s", strerror(errno));
                                 goto out;
                         }
-                        o += (size_t) k;
+                        if (k > 0) {
+                                int64_t t = now_ns();
+                                wpos += (size_t) k;
+                                while (next < p->count && p->offsets[next] < wpos)
+                                        sent[next++] = t;  /* its first byte is on the wire */
+                        }
                 }
+                if (!(pfd.revents & (POLLIN | POLLHUP | POLLERR)))
+                        continue;
                 ssize_t k = read(fd, in + inlen, sizeof in - inlen);
                 if (k <= 0) {
+                        if (k < 0 && (errno == EAGAIN || errno == EINTR))
+                                continue;
                         snprintf(p->errtext, sizeof p->errtext, "spillwayd closed the connection");
                         goto out;
                 }
@@ -182,6 +200,7 @@ static long admin_request(const char *sock, const char *req, long *total) {
 }
 
 typedef struct result {
+        char threads[256];
         double rate;
         double cpu_us_per_signal;
         double p50_ms, p99_ms, max_ms;
@@ -214,6 +233,41 @@ static double cpu_seconds(pid_t pid) {
         if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
                 return -1;
         return (double) (ut + st) / (double) sysconf(_SC_CLK_TCK);
+}
+
+/* "main 45%, spw-sqlite 80%": CPU of each daemon thread over `wall` seconds */
+static void thread_cpu(pid_t pid, double wall, char *out, size_t size) {
+        char path[300], buf[1024], comm[64];
+        size_t o = 0;
+        out[0] = 0;
+        snprintf(path, sizeof path, "/proc/%d/task", (int) pid);
+        DIR *dir = opendir(path);
+        if (!dir)
+                return;
+        struct dirent *de;
+        while ((de = readdir(dir)) && o < size) {
+                unsigned long ut, st;
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(path, sizeof path, "/proc/%d/task/%s/stat", (int) pid, de->d_name);
+                FILE *f = fopen(path, "r");
+                if (!f)
+                        continue;
+                size_t n = fread(buf, 1, sizeof buf - 1, f);
+                fclose(f);
+                buf[n] = 0;
+                char *l = strchr(buf, '('), *r = strrchr(buf, ')');
+                if (!l || !r || r - l - 1 >= (long) sizeof comm)
+                        continue;
+                memcpy(comm, l + 1, (size_t) (r - l - 1));
+                comm[r - l - 1] = 0;
+                if (sscanf(r + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+                        continue;
+                double pct = 100.0 * (double) (ut + st) / (double) sysconf(_SC_CLK_TCK) / wall;
+                if (pct >= 1)
+                        o += (size_t) snprintf(out + o, size - o, "%s%.20s %.0f%%", o ? ", " : "", comm, pct);
+        }
+        closedir(dir);
 }
 
 static long peak_rss_kb(pid_t pid) {
@@ -329,6 +383,7 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
         if (!flushed)
                 usleep(300000); /* let the workers finish before sampling CPU */
         res.cpu_us_per_signal = cpu_seconds(pid) * 1e6 / arg_signals;
+        thread_cpu(pid, (now_ns() - t0) / 1e9, res.threads, sizeof res.threads);
         kill(pid, SIGTERM);
         int status;
         waitpid(pid, &status, 0);
@@ -389,6 +444,8 @@ static void print_row(const char *label, const result *r) {
         printf("%-34s %8.0f/s  p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms  peak RSS %5.1f MiB  daemon CPU %5.1f us/signal%s\n",
                label, r->rate, r->p50_ms, r->p99_ms, r->max_ms, r->peak_rss_kb / 1024.0, r->cpu_us_per_signal,
                r->errors ? "  ERRORS" : "");
+        if (r->threads[0])
+                printf("%-34s threads: %s (CPU over the run, 100%% = one core)\n", "", r->threads);
 }
 
 int main(int argc, char **argv) {
