@@ -6,6 +6,7 @@
  * and WATCHDOG=1 only while every worker makes progress.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,6 +211,10 @@ int daemon_run(const daemon_options *opt) {
         int r;
 
         d.started_at = now_realtime();
+        /* Messages are allocated here and freed by workers in bursts: keep
+         * freed memory instead of trimming and faulting it back in. */
+        mallopt(M_TRIM_THRESHOLD, 64 << 20);
+        mallopt(M_MMAP_THRESHOLD, 8 << 20);
         /* Block signals before any thread starts, so workers inherit the mask. */
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);

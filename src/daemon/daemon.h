@@ -77,6 +77,8 @@ struct conn {
         bool eof;
         usec_t last_input;         /* monotonic */
         uint64_t lines;
+        bool dirty;                /* has replies to flush (in daemon.dirty) */
+        conn *dirty_next;
         conn *prev, *next;
 };
 
@@ -104,6 +106,7 @@ struct daemon {
         size_t n_listeners;
         conn *conns;
         unsigned n_conns;
+        conn *dirty;               /* connections with replies completed since the last flush */
         request *parked_head, *parked_tail;
         unsigned n_parked;
         unsigned n_waiting;        /* flushed acks and admin requests in flight */

@@ -102,16 +102,34 @@ static void request_error(request *r, const char *fmt, ...) {
         request_reply_json(r, json_pack("{s:b, s:s}", "ok", 0, "error", text));
 }
 
-/* A request finished after the fact (worker result, unparked, timeout). */
+/* A request finished after the fact (worker result, unparked, timeout).
+ * Its connection is only marked: the caller flushes every marked
+ * connection once (server_flush_dirty), so a flush that completes 1000
+ * signals costs one write per connection, not one per reply. */
 static void request_completed(daemon_t *d, request *r) {
-        if (!r->conn) {
+        conn *c = r->conn;
+        if (!c) {
                 /* the client went away: nobody to answer; free once nothing
                  * (a worker, the hub) refers to the request any more */
                 if (r->state == REQ_DONE)
                         request_free(r);
                 return;
         }
-        conn_flush_replies(r->conn);
+        if (!c->dirty) {
+                c->dirty = true;
+                c->dirty_next = d->dirty;
+                d->dirty = c;
+        }
+}
+
+static void server_flush_dirty(daemon_t *d) {
+        while (d->dirty) {
+                conn *c = d->dirty;
+                d->dirty = c->dirty_next;
+                c->dirty = false;
+                c->dirty_next = NULL;
+                conn_flush_replies(c); /* may free c */
+        }
 }
 
 /* ------------------------------------------------------------ signals */
@@ -809,6 +827,13 @@ static void conn_free(conn *c) {
         daemon_t *d = c->d;
         request *r = c->head;
 
+        if (c->dirty)
+                for (conn **p = &d->dirty; *p; p = &(*p)->dirty_next)
+                        if (*p == c) {
+                                *p = c->dirty_next;
+                                break;
+                        }
+
         /* requests still waiting on workers or queues finish without us */
         while (r) {
                 request *n = r->next;
@@ -979,6 +1004,7 @@ void server_process_hub(daemon_t *d) {
         }
         if (atomic_exchange(&d->engine->hub.backend_event, false))
                 engine_reap(d->engine);
+        server_flush_dirty(d);
 }
 
 /* ------------------------------------------------------------ parking */
@@ -1007,6 +1033,7 @@ void server_retry_parked(daemon_t *d) {
                 signal_accepted(d, r, &res);
                 request_completed(d, r);
         }
+        server_flush_dirty(d);
 }
 
 void server_reroute_parked(daemon_t *d) {
@@ -1031,6 +1058,7 @@ void server_expire_parked(daemon_t *d, usec_t now) {
                                       "retry later");
                 request_completed(d, r);
         }
+        server_flush_dirty(d);
         if (d->parked_head && d->park_timer) {
                 sd_event_source_set_time(d->park_timer, (uint64_t) d->parked_head->park_deadline);
                 sd_event_source_set_enabled(d->park_timer, SD_EVENT_ONESHOT);

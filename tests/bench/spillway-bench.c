@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <dirent.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -201,6 +202,7 @@ static long admin_request(const char *sock, const char *req, long *total) {
 
 typedef struct result {
         char threads[256];
+        double producer_cpu;       /* seconds of CPU the producers used */
         double rate;
         double cpu_us_per_signal;
         double p50_ms, p99_ms, max_ms;
@@ -359,12 +361,18 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
                 }
                 ps[i].offsets[per] = len;
         }
+        struct rusage ru0;
+        getrusage(RUSAGE_SELF, &ru0);
+        double cpu_before = ru0.ru_utime.tv_sec + ru0.ru_stime.tv_sec + (ru0.ru_utime.tv_usec + ru0.ru_stime.tv_usec) / 1e6;
         int64_t t0 = now_ns();
         for (unsigned i = 0; i < arg_producers; i++)
                 pthread_create(&ps[i].thread, NULL, produce, &ps[i]);
         for (unsigned i = 0; i < arg_producers; i++)
                 pthread_join(ps[i].thread, NULL);
         int64_t t1 = now_ns();
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        res.producer_cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6 - cpu_before;
 
         /* for queued acks the work is not done until the backends drained:
          * wait for the daemon to finish (SIGTERM drains) and count that time */
@@ -384,6 +392,10 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
                 usleep(300000); /* let the workers finish before sampling CPU */
         res.cpu_us_per_signal = cpu_seconds(pid) * 1e6 / arg_signals;
         thread_cpu(pid, (now_ns() - t0) / 1e9, res.threads, sizeof res.threads);
+        {
+                size_t l = strlen(res.threads);
+                snprintf(res.threads + l, sizeof res.threads - l, "; producers %.0f%%", 100.0 * res.producer_cpu / ((now_ns() - t0) / 1e9));
+        }
         kill(pid, SIGTERM);
         int status;
         waitpid(pid, &status, 0);
