@@ -60,7 +60,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <syslog.h>
 #include <time.h>
 
@@ -70,6 +69,7 @@
 #include <spillway/backend.h>
 
 #include "schema.h"
+#include "spwp-config.h"
 
 #ifndef MYDB_PLUGIN_VERSION
 #define MYDB_PLUGIN_VERSION "unknown"
@@ -105,10 +105,7 @@ typedef struct mydb {
         unsigned db_port;
         bool tls;
         spw_usec_t connect_timeout, query_timeout, lock_wait_timeout;
-        bool expire;                    /* `flush`: expire bans every second */
-        bool debug;
-        int64_t max_records;            /* 0: no limit */
-        spw_usec_t max_records_age;     /* 0: no limit */
+        spwp_bandb_keys keys;           /* flush, max_records, max_records_age, debug */
 
         char where[600];                /* mysql://user@host:port/db, for messages */
         char lock_expire[65], lock_gc[65];
@@ -166,86 +163,6 @@ static const spw_config_key mydb_config_keys[] = {
         {}
 };
 
-static int parse_bool(const char *s, bool *ret) {
-        static const char *const yes[] = { "true", "yes", "on", "1" };
-        static const char *const no[] = { "false", "no", "off", "0" };
-
-        for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
-                if (strcasecmp(s, yes[i]) == 0) {
-                        *ret = true;
-                        return 0;
-                }
-                if (strcasecmp(s, no[i]) == 0) {
-                        *ret = false;
-                        return 0;
-                }
-        }
-        return -EINVAL;
-}
-
-static int parse_count(const char *s, int64_t *ret) {
-        int64_t v = 0;
-
-        if (!*s)
-                return -EINVAL;
-        for (; *s; s++) {
-                if (*s < '0' || *s > '9')
-                        return -EINVAL;
-                if (v > (INT64_MAX - (*s - '0')) / 10)
-                        return -ERANGE;
-                v = v * 10 + (*s - '0');
-        }
-        *ret = v;
-        return 0;
-}
-
-/* Go's time.ParseDuration syntax without sign, plus "d" for days. */
-static int parse_duration(const char *s, spw_usec_t *ret) {
-        static const struct {
-                const char *unit;
-                double usec;
-        } units[] = {
-                { "ns", 1e-3 }, { "us", 1 }, { "\xc2\xb5s", 1 }, { "\xce\xbcs", 1 }, { "ms", 1e3 },
-                { "s", 1e6 }, { "m", 60e6 }, { "h", 3600e6 }, { "d", 86400e6 },
-        };
-        double total = 0;
-
-        if (strcmp(s, "0") == 0) {
-                *ret = 0;
-                return 0;
-        }
-        if (!*s)
-                return -EINVAL;
-        while (*s) {
-                double v = 0, scale = 1, mult = 0;
-                bool digits = false;
-                size_t best = 0;
-
-                for (; *s >= '0' && *s <= '9'; s++, digits = true)
-                        v = v * 10 + (*s - '0');
-                if (*s == '.')
-                        for (s++; *s >= '0' && *s <= '9'; s++, digits = true)
-                                v += (*s - '0') * (scale /= 10);
-                if (!digits)
-                        return -EINVAL;
-                for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-                        size_t l = strlen(units[i].unit);
-                        if (strncmp(s, units[i].unit, l) == 0 && l > best) {
-                                best = l;
-                                mult = units[i].usec;
-                        }
-                }
-                if (!best)
-                        return -EINVAL;
-                s += best;
-                total += v * mult;
-                if (total > 9.2e18)
-                        return -ERANGE;
-        }
-        *ret = (spw_usec_t) total;
-        return 0;
-}
-
 static int mydb_config_error(mydb *b, const char *key, const char *value, const char *expected) {
         b->host->set_error(b->ctx, "config key %s: expected %s, got \"%s\"; the backend is not started",
                            key, expected, value);
@@ -281,8 +198,9 @@ static int mydb_configure(mydb *b, const spw_kv *config, size_t n_config) {
         };
 
         for (size_t i = 0; i < n_config; i++) {
-                const char *k = config[i].key, *v = config[i].value ? config[i].value : "";
+                const char *k = config[i].key, *v = config[i].value ? config[i].value : "", *expected;
                 bool done = false;
+                int r;
 
                 for (size_t j = 0; j < sizeof strings / sizeof strings[0] && !done; j++) {
                         if (strcmp(k, strings[j].key) != 0)
@@ -299,12 +217,12 @@ static int mydb_configure(mydb *b, const spw_kv *config, size_t n_config) {
                         continue;
 
                 if (strcmp(k, "db_port") == 0) {
-                        int64_t port;
-                        if (parse_count(v, &port) < 0 || port < 1 || port > 65535)
+                        uint64_t port;
+                        if (spwp_parse_uint(v, 65535, &port) < 0 || port < 1)
                                 return mydb_config_error(b, k, v, "a TCP port (1-65535)");
                         b->db_port = (unsigned) port;
                 } else if (strcmp(k, "tls") == 0) {
-                        if (parse_bool(v, &b->tls) < 0)
+                        if (spwp_parse_bool(v, &b->tls) < 0)
                                 return mydb_config_error(b, k, v, "true or false");
                 } else if (strcmp(k, "type") == 0) {
                         if (strcmp(v, "sqlite") == 0) {
@@ -321,22 +239,13 @@ static int mydb_configure(mydb *b, const spw_kv *config, size_t n_config) {
                                 b->host->log(b->ctx, LOG_NOTICE,
                                              "config key db_path is CrowdSec's SQLite path; the mysql backend "
                                              "ignores it");
-                } else if (strcmp(k, "flush") == 0) {
-                        if (parse_bool(v, &b->expire) < 0)
-                                return mydb_config_error(b, k, v, "true or false");
-                } else if (strcmp(k, "debug") == 0) {
-                        if (parse_bool(v, &b->debug) < 0)
-                                return mydb_config_error(b, k, v, "true or false");
-                } else if (strcmp(k, "max_records") == 0) {
-                        if (parse_count(v, &b->max_records) < 0)
-                                return mydb_config_error(b, k, v, "a non-negative integer (0 = no limit)");
-                } else if (strcmp(k, "max_records_age") == 0) {
-                        if (parse_duration(v, &b->max_records_age) < 0)
-                                return mydb_config_error(b, k, v, "a duration like 720h or 30d (0 = no limit)");
+                } else if ((r = spwp_bandb_keys_set(&b->keys, k, v, &expected)) != 0) {
+                        if (r < 0)
+                                return mydb_config_error(b, k, v, expected);
                 } else if (strcmp(k, "connect_timeout") == 0 || strcmp(k, "query_timeout") == 0 ||
                            strcmp(k, "lock_wait_timeout") == 0) {
                         spw_usec_t t;
-                        if (parse_duration(v, &t) < 0 || t <= 0 || t > 86400 * USEC_PER_SEC)
+                        if (spwp_parse_duration(v, &t) < 0 || t <= 0 || t > 86400 * USEC_PER_SEC)
                                 return mydb_config_error(b, k, v, "a duration like 5s or 1m, above 0 and at most 24h");
                         *(k[0] == 'c' ? &b->connect_timeout : k[0] == 'q' ? &b->query_timeout
                                                                           : &b->lock_wait_timeout) = t;
@@ -1075,7 +984,7 @@ static int mydb_insert(void *userdata, const spw_signal *sig) {
                 if (r == 0) {
                         b->dirty = true;
                         b->n_pending++;
-                        if (b->debug)
+                        if (b->keys.debug)
                                 b->host->log(b->ctx, LOG_DEBUG,
                                              "stored signal %" PRIu64 " as id %" PRIu64 ": scenario %s, source %s, "
                                              "%zu ban(s), %zu event(s)", sig->id, id,
@@ -1455,7 +1364,7 @@ static int mydb_expire_tick(void *userdata, spw_usec_t now) {
         if (r == 0)
                 r = mydb_try_lock(b, b->lock_expire, &got);
         if (r == 0 && !got) {
-                if (b->debug)
+                if (b->keys.debug)
                         b->host->log(b->ctx, LOG_DEBUG, "another host is expiring bans; skipping this run");
                 return 0;
         }
@@ -1488,7 +1397,7 @@ static int mydb_expire_tick(void *userdata, spw_usec_t now) {
                 char buf[32];
 
                 b->n_expired += total;
-                if (b->debug)
+                if (b->keys.debug)
                         b->host->log(b->ctx, LOG_DEBUG, "expired %" PRIu64 " ban(s)", total);
                 if (SPW_HAS_MEMBER(b->host, struct spw_host, set_status)) {
                         snprintf(buf, sizeof buf, "%" PRIu64, b->n_expired);
@@ -1563,12 +1472,12 @@ static int mydb_gc_step(mydb *b, size_t n, uint64_t *bans, gc_counts *c) {
 static int mydb_gc_run(mydb *b, spw_usec_t now, gc_counts *c, int *chunks, size_t *picked) {
         MYSQL_BIND p[3];
         MYSQL_TIME cutoff;
-        int64_t limit = CHUNK_ROWS, max_records = b->max_records;
+        int64_t limit = CHUNK_ROWS, max_records = b->keys.max_records;
         uint64_t edge = 0;
         size_t n;
 
         *picked = CHUNK_ROWS;
-        if (b->max_records > 0) {
+        if (b->keys.max_records > 0) {
                 memset(p, 0, sizeof p);
                 p_i64(&p[0], &max_records);
                 if (mydb_select_ids(b, MYDB_SQL_GC_COUNT_EDGE, p, &edge, NULL, 1, &n, "finding the oldest ban to keep") < 0)
@@ -1583,9 +1492,9 @@ static int mydb_gc_run(mydb *b, spw_usec_t now, gc_counts *c, int *chunks, size_
                                 return -1;
                 }
         }
-        if (b->max_records_age <= 0)
+        if (b->keys.max_records_age <= 0)
                 return 0;
-        mydb_time_to_mysql(now - b->max_records_age, &cutoff);
+        mydb_time_to_mysql(now - b->keys.max_records_age, &cutoff);
         for (*picked = CHUNK_ROWS; *picked == CHUNK_ROWS && *chunks > 0; (*chunks)--) {
                 memset(p, 0, sizeof p);
                 p_now(&p[0], &cutoff);
@@ -1638,8 +1547,8 @@ static int mydb_gc_tick(void *userdata, spw_usec_t now) {
                              "garbage collection removed %" PRIu64 " soft-deleted ban(s) (%" PRIu64
                              " beyond max_records %" PRId64 ", %" PRIu64 " older than max_records_age), "
                              "%" PRIu64 " signal(s), %" PRIu64 " event sequence(s)%s",
-                             c.by_count + c.by_age, c.by_count, b->max_records, c.by_age, c.signals, c.events,
-                             chunks == 0 && picked == CHUNK_ROWS ? "; more left for the next run" : "");
+                             c.by_count + c.by_age, c.by_count, b->keys.max_records, c.by_age, c.signals,
+                             c.events, chunks == 0 && picked == CHUNK_ROWS ? "; more left for the next run" : "");
                 if (SPW_HAS_MEMBER(b->host, struct spw_host, set_status)) {
                         snprintf(buf, sizeof buf, "%" PRIu64, b->n_collected);
                         b->host->set_status(b->ctx, "collected", buf);
@@ -1657,14 +1566,14 @@ static int mydb_start_autocommit(void *userdata) {
         mydb *b = userdata;
         int r;
 
-        if (b->expire) {
+        if (b->keys.expire) {
                 r = b->host->schedule(b->ctx, EXPIRE_INTERVAL, mydb_expire_tick, b);
                 if (r < 0) {
                         b->host->set_error(b->ctx, "%s: cannot schedule ban expiry: %s", b->where, strerror(-r));
                         return r;
                 }
         }
-        if (b->max_records > 0 || b->max_records_age > 0) {
+        if (b->keys.max_records > 0 || b->keys.max_records_age > 0) {
                 r = b->host->schedule(b->ctx, GC_INTERVAL, mydb_gc_tick, b);
                 if (r < 0) {
                         b->host->set_error(b->ctx, "%s: cannot schedule garbage collection: %s", b->where,
@@ -1717,9 +1626,7 @@ static int mydb_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *co
         }
         b->ctx = ctx;
         b->host = host;
-        b->expire = true;
-        b->max_records = 10000;
-        b->max_records_age = INT64_C(720) * 3600 * USEC_PER_SEC;
+        b->keys = SPWP_BANDB_KEYS_DEFAULT;
         b->connect_timeout = 5 * USEC_PER_SEC;
         b->query_timeout = 30 * USEC_PER_SEC;
         b->lock_wait_timeout = 5 * USEC_PER_SEC;

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "schema.h"
+#include "spwp-time.h"
 
 /* ------------------------------------------------------------ errors */
 
@@ -47,75 +48,38 @@ int mydb_error_from_stmt(mydb_error *e, MYSQL_STMT *st, const char *doing) {
 /* ------------------------------------------------------------ time */
 
 #define USEC_PER_SEC INT64_C(1000000)
-#define SEC_PER_DAY  INT64_C(86400)
 /* DATETIME's range: 1000-01-01 00:00:00 .. 9999-12-31 23:59:59.999999 UTC */
 #define TIME_MIN (INT64_C(-30610224000) * USEC_PER_SEC)
 #define TIME_MAX (INT64_C(253402300800) * USEC_PER_SEC - 1)
 
-/* Howard Hinnant's algorithms, proleptic Gregorian calendar. */
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
-        int64_t era, yy;
-        unsigned doe, yoe, doy, mp;
-
-        z += 719468;
-        era = (z >= 0 ? z : z - 146096) / 146097;
-        doe = (unsigned) (z - era * 146097);
-        yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        yy = (int64_t) yoe + era * 400;
-        doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        mp = (5 * doy + 2) / 153;
-        *d = doy - (153 * mp + 2) / 5 + 1;
-        *m = mp < 10 ? mp + 3 : mp - 9;
-        *y = yy + (*m <= 2);
-}
-
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-        int64_t era;
-        unsigned yoe, doy, doe;
-
-        y -= m <= 2;
-        era = (y >= 0 ? y : y - 399) / 400;
-        yoe = (unsigned) (y - era * 400);
-        doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-        doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return era * 146097 + (int64_t) doe - 719468;
-}
-
 void mydb_time_to_mysql(spw_usec_t t, MYSQL_TIME *ret) {
-        int64_t secs, days, rem, y;
-        unsigned m, d;
+        spwp_tm tm;
 
         if (t < TIME_MIN)
                 t = TIME_MIN;
         if (t > TIME_MAX)
                 t = TIME_MAX;
-        secs = t >= 0 ? t / USEC_PER_SEC : -((-t + USEC_PER_SEC - 1) / USEC_PER_SEC);
-        days = secs >= 0 ? secs / SEC_PER_DAY : -((-secs + SEC_PER_DAY - 1) / SEC_PER_DAY);
-        rem = secs - days * SEC_PER_DAY;
-        civil_from_days(days, &y, &m, &d);
+        spwp_time_split(t, &tm);
 
         memset(ret, 0, sizeof *ret);
-        ret->year = (unsigned) y;
-        ret->month = m;
-        ret->day = d;
-        ret->hour = (unsigned) (rem / 3600);
-        ret->minute = (unsigned) (rem / 60 % 60);
-        ret->second = (unsigned) (rem % 60);
-        ret->second_part = (unsigned long) (t - secs * USEC_PER_SEC);
+        ret->year = (unsigned) tm.year;
+        ret->month = tm.month;
+        ret->day = tm.day;
+        ret->hour = tm.hour;
+        ret->minute = tm.minute;
+        ret->second = tm.second;
+        ret->second_part = tm.usec;
         ret->time_type = MYSQL_TIMESTAMP_DATETIME;
 }
 
 int mydb_time_from_mysql(const MYSQL_TIME *t, spw_usec_t *ret) {
-        static const unsigned mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-
         if (t->time_type != MYSQL_TIMESTAMP_DATETIME && t->time_type != MYSQL_TIMESTAMP_DATE)
                 return -EINVAL;
-        if (t->year < 1 || t->year > 9999 || t->month < 1 || t->month > 12 || t->day < 1 ||
-            t->day > mdays[t->month - 1] || t->hour > 23 || t->minute > 59 || t->second > 59 ||
+        if (!spwp_date_valid(t->year, t->month, t->day) || t->hour > 23 || t->minute > 59 || t->second > 59 ||
             t->second_part >= (unsigned long) USEC_PER_SEC || t->neg)
                 return -EINVAL;
-        *ret = (days_from_civil(t->year, t->month, t->day) * SEC_PER_DAY + t->hour * 3600 + t->minute * 60 +
-                t->second) * USEC_PER_SEC + (spw_usec_t) t->second_part;
+        *ret = spwp_time_join(&(spwp_tm) { t->year, t->month, t->day, t->hour, t->minute, t->second,
+                                           (unsigned) t->second_part });
         return 0;
 }
 

@@ -23,22 +23,18 @@
  * The database is created fresh: an existing --db file (and its -wal, -shm)
  * is removed first. Without --db a temporary file is used and removed.
  */
-#include <dlfcn.h>
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "schema.h"
-#include "testhost.h"
-#include "tests.h"
+#include "test-fixtures.h"
 #include "timeutil.h"
 
 #ifndef BANDB_PLUGIN_PATH
@@ -57,66 +53,6 @@ typedef struct options {
         const char *plugin;
 } options;
 
-/* One signal's worth of rows: a typical ssh-bruteforce overflow (about the
- * ~870-byte JSON signal of PERFORMANCE-NOTES.md), one event, one 4h ban. */
-typedef struct sample {
-        spw_signal sig;
-        spw_event ev;
-        spw_ban ban;
-        char ip[16];
-} sample;
-
-static const char serialized[] =
-        "{\"Line\":{\"Raw\":\"Nov 14 22:13:20 host sshd[4242]: Failed password for invalid user admin "
-        "from 10.0.0.1 port 52344 ssh2\",\"Src\":\"/var/log/auth.log\",\"Labels\":{\"type\":\"syslog\"}},"
-        "\"Parsed\":{\"program\":\"sshd\",\"source_ip\":\"10.0.0.1\",\"user\":\"admin\"},"
-        "\"Meta\":{\"log_type\":\"ssh_failed-auth\",\"service\":\"ssh\"}}";
-
-static void sample_fill(sample *s, uint64_t i, uint64_t targets, usec_t now) {
-        uint32_t t = (uint32_t) (i % targets);
-
-        snprintf(s->ip, sizeof s->ip, "10.%u.%u.%u", (t >> 16) & 0xff, (t >> 8) & 0xff, t & 0xff);
-        s->ev = (spw_event) { .time = now - 5 * USEC_PER_SEC, .source_ip = s->ip, .serialized = serialized };
-        s->ban = (spw_ban) {
-                .measure_source = "local",
-                .measure_type = "ban",
-                .until = now + 4 * USEC_PER_HOUR,
-                .start_ip = { [10] = 0xff, [11] = 0xff, 10, (uint8_t) (t >> 16), (uint8_t) (t >> 8), (uint8_t) t },
-                .end_ip = { [10] = 0xff, [11] = 0xff, 10, (uint8_t) (t >> 16), (uint8_t) (t >> 8), (uint8_t) t },
-                .scope = SPW_SCOPE_IP,
-                .target_cn = "FR",
-                .target_as = 64500,
-                .target_as_name = "Example Networks SAS",
-                .ip_text = s->ip,
-                .reason = "crowdsecurity/ssh-bf",
-                .scenario = "crowdsecurity/ssh-bf",
-        };
-        s->sig = (spw_signal) {
-                .size = sizeof(spw_signal),
-                .id = i + 1,
-                .received_at = now,
-                .scenario = "crowdsecurity/ssh-bf",
-                .bucket_id = "sunny-flower",
-                .alert_message = "10.0.0.1 performed 'crowdsecurity/ssh-bf' (6 events over 4s) at 2023-11-14",
-                .map_key = "d4f8c2a1e0b93c7f",
-                .events_count = 6,
-                .start_at = now - 4 * USEC_PER_SEC,
-                .stop_at = now,
-                .source_ip = s->ip,
-                .source_as_number = "64500",
-                .source_as_org = "Example Networks SAS",
-                .source_country = "FR",
-                .source_latitude = 48.8582,
-                .source_longitude = 2.3387,
-                .capacity = 5,
-                .leak_speed_ns = 10 * INT64_C(1000000000),
-                .events = &s->ev,
-                .n_events = 1,
-                .bans = &s->ban,
-                .n_bans = 1,
-        };
-}
-
 static void remove_db(const char *path) {
         char p[4096];
 
@@ -125,17 +61,6 @@ static void remove_db(const char *path) {
         unlink(p);
         snprintf(p, sizeof p, "%s-shm", path);
         unlink(p);
-}
-
-/* CPU seconds (user + system) of this process so far: on a shared machine
- * a steadier figure than wall time. */
-static double cpu_seconds(void) {
-        struct rusage ru;
-
-        if (getrusage(RUSAGE_SELF, &ru) < 0)
-                return 0;
-        return (double) (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-               (double) (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static double db_size_mib(const char *path) {
@@ -280,84 +205,14 @@ static double bench_direct(const options *o, double *cpu) {
         return (double) elapsed / 1e6;
 }
 
-static int count_row(const spw_ban_row *row, void *userdata) {
-        (*(uint64_t *) userdata)++;
-        return 0;
-}
-
 static double bench_plugin(const options *o, double *cpu, uint64_t *read_rows, double *read_ms) {
-        const struct spw_backend *(*entry)(void);
-        const struct spw_backend *b;
-        spw_kv config[] = {
+        const spw_kv config[] = {
                 { "db_path", o->db },
                 { "synchronous", o->sync_full ? "full" : "normal" },
         };
-        testhost *host;
-        void *h, *self = NULL;
-        usec_t start, elapsed;
-        sample s;
-        int r;
 
-        h = dlopen(o->plugin, RTLD_NOW | RTLD_LOCAL);
-        if (!h) {
-                fprintf(stderr, "bench-ceiling: %s\n", dlerror());
-                exit(1);
-        }
-        entry = (const struct spw_backend *(*)(void)) dlsym(h, SPW_BACKEND_ENTRY_SYMBOL);
-        CHECK(entry);
-        b = entry();
-        host = testhost_new("bench", config, sizeof config / sizeof config[0]);
-        testhost_set_time(host, now_realtime());
-        r = testhost_init(host, b, &self);
-        if (r < 0) {
-                fprintf(stderr, "bench-ceiling: plugin init: %s\n", testhost_last_error(host));
-                exit(1);
-        }
-
-        *cpu = cpu_seconds();
-        start = now_monotonic();
-        for (uint64_t i = 0; i < o->signals; i++) {
-                usec_t now = now_realtime();
-
-                testhost_set_time(host, now);
-                sample_fill(&s, i, o->targets, now);
-                r = b->insert(self, &s.sig);
-                if (r != SPW_INSERT_OK) {
-                        fprintf(stderr, "bench-ceiling: insert: %s\n", testhost_last_error(host));
-                        exit(1);
-                }
-                if ((i + 1) % o->batch == 0 || i + 1 == o->signals) {
-                        r = b->flush(self);
-                        if (r < 0) {
-                                fprintf(stderr, "bench-ceiling: flush: %s\n", testhost_last_error(host));
-                                exit(1);
-                        }
-                }
-        }
-        elapsed = now_monotonic() - start;
-        *cpu = cpu_seconds() - *cpu;
-
-        *read_rows = 0;
-        start = now_monotonic();
-        CHECK_OK(b->read_at(self, now_realtime(), count_row, read_rows));
-        *read_ms = (double) (now_monotonic() - start) / 1e3;
-
-        b->shutdown(self);
-        testhost_free(host);
-        dlclose(h);
-        return (double) elapsed / 1e6;
-}
-
-static int parse_u64(const char *s, uint64_t *ret) {
-        char *end;
-        unsigned long long v;
-
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno || end == s || *end || v == 0 || s[0] == '-')
-                return -EINVAL;
-        *ret = v;
-        return 0;
+        return bench_through_plugin("bench-ceiling", o->plugin, config, sizeof config / sizeof config[0], o->signals,
+                                    o->batch, o->targets, cpu, read_rows, read_ms);
 }
 
 static void usage(FILE *f) {

@@ -20,127 +20,61 @@
 #include <string.h>
 
 #include "schema.h"
+#include "spwp-time.h"
 
 /* ------------------------------------------------------------ time */
 
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
-        /* Howard Hinnant's days-to-civil algorithm, proleptic Gregorian. */
-        int64_t era, yy;
-        unsigned doe, yoe, doy, mp;
-
-        z += 719468;
-        era = (z >= 0 ? z : z - 146096) / 146097;
-        doe = (unsigned) (z - era * 146097);
-        yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        yy = (int64_t) yoe + era * 400;
-        doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        mp = (5 * doy + 2) / 153;
-        *d = doy - (153 * mp + 2) / 5 + 1;
-        *m = mp < 10 ? mp + 3 : mp - 9;
-        *y = yy + (*m <= 2);
-}
-
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-        int64_t era;
-        unsigned yoe, doy, doe;
-
-        y -= m <= 2;
-        era = (y >= 0 ? y : y - 399) / 400;
-        yoe = (unsigned) (y - era * 400);
-        doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-        doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return era * 146097 + (int64_t) doe - 719468;
-}
-
 #define USEC_PER_SEC INT64_C(1000000)
-#define SEC_PER_DAY  INT64_C(86400)
 /* 0001-01-01 00:00:00 and 9999-12-31 23:59:59.999999 UTC */
 #define TIME_MIN (INT64_C(-62135596800) * USEC_PER_SEC)
 #define TIME_MAX (INT64_C(253402300800) * USEC_PER_SEC - 1)
 
-static char *put_digits(char *p, unsigned v, int n) {
-        for (int i = n - 1; i >= 0; i--) {
-                p[i] = (char) ('0' + v % 10);
-                v /= 10;
-        }
-        return p + n;
-}
-
 char *bandb_time_format(char buf[static BANDB_TIME_MAX], spw_usec_t t) {
-        int64_t secs, days, rem, y;
-        unsigned m, d, usec;
+        spwp_tm tm;
         char *p = buf;
 
         if (t < TIME_MIN)
                 t = TIME_MIN;
         if (t > TIME_MAX)
                 t = TIME_MAX;
-        secs = t >= 0 ? t / USEC_PER_SEC : -((-t + USEC_PER_SEC - 1) / USEC_PER_SEC);
-        usec = (unsigned) (t - secs * USEC_PER_SEC);
-        days = secs >= 0 ? secs / SEC_PER_DAY : -((-secs + SEC_PER_DAY - 1) / SEC_PER_DAY);
-        rem = secs - days * SEC_PER_DAY;
-        civil_from_days(days, &y, &m, &d);
+        spwp_time_split(t, &tm);
 
-        p = put_digits(p, (unsigned) y, 4);
+        p = spwp_put_digits(p, (unsigned) tm.year, 4);
         *p++ = '-';
-        p = put_digits(p, m, 2);
+        p = spwp_put_digits(p, tm.month, 2);
         *p++ = '-';
-        p = put_digits(p, d, 2);
+        p = spwp_put_digits(p, tm.day, 2);
         *p++ = ' ';
-        p = put_digits(p, (unsigned) (rem / 3600), 2);
+        p = spwp_put_digits(p, tm.hour, 2);
         *p++ = ':';
-        p = put_digits(p, (unsigned) (rem / 60 % 60), 2);
+        p = spwp_put_digits(p, tm.minute, 2);
         *p++ = ':';
-        p = put_digits(p, (unsigned) (rem % 60), 2);
+        p = spwp_put_digits(p, tm.second, 2);
         *p++ = '.';
-        p = put_digits(p, usec, 6);
+        p = spwp_put_digits(p, tm.usec, 6);
         memcpy(p, "+00:00", 7);
         return buf;
 }
 
-static int take_digits(const char **p, const char *end, int n, unsigned *ret) {
-        unsigned v = 0;
-
-        if (end - *p < n)
-                return -EINVAL;
-        for (int i = 0; i < n; i++) {
-                char c = (*p)[i];
-                if (c < '0' || c > '9')
-                        return -EINVAL;
-                v = v * 10 + (unsigned) (c - '0');
-        }
-        *p += n;
-        *ret = v;
-        return 0;
-}
-
-static int take_char(const char **p, const char *end, char c) {
-        if (*p >= end || **p != c)
-                return -EINVAL;
-        (*p)++;
-        return 0;
-}
-
 int bandb_time_parse(const char *s, size_t n, spw_usec_t *ret) {
-        static const unsigned mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
         const char *p = s, *end = s + n;
         unsigned y, mo, d, h, mi, sec, usec = 0, scale = 100000;
         int64_t offset = 0;
 
         if (!s)
                 return -EINVAL;
-        if (take_digits(&p, end, 4, &y) < 0 || take_char(&p, end, '-') < 0 ||
-            take_digits(&p, end, 2, &mo) < 0 || take_char(&p, end, '-') < 0 ||
-            take_digits(&p, end, 2, &d) < 0)
+        if (spwp_take_digits(&p, end, 4, &y) < 0 || spwp_take_char(&p, end, '-') < 0 ||
+            spwp_take_digits(&p, end, 2, &mo) < 0 || spwp_take_char(&p, end, '-') < 0 ||
+            spwp_take_digits(&p, end, 2, &d) < 0)
                 return -EINVAL;
         if (p >= end || (*p != ' ' && *p != 'T'))
                 return -EINVAL;
         p++;
-        if (take_digits(&p, end, 2, &h) < 0 || take_char(&p, end, ':') < 0 ||
-            take_digits(&p, end, 2, &mi) < 0 || take_char(&p, end, ':') < 0 ||
-            take_digits(&p, end, 2, &sec) < 0)
+        if (spwp_take_digits(&p, end, 2, &h) < 0 || spwp_take_char(&p, end, ':') < 0 ||
+            spwp_take_digits(&p, end, 2, &mi) < 0 || spwp_take_char(&p, end, ':') < 0 ||
+            spwp_take_digits(&p, end, 2, &sec) < 0)
                 return -EINVAL;
-        if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60)
+        if (!spwp_date_valid(y, mo, d) || h > 23 || mi > 59 || sec > 60)
                 return -EINVAL;
         if (p < end && *p == '.') {
                 p++;
@@ -157,19 +91,19 @@ int bandb_time_parse(const char *s, size_t n, spw_usec_t *ret) {
                 bool neg = *p++ == '-';
                 unsigned oh, om;
 
-                if (take_digits(&p, end, 2, &oh) < 0)
+                if (spwp_take_digits(&p, end, 2, &oh) < 0)
                         return -EINVAL;
                 if (p < end && *p == ':')
                         p++;
-                if (take_digits(&p, end, 2, &om) < 0 || oh > 23 || om > 59)
+                if (spwp_take_digits(&p, end, 2, &om) < 0 || oh > 23 || om > 59)
                         return -EINVAL;
                 offset = ((int64_t) oh * 3600 + om * 60) * (neg ? -1 : 1);
         }
         if (p != end)
                 return -EINVAL;
 
-        *ret = ((days_from_civil(y, mo, d) * SEC_PER_DAY + h * 3600 + mi * 60 + sec - offset)
-                * USEC_PER_SEC) + usec;
+        /* a leap second (60) carries into the next minute */
+        *ret = spwp_time_join(&(spwp_tm) { y, mo, d, h, mi, sec, usec }) - offset * USEC_PER_SEC;
         return 0;
 }
 

@@ -58,6 +58,7 @@
 #include <sqlite3.h>
 
 #include "schema.h"
+#include "spwp-config.h"
 
 #ifndef BANDB_VERSION
 #define BANDB_VERSION "unknown"
@@ -82,10 +83,7 @@ typedef struct bandb {
         char *path;
 
         /* configuration */
-        bool expire;                    /* `flush`: expire bans every second */
-        bool debug;
-        int64_t max_records;            /* 0: no limit */
-        spw_usec_t max_records_age;     /* 0: no limit */
+        spwp_bandb_keys keys;           /* flush, max_records, max_records_age, debug */
         bool synchronous_full;
         spw_usec_t busy_timeout;
 
@@ -128,87 +126,6 @@ static const spw_config_key bandb_config_keys[] = {
         {}
 };
 
-static int parse_bool(const char *s, bool *ret) {
-        static const char *const yes[] = { "true", "yes", "on", "1" };
-        static const char *const no[] = { "false", "no", "off", "0" };
-
-        for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
-                if (strcasecmp(s, yes[i]) == 0) {
-                        *ret = true;
-                        return 0;
-                }
-                if (strcasecmp(s, no[i]) == 0) {
-                        *ret = false;
-                        return 0;
-                }
-        }
-        return -EINVAL;
-}
-
-static int parse_count(const char *s, int64_t *ret) {
-        int64_t v = 0;
-
-        if (!*s)
-                return -EINVAL;
-        for (; *s; s++) {
-                if (*s < '0' || *s > '9')
-                        return -EINVAL;
-                if (v > (INT64_MAX - (*s - '0')) / 10)
-                        return -ERANGE;
-                v = v * 10 + (*s - '0');
-        }
-        *ret = v;
-        return 0;
-}
-
-/* Go's time.ParseDuration syntax without sign, plus "d" for days. */
-static int parse_duration(const char *s, spw_usec_t *ret) {
-        static const struct {
-                const char *unit;
-                double usec;
-        } units[] = {
-                { "ns", 1e-3 }, { "us", 1 }, { "\xc2\xb5s", 1 }, { "\xce\xbcs", 1 }, { "ms", 1e3 },
-                { "s", 1e6 }, { "m", 60e6 }, { "h", 3600e6 }, { "d", 86400e6 },
-        };
-        double total = 0;
-
-        if (strcmp(s, "0") == 0) {
-                *ret = 0;
-                return 0;
-        }
-        if (!*s)
-                return -EINVAL;
-        while (*s) {
-                double v = 0, scale = 1;
-                bool digits = false;
-                size_t best = 0;
-                double mult = 0;
-
-                for (; *s >= '0' && *s <= '9'; s++, digits = true)
-                        v = v * 10 + (*s - '0');
-                if (*s == '.')
-                        for (s++; *s >= '0' && *s <= '9'; s++, digits = true)
-                                v += (*s - '0') * (scale /= 10);
-                if (!digits)
-                        return -EINVAL;
-                for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-                        size_t l = strlen(units[i].unit);
-                        if (strncmp(s, units[i].unit, l) == 0 && l > best) {
-                                best = l;
-                                mult = units[i].usec;
-                        }
-                }
-                if (!best)
-                        return -EINVAL;
-                s += best;
-                total += v * mult;
-                if (total > 9.2e18)
-                        return -ERANGE;
-        }
-        *ret = (spw_usec_t) total;
-        return 0;
-}
-
 static int bandb_config_error(bandb *b, const char *key, const char *value, const char *expected) {
         b->host->set_error(b->ctx, "config key %s: expected %s, got \"%s\"; the backend is not started",
                            key, expected, value);
@@ -217,7 +134,8 @@ static int bandb_config_error(bandb *b, const char *key, const char *value, cons
 
 static int bandb_configure(bandb *b, const spw_kv *config, size_t n_config, const char **db_path) {
         for (size_t i = 0; i < n_config; i++) {
-                const char *k = config[i].key, *v = config[i].value ? config[i].value : "";
+                const char *k = config[i].key, *v = config[i].value ? config[i].value : "", *expected;
+                int r;
 
                 if (strcmp(k, "db_path") == 0) {
                         if (!*v)
@@ -233,20 +151,11 @@ static int bandb_configure(bandb *b, const spw_kv *config, size_t n_config, cons
                         }
                         if (strcmp(v, "sqlite") != 0)
                                 return bandb_config_error(b, k, v, "sqlite (or mysql, with the mysql backend)");
-                } else if (strcmp(k, "flush") == 0) {
-                        if (parse_bool(v, &b->expire) < 0)
-                                return bandb_config_error(b, k, v, "true or false");
-                } else if (strcmp(k, "debug") == 0) {
-                        if (parse_bool(v, &b->debug) < 0)
-                                return bandb_config_error(b, k, v, "true or false");
-                } else if (strcmp(k, "max_records") == 0) {
-                        if (parse_count(v, &b->max_records) < 0)
-                                return bandb_config_error(b, k, v, "a non-negative integer (0 = no limit)");
-                } else if (strcmp(k, "max_records_age") == 0) {
-                        if (parse_duration(v, &b->max_records_age) < 0)
-                                return bandb_config_error(b, k, v, "a duration like 720h or 30d (0 = no limit)");
+                } else if ((r = spwp_bandb_keys_set(&b->keys, k, v, &expected)) != 0) {
+                        if (r < 0)
+                                return bandb_config_error(b, k, v, expected);
                 } else if (strcmp(k, "busy_timeout") == 0) {
-                        if (parse_duration(v, &b->busy_timeout) < 0)
+                        if (spwp_parse_duration(v, &b->busy_timeout) < 0)
                                 return bandb_config_error(b, k, v, "a duration like 5s or 500ms");
                 } else if (strcmp(k, "synchronous") == 0) {
                         if (strcasecmp(v, "normal") == 0)
@@ -589,7 +498,7 @@ static int bandb_insert(void *userdata, const spw_signal *sig) {
         if (rc == SQLITE_OK) {
                 b->dirty = true;
                 b->n_pending++;
-                if (b->debug)
+                if (b->keys.debug)
                         b->host->log(b->ctx, LOG_DEBUG,
                                      "stored signal %" PRIu64 ": scenario %s, source %s, %zu ban(s), %zu event(s)",
                                      sig->id, sig->scenario ? sig->scenario : "none",
@@ -804,7 +713,7 @@ static int bandb_expire_tick(void *userdata, spw_usec_t now) {
                 char buf[32];
 
                 b->n_expired += total;
-                if (b->debug)
+                if (b->keys.debug)
                         b->host->log(b->ctx, LOG_DEBUG, "expired %" PRIu64 " ban(s)", total);
                 if (SPW_HAS_MEMBER(b->host, struct spw_host, set_status)) {
                         snprintf(buf, sizeof buf, "%" PRIu64, b->n_expired);
@@ -879,11 +788,11 @@ static int bandb_gc_tick(void *userdata, spw_usec_t now) {
         int chunks = MAX_CHUNKS, rc = SQLITE_OK;
 
         b->err[0] = 0;
-        if (b->max_records > 0) {
+        if (b->keys.max_records > 0) {
                 sqlite3_stmt *st = b->st[BANDB_SQL_GC_COUNT_EDGE];
                 sqlite3_int64 edge = 0;
 
-                sqlite3_bind_int64(st, 1, b->max_records);
+                sqlite3_bind_int64(st, 1, b->keys.max_records);
                 rc = sqlite3_step(st);
                 if (rc == SQLITE_ROW)
                         edge = sqlite3_column_int64(st, 0);
@@ -896,8 +805,8 @@ static int bandb_gc_tick(void *userdata, spw_usec_t now) {
                                 rc = bandb_gc_step(b, BANDB_SQL_GC_PICK_COUNT, &picked, &c.by_count, &c);
                 }
         }
-        if (b->max_records_age > 0 && rc == SQLITE_OK) {
-                bandb_time_format(cutoff, now - b->max_records_age);
+        if (b->keys.max_records_age > 0 && rc == SQLITE_OK) {
+                bandb_time_format(cutoff, now - b->keys.max_records_age);
                 for (picked = CHUNK_ROWS; rc == SQLITE_OK && picked == CHUNK_ROWS && chunks > 0; chunks--) {
                         sqlite3_stmt *st = b->st[BANDB_SQL_GC_PICK_AGE];
                         rc = FIRST_ERROR(sqlite3_bind_text(st, 1, cutoff, BANDB_TIME_LEN, SQLITE_STATIC),
@@ -922,8 +831,8 @@ static int bandb_gc_tick(void *userdata, spw_usec_t now) {
                              "garbage collection removed %" PRIu64 " soft-deleted ban(s) (%" PRIu64
                              " beyond max_records %" PRId64 ", %" PRIu64 " older than max_records_age), "
                              "%" PRIu64 " signal(s), %" PRIu64 " event sequence(s)%s",
-                             c.by_count + c.by_age, c.by_count, b->max_records, c.by_age, c.signals, c.events,
-                             chunks == 0 && picked == CHUNK_ROWS ? "; more left for the next run" : "");
+                             c.by_count + c.by_age, c.by_count, b->keys.max_records, c.by_age, c.signals,
+                             c.events, chunks == 0 && picked == CHUNK_ROWS ? "; more left for the next run" : "");
                 if (SPW_HAS_MEMBER(b->host, struct spw_host, set_status)) {
                         snprintf(buf, sizeof buf, "%" PRIu64, b->n_collected);
                         b->host->set_status(b->ctx, "collected", buf);
@@ -941,14 +850,14 @@ static int bandb_start_autocommit(void *userdata) {
         bandb *b = userdata;
         int r;
 
-        if (b->expire) {
+        if (b->keys.expire) {
                 r = b->host->schedule(b->ctx, EXPIRE_INTERVAL, bandb_expire_tick, b);
                 if (r < 0) {
                         b->host->set_error(b->ctx, "%s: cannot schedule ban expiry: %s", b->path, strerror(-r));
                         return r;
                 }
         }
-        if (b->max_records > 0 || b->max_records_age > 0) {
+        if (b->keys.max_records > 0 || b->keys.max_records_age > 0) {
                 r = b->host->schedule(b->ctx, GC_INTERVAL, bandb_gc_tick, b);
                 if (r < 0) {
                         b->host->set_error(b->ctx, "%s: cannot schedule garbage collection: %s", b->path,
@@ -1128,9 +1037,7 @@ static int bandb_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *c
         }
         b->ctx = ctx;
         b->host = host;
-        b->expire = true;
-        b->max_records = 10000;
-        b->max_records_age = INT64_C(720) * 3600 * USEC_PER_SEC;
+        b->keys = SPWP_BANDB_KEYS_DEFAULT;
         b->busy_timeout = 5 * USEC_PER_SEC;
 
         r = bandb_setup(b, config, n_config);

@@ -25,25 +25,16 @@
 
 #include <sqlite3.h>
 
-#include "ipaddr.h"
 #include "schema.h"
+#include "test-fixtures.h"
 #include "testhost.h"
 #include "tests.h"
-
-#define SEC INT64_C(1000000)
-#define T0 (INT64_C(1700000000) * SEC)
 
 static const struct spw_backend *plugin;
 static char tmpdir[] = "/tmp/test-sqlite-XXXXXX";
 static int db_counter;
 
 /* ------------------------------------------------------------ fixtures */
-
-typedef struct fixture {
-        testhost *host;
-        void *self;
-        char path[256];
-} fixture;
 
 /* A fresh database path in the temp dir. */
 static void new_path(char *buf, size_t size) {
@@ -69,8 +60,7 @@ static int fixture_open(fixture *f, const char *path, ...) {
         f->host = testhost_new("bans", kv, n);
         testhost_set_time(f->host, T0);
         testhost_set_state_directory(f->host, tmpdir);
-        if (path)
-                snprintf(f->path, sizeof f->path, "%s", path);
+        f->plugin = plugin;
         f->self = NULL;
         return testhost_init(f->host, plugin, &f->self);
 }
@@ -81,114 +71,6 @@ static void fixture_close(fixture *f) {
         f->self = NULL;
         testhost_free(f->host);
         f->host = NULL;
-}
-
-static void advance(fixture *f, spw_usec_t d) {
-        testhost_set_time(f->host, testhost_time(f->host) + d);
-}
-
-/* A signal with one event and, when target is not NULL, one ban. */
-typedef struct sigbuf {
-        spw_signal sig;
-        spw_ban ban;
-        spw_event ev;
-} sigbuf;
-
-static const spw_signal *mk_signal(sigbuf *s, const char *target, const char *reason, spw_usec_t until) {
-        static uint64_t next_id = 1;
-        ip_range r = { 0 };
-
-        memset(s, 0, sizeof *s);
-        s->ev = (spw_event) { .time = T0 - 10 * SEC, .source_ip = target, .serialized = "{\"log\":\"x\"}" };
-        s->sig = (spw_signal) {
-                .size = sizeof(spw_signal),
-                .id = next_id++,
-                .scenario = reason,
-                .bucket_id = "sunny-flower",
-                .alert_message = "test alert",
-                .map_key = "key",
-                .events_count = 6,
-                .start_at = T0 - 20 * SEC,
-                .stop_at = T0 - 1 * SEC,
-                .source_ip = target,
-                .source_country = "FR",
-                .source_as_number = "64500",
-                .source_as_org = "Example AS",
-                .source_latitude = 48.85,
-                .source_longitude = 2.35,
-                .capacity = 5,
-                .leak_speed_ns = 10 * INT64_C(1000000000),
-                .events = &s->ev,
-                .n_events = 1,
-        };
-        if (target) {
-                CHECK_OK(ip_parse_cidr(target, false, &r));
-                s->ban = (spw_ban) {
-                        .measure_source = "local",
-                        .measure_type = "ban",
-                        .until = until,
-                        .scope = strchr(target, '/') ? SPW_SCOPE_RANGE : SPW_SCOPE_IP,
-                        .target_cn = "FR",
-                        .target_as = 64500,
-                        .target_as_name = "Example AS",
-                        .ip_text = target,
-                        .reason = reason,
-                        .scenario = reason,
-                };
-                memcpy(s->ban.start_ip, r.start, 16);
-                memcpy(s->ban.end_ip, r.end, 16);
-                s->sig.bans = &s->ban;
-                s->sig.n_bans = 1;
-        }
-        return &s->sig;
-}
-
-static int insert(fixture *f, const char *target, const char *reason, spw_usec_t until) {
-        sigbuf s;
-        return plugin->insert(f->self, mk_signal(&s, target, reason, until));
-}
-
-/* ------------------------------------------------------------ read_at */
-
-typedef struct row {
-        char source[32], iptext[64], reason[64], action[32], cn[8], as[64];
-        int64_t bancount, as_number, events_count;
-        spw_usec_t until;
-} row;
-
-typedef struct rows {
-        row r[64];
-        size_t n;
-} rows;
-
-static void copy(char *dst, size_t size, const char *s) {
-        snprintf(dst, size, "%s", s ? s : "(null)");
-}
-
-static int collect(const spw_ban_row *br, void *userdata) {
-        rows *rs = userdata;
-        row *r;
-
-        CHECK(rs->n < 64);
-        CHECK_EQ(br->size, sizeof(spw_ban_row));
-        r = &rs->r[rs->n++];
-        copy(r->source, sizeof r->source, br->source);
-        copy(r->iptext, sizeof r->iptext, br->iptext);
-        copy(r->reason, sizeof r->reason, br->reason);
-        copy(r->action, sizeof r->action, br->action);
-        copy(r->cn, sizeof r->cn, br->cn);
-        copy(r->as, sizeof r->as, br->as);
-        r->bancount = br->bancount;
-        r->as_number = br->as_number;
-        r->events_count = br->events_count;
-        r->until = br->until;
-        return 0;
-}
-
-static rows read_at(fixture *f, spw_usec_t at) {
-        rows rs = { .n = 0 };
-        CHECK_OK(plugin->read_at(f->self, at, collect, &rs));
-        return rs;
 }
 
 /* ------------------------------------------------------------ the test's own connection */
@@ -1537,6 +1419,9 @@ static void test_exports(const char *so) {
         CHECK(!dlsym(h, "bandb_time_format"));
         CHECK(!dlsym(h, "bandb_sql"));
         CHECK(!dlsym(h, "bandb_migrate"));
+        /* the plugins' shared helpers stay inside the plugin */
+        CHECK(!dlsym(h, "spwp_parse_duration"));
+        CHECK(!dlsym(h, "spwp_time_split"));
         dlclose(h);
 }
 

@@ -46,6 +46,7 @@
 #include <spillway/backend.h>
 
 #include "payload.h"
+#include "spwp-config.h"
 #include "template.h"
 #include "whutil.h"
 
@@ -382,11 +383,11 @@ static int check_config(const struct spw_host *host, spw_ctx *ctx, const spw_kv 
                         continue; /* empty means "the default" */
                 switch (k->type) {
                 case SPW_CONFIG_BOOL:
-                        if (wh_parse_bool(v, &b) < 0)
+                        if (spwp_parse_bool(v, &b) < 0)
                                 return init_fail(host, ctx, -EINVAL, "%s: \"%s\" is not a boolean: expected true or false", key, v);
                         break;
                 case SPW_CONFIG_INT:
-                        if (wh_parse_uint(v, INT64_MAX, &u) < 0)
+                        if (spwp_parse_uint(v, INT64_MAX, &u) < 0)
                                 return init_fail(host, ctx, -EINVAL, "%s: \"%s\" is not a number: expected a non-negative integer such as %s",
                                                  key, v, k->default_value ? k->default_value : "10");
                         break;
@@ -476,9 +477,9 @@ static int setup_curl(webhook *w, const spw_kv *config, size_t n) {
 
         /* tls_verify and its CrowdSec inverse; both given must agree */
         if ((v = cfg(config, n, "tls_verify")))
-                (void) wh_parse_bool(v, &verify);
+                (void) spwp_parse_bool(v, &verify);
         if ((v = cfg(config, n, "skip_tls_verification"))) {
-                (void) wh_parse_bool(v, &b);
+                (void) spwp_parse_bool(v, &b);
                 if (cfg(config, n, "tls_verify") && b == verify)
                         return init_fail(w->host, w->ctx, -EINVAL,
                                          "tls_verify: %s and skip_tls_verification: %s contradict each other: expected only one of them (skip_tls_verification is CrowdSec's inverse of tls_verify)",
@@ -486,7 +487,7 @@ static int setup_curl(webhook *w, const spw_kv *config, size_t n) {
                 verify = !b;
         }
         if ((v = cfg(config, n, "follow_redirects")))
-                (void) wh_parse_bool(v, &follow);
+                (void) spwp_parse_bool(v, &follow);
         if ((r = timeout_ms(w, config, n, "timeout", 10000, &request_ms)) < 0 ||
             (r = timeout_ms(w, config, n, "connect_timeout", 5000, &connect_ms)) < 0)
                 return r;
@@ -709,13 +710,13 @@ static int webhook_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv 
         }
 
         u = 100;
-        if ((v = cfg(config, n, "group_threshold")) && (wh_parse_uint(v, WEBHOOK_MAX_THRESHOLD, &u) < 0 || u == 0))
+        if ((v = cfg(config, n, "group_threshold")) && (spwp_parse_uint(v, WEBHOOK_MAX_THRESHOLD, &u) < 0 || u == 0))
                 return init_fail(host, ctx, -EINVAL, "group_threshold: \"%s\" is out of range: expected 1 (no batching) to %u signals per request",
                                  v, WEBHOOK_MAX_THRESHOLD);
         w->group_threshold = (size_t) u;
 
         u = 65536;
-        if ((v = cfg(config, n, "max_response_bytes")) && wh_parse_uint(v, WEBHOOK_MAX_BODY, &u) < 0)
+        if ((v = cfg(config, n, "max_response_bytes")) && spwp_parse_uint(v, WEBHOOK_MAX_BODY, &u) < 0)
                 return init_fail(host, ctx, -EINVAL, "max_response_bytes: \"%s\" is out of range: expected 0 to %u bytes", v, WEBHOOK_MAX_BODY);
         w->max_response_bytes = (size_t) u;
 
@@ -786,7 +787,7 @@ static int64_t retry_after_usec(webhook *w) {
 
         if (!w->retry_after[0])
                 return 0;
-        if (wh_parse_uint(w->retry_after, UINT64_C(1000000000), &secs) == 0)
+        if (spwp_parse_uint(w->retry_after, UINT64_C(1000000000), &secs) == 0)
                 d = (int64_t) secs * 1000000;
         else {
                 time_t t = curl_getdate(w->retry_after, NULL);

@@ -10,8 +10,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
+#include "spwp-time.h"
 #include "whutil.h"
 
 /* ------------------------------------------------------------------ wbuf */
@@ -254,79 +254,19 @@ int wh_parse_duration(const char *s, int64_t *ret_usec) {
         return 0;
 }
 
-int wh_parse_bool(const char *s, bool *ret) {
-        static const char *const yes[] = { "true", "yes", "on", "1" };
-        static const char *const no[] = { "false", "no", "off", "0" };
-
-        if (!s)
-                return -EINVAL;
-        for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
-                if (strcasecmp(s, yes[i]) == 0) {
-                        *ret = true;
-                        return 0;
-                }
-                if (strcasecmp(s, no[i]) == 0) {
-                        *ret = false;
-                        return 0;
-                }
-        }
-        return -EINVAL;
-}
-
-int wh_parse_uint(const char *s, uint64_t max, uint64_t *ret) {
-        uint64_t v = 0;
-
-        if (!s || !*s)
-                return -EINVAL;
-        for (const char *p = s; *p; p++) {
-                if (*p < '0' || *p > '9')
-                        return -EINVAL;
-                if (v > (UINT64_MAX - 9) / 10)
-                        return -ERANGE;
-                v = v * 10 + (uint64_t) (*p - '0');
-        }
-        if (v > max)
-                return -ERANGE;
-        *ret = v;
-        return 0;
-}
-
 /* ---------------------------------------------------------------- format */
 
-/* civil date from days since 1970-01-01 (Howard Hinnant's algorithm) */
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
-        z += 719468;
-        int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-        unsigned doe = (unsigned) (z - era * 146097);
-        unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        int64_t yy = (int64_t) yoe + era * 400;
-        unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        unsigned mp = (5 * doy + 2) / 153;
-        *d = doy - (153 * mp + 2) / 5 + 1;
-        *m = mp < 10 ? mp + 3 : mp - 9;
-        *y = yy + (*m <= 2);
-}
-
 char *wh_format_rfc3339(char *buf, size_t size, int64_t t) {
-        int64_t secs = t / 1000000, frac = t % 1000000, days, rem, y;
-        unsigned m, d;
+        spwp_tm tm;
+        int64_t frac;
         int n;
 
-        if (frac < 0) {
-                frac += 1000000;
-                secs--;
-        }
-        days = secs / 86400;
-        rem = secs % 86400;
-        if (rem < 0) {
-                rem += 86400;
-                days--;
-        }
-        civil_from_days(days, &y, &m, &d);
-        n = snprintf(buf, size, "%04lld-%02u-%02uT%02d:%02d:%02d", (long long) y, m, d,
-                     (int) (rem / 3600), (int) (rem / 60 % 60), (int) (rem % 60));
+        spwp_time_split(t, &tm);
+        n = snprintf(buf, size, "%04lld-%02u-%02uT%02u:%02u:%02u", (long long) tm.year, tm.month, tm.day,
+                     tm.hour, tm.minute, tm.second);
         if (n < 0 || (size_t) n >= size)
                 return buf;
+        frac = tm.usec;
         if (frac) {
                 int digits = 6;
                 while (frac % 10 == 0) {

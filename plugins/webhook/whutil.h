@@ -5,9 +5,10 @@
  * The few generic helpers the webhook plugin needs. Plugins never link the
  * daemon's util library (a plugin must load into any daemon of the same ABI
  * major, so it may not depend on daemon symbols), so these are the plugin's
- * own small copies: a growable buffer, Go-style durations, booleans,
- * RFC 3339 formatting and UTF-8 checks. Same error convention as the rest of
- * the tree: 0 or a negative errno.
+ * own small copies: a growable buffer, Go-style durations, RFC 3339
+ * formatting and UTF-8 checks. Booleans, integers and the calendar come from
+ * the plugins' shared library (plugins/common). Same error convention as the
+ * rest of the tree: 0 or a negative errno.
  */
 
 #include <stdarg.h>
@@ -70,12 +71,10 @@ static inline const char *wbuf_str(const wbuf *b) {
 
 /* Durations in Go's time.ParseDuration syntax ("10s", "1m30s", "250ms"), plus
  * "d" for days and a bare "0". Negative durations are refused. Microseconds.
- * Returns 0, -EINVAL or -ERANGE. */
+ * Returns 0, -EINVAL or -ERANGE. Not spwp_parse_duration(): this one also
+ * takes a leading '+' and strtod()'s numbers ("1e3ms") and rounds to the
+ * nearest microsecond, and webhook configurations rely on what it takes. */
 int wh_parse_duration(const char *s, int64_t *ret_usec);
-/* true/false, yes/no, on/off, 1/0 (case-insensitive). 0 or -EINVAL. */
-int wh_parse_bool(const char *s, bool *ret);
-/* A non-negative decimal integer no larger than max. 0, -EINVAL, -ERANGE. */
-int wh_parse_uint(const char *s, uint64_t max, uint64_t *ret);
 
 /* RFC 3339 in UTC with "Z", fraction only when non-zero (trailing zeros
  * dropped, as Go's RFC3339Nano). buf holds at least WH_RFC3339_MAX bytes. */

@@ -26,8 +26,6 @@
  *   read_at: N rows in T ms
  * Exit status 77 when no server can be started (MariaDB not installed).
  */
-#include <dlfcn.h>
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -39,7 +37,7 @@
 
 #include "mariadb-spawn.h"
 #include "schema.h"
-#include "testhost.h"
+#include "test-fixtures.h"
 #include "tests.h"
 #include "timeutil.h"
 
@@ -58,66 +56,6 @@ typedef struct options {
         const char *plugin;
         bool direct_only, plugin_only;
 } options;
-
-/* One signal's worth of rows: a typical ssh-bruteforce overflow (about the
- * ~870-byte JSON signal of PERFORMANCE-NOTES.md), one event, one 4h ban. */
-typedef struct sample {
-        spw_signal sig;
-        spw_event ev;
-        spw_ban ban;
-        char ip[16];
-} sample;
-
-static const char serialized[] =
-        "{\"Line\":{\"Raw\":\"Nov 14 22:13:20 host sshd[4242]: Failed password for invalid user admin "
-        "from 10.0.0.1 port 52344 ssh2\",\"Src\":\"/var/log/auth.log\",\"Labels\":{\"type\":\"syslog\"}},"
-        "\"Parsed\":{\"program\":\"sshd\",\"source_ip\":\"10.0.0.1\",\"user\":\"admin\"},"
-        "\"Meta\":{\"log_type\":\"ssh_failed-auth\",\"service\":\"ssh\"}}";
-
-static void sample_fill(sample *s, uint64_t i, uint64_t targets, usec_t now) {
-        uint32_t t = (uint32_t) (i % targets);
-
-        snprintf(s->ip, sizeof s->ip, "10.%u.%u.%u", (t >> 16) & 0xff, (t >> 8) & 0xff, t & 0xff);
-        s->ev = (spw_event) { .time = now - 5 * USEC_PER_SEC, .source_ip = s->ip, .serialized = serialized };
-        s->ban = (spw_ban) {
-                .measure_source = "local",
-                .measure_type = "ban",
-                .until = now + 4 * USEC_PER_HOUR,
-                .start_ip = { [10] = 0xff, [11] = 0xff, 10, (uint8_t) (t >> 16), (uint8_t) (t >> 8), (uint8_t) t },
-                .end_ip = { [10] = 0xff, [11] = 0xff, 10, (uint8_t) (t >> 16), (uint8_t) (t >> 8), (uint8_t) t },
-                .scope = SPW_SCOPE_IP,
-                .target_cn = "FR",
-                .target_as = 64500,
-                .target_as_name = "Example Networks SAS",
-                .ip_text = s->ip,
-                .reason = "crowdsecurity/ssh-bf",
-                .scenario = "crowdsecurity/ssh-bf",
-        };
-        s->sig = (spw_signal) {
-                .size = sizeof(spw_signal),
-                .id = i + 1,
-                .received_at = now,
-                .scenario = "crowdsecurity/ssh-bf",
-                .bucket_id = "sunny-flower",
-                .alert_message = "10.0.0.1 performed 'crowdsecurity/ssh-bf' (6 events over 4s) at 2023-11-14",
-                .map_key = "d4f8c2a1e0b93c7f",
-                .events_count = 6,
-                .start_at = now - 4 * USEC_PER_SEC,
-                .stop_at = now,
-                .source_ip = s->ip,
-                .source_as_number = "64500",
-                .source_as_org = "Example Networks SAS",
-                .source_country = "FR",
-                .source_latitude = 48.8582,
-                .source_longitude = 2.3387,
-                .capacity = 5,
-                .leak_speed_ns = 10 * INT64_C(1000000000),
-                .events = &s->ev,
-                .n_events = 1,
-                .bans = &s->ban,
-                .n_bans = 1,
-        };
-}
 
 static void die_conn(MYSQL *m, const char *what) {
         fprintf(stderr, "bench-mysql: %s: %s\n", what, mysql_error(m));
@@ -280,69 +218,16 @@ static double bench_direct(const options *o) {
         return (double) elapsed / 1e6;
 }
 
-static int count_row(const spw_ban_row *row, void *userdata) {
-        (*(uint64_t *) userdata)++;
-        return 0;
-}
-
 static double bench_plugin(const options *o, uint64_t *read_rows, double *read_ms) {
-        const struct spw_backend *(*entry)(void);
-        const struct spw_backend *b;
-        spw_kv config[] = {
+        const spw_kv config[] = {
                 { "db_socket", o->socket },
                 { "db_username", o->user },
                 { "db_password", o->password ? o->password : "" },
                 { "db_name", o->database },
         };
-        testhost *host;
-        void *h, *self = NULL;
-        usec_t start, elapsed;
-        sample s;
-        int r;
 
-        h = dlopen(o->plugin, RTLD_NOW | RTLD_LOCAL);
-        if (!h) {
-                fprintf(stderr, "bench-mysql: %s\n", dlerror());
-                exit(1);
-        }
-        entry = (const struct spw_backend *(*)(void)) dlsym(h, SPW_BACKEND_ENTRY_SYMBOL);
-        CHECK(entry);
-        b = entry();
-        host = testhost_new("bench", config, sizeof config / sizeof config[0]);
-        testhost_set_time(host, now_realtime());
-        r = testhost_init(host, b, &self);
-        if (r < 0) {
-                fprintf(stderr, "bench-mysql: plugin init: %s\n", testhost_last_error(host));
-                exit(1);
-        }
-
-        start = now_monotonic();
-        for (uint64_t i = 0; i < o->signals; i++) {
-                usec_t now = now_realtime();
-
-                testhost_set_time(host, now);
-                sample_fill(&s, i, o->targets, now);
-                r = b->insert(self, &s.sig);
-                if (r != SPW_INSERT_OK) {
-                        fprintf(stderr, "bench-mysql: insert: %s\n", testhost_last_error(host));
-                        exit(1);
-                }
-                if (((i + 1) % o->batch == 0 || i + 1 == o->signals) && (r = b->flush(self)) < 0) {
-                        fprintf(stderr, "bench-mysql: flush: %s\n", testhost_last_error(host));
-                        exit(1);
-                }
-        }
-        elapsed = now_monotonic() - start;
-
-        *read_rows = 0;
-        start = now_monotonic();
-        CHECK_OK(b->read_at(self, now_realtime(), count_row, read_rows));
-        *read_ms = (double) (now_monotonic() - start) / 1e3;
-
-        b->shutdown(self);
-        testhost_free(host);
-        dlclose(h);
-        return (double) elapsed / 1e6;
+        return bench_through_plugin("bench-mysql", o->plugin, config, sizeof config / sizeof config[0], o->signals,
+                                    o->batch, o->targets, NULL, read_rows, read_ms);
 }
 
 static void server_description(const options *o, char *buf, size_t size) {
@@ -358,18 +243,6 @@ static void server_description(const options *o, char *buf, size_t size) {
         if (res)
                 mysql_free_result(res);
         mysql_close(m);
-}
-
-static int parse_u64(const char *s, uint64_t *ret) {
-        char *end;
-        unsigned long long v;
-
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno || end == s || *end || v == 0 || s[0] == '-')
-                return -EINVAL;
-        *ret = v;
-        return 0;
 }
 
 static void usage(FILE *f) {

@@ -1150,6 +1150,9 @@ int main(int argc, char **argv) {
         entry = (const struct spw_backend *(*)(void)) dlsym(dl, SPW_BACKEND_ENTRY_SYMBOL);
         CHECK(entry);
         B = entry();
+        /* the plugins' shared helpers (plugins/common) stay inside the plugin */
+        CHECK(!dlsym(dl, "spwp_parse_bool"));
+        CHECK(!dlsym(dl, "spwp_time_split"));
 
         /* a proxy from the caller's environment would take our loopback
          * requests elsewhere; test_proxy sets its own */

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Config values as plugins read them, and the keys both ban-database
+ * backends (sqlite, mysql) take alike. Plugins never link the daemon's
+ * src/util (a plugin must load into any daemon of its ABI major), so this
+ * is the plugins' own shared copy; it needs libc only. Errors: 0 or a
+ * negative errno, as in src/util/error.h; positive values only where a
+ * function says so.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* true/false, yes/no, on/off, 1/0, case-insensitive. Returns 0, or -EINVAL
+ * for NULL or anything else (*ret untouched). */
+int spwp_parse_bool(const char *s, bool *ret);
+
+/* A decimal integer, digits only (no sign, no spaces), no larger than max.
+ * Returns 0, -EINVAL (empty or not a digit) or -ERANGE (above max, reported
+ * at the first digit that exceeds it). */
+int spwp_parse_uint(const char *s, uint64_t max, uint64_t *ret);
+
+/* A duration in microseconds: Go's time.ParseDuration syntax without a sign
+ * ("10s", "1h30m", "1.5h", "250ms"), plus "d" for days; a bare "0" is zero.
+ * Units ns, us, µs, μs, ms, s, m, h, d; each number is digits with an
+ * optional fraction (no exponent); the total is truncated to the
+ * microsecond. Returns 0, -EINVAL, or -ERANGE (above about 292,000 years). */
+int spwp_parse_duration(const char *s, int64_t *ret);
+
+/* The keys both ban-database backends take from CrowdSec's database.yaml
+ * with the same meaning, default and message: flush, max_records,
+ * max_records_age, and debug. */
+typedef struct spwp_bandb_keys {
+        bool expire;                    /* `flush`: expire bans every second */
+        bool debug;                     /* log every stored signal */
+        int64_t max_records;            /* 0: no limit */
+        int64_t max_records_age;        /* usec; 0: no limit */
+} spwp_bandb_keys;
+
+/* The defaults: flush true, debug false, max_records 10000, max_records_age 720h. */
+#define SPWP_BANDB_KEYS_DEFAULT                                                                 \
+        ((spwp_bandb_keys) { .expire = true, .max_records = 10000,                              \
+                             .max_records_age = INT64_C(720) * 3600 * 1000000 })
+
+/* When key is one of the four, parse value into k and return 1; return 0
+ * for any other key (k untouched). A value the key does not take returns
+ * -EINVAL with *expected saying what it takes ("true or false", ...) for
+ * the plugin's error message. */
+int spwp_bandb_keys_set(spwp_bandb_keys *k, const char *key, const char *value, const char **expected);
