@@ -666,13 +666,11 @@ static int conn_write(conn *c) {
         return 0;
 }
 
-static void conn_flush_replies(conn *c) {
+/* Move the replies that are ready, in request order, to the output buffer. */
+static void conn_take_replies(conn *c) {
         while (c->head && c->head->state == REQ_DONE) {
                 request *r = c->head;
-                if (r->reply) {
-                        strbuf_puts(&c->out, r->reply);
-                } else
-                        strbuf_puts(&c->out, "{\"ok\":false,\"error\":\"out of memory\"}");
+                strbuf_puts(&c->out, r->reply ? r->reply : "{\"ok\":false,\"error\":\"out of memory\"}");
                 strbuf_putc(&c->out, '\n');
                 c->head = r->next;
                 if (!c->head)
@@ -681,6 +679,10 @@ static void conn_flush_replies(conn *c) {
                 r->conn = NULL;
                 request_free(r);
         }
+}
+
+static void conn_flush_replies(conn *c) {
+        conn_take_replies(c);
         if (conn_write(c) < 0 || (c->eof && !c->head && c->out.len == 0)) {
                 conn_free(c);
                 return;
@@ -752,18 +754,8 @@ static void conn_process(conn *c) {
                 c->scanned = 0;
         }
 
-        /* flush replies that are ready (without recursing into conn_process) */
-        while (c->head && c->head->state == REQ_DONE) {
-                request *r = c->head;
-                strbuf_puts(&c->out, r->reply ? r->reply : "{\"ok\":false,\"error\":\"out of memory\"}");
-                strbuf_putc(&c->out, '\n');
-                c->head = r->next;
-                if (!c->head)
-                        c->tail = NULL;
-                c->n_requests--;
-                r->conn = NULL;
-                request_free(r);
-        }
+        /* replies that are ready (without recursing into conn_process) */
+        conn_take_replies(c);
         if (conn_write(c) < 0 || (c->eof && !c->head && c->out.len == 0 && c->in.len == 0)) {
                 conn_free(c);
                 return;
