@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/resource.h>
 
@@ -20,14 +21,15 @@ void advance(fixture *f, spw_usec_t d) {
 }
 
 const spw_signal *mk_signal(sigbuf *s, const char *target, const char *reason, spw_usec_t until) {
-        static uint64_t next_id = 1;
+        /* the mysql tests build signals from several "host" threads at once */
+        static atomic_uint_fast64_t next_id = 1;
         ip_range r = { 0 };
 
         memset(s, 0, sizeof *s);
         s->ev = (spw_event) { .time = T0 - 10 * SEC, .source_ip = target, .serialized = "{\"log\":\"x\"}" };
         s->sig = (spw_signal) {
                 .size = sizeof(spw_signal),
-                .id = next_id++,
+                .id = atomic_fetch_add(&next_id, 1),
                 .scenario = reason,
                 .bucket_id = "sunny-flower",
                 .alert_message = "test alert",
