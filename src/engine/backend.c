@@ -321,14 +321,19 @@ static int remember_unflushed(backend *b, spw_msg *m) {
 /* Insert one message, retrying transient failures. Takes the message's
  * reference: keeps it in `unflushed` on success, settles it on failure.
  * Returns false when the retries were cut short by the drain deadline. */
+static int call_insert(backend *b, spw_msg *m) {
+        int r;
+        b->call_error[0] = 0;
+        enter_plugin(b);
+        r = b->plugin->ops.insert(b->self, &m->sig);
+        leave_plugin(b);
+        return r;
+}
+
 static bool insert_one(backend *b, spw_msg *m) {
         char why[600];
         for (unsigned attempt = 0;; attempt++) {
-                int r;
-                b->call_error[0] = 0;
-                enter_plugin(b);
-                r = b->plugin->ops.insert(b->self, &m->sig);
-                leave_plugin(b);
+                int r = call_insert(b, m);
                 if (r == SPW_INSERT_OK) {
                         atomic_fetch_add(&b->stats.inserted, 1);
                         if (remember_unflushed(b, m) < 0)
@@ -354,6 +359,19 @@ static bool insert_one(backend *b, spw_msg *m) {
                 fail_msg(b, m, why);
                 return true;
         }
+}
+
+/* The plugin undid its batch (a failed flush): insert every signal of it
+ * again, each with the usual retries. */
+static void reinsert_unflushed(backend *b) {
+        size_t n = b->n_unflushed;
+        spw_msg **batch = b->unflushed;
+
+        b->unflushed = NULL;
+        b->n_unflushed = b->cap_unflushed = 0;
+        for (size_t i = 0; i < n; i++)
+                insert_one(b, batch[i]);
+        free(batch);
 }
 
 static void settle_unflushed(backend *b, bool ok, const char *why) {
@@ -407,26 +425,7 @@ static void do_flush(backend *b) {
                         settle_unflushed(b, false, "flush failed and the drain deadline passed");
                         return;
                 }
-                /* the plugin undid the batch: insert it again */
-                size_t n = b->n_unflushed;
-                spw_msg **batch = b->unflushed;
-                b->unflushed = NULL;
-                b->n_unflushed = b->cap_unflushed = 0;
-                for (size_t i = 0; i < n; i++) {
-                        int k;
-                        b->call_error[0] = 0;
-                        enter_plugin(b);
-                        k = b->plugin->ops.insert(b->self, &batch[i]->sig);
-                        leave_plugin(b);
-                        if (k == SPW_INSERT_OK) {
-                                if (remember_unflushed(b, batch[i]) < 0)
-                                        fail_msg(b, batch[i], "out of memory");
-                        } else {
-                                error_text(b, why, sizeof why, "re-insert after a failed flush failed");
-                                fail_msg(b, batch[i], why);
-                        }
-                }
-                free(batch);
+                reinsert_unflushed(b);
         }
 }
 
@@ -660,9 +659,7 @@ static void run_job(backend *b, admin_job *j) {
                 break;
         }
         case JOB_INSERT: {
-                enter_plugin(b);
-                int r = b->plugin->ops.insert(b->self, &j->msg->sig);
-                leave_plugin(b);
+                int r = call_insert(b, j->msg);
                 if (r != SPW_INSERT_OK) {
                         j->r = r == SPW_INSERT_RETRY ? -EAGAIN : -EINVAL;
                         job_error(b, j, "storing the ban failed");
@@ -682,13 +679,7 @@ static void run_job(backend *b, admin_job *j) {
                         job_error(b, j, "committing failed");
                         /* the plugin rolled its batch back: signals inserted
                          * before the job go through the normal retry path */
-                        size_t n = b->n_unflushed;
-                        spw_msg **batch = b->unflushed;
-                        b->unflushed = NULL;
-                        b->n_unflushed = b->cap_unflushed = 0;
-                        for (size_t i = 0; i < n; i++)
-                                insert_one(b, batch[i]);
-                        free(batch);
+                        reinsert_unflushed(b);
                         return;
                 }
                 atomic_fetch_add(&b->stats.flushes, 1);
