@@ -537,6 +537,26 @@ static void fingerprint(backend_config *b) {
         strbuf_deinit(&s);
 }
 
+/* Plugin config keys that also set a queue setting (CrowdSec's notification
+ * plugins batch with group_wait/group_threshold; the webhook declares the
+ * retry keys too), unless the backend file sets the queue key itself. */
+typedef struct queue_alias {
+        const char *alias;       /* key in the config map */
+        const char *queue_key;   /* top-level key that wins over it */
+        size_t offset;           /* in queue_settings */
+        bool duration;           /* else an unsigned integer in [min, max] */
+        bool zero_is_unset;      /* a 0 duration keeps the default */
+        unsigned min, max;
+        const char *example;
+} queue_alias;
+
+static const queue_alias queue_aliases[] = {
+        { "group_wait", "flush_interval", offsetof(queue_settings, flush_interval), true, true, 0, 0, "30s" },
+        { "group_threshold", "flush_batch", offsetof(queue_settings, flush_batch), false, false, 1, 1000000, NULL },
+        { "max_retry", "max_retry", offsetof(queue_settings, max_retry), false, false, 0, 1000, NULL },
+        { "retry_backoff", "retry_backoff", offsetof(queue_settings, retry_backoff), true, false, 0, 0, "1s" },
+};
+
 static bool is_crowdsec_notification(const ynode *doc) {
         return ynode_get(doc, "type") && !ynode_get(doc, "path");
 }
@@ -659,50 +679,31 @@ static int parse_backend_doc(spw_config *c, const char *file, const char *dir, c
 
         /* Aliases from the plugin's own keys (CrowdSec's group_wait/...) when
          * the backend file did not set the queue key itself. */
-        {
-                const kv_pos *e;
-                usec_t d;
-                unsigned long long u;
-                bool top_level_interval = false, top_level_batch = false, top_level_retry = false, top_level_backoff = false;
-                for (size_t i = 0; !notification && i < doc->n_pairs; i++) {
-                        const char *k = doc->pairs[i].key->value;
-                        top_level_interval |= streq(k, "flush_interval");
-                        top_level_batch |= streq(k, "flush_batch");
-                        top_level_retry |= streq(k, "max_retry");
-                        top_level_backoff |= streq(k, "retry_backoff");
-                }
-                if (!top_level_interval && (e = kv_list_find(&cfg, "group_wait")) && *e->value) {
+        for (size_t a = 0; a < ELEMENTSOF(queue_aliases); a++) {
+                const queue_alias *al = &queue_aliases[a];
+                const kv_pos *e = kv_list_find(&cfg, al->alias);
+                bool top_level = false;
+                for (size_t i = 0; !notification && i < doc->n_pairs; i++)
+                        top_level |= streq(doc->pairs[i].key->value, al->queue_key);
+                if (top_level || !e || !*e->value)
+                        continue;
+                if (al->duration) {
+                        usec_t d;
                         if (parse_duration(e->value, &d) < 0 || d < 0) {
-                                r = spw_error_set(err, -EINVAL, "%s:%u:%u: group_wait: expected a duration like 30s, got '%s'",
-                                                  file, e->vline, e->vcolumn, e->value);
+                                r = spw_error_set(err, -EINVAL, "%s:%u:%u: %s: expected a duration like %s, got '%s'",
+                                                  file, e->vline, e->vcolumn, al->alias, al->example, e->value);
                                 goto fail;
                         }
-                        if (d > 0)
-                                b.q.flush_interval = d;
-                }
-                if (!top_level_batch && (e = kv_list_find(&cfg, "group_threshold")) && *e->value) {
-                        if (str_to_u64(e->value, 1, 1000000, &u) < 0) {
-                                r = spw_error_set(err, -EINVAL, "%s:%u:%u: group_threshold: expected an integer from 1 to 1000000, got '%s'",
-                                                  file, e->vline, e->vcolumn, e->value);
+                        if (d > 0 || !al->zero_is_unset)
+                                *(usec_t *) ((char *) &b.q + al->offset) = d;
+                } else {
+                        unsigned long long u;
+                        if (str_to_u64(e->value, al->min, al->max, &u) < 0) {
+                                r = spw_error_set(err, -EINVAL, "%s:%u:%u: %s: expected an integer from %u to %u, got '%s'",
+                                                  file, e->vline, e->vcolumn, al->alias, al->min, al->max, e->value);
                                 goto fail;
                         }
-                        b.q.flush_batch = (unsigned) u;
-                }
-                if (!top_level_retry && (e = kv_list_find(&cfg, "max_retry")) && *e->value) {
-                        if (str_to_u64(e->value, 0, 1000, &u) < 0) {
-                                r = spw_error_set(err, -EINVAL, "%s:%u:%u: max_retry: expected an integer from 0 to 1000, got '%s'",
-                                                  file, e->vline, e->vcolumn, e->value);
-                                goto fail;
-                        }
-                        b.q.max_retry = (unsigned) u;
-                }
-                if (!top_level_backoff && (e = kv_list_find(&cfg, "retry_backoff")) && *e->value) {
-                        if (parse_duration(e->value, &d) < 0 || d < 0) {
-                                r = spw_error_set(err, -EINVAL, "%s:%u:%u: retry_backoff: expected a duration like 1s, got '%s'",
-                                                  file, e->vline, e->vcolumn, e->value);
-                                goto fail;
-                        }
-                        b.q.retry_backoff = d;
+                        *(unsigned *) ((char *) &b.q + al->offset) = (unsigned) u;
                 }
         }
 
