@@ -29,8 +29,7 @@ int signal_from_json(json_t *obj, arena *a, spw_signal *sig, spw_error *err);
 const char *signal_source_ip(const spw_signal *sig);
 const char *signal_source_range(const spw_signal *sig);
 
-/* Serialise to CrowdSec's JSON (for route tests and the journal plugin). */
-json_t *signal_to_json(const spw_signal *sig);
+/* A ban in CrowdSec's BanApplication JSON (for `route.test` replies). */
 json_t *ban_to_json(const spw_ban *ban);
 
 /* A ban for `spillwayctl ban add`: target is an IP or CIDR; fills ban with

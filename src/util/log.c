@@ -51,10 +51,6 @@ int log_target_from_string(const char *s) {
         return -EINVAL;
 }
 
-bool log_to_journal(void) {
-        return log_journal;
-}
-
 void log_set_max_level(int level) {
         atomic_store(&log_max_level, level);
 }

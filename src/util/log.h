@@ -32,7 +32,6 @@ enum log_target {
 void log_setup(const char *ident, enum log_target target);
 void log_set_max_level(int level);
 int log_get_max_level(void);
-bool log_to_journal(void);
 int log_target_from_string(const char *s);
 
 /* Returns -abs(err) when err != 0, else 0, so "return log_error_errno(r, ...)" works.

@@ -203,10 +203,3 @@ int str_to_bool(const char *s, bool *ret) {
                 }
         return -EINVAL;
 }
-
-char *str_trim_newline(char *s) {
-        size_t l = strlen(s);
-        while (l && (s[l - 1] == '\n' || s[l - 1] == '\r'))
-                s[--l] = 0;
-        return s;
-}

@@ -34,4 +34,3 @@ bool str_is_identifier(const char *s);
 /* Parse a non-negative integer that fits in [min, max]. */
 int str_to_u64(const char *s, unsigned long long min, unsigned long long max, unsigned long long *ret);
 int str_to_bool(const char *s, bool *ret);
-char *str_trim_newline(char *s);
