@@ -6,8 +6,9 @@
  * The worker loop, in order of priority:
  *   1. administrative jobs (ban list/add/delete), each followed by a flush;
  *   2. signals from the queue, in batches, inserted with retries;
- *   3. a flush once flush_batch signals are pending or flush_interval has
- *      passed since the last one; a failed flush re-inserts the batch after
+ *   3. a flush once flush_batch signals are pending, flush_delay after the
+ *      queue ran dry (group commit: a lone signal is committed at once), or
+ *      flush_interval after the last one; a failed flush re-inserts the batch after
  *      a backoff (all-or-nothing contract of backend.h);
  *   4. plugin timers (host->schedule), each followed by a flush.
  * It sleeps on the queue until the earliest of: new work, the next flush
@@ -516,6 +517,7 @@ static void *worker_main(void *userdata) {
         pthread_cond_broadcast(&b->info_cond);
         pthread_mutex_unlock(&b->info_lock);
 
+        usec_t idle_flush_at = USEC_INFINITY; /* commit then: the queue ran dry */
         for (;;) {
                 usec_t drain_deadline = 0, deadline, now;
                 bool stopping = stop_requested(b, &drain_deadline);
@@ -535,9 +537,11 @@ static void *worker_main(void *userdata) {
                 size_t room = b->cfg->q.flush_batch > b->n_unflushed ? b->cfg->q.flush_batch - b->n_unflushed : 1;
                 if (room > POP_BATCH)
                         room = POP_BATCH;
-                if (b->n_unflushed > 0)
+                if (b->n_unflushed > 0) {
                         deadline = b->last_flush + b->cfg->q.flush_interval;
-                else
+                        if (idle_flush_at < deadline)
+                                deadline = idle_flush_at;
+                } else
                         deadline = USEC_INFINITY;
                 if (next_timer(b) < deadline)
                         deadline = next_timer(b);
@@ -557,12 +561,20 @@ static void *worker_main(void *userdata) {
                         insert_one(b, items[i]);
                 }
 
-                /* 3. flush */
+                /* 3. flush: group commit. Under load, batches of flush_batch;
+                 * when the queue runs dry, commit after flush_delay (the time
+                 * an idle worker waits for company), so a lone signal is
+                 * committed at once instead of waiting for flush_interval,
+                 * which stays the upper bound on any signal's wait. */
                 now = now_monotonic();
+                if (b->n_unflushed > 0 && idle_flush_at == USEC_INFINITY && queue_count(&b->queue) == 0)
+                        idle_flush_at = now + b->cfg->q.flush_delay;
                 if (b->n_unflushed > 0 &&
                     (b->n_unflushed >= b->cfg->q.flush_batch || now >= b->last_flush + b->cfg->q.flush_interval ||
-                     (stopping && n == 0)))
+                     now >= idle_flush_at || (stopping && n == 0)))
                         do_flush(b);
+                if (b->n_unflushed == 0)
+                        idle_flush_at = USEC_INFINITY;
 
                 /* 4. timers */
                 if (!stopping && next_timer(b) <= now_monotonic())

@@ -13,6 +13,7 @@
 #define SPW_DEFAULT_BLOCK_TIMEOUT     (5 * USEC_PER_SEC)
 #define SPW_DEFAULT_FLUSH_INTERVAL    (200 * USEC_PER_MSEC)
 #define SPW_DEFAULT_FLUSH_BATCH       1000u
+#define SPW_DEFAULT_FLUSH_DELAY       0                       /* commit as soon as the queue runs dry */
 #define SPW_DEFAULT_MAX_RETRY         5u
 #define SPW_DEFAULT_RETRY_BACKOFF     (500 * USEC_PER_MSEC)
 #define SPW_DEFAULT_RETRY_BACKOFF_MAX (30 * USEC_PER_SEC)

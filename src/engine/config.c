@@ -83,6 +83,7 @@ static const key_spec queue_keys[] = {
         { "on_full", K_ON_FULL, Q(policy) },
         { "block_timeout", K_DURATION, Q(block_timeout) },
         { "flush_interval", K_DURATION, Q(flush_interval) },
+        { "flush_delay", K_DURATION, Q(flush_delay) },
         { "flush_batch", K_UINT, Q(flush_batch), .min = 1, .max = 1000000 },
         { "max_retry", K_UINT, Q(max_retry), .max = 1000 },
         { "retry_backoff", K_DURATION, Q(retry_backoff) },
@@ -113,6 +114,7 @@ static const key_spec backend_queue_keys[] = {
         { "on_full", K_ON_FULL, BQ(policy) },
         { "block_timeout", K_DURATION, BQ(block_timeout) },
         { "flush_interval", K_DURATION, BQ(flush_interval) },
+        { "flush_delay", K_DURATION, BQ(flush_delay) },
         { "flush_batch", K_UINT, BQ(flush_batch), .min = 1, .max = 1000000 },
         { "max_retry", K_UINT, BQ(max_retry), .max = 1000 },
         { "retry_backoff", K_DURATION, BQ(retry_backoff) },
@@ -335,6 +337,7 @@ static spw_config *config_new(void) {
                 .policy = ON_FULL_BLOCK,
                 .block_timeout = SPW_DEFAULT_BLOCK_TIMEOUT,
                 .flush_interval = SPW_DEFAULT_FLUSH_INTERVAL,
+                .flush_delay = SPW_DEFAULT_FLUSH_DELAY,
                 .flush_batch = SPW_DEFAULT_FLUSH_BATCH,
                 .max_retry = SPW_DEFAULT_MAX_RETRY,
                 .retry_backoff = SPW_DEFAULT_RETRY_BACKOFF,
@@ -528,8 +531,9 @@ static char *resolve_plugin(const spw_config *c, const char *path, const kv_list
 
 static void fingerprint(backend_config *b) {
         strbuf s = STRBUF_INIT;
-        strbuf_printf(&s, "%s\n%s\n%u/%d/%lld/%lld/%u/%u/%lld/%lld/%d\n", b->name, b->path, b->q.size, (int) b->q.policy,
-                      (long long) b->q.block_timeout, (long long) b->q.flush_interval, b->q.flush_batch, b->q.max_retry,
+        strbuf_printf(&s, "%s\n%s\n%u/%d/%lld/%lld/%lld/%u/%u/%lld/%lld/%d\n", b->name, b->path, b->q.size, (int) b->q.policy,
+                      (long long) b->q.block_timeout, (long long) b->q.flush_interval, (long long) b->q.flush_delay,
+                      b->q.flush_batch, b->q.max_retry,
                       (long long) b->q.retry_backoff, (long long) b->q.retry_backoff_max, b->debug);
         for (size_t i = 0; i < b->n_config; i++)
                 strbuf_printf(&s, "%s=%s\n", b->config[i].key, b->config[i].value);
@@ -552,6 +556,8 @@ typedef struct queue_alias {
 
 static const queue_alias queue_aliases[] = {
         { "group_wait", "flush_interval", offsetof(queue_settings, flush_interval), true, true, 0, 0, "30s" },
+        /* CrowdSec users set group_wait to collect alerts: an idle worker waits that long too */
+        { "group_wait", "flush_delay", offsetof(queue_settings, flush_delay), true, true, 0, 0, "30s" },
         { "group_threshold", "flush_batch", offsetof(queue_settings, flush_batch), false, false, 1, 1000000, NULL },
         { "max_retry", "max_retry", offsetof(queue_settings, max_retry), false, false, 0, 1000, NULL },
         { "retry_backoff", "retry_backoff", offsetof(queue_settings, retry_backoff), true, false, 0, 0, "1s" },

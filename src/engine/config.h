@@ -41,6 +41,7 @@ typedef struct queue_settings {
         on_full policy;
         usec_t block_timeout;
         usec_t flush_interval;
+        usec_t flush_delay;        /* an idle worker waits this long for company, then commits */
         unsigned flush_batch;
         unsigned max_retry;
         usec_t retry_backoff;

@@ -5,13 +5,17 @@
  * The registry of loaded plugins is only touched by the main thread.
  */
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <link.h>
 #include <libgen.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "plugin.h"
 
@@ -50,6 +54,48 @@ static int check_file(const char *path, bool check_owner, spw_error *err) {
                 return spw_error_set(err, -EPERM,
                                      "plugin %s is in %s, which everyone may write: move the plugin to a root-owned directory",
                                      path, d);
+        return 0;
+}
+
+/* Refuse, before dlopen() runs any of its code, an object whose program
+ * headers ask for an executable stack (PT_GNU_STACK with PF_X, or no
+ * PT_GNU_STACK at all, which the loader treats the same): glibc would make
+ * every thread's stack of the daemon executable to load it, silently, or
+ * fail under systemd's MemoryDenyWriteExecute=yes with an obscure error. */
+static int check_stack(const char *path, spw_error *err) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ElfW(Ehdr) eh;
+        bool has_stack = false, exec_stack = false;
+
+        if (fd < 0) {
+                int r = negative_errno();
+                return spw_error_set(err, r, "plugin %s cannot be opened: %s", path, strerror(-r));
+        }
+        if (pread(fd, &eh, sizeof eh, 0) != (ssize_t) sizeof eh || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0)
+                return spw_error_set(err, -ENOEXEC, "plugin %s cannot be loaded: it is not an ELF shared object", path);
+        if (eh.e_ident[EI_CLASS] != (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32) || eh.e_phentsize != sizeof(ElfW(Phdr)))
+                return spw_error_set(err, -ENOEXEC,
+                                     "plugin %s cannot be loaded: it was built for another architecture (ELF class %u)",
+                                     path, (unsigned) eh.e_ident[EI_CLASS]);
+        if (eh.e_phnum == 0 || eh.e_phnum > 4096)
+                return spw_error_set(err, -ENOEXEC, "plugin %s cannot be loaded: it has %u program headers", path,
+                                     (unsigned) eh.e_phnum);
+        for (unsigned i = 0; i < eh.e_phnum; i++) {
+                ElfW(Phdr) ph;
+                if (pread(fd, &ph, sizeof ph, (off_t) (eh.e_phoff + (ElfW(Off)) i * sizeof ph)) != (ssize_t) sizeof ph)
+                        return spw_error_set(err, -ENOEXEC, "plugin %s cannot be loaded: its program headers are truncated",
+                                             path);
+                if (ph.p_type == PT_GNU_STACK) {
+                        has_stack = true;
+                        exec_stack = ph.p_flags & PF_X;
+                }
+        }
+        if (!has_stack || exec_stack)
+                return spw_error_set(err, -EPERM,
+                                     "plugin %s cannot be loaded: it asks for an executable stack (%s), which would make "
+                                     "the daemon's stacks executable; rebuild it with -Wl,-z,noexecstack "
+                                     "(and find the object or assembly file that lacks a .note.GNU-stack section)",
+                                     path, has_stack ? "PT_GNU_STACK is executable" : "it has no PT_GNU_STACK header");
         return 0;
 }
 
@@ -113,6 +159,9 @@ int plugin_load(const char *path, bool check_owner, spw_plugin **ret, spw_error 
                 }
 
         r = check_file(path, check_owner, err);
+        if (r < 0)
+                return r;
+        r = check_stack(path, err);
         if (r < 0)
                 return r;
 

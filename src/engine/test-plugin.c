@@ -2,7 +2,8 @@
 /*
  * The plugin loader against real shared objects: the mock plugin loads,
  * every broken descriptor is refused with a message saying how to fix it,
- * descriptors of other 1.x minors load, and (as root) the ownership and
+ * descriptors of other 1.x minors load, an object that asks for an
+ * executable stack is refused before it runs, and (as root) the ownership and
  * permission checks refuse unsafe files.
  */
 #include <errno.h>
@@ -58,6 +59,24 @@ int main(void) {
         refused("no_symbol", -EPROTO, "does not export spw_backend_v1()");
         refused("no_insert", -EPROTO, "lacks the required insert operation");
         refused("does_not_exist", -ENOENT, "does not exist");
+
+        /* an object that asks for an executable stack is refused before dlopen() */
+        const char *xstack = getenv("SPW_EXECSTACK_PLUGIN");
+        CHECK(xstack != NULL);
+        CHECK_EQ(plugin_load(xstack, false, &p, &err), -EPERM);
+        CHECK_CONTAINS(err.msg, "cannot be loaded: it asks for an executable stack");
+        CHECK_CONTAINS(err.msg, "-Wl,-z,noexecstack");
+        {
+                /* and so is a file that is not ELF at all */
+                char path[] = "/tmp/spw-notelf-XXXXXX";
+                int fd = mkstemp(path);
+                CHECK(fd >= 0);
+                CHECK_EQ(write(fd, "#!/bin/sh\n", 10), 10);
+                close(fd);
+                CHECK_EQ(plugin_load(path, false, &p, &err), -ENOEXEC);
+                CHECK_CONTAINS(err.msg, "not an ELF shared object");
+                unlink(path);
+        }
 
         CHECK_OK(plugin_load(so("old_minor"), false, &p, &err));
         CHECK_OK(plugin_load(so("newer_minor"), false, &p, &err));

@@ -4,7 +4,8 @@
  * journald ($JOURNAL_STREAM names stderr's device:inode) and sends either
  * structured journal entries or plain lines. "%m" is expanded from the
  * explicit error argument, not from errno, so callers may log after other
- * calls clobbered errno.
+ * calls clobbered errno. Messages are escaped (log_escape()) at this one
+ * edge: they may carry producer-supplied text.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -91,6 +92,67 @@ static void expand_m(char *out, size_t size, const char *format, int err) {
         out[o] = 0;
 }
 
+/* Length of the valid UTF-8 sequence at p (1-4), or 0. */
+static size_t utf8_len(const unsigned char *p) {
+        size_t n;
+        if (p[0] < 0x80)
+                return 1;
+        if (p[0] >= 0xc2 && p[0] <= 0xdf)
+                n = 2;
+        else if (p[0] >= 0xe0 && p[0] <= 0xef)
+                n = 3;
+        else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+                n = 4;
+        else
+                return 0;
+        for (size_t i = 1; i < n; i++)
+                if ((p[i] & 0xc0) != 0x80)
+                        return 0;
+        /* overlong three-byte forms, UTF-16 surrogates, above U+10FFFF */
+        if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) || (p[0] == 0xf0 && p[1] < 0x90) ||
+            (p[0] == 0xf4 && p[1] >= 0x90))
+                return 0;
+        return n;
+}
+
+size_t log_escape(char *out, size_t size, const char *in) {
+        const unsigned char *p = (const unsigned char *) in;
+        size_t o = 0;
+
+        if (size == 0)
+                return 0;
+        while (*p) {
+                char esc[8];
+                size_t n = utf8_len(p), k;
+                if (n == 1 && *p >= 0x20 && *p != 0x7f) {
+                        esc[0] = (char) *p;
+                        k = 1;
+                } else if (n > 1) {
+                        if (o + n >= size)
+                                break;
+                        memcpy(out + o, p, n);
+                        o += n;
+                        p += n;
+                        continue;
+                } else {
+                        switch (*p) {
+                        case '\n': k = (size_t) snprintf(esc, sizeof esc, "\\n"); break;
+                        case '\r': k = (size_t) snprintf(esc, sizeof esc, "\\r"); break;
+                        case '\t': k = (size_t) snprintf(esc, sizeof esc, "\\t"); break;
+                        case 0x1b: k = (size_t) snprintf(esc, sizeof esc, "\\e"); break;
+                        default: k = (size_t) snprintf(esc, sizeof esc, "\\x%02x", *p); break;
+                        }
+                }
+                if (o + k >= size)
+                        break;
+                memcpy(out + o, esc, k);
+                o += k;
+                p++;
+        }
+        out[o] = 0;
+        return o;
+}
+
 static const char *level_name(int level) {
         static const char *names[] = { "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug" };
         return level >= 0 && level <= 7 ? names[level] : "log";
@@ -98,7 +160,7 @@ static const char *level_name(int level) {
 
 int log_fieldsv_internal(int level, int err, const char *file, int line, const char *func,
                          const log_field *fields, size_t n_fields, const char *format, va_list ap) {
-        char fmt[1024], msg[4096];
+        char fmt[1024], raw[4096], msg[4096 * 2];
         int saved = errno;
 
         if (err < 0)
@@ -110,8 +172,9 @@ int log_fieldsv_internal(int level, int err, const char *file, int line, const c
         /* fmt is the caller's checked format with %m replaced by text */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-        vsnprintf(msg, sizeof msg, fmt, ap);
+        vsnprintf(raw, sizeof raw, fmt, ap);
 #pragma GCC diagnostic pop
+        log_escape(msg, sizeof msg, raw);
 
         if (log_journal) {
                 size_t n = 0, cap = 8 + n_fields;

@@ -34,6 +34,14 @@ void log_set_max_level(int level);
 int log_get_max_level(void);
 int log_target_from_string(const char *s);
 
+/* Copy `in` to `out` (NUL-terminated, truncated to size) so that it is one
+ * harmless line: control characters become \n, \r, \t, \e or \xNN, and
+ * bytes that are not valid UTF-8 become \xNN. Every
+ * message is passed through it before it reaches stderr or the journal's
+ * MESSAGE=, so a producer's "scenario" cannot forge log lines or terminal
+ * escapes; structured fields keep the raw value. Returns the length. */
+size_t log_escape(char *out, size_t size, const char *in);
+
 /* Returns -abs(err) when err != 0, else 0, so "return log_error_errno(r, ...)" works.
  * "%m" in the format is the text of err. */
 int log_fields_internal(int level, int err, const char *file, int line, const char *func,

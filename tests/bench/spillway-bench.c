@@ -31,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *arg_daemon, *arg_plugins, *arg_ceiling;
+static const char *arg_daemon, *arg_plugins, *arg_ceiling, *arg_ctl;
 static unsigned arg_signals = 100000, arg_producers = 4, arg_window = 1024, arg_batch = 1000;
 static const char *arg_only;
 static char start_at[32], stop_at[32];   /* "now" for every signal, so bans are active */
@@ -434,10 +434,10 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
         return res;
 }
 
-static double run_ceiling(const char *dbpath) {
+static double run_ceiling_batch(const char *dbpath, unsigned signals, unsigned batch) {
         char cmd[1024], line[512];
         double rate = -1;
-        snprintf(cmd, sizeof cmd, "'%s' --signals %u --batch %u --db '%s' 2>&1", arg_ceiling, arg_signals, arg_batch, dbpath);
+        snprintf(cmd, sizeof cmd, "'%s' --signals %u --batch %u --db '%s' 2>&1", arg_ceiling, signals, batch, dbpath);
         FILE *p = popen(cmd, "r");
         if (!p)
                 return -1;
@@ -452,6 +452,10 @@ static double run_ceiling(const char *dbpath) {
         return rate;
 }
 
+static double run_ceiling(const char *dbpath) {
+        return run_ceiling_batch(dbpath, arg_signals, arg_batch);
+}
+
 static void print_row(const char *label, const result *r) {
         printf("%-34s %8.0f/s  p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms  peak RSS %5.1f MiB  daemon CPU %5.1f us/signal%s\n",
                label, r->rate, r->p50_ms, r->p99_ms, r->max_ms, r->peak_rss_kb / 1024.0, r->cpu_us_per_signal,
@@ -460,12 +464,113 @@ static void print_row(const char *label, const result *r) {
                 printf("%-34s threads: %s (CPU over the run, 100%% = one core)\n", "", r->threads);
 }
 
+/* Lock-step producers (issue 18): each connection waits for the `flushed`
+ * ack of one signal before it sends the next, as fail2ban actions, shell
+ * scripts and CrowdSec's plugins do. Throughput must rise with connections
+ * as commits are shared; beside it, the SQLite ceiling at one signal per
+ * transaction. Then the wall time of one `spillwayctl send --ack flushed`. */
+static unsigned lockstep(const char *sqlite_only[]) {
+        static const unsigned conns[] = { 1, 4, 16, 64 };
+        unsigned save_p = arg_producers, save_w = arg_window, save_n = arg_signals, errors = 0;
+        unsigned per_conn = arg_signals / 40 < 50 ? 50 : arg_signals / 40;
+        char db[512], label[64];
+        result r;
+
+        printf("lock-step producers (window 1, ack flushed, sqlite synchronous=normal):\n");
+        arg_window = 1;
+        for (size_t i = 0; i < sizeof conns / sizeof *conns; i++) {
+                arg_producers = conns[i];
+                arg_signals = conns[i] * (conns[i] > 4 ? per_conn / 4 : per_conn);
+                if (arg_signals < conns[i] * 20)
+                        arg_signals = conns[i] * 20;
+                r = run_daemon("lockstep", sqlite_only, true, true, NULL, 0, NULL);
+                snprintf(label, sizeof label, "  %2u connection%s", conns[i], conns[i] == 1 ? " " : "s");
+                print_row(label, &r);
+                errors += r.errors;
+        }
+        arg_producers = save_p;
+        arg_window = save_w;
+        arg_signals = save_n;
+        if (arg_ceiling) {
+                snprintf(db, sizeof db, "/tmp/spw-bench-ceiling1-%d.db", (int) getpid());
+                double c1 = run_ceiling_batch(db, per_conn * 4, 1);
+                unlink(db);
+                if (c1 > 0)
+                        printf("  (the line above is the ceiling at one signal per transaction: the target for 1 connection is >= 0.5 x it)\n");
+        }
+        if (arg_ctl) {
+                /* one `spillwayctl send --ack flushed` per call, as a fail2ban action does */
+                char dir[] = "/tmp/spw-bench-ctl-XXXXXX", path[600], cmd[1400];
+                if (!mkdtemp(dir))
+                        return errors + 1;
+                snprintf(path, sizeof path, "%s/sig.json", dir);
+                char line[2048];
+                make_line(line, sizeof line, 1, false);
+                write_file(path, line);
+                /* a daemon of its own, in the layout run_daemon uses */
+                snprintf(cmd, sizeof cmd,
+                         "mkdir -p '%s/plugins/backend' '%s/state' && printf 'queue:\\n  flush_interval: 100ms\\n' >'%s/spillway.yaml' && "
+                         "printf 'name: sqlite\\npath: sqlite\\nconfig:\\n  synchronous: normal\\n' >'%s/plugins/backend/sqlite.yaml'",
+                         dir, dir, dir, dir);
+                if (system(cmd) != 0)
+                        return errors + 1;
+                pid_t pid = fork();
+                if (pid == 0) {
+                        char cfg[700], state[700], run[700];
+                        snprintf(cfg, sizeof cfg, "%s/spillway.yaml", dir);
+                        snprintf(state, sizeof state, "%s/state", dir);
+                        snprintf(run, sizeof run, "%s/run", dir);
+                        int devnull = open("/dev/null", O_WRONLY);
+                        dup2(devnull, 1);
+                        dup2(devnull, 2);
+                        execl(arg_daemon, arg_daemon, "-c", cfg, "--plugin-dir", arg_plugins, "--state-dir", state, "--runtime-dir",
+                              run, "--allow-unsafe-plugins", "--log-level", "warning", (char *) NULL);
+                        _exit(127);
+                }
+                char sock[700];
+                snprintf(sock, sizeof sock, "%s/run/ingest.sock", dir);
+                for (int i = 0; i < 500; i++) {
+                        int fd = connect_unix(sock);
+                        if (fd >= 0) {
+                                close(fd);
+                                break;
+                        }
+                        usleep(10000);
+                }
+                const unsigned calls = 50;
+                int64_t *lat = calloc(calls, sizeof *lat);
+                snprintf(cmd, sizeof cmd, "'%s' -s '%s/run/admin.sock' send --ack flushed '%s' >/dev/null 2>&1", arg_ctl, dir, path);
+                for (unsigned i = 0; i < calls && lat; i++) {
+                        int64_t t = now_ns();
+                        if (system(cmd) != 0) {
+                                fprintf(stderr, "spillway-bench: %s failed\n", cmd);
+                                errors++;
+                        }
+                        lat[i] = now_ns() - t;
+                }
+                if (lat) {
+                        qsort(lat, calls, sizeof *lat, cmp_i64);
+                        printf("  spillwayctl send --ack flushed, one signal per call: p50 %.2f ms  p99 %.2f ms per call (%u calls)\n",
+                               lat[calls / 2] / 1e6, lat[calls * 99 / 100] / 1e6, calls);
+                        free(lat);
+                }
+                kill(pid, SIGTERM);
+                int status;
+                waitpid(pid, &status, 0);
+                snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+                if (system(cmd) != 0)
+                        fprintf(stderr, "cleanup of %s failed\n", dir);
+        }
+        return errors;
+}
+
 int main(int argc, char **argv) {
         static const struct option opts[] = {
                 { "daemon", required_argument, NULL, 'd' }, { "plugins", required_argument, NULL, 'p' },
                 { "ceiling", required_argument, NULL, 'c' }, { "signals", required_argument, NULL, 'n' },
                 { "producers", required_argument, NULL, 'P' }, { "window", required_argument, NULL, 'w' },
-                { "batch", required_argument, NULL, 'b' }, { "only", required_argument, NULL, 'o' }, {}
+                { "batch", required_argument, NULL, 'b' }, { "only", required_argument, NULL, 'o' },
+                { "ctl", required_argument, NULL, 'C' }, {}
         };
         int c;
         unsigned errors = 0;
@@ -480,9 +585,10 @@ int main(int argc, char **argv) {
                 case 'w': arg_window = (unsigned) strtoul(optarg, NULL, 10); break;
                 case 'b': arg_batch = (unsigned) strtoul(optarg, NULL, 10); break;
                 case 'o': arg_only = optarg; break;
+                case 'C': arg_ctl = optarg; break;
                 default:
                         fprintf(stderr, "usage: spillway-bench --daemon PATH --plugins DIR [--ceiling PATH] [--signals N] "
-                                        "[--producers N] [--window N] [--batch N] [--only null|sqlite|both]\n");
+                                        "[--producers N] [--window N] [--batch N] [--only null|sqlite|both|lockstep] [--ctl SPILLWAYCTL]\n");
                         return 2;
                 }
         }
@@ -560,6 +666,8 @@ int main(int argc, char **argv) {
                 print_row("sqlite + null, ack flushed", &r);
                 errors += r.errors;
         }
+        if (!arg_only || !strcmp(arg_only, "lockstep"))
+                errors += lockstep(sqlite_only);
         if (errors) {
                 fprintf(stderr, "spillway-bench: %u requests failed\n", errors);
                 return 1;

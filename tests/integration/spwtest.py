@@ -251,7 +251,7 @@ class Daemon:
 def mock_backend(name, record=None, **config):
     lines = ["name: %s" % name, "path: %s" % MOCK]
     queue_keys = {k: config.pop(k) for k in list(config) if k in
-                  ("queue_size", "on_full", "block_timeout", "flush_interval", "flush_batch", "max_retry",
+                  ("queue_size", "on_full", "block_timeout", "flush_interval", "flush_delay", "flush_batch", "max_retry",
                    "retry_backoff", "retry_backoff_max")}
     for k, v in queue_keys.items():
         lines.append("%s: %s" % (k, v))

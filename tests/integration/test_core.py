@@ -36,8 +36,9 @@ def test_signal_reaches_every_backend():
 def test_flushed_ack_only_after_flush():
     with Daemon({}) as d:
         log = d.path("m.log")
-        # flush once a second: a flushed ack must wait for it, a queued one must not
-        d.write_config({"m": mock_backend("m", log, flush_interval="1s", flush_batch=100000)})
+        # an idle worker waits a second for company before it commits: a
+        # flushed ack must wait for that commit, a queued one must not
+        d.write_config({"m": mock_backend("m", log, flush_interval="1s", flush_delay="1s", flush_batch=100000)})
         d.start()
         c = d.client()
         t0 = time.monotonic()
@@ -58,7 +59,7 @@ def test_flushed_ack_only_after_flush():
 def test_group_commit_of_many_producers():
     with Daemon({}) as d:
         log = d.path("m.log")
-        d.write_config({"m": mock_backend("m", log, flush_interval="300ms", flush_batch=100000)})
+        d.write_config({"m": mock_backend("m", log, flush_interval="300ms", flush_delay="300ms", flush_batch=100000)})
         d.start()
         clients = [d.client() for _ in range(8)]
         for i, c in enumerate(clients):

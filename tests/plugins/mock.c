@@ -46,6 +46,7 @@ static const spw_config_key mock_keys[] = {
         { "retry_after", SPW_CONFIG_DURATION, "0", NULL, "retry_after() hint given with transient failures" },
         { "record", SPW_CONFIG_STRING, NULL, NULL, "file to append committed signals to" },
         { "secret", SPW_CONFIG_STRING, NULL, NULL, "recorded in the file at init (credential tests)" },
+        { "group_wait", SPW_CONFIG_DURATION, NULL, NULL, "CrowdSec batching key (the daemon reads it as flush_interval and flush_delay)" },
         { NULL },
 };
 
