@@ -373,6 +373,8 @@ static int check_binary(compiler *c, node *n) {
                 if (lt != EXPR_INT || rt != EXPR_INT)
                         return expr_compile_error(c, n->op_pos, "%% needs two integers, got %s and %s", expr_type_name(lt),
                                                   expr_type_name(rt));
+                if (rn->kind == N_INT && rn->ival == 0)
+                        return expr_compile_error(c, rn->pos, "integer divide by zero (%% 0)");
                 n->type = EXPR_INT;
                 return 0;
         default:

@@ -204,6 +204,23 @@ bool expr_value_equal(const expr_value *a, const expr_value *b) {
         }
 }
 
+/* Characters of a string as Go's utf8.RuneCountInString counts them (expr
+ * 1.17's len()): a byte that does not start a valid sequence counts as one. */
+static size_t utf8_count(const char *s, size_t n) {
+        size_t count = 0;
+        uint32_t cp;
+
+        for (size_t i = 0; i < n; count++) {
+                if ((unsigned char) s[i] < 0x80) {
+                        i++;
+                        continue;
+                }
+                size_t l = expr_utf8_decode(s + i, n - i, &cp);
+                i += l ? l : 1;
+        }
+        return count;
+}
+
 static char *scratch_take(expr *e, size_t len) {
         if (len >= EXPR_SCRATCH_SIZE - e->scratch_used)
                 return NULL;
@@ -374,7 +391,7 @@ int expr_eval(expr *e, const spw_signal *sig, expr_value *ret, spw_error *err) {
                         break;
                 case OP_LEN:
                         if (b->type == EXPR_STRING)
-                                *b = (expr_value) { .type = EXPR_INT, .i = (int64_t) b->str.len };
+                                *b = (expr_value) { .type = EXPR_INT, .i = (int64_t) utf8_count(b->str.ptr, b->str.len) };
                         else if (b->type == EXPR_MAP)
                                 *b = (expr_value) { .type = EXPR_INT, .i = (int64_t) b->ref.n };
                         else

@@ -67,6 +67,13 @@ typedef enum tok_kind {
         T_TRUE,
         T_FALSE,
         T_NIL,
+        /* read only to refuse what expr has and this language has not, with a message */
+        T_QUESTION, /* ? ?? ?. */
+        T_COLON,
+        T_LBRACE,
+        T_RBRACE,
+        T_HASH,
+        T_PIPE,
         _T_MAX,
 } tok_kind;
 
@@ -295,6 +302,7 @@ typedef struct compiler {
         size_t p;
         token tok;
         unsigned depth; /* parser recursion */
+        const char *callee; /* the function whose arguments are being parsed, or NULL */
         /* emitter */
         size_t sp, max_sp;
 } compiler;
@@ -320,6 +328,14 @@ void expr_position(const expr *e, size_t pos, unsigned *line, unsigned *column);
 int expr_compile_error(compiler *c, size_t pos, const char *fmt, ...) _printf_(3, 4);
 /* Fill err (may be NULL) with "file:line:column: what" and return -EINVAL. */
 int expr_runtime_error(const expr *e, size_t pos, spw_error *err, const char *fmt, ...) _printf_(4, 5);
+/* The length of the valid UTF-8 sequence at s[0..n) and its code point,
+ * or 0 when it is not one (Go's rules: no overlong forms, no surrogates,
+ * nothing above U+10FFFF). */
+size_t expr_utf8_decode(const char *s, size_t n, uint32_t *cp);
+/* Write cp as UTF-8 (1 to 4 bytes); surrogates and values above U+10FFFF
+ * are written as U+FFFD, as Go's utf8.EncodeRune does. */
+size_t expr_utf8_encode(char *out, uint32_t cp);
+
 /* Make room for element n of a malloc'ed array of capacity *cap. */
 int expr_grow_array(void **p, size_t *cap, size_t n, size_t elem);
 
@@ -334,6 +350,8 @@ const char *expr_tok_text(const compiler *c, const token *t, char *buf, size_t s
 
 /* Parse the whole text into a syntax tree in c->tmp. */
 int expr_parse(compiler *c, node **root);
+/* all, any, filter, map...: expr's builtins that take a closure. */
+bool expr_is_predicate_builtin(const char *name);
 
 /* ------------------------------------------------------------ expr-check.c */
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "expr-internal.h"
+#include "strutil.h"
 
 /* ------------------------------------------------------------ parser */
 
@@ -52,15 +53,68 @@ static int binary_precedence(tok_kind k, bool *right_assoc) {
                 return 20;
         case T_PLUS: case T_MINUS: return 30;
         case T_STAR: case T_SLASH: case T_PERCENT: return 60;
-        case T_POW:
+        case T_POW: /* ** and ^; 100 since expr 1.17 (70 before), so -2 ** 2 is -(2 ** 2) */
                 *right_assoc = true;
-                return 70;
+                return 100;
         default:
                 return -1;
         }
 }
 
 static int parse_expr(compiler *c, int min_prec, node **ret);
+
+static int slice_error(compiler *c, uint32_t open_pos) {
+        return expr_compile_error(c, open_pos, "slicing (x[a:b]) is not supported");
+}
+
+/* expr's builtins whose second argument is a closure ({# > 1}). */
+bool expr_is_predicate_builtin(const char *name) {
+        static const char *const names[] = {
+                "all", "none", "any", "one", "filter", "map", "count", "sum", "find", "findIndex", "findLast",
+                "findLastIndex", "groupBy", "sortBy", "reduce",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (streq(name, names[i]))
+                        return true;
+        return false;
+}
+
+/* What expr has that this language refuses, at the token that starts it. */
+static int unsupported_construct(compiler *c, const token *t) {
+        const char *s = c->e->text + t->pos;
+
+        switch (t->kind) {
+        case T_LBRACE:
+                if (c->callee && expr_is_predicate_builtin(c->callee))
+                        return expr_compile_error(c, t->pos, "closures ({...} as the predicate of %s()) are not "
+                                                  "supported", c->callee);
+                return expr_compile_error(c, t->pos, "map literals ({key: value}) are not supported");
+        case T_HASH:
+                return expr_compile_error(c, t->pos, "closure variables (#, #index, #acc) are not supported");
+        case T_DOT:
+                if (c->callee && expr_is_predicate_builtin(c->callee))
+                        return expr_compile_error(c, t->pos, "closures (the predicate of %s()) are not supported",
+                                                  c->callee);
+                return 0;
+        case T_QUESTION:
+                if (t->len == 2 && s[1] == '?')
+                        return expr_compile_error(c, t->pos, "the nil-coalescing operator (a ?? b) is not supported");
+                if (t->len == 2 && s[1] == '.')
+                        return expr_compile_error(c, t->pos, "optional chaining (a?.b) is not supported");
+                return expr_compile_error(c, t->pos, "the conditional operator (a ? b : c) is not supported");
+        case T_PIPE:
+                return expr_compile_error(c, t->pos, "the pipe operator (a | f()) is not supported (a logical or is "
+                                          "|| or 'or')");
+        case T_IDENT:
+                if (streq(t->s, "let"))
+                        return expr_compile_error(c, t->pos, "variables (let x = ...; ...) are not supported");
+                if (streq(t->s, "if") || streq(t->s, "else"))
+                        return expr_compile_error(c, t->pos, "if/else expressions are not supported");
+                return 0;
+        default:
+                return 0;
+        }
+}
 
 static int expect(compiler *c, tok_kind k, const char *what, uint32_t open_pos) {
         char buf[64];
@@ -144,9 +198,13 @@ static int parse_postfix(compiler *c, node **inout) {
                                 return -ENOMEM;
                         n->op_pos = t.pos;
                         n->lhs = base;
+                        if (c->tok.kind == T_COLON)
+                                return slice_error(c, t.pos);
                         r = parse_expr(c, 0, &n->rhs);
                         if (r < 0)
                                 return r;
+                        if (c->tok.kind == T_COLON)
+                                return slice_error(c, t.pos);
                         r = expect(c, T_RBRACKET, "']'", t.pos);
                 } else if (t.kind == T_LPAREN) {
                         r = expr_lex(c);
@@ -157,7 +215,10 @@ static int parse_postfix(compiler *c, node **inout) {
                                 return -ENOMEM;
                         n->op_pos = t.pos;
                         n->lhs = base;
+                        const char *outer = c->callee;
+                        c->callee = base->kind == N_IDENT ? base->s : NULL;
                         r = parse_items(c, T_RPAREN, "')'", t.pos, &n->items, &n->n_items);
+                        c->callee = outer;
                 } else
                         return 0;
                 if (r < 0)
@@ -174,6 +235,10 @@ static int parse_primary(compiler *c, node **ret) {
         char buf[64];
         node *n;
         int r;
+
+        r = unsupported_construct(c, &t);
+        if (r < 0)
+                return r;
 
         switch (t.kind) {
         case T_NOT:
@@ -276,12 +341,21 @@ static int parse_expr(compiler *c, int min_prec, node **ret) {
                 r = expr_lex(c);
                 if (r < 0)
                         return r;
+                bool negate = false;
                 if (op == T_NOT) {
+                        /* not in, not matches, not contains, not startsWith, not endsWith */
                         char buf[64];
-                        if (c->tok.kind != T_IN)
-                                return expr_compile_error(c, c->tok.pos, "expected 'in' after 'not', got %s",
+                        tok_kind k = c->tok.kind;
+                        if (k != T_IN && k != T_MATCHES && k != T_CONTAINS && k != T_STARTSWITH && k != T_ENDSWITH)
+                                return expr_compile_error(c, c->tok.pos, "expected in, matches, contains, startsWith "
+                                                          "or endsWith after 'not', got %s",
                                                           expr_tok_text(c, &c->tok, buf, sizeof buf));
-                        op = T_NOT_IN;
+                        if (k == T_IN)
+                                op = T_NOT_IN;
+                        else {
+                                op = k;
+                                negate = true;
+                        }
                         r = expr_lex(c);
                         if (r < 0)
                                 return r;
@@ -298,8 +372,22 @@ static int parse_expr(compiler *c, int min_prec, node **ret) {
                 r = set_depth(c, n);
                 if (r < 0)
                         return r;
+                if (negate) {
+                        node *u = new_node(c, N_UNARY, n->pos);
+                        if (!u)
+                                return -ENOMEM;
+                        u->op = T_NOT;
+                        u->op_pos = t.pos;
+                        u->lhs = n;
+                        r = set_depth(c, u);
+                        if (r < 0)
+                                return r;
+                        n = u;
+                }
                 lhs = n;
         }
+        if (c->tok.kind == T_QUESTION || c->tok.kind == T_PIPE)
+                return unsupported_construct(c, &c->tok);
         c->depth--;
         *ret = lhs;
         return 0;

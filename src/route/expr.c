@@ -152,6 +152,69 @@ int expr_runtime_error(const expr *e, size_t pos, spw_error *err, const char *fm
         return spw_error_set(err, -EINVAL, "%s:%u:%u: %s", e->filename, line, column, what);
 }
 
+size_t expr_utf8_decode(const char *s, size_t n, uint32_t *cp) {
+        const unsigned char *u = (const unsigned char *) s;
+        uint32_t c, min;
+        size_t len;
+
+        if (n == 0)
+                return 0;
+        if (u[0] < 0x80) {
+                *cp = u[0];
+                return 1;
+        }
+        if (u[0] >= 0xc2 && u[0] <= 0xdf) {
+                len = 2;
+                c = u[0] & 0x1f;
+                min = 0x80;
+        } else if (u[0] >= 0xe0 && u[0] <= 0xef) {
+                len = 3;
+                c = u[0] & 0x0f;
+                min = 0x800;
+        } else if (u[0] >= 0xf0 && u[0] <= 0xf4) {
+                len = 4;
+                c = u[0] & 0x07;
+                min = 0x10000;
+        } else
+                return 0;
+        if (n < len)
+                return 0;
+        for (size_t i = 1; i < len; i++) {
+                if ((u[i] & 0xc0) != 0x80)
+                        return 0;
+                c = (c << 6) | (u[i] & 0x3f);
+        }
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+                return 0;
+        *cp = c;
+        return len;
+}
+
+size_t expr_utf8_encode(char *out, uint32_t cp) {
+        if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                cp = 0xfffd;
+        if (cp < 0x80) {
+                out[0] = (char) cp;
+                return 1;
+        }
+        if (cp < 0x800) {
+                out[0] = (char) (0xc0 | (cp >> 6));
+                out[1] = (char) (0x80 | (cp & 0x3f));
+                return 2;
+        }
+        if (cp < 0x10000) {
+                out[0] = (char) (0xe0 | (cp >> 12));
+                out[1] = (char) (0x80 | ((cp >> 6) & 0x3f));
+                out[2] = (char) (0x80 | (cp & 0x3f));
+                return 3;
+        }
+        out[0] = (char) (0xf0 | (cp >> 18));
+        out[1] = (char) (0x80 | ((cp >> 12) & 0x3f));
+        out[2] = (char) (0x80 | ((cp >> 6) & 0x3f));
+        out[3] = (char) (0x80 | (cp & 0x3f));
+        return 4;
+}
+
 int expr_grow_array(void **p, size_t *cap, size_t n, size_t elem) {
         if (n < *cap)
                 return 0;

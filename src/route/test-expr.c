@@ -219,7 +219,10 @@ static void test_precedence(const spw_signal *s) {
         expect_float("2 ** 3 ** 2", s, 512);      /* right associative */
         expect_float("100 / 10 / 5", s, 2);       /* left associative */
         expect_int("-2 * 3", s, -6);
-        expect_float("-2 ** 2", s, 4);            /* unary minus binds tighter than ** (as in expr) */
+        expect_float("-2 ** 2", s, -4);           /* ** (100) binds tighter than unary minus (90), as in expr 1.17 */
+        expect_float("(-2) ** 2", s, 4);
+        expect_float("2 ^ 3 ^ 2", s, 512);        /* ^ is ** */
+        expect_float("-2 ^ 2", s, -4);
         expect_int("2 * -3 + 1", s, -5);
         expect_int("- - 4", s, 4);
         expect_int("+7", s, 7);
@@ -464,7 +467,7 @@ static void test_helpers(const spw_signal *s) {
         expect_float("Atof('-2e3')", s, -2000);
         expect_float("Atof(sig.Labels.x_number) * 2", s, 5);
         expect_float("Atof(sig.Labels.nope)", s, 0); /* missing label: "" reads as 0 */
-        expect_int("len('héllo')", s, 6);            /* bytes, as Go's len */
+        expect_int("len('héllo')", s, 5);            /* characters, as expr 1.17 (utf8.RuneCountInString) */
         expect_int("len([1, 2, 3])", s, 3);
         expect_int("len(sig.Labels)", s, 4);
         expect_bool("len(sig.Scenario) > 10", s, true);
@@ -509,18 +512,17 @@ static void test_compile_errors(void) {
         expect_compile_error("'a\\qb'", EXPR_ENV_ALL, "1:3: unknown escape sequence '\\q'");
         expect_compile_error("'\\x4'", EXPR_ENV_ALL, "needs 2 hexadecimal digits");
         expect_compile_error("'\\x00'", EXPR_ENV_ALL, "NUL character in a string");
-        expect_compile_error("'\\ud800'", EXPR_ENV_ALL, "invalid Unicode code point");
         expect_compile_error("1 = 1", EXPR_ENV_ALL, "1:3: unexpected '=' (use == to compare)");
         expect_compile_error("true & false", EXPR_ENV_ALL, "unexpected '&' (use && or and)");
-        expect_compile_error("true | false", EXPR_ENV_ALL, "unexpected '|' (use || or or)");
+        expect_compile_error("true | false", EXPR_ENV_ALL, "1:6: the pipe operator (a | f()) is not supported");
         expect_compile_error("true ? 1 : 2", EXPR_ENV_ALL, "conditional operator (a ? b : c) is not supported");
-        expect_compile_error("1..3", EXPR_ENV_ALL, "ranges (..) are not supported");
-        expect_compile_error("1 # 2", EXPR_ENV_ALL, "1:3: unexpected character '#'");
+        expect_compile_error("1..3", EXPR_ENV_ALL, "1:2: ranges (a..b) are not supported");
+        expect_compile_error("1 @ 2", EXPR_ENV_ALL, "1:3: unexpected character '@'");
         expect_compile_error("9223372036854775808", EXPR_ENV_ALL, "integer 9223372036854775808 is out of range");
         expect_compile_error("12abc", EXPR_ENV_ALL, "unexpected 'a' after a number");
         expect_compile_error("0x", EXPR_ENV_ALL, "hexadecimal number without digits");
         expect_compile_error("sig.", EXPR_ENV_ALL, "expected a field name after '.', got end of expression");
-        expect_compile_error("1 not 2", EXPR_ENV_ALL, "1:7: expected 'in' after 'not'");
+        expect_compile_error("1 not 2", EXPR_ENV_ALL, "1:7: expected in, matches, contains, startsWith or endsWith after 'not', got '2'");
         /* types */
         expect_compile_error("not 1", EXPR_ENV_ALL, "1:1: 'not' needs a boolean, not int");
         expect_compile_error("!'x'", EXPR_ENV_ALL, "'!' needs a boolean, not string");
