@@ -12,6 +12,7 @@
 
 #include "expr-internal.h"
 #include "strutil.h"
+#include "timeutil.h"
 
 /* ------------------------------------------------------------ type checker */
 
@@ -177,9 +178,18 @@ static int check_index(compiler *c, node *n) {
 static int check_builtin(compiler *c, node *n, int b) {
         int r;
 
-        if (n->n_items != expr_builtins[b].arity)
-                return expr_compile_error(c, n->op_pos, "%s() takes %u argument%s, got %zu", expr_builtins[b].name,
-                                          expr_builtins[b].arity, expr_builtins[b].arity == 1 ? "" : "s", n->n_items);
+        const builtin_def *def = &expr_builtins[b];
+
+        if (def->env && !(c->env & def->env))
+                return expr_compile_error(c, n->lhs->pos, "%s() is not yet supported: it counts the bans a target has "
+                                          "had, and Spillway keeps no ban history yet; give the decisions a fixed "
+                                          "duration", def->name);
+        if (def->max_args == EXPR_VARIADIC && n->n_items < def->min_args)
+                return expr_compile_error(c, n->op_pos, "%s() takes at least %u argument%s, got %zu", def->name,
+                                          def->min_args, def->min_args == 1 ? "" : "s", n->n_items);
+        if (def->max_args != EXPR_VARIADIC && n->n_items != def->min_args)
+                return expr_compile_error(c, n->op_pos, "%s() takes %u argument%s, got %zu", def->name,
+                                          def->min_args, def->min_args == 1 ? "" : "s", n->n_items);
         for (size_t i = 0; i < n->n_items; i++) {
                 r = expr_check(c, n->items[i]);
                 if (r < 0)
@@ -219,8 +229,89 @@ static int check_builtin(compiler *c, node *n, int b) {
                 }
                 n->type = EXPR_BOOL;
                 return 0;
+        case B_SPRINTF:
+                if (n->items[0]->type != EXPR_STRING)
+                        return expr_compile_error(c, n->items[0]->pos, "Sprintf() needs a format string first, not %s",
+                                                  expr_type_name(n->items[0]->type));
+                for (size_t i = 1; i < n->n_items; i++)
+                        if (!is_scalar(n->items[i]->type))
+                                return expr_compile_error(c, n->items[i]->pos, "Sprintf() formats numbers, strings, "
+                                                          "booleans and nil, not %s (argument %zu)",
+                                                          expr_type_name(n->items[i]->type), i + 1);
+                n->type = EXPR_STRING;
+                return 0;
+        case B_DECISIONS_COUNT:
+        case B_DECISIONS_SINCE:
+                for (size_t i = 0; i < n->n_items; i++)
+                        if (n->items[i]->type != EXPR_STRING)
+                                return expr_compile_error(c, n->items[i]->pos, "%s() needs %s, argument %zu is %s",
+                                                          def->name, b == B_DECISIONS_COUNT ? "a string (an IP or a range)"
+                                                          : "two strings (an IP or a range, and a duration such as \"24h\")",
+                                                          i + 1, expr_type_name(n->items[i]->type));
+                if (b == B_DECISIONS_SINCE && n->items[1]->kind == N_STRING) {
+                        usec_t d;
+                        if (parse_duration(n->items[1]->s, &d) < 0 || d < 0)
+                                return expr_compile_error(c, n->items[1]->pos, "GetDecisionsSinceCount(): '%s' is not "
+                                                          "a duration (Go syntax such as 24h, 90m, or 2d)",
+                                                          n->items[1]->s);
+                }
+                n->type = EXPR_INT;
+                return 0;
         }
         return -EINVAL;
+}
+
+/* Functions of expr and of CrowdSec's helpers that this language has not,
+ * each refused with why (the rest get a "did you mean"). */
+static int unsupported_function(compiler *c, const node *callee) {
+        static const char *const expr_builtin_names[] = {
+                "type", "abs", "ceil", "floor", "round", "int", "float", "string", "trim", "trimPrefix", "trimSuffix",
+                "upper", "lower", "split", "splitAfter", "replace", "repeat", "join", "indexOf", "lastIndexOf",
+                "hasPrefix", "hasSuffix", "max", "min", "mean", "median", "toJSON", "fromJSON", "toBase64",
+                "fromBase64", "now", "duration", "date", "timezone", "first", "last", "get", "take", "keys", "values",
+                "toPairs", "fromPairs", "reverse", "uniq", "concat", "flatten", "sort", "bitnot",
+        };
+        static const char *const crowdsec_helpers[] = {
+                "Flatten", "Distinct", "FlattenDistinct", "Distance", "GetFromStash", "JsonExtract",
+                "JsonExtractUnescape", "JsonExtractLib", "JsonExtractSlice", "JsonExtractObject", "ToJsonString",
+                "File", "RegexpInFile", "FileMap", "LookupFile", "TimeNow", "ParseUri", "ParseQuery",
+                "ExtractQueryParam", "PathUnescape", "QueryUnescape", "PathEscape", "QueryEscape",
+                "XMLGetAttributeValue", "XMLGetNodeValue", "IpToRange", "IsIPV6", "IsIPV4", "IsIP", "LookupHost",
+                "ParseUnix", "SetInStash", "Fields", "Index", "IndexAny", "Join", "Split", "SplitAfter",
+                "SplitAfterN", "SplitN", "Replace", "ReplaceAll", "Trim", "TrimLeft", "TrimRight", "TrimSpace",
+                "TrimPrefix", "TrimSuffix", "Get", "ToString", "Match", "KeyExists", "LogInfo", "B64Decode",
+                "UnmarshalJSON", "ParseKV", "ParseKVLax", "Hostname", "FloatApproxEqual", "LibInjectionIsSQLI",
+                "LibInjectionIsXSS", "GeoIPEnrich", "GeoIPASNEnrich", "GeoIPRangeEnrich", "JA4H", "AverageInterval",
+                "MedianInterval",
+        };
+        const char *name = callee->s;
+        char avail[256];
+        size_t l = 0;
+
+        avail[0] = 0;
+        for (size_t i = 0; i < expr_n_builtins && l < sizeof avail; i++)
+                if (!expr_builtins[i].env || (c->env & expr_builtins[i].env))
+                        l += (size_t) snprintf(avail + l, sizeof avail - l, "%s%s", l ? ", " : "",
+                                               expr_builtins[i].name);
+
+        if (streq(name, "CrowdsecCTI"))
+                return expr_compile_error(c, callee->pos, "CrowdsecCTI() needs CrowdSec's online CTI service (an API "
+                                          "key and a network query while routing); Spillway routes offline and does "
+                                          "not provide it");
+        if (streq(name, "GetActiveDecisionsCount") || streq(name, "GetActiveDecisionsTimeLeft"))
+                return expr_compile_error(c, callee->pos, "%s() is not yet supported: it reads the active bans of "
+                                          "the ban database while routing", name);
+        if (expr_is_predicate_builtin(name))
+                return expr_compile_error(c, callee->pos, "%s() takes a closure, and closures are not supported", name);
+        for (size_t i = 0; i < ELEMENTSOF(expr_builtin_names); i++)
+                if (streq(name, expr_builtin_names[i]))
+                        return expr_compile_error(c, callee->pos, "%s() is one of expr's builtins that Spillway does not "
+                                                  "provide (available: %s)", name, avail);
+        for (size_t i = 0; i < ELEMENTSOF(crowdsec_helpers); i++)
+                if (streq(name, crowdsec_helpers[i]))
+                        return expr_compile_error(c, callee->pos, "%s() is one of CrowdSec's helpers that Spillway does "
+                                                  "not provide (available: %s)", name, avail);
+        return 0;
 }
 
 static int check_call(compiler *c, node *n) {
@@ -234,11 +325,20 @@ static int check_call(compiler *c, node *n) {
                                 return check_builtin(c, n, (int) i);
                         cand[i] = expr_builtins[i].name;
                 }
+                r = unsupported_function(c, callee);
+                if (r < 0)
+                        return r;
                 const char *best = str_closest(callee->s, cand, expr_n_builtins);
                 if (best)
                         return expr_compile_error(c, callee->pos, "unknown function '%s'; did you mean '%s'?", callee->s, best);
-                return expr_compile_error(c, callee->pos, "unknown function '%s' (available: len, Upper, Lower, Atof, "
-                                          "IpInRange)", callee->s);
+                char avail[256];
+                size_t l = 0;
+                avail[0] = 0;
+                for (size_t i = 0; i < expr_n_builtins && l < sizeof avail; i++)
+                        if (!expr_builtins[i].env || (c->env & expr_builtins[i].env))
+                                l += (size_t) snprintf(avail + l, sizeof avail - l, "%s%s", l ? ", " : "",
+                                                       expr_builtins[i].name);
+                return expr_compile_error(c, callee->pos, "unknown function '%s' (available: %s)", callee->s, avail);
         }
         if (callee->kind == N_MEMBER) {
                 callee->called = true;

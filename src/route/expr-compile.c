@@ -61,6 +61,15 @@ static int need_scratch(compiler *c) {
 }
 
 
+static int need_c_locale(compiler *c) {
+        if (c->e->c_locale == (locale_t) 0) {
+                c->e->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t) 0);
+                if (c->e->c_locale == (locale_t) 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 static int emit_builtin(compiler *c, const node *n) {
         int r;
 
@@ -81,11 +90,9 @@ static int emit_builtin(compiler *c, const node *n) {
                 r = expr_emit(c, n->items[0]);
                 return r < 0 ? r : emit_insn(c, n->builtin == B_UPPER ? OP_UPPER : OP_LOWER, 0, n->pos, 0);
         case B_ATOF:
-                if (c->e->c_locale == (locale_t) 0) {
-                        c->e->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t) 0);
-                        if (c->e->c_locale == (locale_t) 0)
-                                return -ENOMEM;
-                }
+                r = need_c_locale(c);
+                if (r < 0)
+                        return r;
                 r = expr_emit(c, n->items[0]);
                 return r < 0 ? r : emit_insn(c, OP_ATOF, 0, n->pos, 0);
         case B_IPINRANGE:
@@ -103,6 +110,21 @@ static int emit_builtin(compiler *c, const node *n) {
                 }
                 r = expr_emit(c, n->items[1]);
                 return r < 0 ? r : emit_insn(c, OP_IPINRANGE, 0, n->pos, -1);
+        case B_SPRINTF:
+                r = need_scratch(c);
+                if (r >= 0)
+                        r = need_c_locale(c);
+                for (size_t i = 0; r >= 0 && i < n->n_items; i++)
+                        r = expr_emit(c, n->items[i]);
+                return r < 0 ? r : emit_insn(c, OP_SPRINTF, (uint32_t) n->n_items, n->pos, 1 - (int) n->n_items);
+        case B_DECISIONS_COUNT:
+                r = expr_emit(c, n->items[0]);
+                return r < 0 ? r : emit_insn(c, OP_DECISIONS, 0, n->pos, 0);
+        case B_DECISIONS_SINCE:
+                r = expr_emit(c, n->items[0]);
+                if (r >= 0)
+                        r = expr_emit(c, n->items[1]);
+                return r < 0 ? r : emit_insn(c, OP_DECISIONS_SINCE, 0, n->pos, -1);
         }
         return -EINVAL;
 }

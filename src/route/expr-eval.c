@@ -25,6 +25,7 @@
 
 #include "expr-internal.h"
 #include "strutil.h"
+#include "timeutil.h"
 
 static const char empty_string[1] = "";
 
@@ -239,7 +240,38 @@ static bool ip_in_range(const char *ip, const ip_range *range) {
         return ip_addr_in(addr.start, range->start, range->end);
 }
 
+/* GetDecisionsCount() and GetDecisionsSinceCount(): ask the caller's index. */
+static int history_count(const expr *e, const insn *in, const expr_context *ctx, const expr_value *value,
+                         const expr_value *window, int64_t *ret, spw_error *err) {
+        const char *name = window ? "GetDecisionsSinceCount" : "GetDecisionsCount";
+        int64_t since = 0;
+        uint64_t count = 0;
+        int r;
+
+        if (!ctx || !ctx->history)
+                return expr_runtime_error(e, in->pos, err, "%s(): no ban history is available here", name);
+        if (window) {
+                usec_t d;
+                if (parse_duration(window->str.ptr, &d) < 0 || d < 0)
+                        return expr_runtime_error(e, in->pos, err, "%s(): \"%.64s\" is not a duration (Go syntax "
+                                                  "such as 24h)", name, window->str.ptr);
+                since = ctx->now > INT64_MIN + d ? ctx->now - d : INT64_MIN;
+                if (since <= 0)
+                        since = 1; /* 0 means "all of them" to the callback */
+        }
+        r = ctx->history(ctx->history_userdata, value->str.ptr, since, &count);
+        if (r < 0)
+                return expr_runtime_error(e, in->pos, err, "%s(): the ban history could not be read: %s", name,
+                                          strerror(-r));
+        *ret = count > (uint64_t) INT64_MAX ? INT64_MAX : (int64_t) count;
+        return 0;
+}
+
 int expr_eval(expr *e, const spw_signal *sig, expr_value *ret, spw_error *err) {
+        return expr_eval_in(e, sig, NULL, ret, err);
+}
+
+int expr_eval_in(expr *e, const spw_signal *sig, const expr_context *ctx, expr_value *ret, spw_error *err) {
         expr_value *st = e->stack;
         size_t sp = 0;
         int r;
@@ -437,6 +469,31 @@ int expr_eval(expr *e, const spw_signal *sig, expr_value *ret, spw_error *err) {
                                         ip_in_range(a->str.ptr, &range);
                         *a = (expr_value) { .type = EXPR_BOOL, .b = in_range };
                         sp--;
+                        break;
+                }
+                case OP_SPRINTF: {
+                        expr_value *args = &st[sp - in->arg];
+                        size_t len;
+                        r = expr_sprintf(args, in->arg, e->c_locale, e->scratch + e->scratch_used,
+                                         EXPR_SCRATCH_SIZE - e->scratch_used, &len);
+                        if (r < 0)
+                                return expr_runtime_error(e, in->pos, err, "Sprintf(): the result does not fit the "
+                                                          "%d-byte scratch buffer", EXPR_SCRATCH_SIZE);
+                        *args = (expr_value) { .type = EXPR_STRING, .str = { e->scratch + e->scratch_used, len } };
+                        e->scratch_used += len + 1;
+                        sp -= in->arg - 1;
+                        break;
+                }
+                case OP_DECISIONS:
+                case OP_DECISIONS_SINCE: {
+                        expr_value *value = in->op == OP_DECISIONS ? b : a;
+                        int64_t count = 0;
+                        r = history_count(e, in, ctx, value, in->op == OP_DECISIONS ? NULL : b, &count, err);
+                        if (r < 0)
+                                return r;
+                        *value = (expr_value) { .type = EXPR_INT, .i = count };
+                        if (in->op == OP_DECISIONS_SINCE)
+                                sp--;
                         break;
                 }
                 case OP_IPINRANGE_C:

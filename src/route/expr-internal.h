@@ -213,11 +213,17 @@ enum {
         B_LOWER,
         B_ATOF,
         B_IPINRANGE,
+        B_SPRINTF,
+        B_DECISIONS_COUNT,
+        B_DECISIONS_SINCE,
 };
+
+#define EXPR_VARIADIC UINT32_MAX
 
 typedef struct builtin_def {
         const char *name;
-        unsigned arity;
+        unsigned min_args, max_args; /* max_args EXPR_VARIADIC: any number */
+        unsigned env;                /* EXPR_ENV_* the compile must have for it, or 0 */
 } builtin_def;
 
 /* ------------------------------------------------------------ bytecode */
@@ -254,6 +260,9 @@ typedef enum opcode {
         OP_ATOF,
         OP_IPINRANGE,   /* ip cidr -> bool */
         OP_IPINRANGE_C, /* ip -> bool, against ranges[arg] */
+        OP_SPRINTF,     /* format and arg - 1 values -> string */
+        OP_DECISIONS,   /* value -> int: all bans of value in the history */
+        OP_DECISIONS_SINCE, /* value window -> int: bans made within the window */
         OP_LIST,        /* make a list of the arg values below */
         OP_JUMP_FALSE,  /* top false: jump to arg keeping it; else pop */
         OP_JUMP_TRUE,   /* top true: jump to arg keeping it; else pop */
@@ -286,7 +295,7 @@ struct expr {
         size_t stack_size;
         char *scratch; /* EXPR_SCRATCH_SIZE bytes, or NULL when unused */
         size_t scratch_used;
-        locale_t c_locale; /* for Atof; (locale_t) 0 when unused */
+        locale_t c_locale; /* for Atof and Sprintf; (locale_t) 0 when unused */
 };
 
 /* ------------------------------------------------------------ compiler state */
@@ -352,6 +361,13 @@ const char *expr_tok_text(const compiler *c, const token *t, char *buf, size_t s
 int expr_parse(compiler *c, node **root);
 /* all, any, filter, map...: expr's builtins that take a closure. */
 bool expr_is_predicate_builtin(const char *name);
+
+/* ------------------------------------------------------------ expr-sprintf.c */
+
+/* Go's fmt.Sprintf over args[0] (the format, a string) and the n_args - 1
+ * values after it, into buf (NUL-terminated; *len without the NUL).
+ * -ENOSPC when it does not fit. `loc` is a C locale (decimal point). */
+int expr_sprintf(const expr_value *args, size_t n_args, locale_t loc, char *buf, size_t size, size_t *len);
 
 /* ------------------------------------------------------------ expr-check.c */
 

@@ -367,9 +367,8 @@ static int lex_number(compiler *c, token *t) {
         }
         if (b >= sizeof buf - 1)
                 return expr_compile_error(c, start, "number too long");
-        if (c->p < n && (is_ident_char(s[c->p]) || (unsigned char) s[c->p] >= 0x80))
-                return expr_compile_error(c, c->p, "unexpected '%c' after a number",
-                                          (unsigned char) s[c->p] < 0x80 ? s[c->p] : '?');
+        if (c->p < n && is_ident_char(s[c->p]))
+                return expr_compile_error(c, c->p, "unexpected '%c' after a number", s[c->p]);
         buf[b] = 0;
         errno = 0;
         if (is_float) {

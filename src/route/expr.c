@@ -92,11 +92,14 @@ const field_def expr_fields[] = {
 const size_t expr_n_fields = ELEMENTSOF(expr_fields);
 
 const builtin_def expr_builtins[] = {
-        [B_LEN] = { "len", 1 },
-        [B_UPPER] = { "Upper", 1 },
-        [B_LOWER] = { "Lower", 1 },
-        [B_ATOF] = { "Atof", 1 },
-        [B_IPINRANGE] = { "IpInRange", 2 },
+        [B_LEN] = { "len", 1, 1, 0 },
+        [B_UPPER] = { "Upper", 1, 1, 0 },
+        [B_LOWER] = { "Lower", 1, 1, 0 },
+        [B_ATOF] = { "Atof", 1, 1, 0 },
+        [B_IPINRANGE] = { "IpInRange", 2, 2, 0 },
+        [B_SPRINTF] = { "Sprintf", 1, EXPR_VARIADIC, 0 },
+        [B_DECISIONS_COUNT] = { "GetDecisionsCount", 1, 1, EXPR_ENV_HISTORY },
+        [B_DECISIONS_SINCE] = { "GetDecisionsSinceCount", 2, 2, EXPR_ENV_HISTORY },
 };
 const size_t expr_n_builtins = ELEMENTSOF(expr_builtins);
 
