@@ -179,7 +179,9 @@ static void bad_verb(out *o, char verb, const expr_value *v, locale_t loc) {
 }
 
 static void format_int(out *o, const spec *sp, int64_t i) {
-        char body[160], digits[80];
+        /* sign, prefix, zeros of the precision (more than the scratch
+         * buffer holds cannot be output anyway), digits */
+        char body[EXPR_SCRATCH_SIZE + 96], digits[80];
         uint64_t mag = i < 0 ? (uint64_t) 0 - (uint64_t) i : (uint64_t) i;
         size_t n = 0, nd = 0, sign_len;
         unsigned base = sp->verb == 'x' || sp->verb == 'X' ? 16 : sp->verb == 'o' ? 8 : sp->verb == 'b' ? 2 : 10;
@@ -207,7 +209,7 @@ static void format_int(out *o, const spec *sp, int64_t i) {
                 body[n++] = 'b';
         }
         sign_len = n;
-        for (int k = (int) nd; sp->prec > 0 && k < sp->prec && n < 120; k++)
+        for (int k = (int) nd; sp->prec > 0 && k < sp->prec && n < EXPR_SCRATCH_SIZE; k++)
                 body[n++] = '0';
         while (nd > 0)
                 body[n++] = digits[--nd];
@@ -216,7 +218,7 @@ static void format_int(out *o, const spec *sp, int64_t i) {
 }
 
 static void format_float(out *o, const spec *sp, double f, locale_t loc) {
-        char body[400], fmt[32];
+        char body[EXPR_SCRATCH_SIZE + 64], fmt[32]; /* 309 digits + a precision of at most 1000 */
         size_t n = 0;
         bool shortest = (sp->verb == 'v' || sp->verb == 'g' || sp->verb == 'G') && sp->prec < 0;
 
@@ -240,7 +242,7 @@ static void format_float(out *o, const spec *sp, double f, locale_t loc) {
                 /* C's conversions of these verbs print what Go's do; the
                  * format is built from a fixed set of flags and one verb */
                 snprintf(fmt, sizeof fmt, "%%%s%s%s.%d%c", sp->plus ? "+" : "", sp->space ? " " : "",
-                         sp->sharp ? "#" : "", sp->prec < 0 ? 6 : MIN(sp->prec, 300), verb);
+                         sp->sharp ? "#" : "", sp->prec < 0 ? 6 : MIN(sp->prec, 1000), verb);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
                 snprintf(body, sizeof body, fmt, f);

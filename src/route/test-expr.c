@@ -620,6 +620,15 @@ static void test_sprintf(const spw_signal *s) {
         expect_str("Sprintf('50%')", s, "50%!(NOVERB)");
         expect_str("Sprintf('%z', 1)", s, "%!z(int=1)");
         expect_str("Upper(Sprintf('%s', 'ab')) + Sprintf('%d', 1)", s, "AB1");
+        {
+                /* long precisions are written in full, or do not fit: never cut */
+                _cleanup_(expr_freep) expr *e = compile_ok("Sprintf('%.200b|%.320f', -1, 1e308)", EXPR_ENV_ALL);
+                expr_value v = eval_ok(e, s);
+                CHECK_EQ(v.str.len, 1 + 200 + 1 + 309 + 1 + 320);
+                CHECK(v.str.ptr[0] == '-' && v.str.ptr[200] == '1' && v.str.ptr[201] == '|');
+        }
+        expect_runtime_error("Sprintf('%.5000d', 1) == ''", s, "Sprintf(): the result does not fit");
+        expect_runtime_error("Sprintf('%5000d', 1) == ''", s, "Sprintf(): the result does not fit");
         expect_compile_error("Sprintf()", EXPR_ENV_ALL, "Sprintf() takes at least 1 argument, got 0");
         expect_compile_error("Sprintf(1)", EXPR_ENV_ALL, "1:9: Sprintf() needs a format string first, not int");
         expect_compile_error("Sprintf('%v', [1])", EXPR_ENV_ALL, "Sprintf() formats numbers, strings, booleans and nil, not list (argument 2)");
