@@ -980,6 +980,9 @@ static void test_no_allocation(const spw_signal *s) {
                 "sig.Source != nil && sig.Labels != nil && len(sig.Scenario) > 3 && -sig.Capacity <= 0",
                 "sig.Scenario matches '^crowdsecurity/(ssh|http)-' && sig.Source_ip matches '^192\\\\.0\\\\.2\\\\.'",
                 "not (sig.Scenario matches '(a+)+$x|\\\\bzz\\\\b|[[:digit:]]{3}')",
+                "Sprintf('%dh-%v-%s-%q-%x', sig.Events_count * 4, 0.1, sig.Scenario, 'a', 255) != '' && "
+                "Sprintf('%.320f %e %g %v %T', 1e308, 1.5, 1e21, 123456789.0, 1) != ''",
+                "len('\\u{1F600}é') == 2 && .5 < 1. && sig.Scenario not contains 'http'",
         };
         expr *compiled[ELEMENTSOF(exprs)];
 
