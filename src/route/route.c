@@ -915,6 +915,7 @@ int router_profile_info(const spw_router *r, size_t i, route_profile_info *ret) 
                 .debug = p->debug,
                 .break_on_success = p->break_on_success,
                 .break_on_failure = p->break_on_failure,
+                .duration_expr = p->duration_expr ? expr_text(p->duration_expr) : NULL,
         };
         return 0;
 }

@@ -338,6 +338,7 @@ static void test_v1_compat(void) {
         CHECK_STREQ(info.name, "default_ip_remediation");
         CHECK(info.break_on_success);
         CHECK(!info.break_on_failure);
+        CHECK(!info.duration_expr);
         CHECK_EQ(info.backends, DB); /* decisions go to the ban database only */
 
         spw_signal sig = remediation_signal();
@@ -552,6 +553,9 @@ static void test_duration_expr(void) {
         CHECK_EQ(res.bans[0].until, T0 + 28 * USEC_PER_HOUR); /* replaces every decision's duration */
         CHECK_EQ(res.bans[1].until, T0 + 28 * USEC_PER_HOUR);
         CHECK_EQ(res.n_warnings, 0);
+        route_profile_info info;
+        CHECK_OK(router_profile_info(r, 0, &info));
+        CHECK_STREQ(info.duration_expr, "Sprintf('%dh', (Alert.EventsCount + 1) * 4)");
         arena_deinit(&a);
         sig.events_count = 0;
         route_ok(r, &sig, &a, &res);
