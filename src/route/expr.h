@@ -14,7 +14,7 @@
  * buffer).
  *
  * Memory and threads: evaluation allocates nothing. The value stack is sized
- * at compile time, and strings made by Upper(), Lower() and `+` live in a
+ * at compile time, and strings made by Upper(), Lower(), Sprintf() and `+` live in a
  * scratch buffer of EXPR_SCRATCH_SIZE bytes owned by the compiled
  * expression and reset by each evaluation. So a compiled expression must be
  * evaluated by one thread at a time (the daemon evaluates profiles on its
@@ -80,7 +80,27 @@ enum {
         EXPR_ENV_SIG = 1 << 0,   /* sig.* (CrowdSec v0.3 SignalOccurence) */
         EXPR_ENV_ALERT = 1 << 1, /* Alert.* (CrowdSec v1 Alert, mapped onto the signal) */
         EXPR_ENV_ALL = EXPR_ENV_SIG | EXPR_ENV_ALERT,
+        /* GetDecisionsCount() and GetDecisionsSinceCount() may be used: the
+         * caller promises an expr_context with a history callback. Without
+         * it they are refused at load as "not yet supported". */
+        EXPR_ENV_HISTORY = 1 << 2,
 };
+
+/* Ban history, for GetDecisionsCount(value) and GetDecisionsSinceCount(value,
+ * window): how many bans `value` (an IP or a range, as Alert.GetValue()
+ * gives it) has had, all of them (since == 0), or those made at or after
+ * `since` (realtime microseconds). It runs on the evaluating thread inside
+ * routing, so it must answer from memory and never block (the daemon's
+ * design: an index of ban history per target kept current from the ban
+ * database). Returns 0 and *count, or a negative errno, which makes the
+ * helper a run-time error. */
+typedef int (*expr_history_fn)(void *userdata, const char *value, int64_t since, uint64_t *count);
+
+typedef struct expr_context {
+        int64_t now;             /* realtime microseconds: GetDecisionsSinceCount()'s window ends here */
+        expr_history_fn history; /* NULL: the history helpers are run-time errors */
+        void *history_userdata;
+} expr_context;
 
 /* Where the expression text comes from, for error messages. */
 typedef struct expr_origin {
@@ -111,6 +131,8 @@ size_t expr_stack_size(const expr *e);
  * run-time error with err filled as "file:line:column: what happened"
  * (err may be NULL). `sig` must not be NULL. See the memory note above. */
 int expr_eval(expr *e, const spw_signal *sig, expr_value *ret, spw_error *err);
+/* The same with a context (ctx may be NULL: no history, now unknown). */
+int expr_eval_in(expr *e, const spw_signal *sig, const expr_context *ctx, expr_value *ret, spw_error *err);
 /* For boolean expressions: 1 true, 0 false, or -EINVAL as above; a
  * non-boolean expression is -EINVAL too. */
 int expr_eval_bool(expr *e, const spw_signal *sig, spw_error *err);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target for the filter language: any bytes are compiled (with
- * both environments); what compiles is evaluated against three signals
- * (full, without a source object, empty). Beyond "no crash, no leak, no
+ * both environments, the second one with the ban-history helpers); what
+ * compiles is evaluated against three signals (full, without a source
+ * object, empty), with a history callback that answers or fails. Beyond "no crash, no leak, no
  * undefined behaviour" it checks that the value's type is the static type
  * the compiler promised and that strings are NUL-terminated at their length.
  */
@@ -15,6 +16,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const spw_kv labels[] = {
         { "remediation", "true" }, { "scope", "range" }, { "x", "1.5" }, { "y", "abc" },
 };
+
+static int fake_history(void *userdata, const char *value, int64_t since, uint64_t *count) {
+        (void) userdata;
+        assert_se(value && strlen(value) < 1 << 20);
+        if (since < 0)
+                return -EINVAL;
+        *count = strlen(value) % 5;
+        return strlen(value) % 7 == 3 ? -EIO : 0;
+}
 
 static void check_value(const expr *e, const expr_value *v) {
         char buf[256];
@@ -44,7 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 { .size = sizeof(spw_signal), .scenario = "x", .source_ip = "not an ip", .labels = labels, .n_labels = 2 },
                 { .size = sizeof(spw_signal) },
         };
-        static const unsigned envs[] = { EXPR_ENV_SIG, EXPR_ENV_ALERT | EXPR_ENV_SIG };
+        static const unsigned envs[] = { EXPR_ENV_SIG, EXPR_ENV_ALERT | EXPR_ENV_SIG | EXPR_ENV_HISTORY };
+        const expr_context ctx = { .now = INT64_C(1700000000000000), .history = fake_history };
 
         for (size_t k = 0; k < sizeof envs / sizeof envs[0]; k++) {
                 expr_origin o = { .filename = "fuzz", .context = "filter", .line = 3, .column = 9 };
@@ -60,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 for (size_t i = 0; i < 3; i++) {
                         expr_value v;
                         memset(&err, 0, sizeof err);
-                        if (expr_eval(e, &sigs[i], &v, &err) >= 0)
+                        if (expr_eval_in(e, &sigs[i], &ctx, &v, &err) >= 0)
                                 check_value(e, &v);
                         else
                                 assert_se(strncmp(err.msg, "fuzz:", 5) == 0);

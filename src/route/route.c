@@ -46,6 +46,10 @@
 #include "yamltree.h"
 
 #define SCOPE_FROM_LABELS (-1)
+/* CrowdSec's duration for a decision without one (csprofiles.defaultDuration) */
+#define DEFAULT_DECISION_DURATION (4 * USEC_PER_HOUR)
+/* at most one duration_expr fallback notice per profile in this time */
+#define DURATION_EXPR_NOTICE_INTERVAL (60 * USEC_PER_SEC)
 #define PROFILES_MAX_FILE (16u << 20)
 
 typedef struct route_decision {
@@ -59,6 +63,13 @@ typedef struct route_decision {
         char *value_text;
 } route_decision;
 
+/* Mutable per-profile state of routing (the router is const while
+ * routing; routing is one thread at a time per router, see route.h). */
+typedef struct duration_expr_state {
+        usec_t last_notice; /* when the last fallback notice was given */
+        uint64_t suppressed; /* fallbacks since then that gave no notice */
+} duration_expr_state;
+
 typedef struct route_profile {
         char *name;
         unsigned line, column;
@@ -67,6 +78,8 @@ typedef struct route_profile {
         size_t n_filters;
         route_decision *decisions;
         size_t n_decisions;
+        expr *duration_expr;  /* v1 duration_expr, or NULL */
+        duration_expr_state *duration_state;
         uint64_t backends;
         bool api;
         bool debug;
@@ -528,8 +541,6 @@ static int load_decision(loader *l, route_profile *p, const ynode *item, size_t 
         }
         if (!type)
                 return fail(l, item, "decisions[%zu]: 'type' is required (ban, captcha, ...)", i);
-        if (!duration)
-                return fail(l, item, "decisions[%zu]: 'duration' is required (Go syntax, e.g. 4h)", i);
         snprintf(key, sizeof key, "decisions[%zu].type", i);
         r = get_string(l, type, key, false, &s);
         if (r < 0)
@@ -540,10 +551,14 @@ static int load_decision(loader *l, route_profile *p, const ynode *item, size_t 
         if (r < 0)
                 return r;
         d->simulated = simulated;
-        snprintf(key, sizeof key, "decisions[%zu].duration", i);
-        r = get_duration(l, duration, key, &d->duration);
-        if (r < 0)
-                return r;
+        /* no duration: CrowdSec's default (it logs a warning at start) */
+        d->duration = DEFAULT_DECISION_DURATION;
+        if (duration && !ynode_is_null(duration)) {
+                snprintf(key, sizeof key, "decisions[%zu].duration", i);
+                r = get_duration(l, duration, key, &d->duration);
+                if (r < 0)
+                        return r;
+        }
         if (scope) {
                 snprintf(key, sizeof key, "decisions[%zu].scope", i);
                 r = get_string(l, scope, key, true, &s);
@@ -595,6 +610,36 @@ static int load_walk(loader *l, const ynode *v, const char *key, bool *brk) {
         char hint[120];
         suggestion(s, walk_values, ELEMENTSOF(walk_values), hint, sizeof hint);
         return fail(l, v, "%s: expected break or continue, got '%s'%s", key, s, hint);
+}
+
+/* duration_expr: an expression over Alert whose result, a duration text
+ * such as "8h", replaces each decision's duration (CrowdSec runs it for
+ * every decision of the profile; it is the same for all of them). */
+static int load_duration_expr(loader *l, route_profile *p, const ynode *v) {
+        expr_origin o = { .context = "duration_expr" };
+        expr *e = NULL;
+        int r;
+
+        if (v->type != YNODE_SCALAR)
+                return fail(l, v, "duration_expr: expected an expression (a string) such as "
+                            "Sprintf('%%dh', 4), got %s", ynode_type_name(v->type));
+        scalar_origin(l, v, &o);
+        r = expr_compile(v->value, v->len, EXPR_ENV_ALERT, &o, &e, l->err);
+        if (r < 0)
+                return r;
+        if (expr_result_type(e) != EXPR_STRING) {
+                expr_type t = expr_result_type(e);
+                expr_free(e);
+                return fail_at(l, o.line, o.column, "duration_expr: the expression must give a duration text such "
+                               "as \"8h\" (e.g. Sprintf('%%dh', ...)), this one is %s %s", t == EXPR_INT ? "an" : "a",
+                               expr_type_name(t));
+        }
+        p->duration_expr = e;
+        p->duration_state = arena_alloc(&l->r->arena, sizeof(duration_expr_state));
+        if (!p->duration_state)
+                return oom(l);
+        *p->duration_state = (duration_expr_state) { 0 };
+        return 0;
 }
 
 static int load_v1(loader *l, route_profile *p, const ynode *root) {
@@ -658,8 +703,7 @@ static int load_v1(loader *l, route_profile *p, const ynode *root) {
                 else if (streq(k->value, "debug"))
                         r = ynode_is_null(v) ? 0 : get_bool(l, v, "debug", &p->debug);
                 else if (streq(k->value, "duration_expr"))
-                        return fail(l, k, "duration_expr is not supported by Spillway (it needs CrowdSec's "
-                                    "GetDecisionsCount() over its own database); give each decision a fixed duration");
+                        r = ynode_is_null(v) ? 0 : load_duration_expr(l, p, v);
                 if (r < 0)
                         return r;
         }
@@ -768,7 +812,7 @@ static int load_document(loader *l, const ynode *root, size_t index) {
                         return fail(l, root, "duplicate profile name '%s' (also at line %u)", p->name,
                                     r->profiles[i].line);
         r->max_bans += p->n_decisions;
-        r->max_warnings += (p->debug ? p->n_filters : 0) + 1 + p->n_decisions;
+        r->max_warnings += (p->debug ? p->n_filters : 0) + 1 + p->n_decisions + (p->duration_expr ? 2 : 0);
         return 0;
 }
 
@@ -832,9 +876,11 @@ int router_load_file(const char *path, const char *const *backends, const unsign
 spw_router *router_free(spw_router *r) {
         if (!r)
                 return NULL;
-        for (size_t i = 0; i < r->n_profiles; i++)
+        for (size_t i = 0; i < r->n_profiles; i++) {
                 for (size_t j = 0; j < r->profiles[i].n_filters; j++)
                         expr_free(r->profiles[i].filters[j]);
+                expr_free(r->profiles[i].duration_expr);
+        }
         free(r->profiles);
         arena_deinit(&r->arena);
         free(r);
@@ -869,6 +915,7 @@ int router_profile_info(const spw_router *r, size_t i, route_profile_info *ret) 
                 .debug = p->debug,
                 .break_on_success = p->break_on_success,
                 .break_on_failure = p->break_on_failure,
+                .duration_expr = p->duration_expr ? expr_text(p->duration_expr) : NULL,
         };
         return 0;
 }
@@ -1055,12 +1102,60 @@ static usec_t add_saturating(usec_t a, usec_t b) {
         return r;
 }
 
+/* The profile's duration_expr: 0 and *ret, or 1 when the decisions keep
+ * their own duration (a notice is given, at most one per profile and
+ * minute, as CrowdSec logs a warning), or -ENOMEM. */
+static int eval_duration_expr(route_state *st, const route_profile *p, usec_t *ret) {
+        duration_expr_state *ds = p->duration_state;
+        spw_error err;
+        expr_value v;
+        char why[sizeof err.msg + 64];
+        usec_t d;
+        int r;
+
+        r = expr_eval(p->duration_expr, st->sig, &v, &err);
+        if (r >= 0) {
+                if (parse_duration(v.str.ptr, &d) < 0)
+                        snprintf(why, sizeof why, "duration_expr gave \"%.64s\", not a duration (Go syntax such as "
+                                 "8h)", v.str.ptr);
+                else if (d <= 0)
+                        snprintf(why, sizeof why, "duration_expr gave \"%.64s\", not a positive duration",
+                                 v.str.ptr);
+                else {
+                        *ret = d;
+                        return 0;
+                }
+        } else
+                snprintf(why, sizeof why, "duration_expr at %s", err.msg);
+        if (ds->last_notice && st->now >= ds->last_notice && st->now - ds->last_notice < DURATION_EXPR_NOTICE_INTERVAL) {
+                ds->suppressed++;
+                return 1;
+        }
+        if (ds->suppressed > 0)
+                r = add_warning(st, p, LOG_NOTICE, "%s; the decisions keep their duration (and %" PRIu64 " more "
+                                "times since the last notice)", why, ds->suppressed);
+        else
+                r = add_warning(st, p, LOG_NOTICE, "%s; the decisions keep their duration", why);
+        ds->last_notice = st->now ? st->now : 1;
+        ds->suppressed = 0;
+        return r < 0 ? r : 1;
+}
+
 /* 0 done (maybe without bans), 1 the profile must be skipped (warning made), -ENOMEM */
 static int profile_bans(route_state *st, const route_profile *p) {
         const spw_signal *sig = st->sig;
         route_result *res = st->res;
         bool told[2] = { false, false };
+        usec_t expr_duration = 0;
+        bool have_expr_duration = false;
         int r;
+
+        if (p->duration_expr && p->n_decisions > 0) {
+                r = eval_duration_expr(st, p, &expr_duration);
+                if (r < 0)
+                        return r;
+                have_expr_duration = r == 0;
+        }
 
         for (size_t i = 0; i < p->n_decisions; i++) {
                 const route_decision *d = &p->decisions[i];
@@ -1113,7 +1208,8 @@ static int profile_bans(route_state *st, const route_profile *p) {
                 *b = (spw_ban) {
                         .measure_source = "local",
                         .measure_type = arena_strdup(st->a, sig->simulation || d->simulated ? d->sim_type : d->type),
-                        .until = add_saturating(sig->stop_at ? sig->stop_at : st->now, d->duration),
+                        .until = add_saturating(sig->stop_at ? sig->stop_at : st->now,
+                                                have_expr_duration ? expr_duration : d->duration),
                         .scope = scope,
                         .target_cn = expr_signal_source_pick(sig, sig->source.country, sig->source_country),
                         .target_as = parse_as_number(expr_signal_source_pick(sig, sig->source.as_number,

@@ -75,6 +75,7 @@ typedef struct route_profile_info {
         bool debug;                /* v1 `debug` */
         bool break_on_success;     /* v1 on_success: break */
         bool break_on_failure;     /* v1 on_failure: break */
+        const char *duration_expr; /* v1 duration_expr's source text, or NULL */
 } route_profile_info;
 
 /* Returns 0, or -ENOENT when i >= router_n_profiles(r). */

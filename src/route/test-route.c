@@ -338,6 +338,7 @@ static void test_v1_compat(void) {
         CHECK_STREQ(info.name, "default_ip_remediation");
         CHECK(info.break_on_success);
         CHECK(!info.break_on_failure);
+        CHECK(!info.duration_expr);
         CHECK_EQ(info.backends, DB); /* decisions go to the ban database only */
 
         spw_signal sig = remediation_signal();
@@ -507,6 +508,116 @@ static void test_runtime_warnings(void) {
         router_free(r2);
 }
 
+/* A v1 decision without a duration gets CrowdSec's default, 4h. */
+static void test_default_duration(void) {
+        static const char text[] =
+                "name: no_duration\n"
+                "filters: [Alert.Remediation == true]\n"
+                "decisions:\n"
+                " - type: ban\n"
+                " - {type: captcha, duration: ~}\n"
+                " - {type: slow, duration: 30m}\n";
+        _cleanup_(router_freep) spw_router *r = load_ok(text, three, three_flags, ELEMENTSOF(three));
+        route_result res;
+        arena a = ARENA_INIT;
+        spw_signal sig = remediation_signal();
+
+        route_ok(r, &sig, &a, &res);
+        CHECK_EQ(res.n_bans, 3);
+        CHECK_EQ(res.bans[0].until, T0 + 4 * USEC_PER_HOUR);
+        CHECK_EQ(res.bans[1].until, T0 + 4 * USEC_PER_HOUR);
+        CHECK_EQ(res.bans[2].until, T0 + 30 * USEC_PER_MIN);
+        arena_deinit(&a);
+}
+
+/* duration_expr, in CrowdSec's documented form (profile level, a Go
+ * duration text, the decisions' own duration when it fails). */
+static void test_duration_expr(void) {
+        static const char text[] =
+                "name: escalate\n"
+                "filters:\n"
+                " - Alert.Remediation == true && Alert.GetScope() == \"Ip\"\n"
+                "decisions:\n"
+                " - type: ban\n"
+                "   duration: 4h\n"
+                " - type: captcha\n"
+                "duration_expr: Sprintf('%dh', (Alert.EventsCount + 1) * 4)\n"
+                "on_success: break\n";
+        _cleanup_(router_freep) spw_router *r = load_ok(text, three, three_flags, ELEMENTSOF(three));
+        route_result res;
+        arena a = ARENA_INIT;
+        spw_signal sig = remediation_signal(); /* 6 events: 28h */
+
+        route_ok(r, &sig, &a, &res);
+        CHECK_EQ(res.n_bans, 2);
+        CHECK_EQ(res.bans[0].until, T0 + 28 * USEC_PER_HOUR); /* replaces every decision's duration */
+        CHECK_EQ(res.bans[1].until, T0 + 28 * USEC_PER_HOUR);
+        CHECK_EQ(res.n_warnings, 0);
+        route_profile_info info;
+        CHECK_OK(router_profile_info(r, 0, &info));
+        CHECK_STREQ(info.duration_expr, "Sprintf('%dh', (Alert.EventsCount + 1) * 4)");
+        arena_deinit(&a);
+        sig.events_count = 0;
+        route_ok(r, &sig, &a, &res);
+        CHECK_EQ(res.bans[0].until, T0 + 4 * USEC_PER_HOUR);
+        arena_deinit(&a);
+
+        /* a result that is not a duration, or a run-time error: the
+         * decisions keep their duration, with a notice at most once a
+         * minute per profile (the profile still applies) */
+        static const char bad[] =
+                "name: fallback\n"
+                "filters: [Alert.Remediation == true]\n"
+                "decisions:\n"
+                " - {type: ban, duration: 2h}\n"
+                " - {type: captcha}\n"
+                "duration_expr: Sprintf('%s', Alert.Source.Cn)\n"
+                "---\n"
+                "name: broken\n"
+                "filters: [Alert.Remediation == true]\n"
+                "decisions: [{type: ban, duration: 1h}]\n"
+                "duration_expr: Sprintf('%vh', Atof(Alert.Source.AsName))\n";
+        _cleanup_(router_freep) spw_router *r2 = load_ok(bad, three, three_flags, ELEMENTSOF(three));
+        sig = remediation_signal();
+        CHECK_OK(router_route(r2, &sig, NOW, &a, &res));
+        CHECK_EQ(res.n_matches, 2);
+        CHECK_EQ(res.n_bans, 3);
+        CHECK_EQ(res.bans[0].until, T0 + 2 * USEC_PER_HOUR);
+        CHECK_EQ(res.bans[1].until, T0 + 4 * USEC_PER_HOUR);
+        CHECK_EQ(res.bans[2].until, T0 + 1 * USEC_PER_HOUR);
+        CHECK_EQ(res.n_warnings, 2);
+        CHECK_EQ(res.warnings[0].level, LOG_NOTICE);
+        CHECK_STREQ(res.warnings[0].profile, "fallback");
+        CHECK_STREQ(res.warnings[0].message, "duration_expr gave \"FR\", not a duration (Go syntax such as 8h); the "
+                                             "decisions keep their duration");
+        CHECK_STREQ(res.warnings[1].profile, "broken");
+        CHECK_CONTAINS(res.warnings[1].message, "duration_expr at t.yaml:11:");
+        CHECK_CONTAINS(res.warnings[1].message, "Atof(): \"Example AS\" is not a number; the decisions keep their duration");
+        arena_deinit(&a);
+        /* within the minute: no notice, same bans */
+        CHECK_OK(router_route(r2, &sig, NOW + 30 * USEC_PER_SEC, &a, &res));
+        CHECK_EQ(res.n_bans, 3);
+        CHECK_EQ(res.n_warnings, 0);
+        arena_deinit(&a);
+        CHECK_OK(router_route(r2, &sig, NOW + 59 * USEC_PER_SEC, &a, &res));
+        CHECK_EQ(res.n_warnings, 0);
+        arena_deinit(&a);
+        /* a minute later: one notice each, counting the ones left out */
+        CHECK_OK(router_route(r2, &sig, NOW + 61 * USEC_PER_SEC, &a, &res));
+        CHECK_EQ(res.n_warnings, 2);
+        CHECK_CONTAINS(res.warnings[0].message, "keep their duration (and 2 more times since the last notice)");
+        arena_deinit(&a);
+        /* a negative or zero result is refused too */
+        static const char neg[] =
+                "name: neg\nfilters: [true]\ndecisions: [{type: ban, duration: 3h}]\nduration_expr: \"'-1h'\"\n";
+        _cleanup_(router_freep) spw_router *r3 = load_ok(neg, three, three_flags, ELEMENTSOF(three));
+        CHECK_OK(router_route(r3, &sig, NOW, &a, &res));
+        CHECK_EQ(res.bans[0].until, T0 + 3 * USEC_PER_HOUR);
+        CHECK_STREQ(res.warnings[0].message, "duration_expr gave \"-1h\", not a positive duration; the decisions keep "
+                                             "their duration");
+        arena_deinit(&a);
+}
+
 static void test_block_scalar_positions(void) {
         expect_load_error("profile: p\n"
                           "filter: |\n"
@@ -588,8 +699,6 @@ static void test_load_errors(void) {
                           "t.yaml:1:1: profile 'a': 'filters' is required");
         expect_load_error("name: a\nfilters: ['']\n", "t.yaml:2:12: filters[0]: empty expression");
         expect_load_error("name: a\nfilters: [~]\n", "t.yaml:2:11: filters[0]: expected an expression (a string), got nothing");
-        expect_load_error("name: a\nfilters: [Alert.Remediation]\ndecisions: [{type: ban}]\n",
-                          "decisions[0]: 'duration' is required");
         expect_load_error("name: a\nfilters: [Alert.Remediation]\ndecisions: [{duration: 1h}]\n",
                           "decisions[0]: 'type' is required");
         expect_load_error("name: a\nfilters: [true]\ndecisions: [{type: ban, duration: 1h, scope: Country}]\n",
@@ -603,8 +712,21 @@ static void test_load_errors(void) {
         expect_load_error("name: a\nfilters: [true]\non_success: brake\n",
                           "t.yaml:3:13: on_success: expected break or continue, got 'brake'; did you mean 'break'?");
         expect_load_error("name: a\nfilters: [true]\ndecisions:\n - type: ban\n   duration: 4h\n"
-                          "duration_expr: Sprintf('%dh', 4)\n",
-                          "t.yaml:6:1: duration_expr is not supported by Spillway");
+                          "duration_expr: Sprintf('%dh', (GetDecisionsCount(Alert.GetValue()) + 1) * 4)\n",
+                          "t.yaml:6:32: duration_expr: GetDecisionsCount() is not yet supported: it counts the bans a "
+                          "target has had, and Spillway keeps no ban history yet");
+        expect_load_error("name: a\nfilters: [true]\ndecisions: [{type: ban}]\n"
+                          "duration_expr: \"Sprintf('%dh', GetDecisionsSinceCount(Alert.GetValue(), '24h') * 4)\"\n",
+                          "t.yaml:4:32: duration_expr: GetDecisionsSinceCount() is not yet supported");
+        expect_load_error("name: a\nfilters: [true]\ndecisions: [{type: ban}]\nduration_expr: Alert.EventsCount * 4\n",
+                          "t.yaml:4:16: duration_expr: the expression must give a duration text such as \"8h\" (e.g. "
+                          "Sprintf('%dh', ...)), this one is an int");
+        expect_load_error("name: a\nfilters: [true]\ndecisions: [{type: ban}]\nduration_expr: sprintf('%dh', 4*4)\n",
+                          "t.yaml:4:16: duration_expr: unknown function 'sprintf'; did you mean 'Sprintf'?");
+        expect_load_error("name: a\nfilters: [true]\ndecisions: [{type: ban}]\nduration_expr: [1]\n",
+                          "duration_expr: expected an expression (a string)");
+        expect_load_error("name: a\nfilters: [true]\ndecisions: [{type: ban}]\nduration_expr: \"'abc'[1:2]\"\n",
+                          "t.yaml:4:22: duration_expr: slicing (x[a:b]) is not supported");
         expect_load_error("name: a\nfilters: [true]\n---\nname: a\nfilters: [false]\n",
                           "t.yaml:4:1: duplicate profile name 'a' (also at line 1)");
         expect_load_error("- a\n- b\n", "t.yaml:1:1: expected a profile (a mapping");
@@ -695,6 +817,8 @@ int main(int argc, char **argv) {
         test_v1_walk();
         test_v1_decisions();
         test_runtime_warnings();
+        test_default_duration();
+        test_duration_expr();
         test_block_scalar_positions();
         test_line_breaks();
         test_load_errors();
