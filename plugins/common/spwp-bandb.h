@@ -46,6 +46,24 @@
 
 #include "spwp-config.h"
 
+/* Config key table entries both backends declare alike: `type` (the
+ * backend's own name, the other refused), the expiry and GC keys, debug. */
+#define SPWP_BANDB_CONFIG_KEY_TYPE(name, other)                                                         \
+        { "type", SPW_CONFIG_ENUM, name, "sqlite|mysql",                                                \
+          "CrowdSec's database type key, accepted so its database.yaml loads; " other " is the " other  \
+          " backend's job" }
+#define SPWP_BANDB_CONFIG_KEYS_GC                                                                       \
+        { "flush", SPW_CONFIG_BOOL, "true", NULL,                                                       \
+          "expire bans automatically: every second, bans past `until` are soft-deleted" },              \
+        { "max_records", SPW_CONFIG_INT, "10000", NULL,                                                 \
+          "keep at most this many bans: older soft-deleted bans (and their signals) are removed; "      \
+          "0 = no limit" },                                                                             \
+        { "max_records_age", SPW_CONFIG_DURATION, "720h", NULL,                                         \
+          "remove soft-deleted bans older than this (and their signals), and signals without bans; "    \
+          "0 = no limit" }
+#define SPWP_BANDB_CONFIG_KEY_DEBUG \
+        { "debug", SPW_CONFIG_BOOL, "false", NULL, "log every stored signal at debug level" }
+
 /* Background work: chunks of at most CHUNK_ROWS rows, at most MAX_CHUNKS
  * per timer run (the rest waits for the next run): inserts never wait long. */
 #define SPWP_BANDB_CHUNK_ROWS 1000
@@ -307,6 +325,29 @@ int spwp_bandb_start_autocommit(void *userdata);
 int spwp_bandb_read_at(void *userdata, spw_usec_t at, spw_row_fn fn, void *fn_userdata);
 int spwp_bandb_delete_target(void *userdata, const char *target, uint64_t *count);
 int spwp_bandb_delete_all(void *userdata, uint64_t *count);
+
+/* The operations every driver has, named op_NAME in the driver's file. */
+#define SPWP_BANDB_DRIVER_OPS                   \
+        .transient = op_transient,              \
+        .to_errno = op_to_errno,                \
+        .begin = op_begin,                      \
+        .commit = op_commit,                    \
+        .rollback = op_rollback,                \
+        .txn_alive = op_txn_alive,              \
+        .savepoint = op_savepoint,              \
+        .release = op_release,                  \
+        .rollback_to = op_rollback_to,          \
+        .run = op_run,                          \
+        .last_id = op_last_id,                  \
+        .select_int = op_select_int,            \
+        .read_start = op_read_start,            \
+        .read_next = op_read_next,              \
+        .col_text = op_col_text,                \
+        .col_int = op_col_int,                  \
+        .col_time = op_col_time,                \
+        .read_end = op_read_end,                \
+        .gc_pick = op_gc_pick,                  \
+        .gc_delete = op_gc_delete
 
 /* The descriptor members the core provides. */
 #define SPWP_BANDB_BACKEND_OPS                                  \

@@ -45,6 +45,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,17 +185,11 @@ static const spw_config_key mydb_config_keys[] = {
           "how long to wait for the server's answer before the connection counts as lost; longer than lock_wait_timeout" },
         { "lock_wait_timeout", SPW_CONFIG_DURATION, "5s", NULL,
           "how long a statement waits for rows another host has locked (innodb_lock_wait_timeout, whole seconds)" },
-        { "type", SPW_CONFIG_ENUM, "mysql", "sqlite|mysql",
-          "CrowdSec's database type key, accepted so its database.yaml loads; sqlite is the sqlite backend's job" },
+        SPWP_BANDB_CONFIG_KEY_TYPE("mysql", "sqlite"),
         { "db_path", SPW_CONFIG_STRING, NULL, NULL,
           "CrowdSec's SQLite path, accepted so its database.yaml loads with type: mysql; ignored" },
-        { "flush", SPW_CONFIG_BOOL, "true", NULL,
-          "expire bans automatically: every second, bans past `until` are soft-deleted" },
-        { "max_records", SPW_CONFIG_INT, "10000", NULL,
-          "keep at most this many bans: older soft-deleted bans (and their signals) are removed; 0 = no limit" },
-        { "max_records_age", SPW_CONFIG_DURATION, "720h", NULL,
-          "remove soft-deleted bans older than this (and their signals), and signals without bans; 0 = no limit" },
-        { "debug", SPW_CONFIG_BOOL, "false", NULL, "log every stored signal at debug level" },
+        SPWP_BANDB_CONFIG_KEYS_GC,
+        SPWP_BANDB_CONFIG_KEY_DEBUG,
         {}
 };
 
@@ -479,27 +474,25 @@ static unsigned long utf8_prefix(const char *s, size_t chars) {
 }
 
 /* NULL strings bind as NULL; varchar(255) columns get at most 255
- * characters (strict mode would refuse the whole signal instead). */
-static void p_str(MYSQL_BIND *p, unsigned long *len, const char *s) {
+ * characters (strict mode would refuse the whole signal instead), text
+ * columns (max_chars SIZE_MAX) all of it. */
+static void p_chars(MYSQL_BIND *p, unsigned long *len, const char *s, size_t max_chars) {
         if (!s) {
                 p->buffer_type = MYSQL_TYPE_NULL;
                 return;
         }
         p->buffer_type = MYSQL_TYPE_STRING;
         p->buffer = (void *) s;
-        *len = utf8_prefix(s, VARCHAR_CHARS);
+        *len = max_chars == SIZE_MAX ? (unsigned long) strlen(s) : utf8_prefix(s, max_chars);
         p->length = len;
 }
 
+static void p_str(MYSQL_BIND *p, unsigned long *len, const char *s) {
+        p_chars(p, len, s, VARCHAR_CHARS);
+}
+
 static void p_text(MYSQL_BIND *p, unsigned long *len, const char *s) {
-        if (!s) {
-                p->buffer_type = MYSQL_TYPE_NULL;
-                return;
-        }
-        p->buffer_type = MYSQL_TYPE_STRING;
-        p->buffer = (void *) s;
-        *len = (unsigned long) strlen(s);
-        p->length = len;
+        p_chars(p, len, s, SIZE_MAX);
 }
 
 static void p_blob(MYSQL_BIND *p, unsigned long *len, const uint8_t *data, size_t n) {
@@ -912,6 +905,14 @@ static int op_select_int(spwp_bandb *core, spwp_bandb_query q, const spwp_bandb_
         return 0;
 }
 
+static bool op_transient(unsigned code) {
+        return code_transient(code);
+}
+
+static int op_to_errno(unsigned code) {
+        return code_errno(code);
+}
+
 static int op_ensure(spwp_bandb *core) {
         return mydb_ensure(mydb_of(core));
 }
@@ -1227,30 +1228,11 @@ static const spwp_bandb_driver mydb_driver = {
         .lost_after = " signal(s) was lost after an earlier error (logged with that call: lost connection, deadlock)",
         .lost_delete = "the connection was lost: the deletion may have been applied or not, run it again (the "
                        "next call reconnects)",
-        .transient = code_transient,
-        .to_errno = code_errno,
+        SPWP_BANDB_DRIVER_OPS,
         .ensure = op_ensure,
         .connect_errno = connect_errno,
         .advice = connect_advice,
         .lost = op_lost,
-        .begin = op_begin,
-        .commit = op_commit,
-        .rollback = op_rollback,
-        .txn_alive = op_txn_alive,
-        .savepoint = op_savepoint,
-        .release = op_release,
-        .rollback_to = op_rollback_to,
-        .run = op_run,
-        .last_id = op_last_id,
-        .select_int = op_select_int,
-        .read_start = op_read_start,
-        .read_next = op_read_next,
-        .col_text = op_col_text,
-        .col_int = op_col_int,
-        .col_time = op_col_time,
-        .read_end = op_read_end,
-        .gc_pick = op_gc_pick,
-        .gc_delete = op_gc_delete,
         .try_lock = op_try_lock,
         .unlock = op_unlock,
 };

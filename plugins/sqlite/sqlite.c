@@ -85,20 +85,13 @@ static bandb *bandb_of(spwp_bandb *core) {
 static const spw_config_key bandb_config_keys[] = {
         { "db_path", SPW_CONFIG_STRING, "<state directory>/spillway.db", NULL,
           "database file; created if missing; relative paths are under the state directory" },
-        { "type", SPW_CONFIG_ENUM, "sqlite", "sqlite|mysql",
-          "CrowdSec's database type key, accepted so its database.yaml loads; mysql is the mysql backend's job" },
-        { "flush", SPW_CONFIG_BOOL, "true", NULL,
-          "expire bans automatically: every second, bans past `until` are soft-deleted" },
-        { "max_records", SPW_CONFIG_INT, "10000", NULL,
-          "keep at most this many bans: older soft-deleted bans (and their signals) are removed; 0 = no limit" },
-        { "max_records_age", SPW_CONFIG_DURATION, "720h", NULL,
-          "remove soft-deleted bans older than this (and their signals), and signals without bans; 0 = no limit" },
+        SPWP_BANDB_CONFIG_KEY_TYPE("sqlite", "mysql"),
+        SPWP_BANDB_CONFIG_KEYS_GC,
         { "synchronous", SPW_CONFIG_ENUM, "normal", "normal|full",
           "SQLite synchronous mode with WAL: normal may lose the last commits on power loss, full fsyncs each commit" },
         { "busy_timeout", SPW_CONFIG_DURATION, "5s", NULL,
           "how long to wait for another process holding the database lock" },
-        { "debug", SPW_CONFIG_BOOL, "false", NULL,
-          "log every stored signal at debug level" },
+        SPWP_BANDB_CONFIG_KEY_DEBUG,
         {}
 };
 
@@ -218,11 +211,11 @@ static int bandb_open_error(bandb *b, int rc, const char *doing, const char *msg
         }
 }
 
-static bool code_transient(unsigned code) {
+static bool op_transient(unsigned code) {
         return rc_transient((int) code);
 }
 
-static int code_errno(unsigned code) {
+static int op_to_errno(unsigned code) {
         return rc_errno((int) code);
 }
 
@@ -482,26 +475,7 @@ static const spwp_bandb_driver bandb_driver = {
         .lost_before = "SQLite rolled the batch of ",
         .lost_after = " signal(s) back after an earlier error (logged with that insert)",
         .lost_delete = "nothing deleted",
-        .transient = code_transient,
-        .to_errno = code_errno,
-        .begin = op_begin,
-        .commit = op_commit,
-        .rollback = op_rollback,
-        .txn_alive = op_txn_alive,
-        .savepoint = op_savepoint,
-        .release = op_release,
-        .rollback_to = op_rollback_to,
-        .run = op_run,
-        .last_id = op_last_id,
-        .select_int = op_select_int,
-        .read_start = op_read_start,
-        .read_next = op_read_next,
-        .col_text = op_col_text,
-        .col_int = op_col_int,
-        .col_time = op_col_time,
-        .read_end = op_read_end,
-        .gc_pick = op_gc_pick,
-        .gc_delete = op_gc_delete,
+        SPWP_BANDB_DRIVER_OPS,
 };
 
 /* ------------------------------------------------------------ init */
