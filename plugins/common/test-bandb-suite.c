@@ -63,6 +63,34 @@ void bandb_fixture_close(const bandb_suite *suite, fixture *f) {
         f->host = NULL;
 }
 
+void *bandb_suite_load(bandb_suite *suite, int argc, char **argv) {
+        const struct spw_backend *(*entry)(void);
+        void *h;
+
+        if (argc < 3) {
+                fprintf(stderr, "usage: %s PATH/TO/%s.so PATH/TO/README.md\n", argv[0], suite->name);
+                exit(2);
+        }
+        h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+                fprintf(stderr, "%s\n", dlerror());
+                exit(1);
+        }
+        entry = (const struct spw_backend *(*)(void)) dlsym(h, SPW_BACKEND_ENTRY_SYMBOL);
+        CHECK(entry);
+        suite->plugin = entry();
+        suite->plugin_path = argv[1];
+        suite->readme = argv[2];
+        return h;
+}
+
+void bandb_remove_tree(const char *dir) {
+        char cmd[600];
+
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        CHECK_EQ(system(cmd), 0);
+}
+
 #define fixture_open(f, db, ...) bandb_fixture_open(S, f, db, __VA_ARGS__)
 #define fixture_close(f) bandb_fixture_close(S, f)
 

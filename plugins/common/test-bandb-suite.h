@@ -68,6 +68,14 @@ typedef struct bandb_suite {
         void (*hold_lock)(const char *db, const char *what, bool hold);
 } bandb_suite;
 
+/* Load the plugin named by argv[1] with dlopen(), as the daemon does, and
+ * fill suite's plugin, plugin_path and readme (argv[2]). Exits 2 on a
+ * wrong command line, 1 when the plugin does not load. Returns the handle
+ * for dlclose(). */
+void *bandb_suite_load(bandb_suite *suite, int argc, char **argv);
+/* rm -rf dir (the test's temporary folder). */
+void bandb_remove_tree(const char *dir);
+
 /* The shared tests that need no database: exports, descriptor, README. */
 void bandb_suite_run_static(const bandb_suite *suite);
 /* The shared tests against databases, each timed on stderr. */

@@ -100,26 +100,45 @@ static void db_exec(sqlite3 *db, const char *sql) {
         }
 }
 
-/* The first column of the first row as an integer (-1 if no row). */
-static int64_t q_int(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int64_t q_int(const char *path, const char *fmt, ...) {
+/* Run a query on a connection of its own and step to its first row
+ * (*row: there is one); q_end() closes both. */
+static sqlite3_stmt *q_start(const char *path, bool *row, const char *fmt, va_list ap)
+        __attribute__((format(printf, 3, 0)));
+static sqlite3_stmt *q_start(const char *path, bool *row, const char *fmt, va_list ap) {
         char sql[2048];
         sqlite3 *db = db_open(path);
         sqlite3_stmt *st = NULL;
-        int64_t v = -1;
-        va_list ap;
 
-        va_start(ap, fmt);
         vsnprintf(sql, sizeof sql, fmt, ap);
-        va_end(ap);
         if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
                 fprintf(stderr, "prepare failed: %s\n%s\n", sqlite3_errmsg(db), sql);
                 abort();
         }
-        if (sqlite3_step(st) == SQLITE_ROW)
-                v = sqlite3_column_int64(st, 0);
+        *row = sqlite3_step(st) == SQLITE_ROW;
+        return st;
+}
+
+static void q_end(sqlite3_stmt *st) {
+        sqlite3 *db = sqlite3_db_handle(st);
+
         sqlite3_finalize(st);
         sqlite3_close(db);
+}
+
+/* The first column of the first row as an integer (-1 if no row). */
+static int64_t q_int(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int64_t q_int(const char *path, const char *fmt, ...) {
+        sqlite3_stmt *st;
+        int64_t v = -1;
+        bool row;
+        va_list ap;
+
+        va_start(ap, fmt);
+        st = q_start(path, &row, fmt, ap);
+        va_end(ap);
+        if (row)
+                v = sqlite3_column_int64(st, 0);
+        q_end(st);
         return v;
 }
 
@@ -127,24 +146,15 @@ static int64_t q_int(const char *path, const char *fmt, ...) {
 static const char *q_text(char *buf, size_t size, const char *path, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 static const char *q_text(char *buf, size_t size, const char *path, const char *fmt, ...) {
-        char sql[2048];
-        sqlite3 *db = db_open(path);
-        sqlite3_stmt *st = NULL;
+        sqlite3_stmt *st;
+        bool row;
         va_list ap;
 
         va_start(ap, fmt);
-        vsnprintf(sql, sizeof sql, fmt, ap);
+        st = q_start(path, &row, fmt, ap);
         va_end(ap);
-        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-                fprintf(stderr, "prepare failed: %s\n%s\n", sqlite3_errmsg(db), sql);
-                abort();
-        }
-        if (sqlite3_step(st) == SQLITE_ROW)
-                copy(buf, size, (const char *) sqlite3_column_text(st, 0));
-        else
-                copy(buf, size, "(none)");
-        sqlite3_finalize(st);
-        sqlite3_close(db);
+        copy(buf, size, row ? (const char *) sqlite3_column_text(st, 0) : "(none)");
+        q_end(st);
         return buf;
 }
 
@@ -797,27 +807,10 @@ static void test_locked_database(void) {
 
 
 int main(int argc, char **argv) {
-        const struct spw_backend *(*entry)(void);
-        char cmd[600];
-        void *h;
+        void *h = bandb_suite_load(&suite, argc, argv);
 
-        if (argc < 3) {
-                fprintf(stderr, "usage: %s PATH/TO/sqlite.so PATH/TO/README.md\n", argv[0]);
-                return 2;
-        }
-        h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-        if (!h) {
-                fprintf(stderr, "%s\n", dlerror());
-                return 1;
-        }
-        entry = (const struct spw_backend *(*)(void)) dlsym(h, SPW_BACKEND_ENTRY_SYMBOL);
-        CHECK(entry);
-        plugin = entry();
+        plugin = suite.plugin;
         CHECK(mkdtemp(tmpdir));
-        suite.plugin = plugin;
-        suite.plugin_path = argv[1];
-        suite.readme = argv[2];
-
         bandb_suite_run_static(&suite);
         BANDB_RUN(test_time_format);
         BANDB_RUN(test_config);
@@ -835,8 +828,7 @@ int main(int argc, char **argv) {
         BANDB_RUN(test_corrupt_file);
         BANDB_RUN(test_locked_database);
 
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-        CHECK_EQ(system(cmd), 0);
+        bandb_remove_tree(tmpdir);
         dlclose(h);
         return 0;
 }

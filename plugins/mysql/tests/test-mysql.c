@@ -1215,28 +1215,12 @@ static void test_tls(void) {
 /* ------------------------------------------------------------ main */
 
 int main(int argc, char **argv) {
-        const struct spw_backend *(*entry)(void);
-        char dir[300], cmd[600], extra[1024];
-        void *h;
+        char dir[300], extra[1024];
+        void *h = bandb_suite_load(&suite, argc, argv);
         int r;
 
-        if (argc < 3) {
-                fprintf(stderr, "usage: %s PATH/TO/mysql.so PATH/TO/README.md\n", argv[0]);
-                return 2;
-        }
-        h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-        if (!h) {
-                fprintf(stderr, "%s\n", dlerror());
-                return 1;
-        }
-        entry = (const struct spw_backend *(*)(void)) dlsym(h, SPW_BACKEND_ENTRY_SYMBOL);
-        CHECK(entry);
-        plugin = entry();
+        plugin = suite.plugin;
         CHECK(mkdtemp(tmpdir));
-        suite.plugin = plugin;
-        suite.plugin_path = argv[1];
-        suite.readme = argv[2];
-
         bandb_suite_run_static(&suite);
         test_time_conversion();
 
@@ -1250,8 +1234,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "SKIP: %s; the tests against a server did not run\n",
                         r == MARIADB_SKIP ? "the MariaDB server is not installed"
                                           : "the MariaDB server did not start (see its log above)");
-                snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-                CHECK_EQ(system(cmd), 0);
+                bandb_remove_tree(tmpdir);
                 return 77;
         }
         root = root_connect();
@@ -1279,8 +1262,7 @@ int main(int argc, char **argv) {
 
         mysql_close(root);
         CHECK_OK(mariadb_stop(&srv));
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-        CHECK_EQ(system(cmd), 0);
+        bandb_remove_tree(tmpdir);
         dlclose(h);
         return 0;
 }
