@@ -866,7 +866,7 @@ static void mydb_bind_value(mydb *b, mydb_params *mp, size_t k, const spwp_bandb
 static MYSQL_BIND *mydb_params_of(mydb *b, mydb_params *mp, spwp_bandb_query q, const spwp_bandb_value *v, size_t n) {
         static const spwp_bandb_value null = { .kind = SPWP_BANDB_NULL };
 
-        memset(mp->p, 0, sizeof mp->p);
+        memset(mp->p, 0, mydb_q[q].n * sizeof mp->p[0]);
         for (size_t k = 0; k < mydb_q[q].n; k++)
                 mydb_bind_value(b, mp, k, mydb_q[q].pos[k] < n ? &v[mydb_q[q].pos[k]] : &null);
         return mp->p;
