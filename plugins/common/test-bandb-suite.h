@@ -68,6 +68,19 @@ typedef struct bandb_suite {
         void (*hold_lock)(const char *db, const char *what, bool hold);
 } bandb_suite;
 
+/* The hooks every test program has, named suite_NAME in it (and its
+ * suite_keys and suite_hidden tables). */
+#define BANDB_SUITE_HOOKS                                                       \
+        .keys = suite_keys,                                                     \
+        .n_keys = sizeof suite_keys / sizeof suite_keys[0],                     \
+        .hidden = suite_hidden,                                                 \
+        .open = suite_open,                                                     \
+        .exec = suite_exec,                                                     \
+        .q_int = suite_q_int,                                                   \
+        .q_text = suite_q_text,                                                 \
+        .set_newer_version = suite_set_newer_version,                           \
+        .add_trigger = suite_add_trigger
+
 /* Load the plugin named by argv[1] with dlopen(), as the daemon does, and
  * fill suite's plugin, plugin_path and readme (argv[2]). Exits 2 on a
  * wrong command line, 1 when the plugin does not load. Returns the handle

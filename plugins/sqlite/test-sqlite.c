@@ -218,20 +218,12 @@ static const char *const suite_hidden[] = { "bandb_time_format", "bandb_sql", "b
 
 static bandb_suite suite = {
         .name = "sqlite",
-        .keys = suite_keys,
-        .n_keys = sizeof suite_keys / sizeof suite_keys[0],
-        .hidden = suite_hidden,
+        BANDB_SUITE_HOOKS,
         .new_db = new_path,
-        .open = suite_open,
-        .exec = suite_exec,
-        .q_int = suite_q_int,
-        .q_text = suite_q_text,
         .fmt_time = suite_fmt_time,
-        .set_newer_version = suite_set_newer_version,
         .foreign_table_sql = "CREATE TABLE ban_applications (id integer primary key, ip_text text)",
         .foreign_table_error = "no such column",
         .count_tables_sql = "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
-        .add_trigger = suite_add_trigger,
         .trigger_code = "",
 };
 

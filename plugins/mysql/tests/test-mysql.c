@@ -205,22 +205,14 @@ static const char *const suite_hidden[] = { "mydb_migrate", "mydb_sql", "mydb_ti
 
 static bandb_suite suite = {
         .name = "mysql",
-        .keys = suite_keys,
-        .n_keys = sizeof suite_keys / sizeof suite_keys[0],
-        .hidden = suite_hidden,
+        BANDB_SUITE_HOOKS,
         .new_db = new_db,
-        .open = suite_open,
         .closing = suite_closing,
-        .exec = suite_exec,
-        .q_int = suite_q_int,
-        .q_text = suite_q_text,
         .fmt_time = fmt_time,
-        .set_newer_version = suite_set_newer_version,
         .foreign_table_sql = "CREATE TABLE ban_applications (id int primary key, created_at datetime,"
                              " ip_text varchar(255))",
         .foreign_table_error = "Unknown column",
         .count_tables_sql = "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()",
-        .add_trigger = suite_add_trigger,
         .trigger_code = " (error 1644)",
         .hold_lock = suite_hold_lock,
 };
