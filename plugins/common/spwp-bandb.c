@@ -35,6 +35,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,13 +115,36 @@ int spwp_bandb_configure(spwp_bandb *b, const spw_kv *config, size_t n_config,
         return 0;
 }
 
+void spwp_bandb_set_error(spwp_bandb *b, const char *fmt, ...) {
+        char buf[2048];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof buf, fmt, ap);
+        va_end(ap);
+        b->host->set_error(b->ctx, "%s", buf);
+}
+
+void spwp_bandb_log(spwp_bandb *b, int priority, const char *fmt, ...) {
+        char buf[2048];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof buf, fmt, ap);
+        va_end(ap);
+        b->host->log(b->ctx, priority, "%s", buf);
+}
+
+void spwp_bandb_status(spwp_bandb *b, const char *key, const char *value) {
+        if (SPW_HAS_MEMBER(b->host, struct spw_host, set_status))
+                b->host->set_status(b->ctx, key, value);
+}
+
 void spwp_bandb_status_u64(spwp_bandb *b, const char *key, uint64_t v) {
         char buf[32];
 
-        if (!SPW_HAS_MEMBER(b->host, struct spw_host, set_status))
-                return;
         snprintf(buf, sizeof buf, "%" PRIu64, v);
-        b->host->set_status(b->ctx, key, buf);
+        spwp_bandb_status(b, key, buf);
 }
 
 void spwp_bandb_close(spwp_bandb *b) {

@@ -315,7 +315,12 @@ int spwp_bandb_config_error(spwp_bandb *b, const char *key, const char *value, c
  * The driver then closes its connection and frees the instance. */
 void spwp_bandb_close(spwp_bandb *b);
 
-/* Format a number for set_status(). */
+/* The host's set_error(), log() and set_status() (when the host has it),
+ * for the drivers. */
+void spwp_bandb_set_error(spwp_bandb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void spwp_bandb_log(spwp_bandb *b, int priority, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void spwp_bandb_status(spwp_bandb *b, const char *key, const char *value);
+/* A number for set_status(). */
 void spwp_bandb_status_u64(spwp_bandb *b, const char *key, uint64_t v);
 
 /* The plugin entry points (userdata is the spwp_bandb). */

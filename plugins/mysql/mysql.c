@@ -81,52 +81,56 @@
 typedef struct text_col {
         char buf[MYDB_VARCHAR_BYTES + 1];
         unsigned long len;
-        my_bool null;
 } text_col;
 
-static void r_text(MYSQL_BIND *p, text_col *c) {
-        p->buffer_type = MYSQL_TYPE_STRING;
-        p->buffer = c->buf;
-        p->buffer_length = sizeof c->buf - 1;
-        p->length = &c->len;
-        p->is_null = &c->null;
-}
-
-static const char *text_value(text_col *c) {
-        if (c->null)
-                return NULL;
-        c->buf[c->len < sizeof c->buf ? c->len : sizeof c->buf - 1] = 0;
-        return c->buf;
-}
-
-/* The result buffers of one ReadAT row. */
+/* The result buffers of one ReadAT row, by column. */
 typedef struct read_buf {
-        text_col source, iptext, reason, action, cn, as;
-        int64_t bancount, as_number, events_count;
-        my_bool null_as, null_events, null_until;
+        text_col text[_MYDB_ROW_MAX];
+        int64_t ints[_MYDB_ROW_MAX];
+        my_bool null[_MYDB_ROW_MAX];
         MYSQL_TIME until;
         MYSQL_BIND res[_MYDB_ROW_MAX];
 } read_buf;
 
-static void read_buf_bind(read_buf *rb) {
-        static const int ints[] = { MYDB_ROW_BANCOUNT, MYDB_ROW_AS_NUMBER, MYDB_ROW_EVENTS_COUNT };
-        int64_t *const values[] = { &rb->bancount, &rb->as_number, &rb->events_count };
-        my_bool *const nulls[] = { NULL, &rb->null_as, &rb->null_events };
+/* ReadAT's columns are the core's, in its order. */
+#define SAME(a, b) ((int) (a) == (int) (b))
+_Static_assert(SAME(MYDB_ROW_SOURCE, SPWP_BANDB_ROW_SOURCE) && SAME(MYDB_ROW_IPTEXT, SPWP_BANDB_ROW_IPTEXT) &&
+               SAME(MYDB_ROW_REASON, SPWP_BANDB_ROW_REASON) && SAME(MYDB_ROW_BANCOUNT, SPWP_BANDB_ROW_BANCOUNT) &&
+               SAME(MYDB_ROW_ACTION, SPWP_BANDB_ROW_ACTION) && SAME(MYDB_ROW_CN, SPWP_BANDB_ROW_CN) &&
+               SAME(MYDB_ROW_AS, SPWP_BANDB_ROW_AS) && SAME(MYDB_ROW_AS_NUMBER, SPWP_BANDB_ROW_AS_NUMBER) &&
+               SAME(MYDB_ROW_EVENTS_COUNT, SPWP_BANDB_ROW_EVENTS_COUNT) && SAME(MYDB_ROW_UNTIL, SPWP_BANDB_ROW_UNTIL),
+               "ReadAT's columns in the core's order");
+/* The INSERTs take created_at and updated_at (both now), then the core's
+ * values in order (mydb_q below). */
+_Static_assert(SAME(_MYDB_SIG_MAX, _SPWP_BANDB_SIG_MAX + 1) && SAME(_MYDB_EVENT_MAX, _SPWP_BANDB_EVENT_MAX + 1) &&
+               SAME(_MYDB_BAN_MAX, _SPWP_BANDB_BAN_MAX + 1),
+               "the INSERTs' parameters are the core's and updated_at");
+#undef SAME
 
-        r_text(&rb->res[MYDB_ROW_SOURCE], &rb->source);
-        r_text(&rb->res[MYDB_ROW_IPTEXT], &rb->iptext);
-        r_text(&rb->res[MYDB_ROW_REASON], &rb->reason);
-        r_text(&rb->res[MYDB_ROW_ACTION], &rb->action);
-        r_text(&rb->res[MYDB_ROW_CN], &rb->cn);
-        r_text(&rb->res[MYDB_ROW_AS], &rb->as);
-        for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
-                rb->res[ints[i]].buffer_type = MYSQL_TYPE_LONGLONG;
-                rb->res[ints[i]].buffer = values[i];
-                rb->res[ints[i]].is_null = nulls[i];
+static void read_buf_bind(read_buf *rb) {
+        for (int col = 0; col < _MYDB_ROW_MAX; col++) {
+                MYSQL_BIND *p = &rb->res[col];
+
+                p->is_null = &rb->null[col];
+                switch (col) {
+                case MYDB_ROW_BANCOUNT:
+                case MYDB_ROW_AS_NUMBER:
+                case MYDB_ROW_EVENTS_COUNT:
+                        p->buffer_type = MYSQL_TYPE_LONGLONG;
+                        p->buffer = &rb->ints[col];
+                        break;
+                case MYDB_ROW_UNTIL:
+                        p->buffer_type = MYSQL_TYPE_DATETIME;
+                        p->buffer = &rb->until;
+                        break;
+                default:
+                        p->buffer_type = MYSQL_TYPE_STRING;
+                        p->buffer = rb->text[col].buf;
+                        p->buffer_length = sizeof rb->text[col].buf - 1;
+                        p->length = &rb->text[col].len;
+                        break;
+                }
         }
-        rb->res[MYDB_ROW_UNTIL].buffer_type = MYSQL_TYPE_DATETIME;
-        rb->res[MYDB_ROW_UNTIL].buffer = &rb->until;
-        rb->res[MYDB_ROW_UNTIL].is_null = &rb->null_until;
 }
 
 typedef struct mydb {
@@ -229,7 +233,7 @@ static int mydb_config_key(spwp_bandb *core, const char *k, const char *v, const
                 if (!*v && !strings[j].may_be_empty)
                         return -EINVAL;
                 if (set_string((char **) ((char *) b + strings[j].offset), v) < 0) {
-                        core->host->set_error(core->ctx, "out of memory");
+                        spwp_bandb_set_error(core, "out of memory");
                         return -ENOMEM;
                 }
                 return 1;
@@ -247,8 +251,8 @@ static int mydb_config_key(spwp_bandb *core, const char *k, const char *v, const
                         return -EINVAL;
         } else if (strcmp(k, "db_path") == 0) {
                 if (*v)
-                        core->host->log(core->ctx, LOG_NOTICE,
-                                        "config key db_path is CrowdSec's SQLite path; the mysql backend ignores it");
+                        spwp_bandb_log(core, LOG_NOTICE,
+                                       "config key db_path is CrowdSec's SQLite path; the mysql backend ignores it");
         } else if (strcmp(k, "connect_timeout") == 0 || strcmp(k, "query_timeout") == 0 ||
                    strcmp(k, "lock_wait_timeout") == 0) {
                 spw_usec_t t;
@@ -270,11 +274,11 @@ static int mydb_configure(mydb *b, const spw_kv *config, size_t n_config) {
         if (b->tls_ca && *b->tls_ca)
                 b->tls = true;
         if (timeout_sec(b->query_timeout) <= timeout_sec(b->lock_wait_timeout)) {
-                b->core.host->set_error(b->core.ctx,
-                                        "config key query_timeout: %u s must be longer than lock_wait_timeout (%u s), "
-                                        "or a statement waiting for another host's lock would count as a lost "
-                                        "connection; the backend is not started",
-                                        timeout_sec(b->query_timeout), timeout_sec(b->lock_wait_timeout));
+                spwp_bandb_set_error(&b->core,
+                                     "config key query_timeout: %u s must be longer than lock_wait_timeout (%u s), "
+                                     "or a statement waiting for another host's lock would count as a lost "
+                                     "connection; the backend is not started",
+                                     timeout_sec(b->query_timeout), timeout_sec(b->lock_wait_timeout));
                 return -EINVAL;
         }
         return 0;
@@ -680,11 +684,12 @@ static int mydb_connect(mydb *b, bool at_init) {
         if (mydb_open(b, timeout_sec(b->query_timeout), &b->conn) < 0) {
                 r = connect_errno(b->core.e.code);
                 if (at_init && strcmp(b->core.e.doing, "connecting") == 0)
-                        b->core.host->set_error(b->core.ctx, "%s: cannot connect: %s (error %u): %s; the backend is not started",
-                                           b->where, b->core.e.msg, b->core.e.code, connect_advice(b->core.e.code));
+                        spwp_bandb_set_error(&b->core, "%s: cannot connect: %s (error %u): %s; the backend is not "
+                                             "started",
+                                             b->where, b->core.e.msg, b->core.e.code, connect_advice(b->core.e.code));
                 else if (at_init)
-                        b->core.host->set_error(b->core.ctx, "%s: cannot set up the session: %s (error %u); the backend is "
-                                           "not started", b->where, b->core.e.msg, b->core.e.code);
+                        spwp_bandb_set_error(&b->core, "%s: cannot set up the session: %s (error %u); the backend is "
+                                             "not started", b->where, b->core.e.msg, b->core.e.code);
                 return r;
         }
 
@@ -694,23 +699,24 @@ static int mydb_connect(mydb *b, bool at_init) {
                 r = mydb_upgrade(b, &from, &crowdsec);
         if (r < 0 && at_init) {
                 if (r == -EPROTO)
-                        b->core.host->set_error(b->core.ctx, "%s: schema version %d is newer than this plugin's (%d): the "
-                                           "database was set up by a newer Spillway; upgrade the plugin on this "
-                                           "host or set db_name to another database; the backend is not started",
-                                           b->where, from, MYDB_SCHEMA_VERSION);
+                        spwp_bandb_set_error(&b->core, "%s: schema version %d is newer than this plugin's (%d): the "
+                                             "database was set up by a newer Spillway; upgrade the plugin on this "
+                                             "host or set db_name to another database; the backend is not started",
+                                             b->where, from, MYDB_SCHEMA_VERSION);
                 else if (r == -EBADMSG)
-                        b->core.host->set_error(b->core.ctx, "%s: cannot upgrade the schema from version %d: %s while %s: "
-                                           "the existing tables do not have CrowdSec v0.3's layout; rename or "
-                                           "drop them, or set db_name to another database; the backend is not "
-                                           "started", b->where, from, b->core.e.msg, b->core.e.doing);
+                        spwp_bandb_set_error(&b->core, "%s: cannot upgrade the schema from version %d: %s while %s: "
+                                             "the existing tables do not have CrowdSec v0.3's layout; rename or "
+                                             "drop them, or set db_name to another database; the backend is not "
+                                             "started", b->where, from, b->core.e.msg, b->core.e.doing);
                 else if (r == -EBUSY)
-                        b->core.host->set_error(b->core.ctx, "%s: %s: another host is creating or upgrading the tables "
-                                           "(see SHOW PROCESSLIST); the backend is not started",
-                                           b->where, b->core.e.msg);
+                        spwp_bandb_set_error(&b->core, "%s: %s: another host is creating or upgrading the tables "
+                                             "(see SHOW PROCESSLIST); the backend is not started",
+                                             b->where, b->core.e.msg);
                 else
-                        b->core.host->set_error(b->core.ctx, "%s: cannot create or upgrade the schema: %s (error %u) while "
-                                           "%s: %s; the backend is not started", b->where, b->core.e.msg, b->core.e.code,
-                                           b->core.e.doing, connect_advice(b->core.e.code));
+                        spwp_bandb_set_error(&b->core, "%s: cannot create or upgrade the schema: %s (error %u) while "
+                                             "%s: %s; the backend is not started", b->where, b->core.e.msg,
+                                             b->core.e.code,
+                                             b->core.e.doing, connect_advice(b->core.e.code));
         }
         if (r < 0) {
                 if (r == -EIO)
@@ -722,28 +728,27 @@ static int mydb_connect(mydb *b, bool at_init) {
         if (mydb_prepare(b->conn, b->st, &failed, &b->core.e) < 0) {
                 r = code_connection(b->core.e.code) ? -ECONNRESET : -EBADMSG;
                 if (at_init)
-                        b->core.host->set_error(b->core.ctx, "%s: the tables do not have the layout this plugin needs "
-                                           "(%s, in \"%.50s...\"); check the schema (README.md); the backend is "
-                                           "not started", b->where, b->core.e.msg,
-                                           failed >= 0 ? mydb_sql[failed] : "?");
+                        spwp_bandb_set_error(&b->core, "%s: the tables do not have the layout this plugin needs "
+                                             "(%s, in \"%.50s...\"); check the schema (README.md); the backend is "
+                                             "not started", b->where, b->core.e.msg,
+                                             failed >= 0 ? mydb_sql[failed] : "?");
                 mydb_disconnect(b);
                 return r;
         }
 
         if (from == 0 && crowdsec)
-                b->core.host->log(b->core.ctx, LOG_INFO, "%s: upgraded CrowdSec v0.3's tables to schema version %d "
-                             "(times converted from UTC%+ld s; CrowdSec's tables kept as *" MYDB_CROWDSEC_SUFFIX ")",
-                             b->where, MYDB_SCHEMA_VERSION, local_utc_offset());
+                spwp_bandb_log(&b->core, LOG_INFO, "%s: upgraded CrowdSec v0.3's tables to schema version %d "
+                               "(times converted from UTC%+ld s; CrowdSec's tables kept as *"
+                               MYDB_CROWDSEC_SUFFIX ")",
+                               b->where, MYDB_SCHEMA_VERSION, local_utc_offset());
         else if (from == 0)
-                b->core.host->log(b->core.ctx, LOG_INFO, "%s: created the ban database (schema version %d)", b->where,
-                             MYDB_SCHEMA_VERSION);
+                spwp_bandb_log(&b->core, LOG_INFO, "%s: created the ban database (schema version %d)", b->where,
+                               MYDB_SCHEMA_VERSION);
         else if (from >= 0 && from < MYDB_SCHEMA_VERSION)
-                b->core.host->log(b->core.ctx, LOG_INFO, "%s: upgraded the ban database from schema version %d to %d",
-                             b->where, from, MYDB_SCHEMA_VERSION);
-        if (SPW_HAS_MEMBER(b->core.host, struct spw_host, set_status)) {
-                b->core.host->set_status(b->core.ctx, "server_version", mysql_get_server_info(b->conn));
-                b->core.host->set_status(b->core.ctx, "connection", "up");
-        }
+                spwp_bandb_log(&b->core, LOG_INFO, "%s: upgraded the ban database from schema version %d to %d",
+                               b->where, from, MYDB_SCHEMA_VERSION);
+        spwp_bandb_status(&b->core, "server_version", mysql_get_server_info(b->conn));
+        spwp_bandb_status(&b->core, "connection", "up");
         return 0;
 }
 
@@ -760,18 +765,14 @@ static int mydb_ensure(mydb *b) {
         }
         r = mydb_connect(b, false);
         if (r < 0) {
-                if (SPW_HAS_MEMBER(b->core.host, struct spw_host, set_status))
-                        b->core.host->set_status(b->core.ctx, "connection", "lost");
+                spwp_bandb_status(&b->core, "connection", "lost");
                 return r;
         }
         b->n_reconnects++;
-        b->core.host->log(b->core.ctx, LOG_NOTICE, "%s: connected again (reconnection %" PRIu64 ")%s", b->where,
-                     b->n_reconnects, b->core.batch_lost ? "; the open batch was lost and will be inserted again" : "");
-        if (SPW_HAS_MEMBER(b->core.host, struct spw_host, set_status)) {
-                char buf[32];
-                snprintf(buf, sizeof buf, "%" PRIu64, b->n_reconnects);
-                b->core.host->set_status(b->core.ctx, "reconnects", buf);
-        }
+        spwp_bandb_log(&b->core, LOG_NOTICE, "%s: connected again (reconnection %" PRIu64 ")%s", b->where,
+                       b->n_reconnects,
+                       b->core.batch_lost ? "; the open batch was lost and will be inserted again" : "");
+        spwp_bandb_status_u64(&b->core, "reconnects", b->n_reconnects);
         return 0;
 }
 
@@ -1008,35 +1009,23 @@ static int op_read_next(spwp_bandb *core) {
 }
 
 static const char *op_col_text(spwp_bandb *core, int col) {
-        read_buf *rb = &mydb_of(core)->rb;
+        text_col *c = &mydb_of(core)->rb.text[col];
 
-        switch (col) {
-        case SPWP_BANDB_ROW_SOURCE: return text_value(&rb->source);
-        case SPWP_BANDB_ROW_IPTEXT: return text_value(&rb->iptext);
-        case SPWP_BANDB_ROW_REASON: return text_value(&rb->reason);
-        case SPWP_BANDB_ROW_ACTION: return text_value(&rb->action);
-        case SPWP_BANDB_ROW_CN: return text_value(&rb->cn);
-        case SPWP_BANDB_ROW_AS: return text_value(&rb->as);
-        default: return NULL;
-        }
+        if (mydb_of(core)->rb.null[col])
+                return NULL;
+        c->buf[c->len < sizeof c->buf ? c->len : sizeof c->buf - 1] = 0;
+        return c->buf;
 }
 
 static int64_t op_col_int(spwp_bandb *core, int col) {
         read_buf *rb = &mydb_of(core)->rb;
-
-        switch (col) {
-        case SPWP_BANDB_ROW_BANCOUNT: return rb->bancount;
-        case SPWP_BANDB_ROW_AS_NUMBER: return rb->null_as ? 0 : rb->as_number;
-        case SPWP_BANDB_ROW_EVENTS_COUNT: return rb->null_events ? 0 : rb->events_count;
-        default: return 0;
-        }
+        return rb->null[col] ? 0 : rb->ints[col];
 }
 
 static void op_col_time(spwp_bandb *core, int col, spw_usec_t *ret) {
         read_buf *rb = &mydb_of(core)->rb;
 
-        (void) col;
-        if (!rb->null_until)
+        if (!rb->null[col])
                 (void) mydb_time_from_mysql(&rb->until, ret);
 }
 
@@ -1257,8 +1246,8 @@ static int mydb_setup(mydb *b, const spw_kv *config, size_t n_config) {
 
         /* once per process, thread-safe (pthread_once in libmariadb) */
         if (mysql_library_init(0, NULL, NULL) != 0) {
-                b->core.host->set_error(b->core.ctx, "%s: cannot initialise the MySQL client library; the backend is not "
-                                   "started", b->where);
+                spwp_bandb_set_error(&b->core, "%s: cannot initialise the MySQL client library; the backend is not "
+                                     "started", b->where);
                 return -ENOMEM;
         }
         return mydb_connect(b, true);
@@ -1296,8 +1285,7 @@ static int mydb_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *co
                 return r;
         }
 
-        if (SPW_HAS_MEMBER(host, struct spw_host, set_status))
-                host->set_status(ctx, "server", b->where);
+        spwp_bandb_status(core, "server", b->where);
         *selfp = b;
         return 0;
 }

@@ -177,36 +177,36 @@ static int bandb_open_error(bandb *b, int rc, const char *doing, const char *msg
         switch (rc & 0xff) {
         case SQLITE_NOTADB:
         case SQLITE_CORRUPT:
-                b->core.host->set_error(b->core.ctx,
-                                   "%s: %s: %s: the file is damaged or is not an SQLite database; "
-                                   "move it aside (mv %s %s.broken) to start a new ban database, "
-                                   "or restore a backup; the backend is not started",
-                                   b->path, doing, msg, b->path, b->path);
+                spwp_bandb_set_error(&b->core,
+                                     "%s: %s: %s: the file is damaged or is not an SQLite database; "
+                                     "move it aside (mv %s %s.broken) to start a new ban database, "
+                                     "or restore a backup; the backend is not started",
+                                     b->path, doing, msg, b->path, b->path);
                 return -EBADMSG;
         case SQLITE_BUSY:
         case SQLITE_LOCKED:
-                b->core.host->set_error(b->core.ctx,
-                                   "%s: %s: %s: another process kept the database locked for longer "
-                                   "than busy_timeout (%" PRId64 " ms); find it with `fuser %s`, stop it "
-                                   "or raise busy_timeout; the backend is not started",
-                                   b->path, doing, msg, b->busy_timeout / USEC_PER_MSEC, b->path);
+                spwp_bandb_set_error(&b->core,
+                                     "%s: %s: %s: another process kept the database locked for longer "
+                                     "than busy_timeout (%" PRId64 " ms); find it with `fuser %s`, stop it "
+                                     "or raise busy_timeout; the backend is not started",
+                                     b->path, doing, msg, b->busy_timeout / USEC_PER_MSEC, b->path);
                 return -EBUSY;
         case SQLITE_CANTOPEN:
         case SQLITE_READONLY:
         case SQLITE_PERM:
         case SQLITE_AUTH:
-                b->core.host->set_error(b->core.ctx,
-                                   "%s: %s: %s: the file and its directory must be writable by uid %u "
-                                   "(SQLite creates %s-wal and %s-shm beside it); fix their owner and mode "
-                                   "or set db_path; the backend is not started",
-                                   b->path, doing, msg, (unsigned) geteuid(), b->path, b->path);
+                spwp_bandb_set_error(&b->core,
+                                     "%s: %s: %s: the file and its directory must be writable by uid %u "
+                                     "(SQLite creates %s-wal and %s-shm beside it); fix their owner and mode "
+                                     "or set db_path; the backend is not started",
+                                     b->path, doing, msg, (unsigned) geteuid(), b->path, b->path);
                 return -EACCES;
         case SQLITE_FULL:
-                b->core.host->set_error(b->core.ctx, "%s: %s: %s: the filesystem is full; free some space; "
-                                   "the backend is not started", b->path, doing, msg);
+                spwp_bandb_set_error(&b->core, "%s: %s: %s: the filesystem is full; free some space; "
+                                     "the backend is not started", b->path, doing, msg);
                 return -ENOSPC;
         default:
-                b->core.host->set_error(b->core.ctx, "%s: %s: %s; the backend is not started", b->path, doing, msg);
+                spwp_bandb_set_error(&b->core, "%s: %s: %s; the backend is not started", b->path, doing, msg);
                 return rc_errno(rc);
         }
 }
@@ -228,6 +228,25 @@ static int bandb_fail(bandb *b, int rc, const char *doing) {
         b->core.e.doing = doing;
         return -1;
 }
+
+/* ReadAT's columns and the INSERTs' parameter numbers are the core's order
+ * (parameter i + 1 takes the core's value i; created_at and updated_at
+ * share ?1). */
+#define SAME(a, b) ((int) (a) == (int) (b))
+_Static_assert(SAME(BANDB_ROW_SOURCE, SPWP_BANDB_ROW_SOURCE) && SAME(BANDB_ROW_IPTEXT, SPWP_BANDB_ROW_IPTEXT) &&
+               SAME(BANDB_ROW_REASON, SPWP_BANDB_ROW_REASON) && SAME(BANDB_ROW_BANCOUNT, SPWP_BANDB_ROW_BANCOUNT) &&
+               SAME(BANDB_ROW_ACTION, SPWP_BANDB_ROW_ACTION) && SAME(BANDB_ROW_CN, SPWP_BANDB_ROW_CN) &&
+               SAME(BANDB_ROW_AS, SPWP_BANDB_ROW_AS) && SAME(BANDB_ROW_AS_NUMBER, SPWP_BANDB_ROW_AS_NUMBER) &&
+               SAME(BANDB_ROW_EVENTS_COUNT, SPWP_BANDB_ROW_EVENTS_COUNT) &&
+               SAME(BANDB_ROW_UNTIL, SPWP_BANDB_ROW_UNTIL),
+               "ReadAT's columns in the core's order");
+_Static_assert(SAME(BANDB_SIG_SOURCE_IP, SPWP_BANDB_SIG_SOURCE_IP + 1) &&
+               SAME(BANDB_SIG_REPROCESS, SPWP_BANDB_SIG_REPROCESS + 1) &&
+               SAME(BANDB_EVENT_SERIALIZED, SPWP_BANDB_EVENT_SERIALIZED + 1) &&
+               SAME(BANDB_BAN_IP_TEXT, SPWP_BANDB_BAN_IP_TEXT + 1) &&
+               SAME(BANDB_BAN_SIGNAL_ID, SPWP_BANDB_BAN_SIGNAL_ID + 1),
+               "the INSERTs' parameters numbered in the core's order");
+#undef SAME
 
 /* The core's statements. */
 static const int bandb_stmt[_SPWP_BANDB_Q_MAX] = {
@@ -500,28 +519,28 @@ static int bandb_check_location(bandb *b) {
 
         if (stat(dir, &st) < 0) {
                 r = -errno;
-                b->core.host->set_error(b->core.ctx, "%s: directory %s: %s; create it (the unit's StateDirectory= does) "
-                                   "or set db_path; the backend is not started", b->path, dir, strerror(-r));
+                spwp_bandb_set_error(&b->core, "%s: directory %s: %s; create it (the unit's StateDirectory= does) "
+                                     "or set db_path; the backend is not started", b->path, dir, strerror(-r));
         } else if (!S_ISDIR(st.st_mode)) {
                 r = -ENOTDIR;
-                b->core.host->set_error(b->core.ctx, "%s: %s is not a directory; set db_path to a file in a writable "
-                                   "directory; the backend is not started", b->path, dir);
+                spwp_bandb_set_error(&b->core, "%s: %s is not a directory; set db_path to a file in a writable "
+                                     "directory; the backend is not started", b->path, dir);
         } else if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0) {
                 r = -errno;
-                b->core.host->set_error(b->core.ctx, "%s: directory %s is not writable by uid %u (%s): SQLite creates "
-                                   "the database and its -wal and -shm files there; fix its owner or mode "
-                                   "or set db_path; the backend is not started",
-                                   b->path, dir, (unsigned) geteuid(), strerror(-r));
+                spwp_bandb_set_error(&b->core, "%s: directory %s is not writable by uid %u (%s): SQLite creates "
+                                     "the database and its -wal and -shm files there; fix its owner or mode "
+                                     "or set db_path; the backend is not started",
+                                     b->path, dir, (unsigned) geteuid(), strerror(-r));
         } else if (stat(b->path, &st) == 0) {
                 if (S_ISDIR(st.st_mode)) {
                         r = -EISDIR;
-                        b->core.host->set_error(b->core.ctx, "%s is a directory; db_path names the database file; "
-                                           "the backend is not started", b->path);
+                        spwp_bandb_set_error(&b->core, "%s is a directory; db_path names the database file; "
+                                             "the backend is not started", b->path);
                 } else if (faccessat(AT_FDCWD, b->path, R_OK | W_OK, AT_EACCESS) < 0) {
                         r = -errno;
-                        b->core.host->set_error(b->core.ctx, "%s: the database file is not readable and writable by "
-                                           "uid %u (%s); fix its owner or mode; the backend is not started",
-                                           b->path, (unsigned) geteuid(), strerror(-r));
+                        spwp_bandb_set_error(&b->core, "%s: the database file is not readable and writable by "
+                                             "uid %u (%s); fix its owner or mode; the backend is not started",
+                                             b->path, (unsigned) geteuid(), strerror(-r));
                 }
         }
         free(dir);
@@ -551,7 +570,7 @@ static int bandb_open(bandb *b) {
                 return bandb_open_error(b, rc, "cannot open", NULL);
         sqlite3_extended_result_codes(b->db, 1);
         sqlite3_busy_timeout(b->db, (int) (b->busy_timeout / USEC_PER_MSEC > INT_MAX ? INT_MAX
-                                                                                       : b->busy_timeout / USEC_PER_MSEC));
+                                                                                : b->busy_timeout / USEC_PER_MSEC));
         if (sqlite3_db_readonly(b->db, "main") == 1)
                 return bandb_open_error(b, SQLITE_READONLY, "opened read-only", sqlite3_errstr(SQLITE_READONLY));
 
@@ -562,16 +581,16 @@ static int bandb_open(bandb *b) {
         tables = bandb_count_tables(b);
         rc = bandb_migrate(b->db, &from, err, sizeof err);
         if (rc != SQLITE_OK && from > BANDB_SCHEMA_VERSION) {
-                b->core.host->set_error(b->core.ctx, "%s: schema version %d is newer than this plugin's (%d): the file was "
-                                   "written by a newer Spillway; upgrade the plugin or set db_path to another "
-                                   "file; the backend is not started", b->path, from, BANDB_SCHEMA_VERSION);
+                spwp_bandb_set_error(&b->core, "%s: schema version %d is newer than this plugin's (%d): the file was "
+                                     "written by a newer Spillway; upgrade the plugin or set db_path to another "
+                                     "file; the backend is not started", b->path, from, BANDB_SCHEMA_VERSION);
                 return -EPROTO;
         }
         if (rc == SQLITE_ERROR) {
-                b->core.host->set_error(b->core.ctx, "%s: cannot upgrade the schema from version %d: %s: the existing "
-                                   "tables do not have CrowdSec v0.3's layout; move the file aside "
-                                   "(mv %s %s.broken) or set db_path to another file; the backend is not "
-                                   "started", b->path, from, err, b->path, b->path);
+                spwp_bandb_set_error(&b->core, "%s: cannot upgrade the schema from version %d: %s: the existing "
+                                     "tables do not have CrowdSec v0.3's layout; move the file aside "
+                                     "(mv %s %s.broken) or set db_path to another file; the backend is not "
+                                     "started", b->path, from, err, b->path, b->path);
                 return -EBADMSG;
         }
         if (rc != SQLITE_OK)
@@ -580,18 +599,19 @@ static int bandb_open(bandb *b) {
 
         rc = bandb_prepare(b->db, b->st, &failed);
         if (rc != SQLITE_OK) {
-                b->core.host->set_error(b->core.ctx, "%s: the tables do not have CrowdSec v0.3's layout (%s, in \"%.40s...\"); "
-                                   "move the file aside or fix the schema; the backend is not started",
-                                   b->path, sqlite3_errmsg(b->db), failed >= 0 ? bandb_sql[failed] : "temp tables");
+                spwp_bandb_set_error(&b->core, "%s: the tables do not have CrowdSec v0.3's layout (%s, in "
+                                     "\"%.40s...\"); move the file aside or fix the schema; the backend is not "
+                                     "started",
+                                     b->path, sqlite3_errmsg(b->db), failed >= 0 ? bandb_sql[failed] : "temp tables");
                 return -EBADMSG;
         }
 
         if (from == 0 && tables == 0)
-                b->core.host->log(b->core.ctx, LOG_INFO, "%s: created the ban database (schema version %d)", b->path,
-                             BANDB_SCHEMA_VERSION);
+                spwp_bandb_log(&b->core, LOG_INFO, "%s: created the ban database (schema version %d)", b->path,
+                               BANDB_SCHEMA_VERSION);
         else if (from < BANDB_SCHEMA_VERSION)
-                b->core.host->log(b->core.ctx, LOG_INFO, "%s: upgraded the %s database from schema version %d to %d",
-                             b->path, from == 0 ? "CrowdSec v0.3" : "ban", from, BANDB_SCHEMA_VERSION);
+                spwp_bandb_log(&b->core, LOG_INFO, "%s: upgraded the %s database from schema version %d to %d",
+                               b->path, from == 0 ? "CrowdSec v0.3" : "ban", from, BANDB_SCHEMA_VERSION);
         return 0;
 }
 
@@ -612,8 +632,8 @@ static int bandb_setup(bandb *b, const spw_kv *config, size_t n_config) {
                 size_t l;
 
                 if (!dir || !*dir) {
-                        b->core.host->set_error(b->core.ctx, "no db_path set and the daemon has no state directory; "
-                                           "set db_path; the backend is not started");
+                        spwp_bandb_set_error(&b->core, "no db_path set and the daemon has no state directory; "
+                                             "set db_path; the backend is not started");
                         return -EINVAL;
                 }
                 name = db_path ? db_path : "spillway.db";
@@ -623,7 +643,7 @@ static int bandb_setup(bandb *b, const spw_kv *config, size_t n_config) {
                         snprintf(b->path, l, "%s/%s", dir, name);
         }
         if (!b->path) {
-                b->core.host->set_error(b->core.ctx, "out of memory");
+                spwp_bandb_set_error(&b->core, "out of memory");
                 return -ENOMEM;
         }
         b->core.where = b->path;
@@ -653,10 +673,8 @@ static int bandb_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *c
                 return r;
         }
 
-        if (SPW_HAS_MEMBER(host, struct spw_host, set_status)) {
-                host->set_status(ctx, "db_path", b->path);
-                host->set_status(ctx, "synchronous", b->synchronous_full ? "full" : "normal");
-        }
+        spwp_bandb_status(core, "db_path", b->path);
+        spwp_bandb_status(core, "synchronous", b->synchronous_full ? "full" : "normal");
         *selfp = b;
         return 0;
 }
@@ -670,8 +688,8 @@ static bandb *bandb_free(bandb *b) {
                 spwp_bandb_close(&b->core);
                 bandb_finalize(b->st);
                 if (sqlite3_close(b->db) != SQLITE_OK)
-                        b->core.host->log(b->core.ctx, LOG_ERR, "%s: cannot close the database: %s", b->path,
-                                          sqlite3_errmsg(b->db));
+                        spwp_bandb_log(&b->core, LOG_ERR, "%s: cannot close the database: %s", b->path,
+                                       sqlite3_errmsg(b->db));
         }
         free(b->path);
         free(b);
