@@ -27,6 +27,8 @@
 #include <mysql.h>
 #include <spillway/backend.h>
 
+#include "spwp-bandb.h"
+
 #define MYDB_SCHEMA_VERSION 1
 
 /* Where the version lives, and the names CrowdSec's tables are kept under
@@ -39,11 +41,7 @@
 
 /* A failure: the server's (or the client library's) error number and
  * message, and what we were doing. code 0: not a MySQL error. */
-typedef struct mydb_error {
-        unsigned code;
-        char msg[512];
-        const char *doing;
-} mydb_error;
+typedef spwp_bandb_error mydb_error;
 
 /* Record the connection's last error into e (code and message). Returns -1. */
 int mydb_error_from_conn(mydb_error *e, MYSQL *conn, const char *doing);

@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The ban-database core shared by the sqlite and mysql backends: everything
+ * they do alike, once. A backend is a thin driver (a table of operations,
+ * spwp_bandb_driver) that knows its SQL dialect, its client library and its
+ * connection; the core owns the logic between the plugin ABI and those
+ * operations:
+ *
+ *   - the batch: the transaction the first write after a flush opens and
+ *     flush() commits; whether it was lost (rolled back by the database,
+ *     connection gone) and then flush() answering -EAGAIN so the daemon
+ *     inserts it again; undoing a failed insert by its signal id;
+ *   - insert: checking the signal, the rows it writes (signal, events,
+ *     bans, then the soft-delete of the targets' older bans, inside a
+ *     savepoint when there are several), the messages and the transient /
+ *     permanent verdict;
+ *   - read_at walking rows, delete_target/delete_all, and the timers:
+ *     expiry every second, garbage collection every minute, each in chunks
+ *     of CHUNK_ROWS rows that join the batch or commit on their own;
+ *   - the config keys both take (type, flush, max_records, max_records_age,
+ *     debug), the totals shown by `spillwayctl status`, the warnings at
+ *     shutdown.
+ *
+ * Statements are named by the core (SPWP_BANDB_Q_*) and their parameters
+ * passed as typed values (spwp_bandb_value) in one logical order; each
+ * driver maps them to its own statement texts and placeholders (SQLite
+ * numbers them, ?1 used twice; MySQL repeats positional ? marks).
+ *
+ * Errors: driver operations return 0, or -1 with b->e filled (the
+ * database's code and message and what was being done); the core asks the
+ * driver whether a code is transient and which errno it means. Plugin
+ * entry points follow the ABI's convention. Everything runs on the
+ * backend's own worker thread: no locking.
+ *
+ * A driver's instance struct starts with a spwp_bandb (the core's state)
+ * and the plugin hands that pointer to the host as its userdata.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <spillway/backend.h>
+
+#include "spwp-config.h"
+
+/* Config key table entries both backends declare alike: `type` (the
+ * backend's own name, the other refused), the expiry and GC keys, debug. */
+#define SPWP_BANDB_CONFIG_KEY_TYPE(name, other)                                                         \
+        { "type", SPW_CONFIG_ENUM, name, "sqlite|mysql",                                                \
+          "CrowdSec's database type key, accepted so its database.yaml loads; " other " is the " other  \
+          " backend's job" }
+#define SPWP_BANDB_CONFIG_KEYS_GC                                                                       \
+        { "flush", SPW_CONFIG_BOOL, "true", NULL,                                                       \
+          "expire bans automatically: every second, bans past `until` are soft-deleted" },              \
+        { "max_records", SPW_CONFIG_INT, "10000", NULL,                                                 \
+          "keep at most this many bans: older soft-deleted bans (and their signals) are removed; "      \
+          "0 = no limit" },                                                                             \
+        { "max_records_age", SPW_CONFIG_DURATION, "720h", NULL,                                         \
+          "remove soft-deleted bans older than this (and their signals), and signals without bans; "    \
+          "0 = no limit" }
+#define SPWP_BANDB_CONFIG_KEY_DEBUG \
+        { "debug", SPW_CONFIG_BOOL, "false", NULL, "log every stored signal at debug level" }
+
+/* Background work: chunks of at most CHUNK_ROWS rows, at most MAX_CHUNKS
+ * per timer run (the rest waits for the next run): inserts never wait long. */
+#define SPWP_BANDB_CHUNK_ROWS 1000
+#define SPWP_BANDB_MAX_CHUNKS 10
+
+/* A failure: the database's (or client library's) code and message, and
+ * what we were doing. code 0: no database error. */
+typedef struct spwp_bandb_error {
+        unsigned code;
+        char msg[512];
+        const char *doing;
+} spwp_bandb_error;
+
+/* The statements the core runs, with their parameters in order. */
+typedef enum spwp_bandb_query {
+        SPWP_BANDB_Q_INSERT_SIGNAL,     /* SPWP_BANDB_SIG_* */
+        SPWP_BANDB_Q_INSERT_EVENT,      /* SPWP_BANDB_EVENT_* */
+        SPWP_BANDB_Q_INSERT_BAN,        /* SPWP_BANDB_BAN_* */
+        SPWP_BANDB_Q_SUPERSEDE,         /* now, ip_text, the new signal's first ban id */
+        SPWP_BANDB_Q_UNDO_BANS,         /* signal id */
+        SPWP_BANDB_Q_UNDO_EVENTS,       /* signal id */
+        SPWP_BANDB_Q_UNDO_SIGNAL,       /* signal id */
+        SPWP_BANDB_Q_DELETE_TARGET,     /* now, ip_text */
+        SPWP_BANDB_Q_DELETE_ALL,        /* now */
+        SPWP_BANDB_Q_EXPIRE_PROBE,      /* now: a row if anything is to expire */
+        SPWP_BANDB_Q_EXPIRE,            /* now, limit */
+        SPWP_BANDB_Q_GC_EDGE,           /* max_records: id of the newest ban not kept */
+        _SPWP_BANDB_Q_MAX,
+} spwp_bandb_query;
+
+enum {
+        SPWP_BANDB_SIG_NOW,             /* created_at and updated_at */
+        SPWP_BANDB_SIG_MAP_KEY,
+        SPWP_BANDB_SIG_SCENARIO,
+        SPWP_BANDB_SIG_BUCKET_ID,
+        SPWP_BANDB_SIG_ALERT_MESSAGE,
+        SPWP_BANDB_SIG_EVENTS_COUNT,
+        SPWP_BANDB_SIG_START_AT,
+        SPWP_BANDB_SIG_STOP_AT,
+        SPWP_BANDB_SIG_SOURCE_IP,
+        SPWP_BANDB_SIG_SOURCE_RANGE,
+        SPWP_BANDB_SIG_SOURCE_AS_NUMBER,
+        SPWP_BANDB_SIG_SOURCE_AS_ORG,
+        SPWP_BANDB_SIG_SOURCE_COUNTRY,
+        SPWP_BANDB_SIG_SOURCE_LATITUDE,
+        SPWP_BANDB_SIG_SOURCE_LONGITUDE,
+        SPWP_BANDB_SIG_DEST_IP,
+        SPWP_BANDB_SIG_CAPACITY,
+        SPWP_BANDB_SIG_LEAK_SPEED,
+        SPWP_BANDB_SIG_REPROCESS,
+        _SPWP_BANDB_SIG_MAX,
+};
+
+enum {
+        SPWP_BANDB_EVENT_NOW,
+        SPWP_BANDB_EVENT_TIME,
+        SPWP_BANDB_EVENT_SOURCE_IP,
+        SPWP_BANDB_EVENT_SIGNAL_ID,
+        SPWP_BANDB_EVENT_SERIALIZED,
+        _SPWP_BANDB_EVENT_MAX,
+};
+
+enum {
+        SPWP_BANDB_BAN_NOW,
+        SPWP_BANDB_BAN_MEASURE_SOURCE,
+        SPWP_BANDB_BAN_MEASURE_TYPE,
+        SPWP_BANDB_BAN_MEASURE_EXTRA,
+        SPWP_BANDB_BAN_UNTIL,
+        SPWP_BANDB_BAN_START_IP,
+        SPWP_BANDB_BAN_END_IP,
+        SPWP_BANDB_BAN_TARGET_CN,
+        SPWP_BANDB_BAN_TARGET_AS,
+        SPWP_BANDB_BAN_TARGET_AS_NAME,
+        SPWP_BANDB_BAN_IP_TEXT,
+        SPWP_BANDB_BAN_REASON,
+        SPWP_BANDB_BAN_SCENARIO,
+        SPWP_BANDB_BAN_SIGNAL_ID,
+        _SPWP_BANDB_BAN_MAX,
+};
+
+/* The columns of a read_at row, in both dialects' SELECT order. */
+enum {
+        SPWP_BANDB_ROW_SOURCE,
+        SPWP_BANDB_ROW_IPTEXT,
+        SPWP_BANDB_ROW_REASON,
+        SPWP_BANDB_ROW_BANCOUNT,
+        SPWP_BANDB_ROW_ACTION,
+        SPWP_BANDB_ROW_CN,
+        SPWP_BANDB_ROW_AS,
+        SPWP_BANDB_ROW_AS_NUMBER,
+        SPWP_BANDB_ROW_EVENTS_COUNT,
+        SPWP_BANDB_ROW_UNTIL,
+        _SPWP_BANDB_ROW_MAX,
+};
+
+/* A parameter value. */
+typedef enum spwp_bandb_kind {
+        SPWP_BANDB_NULL,
+        SPWP_BANDB_STR,         /* s, NULL binds NULL; a varchar(255) column (MySQL cuts to 255 characters) */
+        SPWP_BANDB_TEXT,        /* s, NULL binds NULL; a long text column */
+        SPWP_BANDB_NOW,         /* t: a time that is always set */
+        SPWP_BANDB_TIME,        /* t, 0 (unset) binds NULL */
+        SPWP_BANDB_INT,         /* i */
+        SPWP_BANDB_INT32,       /* i, for an int column (MySQL clamps it) */
+        SPWP_BANDB_NONZERO,     /* i, 0 binds NULL */
+        SPWP_BANDB_ID,          /* u: a row id */
+        SPWP_BANDB_DOUBLE,      /* d */
+        SPWP_BANDB_ADDR,        /* a: 16 bytes */
+} spwp_bandb_kind;
+
+typedef struct spwp_bandb_value {
+        spwp_bandb_kind kind;
+        union {
+                const char *s;
+                spw_usec_t t;
+                int64_t i;
+                uint64_t u;
+                double d;
+                const uint8_t *a;
+        };
+} spwp_bandb_value;
+
+/* What the garbage collector picks (spwp_bandb_driver.gc_pick). */
+typedef enum spwp_bandb_pick {
+        SPWP_BANDB_PICK_COUNT,          /* soft-deleted bans with id <= edge */
+        SPWP_BANDB_PICK_AGE,            /* bans soft-deleted before cutoff */
+        SPWP_BANDB_PICK_SIGNALS,        /* signals without bans stored before cutoff */
+} spwp_bandb_pick;
+
+/* The named locks background work takes when many hosts share a database. */
+typedef enum spwp_bandb_lock {
+        SPWP_BANDB_LOCK_EXPIRE,
+        SPWP_BANDB_LOCK_GC,
+} spwp_bandb_lock;
+
+typedef struct spwp_bandb spwp_bandb;
+
+typedef struct spwp_bandb_driver {
+        const char *name;               /* "sqlite": the value of the `type` key */
+        const char *other_name;         /* the other backend's `type` */
+        const char *other_keys;         /* "give it %s": what the other backend needs */
+        /* Messages: error text as "msg (error N)" rather than "msg"; timer
+         * failures say what was being done. */
+        bool show_code;
+        bool timer_doing;
+        /* Probe for expired bans even inside the batch (a consistent read
+         * that takes no lock). */
+        bool probe_in_batch;
+        /* Log the stored row id with each stored signal (debug). */
+        bool log_row_id;
+        /* The lost batch: "<before>N<after>; the batch will be inserted again". */
+        const char *lost_before, *lost_after;
+        /* After a failed deletion on a lost connection. */
+        const char *lost_delete;
+
+        /* Errors: transient (worth retrying) and the errno of a code. */
+        bool (*transient)(unsigned code);
+        int (*to_errno)(unsigned code);
+
+        /* A connection that works, opened again if it was lost (NULL: the
+         * connection cannot be lost). Sets b->e on failure; connect_errno()
+         * and advice() describe it. */
+        int (*ensure)(spwp_bandb *b);
+        int (*connect_errno)(unsigned code);
+        const char *(*advice)(unsigned code);
+        /* The connection was lost (the next ensure() reconnects). NULL: never. */
+        bool (*lost)(spwp_bandb *b);
+
+        /* Transactions. begin/commit set b->e on failure; rollback rolls back
+         * whatever is open, if the connection can, and keeps b->e;
+         * txn_alive says whether our transaction survived a failure. */
+        int (*begin)(spwp_bandb *b, const char *doing);
+        int (*commit)(spwp_bandb *b);
+        void (*rollback)(spwp_bandb *b);
+        bool (*txn_alive)(spwp_bandb *b);
+        /* The savepoint around several soft-deletes: open, release, or roll
+         * back to it and release it (keeping b->e). */
+        int (*savepoint)(spwp_bandb *b, const char *doing);
+        int (*release)(spwp_bandb *b, const char *doing);
+        void (*rollback_to)(spwp_bandb *b);
+
+        /* Run a statement that returns no rows; *changed (if not NULL) is
+         * the number of rows written. */
+        int (*run)(spwp_bandb *b, spwp_bandb_query q, const spwp_bandb_value *v, size_t n, uint64_t *changed,
+                   const char *doing);
+        /* The id the last run of q inserted. */
+        uint64_t (*last_id)(spwp_bandb *b, spwp_bandb_query q);
+        /* A SELECT of one integer: *found false if no row. */
+        int (*select_int)(spwp_bandb *b, spwp_bandb_query q, const spwp_bandb_value *v, size_t n, int64_t *ret,
+                          bool *found, const char *doing);
+
+        /* read_at: start, then next() 1 per row (columns read with col_*),
+         * 0 at the end, -1 on failure; end() with how it ended (0 done, 1
+         * stopped by the callback, -1 failed). */
+        int (*read_start)(spwp_bandb *b, spw_usec_t at);
+        int (*read_next)(spwp_bandb *b);
+        const char *(*col_text)(spwp_bandb *b, int col);
+        int64_t (*col_int)(spwp_bandb *b, int col);
+        void (*col_time)(spwp_bandb *b, int col, spw_usec_t *ret);
+        void (*read_end)(spwp_bandb *b, int how);
+
+        /* Garbage collection: pick up to SPWP_BANDB_CHUNK_ROWS rows
+         * (*picked), then, inside a transaction, remove them with the
+         * signals left without bans and their event sequences. */
+        int (*gc_pick)(spwp_bandb *b, spwp_bandb_pick what, int64_t edge, spw_usec_t cutoff, uint64_t *picked);
+        int (*gc_delete)(spwp_bandb *b, bool bans, uint64_t *n_bans, uint64_t *n_signals, uint64_t *n_events);
+
+        /* Named locks for background work (NULL: one host per database). */
+        int (*try_lock)(spwp_bandb *b, spwp_bandb_lock which, bool *got);
+        void (*unlock)(spwp_bandb *b, spwp_bandb_lock which);
+} spwp_bandb_driver;
+
+struct spwp_bandb {
+        const spwp_bandb_driver *drv;
+        spw_ctx *ctx;
+        const struct spw_host *host;
+        const char *where;              /* the database, for messages (the driver's) */
+        spwp_bandb_keys keys;           /* flush, max_records, max_records_age, debug */
+
+        /* the batch */
+        bool in_txn;                    /* our transaction is open */
+        bool dirty;                     /* something was written in it */
+        bool batch_lost;                /* it was lost dirty: the next flush says so */
+        uint64_t n_pending;             /* inserts since the last flush */
+
+        spwp_bandb_error e;             /* the last failure */
+
+        /* totals for `spillwayctl status` */
+        uint64_t n_expired, n_collected;
+};
+
+/* Allocate a driver's instance of `size` bytes (starting with a spwp_bandb)
+ * and set its core up. Returns 0 or a negative errno (with the host's error
+ * set). */
+int spwp_bandb_new(const spwp_bandb_driver *drv, size_t size, spw_ctx *ctx, const struct spw_host *host,
+                   spwp_bandb **ret);
+
+/* Read the config: the core's keys itself, the rest through driver_key,
+ * which returns 1 (taken), 0 (not its key: warned about and ignored),
+ * -EINVAL with *expected set (the core reports it), or another negative
+ * errno with the host's error set. */
+int spwp_bandb_configure(spwp_bandb *b, const spw_kv *config, size_t n_config,
+                         int (*driver_key)(spwp_bandb *b, const char *key, const char *value, const char **expected));
+
+/* "config key K: expected E, got "V"; the backend is not started". Returns -EINVAL. */
+int spwp_bandb_config_error(spwp_bandb *b, const char *key, const char *value, const char *expected);
+
+/* At shutdown: roll back a batch that was never flushed, with a warning.
+ * The driver then closes its connection and frees the instance. */
+void spwp_bandb_close(spwp_bandb *b);
+
+/* The host's set_error(), log() and set_status() (when the host has it),
+ * for the drivers. */
+void spwp_bandb_set_error(spwp_bandb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void spwp_bandb_log(spwp_bandb *b, int priority, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void spwp_bandb_status(spwp_bandb *b, const char *key, const char *value);
+/* A number for set_status(). */
+void spwp_bandb_status_u64(spwp_bandb *b, const char *key, uint64_t v);
+
+/* The plugin entry points (userdata is the spwp_bandb). */
+int spwp_bandb_insert(void *userdata, const spw_signal *sig);
+int spwp_bandb_flush(void *userdata);
+int spwp_bandb_start_autocommit(void *userdata);
+int spwp_bandb_read_at(void *userdata, spw_usec_t at, spw_row_fn fn, void *fn_userdata);
+int spwp_bandb_delete_target(void *userdata, const char *target, uint64_t *count);
+int spwp_bandb_delete_all(void *userdata, uint64_t *count);
+
+/* The operations every driver has, named op_NAME in the driver's file. */
+#define SPWP_BANDB_DRIVER_OPS                   \
+        .transient = op_transient,              \
+        .to_errno = op_to_errno,                \
+        .begin = op_begin,                      \
+        .commit = op_commit,                    \
+        .rollback = op_rollback,                \
+        .txn_alive = op_txn_alive,              \
+        .savepoint = op_savepoint,              \
+        .release = op_release,                  \
+        .rollback_to = op_rollback_to,          \
+        .run = op_run,                          \
+        .last_id = op_last_id,                  \
+        .select_int = op_select_int,            \
+        .read_start = op_read_start,            \
+        .read_next = op_read_next,              \
+        .col_text = op_col_text,                \
+        .col_int = op_col_int,                  \
+        .col_time = op_col_time,                \
+        .read_end = op_read_end,                \
+        .gc_pick = op_gc_pick,                  \
+        .gc_delete = op_gc_delete
+
+/* The descriptor members the core provides. */
+#define SPWP_BANDB_BACKEND_OPS                                  \
+        .insert = spwp_bandb_insert,                            \
+        .flush = spwp_bandb_flush,                              \
+        .start_autocommit = spwp_bandb_start_autocommit,        \
+        .read_at = spwp_bandb_read_at,                          \
+        .delete_target = spwp_bandb_delete_target,              \
+        .delete_all = spwp_bandb_delete_all
+
+_Static_assert((int) _SPWP_BANDB_EVENT_MAX <= (int) _SPWP_BANDB_SIG_MAX &&
+               (int) _SPWP_BANDB_BAN_MAX <= (int) _SPWP_BANDB_SIG_MAX,
+               "the signal's parameters are the most: arrays of _SPWP_BANDB_SIG_MAX hold any statement's");

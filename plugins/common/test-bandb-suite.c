@@ -1,0 +1,905 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The ban-database test suite (see test-bandb-suite.h): the tests the
+ * sqlite and mysql backends share, written once against the suite's hooks.
+ * Each test makes its own database, opens the plugin on it through a
+ * testhost whose clock starts at T0, and looks at the stored rows through
+ * the test's own connection.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <dlfcn.h>
+
+#include "test-bandb-suite.h"
+#include "testhost.h"
+#include "tests.h"
+
+static const bandb_suite *S;
+static const struct spw_backend *plugin;
+
+/* ------------------------------------------------------------ fixtures */
+
+double bandb_now_sec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+int bandb_fixture_openv(const bandb_suite *suite, fixture *f, const char *db, const spw_kv *kv, size_t n) {
+        f->plugin = suite->plugin;
+        f->self = NULL;
+        f->host = NULL;
+        return suite->open(f, db, kv, n);
+}
+
+int bandb_fixture_open(const bandb_suite *suite, fixture *f, const char *db, ...) {
+        spw_kv kv[16];
+        size_t n = 0;
+        va_list ap;
+        const char *k;
+
+        va_start(ap, db);
+        while ((k = va_arg(ap, const char *)) && n < 16) {
+                kv[n].key = k;
+                kv[n++].value = va_arg(ap, const char *);
+        }
+        va_end(ap);
+        return bandb_fixture_openv(suite, f, db, kv, n);
+}
+
+void bandb_fixture_close(const bandb_suite *suite, fixture *f) {
+        if (f->self)
+                suite->plugin->shutdown(f->self);
+        f->self = NULL;
+        if (f->host && suite->closing)
+                suite->closing(f);
+        testhost_free(f->host);
+        f->host = NULL;
+}
+
+void *bandb_suite_load(bandb_suite *suite, int argc, char **argv) {
+        const struct spw_backend *(*entry)(void);
+        void *h;
+
+        if (argc < 3) {
+                fprintf(stderr, "usage: %s PATH/TO/%s.so PATH/TO/README.md\n", argv[0], suite->name);
+                exit(2);
+        }
+        h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+                fprintf(stderr, "%s\n", dlerror());
+                exit(1);
+        }
+        entry = (const struct spw_backend *(*)(void)) dlsym(h, SPW_BACKEND_ENTRY_SYMBOL);
+        CHECK(entry);
+        suite->plugin = entry();
+        suite->plugin_path = argv[1];
+        suite->readme = argv[2];
+        return h;
+}
+
+void bandb_remove_tree(const char *dir) {
+        char cmd[600];
+
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        CHECK_EQ(system(cmd), 0);
+}
+
+#define fixture_open(f, db, ...) bandb_fixture_open(S, f, db, __VA_ARGS__)
+#define fixture_close(f) bandb_fixture_close(S, f)
+
+static void new_db(char *buf, size_t size) {
+        S->new_db(buf, size);
+}
+
+static void db_exec(const char *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void db_exec(const char *db, const char *fmt, ...) {
+        char sql[4096];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(sql, sizeof sql, fmt, ap);
+        va_end(ap);
+        S->exec(db, sql);
+}
+
+static int64_t q_int(const char *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int64_t q_int(const char *db, const char *fmt, ...) {
+        char sql[4096];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(sql, sizeof sql, fmt, ap);
+        va_end(ap);
+        return S->q_int(db, sql);
+}
+
+static const char *q_text(char *buf, size_t size, const char *db, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static const char *q_text(char *buf, size_t size, const char *db, const char *fmt, ...) {
+        char sql[4096];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(sql, sizeof sql, fmt, ap);
+        va_end(ap);
+        S->q_text(buf, size, db, sql);
+        return buf;
+}
+
+static const char *fmt_time(char buf[static 64], spw_usec_t t) {
+        return S->fmt_time(buf, t);
+}
+
+/* ------------------------------------------------------------ tests */
+
+/* The plugin exports its descriptor and nothing of its insides. */
+static void test_exports(void) {
+        void *h = dlopen(S->plugin_path, RTLD_NOW | RTLD_LOCAL);
+
+        CHECK(h);
+        CHECK(dlsym(h, SPW_BACKEND_ENTRY_SYMBOL));
+        for (const char *const *sym = S->hidden; *sym; sym++)
+                CHECK(!dlsym(h, *sym));
+        /* the plugins' shared helpers and the ban-database core stay inside the plugin */
+        CHECK(!dlsym(h, "spwp_parse_duration"));
+        CHECK(!dlsym(h, "spwp_bandb_keys_set"));
+        CHECK(!dlsym(h, "spwp_time_split"));
+        CHECK(!dlsym(h, "spwp_bandb_insert"));
+        CHECK(!dlsym(h, "spwp_bandb_configure"));
+        dlclose(h);
+}
+
+static void test_descriptor(void) {
+        const spw_config_key *k;
+        size_t n = 0;
+
+        CHECK_EQ(plugin->magic, SPW_BACKEND_MAGIC);
+        CHECK_EQ(plugin->abi_major, SPW_BACKEND_ABI_MAJOR);
+        CHECK_EQ(plugin->size, sizeof(struct spw_backend));
+        CHECK_STREQ(plugin->name, S->name);
+        CHECK(plugin->init && plugin->insert && plugin->flush && plugin->start_autocommit && plugin->read_at &&
+              plugin->delete_target && plugin->delete_all && plugin->shutdown);
+        for (k = plugin->config_keys; k->name; k++, n++)
+                CHECK(k->description && *k->description);
+        CHECK_EQ(n, S->n_keys);
+        for (size_t i = 0; i < n; i++) {
+                bool found = false;
+                for (k = plugin->config_keys; k->name; k++)
+                        found = found || strcmp(k->name, S->keys[i]) == 0;
+                CHECK(found);
+        }
+}
+
+/* README.md's table documents every key of the descriptor's table, with
+ * its type and default, and nothing else. */
+static void test_readme(void) {
+        const char *readme = S->readme;
+        static const char *const types[] = {
+                [SPW_CONFIG_STRING] = "string", [SPW_CONFIG_BOOL] = "bool", [SPW_CONFIG_INT] = "int",
+                [SPW_CONFIG_DURATION] = "duration", [SPW_CONFIG_ENUM] = "enum", [SPW_CONFIG_MAP] = "map",
+        };
+        char text[65536], line[1024];
+        size_t n, n_keys = 0;
+        FILE *f;
+
+        f = fopen(readme, "r");
+        CHECK(f);
+        n = fread(text, 1, sizeof text - 1, f);
+        text[n] = 0;
+        fclose(f);
+        for (const spw_config_key *k = plugin->config_keys; k->name; k++) {
+                char head[160];
+                const char *found, *end;
+
+                snprintf(head, sizeof head, "\n| `%s` | %s", k->name, types[k->type]);
+                found = strstr(text, head);
+                if (!found)
+                        fprintf(stderr, "README.md has no row \"%s\"\n", head + 1);
+                CHECK(found);
+                end = strchr(found + 1, '\n');
+                CHECK(end);
+                snprintf(line, sizeof line, "%.*s", (int) (end - found), found);
+                if (k->default_value)
+                        snprintf(head, sizeof head, "| `%s` |", k->default_value);
+                else
+                        snprintf(head, sizeof head, "| (none) |");
+                CHECK_CONTAINS(line, head);
+                if (k->choices) {
+                        char choices[128], *save = NULL;
+                        snprintf(choices, sizeof choices, "%s", k->choices);
+                        for (char *c = strtok_r(choices, "|", &save); c; c = strtok_r(NULL, "|", &save)) {
+                                snprintf(head, sizeof head, "`%s`", c);
+                                CHECK_CONTAINS(line, head);
+                        }
+                }
+                n_keys++;
+        }
+        {
+                const char *t = strstr(text, "| key | type | default | description |");
+                size_t table_rows = 0;
+
+                CHECK(t);
+                for (t = strchr(t, '\n') + 1; t && strncmp(t, "|", 1) == 0; t = strchr(t, '\n'), t = t ? t + 1 : NULL)
+                        if (strncmp(t, "| `", 3) == 0)
+                                table_rows++;
+                CHECK_EQ(table_rows, n_keys);
+        }
+}
+
+static void test_newer_schema_refused(void) {
+        fixture f;
+        char db[256];
+
+        new_db(db, sizeof db);
+        S->set_newer_version(db);
+        CHECK_EQ(fixture_open(&f, db, NULL), -EPROTO);
+        CHECK_CONTAINS(testhost_last_error(f.host), db);
+        CHECK_CONTAINS(testhost_last_error(f.host), "schema version 99 is newer than this plugin's (1)");
+        CHECK_CONTAINS(testhost_last_error(f.host), "upgrade the plugin");
+        fixture_close(&f);
+}
+
+/* A table CrowdSec never had the columns of: refused, not half-used. */
+static void test_foreign_tables_refused(void) {
+        fixture f;
+        char db[256];
+
+        new_db(db, sizeof db);
+        db_exec(db, "%s", S->foreign_table_sql);
+        CHECK_EQ(fixture_open(&f, db, NULL), -EBADMSG);
+        CHECK_CONTAINS(testhost_last_error(f.host), db);
+        CHECK_CONTAINS(testhost_last_error(f.host), S->foreign_table_error);
+        CHECK_CONTAINS(testhost_last_error(f.host), "do not have CrowdSec v0.3's layout");
+        /* untouched, and no leftovers */
+        CHECK_EQ(q_int(db, "%s", S->count_tables_sql), 1);
+        fixture_close(&f);
+}
+
+static void test_insert_rows(void) {
+        fixture f;
+        char db[256], buf[512], t[64];
+        sigbuf s;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.7", "crowdsecurity/ssh-bf", T0 + 3600 * SEC), SPW_INSERT_OK);
+        /* not visible to other connections before flush */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 0);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_OK(plugin->flush(f.self)); /* nothing pending: no-op */
+
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 1);
+        CHECK_STREQ(q_text(buf, sizeof buf, db,
+                           "SELECT CONCAT_WS('|', scenario, bucket_id, alert_message, events_count, source_ip,"
+                           " source_country, source_autonomous_system_number, capacity, leak_speed, reprocess,"
+                           " map_key, source_latitude) FROM signal_occurences"),
+                    "crowdsecurity/ssh-bf|sunny-flower|test alert|6|192.0.2.7|FR|64500|5|10000000000|0|key|48.85");
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT created_at FROM signal_occurences"), fmt_time(t, T0));
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT start_at FROM signal_occurences"), fmt_time(t, T0 - 20 * SEC));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences e JOIN signal_occurences s"
+                           " ON e.signal_occurence_id = s.id WHERE e.serialized = '{\"log\":\"x\"}'"), 1);
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT time FROM event_sequences"), fmt_time(t, T0 - 10 * SEC));
+        CHECK_STREQ(q_text(buf, sizeof buf, db,
+                           "SELECT CONCAT_WS('|', measure_source, measure_type, ip_text, reason, target_cn,"
+                           " target_as, target_as_name, HEX(start_ip))"
+                           " FROM ban_applications b JOIN signal_occurences s ON s.id = b.signal_occurence_id"),
+                    "local|ban|192.0.2.7|crowdsecurity/ssh-bf|FR|64500|Example AS|00000000000000000000FFFFC0000207");
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT until FROM ban_applications"), fmt_time(t, T0 + 3600 * SEC));
+
+        /* a signal without bans is stored, signal and events */
+        CHECK_EQ(plugin->insert(f.self, mk_signal(&s, NULL, "no-remediation", 0)), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE scenario = 'no-remediation'"), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences"), 2);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 1);
+
+        /* `spillwayctl ban add`: a synthetic signal, one ban, no events */
+        memset(&s, 0, sizeof s);
+        s.ban = (spw_ban) { .measure_source = "cscli", .measure_type = "ban", .until = T0 + 600 * SEC,
+                            .start_ip = { [10] = 0xff, [11] = 0xff, 203, 0, 113, 9 },
+                            .end_ip = { [10] = 0xff, [11] = 0xff, 203, 0, 113, 9 },
+                            .ip_text = "203.0.113.9", .reason = "manual ban", .scenario = "manual ban" };
+        s.sig = (spw_signal) { .size = sizeof(spw_signal), .id = 999, .scenario = "manual ban",
+                               .bans = &s.ban, .n_bans = 1 };
+        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        {
+                rows rs = read_at(&f, T0);
+                CHECK_EQ(rs.n, 2);
+                CHECK_STREQ(rs.r[0].iptext, "203.0.113.9");
+                CHECK_STREQ(rs.r[0].source, "cscli");
+                CHECK_STREQ(rs.r[0].reason, "manual ban");
+                CHECK_STREQ(rs.r[0].cn, "(null)");
+                CHECK_EQ(rs.r[0].as_number, 0);
+                CHECK_EQ(rs.r[0].events_count, 0);
+                CHECK_EQ(rs.r[0].until, T0 + 600 * SEC);
+        }
+
+        /* a ban without a target is rejected, naming why */
+        s.ban.ip_text = NULL;
+        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_REJECT);
+        CHECK_CONTAINS(testhost_last_error(f.host), "without ip_text");
+        /* debug is off: no per-signal lines */
+        CHECK(!strstr(testhost_log(f.host), "stored signal"));
+        fixture_close(&f);
+}
+
+static void test_debug_log(void) {
+        fixture f;
+        char db[256];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, "debug", "true", NULL));
+        CHECK_EQ(insert(&f, "192.0.2.1", "scn", T0 + SEC), SPW_INSERT_OK);
+        CHECK_CONTAINS(testhost_log(f.host), "7 stored signal");
+        CHECK_CONTAINS(testhost_log(f.host), "scenario scn, source 192.0.2.1, 1 ban(s), 1 event(s)");
+        fixture_close(&f);
+}
+
+static void test_supersede(void) {
+        fixture f;
+        char db[256], buf[256], t[64];
+        rows rs;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.7", "first", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.70", "other", T0 + 3600 * SEC), SPW_INSERT_OK);
+        advance(&f, 10 * SEC);
+        CHECK_EQ(insert(&f, "192.0.2.7", "second", T0 + 7200 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE ip_text = '192.0.2.7'"), 2);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE ip_text = '192.0.2.7' AND deleted_at IS NULL"), 1);
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT deleted_at FROM ban_applications WHERE reason = 'first'"),
+                    fmt_time(t, T0 + 10 * SEC));
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT updated_at FROM ban_applications WHERE reason = 'first'"),
+                    fmt_time(t, T0 + 10 * SEC));
+        /* an exact match only */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'other' AND deleted_at IS NULL"), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 3);
+
+        rs = read_at(&f, testhost_time(f.host));
+        CHECK_EQ(rs.n, 2);
+        CHECK_STREQ(rs.r[0].iptext, "192.0.2.7");
+        CHECK_STREQ(rs.r[0].reason, "second");
+        CHECK_EQ(rs.r[0].bancount, 1);
+        CHECK_STREQ(rs.r[1].iptext, "192.0.2.70");
+
+        /* ip_text compares bytewise: another spelling is another target */
+        CHECK_EQ(insert(&f, "2001:db8::1", "lower", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "2001:DB8::1", "upper", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason IN ('lower', 'upper')"
+                           " AND deleted_at IS NULL"), 2);
+        fixture_close(&f);
+}
+
+static void test_read_at(void) {
+        fixture f;
+        char db[256];
+        rows rs;
+        sigbuf s;
+        uint64_t n = 0;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        /* T0:       A until T0+1h, B until T0+3h
+         * T0+10s:   A again (until T0+2h): supersedes the first A
+         * T0+20s:   C until T0+30m, deleted at T0+40s */
+        CHECK_EQ(insert(&f, "192.0.2.1", "a1", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "2001:db8::/64", "b", T0 + 3 * 3600 * SEC), SPW_INSERT_OK);
+        advance(&f, 10 * SEC);
+        mk_signal(&s, "192.0.2.1", "a2", T0 + 2 * 3600 * SEC);
+        s.sig.events_count = 42;
+        s.ban.measure_type = "simulation:ban";
+        s.ban.measure_source = "api";
+        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_OK);
+        advance(&f, 10 * SEC);
+        CHECK_EQ(insert(&f, "198.51.100.4", "c", T0 + 1800 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        advance(&f, 20 * SEC);
+        CHECK_OK(plugin->delete_target(f.self, "198.51.100.4", &n));
+        CHECK_EQ(n, 1);
+        CHECK_OK(plugin->flush(f.self));
+
+        /* now (T0+40s): A (a2) and B; newest first */
+        rs = read_at(&f, T0 + 40 * SEC);
+        CHECK_EQ(rs.n, 2);
+        CHECK_STREQ(rs.r[0].iptext, "192.0.2.1");
+        CHECK_STREQ(rs.r[0].reason, "a2");
+        CHECK_STREQ(rs.r[0].action, "simulation:ban");
+        CHECK_STREQ(rs.r[0].source, "api");
+        CHECK_STREQ(rs.r[0].cn, "FR");
+        CHECK_STREQ(rs.r[0].as, "Example AS");
+        CHECK_EQ(rs.r[0].as_number, 64500);
+        CHECK_EQ(rs.r[0].events_count, 42);
+        CHECK_EQ(rs.r[0].until, T0 + 2 * 3600 * SEC);
+        CHECK_EQ(rs.r[0].bancount, 1);
+        CHECK_STREQ(rs.r[1].iptext, "2001:db8::/64");
+        CHECK_EQ(rs.r[1].events_count, 6);
+
+        /* T0+30s: C was not deleted yet */
+        rs = read_at(&f, T0 + 30 * SEC);
+        CHECK_EQ(rs.n, 3);
+        CHECK_STREQ(rs.r[0].iptext, "198.51.100.4");
+
+        /* T0+5s: the first A was still active: two bans for A, one row,
+         * the newest ban's fields */
+        rs = read_at(&f, T0 + 5 * SEC);
+        CHECK_EQ(rs.n, 3);
+        CHECK_STREQ(rs.r[0].iptext, "198.51.100.4");
+        CHECK_STREQ(rs.r[1].iptext, "192.0.2.1");
+        CHECK_STREQ(rs.r[1].reason, "a2");
+        CHECK_EQ(rs.r[1].bancount, 2);
+
+        /* T0+1h30: C expired; A and B */
+        CHECK_EQ(read_at(&f, T0 + 5400 * SEC).n, 2);
+        /* exactly at until: still active (until >= at) */
+        CHECK_EQ(read_at(&f, T0 + 2 * 3600 * SEC).n, 2);
+        /* T0+2h30: only B */
+        rs = read_at(&f, T0 + 9000 * SEC);
+        CHECK_EQ(rs.n, 1);
+        CHECK_STREQ(rs.r[0].iptext, "2001:db8::/64");
+        /* T0+4h: none */
+        CHECK_EQ(read_at(&f, T0 + 4 * 3600 * SEC).n, 0);
+        fixture_close(&f);
+}
+
+static int stop_after_first(const spw_ban_row *br, void *userdata) {
+        (*(int *) userdata)++;
+        return 7;
+}
+
+static void test_read_at_stop(void) {
+        fixture f;
+        char db[256];
+        int calls = 0;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        for (int i = 0; i < 50; i++) {
+                char ip[32];
+                snprintf(ip, sizeof ip, "192.0.2.%d", i);
+                CHECK_EQ(insert(&f, ip, "a", T0 + 3600 * SEC), SPW_INSERT_OK);
+        }
+        /* reads see the open batch (same connection) */
+        CHECK_EQ(plugin->read_at(f.self, T0, stop_after_first, &calls), 7);
+        CHECK_EQ(calls, 1);
+        /* the rest of the rows were read off the wire: the connection works */
+        CHECK_EQ(read_at(&f, T0).n, 50);
+        CHECK_EQ(insert(&f, "192.0.2.200", "b", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 51);
+        fixture_close(&f);
+}
+
+static void test_delete(void) {
+        fixture f;
+        char db[256];
+        uint64_t n = 99;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.7", "a", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.70", "b", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "2001:db8::/64", "c", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "2001:db8::1", "d", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+
+        /* no batch open: the delete is durable on return */
+        advance(&f, SEC);
+        CHECK_OK(plugin->delete_target(f.self, "192.0.2.7", &n));
+        CHECK_EQ(n, 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NOT NULL"), 1);
+        CHECK_OK(plugin->delete_target(f.self, "192.0.2.7", &n));
+        CHECK_EQ(n, 0);
+        CHECK_OK(plugin->delete_target(f.self, "2001:db8::/64", &n));
+        CHECK_EQ(n, 1);
+        CHECK_OK(plugin->delete_target(f.self, "10.0.0.1", &n));
+        CHECK_EQ(n, 0);
+        CHECK_EQ(plugin->delete_target(f.self, "", &n), -EINVAL);
+        CHECK_EQ(read_at(&f, testhost_time(f.host)).n, 2);
+        /* soft deletes: rows kept, and read_at before the deletion still sees them */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 4);
+        CHECK_EQ(read_at(&f, T0).n, 4);
+
+        /* inside an open batch, the delete joins it and flush commits it */
+        CHECK_EQ(insert(&f, "203.0.113.1", "e", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->delete_all(f.self, &n));
+        CHECK_EQ(n, 3);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 2);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 0);
+        CHECK_EQ(read_at(&f, testhost_time(f.host)).n, 0);
+        CHECK_OK(plugin->delete_all(f.self, &n));
+        CHECK_EQ(n, 0);
+        fixture_close(&f);
+}
+
+static void test_expiry(void) {
+        fixture f;
+        char db[256], buf[256], t[64];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, "flush", "true", "max_records", "0", "max_records_age", "0", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        CHECK_EQ(testhost_n_timers(f.host), 1); /* expiry only: GC disabled */
+        CHECK_EQ(insert(&f, "192.0.2.1", "short", T0 + 10 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.2", "long", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+
+        advance(&f, 5 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 2);
+
+        advance(&f, 6 * SEC); /* T0 + 11s: "short" is past until */
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 1);
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT deleted_at FROM ban_applications WHERE reason = 'short'"),
+                    fmt_time(t, T0 + 11 * SEC));
+        CHECK_STREQ(testhost_status(f.host, "expired"), "1");
+
+        /* with a batch open, expiry joins it */
+        advance(&f, 3600 * SEC);
+        CHECK_EQ(insert(&f, "192.0.2.3", "pending", T0 + 7200 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 1);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'pending' AND deleted_at IS NULL"), 1);
+
+        /* another host holds the expiry lock: this one skips its turn */
+        if (S->hold_lock) {
+                advance(&f, 7200 * SEC);
+                S->hold_lock(db, "expire", true);
+                CHECK_EQ(testhost_run_timers(f.host), 1);
+                CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 1);
+                S->hold_lock(db, "expire", false);
+                advance(&f, SEC);
+                CHECK_EQ(testhost_run_timers(f.host), 1);
+                CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 0);
+        }
+        fixture_close(&f);
+
+        /* flush: false: no expiry timer */
+        CHECK_OK(fixture_open(&f, db, "flush", "false", "max_records", "0", "max_records_age", "0", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        CHECK_EQ(testhost_n_timers(f.host), 0);
+        fixture_close(&f);
+
+        /* defaults: expiry and GC */
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        CHECK_EQ(testhost_n_timers(f.host), 2);
+        fixture_close(&f);
+}
+
+/* n bans, then DeleteAll (which soft-deletes every active ban). */
+static void fill_deleted(fixture *f, int n, const char *prefix) {
+        uint64_t count;
+        char ip[64];
+
+        for (int i = 0; i < n; i++) {
+                snprintf(ip, sizeof ip, "%s%d.%d", prefix, i / 250, i % 250);
+                CHECK_EQ(insert(f, ip, "gc", testhost_time(f->host) + 3600 * SEC), SPW_INSERT_OK);
+        }
+        CHECK_OK(plugin->delete_all(f->self, &count));
+        CHECK(count >= (uint64_t) n);
+        CHECK_OK(plugin->flush(f->self));
+}
+
+static void test_gc_by_count(void) {
+        fixture f;
+        char db[256];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, "flush", "false", "max_records", "5", "max_records_age", "0", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        CHECK_EQ(testhost_n_timers(f.host), 1);
+        fill_deleted(&f, 8, "10.0.");          /* ids 1..8, soft-deleted */
+        CHECK_EQ(insert(&f, "10.1.0.1", "active-old", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "10.1.0.2", "active-new", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal), .scenario = "bare" }),
+                 SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 10);
+
+        advance(&f, 59 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 0);
+        advance(&f, SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_OK(plugin->flush(f.self));
+        /* the newest 5 bans are ids 6..10; soft-deleted ones older than that go */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 5);
+        CHECK_EQ(q_int(db, "SELECT MIN(id) FROM ban_applications"), 6);
+        /* with their signals and event sequences, and nothing else */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 6);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE scenario = 'bare'"), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences"), 5);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences e WHERE NOT EXISTS"
+                           " (SELECT 1 FROM signal_occurences s WHERE s.id = e.signal_occurence_id)"), 0);
+        CHECK_CONTAINS(testhost_log(f.host), "garbage collection removed 5 soft-deleted ban(s) (5 beyond max_records 5");
+        CHECK_STREQ(testhost_status(f.host, "collected"), "5");
+
+        /* active bans are never collected, however many */
+        advance(&f, 60 * SEC);
+        for (int i = 0; i < 6; i++) {
+                char ip[32];
+                snprintf(ip, sizeof ip, "10.2.0.%d", i);
+                CHECK_EQ(insert(&f, ip, "active", T0 + 7200 * SEC), SPW_INSERT_OK);
+        }
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 8);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 8);
+
+        /* another host collecting: this one skips its turn */
+        if (S->hold_lock) {
+                fill_deleted(&f, 3, "10.3.");
+                S->hold_lock(db, "gc", true);
+                advance(&f, 60 * SEC);
+                CHECK_EQ(testhost_run_timers(f.host), 1);
+                CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 11);
+                CHECK_CONTAINS(testhost_log(f.host), "another host is collecting garbage; skipping this run");
+                S->hold_lock(db, "gc", false);
+                advance(&f, 60 * SEC);
+                CHECK_EQ(testhost_run_timers(f.host), 1);
+                CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 5);
+        }
+        fixture_close(&f);
+}
+
+static void test_gc_by_age(void) {
+        fixture f;
+        char db[256];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, "flush", "false", "max_records", "0", "max_records_age", "1h", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        fill_deleted(&f, 3, "10.0.");                       /* deleted at T0 */
+        CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal), .scenario = "bare-old" }),
+                 SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "10.9.0.1", "active-old", T0 + 5 * 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        advance(&f, 1800 * SEC);
+        fill_deleted(&f, 2, "10.1.");                       /* deleted at T0+30m, 10.9.0.1 too */
+        CHECK_EQ(insert(&f, "10.9.0.2", "active", T0 + 5 * 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal), .scenario = "bare-new" }),
+                 SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+
+        /* T0+1h10: the bans deleted at T0 are older than 1h, the others not */
+        testhost_set_time(f.host, T0 + 4200 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 4);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE ip_text LIKE '10.0.%%'"), 0);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE scenario = 'gc'"), 2);
+        /* a signal that never had a ban, older than max_records_age, goes too */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE scenario = 'bare-old'"), 0);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE scenario = 'bare-new'"), 1);
+        /* the signal of a ban that is kept is kept */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE scenario = 'active-old'"), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences e WHERE NOT EXISTS"
+                           " (SELECT 1 FROM signal_occurences s WHERE s.id = e.signal_occurence_id)"), 0);
+        CHECK_CONTAINS(testhost_log(f.host), "3 older than max_records_age");
+        fixture_close(&f);
+}
+
+/* More than one chunk, with and without a batch open. */
+static void test_gc_chunks(void) {
+        fixture f;
+        char db[256];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, "flush", "false", "max_records", "10", "max_records_age", "0", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        fill_deleted(&f, 2510, "10.5.");
+        advance(&f, 60 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);     /* no batch: three transactions of its own */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 10);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 10);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences"), 10);
+
+        fill_deleted(&f, 1500, "10.6.");
+        CHECK_EQ(insert(&f, "12.0.0.1", "pending", T0 + 7200 * SEC), SPW_INSERT_OK);
+        advance(&f, 60 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);     /* joins the open batch */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 1510);
+        CHECK_OK(plugin->flush(f.self));
+        /* the newest 10: 9 soft-deleted and the pending one */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 10);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'pending'"), 1);
+        fixture_close(&f);
+}
+
+static void test_ipv6(void) {
+        fixture f;
+        char db[256], buf[256];
+        rows rs;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(insert(&f, "2001:db8::/64", "v6 range", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "2001:db8:1::7", "v6 host", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.0/24", "v4 range", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "2001:db8::/64", "v6 range again", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+
+        CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT CONCAT(HEX(start_ip), '-', HEX(end_ip)) FROM ban_applications"
+                                                " WHERE reason = 'v6 range'"),
+                    "20010DB8000000000000000000000000-20010DB800000000FFFFFFFFFFFFFFFF");
+        /* addresses compare bytewise: which bans contain an address */
+        CHECK_STREQ(q_text(buf, sizeof buf, db,
+                           "SELECT GROUP_CONCAT(reason) FROM ban_applications WHERE deleted_at IS NULL AND"
+                           " X'20010db8000000000000abcdef000001' BETWEEN start_ip AND end_ip"),
+                    "v6 range again");
+        CHECK_STREQ(q_text(buf, sizeof buf, db,
+                           "SELECT GROUP_CONCAT(reason) FROM ban_applications WHERE"
+                           " X'00000000000000000000ffffc00002fe' BETWEEN start_ip AND end_ip"),
+                    "v4 range");
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE"
+                           " X'20010db8000100000000000000000007' BETWEEN start_ip AND end_ip"), 1);
+        /* the top of the address space: bytes above 0x7f compare unsigned */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE"
+                           " X'ff000000000000000000000000000000' BETWEEN start_ip AND end_ip"), 0);
+        rs = read_at(&f, T0);
+        CHECK_EQ(rs.n, 3);
+        CHECK_STREQ(rs.r[0].iptext, "2001:db8::/64");
+        CHECK_STREQ(rs.r[0].reason, "v6 range again");
+        fixture_close(&f);
+}
+
+/* Triggers (created by the test's connection, fired in the plugin's) make an insert
+ * fail after some of its rows are written: at the ban insert (after the
+ * signal and its events), and at the soft-delete of the older ban (its last
+ * step, after every insert). */
+static void test_insert_failure_keeps_batch(void) {
+        fixture f;
+        char db[256], expect[256];
+        sigbuf s;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        S->add_trigger(db, "fail_ban", false, "boom", "refused by test trigger");
+        S->add_trigger(db, "fail_supersede", true, "protected", "soft-delete refused by test trigger");
+
+        CHECK_EQ(insert(&f, "192.0.2.7", "kept", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.20", "protected", T0 + 3600 * SEC), SPW_INSERT_OK);
+
+        CHECK_EQ(insert(&f, "192.0.2.7", "boom", T0 + 3600 * SEC), SPW_INSERT_REJECT);
+        CHECK_CONTAINS(testhost_last_error(f.host), db);
+        snprintf(expect, sizeof expect, "refused by test trigger%s while inserting into ban_applications",
+                 S->trigger_code);
+        CHECK_CONTAINS(testhost_last_error(f.host), expect);
+        CHECK_CONTAINS(testhost_last_error(f.host), "signal rejected");
+
+        CHECK_EQ(insert(&f, "192.0.2.20", "replacement", T0 + 3600 * SEC), SPW_INSERT_REJECT);
+        snprintf(expect, sizeof expect, "soft-delete refused by test trigger%s while soft-deleting the targets' "
+                 "older active bans", S->trigger_code);
+        CHECK_CONTAINS(testhost_last_error(f.host), expect);
+
+        CHECK_EQ(insert(&f, "192.0.2.8", "after", T0 + 3600 * SEC), SPW_INSERT_OK);
+        /* the batch, seen from inside, holds exactly the good inserts */
+        CHECK_EQ(read_at(&f, T0).n, 3);
+        CHECK_OK(plugin->flush(f.self));
+
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 3);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences"), 3);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 3);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 3);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason IN ('kept', 'protected')"
+                           " AND deleted_at IS NULL"), 2);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE scenario IN ('boom', 'replacement')"), 0);
+
+        /* the same with a signal that fails first in a batch */
+        mk_signal(&s, "192.0.2.9", "boom", T0 + 3600 * SEC);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_REJECT);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 3);
+        fixture_close(&f);
+}
+
+/* A signal with several bans supersedes each target's older ban; if the
+ * second soft-delete fails, the first is undone with the rest. */
+static void test_multi_ban_signal(void) {
+        fixture f;
+        char db[256], expect[256];
+        spw_ban bans[2];
+        sigbuf s;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.7", "old ip", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.0/24", "old range", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "198.51.100.1", "other", T0 + 3600 * SEC), SPW_INSERT_OK);
+        advance(&f, SEC);
+        mk_signal(&s, "192.0.2.7", "new ip", T0 + 7200 * SEC);
+        bans[0] = s.ban;
+        mk_signal(&s, "192.0.2.0/24", "new range", T0 + 7200 * SEC);
+        bans[1] = s.ban;
+        s.sig.bans = bans;
+        s.sig.n_bans = 2;
+        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 3);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason LIKE 'new %%' AND deleted_at IS NULL"), 2);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason LIKE 'old %%' AND deleted_at IS NOT NULL"), 2);
+        CHECK_EQ(q_int(db, "SELECT COUNT(DISTINCT signal_occurence_id) FROM ban_applications WHERE reason LIKE 'new %%'"), 1);
+
+        S->add_trigger(db, "fail_supersede", true, "new range", "refused by test trigger");
+        advance(&f, SEC);
+        CHECK_EQ(insert(&f, "203.0.113.5", "in the batch", T0 + 7200 * SEC), SPW_INSERT_OK);
+        mk_signal(&s, "192.0.2.7", "newer ip", T0 + 7200 * SEC);
+        bans[0] = s.ban;
+        mk_signal(&s, "192.0.2.0/24", "newer range", T0 + 7200 * SEC);
+        bans[1] = s.ban;
+        s.sig.bans = bans;
+        s.sig.n_bans = 2;
+        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_REJECT);
+        snprintf(expect, sizeof expect, "refused by test trigger%s while soft-deleting", S->trigger_code);
+        CHECK_CONTAINS(testhost_last_error(f.host), expect);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason LIKE 'new %%' AND deleted_at IS NULL"), 2);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason LIKE 'newer %%'"), 0);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'in the batch'"), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 5);
+        fixture_close(&f);
+}
+
+static void test_shutdown_rolls_back(void) {
+        fixture f;
+        char db[256];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.1", "unflushed", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.2", "unflushed", T0 + 3600 * SEC), SPW_INSERT_OK);
+        plugin->shutdown(f.self);
+        f.self = NULL;
+        CHECK_CONTAINS(testhost_log(f.host), "shutting down with 2 signal(s) not flushed; rolled back");
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 0);
+        fixture_close(&f);
+}
+
+/* ------------------------------------------------------------ run */
+
+void bandb_suite_run_static(const bandb_suite *suite) {
+        S = suite;
+        plugin = suite->plugin;
+        test_exports();
+        test_descriptor();
+        test_readme();
+}
+
+void bandb_suite_run(const bandb_suite *suite) {
+        S = suite;
+        plugin = suite->plugin;
+        BANDB_RUN(test_newer_schema_refused);
+        BANDB_RUN(test_foreign_tables_refused);
+        BANDB_RUN(test_insert_rows);
+        BANDB_RUN(test_debug_log);
+        BANDB_RUN(test_supersede);
+        BANDB_RUN(test_read_at);
+        BANDB_RUN(test_read_at_stop);
+        BANDB_RUN(test_delete);
+        BANDB_RUN(test_expiry);
+        BANDB_RUN(test_gc_by_count);
+        BANDB_RUN(test_gc_by_age);
+        BANDB_RUN(test_gc_chunks);
+        BANDB_RUN(test_ipv6);
+        BANDB_RUN(test_insert_failure_keeps_batch);
+        BANDB_RUN(test_multi_ban_signal);
+        BANDB_RUN(test_shutdown_rolls_back);
+}
