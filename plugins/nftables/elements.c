@@ -372,8 +372,8 @@ static bool active(const elem *e, elems_usec_t now) {
         return e->until > now;
 }
 
-static int emit(elems *s, int op, elem *e) {
-        return s->emit ? s->emit(s->userdata, op, e) : 0;
+static int emit(elems *s, int op, elem *e, elems_usec_t in_kernel_until) {
+        return s->emit ? s->emit(s->userdata, op, e, in_kernel_until) : 0;
 }
 
 /* The in-kernel active range containing r (other than r itself), or NULL. */
@@ -400,7 +400,7 @@ static int demote_inside(elems *s, const nfaddr_range *r, elems_usec_t now) {
                         return k;
                 e->covered = true;
                 /* an expired one already left the kernel by itself */
-                if (active(e, now) && (k = emit(s, ELEMS_DEL, e)) < 0)
+                if (active(e, now) && (k = emit(s, ELEMS_DEL, e, e->until)) < 0)
                         return k;
         }
         return 0;
@@ -441,7 +441,7 @@ static int promote(elems *s, elems_usec_t now) {
                 if ((k = log_elem(s, true, &best->r, best, false)) < 0)
                         return k;
                 best->covered = false;
-                if ((k = emit(s, ELEMS_ADD, best)) < 0)
+                if ((k = emit(s, ELEMS_ADD, best, 0)) < 0)
                         return k;
         }
 }
@@ -472,11 +472,13 @@ int elems_put(elems *s, const nfaddr_range *r, elems_usec_t until, const char *t
                         elem_strings_free(&n);
                         return k;
                 }
+                elems_usec_t old = e->until;
                 n.covered = e->covered;
                 n.state = S_USED;
+                n.mark = e->mark;
                 *e = n;
                 /* replaced in one transaction (ELEMS_ADD replaces), never duplicated */
-                return e->covered ? 0 : emit(s, ELEMS_ADD, e);
+                return e->covered ? 0 : emit(s, ELEMS_ADD, e, old);
         }
         if (range) {
                 if (kernel_container(s, r, now))
@@ -491,7 +493,7 @@ int elems_put(elems *s, const nfaddr_range *r, elems_usec_t until, const char *t
                 return k;
         }
         e = table_insert(t, &n);
-        return e->covered ? 0 : emit(s, ELEMS_ADD, e);
+        return e->covered ? 0 : emit(s, ELEMS_ADD, e, 0);
 }
 
 int elems_remove(elems *s, const nfaddr_range *r, bool *found, elems_usec_t now) {
@@ -503,7 +505,7 @@ int elems_remove(elems *s, const nfaddr_range *r, bool *found, elems_usec_t now)
         *found = e != NULL;
         if (!e)
                 return 0;
-        if (!e->covered && (k = emit(s, ELEMS_DEL, e)) < 0)
+        if (!e->covered && (k = emit(s, ELEMS_DEL, e, e->until)) < 0)
                 return k;
         if ((k = log_elem(s, range, r, e, true)) < 0)
                 return k;
@@ -560,7 +562,7 @@ int elems_replay(elems *s, elems_usec_t now) {
                 for (size_t i = 0; i < t->cap; i++) {
                         elem *e = &t->slot[i];
                         int r;
-                        if (e->state == S_USED && !e->covered && active(e, now) && (r = emit(s, ELEMS_ADD, e)) < 0)
+                        if (e->state == S_USED && !e->covered && active(e, now) && (r = emit(s, ELEMS_ADD, e, 0)) < 0)
                                 return r;
                 }
         }

@@ -88,8 +88,11 @@ typedef struct elem {
 
 enum { ELEMS_ADD = 1, ELEMS_DEL = 2 };
 
-/* Called for each kernel change: op, the element (valid during the call). */
-typedef int (*elems_emit_fn)(void *userdata, int op, elem *e);
+/* Called for each kernel change: op, the element (valid during the call),
+ * and until when the kernel holds it already as far as the memory knows
+ * (0: not in the kernel), so the caller can choose the cheapest commands
+ * that cannot fail. */
+typedef int (*elems_emit_fn)(void *userdata, int op, elem *e, elems_usec_t in_kernel_until);
 
 typedef struct elems elems;
 

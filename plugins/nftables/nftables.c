@@ -81,6 +81,7 @@ typedef struct op {
         bool new_run;           /* starts a new group of commands */
         nfaddr_range r;
         int64_t until;
+        int64_t in_kernel_until;        /* 0: not in the kernel */
 } op;
 
 typedef struct strbuf {
@@ -111,7 +112,7 @@ typedef struct nft_backend {
         uint8_t last_kind;
         bool force_new_run;
         bool loading;                   /* adopting the kernel's elements: emit nothing */
-        strbuf batch, with[4], bare[4];
+        strbuf batch, pre[4], del[4], add[4];
 
         /* counters (pending ones become real at a successful flush) */
         uint64_t enforced, pending_enforced;
@@ -288,7 +289,7 @@ static int set_index(const nfaddr_range *r) {
 /* ---------------------------------------------------------------- the batch */
 
 /* elements.c tells what to change in the kernel: record it. */
-static int on_emit(void *userdata, int kind, elem *e) {
+static int on_emit(void *userdata, int kind, elem *e, int64_t in_kernel_until) {
         nft_backend *b = userdata;
         op *o;
 
@@ -303,7 +304,8 @@ static int on_emit(void *userdata, int kind, elem *e) {
                 b->cap_ops = cap;
         }
         o = &b->ops[b->n_ops++];
-        *o = (op) { .kind = (uint8_t) kind, .set = (uint8_t) set_index(&e->r), .r = e->r, .until = e->until };
+        *o = (op) { .kind = (uint8_t) kind, .set = (uint8_t) set_index(&e->r), .r = e->r, .until = e->until,
+                    .in_kernel_until = in_kernel_until };
         /* one group of commands takes many elements, but nft refuses the
          * same element twice in one list: a repeated target or another kind
          * of change starts a new group (e->mark: the last group it is in) */
@@ -323,26 +325,37 @@ static void batch_forget(nft_backend *b) {
         b->pending_enforced = b->pending_not_enforced = b->pending_refused = b->pending_expired = 0;
 }
 
-/* Write the commands of one group. */
-static int close_run(nft_backend *b, uint8_t kind) {
+/* Write the commands of one group: the elements that may or may not be in
+ * the kernel still (about to expire) are added first so that the delete
+ * cannot fail; the others are deleted only when known to be there and
+ * added when new. (Not "add, delete, add" for all: nft 1.0.6's cache then
+ * sees a deleted interval as present and refuses a range inside it.) */
+static int close_run(nft_backend *b) {
         int r = 0;
         for (int s = 0; s < 4 && r == 0; s++) {
-                if (!b->bare[s].len)
-                        continue;
-                /* an add before the delete, so the delete never finds nothing */
-                r = sb_printf(&b->batch, "add element %s %s %s { %s }\ndelete element %s %s %s { %s }\n", b->family,
-                              b->table, set_names[s], b->with[s].p, b->family, b->table, set_names[s], b->bare[s].p);
-                if (r == 0 && kind == ELEMS_ADD)
-                        r = sb_printf(&b->batch, "add element %s %s %s { %s }\n", b->family, b->table, set_names[s],
-                                      b->with[s].p);
-                sb_reset(&b->with[s]);
-                sb_reset(&b->bare[s]);
+                if (b->pre[s].len)
+                        r = sb_printf(&b->batch, "add element %s %s %s { %s }\n", b->family, b->table, set_names[s], b->pre[s].p);
+                if (r == 0 && b->del[s].len)
+                        r = sb_printf(&b->batch, "delete element %s %s %s { %s }\n", b->family, b->table, set_names[s], b->del[s].p);
+                if (r == 0 && b->add[s].len)
+                        r = sb_printf(&b->batch, "add element %s %s %s { %s }\n", b->family, b->table, set_names[s], b->add[s].p);
+                sb_reset(&b->pre[s]);
+                sb_reset(&b->del[s]);
+                sb_reset(&b->add[s]);
         }
         return r;
 }
 
+static int list_append(strbuf *l, const char *el, const char *timeout) {
+        return timeout ? sb_printf(l, "%s%s timeout %s", l->len ? ", " : "", el, timeout)
+                       : sb_printf(l, "%s%s", l->len ? ", " : "", el);
+}
+
+/* Within NEAR of its end, an element may expire in the kernel before the
+ * transaction runs. */
+#define NEAR (2 * SEC)
+
 static int build_batch(nft_backend *b, spw_usec_t now) {
-        uint8_t kind = 0;
         char el[128], to[64];
         int r = 0;
 
@@ -350,20 +363,25 @@ static int build_batch(nft_backend *b, spw_usec_t now) {
         for (size_t i = 0; i < b->n_ops && r == 0; i++) {
                 const op *o = &b->ops[i];
                 int64_t left_ms = (o->until - now) / 1000;
-                if (o->new_run && i > 0 && (r = close_run(b, kind)) < 0)
+                bool there = o->in_kernel_until > now + NEAR;                   /* surely in the kernel */
+                bool maybe = !there && o->in_kernel_until > now - NEAR;         /* perhaps */
+                if (o->new_run && i > 0 && (r = close_run(b)) < 0)
                         break;
-                kind = o->kind;
-                /* an addition that expired while it waited: nothing to add */
-                if (o->kind == ELEMS_ADD && left_ms <= 0)
-                        continue;
                 fmt_elem(&o->r, el, sizeof el);
-                fmt_timeout(to, sizeof to, o->kind == ELEMS_ADD ? left_ms : 1000);
-                r = sb_printf(&b->with[o->set], "%s%s timeout %s", b->with[o->set].len ? ", " : "", el, to);
-                if (r == 0)
-                        r = sb_printf(&b->bare[o->set], "%s%s", b->bare[o->set].len ? ", " : "", el);
+                if (maybe) {
+                        r = list_append(&b->pre[o->set], el, "1s");
+                        if (r == 0)
+                                r = list_append(&b->del[o->set], el, NULL);
+                } else if (there)
+                        r = list_append(&b->del[o->set], el, NULL);
+                /* an addition that expired while it waited: nothing to add */
+                if (r == 0 && o->kind == ELEMS_ADD && left_ms > 0) {
+                        fmt_timeout(to, sizeof to, left_ms);
+                        r = list_append(&b->add[o->set], el, to);
+                }
         }
         if (r == 0 && b->n_ops)
-                r = close_run(b, kind);
+                r = close_run(b);
         return r;
 }
 
@@ -976,8 +994,9 @@ static void nft_free(nft_backend *b) {
         free(b->ops);
         sb_free(&b->batch);
         for (int s = 0; s < 4; s++) {
-                sb_free(&b->with[s]);
-                sb_free(&b->bare[s]);
+                sb_free(&b->pre[s]);
+                sb_free(&b->del[s]);
+                sb_free(&b->add[s]);
         }
         free(b);
 }

@@ -18,7 +18,8 @@
 
 static char out[4096];
 
-static int record(void *userdata, int op, elem *e) {
+static int record(void *userdata, int op, elem *e, int64_t in_kernel_until) {
+        (void) in_kernel_until;
         char a[64], z[64];
         (void) userdata;
         nfaddr_format(e->r.start, a, sizeof a);
