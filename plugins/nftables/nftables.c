@@ -233,20 +233,27 @@ static void first_line(const char *s, char *buf, size_t size) {
         snprintf(buf, size, "%.*s", (int) (n < size ? n : size - 1), s);
 }
 
+/* nft's error text as a negative errno and a one-line reason for set_error. */
+static int report(nft_backend *b, const char *what, const char *e) {
+        char line[400];
+        int r;
+
+        if (!e || !*e)
+                e = "no message from libnftables";
+        r = strstr(e, "Operation not permitted") ? -EPERM : strstr(e, "No such file or directory") ? -ENOENT : -EIO;
+        /* nft prints "file:line:col: Error: ...", then the command and a caret */
+        first_line(e, line, sizeof line);
+        b->host->set_error(b->ctx, "%s in table %s %s failed: %s%s", what, b->family, b->table, line,
+                           r == -EPERM ? " (the daemon needs CAP_NET_ADMIN: install the spillway-plugin-nftables "
+                                         "drop-in, see the plugin's README)" : "");
+        return r;
+}
+
 /* Run commands as one transaction; on failure the reason goes to set_error. */
 static int run_cmds(nft_backend *b, const char *text, const char *what) {
         if (nft_run_cmd_from_buffer(b->nft, text) == 0)
                 return 0;
-        const char *e = nft_error(b);
-        char line[400];
-        int r = strstr(e, "Operation not permitted") ? -EPERM : strstr(e, "No such file or directory") ? -ENOENT : -EIO;
-        /* nft prints "file:line:col: Error: ...", then the command and a caret */
-        first_line(e, line, sizeof line);
-        b->host->set_error(b->ctx, "%s in table %s %s failed: %s", what, b->family, b->table, line);
-        if (r == -EPERM)
-                b->host->set_error(b->ctx, "%s in table %s %s failed: %s (the daemon needs CAP_NET_ADMIN: install the "
-                                   "spillway-plugin-nftables drop-in, see the plugin's README)", what, b->family, b->table, line);
-        return r;
+        return report(b, what, nft_ctx_get_error_buffer(b->nft));
 }
 
 static void fmt_timeout(char *buf, size_t size, int64_t ms) {
@@ -418,12 +425,9 @@ static int table_read(nft_backend *b, table_state *st) {
         snprintf(cmd, sizeof cmd, "list table %s %s", b->family, b->table);
         if (nft_run_cmd_from_buffer(b->nft_json, cmd) != 0) {
                 const char *e = nft_ctx_get_error_buffer(b->nft_json);
-                char line[300];
                 if (e && strstr(e, "No such file or directory"))
-                        return -ENOENT;
-                first_line(e ? e : "?", line, sizeof line);
-                b->host->set_error(b->ctx, "listing table %s %s failed: %s", b->family, b->table, line);
-                return e && strstr(e, "Operation not permitted") ? -EPERM : -EIO;
+                        return -ENOENT;         /* no table: not a failure here */
+                return report(b, "listing", e);
         }
         root = json_loads(nft_ctx_get_output_buffer(b->nft_json), 0, &jerr);
         arr = json_object_get(root, "nftables");
