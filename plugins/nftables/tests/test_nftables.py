@@ -159,6 +159,15 @@ def future_signal(ip, scenario="crowdsecurity/ssh-bf"):
     return s
 
 
+def stop_clean(d):
+    """Stop the daemon; it must exit 0 with no sanitizer report."""
+    rc = d.stop()
+    log = d.read_log()
+    assert rc == 0, "spillwayd exited %s:\n%s" % (rc, log[-3000:])
+    for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+        assert bad not in log, log[-5000:]
+
+
 def send(d, sig):
     c = d.client()
     try:
@@ -257,7 +266,7 @@ def test_bans_become_drops():
         assert status_value(d, "restored") >= 1
 
         # stop: the table stays (keep_on_stop), so a restart opens no gap
-        d.stop()
+        stop_clean(d)
         assert not NET.connects("2001:db8::7"), "the ban went away with the daemon (keep_on_stop: true)"
         d.start()
         wait_for(lambda: "kept in the kernel sets" in d.read_log(), 10, "the adoption of the kernel's elements")
@@ -268,7 +277,7 @@ def test_bans_become_drops():
         d.ctl("ban", "flush", check=0)
         for a in ("2001:db8::7", "192.0.2.20", "2001:db8::1:0:0:5"):
             assert NET.connects(a, timeout=2), "%s still dropped after `ban flush`" % a
-        d.stop()
+        stop_clean(d)
 
 
 def test_keep_on_stop_false_and_reject():
@@ -284,7 +293,7 @@ def test_keep_on_stop_false_and_reject():
         assert time.monotonic() - t0 < 1.0 * SLOW, "verdict reject did not answer quickly"
         listing = in_host(NFT, "list", "table", "inet", "spillway").stdout
         assert "hook forward priority filter - 5" in listing and "reject" in listing, listing
-        d.stop()
+        stop_clean(d)
         assert in_host(NFT, "list", "table", "inet", "spillway", check=False).returncode != 0, \
             "keep_on_stop: false left the table"
         assert NET.connects("192.0.2.7", timeout=2)
