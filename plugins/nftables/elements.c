@@ -373,6 +373,8 @@ static bool active(const elem *e, elems_usec_t now) {
 }
 
 static int emit(elems *s, int op, elem *e, elems_usec_t in_kernel_until) {
+        if (in_kernel_until && e->uncertain)
+                in_kernel_until = ELEMS_UNCERTAIN;
         return s->emit ? s->emit(s->userdata, op, e, in_kernel_until) : 0;
 }
 
@@ -402,6 +404,7 @@ static int demote_inside(elems *s, const nfaddr_range *r, elems_usec_t now) {
                 /* an expired one already left the kernel by itself */
                 if (active(e, now) && (k = emit(s, ELEMS_DEL, e, e->until)) < 0)
                         return k;
+                e->uncertain = false;
         }
         return 0;
 }
@@ -473,12 +476,18 @@ int elems_put(elems *s, const nfaddr_range *r, elems_usec_t until, const char *t
                         return k;
                 }
                 elems_usec_t old = e->until;
+                bool uncertain = e->uncertain;
                 n.covered = e->covered;
                 n.state = S_USED;
                 n.mark = e->mark;
                 *e = n;
                 /* replaced in one transaction (ELEMS_ADD replaces), never duplicated */
-                return e->covered ? 0 : emit(s, ELEMS_ADD, e, old);
+                if (e->covered)
+                        return 0;
+                e->uncertain = uncertain;       /* for this emit only */
+                k = emit(s, ELEMS_ADD, e, old);
+                e->uncertain = false;
+                return k;
         }
         if (range) {
                 if (kernel_container(s, r, now))
@@ -494,6 +503,25 @@ int elems_put(elems *s, const nfaddr_range *r, elems_usec_t until, const char *t
         }
         e = table_insert(t, &n);
         return e->covered ? 0 : emit(s, ELEMS_ADD, e, 0);
+}
+
+int elems_adopt(elems *s, const nfaddr_range *r, elems_usec_t until, bool covered, const char *text,
+                const char *reason, const char *source) {
+        bool range = memcmp(r->start, r->end, 16) != 0;
+        table *t = &s->t[range];
+        elem n = { .r = *r, .until = until, .covered = covered && range, .uncertain = true };
+        int k;
+
+        if (table_find(t, r))
+                return 0;
+        if ((k = strdup3(&n, text, reason, source)) < 0)
+                return k;
+        if ((k = table_reserve(t)) < 0) {
+                elem_strings_free(&n);
+                return k;
+        }
+        table_insert(t, &n);
+        return 0;
 }
 
 int elems_remove(elems *s, const nfaddr_range *r, bool *found, elems_usec_t now) {

@@ -83,6 +83,7 @@ typedef struct elem {
         char *source;           /* measure source ("local", "api") */
         uint64_t mark;          /* free for the emit callback */
         bool covered;           /* a range nested in a wider one in the kernel */
+        bool uncertain;         /* adopted: in the kernel unless it changed meanwhile */
         uint8_t state;          /* internal */
 } elem;
 
@@ -90,8 +91,9 @@ enum { ELEMS_ADD = 1, ELEMS_DEL = 2 };
 
 /* Called for each kernel change: op, the element (valid during the call),
  * and until when the kernel holds it already as far as the memory knows
- * (0: not in the kernel), so the caller can choose the cheapest commands
- * that cannot fail. */
+ * (0: not in the kernel; ELEMS_UNCERTAIN: perhaps, an adopted element), so
+ * the caller can choose the cheapest commands that cannot fail. */
+#define ELEMS_UNCERTAIN INT64_MIN
 typedef int (*elems_emit_fn)(void *userdata, int op, elem *e, elems_usec_t in_kernel_until);
 
 typedef struct elems elems;
@@ -103,6 +105,13 @@ elems *elems_free(elems *t);
  * Returns 0, -ENOMEM, or what emit returned. */
 int elems_put(elems *t, const nfaddr_range *r, elems_usec_t until, const char *text, const char *reason,
               const char *source, elems_usec_t now);
+
+/* Remember an element found in the kernel (or in a saved copy of this
+ * memory) without emitting anything; not undoable (call between batches).
+ * Its first change is emitted with ELEMS_UNCERTAIN. An element already
+ * remembered wins. */
+int elems_adopt(elems *t, const nfaddr_range *r, elems_usec_t until, bool covered, const char *text,
+                const char *reason, const char *source);
 
 /* Remove the element with exactly this range; *found set to whether there
  * was one (active or not). */

@@ -61,6 +61,7 @@
 #include <spillway/backend.h>
 
 #include "elements.h"
+#include "nlread.h"
 #include "spwp-config.h"
 
 #ifndef NFT_PLUGIN_VERSION
@@ -104,6 +105,7 @@ typedef struct nft_backend {
 
         struct nft_ctx *nft;            /* commands, text output */
         struct nft_ctx *nft_json;       /* terse JSON listings */
+        nlread *nl;                     /* cheap reads: table handle, rules and counters */
 
         elems *mem;
         op *ops;
@@ -111,7 +113,6 @@ typedef struct nft_backend {
         uint64_t run;                   /* current group of commands */
         uint8_t last_kind;
         bool force_new_run;
-        bool loading;                   /* adopting the kernel's elements: emit nothing */
         strbuf batch, pre[4], del[4], add[4];
 
         /* counters (pending ones become real at a successful flush) */
@@ -300,8 +301,6 @@ static int on_emit(void *userdata, int kind, elem *e, int64_t in_kernel_until) {
         nft_backend *b = userdata;
         op *o;
 
-        if (b->loading)
-                return 0;
         if (b->n_ops == b->cap_ops) {
                 size_t cap = b->cap_ops ? b->cap_ops * 2 : 1024;
                 op *n = realloc(b->ops, cap * sizeof *n);
@@ -370,8 +369,9 @@ static int build_batch(nft_backend *b, spw_usec_t now) {
         for (size_t i = 0; i < b->n_ops && r == 0; i++) {
                 const op *o = &b->ops[i];
                 int64_t left_ms = (o->until - now) / 1000;
-                bool there = o->in_kernel_until > now + NEAR;                   /* surely in the kernel */
-                bool maybe = !there && o->in_kernel_until > now - NEAR;         /* perhaps */
+                bool uncertain = o->in_kernel_until == ELEMS_UNCERTAIN;        /* adopted */
+                bool there = !uncertain && o->in_kernel_until > now + NEAR;     /* surely in the kernel */
+                bool maybe = uncertain || (!there && o->in_kernel_until > now - NEAR);
                 if (o->new_run && i > 0 && (r = close_run(b)) < 0)
                         break;
                 fmt_elem(&o->r, el, sizeof el);
@@ -396,6 +396,7 @@ static int build_batch(nft_backend *b, spw_usec_t now) {
 
 typedef struct table_state {
         bool exists;
+        uint64_t handle;
         bool set_ok[4], set_present[4];
         bool bans_chain;
         int rules[4];                   /* rules in `bans` using each set */
@@ -414,78 +415,104 @@ static bool json_has_flag(json_t *flags, const char *want) {
         return false;
 }
 
-/* The table as the kernel has it, without the elements. -ENOENT: no table. */
-static int table_read(nft_backend *b, table_state *st) {
-        char cmd[160];
-        json_t *root, *arr, *item;
+/* Run one listing command on the JSON context and parse its output. */
+static int list_json(nft_backend *b, const char *cmd, json_t **ret) {
         json_error_t jerr;
-        size_t i;
 
-        *st = (table_state) { 0 };
-        snprintf(cmd, sizeof cmd, "list table %s %s", b->family, b->table);
         if (nft_run_cmd_from_buffer(b->nft_json, cmd) != 0) {
                 const char *e = nft_ctx_get_error_buffer(b->nft_json);
                 if (e && strstr(e, "No such file or directory"))
-                        return -ENOENT;         /* no table: not a failure here */
+                        return -ENOENT;         /* not a failure here */
                 return report(b, "listing", e);
         }
-        root = json_loads(nft_ctx_get_output_buffer(b->nft_json), 0, &jerr);
-        arr = json_object_get(root, "nftables");
-        if (!json_is_array(arr)) {
-                json_decref(root);
-                b->host->set_error(b->ctx, "listing table %s %s: unexpected JSON from libnftables", b->family, b->table);
+        *ret = json_loads(nft_ctx_get_output_buffer(b->nft_json), 0, &jerr);
+        if (!json_is_array(json_object_get(*ret, "nftables"))) {
+                json_decref(*ret);
+                b->host->set_error(b->ctx, "listing table %s %s: unexpected JSON from libnftables: %s", b->family,
+                                   b->table, jerr.text);
                 return -EPROTO;
         }
+        return 0;
+}
+
+static void on_rule(const char *set, uint64_t packets, uint64_t bytes, void *userdata) {
+        table_state *st = userdata;
+        for (int s = 0; s < 4; s++)
+                if (!strcmp(set, set_names[s]))
+                        st->rules[s]++;
+        st->packets += packets;
+        st->bytes += bytes;
+}
+
+/* The table as the kernel has it, without the elements, at the same cost
+ * whatever the sets hold: the handle and the rules of `bans` (with their
+ * counters) through nlread, the sets and chains through nft's listings
+ * that do not fetch elements. -ENOENT: no table. */
+static int table_read(nft_backend *b, table_state *st) {
+        char cmd[160];
+        json_t *root, *item;
+        size_t i;
+        int r;
+
+        *st = (table_state) { 0 };
+        r = nlread_table(b->nl, b->table, &st->handle);
+        if (r == -ENOENT)
+                return r;
+        if (r < 0) {
+                b->host->set_error(b->ctx, "reading table %s %s failed: %s%s", b->family, b->table, strerror(-r),
+                                   r == -EPERM ? " (the daemon needs CAP_NET_ADMIN: install the spillway-plugin-nftables "
+                                                 "drop-in, see the plugin's README)" : "");
+                return r;
+        }
         st->exists = true;
-        json_array_foreach(arr, i, item) {
-                json_t *o;
-                if ((o = json_object_get(item, "set"))) {
-                        const char *name = json_string_value(json_object_get(o, "name"));
-                        const char *type = json_string_value(json_object_get(o, "type"));
-                        json_t *flags = json_object_get(o, "flags");
-                        for (int s = 0; s < 4; s++) {
-                                if (!name || strcmp(name, set_names[s]))
-                                        continue;
-                                st->set_present[s] = true;
-                                st->set_ok[s] = type && !strcmp(type, s % 2 ? "ipv6_addr" : "ipv4_addr") &&
-                                                json_has_flag(flags, "timeout") && json_has_flag(flags, "interval") == (s >= 2);
-                        }
-                } else if ((o = json_object_get(item, "chain"))) {
-                        const char *name = json_string_value(json_object_get(o, "name"));
-                        const char *hook = json_string_value(json_object_get(o, "hook"));
-                        json_t *prio = json_object_get(o, "prio");
-                        if (name && !strcmp(name, "bans"))
-                                st->bans_chain = true;
-                        for (int h = 0; h < 2; h++)
-                                if (name && !strcmp(name, hook_names[h])) {
-                                        st->chain_present[h] = true;
-                                        st->chain_ok[h] = hook && !strcmp(hook, hook_names[h]) && json_is_integer(prio) &&
-                                                          json_integer_value(prio) == b->priority;
-                                }
-                } else if ((o = json_object_get(item, "rule"))) {
-                        const char *chain = json_string_value(json_object_get(o, "chain"));
-                        json_t *expr = json_object_get(o, "expr"), *x;
-                        size_t j;
-                        int set = -1;
-                        if (!chain || strcmp(chain, "bans"))
+
+        snprintf(cmd, sizeof cmd, "list sets table %s %s", b->family, b->table);
+        if ((r = list_json(b, cmd, &root)) < 0)
+                return r == -ENOENT ? 0 : r;
+        json_array_foreach(json_object_get(root, "nftables"), i, item) {
+                json_t *o = json_object_get(item, "set");
+                const char *name = json_string_value(json_object_get(o, "name"));
+                const char *tab = json_string_value(json_object_get(o, "table"));
+                const char *type = json_string_value(json_object_get(o, "type"));
+                json_t *flags = json_object_get(o, "flags");
+                if (!name || !tab || strcmp(tab, b->table))
+                        continue;
+                for (int s = 0; s < 4; s++) {
+                        if (strcmp(name, set_names[s]))
                                 continue;
-                        json_array_foreach(expr, j, x) {
-                                json_t *m = json_object_get(x, "match"), *c = json_object_get(x, "counter");
-                                const char *right = json_string_value(json_object_get(m, "right"));
-                                if (right && right[0] == '@')
-                                        for (int s = 0; s < 4; s++)
-                                                if (!strcmp(right + 1, set_names[s]))
-                                                        set = s;
-                                if (c) {
-                                        st->packets += (uint64_t) json_integer_value(json_object_get(c, "packets"));
-                                        st->bytes += (uint64_t) json_integer_value(json_object_get(c, "bytes"));
-                                }
-                        }
-                        if (set >= 0)
-                                st->rules[set]++;
+                        st->set_present[s] = true;
+                        st->set_ok[s] = type && !strcmp(type, s % 2 ? "ipv6_addr" : "ipv4_addr") &&
+                                        json_has_flag(flags, "timeout") && json_has_flag(flags, "interval") == (s >= 2);
                 }
         }
         json_decref(root);
+
+        snprintf(cmd, sizeof cmd, "list chains %s", b->family);
+        if ((r = list_json(b, cmd, &root)) < 0)
+                return r == -ENOENT ? 0 : r;
+        json_array_foreach(json_object_get(root, "nftables"), i, item) {
+                json_t *o = json_object_get(item, "chain");
+                const char *name = json_string_value(json_object_get(o, "name"));
+                const char *tab = json_string_value(json_object_get(o, "table"));
+                const char *hook = json_string_value(json_object_get(o, "hook"));
+                json_t *prio = json_object_get(o, "prio");
+                if (!name || !tab || strcmp(tab, b->table))
+                        continue;
+                if (!strcmp(name, "bans"))
+                        st->bans_chain = true;
+                for (int h = 0; h < 2; h++)
+                        if (!strcmp(name, hook_names[h])) {
+                                st->chain_present[h] = true;
+                                st->chain_ok[h] = hook && !strcmp(hook, hook_names[h]) && json_is_integer(prio) &&
+                                                  json_integer_value(prio) == b->priority;
+                        }
+        }
+        json_decref(root);
+
+        if (st->bans_chain && (r = nlread_rules(b->nl, b->table, "bans", on_rule, st)) < 0 && r != -ENOENT) {
+                b->host->set_error(b->ctx, "reading the rules of table %s %s failed: %s", b->family, b->table, strerror(-r));
+                return r;
+        }
         return 0;
 }
 
@@ -506,7 +533,7 @@ static bool table_complete(const nft_backend *b, const table_state *st) {
 /* Create what is missing and (re)write the chains, in one transaction:
  * the sets and their elements stay; rules are rewritten, so a changed
  * priority, hook or verdict takes effect without a gap. */
-static int table_setup(nft_backend *b) {
+static int table_setup(nft_backend *b, bool *existed) {
         table_state st;
         strbuf t = { 0 };
         const char *F = b->family, *T = b->table;
@@ -515,6 +542,8 @@ static int table_setup(nft_backend *b) {
         r = table_read(b, &st);
         if (r < 0 && r != -ENOENT)
                 return r;
+        if (existed)
+                *existed = st.exists;
         r = sb_printf(&t, "add table %s %s\nadd chain %s %s bans\nflush chain %s %s bans\n", F, T, F, T, F, T);
         for (int h = 0; h < 2 && r == 0; h++)
                 if (st.chain_present[h])
@@ -545,73 +574,198 @@ static int table_setup(nft_backend *b) {
         return r;
 }
 
-/* Adopt the elements a previous run left in the sets (keep_on_stop), so
- * that replacements, ranges and read_at know them. */
-static int table_adopt(nft_backend *b, spw_usec_t now) {
-        size_t adopted = 0;
+/* Parse an element as nft's JSON writes it ("1.2.3.4", {"prefix": ...},
+ * {"range": [lo, hi]}). */
+static bool json_elem(json_t *val, nfaddr_range *rg) {
+        nfaddr_range z;
+        char txt[128];
+
+        if (json_is_string(val))
+                return nfaddr_parse(json_string_value(val), true, rg) == 0;
+        if (json_object_get(val, "prefix")) {
+                json_t *p = json_object_get(val, "prefix");
+                const char *a = json_string_value(json_object_get(p, "addr"));
+                snprintf(txt, sizeof txt, "%s/%" JSON_INTEGER_FORMAT, a ? a : "?", json_integer_value(json_object_get(p, "len")));
+                return nfaddr_parse(txt, true, rg) == 0;
+        }
+        if (json_is_array(json_object_get(val, "range"))) {
+                json_t *ra = json_object_get(val, "range");
+                const char *lo = json_string_value(json_array_get(ra, 0)), *hi = json_string_value(json_array_get(ra, 1));
+                if (!lo || !hi || nfaddr_parse(lo, true, rg) < 0 || nfaddr_parse(hi, true, &z) < 0)
+                        return false;
+                memcpy(rg->end, z.end, 16);
+                return true;
+        }
+        return false;
+}
+
+/* Adopt the elements the kernel sets hold. Slow for big sets: the kernel
+ * dumps a hash set by walking it from the start for every message, so a
+ * listing of n elements costs O(n^2 / 300); used when the saved copy
+ * (state_load) is missing or stale. */
+static int adopt_from_kernel(nft_backend *b, spw_usec_t now, size_t *adopted) {
         int r = 0;
 
-        b->loading = true;
+        nft_ctx_output_set_flags(b->nft_json, NFT_CTX_OUTPUT_JSON);
         for (int s = 0; s < 4 && r == 0; s++) {
                 char cmd[160];
-                json_t *root, *arr, *item;
+                json_t *root, *item;
                 size_t i;
 
                 snprintf(cmd, sizeof cmd, "list set %s %s %s", b->family, b->table, set_names[s]);
-                nft_ctx_output_set_flags(b->nft_json, NFT_CTX_OUTPUT_JSON);
-                if (nft_run_cmd_from_buffer(b->nft_json, cmd) != 0) {
-                        nft_ctx_output_set_flags(b->nft_json, NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_TERSE);
+                if (nft_run_cmd_from_buffer(b->nft_json, cmd) != 0)
                         continue;
-                }
-                nft_ctx_output_set_flags(b->nft_json, NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_TERSE);
                 root = json_loads(nft_ctx_get_output_buffer(b->nft_json), 0, NULL);
-                arr = json_object_get(root, "nftables");
-                json_array_foreach(arr, i, item) {
-                        json_t *elist = json_object_get(json_object_get(item, "set"), "elem"), *e;
+                json_array_foreach(json_object_get(root, "nftables"), i, item) {
+                        json_t *e;
                         size_t j;
-                        json_array_foreach(elist, j, e) {
-                                json_t *wrap = json_object_get(e, "elem"), *val = wrap ? json_object_get(wrap, "val") : e;
-                                json_t *expires = wrap ? json_object_get(wrap, "expires") : NULL;
-                                nfaddr_range rg, z;
+                        json_array_foreach(json_object_get(json_object_get(item, "set"), "elem"), j, e) {
+                                json_t *wrap = json_object_get(e, "elem");
+                                json_t *expires = json_object_get(wrap, "expires");
+                                nfaddr_range rg;
                                 char txt[128];
-                                bool ok = false;
-                                if (json_is_string(val))
-                                        ok = nfaddr_parse(json_string_value(val), true, &rg) == 0;
-                                else if (json_object_get(val, "prefix")) {
-                                        json_t *p = json_object_get(val, "prefix");
-                                        snprintf(txt, sizeof txt, "%s/%" JSON_INTEGER_FORMAT,
-                                                 json_string_value(json_object_get(p, "addr")) ?: "?",
-                                                 json_integer_value(json_object_get(p, "len")));
-                                        ok = nfaddr_parse(txt, true, &rg) == 0;
-                                } else if (json_is_array(json_object_get(val, "range"))) {
-                                        json_t *ra = json_object_get(val, "range");
-                                        const char *lo = json_string_value(json_array_get(ra, 0));
-                                        const char *hi = json_string_value(json_array_get(ra, 1));
-                                        ok = lo && hi && nfaddr_parse(lo, true, &rg) == 0 && nfaddr_parse(hi, true, &z) == 0;
-                                        if (ok)
-                                                memcpy(rg.end, z.end, 16);
-                                }
-                                if (!ok || !json_is_integer(expires))
+                                if (!wrap || !json_elem(json_object_get(wrap, "val"), &rg) || !json_is_integer(expires))
                                         continue;
                                 fmt_elem(&rg, txt, sizeof txt);
-                                r = elems_put(b->mem, &rg, now + json_integer_value(expires) * SEC, txt,
-                                              "(in the kernel set before this start)", "nftables", now);
+                                r = elems_adopt(b->mem, &rg, now + json_integer_value(expires) * SEC, false, txt,
+                                                "(in the kernel set before this start)", "nftables");
                                 if (r < 0)
                                         break;
-                                adopted++;
+                                (*adopted)++;
                         }
                 }
                 json_decref(root);
         }
-        b->loading = false;
-        if (r < 0) {
-                elems_rollback(b->mem);
-                return r;
+        nft_ctx_output_set_flags(b->nft_json, NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_TERSE);
+        return r;
+}
+
+/* The saved copy of the memory: written at a clean stop that keeps the
+ * table, read at the next start if the table is still the same one (its
+ * handle), so a restart does not list big sets from the kernel. */
+static int state_path(nft_backend *b, char *buf, size_t size) {
+        const char *dir = b->host->state_directory(b->ctx);
+        if (!dir || !*dir)
+                return -ENOENT;
+        if ((size_t) snprintf(buf, size, "%s/nftables-%s.elements", dir, b->host->instance_name(b->ctx)) >= size)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+typedef struct save_ctx {
+        FILE *f;
+} save_ctx;
+
+static void clean_field(char *dst, size_t size, const char *s) {
+        snprintf(dst, size, "%s", s ? s : "");
+        for (char *p = dst; *p; p++)
+                if (*p == '\t' || *p == '\n')
+                        *p = ' ';
+}
+
+static int save_one(const elem *e, void *userdata) {
+        save_ctx *sc = userdata;
+        char el[128], text[128], reason[256], source[64];
+        fmt_elem(&e->r, el, sizeof el);
+        clean_field(text, sizeof text, e->text);
+        clean_field(reason, sizeof reason, e->reason);
+        clean_field(source, sizeof source, e->source);
+        return fprintf(sc->f, "%" PRId64 " %d %s %s\t%s\t%s\n", e->until, e->covered, el, source, text, reason) < 0 ? -EIO : 0;
+}
+
+static void state_save(nft_backend *b, uint64_t handle) {
+        char path[4096], tmp[4200];
+        save_ctx sc;
+        int r;
+
+        if (state_path(b, path, sizeof path) < 0)
+                return;
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        sc.f = fopen(tmp, "we");
+        if (!sc.f) {
+                b->host->log(b->ctx, LOG_WARNING, "saving the elements to %s failed: %m; the next start reads them "
+                             "from the kernel", tmp);
+                return;
         }
-        elems_commit(b->mem);
+        fprintf(sc.f, "spillway-nftables-elements 1 %s %s %" PRIu64 "\n", b->family, b->table, handle);
+        r = elems_foreach(b->mem, b->host->now(b->ctx), save_one, &sc);
+        if (fclose(sc.f) != 0 || r < 0 || rename(tmp, path) < 0) {
+                b->host->log(b->ctx, LOG_WARNING, "saving the elements to %s failed; the next start reads them from "
+                             "the kernel", path);
+                unlink(tmp);
+        }
+}
+
+/* Returns the number adopted, or -ESTALE / -ENOENT when the copy cannot be used. */
+static int state_load(nft_backend *b, uint64_t handle, spw_usec_t now) {
+        char path[4096], line[1024], want[200];
+        FILE *f;
+        int n = 0, r = 0;
+
+        if (state_path(b, path, sizeof path) < 0 || !(f = fopen(path, "re")))
+                return -ENOENT;
+        /* one use only: a copy older than the next stop is never trusted */
+        unlink(path);
+        snprintf(want, sizeof want, "spillway-nftables-elements 1 %s %s %" PRIu64 "\n", b->family, b->table, handle);
+        if (!fgets(line, sizeof line, f) || strcmp(line, want) != 0) {
+                fclose(f);
+                return -ESTALE;
+        }
+        while (fgets(line, sizeof line, f)) {
+                char *fields[3] = { NULL }, el[128], source[64], *p, *dash;
+                long long until;
+                int covered, off = 0;
+                nfaddr_range rg, z;
+
+                line[strcspn(line, "\n")] = 0;
+                if (sscanf(line, "%lld %d %127s %63[^\t]%n", &until, &covered, el, source, &off) != 4 || line[off] != '\t')
+                        continue;
+                p = line + off + 1;
+                fields[0] = p;
+                if ((p = strchr(p, '\t'))) {
+                        *p++ = 0;
+                        fields[1] = p;
+                }
+                if (until <= now)
+                        continue;
+                dash = strchr(el, '-');
+                if (dash)
+                        *dash = 0;
+                if (nfaddr_parse(el, true, &rg) < 0 || (dash && nfaddr_parse(dash + 1, true, &z) < 0))
+                        continue;
+                if (dash)
+                        memcpy(rg.end, z.end, 16);
+                r = elems_adopt(b->mem, &rg, until, covered, fields[0], fields[1] ? fields[1] : "", source);
+                if (r < 0)
+                        break;
+                n++;
+        }
+        fclose(f);
+        return r < 0 ? r : n;
+}
+
+/* Adopt the elements a previous run left in the sets (keep_on_stop), so
+ * that replacements, ranges, read_at and a restore know them. */
+static int table_adopt(nft_backend *b, bool existed, uint64_t handle, spw_usec_t now) {
+        size_t adopted = 0;
+        int r;
+
+        r = state_load(b, handle, now);
+        if (!existed)
+                return 0;       /* a new table: nothing in it (a saved copy was stale) */
+        if (r >= 0) {
+                b->host->log(b->ctx, LOG_INFO, "table %s %s: %d active ban(s) from before this start kept in the "
+                             "kernel sets (from the copy saved at the last stop)", b->family, b->table, r);
+                return 0;
+        }
+        if (r != -ENOENT && r != -ESTALE)
+                return r;
+        r = adopt_from_kernel(b, now, &adopted);
+        if (r < 0)
+                return r;
         if (adopted)
-                b->host->log(b->ctx, LOG_INFO, "table %s %s: %zu active ban(s) from before this start kept in the kernel sets",
-                             b->family, b->table, adopted);
+                b->host->log(b->ctx, LOG_INFO, "table %s %s: %zu active ban(s) from before this start kept in the kernel "
+                             "sets (read from the kernel)", b->family, b->table, adopted);
         return 0;
 }
 
@@ -679,7 +833,7 @@ static int restore(nft_backend *b, const char *why) {
         elems_counts c = elems_count(b->mem, now);
         int r;
 
-        r = table_setup(b);
+        r = table_setup(b, NULL);
         if (r < 0)
                 return r;
         r = elems_replay(b->mem, now);
@@ -993,6 +1147,7 @@ static void nft_free(nft_backend *b) {
                 nft_ctx_free(b->nft);
         if (b->nft_json)
                 nft_ctx_free(b->nft_json);
+        nlread_free(b->nl);
         elems_free(b->mem);
         nfaddr_list_free(&b->never_ban);
         free(b->ops);
@@ -1031,11 +1186,23 @@ static int nft_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *con
                 goto fail;
         }
         nft_ctx_output_set_flags(b->nft_json, NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_TERSE);
+        b->nl = nlread_new();
+        if (!b->nl) {
+                r = -errno;
+                host->set_error(ctx, "opening a netfilter netlink socket failed: %s%s", strerror(-r),
+                                r == -EPERM || r == -EAFNOSUPPORT ? " (the service needs AF_NETLINK: install the "
+                                "spillway-plugin-nftables drop-in, see the plugin's README)" : "");
+                goto fail;
+        }
 
-        r = table_setup(b);
+        bool existed = false;
+        table_state st;
+        r = table_setup(b, &existed);
+        if (r == 0)
+                r = table_read(b, &st);
         if (r < 0)
                 goto fail;
-        r = table_adopt(b, host->now(ctx));
+        r = table_adopt(b, existed, st.handle, host->now(ctx));
         if (r < 0) {
                 host->set_error(ctx, "reading the elements of table %s %s failed: %s", b->family, b->table, strerror(-r));
                 goto fail;
@@ -1057,7 +1224,13 @@ static void nft_shutdown(void *self) {
         nft_backend *b = self;
 
         /* after a reload the new instance already owns the table: leave it */
-        if (table_users(b, -1) == 0 && !b->keep_on_stop) {
+        unsigned users = table_users(b, -1);
+        if (users == 0 && b->keep_on_stop && !elems_dirty(b->mem)) {
+                table_state st;
+                if (table_read(b, &st) == 0 && table_complete(b, &st))
+                        state_save(b, st.handle);
+        }
+        if (users == 0 && !b->keep_on_stop) {
                 char cmd[160];
                 snprintf(cmd, sizeof cmd, "delete table %s %s", b->family, b->table);
                 if (nft_run_cmd_from_buffer(b->nft, cmd) != 0)

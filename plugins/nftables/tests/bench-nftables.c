@@ -11,16 +11,21 @@
  *   plugin:  nftables.so loaded with dlopen() as the daemon does, driven
  *            through tests/lib/testhost: --bans distinct addresses, a
  *            flush (one netlink transaction) every --batch bans;
- *   replace: the same again into the table the first pass left (kept on
- *            stop, adopted at start): every ban now replaces an element;
+ *   start:   the plugin's init on the table the first pass left (kept on
+ *            stop): set-up plus adopting every element, read from the
+ *            kernel, then from the copy the previous stop saved;
+ *   replace: the same bans again into that table: each replaces an element;
  *   fork:    --forks bans, each by fork+exec of `nft add element ...`.
  *
  * Output (one line per mode; keep the format):
  *   plugin: N bans/s (B bans, batch N, W s wall, C s CPU; K elements in the set)
+ *   start: T ms to set up the table and adopt the K elements it holds, read from the kernel
+ *   start: T ms ... from the copy saved at stop
  *   replace: N bans/s (...)
  *   fork: N bans/s (F bans, one nft process each)
  *   ratio: plugin / fork = X
  */
+#include <dlfcn.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <sched.h>
@@ -52,6 +57,33 @@ static uint64_t count_elements(const char *nft, const char *set) {
                 n += c == 'e' && fgetc(f) == 'x' && fgetc(f) == 'p';   /* one "expires" per element */
         pclose(f);
         return n;
+}
+
+/* Start the plugin on the table a pass left (keep_on_stop): the time its
+ * init takes, which adopts every element the sets hold. */
+static double time_start(const char *path, const char *state_dir, uint64_t *adopted) {
+        const struct spw_backend *(*entry)(void);
+        spw_kv config[] = { { "check_interval", "0" } };
+        testhost *host;
+        void *h, *self = NULL;
+        usec_t start;
+        double ms;
+
+        h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        CHECK(h);
+        entry = (const struct spw_backend *(*)(void)) dlsym(h, SPW_BACKEND_ENTRY_SYMBOL);
+        CHECK(entry);
+        host = testhost_new("bench", config, 1);
+        testhost_set_time(host, now_realtime());
+        testhost_set_state_directory(host, state_dir);
+        start = now_monotonic();
+        CHECK_OK(testhost_init(host, entry(), &self));
+        ms = (double) (now_monotonic() - start) / 1e3;
+        *adopted = strtoull(testhost_status(host, "elements_ipv4") ?: "0", NULL, 10);
+        entry()->shutdown(self);
+        testhost_free(host);
+        dlclose(h);
+        return ms;
 }
 
 static double fork_bans(const char *nft, uint64_t n) {
@@ -131,6 +163,22 @@ int main(int argc, char **argv) {
         printf("plugin: %.0f bans/s (%" PRIu64 " bans, batch %" PRIu64 ", %.3f s wall, %.3f s CPU; %" PRIu64
                " elements in the set; read_at %.1f ms)\n",
                plugin_rate, bans, batch, wall, cpu, elements, read_ms);
+
+        /* a restart: the first reads the elements from the kernel (no saved
+         * copy), and saves them at its stop; the second reads that copy */
+        char state_dir[] = "/tmp/bench-nftables-XXXXXX", copy[128];
+        CHECK(mkdtemp(state_dir));
+        read_ms = time_start(plugin, state_dir, &n_rows);
+        CHECK_EQ(n_rows, bans);
+        printf("start: %.0f ms to set up the table and adopt the %" PRIu64 " elements it holds, read from the kernel\n",
+               read_ms, n_rows);
+        read_ms = time_start(plugin, state_dir, &n_rows);
+        CHECK_EQ(n_rows, bans);
+        printf("start: %.0f ms to set up the table and adopt the %" PRIu64 " elements it holds, from the copy saved at stop\n",
+               read_ms, n_rows);
+        snprintf(copy, sizeof copy, "%s/nftables-bench.elements", state_dir);
+        unlink(copy);
+        CHECK_OK(rmdir(state_dir));
 
         wall = bench_through_plugin(argv[0], plugin, config, 1, bans, batch, bans, &cpu, &n_rows, &read_ms);
         CHECK_EQ(count_elements(nft, "addr4"), bans);

@@ -269,10 +269,23 @@ def test_bans_become_drops():
         stop_clean(d)
         assert not NET.connects("2001:db8::7"), "the ban went away with the daemon (keep_on_stop: true)"
         d.start()
-        wait_for(lambda: "kept in the kernel sets" in d.read_log(), 10, "the adoption of the kernel's elements")
+        wait_for(lambda: "kept in the kernel sets (from the copy saved at the last stop)" in d.read_log(), 10,
+                 "the adoption of the elements saved at stop")
         assert not NET.connects("2001:db8::7")
         rows = json.loads(d.ctl("-o", "json", "ban", "list", "--backend", "nftables", check=0).stdout)["rows"]
         assert "2001:db8::7" in [r["iptext"] for r in rows], rows
+        # a crash leaves no saved copy: the next start reads the kernel's sets
+        d.signal(9)
+        d.proc.wait()
+        assert not NET.connects("2001:db8::7")
+        d.start()
+        wait_for(lambda: "kept in the kernel sets (read from the kernel)" in d.read_log(), 10,
+                 "the adoption of the kernel's elements")
+        rows = json.loads(d.ctl("-o", "json", "ban", "list", "--backend", "nftables", check=0).stdout)["rows"]
+        assert "2001:db8::7" in [r["iptext"] for r in rows], rows
+        # an adopted element is replaced like any other (its timeout too)
+        d.ctl("ban", "add", "ip", "2001:db8::7", "2s", "short", "now", check=0)
+        wait_for(lambda: NET.connects("2001:db8::7", timeout=0.2), 6, "the replaced 2 s ban of 2001:db8::7 to expire")
         # ban flush empties the sets
         d.ctl("ban", "flush", check=0)
         for a in ("2001:db8::7", "192.0.2.20", "2001:db8::1:0:0:5"):
@@ -299,6 +312,35 @@ def test_keep_on_stop_false_and_reject():
         assert NET.connects("192.0.2.7", timeout=2)
 
 
+def test_latency_figures():
+    """Signal -> flushed ack (the kernel transaction is committed before the
+    ack) for sequential producers: figures, with the default flush_interval
+    (200ms) and with 20ms. Only sanity is asserted."""
+    profiles = PROFILES.replace("  - plugin: sqlite\n", "")
+    for flush in (None, "20ms"):
+        backend = NFTABLES.replace("flush_interval: 20ms\n", "" if flush is None else "flush_interval: %s\n" % flush)
+        with HostDaemon({"nftables": backend}, main="", profiles=profiles) as d:
+            d.start()
+            wait_for(lambda: "nftables" in [b["name"] for b in d.status()["backends"] if b.get("state") == "running"],
+                     10, "the nftables backend to run")
+            c = d.client()
+            lat = []
+            for i in range(60):
+                t0 = time.monotonic()
+                r = c.request({"signal": future_signal("198.51.100.%d" % (i + 1)), "ack": "flushed"})
+                lat.append(time.monotonic() - t0)
+                assert r["ok"], r
+            c.close()
+            lat.sort()
+            p50, p99 = lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99) - 1] * 1000
+            print("# signal -> kernel set (flushed ack), flush_interval %s: p50 %.1f ms, p99 %.1f ms (%d signals)" %
+                  (flush or "200ms (default)", p50, p99, len(lat)))
+            assert p99 < 2000 * SLOW, lat
+            listing = in_host(NFT, "list", "set", "inet", "spillway", "addr4").stdout
+            assert "198.51.100.60" in listing, listing
+            stop_clean(d)
+
+
 def test_bad_config_is_refused():
     bad = NFTABLES.replace("config:\n", "config:\n  table: ip6 spillway\n")
     with HostDaemon({"nftables": bad, "sqlite": SQLITE}, main=MAIN, profiles=PROFILES) as d:
@@ -317,6 +359,6 @@ if __name__ == "__main__":
     sh(IP, "netns", "del", "spwprobe%d" % PID)
     NET = Net()
     try:
-        run([test_bans_become_drops, test_keep_on_stop_false_and_reject, test_bad_config_is_refused])
+        run([test_bans_become_drops, test_keep_on_stop_false_and_reject, test_latency_figures, test_bad_config_is_refused])
     finally:
         NET.cleanup()
