@@ -82,8 +82,12 @@
 
 static const char *const set_names[4] = { "addr4", "addr6", "range4", "range6" };
 
+/* An op kind besides ELEMS_ADD and ELEMS_DEL: empty every set (delete_all),
+ * in the same transaction as the changes before and after it. */
+#define OP_FLUSH_SETS 3
+
 typedef struct op {
-        uint8_t kind;           /* ELEMS_ADD, ELEMS_DEL */
+        uint8_t kind;           /* ELEMS_ADD, ELEMS_DEL, OP_FLUSH_SETS */
         uint8_t set;            /* index in set_names */
         bool new_run;           /* starts a new group of commands */
         nfaddr_range r;
@@ -303,10 +307,7 @@ static int set_index(const nfaddr_range *r) {
 /* ---------------------------------------------------------------- the batch */
 
 /* elements.c tells what to change in the kernel: record it. */
-static int on_emit(void *userdata, int kind, elem *e, int64_t in_kernel_until) {
-        nft_backend *b = userdata;
-        op *o;
-
+static int ops_reserve(nft_backend *b) {
         if (b->n_ops == b->cap_ops) {
                 size_t cap = b->cap_ops ? b->cap_ops * 2 : 1024;
                 op *n = realloc(b->ops, cap * sizeof *n);
@@ -315,6 +316,15 @@ static int on_emit(void *userdata, int kind, elem *e, int64_t in_kernel_until) {
                 b->ops = n;
                 b->cap_ops = cap;
         }
+        return 0;
+}
+
+static int on_emit(void *userdata, int kind, elem *e, int64_t in_kernel_until) {
+        nft_backend *b = userdata;
+        op *o;
+
+        if (ops_reserve(b) < 0)
+                return -ENOMEM;
         o = &b->ops[b->n_ops++];
         *o = (op) { .kind = (uint8_t) kind, .set = (uint8_t) set_index(&e->r), .r = e->r, .until = e->until,
                     .in_kernel_until = in_kernel_until };
@@ -380,6 +390,11 @@ static int build_batch(nft_backend *b, spw_usec_t now) {
                 bool maybe = uncertain || (!there && o->in_kernel_until > now - NEAR);
                 if (o->new_run && i > 0 && (r = close_run(b)) < 0)
                         break;
+                if (o->kind == OP_FLUSH_SETS) {
+                        for (int s = 0; s < 4 && r == 0; s++)
+                                r = sb_printf(&b->batch, "flush set %s %s %s\n", b->family, b->table, set_names[s]);
+                        continue;
+                }
                 fmt_elem(&o->r, el, sizeof el);
                 if (maybe) {
                         r = list_append(&b->pre[o->set], el, "1s");
@@ -940,7 +955,12 @@ static int nft_insert(void *self, const spw_signal *sig) {
                         warn_refused(b, sig, ban, allow);
                         continue;
                 }
-                r = elems_put(b->mem, &rg, ban->until, ban->ip_text, ban->scenario ? ban->scenario : ban->reason,
+                char text[128];
+                if (ban->ip_text)
+                        snprintf(text, sizeof text, "%s", ban->ip_text);
+                else
+                        fmt_elem(&rg, text, sizeof text);
+                r = elems_put(b->mem, &rg, ban->until, text, ban->scenario ? ban->scenario : ban->reason,
                               ban->measure_source, now);
                 if (r < 0) {
                         /* the batch as before this signal: undo all of it */
@@ -996,23 +1016,19 @@ static int nft_delete_all(void *self, uint64_t *count) {
         nft_backend *b = self;
         int r;
 
-        r = elems_clear(b->mem, count, b->host->now(b->ctx));
+        elem none = { .until = 0 };
+
+        /* room for the flush op first: after the clear nothing may fail */
+        r = ops_reserve(b);
+        if (r == 0)
+                r = elems_clear(b->mem, count, b->host->now(b->ctx));
         if (r < 0) {
                 b->host->set_error(b->ctx, "forgetting the bans failed: %s", strerror(-r));
                 return r;
         }
-        /* everything recorded before is moot: the sets are flushed at once */
-        r = do_flush(b);
-        if (r < 0)
-                return r;
-        strbuf t = { 0 };
-        for (int s = 0; s < 4 && r == 0; s++)
-                r = sb_printf(&t, "flush set %s %s %s\n", b->family, b->table, set_names[s]);
-        if (r == 0)
-                r = run_cmds(b, t.p, "flushing the sets");
-        sb_free(&t);
-        publish(b, true);
-        return r;
+        /* the sets are emptied in the batch's transaction, after what was
+         * recorded before (the flush that follows every admin job) */
+        return on_emit(b, OP_FLUSH_SETS, &none, 0);
 }
 
 typedef struct read_ctx {
@@ -1149,10 +1165,12 @@ static int parse_config(nft_backend *b) {
 static void nft_free(nft_backend *b) {
         if (!b)
                 return;
+        pthread_mutex_lock(&users_lock);
         if (b->nft)
                 nft_ctx_free(b->nft);
         if (b->nft_json)
                 nft_ctx_free(b->nft_json);
+        pthread_mutex_unlock(&users_lock);
         nlread_free(b->nl);
         elems_free(b->mem);
         nfaddr_list_free(&b->never_ban);
@@ -1183,8 +1201,11 @@ static int nft_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *con
         if (r < 0)
                 goto fail;
         b->mem = elems_new(on_emit, b);
+        /* libnftables' context set-up touches process-wide state: one at a time */
+        pthread_mutex_lock(&users_lock);
         b->nft = nft_ctx_new(NFT_CTX_DEFAULT);
         b->nft_json = nft_ctx_new(NFT_CTX_DEFAULT);
+        pthread_mutex_unlock(&users_lock);
         if (!b->mem || !b->nft || !b->nft_json || nft_ctx_buffer_output(b->nft) < 0 || nft_ctx_buffer_error(b->nft) < 0 ||
             nft_ctx_buffer_output(b->nft_json) < 0 || nft_ctx_buffer_error(b->nft_json) < 0) {
                 host->set_error(ctx, "out of memory (libnftables context)");

