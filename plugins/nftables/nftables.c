@@ -59,8 +59,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <syslog.h>
 #include <unistd.h>
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
 
 #include <jansson.h>
 #include <nftables/libnftables.h>
@@ -673,6 +678,35 @@ static int state_path(nft_backend *b, char *buf, size_t size) {
         return 0;
 }
 
+/* What names this table in this boot and network namespace: the boot id,
+ * the namespace's cookie (unique within a boot, never reused) and the
+ * table's handle (a new table gets a new one). Empty when unknown: then no
+ * copy is trusted. */
+static void table_identity(nft_backend *b, uint64_t handle, char *buf, size_t size) {
+        char boot[64] = "";
+        uint64_t cookie = 0;
+        socklen_t len = sizeof cookie;
+        FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+        int fd;
+
+        buf[0] = 0;
+        if (f) {
+                if (!fgets(boot, sizeof boot, f))
+                        boot[0] = 0;
+                fclose(f);
+        }
+        boot[strcspn(boot, "\n")] = 0;
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0) {
+                if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) < 0)
+                        cookie = 0;
+                close(fd);
+        }
+        if (boot[0] && cookie)
+                snprintf(buf, size, "spillway-nftables-elements 2 %s %s boot %s netns %" PRIu64 " handle %" PRIu64 "\n",
+                         b->family, b->table, boot, cookie, handle);
+}
+
 typedef struct save_ctx {
         FILE *f;
 } save_ctx;
@@ -695,11 +729,12 @@ static int save_one(const elem *e, void *userdata) {
 }
 
 static void state_save(nft_backend *b, uint64_t handle) {
-        char path[4096], tmp[4200];
+        char path[4096], tmp[4200], id[256];
         save_ctx sc;
         int r;
 
-        if (state_path(b, path, sizeof path) < 0)
+        table_identity(b, handle, id, sizeof id);
+        if (!id[0] || state_path(b, path, sizeof path) < 0)
                 return;
         snprintf(tmp, sizeof tmp, "%s.tmp", path);
         sc.f = fopen(tmp, "we");
@@ -708,7 +743,7 @@ static void state_save(nft_backend *b, uint64_t handle) {
                              "from the kernel", tmp);
                 return;
         }
-        fprintf(sc.f, "spillway-nftables-elements 1 %s %s %" PRIu64 "\n", b->family, b->table, handle);
+        fputs(id, sc.f);
         r = elems_foreach(b->mem, b->host->now(b->ctx), save_one, &sc);
         if (fclose(sc.f) != 0 || r < 0 || rename(tmp, path) < 0) {
                 b->host->log(b->ctx, LOG_WARNING, "saving the elements to %s failed; the next start reads them from "
@@ -719,7 +754,7 @@ static void state_save(nft_backend *b, uint64_t handle) {
 
 /* Returns the number adopted, or -ESTALE / -ENOENT when the copy cannot be used. */
 static int state_load(nft_backend *b, uint64_t handle, spw_usec_t now) {
-        char path[4096], line[1024], want[200];
+        char path[4096], line[1024], want[256];
         FILE *f;
         int n = 0, r = 0;
 
@@ -727,8 +762,8 @@ static int state_load(nft_backend *b, uint64_t handle, spw_usec_t now) {
                 return -ENOENT;
         /* one use only: a copy older than the next stop is never trusted */
         unlink(path);
-        snprintf(want, sizeof want, "spillway-nftables-elements 1 %s %s %" PRIu64 "\n", b->family, b->table, handle);
-        if (!fgets(line, sizeof line, f) || strcmp(line, want) != 0) {
+        table_identity(b, handle, want, sizeof want);
+        if (!want[0] || !fgets(line, sizeof line, f) || strcmp(line, want) != 0) {
                 fclose(f);
                 return -ESTALE;
         }
@@ -771,9 +806,14 @@ static int table_adopt(nft_backend *b, bool existed, uint64_t handle, spw_usec_t
         size_t adopted = 0;
         int r;
 
+        if (!existed) {
+                /* a new table: nothing in it, and any saved copy is stale */
+                char path[4096];
+                if (state_path(b, path, sizeof path) == 0)
+                        unlink(path);
+                return 0;
+        }
         r = state_load(b, handle, now);
-        if (!existed)
-                return 0;       /* a new table: nothing in it (a saved copy was stale) */
         if (r >= 0) {
                 b->host->log(b->ctx, LOG_INFO, "table %s %s: %d active ban(s) from before this start kept in the "
                              "kernel sets (from the copy saved at the last stop)", b->family, b->table, r);

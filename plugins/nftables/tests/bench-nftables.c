@@ -156,6 +156,7 @@ int main(int argc, char **argv) {
         fork_wall = fork_bans(nft, forks);
 
         wall = bench_through_plugin(argv[0], plugin, config, 1, bans, batch, bans, &cpu, &n_rows, &read_ms);
+        unlink("/tmp/nftables-bench.elements");        /* the fixture's host saves in /tmp */
         elements = count_elements(nft, "addr4");
         CHECK_EQ(elements, bans);
         CHECK_EQ(n_rows, bans);
@@ -181,6 +182,7 @@ int main(int argc, char **argv) {
         CHECK_OK(rmdir(state_dir));
 
         wall = bench_through_plugin(argv[0], plugin, config, 1, bans, batch, bans, &cpu, &n_rows, &read_ms);
+        unlink("/tmp/nftables-bench.elements");
         CHECK_EQ(count_elements(nft, "addr4"), bans);
         printf("replace: %.0f bans/s (%" PRIu64 " bans replacing elements, batch %" PRIu64 ", %.3f s wall, %.3f s CPU)\n",
                (double) bans / wall, bans, batch, wall, cpu);

@@ -23,11 +23,13 @@
 #include "tests.h"
 
 static const struct spw_backend *plugin;
+static char state_dir[] = "/tmp/test-nftables-XXXXXX";
 
 /* init with one key set; returns init's result, *err the error text. */
 static int init_with(const char *key, const char *value, char *err, size_t size) {
         spw_kv kv[2] = { { key, value }, { "check_interval", "0" } };
         testhost *h = testhost_new("nft", kv, key && strcmp(key, "check_interval") ? 2 : 1);
+        testhost_set_state_directory(h, state_dir);
         void *self = NULL;
         int r = testhost_init(h, plugin, &self);
 
@@ -142,9 +144,17 @@ int main(int argc, char **argv) {
          * before any init (a config that passes would create the table) */
         if (geteuid() == 0)
                 CHECK_OK(unshare(CLONE_NEWNET));
+        CHECK(mkdtemp(state_dir));
         test_readme(argv[2]);
         test_config_refused();
         test_valid_config();
+        {
+                /* the saved copy of the last valid init (keep_on_stop) */
+                char copy[128];
+                snprintf(copy, sizeof copy, "%s/nftables-nft.elements", state_dir);
+                unlink(copy);
+                CHECK_OK(rmdir(state_dir));
+        }
         printf("ok\n");
         return 0;
 }

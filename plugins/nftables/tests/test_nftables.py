@@ -287,7 +287,26 @@ def test_bans_become_drops():
         # an adopted element is replaced like any other (its timeout too)
         d.ctl("ban", "add", "ip", "2001:db8::7", "2s", "short", "now", check=0)
         wait_for(lambda: NET.connects("2001:db8::7", timeout=0.2), 6, "the replaced 2 s ban of 2001:db8::7 to expire")
+        # a saved copy is only trusted for the same table: deleted and made
+        # again meanwhile (someone's nft), the copy is dropped
+        stop_clean(d)
+        assert os.path.exists(d.path("state", "nftables-nftables.elements"))
+        in_host(NFT, "delete", "table", "inet", "spillway")
+        kept = d.read_log().count("kept in the kernel sets")
+        d.start()
+        wait_for(lambda: status_value(d, "elements_ipv4") == 0, 10, "the new table's (empty) counts")
+        assert d.read_log().count("kept in the kernel sets") == kept, d.read_log()[-2000:]
+        assert not os.path.exists(d.path("state", "nftables-nftables.elements"))
+        rows = json.loads(d.ctl("-o", "json", "ban", "list", "--backend", "nftables", check=0).stdout)["rows"]
+        assert rows == [], rows
+        # (the deleted table took its bans with it; the ban database keeps them)
+        assert NET.connects("192.0.2.20", timeout=2)
         # ban flush empties the sets
+        d.ctl("ban", "add", "ip", "2001:db8::7", "1h", "again", check=0)
+        d.ctl("ban", "add", "range", "192.0.2.16/28", "1h", "again", check=0)
+        d.ctl("ban", "add", "range", "2001:db8:0:0:1::/80", "1h", "again", check=0)
+        for a in ("2001:db8::7", "192.0.2.20", "2001:db8::1:0:0:5"):
+            assert not NET.connects(a), "%s not dropped" % a
         d.ctl("ban", "flush", check=0)
         for a in ("2001:db8::7", "192.0.2.20", "2001:db8::1:0:0:5"):
             assert NET.connects(a, timeout=2), "%s still dropped after `ban flush`" % a
