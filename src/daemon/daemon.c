@@ -135,11 +135,6 @@ static int on_hub(sd_event_source *s, int fd, uint32_t revents, void *userdata) 
         return 0;
 }
 
-static int on_park_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        server_expire_parked(userdata, now_monotonic());
-        return 0;
-}
-
 static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         daemon_t *d = userdata;
         daemon_update_status(d, false);
@@ -171,7 +166,7 @@ static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static bool engine_idle(daemon_t *d) {
         engine *e = d->engine;
-        if (d->n_conns > 0 || d->n_parked > 0 || d->n_waiting > 0)
+        if (d->n_conns > 0 || park_count(d->park) > 0 || d->n_waiting > 0)
                 return false;
         for (size_t i = 0; i < e->n_slots; i++) {
                 backend *b = e->slots[i].b;
@@ -241,6 +236,13 @@ int daemon_run(const daemon_options *opt) {
                 engine_free(d.engine);
                 return EXIT_FAILURE;
         }
+        r = server_init(&d);
+        if (r < 0) {
+                log_error_errno(r, "cannot set up the wait for queue room: %m");
+                engine_free(d.engine);
+                sd_event_unref(d.event);
+                return EXIT_FAILURE;
+        }
         r = server_open_listeners(&d, &err);
         if (r < 0) {
                 log_error("%s", err.msg);
@@ -254,8 +256,6 @@ int daemon_run(const daemon_options *opt) {
         sd_event_add_signal(d.event, NULL, SIGINT, on_sigterm, &d);
         sd_event_add_signal(d.event, NULL, SIGHUP, on_sighup, &d);
         sd_event_add_io(d.event, &d.hub_source, d.engine->hub.efd, EPOLLIN, on_hub, &d);
-        sd_event_add_time(d.event, &d.park_timer, CLOCK_MONOTONIC, UINT64_MAX, 10 * USEC_PER_MSEC, on_park_timer, &d);
-        sd_event_source_set_enabled(d.park_timer, SD_EVENT_OFF);
         sd_event_add_time_relative(d.event, &d.status_timer, CLOCK_MONOTONIC, (uint64_t) engine_config(d.engine)->status_interval,
                                    50 * USEC_PER_MSEC, on_status_timer, &d);
         sd_event_add_time_relative(d.event, &d.idle_timer, CLOCK_MONOTONIC, 500 * USEC_PER_MSEC, 50 * USEC_PER_MSEC,
@@ -286,7 +286,6 @@ int daemon_run(const daemon_options *opt) {
         server_close_all(&d);
         engine_free(d.engine); /* already stopped: joins the workers */
         sd_event_source_disable_unref(d.hub_source);
-        sd_event_source_disable_unref(d.park_timer);
         sd_event_source_disable_unref(d.status_timer);
         sd_event_source_disable_unref(d.idle_timer);
         sd_event_source_disable_unref(d.watchdog_timer);

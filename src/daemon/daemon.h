@@ -14,6 +14,7 @@
 #include <systemd/sd-event.h>
 
 #include "engine.h"
+#include "park.h"
 #include "strbuf.h"
 
 typedef struct conn conn;
@@ -44,13 +45,12 @@ typedef enum request_state {
 struct request {
         conn *conn;                /* NULL once the client went away */
         request *next;             /* the connection's FIFO */
-        request *park_next;        /* the daemon's parked FIFO */
+        park_item park;            /* REQ_PARKED: in the daemon's park */
         request_state state;
         char *reply;               /* one JSON line, no newline */
         /* signal requests */
         spw_msg *msg;
         fanout fan;
-        usec_t park_deadline;      /* monotonic */
         char *dropped;             /* backends that dropped it (queue full) */
         char *unavailable;         /* routed backends that are not running */
         /* admin job requests */
@@ -63,6 +63,7 @@ struct request {
 
 struct conn {
         daemon_t *d;
+        uint64_t id;               /* unique, for the park's per-connection order */
         listener_kind kind;
         int fd;
         sd_event_source *source;
@@ -106,14 +107,13 @@ struct daemon {
         size_t n_listeners;
         conn *conns;
         unsigned n_conns;
+        uint64_t next_conn_id;
         conn *dirty;               /* connections with replies completed since the last flush */
-        request *parked_head, *parked_tail;
-        unsigned n_parked;
+        park *park;                /* signals waiting for room in a full block queue */
         unsigned n_waiting;        /* flushed acks and admin requests in flight */
         sd_event_source *hub_source;
         sd_event_source *status_timer;
         sd_event_source *watchdog_timer;
-        sd_event_source *park_timer;
         sd_event_source *idle_timer;
         daemon_stats stats;
         usec_t started_at;         /* realtime */
@@ -129,6 +129,7 @@ struct daemon {
 };
 
 /* server.c */
+int server_init(daemon_t *d);
 int server_open_listeners(daemon_t *d, spw_error *err);
 void server_close_listeners(daemon_t *d);
 void server_close_all(daemon_t *d);

@@ -134,22 +134,11 @@ static void server_flush_dirty(daemon_t *d) {
 
 /* ------------------------------------------------------------ signals */
 
-static void park(daemon_t *d, request *r, backend *blocked) {
+static void park_request(daemon_t *d, request *r, backend *blocked) {
         r->state = REQ_PARKED;
-        r->park_deadline = now_monotonic() + blocked->cfg->q.block_timeout;
-        r->park_next = NULL;
-        if (d->parked_tail)
-                d->parked_tail->park_next = r;
-        else
-                d->parked_head = r;
-        d->parked_tail = r;
-        d->n_parked++;
+        park_add(d->park, &r->park, now_monotonic() + blocked->cfg->q.block_timeout, r->conn ? r->conn->id : 0);
         if (r->conn)
                 r->conn->paused = true;
-        if (d->park_timer) {
-                sd_event_source_set_time(d->park_timer, (uint64_t) r->park_deadline);
-                sd_event_source_set_enabled(d->park_timer, SD_EVENT_ONESHOT);
-        }
 }
 
 /* The reply to a signal. Built by hand, not with jansson: this is the hot
@@ -208,7 +197,7 @@ static void push_signal(daemon_t *d, request *r) {
         int k = engine_push(d->engine, r->msg, &r->fan, &res);
 
         if (k == -EAGAIN)
-                park(d, r, res.blocked);
+                park_request(d, r, res.blocked);
         else
                 signal_accepted(d, r, &res);
 }
@@ -908,6 +897,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 return 0;
         }
         c->d = d;
+        c->id = ++d->next_conn_id;
         c->kind = l->kind;
         c->fd = cfd;
         c->last_input = now_monotonic();
@@ -1001,60 +991,73 @@ void server_process_hub(daemon_t *d) {
 
 /* ------------------------------------------------------------ parking */
 
-static void unpark_head(daemon_t *d) {
-        request *r = d->parked_head;
-        d->parked_head = r->park_next;
-        if (!d->parked_head)
-                d->parked_tail = NULL;
-        d->n_parked--;
-        r->park_next = NULL;
+#define request_of_park(it) ((request *) ((char *) (it) - offsetof(request, park)))
+
+static int park_retry_one(park_item *it, usec_t *deadline, void *userdata) {
+        daemon_t *d = userdata;
+        request *r = request_of_park(it);
+        push_result res;
+
+        if (engine_push(d->engine, r->msg, &r->fan, &res) == -EAGAIN) {
+                /* after a reload it may wait on another backend */
+                *deadline = MIN(*deadline, now_monotonic() + res.blocked->cfg->q.block_timeout);
+                return -EAGAIN;
+        }
         if (r->conn)
                 r->conn->paused = false;
+        signal_accepted(d, r, &res);
+        request_completed(d, r);
+        return 0;
+}
+
+static void park_expire_one(park_item *it, void *userdata) {
+        daemon_t *d = userdata;
+        request *r = request_of_park(it);
+
+        if (r->conn)
+                r->conn->paused = false;
+        d->stats.blocked_timeouts++;
+        fanout_release(&r->fan);
+        if (d->stopping)
+                request_error(r, "spillwayd is stopping: signal not accepted, send it again later");
+        else
+                request_error(r, "a backend queue stayed full for block_timeout (on_full: block): signal not accepted, "
+                              "retry later");
+        request_completed(d, r);
+}
+
+static void park_after(void *userdata) {
+        server_flush_dirty(userdata);
+}
+
+int server_init(daemon_t *d) {
+        return park_new(d->event, park_retry_one, park_expire_one, park_after, d, &d->park);
 }
 
 void server_retry_parked(daemon_t *d) {
-        while (d->parked_head) {
-                request *r = d->parked_head;
-                push_result res;
-                int k = engine_push(d->engine, r->msg, &r->fan, &res);
-                if (k == -EAGAIN) {
-                        r->park_deadline = MIN(r->park_deadline, now_monotonic() + res.blocked->cfg->q.block_timeout);
-                        break; /* still full: keep the order */
-                }
-                unpark_head(d);
-                signal_accepted(d, r, &res);
-                request_completed(d, r);
-        }
+        park_retry(d->park);
         server_flush_dirty(d);
 }
 
+static void reroute_one(park_item *it, void *userdata) {
+        daemon_t *d = userdata;
+        request *r = request_of_park(it);
+        fanout_release(&r->fan);
+        if (engine_route(d->engine, r->msg, &r->fan) < 0)
+                log_warning("re-routing a waiting signal after the reload failed; it waits for its old backends");
+}
+
 void server_reroute_parked(daemon_t *d) {
-        for (request *r = d->parked_head; r; r = r->park_next) {
-                fanout_release(&r->fan);
-                if (engine_route(d->engine, r->msg, &r->fan) < 0)
-                        log_warning("re-routing a parked signal after the reload failed");
-        }
+        park_foreach(d->park, reroute_one, d);
         server_retry_parked(d);
 }
 
 void server_expire_parked(daemon_t *d, usec_t now) {
-        while (d->parked_head && (d->parked_head->park_deadline <= now || d->stopping)) {
-                request *r = d->parked_head;
-                unpark_head(d);
-                d->stats.blocked_timeouts++;
-                fanout_release(&r->fan);
-                if (d->stopping)
-                        request_error(r, "spillwayd is stopping: signal not accepted, send it again later");
-                else
-                        request_error(r, "a backend queue stayed full for block_timeout (on_full: block): signal not accepted, "
-                                      "retry later");
-                request_completed(d, r);
-        }
+        if (d->stopping)
+                park_expire_all(d->park);
+        else
+                park_expire(d->park, now);
         server_flush_dirty(d);
-        if (d->parked_head && d->park_timer) {
-                sd_event_source_set_time(d->park_timer, (uint64_t) d->parked_head->park_deadline);
-                sd_event_source_set_enabled(d->park_timer, SD_EVENT_ONESHOT);
-        }
 }
 
 /* A client that sent part of a line and then nothing for client_timeout is
@@ -1231,10 +1234,8 @@ void server_close_listeners(daemon_t *d) {
 void server_close_all(daemon_t *d) {
         while (d->conns)
                 conn_free(d->conns);
-        /* requests left waiting (their backends failed to answer in time) */
-        while (d->parked_head) {
-                request *r = d->parked_head;
-                unpark_head(d);
-                request_free(r);
-        }
+        /* requests left waiting: without a connection, expiring frees them */
+        if (d->park)
+                park_expire_all(d->park);
+        d->park = park_free(d->park);
 }

@@ -69,7 +69,7 @@ json_t *status_json(daemon_t *d) {
                       "signals", "accepted", (json_int_t) d->stats.accepted, "rejected", (json_int_t) d->stats.rejected,
                       "flushed_acks", (json_int_t) d->stats.flushed_acks, "failed_acks", (json_int_t) d->stats.failed_acks,
                       "blocked_timeouts", (json_int_t) d->stats.blocked_timeouts, "oversized_lines", (json_int_t) d->stats.oversized,
-                      "connections", (json_int_t) d->n_conns, "parked", (json_int_t) d->n_parked, "reloads", (json_int_t) d->reloads,
+                      "connections", (json_int_t) d->n_conns, "parked", (json_int_t) park_count(d->park), "reloads", (json_int_t) d->reloads,
                       "backends", backends, "config", d->opt.config_path, "watchdog_usec", (json_int_t) d->watchdog_usec);
         if (o && d->reload_error[0])
                 json_object_set_new(o, "reload_error", json_string(d->reload_error));

@@ -270,6 +270,13 @@ int engine_route(engine *e, spw_msg *m, fanout *f) {
 
         f->n_targets = 0;
         f->unavailable = NULL;
+        if (!m->routed) {
+                m->producer_bans = m->sig.bans;
+                m->n_producer_bans = m->sig.n_bans;
+                m->routed = true;
+        }
+        m->sig.bans = m->producer_bans;
+        m->sig.n_bans = m->n_producer_bans;
         if (e->router) {
                 route_result res = { 0 };
                 /* received_at, so a ban without stop_at and its logged

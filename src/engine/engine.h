@@ -68,7 +68,9 @@ typedef struct fanout {
 void fanout_release(fanout *f);
 
 /* Route a message (profiles, bans) and fill its targets. Logs ban
- * decisions and routing warnings (rate-limited). */
+ * decisions and routing warnings (rate-limited). Routing a message again
+ * (after a reload) replaces the bans of the previous routing: the result
+ * depends on the producer's signal and the current profiles only. */
 int engine_route(engine *e, spw_msg *m, fanout *f);
 
 typedef struct push_result {

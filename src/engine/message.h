@@ -44,6 +44,11 @@ struct spw_msg {
         arena arena;
         spw_signal sig;
         ack_level ack;
+        /* the bans the producer sent: routing (again, after a reload) starts
+         * from these, never from a previous routing's result */
+        const spw_ban *producer_bans;
+        size_t n_producer_bans;
+        bool routed;
         atomic_int pending;          /* outcomes still owed (ACK_FLUSHED) */
         atomic_int n_failed;
         _Atomic(char *) failure;     /* first failure, malloc'd */
