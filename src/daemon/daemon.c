@@ -255,7 +255,7 @@ int daemon_run(const daemon_options *opt) {
         sd_event_add_signal(d.event, NULL, SIGTERM, on_sigterm, &d);
         sd_event_add_signal(d.event, NULL, SIGINT, on_sigterm, &d);
         sd_event_add_signal(d.event, NULL, SIGHUP, on_sighup, &d);
-        sd_event_add_io(d.event, &d.hub_source, d.engine->hub.efd, EPOLLIN, on_hub, &d);
+        sd_event_add_io(d.event, &d.hub_source, hub_fd(engine_hub(d.engine)), EPOLLIN, on_hub, &d);
         sd_event_add_time_relative(d.event, &d.status_timer, CLOCK_MONOTONIC, (uint64_t) engine_config(d.engine)->status_interval,
                                    50 * USEC_PER_MSEC, on_status_timer, &d);
         sd_event_add_time_relative(d.event, &d.idle_timer, CLOCK_MONOTONIC, 500 * USEC_PER_MSEC, 50 * USEC_PER_MSEC,

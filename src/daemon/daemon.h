@@ -43,6 +43,7 @@ typedef enum request_state {
 } request_state;
 
 struct request {
+        daemon_t *d;
         conn *conn;                /* NULL once the client went away */
         request *next;             /* the connection's FIFO */
         park_item park;            /* REQ_PARKED: in the daemon's park */

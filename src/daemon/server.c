@@ -61,6 +61,7 @@ static request *request_new(conn *c) {
         if (!r)
                 return NULL;
         r->conn = c;
+        r->d = c->d;
         if (c->tail)
                 c->tail->next = r;
         else
@@ -191,6 +192,16 @@ static void signal_accepted(daemon_t *d, request *r, const push_result *res) {
                 reply_signal(d, r);
 }
 
+/* Every backend settled a message acknowledged "flushed" (hub). */
+static void msg_done(spw_msg *m) {
+        request *r = m->cookie;
+        if (r && r->state == REQ_WAIT_FLUSH) {
+                r->d->n_waiting--;
+                reply_signal(r->d, r);
+                request_completed(r->d, r);
+        }
+}
+
 /* Try to push a routed message; the request is done, waiting, or parked. */
 static void push_signal(daemon_t *d, request *r) {
         push_result res;
@@ -224,6 +235,7 @@ static void handle_signal(daemon_t *d, request *r, json_t *sigobj, ack_level ack
         m->sig.received_at = now_realtime();
         m->ack = ack;
         m->cookie = r;
+        m->on_done = msg_done;
         r->msg = m;
         k = engine_route(d->engine, m, &r->fan);
         if (k < 0) {
@@ -263,6 +275,8 @@ static const char *get_str(json_t *req, const char *key) {
         return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+static void job_done(hub_item *it, bool discard);
+
 static int start_jobs(daemon_t *d, request *r, admin_job_type type, json_t *req, const char *op) {
         engine *e = d->engine;
         const char *backend_name = get_str(req, "backend");
@@ -282,6 +296,7 @@ static int start_jobs(daemon_t *d, request *r, admin_job_type type, json_t *req,
                         return -ENOMEM;
                 }
                 j->cookie = r;
+                j->done.fn = job_done;
                 if (type == JOB_DELETE)
                         j->target = strdup(get_str(req, "target"));
                 if (type == JOB_INSERT)
@@ -358,6 +373,7 @@ static void handle_ban_list(daemon_t *d, request *r, json_t *req) {
                 j->limit = (size_t) json_integer_value(v);
         }
         j->cookie = r;
+        j->done.fn = job_done;
         r->job_kind = JOBK_LIST;
         r->jobs_pending = 1;
         r->state = REQ_WAIT_JOBS;
@@ -920,8 +936,15 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 
 /* ------------------------------------------------------------ hub results */
 
-static void job_done(daemon_t *d, admin_job *j) {
+static void job_done(hub_item *it, bool discard) {
+        admin_job *j = (admin_job *) ((char *) it - offsetof(admin_job, done));
         request *r = j->cookie;
+        daemon_t *d = r->d;
+
+        if (discard) {
+                admin_job_free(j);
+                return;
+        }
 
         if (j->r < 0 && !r->job_error)
                 r->job_error = strdup(j->error[0] ? j->error : strerror(-j->r));
@@ -960,31 +983,14 @@ static void job_done(daemon_t *d, admin_job *j) {
 }
 
 void server_process_hub(daemon_t *d) {
-        spw_msg *msgs;
-        admin_job *jobs;
+        hub *h = engine_hub(d->engine);
 
-        hub_drain(&d->engine->hub, &msgs, &jobs);
-        while (msgs) {
-                spw_msg *n = msgs->next_done;
-                request *r = msgs->cookie;
-                if (r && r->state == REQ_WAIT_FLUSH) {
-                        d->n_waiting--;
-                        reply_signal(d, r);
-                        request_completed(d, r);
-                }
-                msg_unref(msgs);
-                msgs = n;
-        }
-        while (jobs) {
-                admin_job *n = jobs->next;
-                job_done(d, jobs);
-                jobs = n;
-        }
-        if (atomic_exchange(&d->engine->hub.space, false)) {
+        hub_dispatch(h); /* replies to flushed acks and admin jobs */
+        if (hub_take_space(h)) {
                 server_retry_parked(d);
                 engine_wake(d->engine);
         }
-        if (atomic_exchange(&d->engine->hub.backend_event, false))
+        if (hub_take_backend_event(h))
                 engine_reap(d->engine);
         server_flush_dirty(d);
 }

@@ -376,7 +376,7 @@ static void reinsert_unflushed(backend *b) {
 
 static void settle_unflushed(backend *b, bool ok, const char *why) {
         if (ok) {
-                msg_list done = { 0 };
+                hub_list done = { 0 };
                 atomic_fetch_add(&b->stats.flushed, b->n_unflushed);
                 for (size_t i = 0; i < b->n_unflushed; i++) {
                         msg_settle_into(b->unflushed[i], b->name, true, NULL, &done);
@@ -527,7 +527,7 @@ static void *worker_main(void *userdata) {
                 while (jobs) {
                         admin_job *next = jobs->next;
                         run_job(b, jobs);
-                        hub_post_job(b->hub, jobs);
+                        hub_post(b->hub, &jobs->done);
                         jobs = next;
                 }
 
@@ -580,7 +580,7 @@ static void *worker_main(void *userdata) {
         while (jobs) {
                 admin_job *next = jobs->next;
                 run_job(b, jobs);
-                hub_post_job(b->hub, jobs);
+                hub_post(b->hub, &jobs->done);
                 jobs = next;
         }
         if (b->plugin->ops.shutdown) {

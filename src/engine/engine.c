@@ -209,6 +209,10 @@ const spw_config *engine_config(engine *e) {
         return e->config->config;
 }
 
+hub *engine_hub(engine *e) {
+        return &e->hub;
+}
+
 /* ------------------------------------------------------------ routing */
 
 void fanout_release(fanout *f) {

@@ -101,3 +101,5 @@ backend *engine_find(engine *e, const char *name);
 /* The backend that answers `ban list` (ban_backend, or the first that can). */
 backend *engine_ban_backend(engine *e, const char *name);
 const spw_config *engine_config(engine *e);
+/* Where workers hand results back to the main thread. */
+hub *engine_hub(engine *e);
