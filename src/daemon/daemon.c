@@ -29,44 +29,9 @@ void daemon_update_status(daemon_t *d, bool force) {
         sd_notifyf(0, "STATUS=%s", line);
 }
 
-int daemon_reload(daemon_t *d, char *errbuf, size_t size) {
-        spw_error err = { 0 };
-        spw_config *c = NULL;
-        int r;
-
-        sd_notifyf(0, "RELOADING=1\nSTATUS=reloading %s", d->opt.config_path);
-        r = config_load(d->opt.config_path, &d->opt.overrides, &c, &err);
-        if (r >= 0)
-                r = engine_reload(d->engine, c, &err); /* takes c */
-        if (r < 0) {
-                snprintf(d->reload_error, sizeof d->reload_error, "%s", err.msg[0] ? err.msg : strerror(-r));
-                log_struct(LOG_ERR, LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_RELOAD_FAILED }),
-                           "reload failed, the previous configuration keeps running: %s", d->reload_error);
-                if (errbuf)
-                        snprintf(errbuf, size, "%s", d->reload_error);
-                sd_notify(0, "READY=1");
-                daemon_update_status(d, true);
-                return r;
-        }
-        d->reload_error[0] = 0;
-        d->reloads++;
-        d->last_reload = now_realtime();
-        server_reroute_parked(d);
-        {
-                char n[16];
-                snprintf(n, sizeof n, "%zu", d->engine->n_slots);
-                log_struct(LOG_INFO, LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_RELOADED }, { "SPILLWAY_BACKENDS", n }),
-                           "configuration reloaded from %s: %s backends", d->opt.config_path, n);
-        }
-        sd_notify(0, "READY=1");
-        daemon_update_status(d, true);
-        return 0;
-}
-
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         daemon_t *d = userdata;
-        if (!d->stopping)
-                daemon_reload(d, NULL, 0);
+        daemon_reload(d, NULL, NULL);
         return 0;
 }
 
@@ -114,7 +79,7 @@ void daemon_begin_stop(daemon_t *d, const char *why) {
 static int on_stop_poll(sd_event_source *s, uint64_t usec, void *userdata) {
         daemon_t *d = userdata;
         server_process_hub(d);
-        if (engine_all_stopped(d->engine)) {
+        if (engine_all_stopped(d->engine) && !daemon_reloading(d)) {
                 server_process_hub(d); /* replies to the last flushed acks */
                 report_undelivered(d);
                 sd_event_exit(d->event, d->exit_code);

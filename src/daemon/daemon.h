@@ -20,6 +20,10 @@
 typedef struct conn conn;
 typedef struct request request;
 typedef struct daemon daemon_t;
+typedef struct reload_job reload_job;
+typedef struct reload_waiter reload_waiter;
+/* The outcome of a reload: r < 0 and error on failure. */
+typedef void (*reload_done_fn)(daemon_t *d, int r, const char *error, void *userdata);
 
 typedef enum listener_kind {
         LISTENER_INGEST,
@@ -126,6 +130,9 @@ struct daemon {
         char reload_error[512];
         usec_t last_reload;
         uint64_t reloads;
+        reload_job *reload;        /* being prepared off the loop */
+        bool reload_again;         /* asked for while one was being prepared */
+        reload_waiter *reload_waiters; /* for the next reload */
         int exit_code;
 };
 
@@ -147,7 +154,11 @@ char *status_line(daemon_t *d);
 char *metrics_text(daemon_t *d);
 bool daemon_workers_healthy(daemon_t *d, char *why, size_t size);
 
+/* reload.c: start a reload (or join the next one); fn (may be NULL) gets
+ * the outcome, possibly before this returns. */
+void daemon_reload(daemon_t *d, reload_done_fn fn, void *userdata);
+bool daemon_reloading(daemon_t *d);
+
 /* daemon.c */
-int daemon_reload(daemon_t *d, char *errbuf, size_t size);
 void daemon_update_status(daemon_t *d, bool force);
 void daemon_begin_stop(daemon_t *d, const char *why);

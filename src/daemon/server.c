@@ -537,6 +537,16 @@ static void handle_config_check(daemon_t *d, request *r) {
                                                  (json_int_t) c->n_backends));
 }
 
+static void reload_done(daemon_t *d, int k, const char *error, void *userdata) {
+        request *r = userdata;
+        d->n_waiting--;
+        if (k < 0)
+                request_error(r, "reload failed, the previous configuration keeps running: %s", error);
+        else
+                request_reply_json(r, json_pack("{s:b, s:I}", "ok", 1, "backends", (json_int_t) d->engine->n_slots));
+        request_completed(d, r);
+}
+
 static void handle_admin(daemon_t *d, request *r, json_t *req, const char *op) {
         if (streq(op, "status")) {
                 json_t *o = status_json(d);
@@ -545,12 +555,10 @@ static void handle_admin(daemon_t *d, request *r, json_t *req, const char *op) {
                 _cleanup_free_ char *text = metrics_text(d);
                 request_reply_json(r, json_pack("{s:b, s:s}", "ok", 1, "metrics", text ? text : ""));
         } else if (streq(op, "reload")) {
-                char why[512];
                 log_admin(r->conn, "reload", NULL);
-                if (daemon_reload(d, why, sizeof why) < 0)
-                        request_error(r, "reload failed, the previous configuration keeps running: %s", why);
-                else
-                        request_reply_json(r, json_pack("{s:b, s:I}", "ok", 1, "backends", (json_int_t) d->engine->n_slots));
+                r->state = REQ_WAIT_JOBS;
+                d->n_waiting++;
+                daemon_reload(d, reload_done, r);
         } else if (streq(op, "ban.list"))
                 handle_ban_list(d, r, req);
         else if (streq(op, "ban.add"))

@@ -73,6 +73,8 @@ json_t *status_json(daemon_t *d) {
                       "backends", backends, "config", d->opt.config_path, "watchdog_usec", (json_int_t) d->watchdog_usec);
         if (o && d->reload_error[0])
                 json_object_set_new(o, "reload_error", json_string(d->reload_error));
+        if (o && daemon_reloading(d))
+                json_object_set_new(o, "reloading", json_true());
         if (o && d->watchdog_withheld)
                 json_object_set_new(o, "watchdog_withheld", json_true());
         return o;

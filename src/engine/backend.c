@@ -783,8 +783,10 @@ backend *backend_unref(backend *b) {
         if (b->thread_started) {
                 backend_state s = atomic_load(&b->state);
                 if (s == BACKEND_INITIALIZING) {
-                        /* a hung init: we cannot free what the thread uses */
-                        log_error("backend %s: init never returned; leaking it", b->name);
+                        /* a hung init: we cannot free what the thread uses,
+                         * nor unload the code it runs */
+                        plugin_pin(b->plugin);
+                        log_error("backend %s: init never returned; abandoning its thread (the plugin stays loaded)", b->name);
                         return NULL;
                 }
                 backend_stop(b, now_monotonic());

@@ -92,8 +92,9 @@ static void log_backend_failed(const backend_config *bc, const char *why) {
                    bc->name, bc->path, why);
 }
 
-/* Start backend i of config c, or reuse `reuse` when given. */
-static int start_slot(engine *e, spw_config_ref *ref, size_t i, spw_plugin *plugin, backend *reuse, engine_slot *slot) {
+/* Start backend i of the configuration `ref`. An init failure is recorded
+ * in the slot, not returned: the other backends keep going. */
+static int start_slot(hub *h, spw_config_ref *ref, size_t i, spw_plugin *plugin, engine_slot *slot) {
         const backend_config *bc = &ref->config->backends[i];
         backend *b;
         int r;
@@ -101,11 +102,7 @@ static int start_slot(engine *e, spw_config_ref *ref, size_t i, spw_plugin *plug
         slot->name = strdup(bc->name);
         if (!slot->name)
                 return -ENOMEM;
-        if (reuse) {
-                slot->b = backend_ref(reuse);
-                return 0;
-        }
-        r = backend_start(bc, ref, plugin, &e->hub, ref->config->state_dir, ref->config->stuck_timeout, true, &b);
+        r = backend_start(bc, ref, plugin, h, ref->config->state_dir, ref->config->stuck_timeout, true, &b);
         if (r < 0) {
                 slot->error = strdup(strerror(-r));
                 log_backend_failed(bc, strerror(-r));
@@ -174,7 +171,7 @@ int engine_new(spw_config *c, const engine_options *o, engine **ret, spw_error *
         }
         e->n_slots = c->n_backends;
         for (size_t i = 0; i < c->n_backends; i++) {
-                r = start_slot(e, e->config, i, plugins[i], NULL, &e->slots[i]);
+                r = start_slot(&e->hub, e->config, i, plugins[i], &e->slots[i]);
                 if (r < 0)
                         goto fail;
                 running += e->slots[i].b != NULL;
@@ -376,6 +373,121 @@ void engine_wake(engine *e) {
 
 /* ------------------------------------------------------------ reload */
 
+/* A configuration prepared for a reload. The snapshot (names and
+ * fingerprints of what runs) is taken on the main thread, so preparing
+ * never touches the running backends: a backend whose name and fingerprint
+ * are unchanged is only marked for reuse, and picked up by the commit. */
+struct engine_next {
+        engine_options opt;
+        hub *hub;
+        char **run_names, **run_fingerprints;
+        size_t n_run;
+        spw_config_ref *ref;
+        spw_router *router;
+        engine_slot *slots;
+        bool *reuse;
+        size_t n_slots;
+};
+
+int engine_next_new(engine *e, engine_next **ret) {
+        engine_next *n = calloc(1, sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        n->opt = e->opt;
+        n->hub = &e->hub;
+        n->run_names = calloc(e->n_slots + 1, sizeof *n->run_names);
+        n->run_fingerprints = calloc(e->n_slots + 1, sizeof *n->run_fingerprints);
+        if (!n->run_names || !n->run_fingerprints) {
+                engine_next_free(n);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < e->n_slots; i++) {
+                backend *b = e->slots[i].b;
+                if (!b)
+                        continue;
+                n->run_names[n->n_run] = strdup(b->name);
+                n->run_fingerprints[n->n_run] = strdup(b->cfg->fingerprint);
+                if (!n->run_names[n->n_run] || !n->run_fingerprints[n->n_run]) {
+                        n->n_run++;
+                        engine_next_free(n);
+                        return -ENOMEM;
+                }
+                n->n_run++;
+        }
+        *ret = n;
+        return 0;
+}
+
+engine_next *engine_next_free(engine_next *n) {
+        if (!n)
+                return NULL;
+        for (size_t i = 0; i < n->n_run; i++) {
+                free(n->run_names[i]);
+                free(n->run_fingerprints[i]);
+        }
+        free(n->run_names);
+        free(n->run_fingerprints);
+        /* backends started for a configuration that was not committed stop
+         * now (their queues are empty: nothing was routed to them) */
+        slots_free(n->slots, n->n_slots);
+        free(n->reuse);
+        router_free(n->router);
+        config_ref_unref(n->ref);
+        free(n);
+        return NULL;
+}
+
+static bool snapshot_runs(const engine_next *n, const backend_config *bc) {
+        for (size_t i = 0; i < n->n_run; i++)
+                if (streq(n->run_names[i], bc->name) && streq(n->run_fingerprints[i], bc->fingerprint))
+                        return true;
+        return false;
+}
+
+int engine_next_prepare(engine_next *n, spw_config *c, spw_error *err) {
+        spw_plugin *plugins[ENGINE_MAX_BACKENDS];
+        size_t running = 0;
+        int r;
+
+        r = load_plugins(c, &n->opt, plugins, err);
+        if (r < 0) {
+                config_free(c);
+                return r;
+        }
+        r = load_router(c, plugins, &n->router, err);
+        if (r < 0) {
+                config_free(c);
+                return r;
+        }
+        n->ref = config_ref_new(c);
+        if (!n->ref) {
+                config_free(c);
+                return -ENOMEM;
+        }
+        n->slots = calloc(c->n_backends ? c->n_backends : 1, sizeof *n->slots);
+        n->reuse = calloc(c->n_backends ? c->n_backends : 1, sizeof *n->reuse);
+        if (!n->slots || !n->reuse)
+                return -ENOMEM;
+        n->n_slots = c->n_backends;
+        for (size_t i = 0; i < c->n_backends; i++) {
+                if (snapshot_runs(n, &c->backends[i])) {
+                        n->reuse[i] = true;
+                        n->slots[i].name = strdup(c->backends[i].name);
+                        if (!n->slots[i].name)
+                                return -ENOMEM;
+                        running++;
+                        continue;
+                }
+                r = start_slot(n->hub, n->ref, i, plugins[i], &n->slots[i]);
+                if (r < 0)
+                        return r;
+                running += n->slots[i].b != NULL;
+        }
+        if (running == 0)
+                return spw_error_set(err, -ENODEV, "no backend of the new configuration could be started");
+        return 0;
+}
+
 static backend *find_running(engine *e, const backend_config *bc) {
         for (size_t i = 0; i < e->n_slots; i++) {
                 backend *b = e->slots[i].b;
@@ -385,62 +497,32 @@ static backend *find_running(engine *e, const backend_config *bc) {
         return NULL;
 }
 
-int engine_reload(engine *e, spw_config *c, spw_error *err) {
-        spw_plugin *plugins[ENGINE_MAX_BACKENDS];
-        spw_router *router = NULL;
-        spw_config_ref *ref;
-        engine_slot *slots;
-        size_t running = 0;
-        int r;
+int engine_next_commit(engine *e, engine_next *n) {
+        const spw_config *c = n->ref->config;
 
-        r = load_plugins(c, &e->opt, plugins, err);
-        if (r < 0) {
-                config_free(c);
-                return r;
-        }
-        r = load_router(c, plugins, &router, err);
-        if (r < 0) {
-                config_free(c);
-                return r;
-        }
-        ref = config_ref_new(c);
-        slots = calloc(c->n_backends ? c->n_backends : 1, sizeof *slots);
-        if (!ref || !slots) {
-                free(slots);
-                router_free(router);
-                if (ref)
-                        config_ref_unref(ref);
-                else
-                        config_free(c);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < c->n_backends; i++) {
-                r = start_slot(e, ref, i, plugins[i], find_running(e, &c->backends[i]), &slots[i]);
-                if (r < 0) {
-                        slots_free(slots, c->n_backends);
-                        router_free(router);
-                        config_ref_unref(ref);
-                        return r;
+        for (size_t i = 0; i < n->n_slots; i++) {
+                if (!n->reuse[i])
+                        continue;
+                backend *b = find_running(e, &c->backends[i]);
+                /* the snapshot and the engine cannot differ: only a commit
+                 * changes the running set, and one reload runs at a time */
+                if (!b) {
+                        engine_next_free(n);
+                        return -ESTALE;
                 }
-                running += slots[i].b != NULL;
-        }
-        if (running == 0) {
-                slots_free(slots, c->n_backends);
-                router_free(router);
-                config_ref_unref(ref);
-                return spw_error_set(err, -ENODEV, "no backend of the new configuration could be started");
+                n->slots[i].b = backend_ref(b);
         }
 
         /* swap: backends not carried over drain and stop in the background */
         for (size_t i = 0; i < e->n_slots; i++) {
                 backend *b = e->slots[i].b;
                 bool kept = false;
-                for (size_t k = 0; b && k < c->n_backends; k++)
-                        kept |= slots[k].b == b;
+                for (size_t k = 0; b && k < n->n_slots; k++)
+                        kept |= n->slots[k].b == b;
                 if (b && !kept) {
-                        backend **n = realloc(e->retiring, (e->n_retiring + 1) * sizeof *n);
-                        if (n) {
-                                e->retiring = n;
+                        backend **nr = realloc(e->retiring, (e->n_retiring + 1) * sizeof *nr);
+                        if (nr) {
+                                e->retiring = nr;
                                 b->retiring = true;
                                 backend_stop(b, now_monotonic() + c->drain_timeout);
                                 e->retiring[e->n_retiring++] = backend_ref(b);
@@ -451,13 +533,30 @@ int engine_reload(engine *e, spw_config *c, spw_error *err) {
                 }
         }
         slots_free(e->slots, e->n_slots);
-        e->slots = slots;
-        e->n_slots = c->n_backends;
+        e->slots = TAKE_PTR(n->slots);
+        e->n_slots = n->n_slots;
+        n->n_slots = 0;
         router_free(e->router);
-        e->router = router;
+        e->router = TAKE_PTR(n->router);
         config_ref_unref(e->config);
-        e->config = ref;
+        e->config = TAKE_PTR(n->ref);
+        engine_next_free(n);
         return 0;
+}
+
+int engine_reload(engine *e, spw_config *c, spw_error *err) {
+        engine_next *n = NULL;
+        int r = engine_next_new(e, &n);
+        if (r < 0) {
+                config_free(c);
+                return r;
+        }
+        r = engine_next_prepare(n, c, err);
+        if (r < 0) {
+                engine_next_free(n);
+                return r;
+        }
+        return engine_next_commit(e, n);
 }
 
 /* ------------------------------------------------------------ stop */

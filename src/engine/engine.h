@@ -87,8 +87,26 @@ int engine_push(engine *e, spw_msg *m, fanout *f, push_result *res);
  * burst). */
 void engine_wake(engine *e);
 
-/* Swap in a new configuration. On error the old one keeps running and err
- * says why. Unchanged backends keep their queue and thread. */
+/* Swap in a new configuration, in three steps so that the slow part (new
+ * backends' init, up to 30 s each) runs off the main loop while the old
+ * configuration keeps serving:
+ *   engine_next_new      main thread: snapshot which backends run;
+ *   engine_next_prepare  any thread: load plugins, profiles, start the new
+ *                        and changed backends (blocks); takes c;
+ *   engine_next_commit   main thread: swap atomically. Unchanged backends
+ *                        keep their queue and thread; removed or changed
+ *                        ones drain in the background. Always consumes n.
+ * On error the old configuration keeps running and err says why;
+ * engine_next_free() discards a prepared configuration (its new backends
+ * stop). One reload at a time. */
+typedef struct engine_next engine_next;
+int engine_next_new(engine *e, engine_next **ret);
+int engine_next_prepare(engine_next *n, spw_config *c, spw_error *err);
+int engine_next_commit(engine *e, engine_next *n);
+engine_next *engine_next_free(engine_next *n);
+DEFINE_TRIVIAL_CLEANUP_FUNC(engine_next *, engine_next_free);
+
+/* The three steps at once, on the calling (main) thread. */
 int engine_reload(engine *e, spw_config *c, spw_error *err);
 
 /* Ask every backend to drain and stop by `deadline` (monotonic). */
