@@ -15,9 +15,32 @@
 #include <unistd.h>
 
 #include "build-config.h"
+#include "conn.h"
 #include "daemon.h"
+#include "ingest.h"
+#include "listener.h"
+#include "reload.h"
+#include "status.h"
 #include "log.h"
 #include "messages.h"
+
+void daemon_flush_replies(daemon_t *d) {
+        conn_flush_dirty(d);
+}
+
+/* Results from the workers and the reload thread. */
+static void process_hub(daemon_t *d) {
+        hub *h = engine_hub(d->engine);
+
+        hub_dispatch(h); /* replies to flushed acks, admin jobs, a prepared reload */
+        if (hub_take_space(h)) {
+                ingest_retry_parked(d);
+                engine_wake(d->engine);
+        }
+        if (hub_take_backend_event(h))
+                engine_reap(d->engine);
+        daemon_flush_replies(d);
+}
 
 void daemon_update_status(daemon_t *d, bool force) {
         _cleanup_free_ char *line = status_line(d);
@@ -68,9 +91,10 @@ void daemon_begin_stop(daemon_t *d, const char *why) {
         sd_notify(0, "STOPPING=1");
         log_info("stopping (%s): draining the queues for up to %lld ms", why,
                  (long long) (engine_config(d->engine)->drain_timeout / USEC_PER_MSEC));
-        server_close_listeners(d);
-        server_expire_parked(d, now_monotonic());
-        server_pause_all(d);
+        listener_close_all(d);
+        ingest_expire_parked(d);
+        daemon_flush_replies(d);
+        conn_pause_all(d);
         engine_stop(d->engine, now_monotonic() + engine_config(d->engine)->drain_timeout);
         daemon_update_status(d, true);
         sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, 20 * USEC_PER_MSEC, 0, on_stop_poll, d);
@@ -78,9 +102,9 @@ void daemon_begin_stop(daemon_t *d, const char *why) {
 
 static int on_stop_poll(sd_event_source *s, uint64_t usec, void *userdata) {
         daemon_t *d = userdata;
-        server_process_hub(d);
+        process_hub(d);
         if (engine_all_stopped(d->engine) && !daemon_reloading(d)) {
-                server_process_hub(d); /* replies to the last flushed acks */
+                process_hub(d); /* replies to the last flushed acks */
                 report_undelivered(d);
                 sd_event_exit(d->event, d->exit_code);
                 return 0;
@@ -96,14 +120,14 @@ static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, voi
 }
 
 static int on_hub(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        server_process_hub(userdata);
+        process_hub(userdata);
         return 0;
 }
 
 static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         daemon_t *d = userdata;
         daemon_update_status(d, false);
-        server_expire_idle(d, now_monotonic());
+        conn_expire_idle(d, now_monotonic());
         sd_event_source_set_time_relative(s, (uint64_t) engine_config(d->engine)->status_interval);
         sd_event_source_set_enabled(s, SD_EVENT_ON);
         return 0;
@@ -201,18 +225,19 @@ int daemon_run(const daemon_options *opt) {
                 engine_free(d.engine);
                 return EXIT_FAILURE;
         }
-        r = server_init(&d);
+        r = ingest_init(&d);
         if (r < 0) {
                 log_error_errno(r, "cannot set up the wait for queue room: %m");
                 engine_free(d.engine);
                 sd_event_unref(d.event);
                 return EXIT_FAILURE;
         }
-        r = server_open_listeners(&d, &err);
+        r = listener_open_all(&d, &err);
         if (r < 0) {
                 log_error("%s", err.msg);
                 sd_notifyf(0, "STATUS=failed to listen: %s", err.msg);
-                server_close_listeners(&d);
+                listener_close_all(&d);
+                ingest_done(&d);
                 engine_free(d.engine);
                 sd_event_unref(d.event);
                 return EXIT_FAILURE;
@@ -247,8 +272,9 @@ int daemon_run(const daemon_options *opt) {
         if (r < 0)
                 log_error_errno(r, "event loop failed: %m");
 
-        server_close_listeners(&d);
-        server_close_all(&d);
+        listener_close_all(&d);
+        conn_free_all(&d);
+        ingest_done(&d);
         engine_free(d.engine); /* already stopped: joins the workers */
         sd_event_source_disable_unref(d.hub_source);
         sd_event_source_disable_unref(d.status_timer);

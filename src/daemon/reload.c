@@ -24,7 +24,9 @@
 #include <systemd/sd-daemon.h>
 
 #include "daemon.h"
+#include "ingest.h"
 #include "log.h"
+#include "reload.h"
 #include "messages.h"
 
 typedef struct reload_waiter {
@@ -137,7 +139,8 @@ static void finish(reload_job *job, bool discard) {
                 d->reload_error[0] = 0;
                 d->reloads++;
                 d->last_reload = now_realtime();
-                server_reroute_parked(d);
+                ingest_reroute_parked(d);
+                daemon_flush_replies(d);
                 snprintf(n, sizeof n, "%zu", d->engine->n_slots);
                 log_struct(LOG_INFO, LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_RELOADED }, { "SPILLWAY_BACKENDS", n }),
                            "configuration reloaded from %s: %s backends", d->opt.config_path, n);

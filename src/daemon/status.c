@@ -11,6 +11,8 @@
 
 #include "build-config.h"
 #include "daemon.h"
+#include "reload.h"
+#include "status.h"
 #include "strbuf.h"
 
 static json_t *backend_json(const engine_slot *slot, usec_t now_mono) {
