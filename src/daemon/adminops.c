@@ -90,19 +90,19 @@ static void job_done(hub_item *it, bool discard) {
 
 static int start_jobs(daemon_t *d, request *r, admin_job_type type, json_t *req, const char *op) {
         engine *e = d->engine;
-        const char *backend_name = get_str(req, "backend");
+        const char *only = get_str(req, "backend");
         unsigned n = 0;
 
         r->job_kind = JOBK_COUNT;
-        for (size_t i = 0; i < e->n_slots; i++) {
-                backend *b = e->slots[i].b;
+        for (size_t i = 0; i < engine_n_backends(e); i++) {
+                backend *b = engine_backend(e, i);
                 admin_job *j;
                 if (!b || !backend_can(b, "read_at"))
                         continue;
-                if (backend_name && !streq(backend_name, b->name))
+                if (only && !streq(only, backend_name(b)))
                         continue;
                 j = admin_job_new(type);
-                if (!j || !(j->backend = strdup(b->name))) {
+                if (!j || !(j->backend = strdup(backend_name(b)))) {
                         admin_job_free(j);
                         return -ENOMEM;
                 }
@@ -116,8 +116,8 @@ static int start_jobs(daemon_t *d, request *r, admin_job_type type, json_t *req,
                 n++;
         }
         if (n == 0) {
-                if (backend_name)
-                        request_error(r, "%s: no running ban backend named '%s'", op, backend_name);
+                if (only)
+                        request_error(r, "%s: no running ban backend named '%s'", op, only);
                 else
                         request_error(r, "%s: no running backend stores bans (configure the sqlite or mysql backend)", op);
                 return 0;
@@ -140,7 +140,7 @@ static void handle_ban_list(daemon_t *d, request *r, json_t *req) {
                 return;
         }
         j = admin_job_new(JOB_LIST);
-        if (!j || !(j->backend = strdup(b->name))) {
+        if (!j || !(j->backend = strdup(backend_name(b)))) {
                 admin_job_free(j);
                 request_error(r, "out of memory");
                 return;
@@ -238,7 +238,7 @@ static void handle_ban_add(daemon_t *d, request *r, json_t *req) {
         m->sig.alert_message = arena_printf(&m->arena, "manual '%s' from 'cscli'", remediation);
         m->sig.start_at = m->sig.stop_at = now;
         m->sig.received_at = now;
-        m->sig.id = ++d->engine->next_id;
+        m->sig.id = engine_next_signal_id(d->engine);
         m->sig.source_ip = streq(scope, "ip") ? ban->ip_text : NULL;
         m->sig.source_range = streq(scope, "range") ? ban->ip_text : NULL;
         m->sig.bans = ban;
@@ -293,9 +293,9 @@ static void handle_route_test(daemon_t *d, request *r, json_t *req) {
         profiles = json_array();
         bans = json_array();
         targets = json_array();
-        if (d->engine->router) {
+        if (engine_router(d->engine)) {
                 route_result res = { 0 };
-                if (router_route(d->engine->router, &m->sig, now_realtime(), &m->arena, &res) < 0) {
+                if (router_route(engine_router(d->engine), &m->sig, now_realtime(), &m->arena, &res) < 0) {
                         json_decref(o);
                         json_decref(profiles);
                         json_decref(bans);
@@ -306,24 +306,24 @@ static void handle_route_test(daemon_t *d, request *r, json_t *req) {
                 for (size_t i = 0; i < res.n_matches; i++) {
                         json_t *p = json_pack("{s:s, s:I, s:[]}", "profile", res.matches[i].profile, "line",
                                               (json_int_t) res.matches[i].line, "backends");
-                        for (size_t k = 0; k < d->engine->n_slots; k++)
+                        for (size_t k = 0; k < engine_n_backends(d->engine); k++)
                                 if (res.matches[i].backends & (UINT64_C(1) << k))
-                                        json_array_append_new(json_object_get(p, "backends"), json_string(d->engine->slots[k].name));
+                                        json_array_append_new(json_object_get(p, "backends"), json_string(engine_backend_name(d->engine, k)));
                         json_array_append_new(profiles, p);
                 }
                 for (size_t i = 0; i < res.n_bans; i++)
                         json_array_append_new(bans, ban_to_json(&res.bans[i]));
-                for (size_t k = 0; k < d->engine->n_slots; k++)
+                for (size_t k = 0; k < engine_n_backends(d->engine); k++)
                         if (res.backends & (UINT64_C(1) << k))
-                                json_array_append_new(targets, json_string(d->engine->slots[k].name));
+                                json_array_append_new(targets, json_string(engine_backend_name(d->engine, k)));
                 json_t *warnings = json_array();
                 for (size_t i = 0; i < res.n_warnings; i++)
                         json_array_append_new(warnings, json_pack("{s:s, s:s}", "profile", res.warnings[i].profile, "message",
                                                                   res.warnings[i].message));
                 json_object_set_new(o, "warnings", warnings);
         } else
-                for (size_t k = 0; k < d->engine->n_slots; k++)
-                        json_array_append_new(targets, json_string(d->engine->slots[k].name));
+                for (size_t k = 0; k < engine_n_backends(d->engine); k++)
+                        json_array_append_new(targets, json_string(engine_backend_name(d->engine, k)));
         for (size_t i = 0; i < m->sig.n_bans; i++) /* bans the producer sent */
                 json_array_append_new(bans, ban_to_json(&m->sig.bans[i]));
         json_object_set_new(o, "ok", json_true());
@@ -331,21 +331,27 @@ static void handle_route_test(daemon_t *d, request *r, json_t *req) {
         json_object_set_new(o, "profiles", profiles);
         json_object_set_new(o, "bans", bans);
         json_object_set_new(o, "backends", targets);
-        json_object_set_new(o, "routing", json_string(d->engine->router ? engine_config(d->engine)->profiles : "none (no profiles file: every backend)"));
+        json_object_set_new(o, "routing", json_string(engine_router(d->engine) ? engine_config(d->engine)->profiles : "none (no profiles file: every backend)"));
         request_reply_json(r, o);
+}
+
+static void add_warning(const char *text, void *userdata) {
+        json_array_append_new(userdata, json_string(text));
 }
 
 static void handle_config_check(daemon_t *d, request *r) {
         spw_error err = { 0 };
         _cleanup_(config_freep) spw_config *c = NULL;
+        json_t *warnings = json_array();
         int k = config_load(d->opt.config_path, &d->opt.overrides, &c, &err);
         if (k >= 0)
-                k = engine_check_config(c, &d->opt.engine, &err);
+                k = engine_check_config(c, &d->opt.engine, add_warning, warnings, &err);
         if (k < 0)
-                request_reply_json(r, json_pack("{s:b, s:s, s:s}", "ok", 0, "error", err.msg, "config", d->opt.config_path));
+                request_reply_json(r, json_pack("{s:b, s:s, s:s, s:o}", "ok", 0, "error", err.msg, "config", d->opt.config_path,
+                                                "warnings", warnings));
         else
-                request_reply_json(r, json_pack("{s:b, s:s, s:I}", "ok", 1, "config", d->opt.config_path, "backends",
-                                                 (json_int_t) c->n_backends));
+                request_reply_json(r, json_pack("{s:b, s:s, s:I, s:o}", "ok", 1, "config", d->opt.config_path, "backends",
+                                                (json_int_t) c->n_backends, "warnings", warnings));
 }
 
 static void reload_done(daemon_t *d, int k, const char *error, void *userdata) {
@@ -354,7 +360,7 @@ static void reload_done(daemon_t *d, int k, const char *error, void *userdata) {
         if (k < 0)
                 request_error(r, "reload failed, the previous configuration keeps running: %s", error);
         else
-                request_reply_json(r, json_pack("{s:b, s:I}", "ok", 1, "backends", (json_int_t) d->engine->n_slots));
+                request_reply_json(r, json_pack("{s:b, s:I}", "ok", 1, "backends", (json_int_t) engine_n_backends(d->engine)));
         request_complete(r);
 }
 

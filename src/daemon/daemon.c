@@ -61,19 +61,21 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 static void report_undelivered(daemon_t *d) {
         engine *e = d->engine;
         unsigned long long total = 0;
-        for (size_t i = 0; i < e->n_slots; i++) {
-                backend *b = e->slots[i].b;
+        for (size_t i = 0; i < engine_n_backends(e); i++) {
+                backend *b = engine_backend(e, i);
+                backend_counters c;
                 if (!b)
                         continue;
-                unsigned long long und = atomic_load(&b->stats.undelivered) + queue_count(&b->queue);
+                backend_get_counters(b, &c);
+                unsigned long long und = c.undelivered + backend_queue_depth(b);
                 total += und;
                 if (und) {
                         char n[32];
                         snprintf(n, sizeof n, "%llu", und);
                         log_struct(LOG_WARNING,
-                                   LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_UNDELIVERED }, { "SPILLWAY_BACKEND", b->name },
+                                   LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_UNDELIVERED }, { "SPILLWAY_BACKEND", backend_name(b) },
                                               { "SPILLWAY_UNDELIVERED", n }),
-                                   "backend %s: %llu signals could not be delivered before the drain timeout", b->name, und);
+                                   "backend %s: %llu signals could not be delivered before the drain timeout", backend_name(b), und);
                 }
         }
         char n[32];
@@ -153,23 +155,16 @@ static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static bool engine_idle(daemon_t *d) {
-        engine *e = d->engine;
-        if (d->n_conns > 0 || park_count(d->park) > 0 || d->n_waiting > 0)
-                return false;
-        for (size_t i = 0; i < e->n_slots; i++) {
-                backend *b = e->slots[i].b;
-                if (b && (queue_count(&b->queue) > 0 || atomic_load(&b->busy_since) != 0))
-                        return false;
-        }
-        return true;
+static bool daemon_idle(daemon_t *d) {
+        return d->n_conns == 0 && park_count(d->park) == 0 && d->n_waiting == 0 && !daemon_reloading(d) &&
+               !engine_busy(d->engine);
 }
 
 static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         daemon_t *d = userdata;
         usec_t limit = engine_config(d->engine)->exit_on_idle;
         if (limit > 0 && !d->stopping) {
-                if (!engine_idle(d))
+                if (!daemon_idle(d))
                         d->idle_since = 0;
                 else if (!d->idle_since)
                         d->idle_since = now_monotonic();
@@ -258,12 +253,12 @@ int daemon_run(const daemon_options *opt) {
 
         {
                 char n[16];
-                snprintf(n, sizeof n, "%zu", d.engine->n_slots);
+                snprintf(n, sizeof n, "%zu", engine_n_backends(d.engine));
                 log_struct(LOG_INFO, LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_STARTED }, { "SPILLWAY_BACKENDS", n }),
                            "spillwayd %s started: %s backends, ingest %s, admin %s%s", SPW_VERSION, n,
                            d.listeners[0].path ? d.listeners[0].path : "(socket activation)",
                            d.n_listeners > 1 && d.listeners[1].path ? d.listeners[1].path : d.n_listeners > 1 ? "(socket activation)" : "(none)",
-                           d.engine->router ? "" : " (no profiles file: every signal goes to every backend)");
+                           engine_router(d.engine) ? "" : " (no profiles file: every signal goes to every backend)");
         }
         sd_notify(0, "READY=1");
         daemon_update_status(&d, true);

@@ -28,7 +28,7 @@
 
 static void park_request(daemon_t *d, request *r, backend *blocked) {
         r->state = REQ_PARKED;
-        park_add(d->park, &r->park, now_monotonic() + blocked->cfg->q.block_timeout, r->owner);
+        park_add(d->park, &r->park, now_monotonic() + backend_cfg(blocked)->q.block_timeout, r->owner);
 }
 
 /* The reply to a signal. Built by hand, not with jansson: this is the hot
@@ -122,7 +122,7 @@ static void handle_signal(daemon_t *d, request *r, json_t *sigobj, ack_level ack
                 request_error(r, "%s", k == -ENOMEM ? "out of memory" : err.msg);
                 return;
         }
-        m->sig.id = ++d->engine->next_id;
+        m->sig.id = engine_next_signal_id(d->engine);
         m->sig.received_at = now_realtime();
         m->ack = ack;
         m->cookie = r;
@@ -184,7 +184,7 @@ static int park_retry_one(park_item *it, usec_t *deadline, void *userdata) {
 
         if (engine_push(d->engine, r->msg, &r->fan, &res) == -EAGAIN) {
                 /* after a reload it may wait on another backend */
-                *deadline = MIN(*deadline, now_monotonic() + res.blocked->cfg->q.block_timeout);
+                *deadline = MIN(*deadline, now_monotonic() + backend_cfg(res.blocked)->q.block_timeout);
                 return -EAGAIN;
         }
         signal_accepted(d, r, &res);

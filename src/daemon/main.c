@@ -48,6 +48,10 @@ static int level_from_string(const char *s) {
         return -1;
 }
 
+static void print_warning(const char *text, void *userdata) {
+        fprintf(stderr, "spillwayd: warning: %s\n", text);
+}
+
 int main(int argc, char **argv) {
         enum {
                 ARG_CHECK = 0x100, ARG_STATE, ARG_RUNTIME, ARG_PLUGINS, ARG_BACKENDS, ARG_PROFILES, ARG_UNSAFE,
@@ -116,7 +120,7 @@ int main(int argc, char **argv) {
                 opt.overrides.credential_placeholders = true;
                 k = config_load(opt.config_path, &opt.overrides, &cfg, &err);
                 if (k >= 0)
-                        k = engine_check_config(cfg, &opt.engine, &err);
+                        k = engine_check_config(cfg, &opt.engine, print_warning, NULL, &err);
                 if (k < 0) {
                         fprintf(stderr, "spillwayd: configuration error: %s\n", err.msg);
                         return 1;

@@ -141,7 +141,7 @@ static void finish(reload_job *job, bool discard) {
                 d->last_reload = now_realtime();
                 ingest_reroute_parked(d);
                 daemon_flush_replies(d);
-                snprintf(n, sizeof n, "%zu", d->engine->n_slots);
+                snprintf(n, sizeof n, "%zu", engine_n_backends(d->engine));
                 log_struct(LOG_INFO, LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_RELOADED }, { "SPILLWAY_BACKENDS", n }),
                            "configuration reloaded from %s: %s backends", d->opt.config_path, n);
         }

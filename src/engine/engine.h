@@ -27,25 +27,7 @@ typedef struct engine_options {
         bool allow_unsafe_plugins;   /* skip the owner/permission check (tests, quick start) */
 } engine_options;
 
-typedef struct engine_slot {
-        char *name;
-        backend *b;                  /* NULL: init failed */
-        char *error;                 /* why it failed */
-} engine_slot;
-
-typedef struct engine {
-        spw_config_ref *config;
-        engine_slot *slots;
-        size_t n_slots;
-        backend **retiring;          /* removed by a reload, draining */
-        size_t n_retiring;
-        spw_router *router;          /* NULL: no profiles file, every signal to every backend */
-        hub hub;
-        engine_options opt;
-        uint64_t next_id;
-        ratelimit ban_rl;
-        ratelimit warn_rl;
-} engine;
+typedef struct engine engine;         /* opaque: see the accessors below */
 
 /* Load plugins, validate, load profiles, start every backend (init runs on
  * its worker). Fails if the configuration is invalid or no backend could
@@ -55,8 +37,12 @@ int engine_new(spw_config *c, const engine_options *o, engine **ret, spw_error *
 engine *engine_free(engine *e);
 DEFINE_TRIVIAL_CLEANUP_FUNC(engine *, engine_free);
 
-/* Everything engine_new checks, without starting anything. */
-int engine_check_config(spw_config *c, const engine_options *o, spw_error *err);
+/* A warning found while loading (the configuration still works). */
+typedef void (*engine_warning_fn)(const char *text, void *userdata);
+
+/* Everything engine_new checks, without starting anything. Logs nothing:
+ * errors go to err, warnings to warn (may be NULL). */
+int engine_check_config(spw_config *c, const engine_options *o, engine_warning_fn warn, void *userdata, spw_error *err);
 
 /* The targets of one message, with references held (main thread). */
 typedef struct fanout {
@@ -119,5 +105,22 @@ backend *engine_find(engine *e, const char *name);
 /* The backend that answers `ban list` (ban_backend, or the first that can). */
 backend *engine_ban_backend(engine *e, const char *name);
 const spw_config *engine_config(engine *e);
+
+/* The configured backends, in configuration order (bit i of the router's
+ * masks). engine_backend() is NULL for a backend whose init failed;
+ * engine_backend_error() then says why. */
+size_t engine_n_backends(engine *e);
+const char *engine_backend_name(engine *e, size_t i);
+backend *engine_backend(engine *e, size_t i);
+const char *engine_backend_error(engine *e, size_t i);
+/* Backends removed by a reload, still draining. */
+size_t engine_n_retiring(engine *e);
+backend *engine_retiring(engine *e, size_t i);
+/* NULL: no profiles file, every signal goes to every backend. */
+const spw_router *engine_router(engine *e);
+/* A new signal id (main thread). */
+uint64_t engine_next_signal_id(engine *e);
+/* Signals in a queue, or a worker inside a plugin call. */
+bool engine_busy(engine *e);
 /* Where workers hand results back to the main thread. */
 hub *engine_hub(engine *e);

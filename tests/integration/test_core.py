@@ -6,6 +6,7 @@ draining, and bad input of every kind."""
 import os
 import signal
 import socket
+import subprocess
 import time
 
 from spwtest import (MOCK, SLOW, SOURCE_ROOT, Client, Daemon, SkipTest, mock_backend, recorded, run, signal_obj, wait_for)
@@ -535,6 +536,25 @@ def test_reload_does_not_duplicate_the_bans_of_a_waiting_signal():
         assert d.stop() == 0
 
 
+def test_config_check_returns_warnings_and_logs_nothing():
+    # A profile that makes decisions while no backend stores bans: the
+    # running daemon logs it once at start; config.check (admin) returns it
+    # in the reply and logs nothing; --check-config prints it.
+    profiles = "name: ban_all\nfilters:\n - Alert.Remediation == true\ndecisions:\n - type: ban\n   duration: 4h\n"
+    with Daemon({"notify": "name: notify\npath: null\n"}, profiles=profiles) as d:
+        d.start()
+        what = "profile ban_all makes decisions but no configured backend stores bans"
+        assert d.read_log().count(what) == 1, d.read_log()
+        r = d.admin_request({"op": "config.check"})
+        assert r["ok"] and len(r["warnings"]) == 1 and what in r["warnings"][0], r
+        assert "profiles.yaml:1:" in r["warnings"][0], r
+        time.sleep(0.2)
+        assert d.read_log().count(what) == 1, d.read_log()
+        chk = subprocess.run(d.args(["--check-config"]), capture_output=True, text=True, timeout=30)
+        assert chk.returncode == 0 and "warning: " in chk.stderr and what in chk.stderr, chk
+        assert d.stop() == 0
+
+
 if __name__ == "__main__":
     run([
         test_signal_reaches_every_backend,
@@ -560,6 +580,7 @@ if __name__ == "__main__":
         test_many_connections_and_idle_clients,
         test_idle_half_line_is_disconnected,
         test_check_config_errors,
+        test_config_check_returns_warnings_and_logs_nothing,
         test_socket_activation,
         test_sd_notify_lifecycle,
     ])
