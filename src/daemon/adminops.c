@@ -15,7 +15,7 @@
 #include "adminops.h"
 #include "daemon.h"
 #include "log.h"
-#include "messages.h"
+#include "msgid.h"
 #include "sigmodel.h"
 #include "status.h"
 #include "strbuf.h"

@@ -19,10 +19,10 @@
 #include "daemon.h"
 #include "ingest.h"
 #include "listener.h"
+#include "log.h"
+#include "msgid.h"
 #include "reload.h"
 #include "status.h"
-#include "log.h"
-#include "messages.h"
 
 void daemon_flush_replies(daemon_t *d) {
         conn_flush_dirty(d);

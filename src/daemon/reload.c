@@ -26,8 +26,8 @@
 #include "daemon.h"
 #include "ingest.h"
 #include "log.h"
+#include "msgid.h"
 #include "reload.h"
-#include "messages.h"
 
 typedef struct reload_waiter {
         reload_done_fn fn;

@@ -23,7 +23,7 @@
 
 #include "backend.h"
 #include "log.h"
-#include "messages.h"
+#include "msgid.h"
 
 #define POP_BATCH 256
 #define INIT_TIMEOUT (30 * USEC_PER_SEC)

@@ -19,7 +19,7 @@
 
 #include "engine.h"
 #include "log.h"
-#include "messages.h"
+#include "msgid.h"
 #include "sigmodel.h"
 
 typedef struct engine_slot {

@@ -317,7 +317,7 @@ def test_out_of_file_descriptors_pauses_accepting():
 # ------------------------------------------------------------------ catalog
 
 CATALOG = os.path.join(SOURCE_ROOT, "src", "daemon", "spillway.catalog")
-MESSAGES = os.path.join(SOURCE_ROOT, "src", "engine", "messages.h")
+MESSAGES = os.path.join(SOURCE_ROOT, "src", "engine", "msgid.h")
 
 
 def parse_catalog(path):
