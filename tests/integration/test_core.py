@@ -555,6 +555,22 @@ def test_config_check_returns_warnings_and_logs_nothing():
         assert d.stop() == 0
 
 
+def test_ban_add_commit_failure_is_an_error():
+    # An administrative write is committed before the reply: a failed
+    # commit (flush) inside the admin job is an error naming the backend
+    # and the plugin's reason, and the ban is not listed.
+    with Daemon({}) as d:
+        d.write_config({"bans": mock_backend("bans", d.path("bans.log"), mode="flush_permanent")})
+        d.start()
+        r = d.admin_request({"op": "ban.add", "scope": "ip", "target": "192.0.2.77", "duration": "1h", "reason": "manual"})
+        assert not r["ok"], r
+        assert "backend 'bans'" in r["error"] and "committing failed" in r["error"], r
+        assert "mock: flush failed (permanent)" in r["error"], r
+        lst = d.admin_request({"op": "ban.list"})
+        assert lst["ok"] and lst["total"] == 0, lst
+        assert d.stop() == 0
+
+
 if __name__ == "__main__":
     run([
         test_signal_reaches_every_backend,
@@ -581,6 +597,7 @@ if __name__ == "__main__":
         test_idle_half_line_is_disconnected,
         test_check_config_errors,
         test_config_check_returns_warnings_and_logs_nothing,
+        test_ban_add_commit_failure_is_an_error,
         test_socket_activation,
         test_sd_notify_lifecycle,
     ])
