@@ -340,7 +340,7 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                 }
         }
         conn_process(c); /* may free c */
-        engine_wake(d->engine); /* one wake-up per burst of signals */
+        ingest_wake(d); /* one wake-up per burst of signals */
         return 0;
 }
 

@@ -180,7 +180,6 @@ static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int daemon_run(const daemon_options *opt);
 int daemon_run(const daemon_options *opt) {
         daemon_t d = { .opt = *opt, .exit_code = 0 };
         spw_error err = { 0 };

@@ -74,6 +74,8 @@ struct daemon {
 };
 
 /* daemon.c */
+/* Start, serve until stopped, and return the exit status. */
+int daemon_run(const daemon_options *opt);
 void daemon_update_status(daemon_t *d, bool force);
 void daemon_begin_stop(daemon_t *d, const char *why);
 /* Write the replies completed since the last call, on every transport. */

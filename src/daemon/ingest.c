@@ -173,6 +173,10 @@ void ingest_handle(daemon_t *d, request *r, json_t *obj, size_t size) {
         handle_signal(d, r, env, ack, size);
 }
 
+void ingest_wake(daemon_t *d) {
+        engine_wake(d->engine);
+}
+
 /* ------------------------------------------------------------ waiting for room */
 
 #define request_of_park(it) ((request *) ((char *) (it) - offsetof(request, park)))

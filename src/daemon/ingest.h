@@ -18,6 +18,10 @@ void ingest_done(daemon_t *d);
  * in bytes (sizes the message's arena). */
 void ingest_handle(daemon_t *d, request *r, json_t *obj, size_t size);
 
+/* Wake the workers of the backends that received signals: once after a
+ * burst of ingest_handle() calls (pushes do not wake them one by one). */
+void ingest_wake(daemon_t *d);
+
 /* A full queue has room: offer it to the waiting signals. */
 void ingest_retry_parked(daemon_t *d);
 /* After a reload: route the waiting signals again, then retry. */

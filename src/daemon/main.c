@@ -12,7 +12,6 @@
 #include "log.h"
 #include "route.h"
 
-int daemon_run(const daemon_options *opt);
 
 static void help(void) {
         printf("Usage: spillwayd [OPTIONS]\n"
