@@ -26,7 +26,6 @@
 #include "msgid.h"
 
 #define POP_BATCH 256
-#define INIT_TIMEOUT (30 * USEC_PER_SEC)
 
 struct spw_ctx {
         backend *b;
@@ -791,7 +790,7 @@ static void backend_free(backend *b) {
 }
 
 int backend_start(const backend_config *cfg, spw_config_ref *config_ref, spw_plugin *plugin, hub *h,
-                  const char *state_dir, usec_t stuck_timeout, bool autocommit, backend **ret) {
+                  const char *state_dir, usec_t stuck_timeout, usec_t init_timeout, bool autocommit, backend **ret) {
         backend *b;
         pthread_condattr_t attr;
         int r;
@@ -833,15 +832,19 @@ int backend_start(const backend_config *cfg, spw_config_ref *config_ref, spw_plu
         b->thread_started = true;
 
         /* wait for init */
-        usec_t until = now_monotonic() + INIT_TIMEOUT;
+        if (init_timeout <= 0)
+                init_timeout = BACKEND_INIT_TIMEOUT;
+        usec_t until = now_monotonic() + init_timeout;
         pthread_mutex_lock(&b->info_lock);
         while (atomic_load(&b->state) == BACKEND_INITIALIZING && now_monotonic() < until) {
                 struct timespec ts = { .tv_sec = (time_t) (until / USEC_PER_SEC), .tv_nsec = (long) (until % USEC_PER_SEC) * 1000 };
                 pthread_cond_timedwait(&b->info_cond, &b->info_lock, &ts);
         }
-        if (atomic_load(&b->state) == BACKEND_INITIALIZING)
-                snprintf(b->init_error, sizeof b->init_error, "init did not return within %lld s",
-                         (long long) (INIT_TIMEOUT / USEC_PER_SEC));
+        if (atomic_load(&b->state) == BACKEND_INITIALIZING) {
+                char d[DURATION_MAX];
+                format_duration(d, sizeof d, init_timeout);
+                snprintf(b->init_error, sizeof b->init_error, "init did not return within %s", d);
+        }
         pthread_mutex_unlock(&b->info_lock);
 
         if (atomic_load(&b->state) == BACKEND_FAILED)

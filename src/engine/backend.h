@@ -75,8 +75,9 @@ typedef struct backend_counters {
  * finished (or init_timeout passed). On an init failure the backend is
  * returned in BACKEND_FAILED state with init_error filled: the caller logs
  * and frees it. */
+#define BACKEND_INIT_TIMEOUT (30 * USEC_PER_SEC)
 int backend_start(const backend_config *cfg, spw_config_ref *config_ref, spw_plugin *plugin, hub *h,
-                  const char *state_dir, usec_t stuck_timeout, bool autocommit, backend **ret);
+                  const char *state_dir, usec_t stuck_timeout, usec_t init_timeout, bool autocommit, backend **ret);
 
 backend *backend_ref(backend *b);
 backend *backend_unref(backend *b);   /* main thread; frees a stopped backend */

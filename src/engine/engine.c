@@ -127,7 +127,7 @@ static void log_backend_failed(const backend_config *bc, const char *why) {
 
 /* Start backend i of the configuration `ref`. An init failure is recorded
  * in the slot, not returned: the other backends keep going. */
-static int start_slot(hub *h, spw_config_ref *ref, size_t i, spw_plugin *plugin, engine_slot *slot) {
+static int start_slot(hub *h, const engine_options *o, spw_config_ref *ref, size_t i, spw_plugin *plugin, engine_slot *slot) {
         const backend_config *bc = &ref->config->backends[i];
         backend *b;
         int r;
@@ -135,7 +135,7 @@ static int start_slot(hub *h, spw_config_ref *ref, size_t i, spw_plugin *plugin,
         slot->name = strdup(bc->name);
         if (!slot->name)
                 return -ENOMEM;
-        r = backend_start(bc, ref, plugin, h, ref->config->state_dir, ref->config->stuck_timeout, true, &b);
+        r = backend_start(bc, ref, plugin, h, ref->config->state_dir, ref->config->stuck_timeout, o->init_timeout, true, &b);
         if (r < 0) {
                 slot->error = strdup(strerror(-r));
                 log_backend_failed(bc, strerror(-r));
@@ -204,7 +204,7 @@ int engine_new(spw_config *c, const engine_options *o, engine **ret, spw_error *
         }
         e->n_slots = c->n_backends;
         for (size_t i = 0; i < c->n_backends; i++) {
-                r = start_slot(&e->hub, e->config, i, plugins[i], &e->slots[i]);
+                r = start_slot(&e->hub, &e->opt, e->config, i, plugins[i], &e->slots[i]);
                 if (r < 0)
                         goto fail;
                 running += e->slots[i].b != NULL;
@@ -554,7 +554,7 @@ int engine_next_prepare(engine_next *n, spw_config *c, spw_error *err) {
                         running++;
                         continue;
                 }
-                r = start_slot(n->hub, n->ref, i, plugins[i], &n->slots[i]);
+                r = start_slot(n->hub, &n->opt, n->ref, i, plugins[i], &n->slots[i]);
                 if (r < 0)
                         return r;
                 running += n->slots[i].b != NULL;

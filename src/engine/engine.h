@@ -25,6 +25,7 @@
 
 typedef struct engine_options {
         bool allow_unsafe_plugins;   /* skip the owner/permission check (tests, quick start) */
+        usec_t init_timeout;         /* how long to wait for a backend's init; 0: BACKEND_INIT_TIMEOUT (tests shorten it) */
 } engine_options;
 
 typedef struct engine engine;         /* opaque: see the accessors below */

@@ -71,7 +71,7 @@ static backend *start(testdir *t, spw_config_ref **ref, const char *queue, const
         *ref = config_ref_new(testdir_load(t));
         snprintf(path, sizeof path, "%s/mock.so", getenv("SPW_TEST_PLUGIN_DIR"));
         CHECK_OK(plugin_load(path, false, &p, &err));
-        CHECK_OK(backend_start(&(*ref)->config->backends[0], *ref, p, &h, t->path, 30 * USEC_PER_SEC, true, &b));
+        CHECK_OK(backend_start(&(*ref)->config->backends[0], *ref, p, &h, t->path, 30 * USEC_PER_SEC, 0, true, &b));
         return b;
 }
 

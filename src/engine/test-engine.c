@@ -6,7 +6,8 @@
  * signals), and a reload prepared on another thread then committed: the
  * unchanged backend is kept (same worker), the changed one retires and is
  * reaped, the new one starts; a reload with no usable backend changes
- * nothing.
+ * nothing; a backend whose init hangs is abandoned without unloading its
+ * plugin.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -233,11 +234,36 @@ static void test_reload(void) {
         testdir_remove(t.path);
 }
 
+/* A backend whose init does not return in time is abandoned; its thread
+ * may still run the plugin's code, so the plugin stays mapped after
+ * plugin_unload_all(): when the init finally returns, the thread returns
+ * into mapped code (unloaded, this test dies with SIGSEGV). Runs last: it
+ * leaves that thread behind. */
+static void test_hung_init_is_abandoned_and_its_plugin_stays_loaded(void) {
+        engine_options o = { .allow_unsafe_plugins = true, .init_timeout = 200 * USEC_PER_MSEC };
+        spw_error err = { 0 };
+        engine *e = NULL;
+        testdir t;
+
+        testdir_init(&t);
+        testdir_write(&t, "spillway.yaml", "queue:\n  flush_interval: 20ms\n");
+        testdir_mock_backend(&t, "a", NULL, NULL);
+        testdir_mock_backend(&t, "hung", NULL, "  init_delay: 1s\n");
+        CHECK_OK(engine_new(testdir_load(&t), &o, &e, &err));
+        CHECK(engine_backend(e, 0) != NULL);
+        CHECK(engine_backend(e, 1) == NULL);
+        CHECK_STREQ(engine_backend_error(e, 1), "init did not return within 200ms");
+        stop(e);
+        plugin_unload_all();
+        usleep(1500 * 1000); /* the init returns meanwhile */
+        testdir_remove(t.path);
+}
+
 int main(void) {
         test_route_and_push();
         test_full_block_queue_pushes_nothing();
         test_routing_twice_gives_the_same_bans();
         test_reload();
-        plugin_unload_all();
+        test_hung_init_is_abandoned_and_its_plugin_stays_loaded();
         return 0;
 }
