@@ -103,12 +103,23 @@ static void push_signal(daemon_t *d, request *r) {
                 signal_accepted(d, r, &res);
 }
 
+/* No profile wants it: accepted, and nothing to deliver. */
+static bool routed_nowhere(const request *r) {
+        return r->fan.n_targets == 0 && !r->fan.unavailable;
+}
+
+static void accept_routed_nowhere(daemon_t *d, request *r) {
+        d->stats.accepted++;
+        request_reply_json(r, json_pack("{s:b, s:I, s:s, s:[]}", "ok", 1, "id", (json_int_t) r->msg->sig.id, "ack",
+                                         r->msg->ack == ACK_FLUSHED ? "flushed" : "queued", "backends"));
+}
+
 static void handle_signal(daemon_t *d, request *r, json_t *sigobj, ack_level ack, size_t line_len) {
-        r->ctx = d;
         spw_error err = { 0 };
         spw_msg *m = msg_new();
         int k;
 
+        r->ctx = d;
         if (!m) {
                 request_error(r, "out of memory");
                 return;
@@ -133,11 +144,8 @@ static void handle_signal(daemon_t *d, request *r, json_t *sigobj, ack_level ack
                 request_error(r, "routing failed: %s", strerror(-k));
                 return;
         }
-        if (r->fan.n_targets == 0 && !r->fan.unavailable) {
-                /* no profile wants it: accepted, and nothing to deliver */
-                d->stats.accepted++;
-                request_reply_json(r, json_pack("{s:b, s:I, s:s, s:[]}", "ok", 1, "id", (json_int_t) m->sig.id, "ack",
-                                                 ack == ACK_FLUSHED ? "flushed" : "queued", "backends"));
+        if (routed_nowhere(r)) {
+                accept_routed_nowhere(d, r);
                 return;
         }
         push_signal(d, r);
@@ -186,6 +194,11 @@ static int park_retry_one(park_item *it, usec_t *deadline, void *userdata) {
         request *r = request_of_park(it);
         push_result res;
 
+        if (routed_nowhere(r)) { /* re-routed by a reload */
+                accept_routed_nowhere(d, r);
+                request_complete(r);
+                return 0;
+        }
         if (engine_push(d->engine, r->msg, &r->fan, &res) == -EAGAIN) {
                 /* after a reload it may wait on another backend */
                 *deadline = MIN(*deadline, now_monotonic() + backend_cfg(res.blocked)->q.block_timeout);
@@ -232,9 +245,15 @@ void ingest_retry_parked(daemon_t *d) {
 static void reroute_one(park_item *it, void *userdata) {
         daemon_t *d = userdata;
         request *r = request_of_park(it);
+        fanout f = { 0 };
+
+        if (engine_route(d->engine, r->msg, &f) < 0) {
+                fanout_release(&f);
+                log_warning("re-routing a waiting signal after the reload failed (out of memory); it waits for its old backends");
+                return;
+        }
         fanout_release(&r->fan);
-        if (engine_route(d->engine, r->msg, &r->fan) < 0)
-                log_warning("re-routing a waiting signal after the reload failed; it waits for its old backends");
+        r->fan = f;
 }
 
 void ingest_reroute_parked(daemon_t *d) {

@@ -571,6 +571,28 @@ def test_ban_add_commit_failure_is_an_error():
         assert d.stop() == 0
 
 
+def test_reload_routes_a_waiting_signal_nowhere():
+    # The new profiles send a signal that waits for queue room nowhere:
+    # it is accepted with nothing to deliver (it used to wait forever for
+    # a "flushed" that no backend owed).
+    with Daemon({}) as d:
+        backends = {"a": mock_backend("a", delay="3s", queue_size=1, on_full="block", block_timeout="20s", max_retry=0),
+                    "b": mock_backend("b")}
+        d.write_config(backends, profiles=TWO_BLOCKED_PROFILES)
+        d.start()
+        filler = d.client()
+        fill_block_queue(d, filler, "a", "a")
+        c = d.client()
+        c.send({"signal": signal_obj(scenario="a"), "ack": "flushed"})
+        wait_for(lambda: d.status()["parked"] == 1, what="the signal to wait for room")
+        d.write_config(backends, profiles=TWO_BLOCKED_PROFILES.split("---")[1])
+        d.signal(signal.SIGHUP)
+        r = c.readline()
+        assert r["ok"] and r["ack"] == "flushed" and r["backends"] == [], r
+        assert d.status()["parked"] == 0
+        assert d.stop() == 0
+
+
 if __name__ == "__main__":
     run([
         test_signal_reaches_every_backend,
@@ -582,6 +604,7 @@ if __name__ == "__main__":
         test_park_timer_uses_the_earliest_deadline,
         test_waiting_signals_on_different_backends_do_not_wait_for_each_other,
         test_reload_does_not_duplicate_the_bans_of_a_waiting_signal,
+        test_reload_routes_a_waiting_signal_nowhere,
         test_transient_failures_are_retried,
         test_retries_exhausted_and_permanent_failures,
         test_flush_failure_reinserts_batch,
