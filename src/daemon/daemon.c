@@ -15,9 +15,32 @@
 #include <unistd.h>
 
 #include "build-config.h"
+#include "conn.h"
 #include "daemon.h"
+#include "ingest.h"
+#include "listener.h"
 #include "log.h"
-#include "messages.h"
+#include "msgid.h"
+#include "reload.h"
+#include "status.h"
+
+void daemon_flush_replies(daemon_t *d) {
+        conn_flush_dirty(d);
+}
+
+/* Results from the workers and the reload thread. */
+static void process_hub(daemon_t *d) {
+        hub *h = engine_hub(d->engine);
+
+        hub_dispatch(h); /* replies to flushed acks, admin jobs, a prepared reload */
+        if (hub_take_space(h)) {
+                ingest_retry_parked(d);
+                engine_wake(d->engine);
+        }
+        if (hub_take_backend_event(h))
+                engine_reap(d->engine);
+        daemon_flush_replies(d);
+}
 
 void daemon_update_status(daemon_t *d, bool force) {
         _cleanup_free_ char *line = status_line(d);
@@ -29,63 +52,30 @@ void daemon_update_status(daemon_t *d, bool force) {
         sd_notifyf(0, "STATUS=%s", line);
 }
 
-int daemon_reload(daemon_t *d, char *errbuf, size_t size) {
-        spw_error err = { 0 };
-        spw_config *c = NULL;
-        int r;
-
-        sd_notifyf(0, "RELOADING=1\nSTATUS=reloading %s", d->opt.config_path);
-        r = config_load(d->opt.config_path, &d->opt.overrides, &c, &err);
-        if (r >= 0)
-                r = engine_reload(d->engine, c, &err); /* takes c */
-        if (r < 0) {
-                snprintf(d->reload_error, sizeof d->reload_error, "%s", err.msg[0] ? err.msg : strerror(-r));
-                log_struct(LOG_ERR, LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_RELOAD_FAILED }),
-                           "reload failed, the previous configuration keeps running: %s", d->reload_error);
-                if (errbuf)
-                        snprintf(errbuf, size, "%s", d->reload_error);
-                sd_notify(0, "READY=1");
-                daemon_update_status(d, true);
-                return r;
-        }
-        d->reload_error[0] = 0;
-        d->reloads++;
-        d->last_reload = now_realtime();
-        server_reroute_parked(d);
-        {
-                char n[16];
-                snprintf(n, sizeof n, "%zu", d->engine->n_slots);
-                log_struct(LOG_INFO, LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_RELOADED }, { "SPILLWAY_BACKENDS", n }),
-                           "configuration reloaded from %s: %s backends", d->opt.config_path, n);
-        }
-        sd_notify(0, "READY=1");
-        daemon_update_status(d, true);
-        return 0;
-}
-
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         daemon_t *d = userdata;
-        if (!d->stopping)
-                daemon_reload(d, NULL, 0);
+        daemon_reload(d, NULL, NULL);
         return 0;
 }
 
 static void report_undelivered(daemon_t *d) {
         engine *e = d->engine;
         unsigned long long total = 0;
-        for (size_t i = 0; i < e->n_slots; i++) {
-                backend *b = e->slots[i].b;
+        for (size_t i = 0; i < engine_n_backends(e); i++) {
+                backend *b = engine_backend(e, i);
+                backend_counters c;
                 if (!b)
                         continue;
-                unsigned long long und = atomic_load(&b->stats.undelivered) + queue_count(&b->queue);
+                backend_get_counters(b, &c);
+                unsigned long long und = c.undelivered + backend_queue_depth(b);
                 total += und;
                 if (und) {
                         char n[32];
                         snprintf(n, sizeof n, "%llu", und);
                         log_struct(LOG_WARNING,
-                                   LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_UNDELIVERED }, { "SPILLWAY_BACKEND", b->name },
+                                   LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_UNDELIVERED }, { "SPILLWAY_BACKEND", backend_name(b) },
                                               { "SPILLWAY_UNDELIVERED", n }),
-                                   "backend %s: %llu signals could not be delivered before the drain timeout", b->name, und);
+                                   "backend %s: %llu signals could not be delivered before the drain timeout", backend_name(b), und);
                 }
         }
         char n[32];
@@ -103,9 +93,10 @@ void daemon_begin_stop(daemon_t *d, const char *why) {
         sd_notify(0, "STOPPING=1");
         log_info("stopping (%s): draining the queues for up to %lld ms", why,
                  (long long) (engine_config(d->engine)->drain_timeout / USEC_PER_MSEC));
-        server_close_listeners(d);
-        server_expire_parked(d, now_monotonic());
-        server_pause_all(d);
+        listener_close_all(d);
+        ingest_expire_parked(d);
+        daemon_flush_replies(d);
+        conn_pause_all(d);
         engine_stop(d->engine, now_monotonic() + engine_config(d->engine)->drain_timeout);
         daemon_update_status(d, true);
         sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, 20 * USEC_PER_MSEC, 0, on_stop_poll, d);
@@ -113,9 +104,9 @@ void daemon_begin_stop(daemon_t *d, const char *why) {
 
 static int on_stop_poll(sd_event_source *s, uint64_t usec, void *userdata) {
         daemon_t *d = userdata;
-        server_process_hub(d);
-        if (engine_all_stopped(d->engine)) {
-                server_process_hub(d); /* replies to the last flushed acks */
+        process_hub(d);
+        if (engine_all_stopped(d->engine) && !daemon_reloading(d)) {
+                process_hub(d); /* replies to the last flushed acks */
                 report_undelivered(d);
                 sd_event_exit(d->event, d->exit_code);
                 return 0;
@@ -131,19 +122,14 @@ static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, voi
 }
 
 static int on_hub(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        server_process_hub(userdata);
-        return 0;
-}
-
-static int on_park_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        server_expire_parked(userdata, now_monotonic());
+        process_hub(userdata);
         return 0;
 }
 
 static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         daemon_t *d = userdata;
         daemon_update_status(d, false);
-        server_expire_idle(d, now_monotonic());
+        conn_expire_idle(d, now_monotonic());
         sd_event_source_set_time_relative(s, (uint64_t) engine_config(d->engine)->status_interval);
         sd_event_source_set_enabled(s, SD_EVENT_ON);
         return 0;
@@ -169,23 +155,16 @@ static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static bool engine_idle(daemon_t *d) {
-        engine *e = d->engine;
-        if (d->n_conns > 0 || d->n_parked > 0 || d->n_waiting > 0)
-                return false;
-        for (size_t i = 0; i < e->n_slots; i++) {
-                backend *b = e->slots[i].b;
-                if (b && (queue_count(&b->queue) > 0 || atomic_load(&b->busy_since) != 0))
-                        return false;
-        }
-        return true;
+static bool daemon_idle(daemon_t *d) {
+        return d->n_conns == 0 && park_count(d->park) == 0 && d->n_waiting == 0 && !daemon_reloading(d) &&
+               !engine_busy(d->engine);
 }
 
 static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         daemon_t *d = userdata;
         usec_t limit = engine_config(d->engine)->exit_on_idle;
         if (limit > 0 && !d->stopping) {
-                if (!engine_idle(d))
+                if (!daemon_idle(d))
                         d->idle_since = 0;
                 else if (!d->idle_since)
                         d->idle_since = now_monotonic();
@@ -201,7 +180,6 @@ static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int daemon_run(const daemon_options *opt);
 int daemon_run(const daemon_options *opt) {
         daemon_t d = { .opt = *opt, .exit_code = 0 };
         spw_error err = { 0 };
@@ -241,11 +219,19 @@ int daemon_run(const daemon_options *opt) {
                 engine_free(d.engine);
                 return EXIT_FAILURE;
         }
-        r = server_open_listeners(&d, &err);
+        r = ingest_init(&d);
+        if (r < 0) {
+                log_error_errno(r, "cannot set up the wait for queue room: %m");
+                engine_free(d.engine);
+                sd_event_unref(d.event);
+                return EXIT_FAILURE;
+        }
+        r = listener_open_all(&d, &err);
         if (r < 0) {
                 log_error("%s", err.msg);
                 sd_notifyf(0, "STATUS=failed to listen: %s", err.msg);
-                server_close_listeners(&d);
+                listener_close_all(&d);
+                ingest_done(&d);
                 engine_free(d.engine);
                 sd_event_unref(d.event);
                 return EXIT_FAILURE;
@@ -253,9 +239,7 @@ int daemon_run(const daemon_options *opt) {
         sd_event_add_signal(d.event, NULL, SIGTERM, on_sigterm, &d);
         sd_event_add_signal(d.event, NULL, SIGINT, on_sigterm, &d);
         sd_event_add_signal(d.event, NULL, SIGHUP, on_sighup, &d);
-        sd_event_add_io(d.event, &d.hub_source, d.engine->hub.efd, EPOLLIN, on_hub, &d);
-        sd_event_add_time(d.event, &d.park_timer, CLOCK_MONOTONIC, UINT64_MAX, 10 * USEC_PER_MSEC, on_park_timer, &d);
-        sd_event_source_set_enabled(d.park_timer, SD_EVENT_OFF);
+        sd_event_add_io(d.event, &d.hub_source, hub_fd(engine_hub(d.engine)), EPOLLIN, on_hub, &d);
         sd_event_add_time_relative(d.event, &d.status_timer, CLOCK_MONOTONIC, (uint64_t) engine_config(d.engine)->status_interval,
                                    50 * USEC_PER_MSEC, on_status_timer, &d);
         sd_event_add_time_relative(d.event, &d.idle_timer, CLOCK_MONOTONIC, 500 * USEC_PER_MSEC, 50 * USEC_PER_MSEC,
@@ -268,12 +252,12 @@ int daemon_run(const daemon_options *opt) {
 
         {
                 char n[16];
-                snprintf(n, sizeof n, "%zu", d.engine->n_slots);
+                snprintf(n, sizeof n, "%zu", engine_n_backends(d.engine));
                 log_struct(LOG_INFO, LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_STARTED }, { "SPILLWAY_BACKENDS", n }),
                            "spillwayd %s started: %s backends, ingest %s, admin %s%s", SPW_VERSION, n,
                            d.listeners[0].path ? d.listeners[0].path : "(socket activation)",
                            d.n_listeners > 1 && d.listeners[1].path ? d.listeners[1].path : d.n_listeners > 1 ? "(socket activation)" : "(none)",
-                           d.engine->router ? "" : " (no profiles file: every signal goes to every backend)");
+                           engine_router(d.engine) ? "" : " (no profiles file: every signal goes to every backend)");
         }
         sd_notify(0, "READY=1");
         daemon_update_status(&d, true);
@@ -282,11 +266,11 @@ int daemon_run(const daemon_options *opt) {
         if (r < 0)
                 log_error_errno(r, "event loop failed: %m");
 
-        server_close_listeners(&d);
-        server_close_all(&d);
+        listener_close_all(&d);
+        conn_free_all(&d);
+        ingest_done(&d);
         engine_free(d.engine); /* already stopped: joins the workers */
         sd_event_source_disable_unref(d.hub_source);
-        sd_event_source_disable_unref(d.park_timer);
         sd_event_source_disable_unref(d.status_timer);
         sd_event_source_disable_unref(d.idle_timer);
         sd_event_source_disable_unref(d.watchdog_timer);

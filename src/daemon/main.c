@@ -12,7 +12,6 @@
 #include "log.h"
 #include "route.h"
 
-int daemon_run(const daemon_options *opt);
 
 static void help(void) {
         printf("Usage: spillwayd [OPTIONS]\n"
@@ -46,6 +45,10 @@ static int level_from_string(const char *s) {
         if (streq(s, "warn"))
                 return LOG_WARNING;
         return -1;
+}
+
+static void print_warning(const char *text, void *userdata) {
+        fprintf(stderr, "spillwayd: warning: %s\n", text);
 }
 
 int main(int argc, char **argv) {
@@ -116,7 +119,7 @@ int main(int argc, char **argv) {
                 opt.overrides.credential_placeholders = true;
                 k = config_load(opt.config_path, &opt.overrides, &cfg, &err);
                 if (k >= 0)
-                        k = engine_check_config(cfg, &opt.engine, &err);
+                        k = engine_check_config(cfg, &opt.engine, print_warning, NULL, &err);
                 if (k < 0) {
                         fprintf(stderr, "spillwayd: configuration error: %s\n", err.msg);
                         return 1;

@@ -11,31 +11,35 @@
 
 #include "build-config.h"
 #include "daemon.h"
+#include "reload.h"
+#include "status.h"
 #include "strbuf.h"
 
-static json_t *backend_json(const engine_slot *slot, usec_t now_mono) {
-        backend *b = slot->b;
+static json_t *backend_json(const char *name, backend *b, const char *failure, usec_t now_mono) {
         json_t *o;
         char err[512], at[RFC3339_MAX];
         usec_t err_at = 0, busy = 0;
+        backend_counters n;
 
         if (!b)
-                return json_pack("{s:s, s:s, s:s}", "name", slot->name, "state", "failed", "error",
-                                 slot->error ? slot->error : "initialisation failed");
+                return json_pack("{s:s, s:s, s:s}", "name", name, "state", "failed", "error",
+                                 failure ? failure : "initialisation failed");
         backend_last_error(b, err, sizeof err, &err_at);
         backend_is_stuck(b, now_mono, &busy);
+        backend_get_counters(b, &n);
         o = json_pack("{s:s, s:s, s:s, s:{s:I, s:I, s:I, s:s}, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-                      "name", b->name, "plugin", b->plugin->ops.name, "state", backend_state_to_string(backend_get_state(b)),
-                      "queue", "depth", (json_int_t) queue_count(&b->queue), "capacity", (json_int_t) b->queue.capacity,
-                      "high_water", (json_int_t) queue_high_water(&b->queue, false), "on_full", on_full_to_string(b->cfg->q.policy),
-                      "received", (json_int_t) atomic_load(&b->stats.received),
-                      "inserted", (json_int_t) atomic_load(&b->stats.inserted),
-                      "flushed", (json_int_t) atomic_load(&b->stats.flushed),
-                      "failed", (json_int_t) atomic_load(&b->stats.failed),
-                      "retried", (json_int_t) atomic_load(&b->stats.retried),
-                      "dropped", (json_int_t) atomic_load(&b->stats.dropped),
-                      "flushes", (json_int_t) atomic_load(&b->stats.flushes),
-                      "undelivered", (json_int_t) atomic_load(&b->stats.undelivered),
+                      "name", backend_name(b), "plugin", backend_plugin(b)->ops.name,
+                      "state", backend_state_to_string(backend_get_state(b)),
+                      "queue", "depth", (json_int_t) backend_queue_depth(b), "capacity", (json_int_t) backend_queue_capacity(b),
+                      "high_water", (json_int_t) backend_queue_high_water(b), "on_full", on_full_to_string(backend_cfg(b)->q.policy),
+                      "received", (json_int_t) n.received,
+                      "inserted", (json_int_t) n.inserted,
+                      "flushed", (json_int_t) n.flushed,
+                      "failed", (json_int_t) n.failed,
+                      "retried", (json_int_t) n.retried,
+                      "dropped", (json_int_t) n.dropped,
+                      "flushes", (json_int_t) n.flushes,
+                      "undelivered", (json_int_t) n.undelivered,
                       "busy_ms", (json_int_t) (busy / USEC_PER_MSEC));
         if (!o)
                 return NULL;
@@ -54,11 +58,12 @@ json_t *status_json(daemon_t *d) {
         char started[RFC3339_MAX];
         json_t *backends = json_array(), *o;
 
-        for (size_t i = 0; i < e->n_slots; i++)
-                json_array_append_new(backends, backend_json(&e->slots[i], now));
-        for (size_t i = 0; i < e->n_retiring; i++) {
-                engine_slot s = { .name = (char *) e->retiring[i]->name, .b = e->retiring[i] };
-                json_t *bj = backend_json(&s, now);
+        for (size_t i = 0; i < engine_n_backends(e); i++)
+                json_array_append_new(backends, backend_json(engine_backend_name(e, i), engine_backend(e, i),
+                                                             engine_backend_error(e, i), now));
+        for (size_t i = 0; i < engine_n_retiring(e); i++) {
+                backend *b = engine_retiring(e, i);
+                json_t *bj = backend_json(backend_name(b), b, NULL, now);
                 json_object_set_new(bj, "retiring", json_true());
                 json_array_append_new(backends, bj);
         }
@@ -69,10 +74,12 @@ json_t *status_json(daemon_t *d) {
                       "signals", "accepted", (json_int_t) d->stats.accepted, "rejected", (json_int_t) d->stats.rejected,
                       "flushed_acks", (json_int_t) d->stats.flushed_acks, "failed_acks", (json_int_t) d->stats.failed_acks,
                       "blocked_timeouts", (json_int_t) d->stats.blocked_timeouts, "oversized_lines", (json_int_t) d->stats.oversized,
-                      "connections", (json_int_t) d->n_conns, "parked", (json_int_t) d->n_parked, "reloads", (json_int_t) d->reloads,
+                      "connections", (json_int_t) d->n_conns, "parked", (json_int_t) park_count(d->park), "reloads", (json_int_t) d->reloads,
                       "backends", backends, "config", d->opt.config_path, "watchdog_usec", (json_int_t) d->watchdog_usec);
         if (o && d->reload_error[0])
                 json_object_set_new(o, "reload_error", json_string(d->reload_error));
+        if (o && daemon_reloading(d))
+                json_object_set_new(o, "reloading", json_true());
         if (o && d->watchdog_withheld)
                 json_object_set_new(o, "watchdog_withheld", json_true());
         return o;
@@ -85,21 +92,23 @@ char *status_line(daemon_t *d) {
         unsigned fill = 0;
         char *s = NULL;
 
-        for (size_t i = 0; i < e->n_slots; i++) {
-                backend *b = e->slots[i].b;
+        for (size_t i = 0; i < engine_n_backends(e); i++) {
+                backend *b = engine_backend(e, i);
+                backend_counters n;
                 if (!b) {
                         failed++;
                         continue;
                 }
+                backend_get_counters(b, &n);
                 up += backend_get_state(b) == BACKEND_RUNNING;
-                dropped += atomic_load(&b->stats.dropped);
-                failed_signals += atomic_load(&b->stats.failed);
-                unsigned pct = (unsigned) (queue_count(&b->queue) * 100 / b->queue.capacity);
+                dropped += n.dropped;
+                failed_signals += n.failed;
+                unsigned pct = (unsigned) (backend_queue_depth(b) * 100 / backend_queue_capacity(b));
                 if (pct > fill)
                         fill = pct;
         }
         if (asprintf(&s, "%s%zu/%zu backends up%s%s; %llu signals; queue max %u%%; %llu dropped; %llu failed%s%s",
-                     d->stopping ? "stopping; " : "", up, e->n_slots, failed ? ", " : "", failed ? "some failed" : "",
+                     d->stopping ? "stopping; " : "", up, engine_n_backends(e), failed ? ", " : "", failed ? "some failed" : "",
                      (unsigned long long) d->stats.accepted, fill, dropped, failed_signals,
                      d->reload_error[0] ? "; last reload failed: " : "", d->reload_error[0] ? d->reload_error : "") < 0)
                 return NULL;
@@ -129,39 +138,40 @@ char *metrics_text(daemon_t *d) {
                 const char *name, *help;
                 size_t offset;
         } counters[] = {
-                { "backend_received_total", "Signals queued for the backend.", offsetof(backend_stats, received) },
-                { "backend_inserted_total", "Successful inserts.", offsetof(backend_stats, inserted) },
-                { "backend_flushed_total", "Signals made durable by a flush.", offsetof(backend_stats, flushed) },
-                { "backend_failed_total", "Signals the backend did not take.", offsetof(backend_stats, failed) },
-                { "backend_retried_total", "Retry attempts.", offsetof(backend_stats, retried) },
-                { "backend_dropped_total", "Signals dropped because the queue was full.", offsetof(backend_stats, dropped) },
-                { "backend_flushes_total", "Successful flushes.", offsetof(backend_stats, flushes) },
+                { "backend_received_total", "Signals queued for the backend.", offsetof(backend_counters, received) },
+                { "backend_inserted_total", "Successful inserts.", offsetof(backend_counters, inserted) },
+                { "backend_flushed_total", "Signals made durable by a flush.", offsetof(backend_counters, flushed) },
+                { "backend_failed_total", "Signals the backend did not take.", offsetof(backend_counters, failed) },
+                { "backend_retried_total", "Retry attempts.", offsetof(backend_counters, retried) },
+                { "backend_dropped_total", "Signals dropped because the queue was full.", offsetof(backend_counters, dropped) },
+                { "backend_flushes_total", "Successful flushes.", offsetof(backend_counters, flushes) },
         };
         for (size_t k = 0; k < ELEMENTSOF(counters); k++) {
                 metric(&m, counters[k].name, "counter", counters[k].help);
-                for (size_t i = 0; i < e->n_slots; i++) {
-                        backend *b = e->slots[i].b;
+                for (size_t i = 0; i < engine_n_backends(e); i++) {
+                        backend *b = engine_backend(e, i);
+                        backend_counters n;
                         if (!b)
                                 continue;
-                        atomic_ullong *v = (atomic_ullong *) ((char *) &b->stats + counters[k].offset);
-                        strbuf_printf(&m, "spillway_%s{backend=\"%s\"} %llu\n", counters[k].name, b->name,
-                                      (unsigned long long) atomic_load(v));
+                        backend_get_counters(b, &n);
+                        strbuf_printf(&m, "spillway_%s{backend=\"%s\"} %llu\n", counters[k].name, backend_name(b),
+                                      (unsigned long long) *(const uint64_t *) ((const char *) &n + counters[k].offset));
                 }
         }
         metric(&m, "backend_queue_depth", "gauge", "Signals waiting in the backend's queue.");
-        for (size_t i = 0; i < e->n_slots; i++)
-                if (e->slots[i].b)
-                        strbuf_printf(&m, "spillway_backend_queue_depth{backend=\"%s\"} %zu\n", e->slots[i].name,
-                                      queue_count(&e->slots[i].b->queue));
+        for (size_t i = 0; i < engine_n_backends(e); i++)
+                if (engine_backend(e, i))
+                        strbuf_printf(&m, "spillway_backend_queue_depth{backend=\"%s\"} %zu\n", engine_backend_name(e, i),
+                                      backend_queue_depth(engine_backend(e, i)));
         metric(&m, "backend_queue_capacity", "gauge", "Size of the backend's queue.");
-        for (size_t i = 0; i < e->n_slots; i++)
-                if (e->slots[i].b)
-                        strbuf_printf(&m, "spillway_backend_queue_capacity{backend=\"%s\"} %zu\n", e->slots[i].name,
-                                      e->slots[i].b->queue.capacity);
+        for (size_t i = 0; i < engine_n_backends(e); i++)
+                if (engine_backend(e, i))
+                        strbuf_printf(&m, "spillway_backend_queue_capacity{backend=\"%s\"} %zu\n", engine_backend_name(e, i),
+                                      backend_queue_capacity(engine_backend(e, i)));
         metric(&m, "backend_up", "gauge", "1 if the backend is running.");
-        for (size_t i = 0; i < e->n_slots; i++)
-                strbuf_printf(&m, "spillway_backend_up{backend=\"%s\"} %d\n", e->slots[i].name,
-                              e->slots[i].b && backend_get_state(e->slots[i].b) == BACKEND_RUNNING);
+        for (size_t i = 0; i < engine_n_backends(e); i++)
+                strbuf_printf(&m, "spillway_backend_up{backend=\"%s\"} %d\n", engine_backend_name(e, i),
+                              engine_backend(e, i) && backend_get_state(engine_backend(e, i)) == BACKEND_RUNNING);
         if (m.oom) {
                 strbuf_deinit(&m);
                 return NULL;
@@ -172,11 +182,12 @@ char *metrics_text(daemon_t *d) {
 bool daemon_workers_healthy(daemon_t *d, char *why, size_t size) {
         engine *e = d->engine;
         usec_t now = now_monotonic(), busy;
-        for (size_t i = 0; i < e->n_slots; i++) {
-                backend *b = e->slots[i].b;
+        for (size_t i = 0; i < engine_n_backends(e); i++) {
+                backend *b = engine_backend(e, i);
                 if (b && backend_is_stuck(b, now, &busy)) {
-                        snprintf(why, size, "backend %s has been inside one plugin call for %lld s (stuck_timeout %lld s)", b->name,
-                                 (long long) (busy / USEC_PER_SEC), (long long) (b->stuck_timeout / USEC_PER_SEC));
+                        snprintf(why, size, "backend %s has been inside one plugin call for %lld s (stuck_timeout %lld s)",
+                                 backend_name(b), (long long) (busy / USEC_PER_SEC),
+                                 (long long) (backend_stuck_timeout(b) / USEC_PER_SEC));
                         return false;
                 }
         }

@@ -4,6 +4,7 @@
  * on the worker thread while rows stream out of read_at(), so a list of
  * 100,000 bans with --limit 50 copies 50 rows, not 100,000.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -11,10 +12,16 @@
 #include "admin.h"
 #include "timeutil.h"
 
+static void job_free_item(hub_item *it, bool discard) {
+        admin_job_free((admin_job *) ((char *) it - offsetof(admin_job, done)));
+}
+
 admin_job *admin_job_new(admin_job_type type) {
         admin_job *j = calloc(1, sizeof *j);
-        if (j)
-                j->type = type;
+        if (!j)
+                return NULL;
+        j->type = type;
+        j->done.fn = job_free_item;
         return j;
 }
 

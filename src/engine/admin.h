@@ -4,19 +4,24 @@
 /*
  * Administrative jobs: ban list/add/delete/flush requests that must run on
  * a backend's own worker thread (the plugin is only ever called there). The
- * main thread fills one, hands it to backend_post_job(); the worker runs it,
- * fills the result and posts it to the hub; the main thread replies.
+ * main thread fills one, sets its completion function (done.fn) and hands it
+ * to backend_post_job(); the worker runs it, fills the result and posts it
+ * to the hub (hub.h); the main thread runs done.fn, which replies and frees
+ * the job.
  */
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "hub.h"
 #include "ipaddr.h"
 #include "macro.h"
 #include "message.h"
 #include "strbuf.h"
 #include "timeutil.h"
+
+typedef struct admin_job admin_job;
 
 typedef enum admin_job_type {
         JOB_LIST,        /* read_at + filter */
@@ -51,11 +56,13 @@ struct admin_job {
         strbuf rows;              /* JOB_LIST: the rows as JSON objects, comma separated */
         size_t n_rows;            /* JOB_LIST: rows in `rows` */
         size_t total;             /* JOB_LIST: matching rows, shown or not */
-        /* bookkeeping (main thread) */
-        void *cookie;
-        admin_job *next;
+        /* bookkeeping */
+        void *cookie;             /* main thread: the waiting request */
+        admin_job *next;          /* the backend's job list */
+        hub_item done;            /* posted when the job ran; done.fn frees the job */
 };
 
+/* done.fn starts as a function that only frees the job. */
 admin_job *admin_job_new(admin_job_type type);
 admin_job *admin_job_free(admin_job *j);
 DEFINE_TRIVIAL_CLEANUP_FUNC(admin_job *, admin_job_free);

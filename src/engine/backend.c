@@ -24,10 +24,87 @@
 
 #include "backend.h"
 #include "log.h"
-#include "messages.h"
+#include "msgid.h"
 
 #define POP_BATCH 256
-#define INIT_TIMEOUT (30 * USEC_PER_SEC)
+
+struct spw_ctx {
+        backend *b;
+};
+
+typedef struct backend_timer {
+        usec_t interval;
+        usec_t next;              /* monotonic */
+        spw_timer_fn fn;
+        void *userdata;
+} backend_timer;
+
+#define BACKEND_MAX_TIMERS 8
+#define BACKEND_MAX_STATUS 32
+
+typedef struct backend_stats {
+        atomic_ullong received;   /* submitted to the queue */
+        atomic_ullong inserted;   /* insert() succeeded */
+        atomic_ullong flushed;    /* signals made durable by a successful flush */
+        atomic_ullong failed;     /* given up: rejected, retries exhausted, undelivered */
+        atomic_ullong retried;    /* retry attempts (insert or flush) */
+        atomic_ullong dropped;    /* queue-full drops */
+        atomic_ullong flushes;    /* successful flush() calls */
+        atomic_ullong undelivered;/* left at stop */
+} backend_stats;
+
+struct backend {
+        const backend_config *cfg;    /* borrowed from `config`, which we hold a reference on */
+        spw_config_ref *config_ref;
+        spw_plugin *plugin;
+        const char *name;
+        void *self;
+        struct spw_ctx ctx;
+        spw_queue queue;
+        hub *hub;
+        pthread_t thread;
+        bool thread_started;
+        usec_t stuck_timeout;
+        const char *state_dir;
+
+        atomic_int state;
+        atomic_llong busy_since;
+        atomic_llong last_activity;   /* monotonic, last time the worker did anything */
+        backend_stats stats;
+
+        pthread_mutex_t info_lock;
+        pthread_cond_t info_cond;     /* init done; stop requested (wakes retry sleeps) */
+        char last_error[512];
+        usec_t last_error_at;         /* realtime */
+        char init_error[512];
+        spw_kv status[BACKEND_MAX_STATUS];
+        size_t n_status;
+        bool stop_requested;
+        usec_t drain_deadline;        /* monotonic */
+
+        pthread_mutex_t jobs_lock;
+        admin_job *jobs_head, *jobs_tail;
+
+        /* worker thread only */
+        char call_error[512];         /* set_error() text of the current call */
+        bool autocommit;
+        backend_timer timers[BACKEND_MAX_TIMERS];
+        size_t n_timers;
+        bool may_schedule;
+        usec_t retry_after;
+        spw_msg **unflushed;
+        size_t n_unflushed, cap_unflushed;
+        usec_t last_flush;
+        ratelimit log_rl;
+        ratelimit fail_rl;
+
+        /* main thread only */
+        unsigned refs;
+        bool retiring;
+        ratelimit drop_rl;
+        uint64_t drops_reported;
+};
+
 
 const char *backend_state_to_string(backend_state s) {
         switch (s) {
@@ -377,7 +454,7 @@ static void reinsert_unflushed(backend *b) {
 
 static void settle_unflushed(backend *b, bool ok, const char *why) {
         if (ok) {
-                msg_list done = { 0 };
+                hub_list done = { 0 };
                 atomic_fetch_add(&b->stats.flushed, b->n_unflushed);
                 for (size_t i = 0; i < b->n_unflushed; i++) {
                         msg_settle_into(b->unflushed[i], b->name, true, NULL, &done);
@@ -529,7 +606,7 @@ static void *worker_main(void *userdata) {
                 while (jobs) {
                         admin_job *next = jobs->next;
                         run_job(b, jobs);
-                        hub_post_job(b->hub, jobs);
+                        hub_post(b->hub, &jobs->done);
                         jobs = next;
                 }
 
@@ -592,7 +669,7 @@ static void *worker_main(void *userdata) {
         while (jobs) {
                 admin_job *next = jobs->next;
                 run_job(b, jobs);
-                hub_post_job(b->hub, jobs);
+                hub_post(b->hub, &jobs->done);
                 jobs = next;
         }
         if (b->plugin->ops.shutdown) {
@@ -725,7 +802,7 @@ static void backend_free(backend *b) {
 }
 
 int backend_start(const backend_config *cfg, spw_config_ref *config_ref, spw_plugin *plugin, hub *h,
-                  const char *state_dir, usec_t stuck_timeout, bool autocommit, backend **ret) {
+                  const char *state_dir, usec_t stuck_timeout, usec_t init_timeout, bool autocommit, backend **ret) {
         backend *b;
         pthread_condattr_t attr;
         int r;
@@ -767,15 +844,19 @@ int backend_start(const backend_config *cfg, spw_config_ref *config_ref, spw_plu
         b->thread_started = true;
 
         /* wait for init */
-        usec_t until = now_monotonic() + INIT_TIMEOUT;
+        if (init_timeout <= 0)
+                init_timeout = BACKEND_INIT_TIMEOUT;
+        usec_t until = now_monotonic() + init_timeout;
         pthread_mutex_lock(&b->info_lock);
         while (atomic_load(&b->state) == BACKEND_INITIALIZING && now_monotonic() < until) {
                 struct timespec ts = { .tv_sec = (time_t) (until / USEC_PER_SEC), .tv_nsec = (long) (until % USEC_PER_SEC) * 1000 };
                 pthread_cond_timedwait(&b->info_cond, &b->info_lock, &ts);
         }
-        if (atomic_load(&b->state) == BACKEND_INITIALIZING)
-                snprintf(b->init_error, sizeof b->init_error, "init did not return within %lld s",
-                         (long long) (INIT_TIMEOUT / USEC_PER_SEC));
+        if (atomic_load(&b->state) == BACKEND_INITIALIZING) {
+                char d[DURATION_MAX];
+                format_duration(d, sizeof d, init_timeout);
+                snprintf(b->init_error, sizeof b->init_error, "init did not return within %s", d);
+        }
         pthread_mutex_unlock(&b->info_lock);
 
         if (atomic_load(&b->state) == BACKEND_FAILED)
@@ -795,8 +876,10 @@ backend *backend_unref(backend *b) {
         if (b->thread_started) {
                 backend_state s = atomic_load(&b->state);
                 if (s == BACKEND_INITIALIZING) {
-                        /* a hung init: we cannot free what the thread uses */
-                        log_error("backend %s: init never returned; leaking it", b->name);
+                        /* a hung init: we cannot free what the thread uses,
+                         * nor unload the code it runs */
+                        plugin_pin(b->plugin);
+                        log_error("backend %s: init never returned; abandoning its thread (the plugin stays loaded)", b->name);
                         return NULL;
                 }
                 backend_stop(b, now_monotonic());
@@ -913,4 +996,70 @@ json_t *backend_status_json(backend *b) {
                 json_object_set_new(o, b->status[i].key, json_string(b->status[i].value));
         pthread_mutex_unlock(&b->info_lock);
         return o;
+}
+
+const char *backend_name(const backend *b) {
+        return b->name;
+}
+
+const backend_config *backend_cfg(const backend *b) {
+        return b->cfg;
+}
+
+const spw_plugin *backend_plugin(const backend *b) {
+        return b->plugin;
+}
+
+usec_t backend_stuck_timeout(const backend *b) {
+        return b->stuck_timeout;
+}
+
+bool backend_busy(backend *b) {
+        return atomic_load(&b->busy_since) != 0;
+}
+
+void backend_get_counters(backend *b, backend_counters *ret) {
+        *ret = (backend_counters) {
+                .received = atomic_load(&b->stats.received),
+                .inserted = atomic_load(&b->stats.inserted),
+                .flushed = atomic_load(&b->stats.flushed),
+                .failed = atomic_load(&b->stats.failed),
+                .retried = atomic_load(&b->stats.retried),
+                .dropped = atomic_load(&b->stats.dropped),
+                .flushes = atomic_load(&b->stats.flushes),
+                .undelivered = atomic_load(&b->stats.undelivered),
+        };
+}
+
+size_t backend_queue_depth(backend *b) {
+        return queue_count(&b->queue);
+}
+
+size_t backend_queue_capacity(const backend *b) {
+        return b->queue.capacity;
+}
+
+size_t backend_queue_high_water(backend *b) {
+        return queue_high_water(&b->queue, false);
+}
+
+bool backend_queue_room_or_arm(backend *b) {
+        return queue_room_or_arm(&b->queue);
+}
+
+void backend_wake(backend *b) {
+        queue_wake(&b->queue);
+}
+
+void backend_retire(backend *b, usec_t deadline) {
+        b->retiring = true;
+        backend_stop(b, deadline);
+}
+
+bool backend_is_retiring(const backend *b) {
+        return b->retiring;
+}
+
+bool backend_drop_warning_allowed(backend *b, uint64_t *suppressed) {
+        return ratelimit_below(&b->drop_rl, suppressed);
 }

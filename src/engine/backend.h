@@ -56,91 +56,28 @@ typedef enum backend_state {
 
 const char *backend_state_to_string(backend_state s);
 
-typedef struct backend backend;
+typedef struct backend backend;       /* opaque: see the accessors below */
+typedef struct spw_config_ref spw_config_ref;
 
-struct spw_ctx {
-        backend *b;
-};
-
-typedef struct backend_timer {
-        usec_t interval;
-        usec_t next;              /* monotonic */
-        spw_timer_fn fn;
-        void *userdata;
-} backend_timer;
-
-#define BACKEND_MAX_TIMERS 8
-#define BACKEND_MAX_STATUS 32
-
-typedef struct backend_stats {
-        atomic_ullong received;   /* submitted to the queue */
-        atomic_ullong inserted;   /* insert() succeeded */
-        atomic_ullong flushed;    /* signals made durable by a successful flush */
-        atomic_ullong failed;     /* given up: rejected, retries exhausted, undelivered */
-        atomic_ullong retried;    /* retry attempts (insert or flush) */
-        atomic_ullong dropped;    /* queue-full drops */
-        atomic_ullong flushes;    /* successful flush() calls */
-        atomic_ullong undelivered;/* left at stop */
-} backend_stats;
-
-struct backend {
-        const backend_config *cfg;    /* borrowed from `config`, which we hold a reference on */
-        struct spw_config_ref *config_ref;
-        spw_plugin *plugin;
-        const char *name;
-        void *self;
-        struct spw_ctx ctx;
-        spw_queue queue;
-        hub *hub;
-        pthread_t thread;
-        bool thread_started;
-        usec_t stuck_timeout;
-        const char *state_dir;
-
-        atomic_int state;
-        atomic_llong busy_since;
-        atomic_llong last_activity;   /* monotonic, last time the worker did anything */
-        backend_stats stats;
-
-        pthread_mutex_t info_lock;
-        pthread_cond_t info_cond;     /* init done; stop requested (wakes retry sleeps) */
-        char last_error[512];
-        usec_t last_error_at;         /* realtime */
-        char init_error[512];
-        spw_kv status[BACKEND_MAX_STATUS];
-        size_t n_status;
-        bool stop_requested;
-        usec_t drain_deadline;        /* monotonic */
-
-        pthread_mutex_t jobs_lock;
-        admin_job *jobs_head, *jobs_tail;
-
-        /* worker thread only */
-        char call_error[512];         /* set_error() text of the current call */
-        bool autocommit;
-        backend_timer timers[BACKEND_MAX_TIMERS];
-        size_t n_timers;
-        bool may_schedule;
-        usec_t retry_after;
-        spw_msg **unflushed;
-        size_t n_unflushed, cap_unflushed;
-        usec_t last_flush;
-        ratelimit log_rl;
-        ratelimit fail_rl;
-
-        /* main thread only */
-        unsigned refs;
-        bool retiring;
-        ratelimit drop_rl;
-        uint64_t drops_reported;
-};
+/* A snapshot of a backend's counters (they are atomics, read one by one). */
+typedef struct backend_counters {
+        uint64_t received;        /* submitted to the queue */
+        uint64_t inserted;        /* insert() succeeded */
+        uint64_t flushed;         /* signals made durable by a successful flush */
+        uint64_t failed;          /* given up: rejected, retries exhausted, undelivered */
+        uint64_t retried;         /* retry attempts (insert or flush) */
+        uint64_t dropped;         /* queue-full drops */
+        uint64_t flushes;         /* successful flush() calls */
+        uint64_t undelivered;     /* left at stop */
+} backend_counters;
 
 /* Start the worker; it calls init() and returns to the caller once init has
  * finished (or init_timeout passed). On an init failure the backend is
  * returned in BACKEND_FAILED state with init_error filled: the caller logs
  * and frees it. */
-int backend_start(const backend_config *cfg, struct spw_config_ref *config_ref, spw_plugin *plugin, hub *h,
-                  const char *state_dir, usec_t stuck_timeout, bool autocommit, backend **ret);
+#define BACKEND_INIT_TIMEOUT (30 * USEC_PER_SEC)
+int backend_start(const backend_config *cfg, spw_config_ref *config_ref, spw_plugin *plugin, hub *h,
+                  const char *state_dir, usec_t stuck_timeout, usec_t init_timeout, bool autocommit, backend **ret);
 
 backend *backend_ref(backend *b);
 backend *backend_unref(backend *b);   /* main thread; frees a stopped backend */
@@ -161,8 +98,29 @@ void backend_stop(backend *b, usec_t deadline);
 void backend_join(backend *b);
 
 bool backend_is_stuck(backend *b, usec_t now, usec_t *busy_for);
+/* Inside a plugin call right now (not waiting for work). */
+bool backend_busy(backend *b);
 backend_state backend_get_state(backend *b);
 bool backend_can(const backend *b, const char *op);  /* "read_at", "delete_target", "delete_all" */
+
+/* What the main thread may read about a backend. */
+const char *backend_name(const backend *b);
+const backend_config *backend_cfg(const backend *b);
+const spw_plugin *backend_plugin(const backend *b);
+usec_t backend_stuck_timeout(const backend *b);
+void backend_get_counters(backend *b, backend_counters *ret);
+size_t backend_queue_depth(backend *b);
+size_t backend_queue_capacity(const backend *b);
+size_t backend_queue_high_water(backend *b);
+/* True if a push would succeed now; if not, the hub hears of room later. */
+bool backend_queue_room_or_arm(backend *b);
+/* Wake the worker if signals wait (once per burst of submits). */
+void backend_wake(backend *b);
+/* Removed by a reload: takes no new signals, drains until `deadline`. */
+void backend_retire(backend *b, usec_t deadline);
+bool backend_is_retiring(const backend *b);
+/* Rate limit of the main thread's queue-full warnings for this backend. */
+bool backend_drop_warning_allowed(backend *b, uint64_t *suppressed);
 
 /* Copy of last_error and its time; plugin status as a JSON object. */
 void backend_last_error(backend *b, char *buf, size_t size, usec_t *at);
@@ -173,10 +131,10 @@ extern const struct spw_host backend_host;
 
 /* Reference-counted wrapper of a spw_config, so backends keep the config
  * they were started with alive across reloads (main thread only). */
-typedef struct spw_config_ref {
+struct spw_config_ref {
         spw_config *config;
         unsigned refs;
-} spw_config_ref;
+};
 
 spw_config_ref *config_ref_new(spw_config *c);  /* takes ownership */
 spw_config_ref *config_ref_ref(spw_config_ref *r);

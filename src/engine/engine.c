@@ -19,8 +19,28 @@
 
 #include "engine.h"
 #include "log.h"
-#include "messages.h"
+#include "msgid.h"
 #include "sigmodel.h"
+
+typedef struct engine_slot {
+        char *name;
+        backend *b;                  /* NULL: init failed */
+        char *error;                 /* why it failed */
+} engine_slot;
+
+struct engine {
+        spw_config_ref *config;
+        engine_slot *slots;
+        size_t n_slots;
+        backend **retiring;          /* removed by a reload, draining */
+        size_t n_retiring;
+        spw_router *router;          /* NULL: no profiles file, every signal to every backend */
+        hub hub;
+        engine_options opt;
+        uint64_t next_id;
+        ratelimit ban_rl;
+        ratelimit warn_rl;
+};
 
 static int load_plugins(spw_config *c, const engine_options *o, spw_plugin **plugins, spw_error *err) {
         if (c->n_backends > ENGINE_MAX_BACKENDS)
@@ -40,7 +60,11 @@ static int load_plugins(spw_config *c, const engine_options *o, spw_plugin **plu
         return 0;
 }
 
-static int load_router(spw_config *c, spw_plugin **plugins, spw_router **ret, spw_error *err) {
+/* Warnings (not errors) found while loading are handed to `warn`: the
+ * caller decides whether they go to the journal (start, reload) or into a
+ * reply (config check). */
+static int load_router(spw_config *c, spw_plugin **plugins, spw_router **ret, engine_warning_fn warn, void *userdata,
+                       spw_error *err) {
         const char *names[ENGINE_MAX_BACKENDS];
         unsigned flags[ENGINE_MAX_BACKENDS];
 
@@ -55,17 +79,25 @@ static int load_router(spw_config *c, spw_plugin **plugins, spw_router **ret, sp
         int r = router_load_file(c->profiles, names, flags, c->n_backends, ret, err);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < router_n_profiles(*ret); i++) {
+        for (size_t i = 0; warn && i < router_n_profiles(*ret); i++) {
                 route_profile_info info;
-                if (router_profile_info(*ret, i, &info) == 0 && info.n_decisions > 0 && info.backends == 0)
-                        log_warning("%s:%u: profile %s makes decisions but no configured backend stores bans "
-                                    "(add the sqlite backend): its bans go nowhere",
-                                    info.filename, info.line, info.name);
+                char text[1024];
+                if (router_profile_info(*ret, i, &info) == 0 && info.n_decisions > 0 && info.backends == 0) {
+                        snprintf(text, sizeof text,
+                                 "%s:%u: profile %s makes decisions but no configured backend stores bans "
+                                 "(add the sqlite backend): its bans go nowhere",
+                                 info.filename, info.line, info.name);
+                        warn(text, userdata);
+                }
         }
         return 0;
 }
 
-int engine_check_config(spw_config *c, const engine_options *o, spw_error *err) {
+static void log_warning_text(const char *text, void *userdata) {
+        log_warning("%s", text);
+}
+
+int engine_check_config(spw_config *c, const engine_options *o, engine_warning_fn warn, void *userdata, spw_error *err) {
         spw_plugin *plugins[ENGINE_MAX_BACKENDS];
         _cleanup_(router_freep) spw_router *router = NULL;
         int r;
@@ -73,17 +105,18 @@ int engine_check_config(spw_config *c, const engine_options *o, spw_error *err) 
         r = load_plugins(c, o, plugins, err);
         if (r < 0)
                 return r;
-        return load_router(c, plugins, &router, err);
+        return load_router(c, plugins, &router, warn, userdata, err);
 }
 
 static void log_backend_started(backend *b) {
-        _cleanup_free_ char *map = backend_config_describe(b->cfg);
+        const backend_config *bc = backend_cfg(b);
+        const spw_plugin *p = backend_plugin(b);
+        _cleanup_free_ char *map = backend_config_describe(bc);
         log_struct(LOG_INFO,
-                   LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_BACKEND_LOADED }, { "SPILLWAY_BACKEND", b->name },
-                              { "SPILLWAY_PLUGIN", b->plugin->ops.name }, { "SPILLWAY_PLUGIN_PATH", b->plugin->path }),
-                   "backend %s: plugin %s %s initialised with config %s (queue %u, on_full %s)", b->name,
-                   b->plugin->ops.name, strempty(b->plugin->ops.version), strna(map), b->cfg->q.size,
-                   on_full_to_string(b->cfg->q.policy));
+                   LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_BACKEND_LOADED }, { "SPILLWAY_BACKEND", bc->name },
+                              { "SPILLWAY_PLUGIN", p->ops.name }, { "SPILLWAY_PLUGIN_PATH", p->path }),
+                   "backend %s: plugin %s %s initialised with config %s (queue %u, on_full %s)", bc->name,
+                   p->ops.name, strempty(p->ops.version), strna(map), bc->q.size, on_full_to_string(bc->q.policy));
 }
 
 static void log_backend_failed(const backend_config *bc, const char *why) {
@@ -92,8 +125,9 @@ static void log_backend_failed(const backend_config *bc, const char *why) {
                    bc->name, bc->path, why);
 }
 
-/* Start backend i of config c, or reuse `reuse` when given. */
-static int start_slot(engine *e, spw_config_ref *ref, size_t i, spw_plugin *plugin, backend *reuse, engine_slot *slot) {
+/* Start backend i of the configuration `ref`. An init failure is recorded
+ * in the slot, not returned: the other backends keep going. */
+static int start_slot(hub *h, const engine_options *o, spw_config_ref *ref, size_t i, spw_plugin *plugin, engine_slot *slot) {
         const backend_config *bc = &ref->config->backends[i];
         backend *b;
         int r;
@@ -101,11 +135,7 @@ static int start_slot(engine *e, spw_config_ref *ref, size_t i, spw_plugin *plug
         slot->name = strdup(bc->name);
         if (!slot->name)
                 return -ENOMEM;
-        if (reuse) {
-                slot->b = backend_ref(reuse);
-                return 0;
-        }
-        r = backend_start(bc, ref, plugin, &e->hub, ref->config->state_dir, ref->config->stuck_timeout, true, &b);
+        r = backend_start(bc, ref, plugin, h, ref->config->state_dir, ref->config->stuck_timeout, o->init_timeout, true, &b);
         if (r < 0) {
                 slot->error = strdup(strerror(-r));
                 log_backend_failed(bc, strerror(-r));
@@ -164,7 +194,7 @@ int engine_new(spw_config *c, const engine_options *o, engine **ret, spw_error *
                 free(e);
                 return r;
         }
-        r = load_router(c, plugins, &e->router, err);
+        r = load_router(c, plugins, &e->router, log_warning_text, NULL, err);
         if (r < 0)
                 goto fail;
         e->slots = calloc(c->n_backends, sizeof *e->slots);
@@ -174,7 +204,7 @@ int engine_new(spw_config *c, const engine_options *o, engine **ret, spw_error *
         }
         e->n_slots = c->n_backends;
         for (size_t i = 0; i < c->n_backends; i++) {
-                r = start_slot(e, e->config, i, plugins[i], NULL, &e->slots[i]);
+                r = start_slot(&e->hub, &e->opt, e->config, i, plugins[i], &e->slots[i]);
                 if (r < 0)
                         goto fail;
                 running += e->slots[i].b != NULL;
@@ -207,6 +237,51 @@ engine *engine_free(engine *e) {
 
 const spw_config *engine_config(engine *e) {
         return e->config->config;
+}
+
+hub *engine_hub(engine *e) {
+        return &e->hub;
+}
+
+size_t engine_n_backends(engine *e) {
+        return e->n_slots;
+}
+
+const char *engine_backend_name(engine *e, size_t i) {
+        return i < e->n_slots ? e->slots[i].name : NULL;
+}
+
+backend *engine_backend(engine *e, size_t i) {
+        return i < e->n_slots ? e->slots[i].b : NULL;
+}
+
+const char *engine_backend_error(engine *e, size_t i) {
+        return i < e->n_slots ? e->slots[i].error : NULL;
+}
+
+size_t engine_n_retiring(engine *e) {
+        return e->n_retiring;
+}
+
+backend *engine_retiring(engine *e, size_t i) {
+        return i < e->n_retiring ? e->retiring[i] : NULL;
+}
+
+const spw_router *engine_router(engine *e) {
+        return e->router;
+}
+
+uint64_t engine_next_signal_id(engine *e) {
+        return ++e->next_id;
+}
+
+bool engine_busy(engine *e) {
+        for (size_t i = 0; i < e->n_slots; i++) {
+                backend *b = e->slots[i].b;
+                if (b && (backend_queue_depth(b) > 0 || backend_busy(b)))
+                        return true;
+        }
+        return false;
 }
 
 /* ------------------------------------------------------------ routing */
@@ -270,6 +345,13 @@ int engine_route(engine *e, spw_msg *m, fanout *f) {
 
         f->n_targets = 0;
         f->unavailable = NULL;
+        if (!m->routed) {
+                m->producer_bans = m->sig.bans;
+                m->n_producer_bans = m->sig.n_bans;
+                m->routed = true;
+        }
+        m->sig.bans = m->producer_bans;
+        m->sig.n_bans = m->n_producer_bans;
         if (e->router) {
                 route_result res = { 0 };
                 /* received_at, so a ban without stop_at and its logged
@@ -311,9 +393,9 @@ int engine_push(engine *e, spw_msg *m, fanout *f, push_result *res) {
         res->dropped[0] = 0;
         for (size_t i = 0; i < f->n_targets; i++) {
                 backend *b = f->targets[i];
-                if (b->retiring || backend_get_state(b) != BACKEND_RUNNING)
+                if (backend_is_retiring(b) || backend_get_state(b) != BACKEND_RUNNING)
                         continue;
-                if (b->cfg->q.policy == ON_FULL_BLOCK && !queue_room_or_arm(&b->queue)) {
+                if (backend_cfg(b)->q.policy == ON_FULL_BLOCK && !backend_queue_room_or_arm(b)) {
                         res->blocked = b;
                         return -EAGAIN;
                 }
@@ -327,30 +409,32 @@ int engine_push(engine *e, spw_msg *m, fanout *f, push_result *res) {
                 int r;
                 r = backend_submit(b, m);
                 if (r == -ESHUTDOWN) {
-                        msg_settle(m, b->name, false, "the backend is stopping");
+                        msg_settle(m, backend_name(b), false, "the backend is stopping");
                         continue;
                 }
                 if (r == -EAGAIN) {
                         /* impossible: we are the only producer and checked for room */
-                        msg_settle(m, b->name, false, "queue full");
+                        msg_settle(m, backend_name(b), false, "queue full");
                         continue;
                 }
                 if (r > 0) {
                         uint64_t suppressed = 0;
                         dl += (size_t) snprintf(res->dropped + dl, dl < sizeof res->dropped ? sizeof res->dropped - dl : 0,
-                                                "%s%s", dl ? "," : "", b->name);
+                                                "%s%s", dl ? "," : "", backend_name(b));
                         if (dl >= sizeof res->dropped)
                                 dl = sizeof res->dropped - 1;
-                        if (ratelimit_below(&b->drop_rl, &suppressed)) {
+                        if (backend_drop_warning_allowed(b, &suppressed)) {
+                                const backend_config *bc = backend_cfg(b);
+                                backend_counters n;
                                 char cnt[32];
-                                unsigned long long total = atomic_load(&b->stats.dropped);
-                                snprintf(cnt, sizeof cnt, "%llu", total);
+                                backend_get_counters(b, &n);
+                                snprintf(cnt, sizeof cnt, "%llu", (unsigned long long) n.dropped);
                                 log_struct(LOG_WARNING,
-                                           LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_QUEUE_FULL }, { "SPILLWAY_BACKEND", b->name },
+                                           LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_QUEUE_FULL }, { "SPILLWAY_BACKEND", bc->name },
                                                       { "SPILLWAY_DROPPED", cnt }),
                                            "backend %s: queue full (%u), dropping the %s signal (on_full: %s); %llu dropped so far",
-                                           b->name, b->cfg->q.size, r == 1 ? "oldest" : "newest",
-                                           on_full_to_string(b->cfg->q.policy), total);
+                                           bc->name, bc->q.size, r == 1 ? "oldest" : "newest", on_full_to_string(bc->q.policy),
+                                           (unsigned long long) n.dropped);
                         }
                 }
         }
@@ -360,93 +444,194 @@ int engine_push(engine *e, spw_msg *m, fanout *f, push_result *res) {
 void engine_wake(engine *e) {
         for (size_t i = 0; i < e->n_slots; i++)
                 if (e->slots[i].b)
-                        queue_wake(&e->slots[i].b->queue);
+                        backend_wake(e->slots[i].b);
 }
 
 /* ------------------------------------------------------------ reload */
 
+/* A configuration prepared for a reload. The snapshot (names and
+ * fingerprints of what runs) is taken on the main thread, so preparing
+ * never touches the running backends: a backend whose name and fingerprint
+ * are unchanged is only marked for reuse, and picked up by the commit. */
+struct engine_next {
+        engine_options opt;
+        hub *hub;
+        char **run_names, **run_fingerprints;
+        size_t n_run;
+        spw_config_ref *ref;
+        spw_router *router;
+        engine_slot *slots;
+        bool *reuse;
+        size_t n_slots;
+};
+
+int engine_next_new(engine *e, engine_next **ret) {
+        engine_next *n = calloc(1, sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        n->opt = e->opt;
+        n->hub = &e->hub;
+        n->run_names = calloc(e->n_slots + 1, sizeof *n->run_names);
+        n->run_fingerprints = calloc(e->n_slots + 1, sizeof *n->run_fingerprints);
+        if (!n->run_names || !n->run_fingerprints) {
+                engine_next_free(n);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < e->n_slots; i++) {
+                backend *b = e->slots[i].b;
+                if (!b)
+                        continue;
+                n->run_names[n->n_run] = strdup(backend_name(b));
+                n->run_fingerprints[n->n_run] = strdup(backend_cfg(b)->fingerprint);
+                if (!n->run_names[n->n_run] || !n->run_fingerprints[n->n_run]) {
+                        n->n_run++;
+                        engine_next_free(n);
+                        return -ENOMEM;
+                }
+                n->n_run++;
+        }
+        *ret = n;
+        return 0;
+}
+
+engine_next *engine_next_free(engine_next *n) {
+        if (!n)
+                return NULL;
+        for (size_t i = 0; i < n->n_run; i++) {
+                free(n->run_names[i]);
+                free(n->run_fingerprints[i]);
+        }
+        free(n->run_names);
+        free(n->run_fingerprints);
+        /* backends started for a configuration that was not committed stop
+         * now (their queues are empty: nothing was routed to them) */
+        slots_free(n->slots, n->n_slots);
+        free(n->reuse);
+        router_free(n->router);
+        config_ref_unref(n->ref);
+        free(n);
+        return NULL;
+}
+
+static bool snapshot_runs(const engine_next *n, const backend_config *bc) {
+        for (size_t i = 0; i < n->n_run; i++)
+                if (streq(n->run_names[i], bc->name) && streq(n->run_fingerprints[i], bc->fingerprint))
+                        return true;
+        return false;
+}
+
+int engine_next_prepare(engine_next *n, spw_config *c, spw_error *err) {
+        spw_plugin *plugins[ENGINE_MAX_BACKENDS];
+        size_t running = 0;
+        int r;
+
+        r = load_plugins(c, &n->opt, plugins, err);
+        if (r < 0) {
+                config_free(c);
+                return r;
+        }
+        r = load_router(c, plugins, &n->router, log_warning_text, NULL, err);
+        if (r < 0) {
+                config_free(c);
+                return r;
+        }
+        n->ref = config_ref_new(c);
+        if (!n->ref) {
+                config_free(c);
+                return -ENOMEM;
+        }
+        n->slots = calloc(c->n_backends ? c->n_backends : 1, sizeof *n->slots);
+        n->reuse = calloc(c->n_backends ? c->n_backends : 1, sizeof *n->reuse);
+        if (!n->slots || !n->reuse)
+                return -ENOMEM;
+        n->n_slots = c->n_backends;
+        for (size_t i = 0; i < c->n_backends; i++) {
+                if (snapshot_runs(n, &c->backends[i])) {
+                        n->reuse[i] = true;
+                        n->slots[i].name = strdup(c->backends[i].name);
+                        if (!n->slots[i].name)
+                                return -ENOMEM;
+                        running++;
+                        continue;
+                }
+                r = start_slot(n->hub, &n->opt, n->ref, i, plugins[i], &n->slots[i]);
+                if (r < 0)
+                        return r;
+                running += n->slots[i].b != NULL;
+        }
+        if (running == 0)
+                return spw_error_set(err, -ENODEV, "no backend of the new configuration could be started");
+        return 0;
+}
+
 static backend *find_running(engine *e, const backend_config *bc) {
         for (size_t i = 0; i < e->n_slots; i++) {
                 backend *b = e->slots[i].b;
-                if (b && streq(b->name, bc->name) && streq(b->cfg->fingerprint, bc->fingerprint))
+                if (b && streq(backend_name(b), bc->name) && streq(backend_cfg(b)->fingerprint, bc->fingerprint))
                         return b;
         }
         return NULL;
 }
 
-int engine_reload(engine *e, spw_config *c, spw_error *err) {
-        spw_plugin *plugins[ENGINE_MAX_BACKENDS];
-        spw_router *router = NULL;
-        spw_config_ref *ref;
-        engine_slot *slots;
-        size_t running = 0;
-        int r;
+int engine_next_commit(engine *e, engine_next *n) {
+        const spw_config *c = n->ref->config;
 
-        r = load_plugins(c, &e->opt, plugins, err);
-        if (r < 0) {
-                config_free(c);
-                return r;
-        }
-        r = load_router(c, plugins, &router, err);
-        if (r < 0) {
-                config_free(c);
-                return r;
-        }
-        ref = config_ref_new(c);
-        slots = calloc(c->n_backends ? c->n_backends : 1, sizeof *slots);
-        if (!ref || !slots) {
-                free(slots);
-                router_free(router);
-                if (ref)
-                        config_ref_unref(ref);
-                else
-                        config_free(c);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < c->n_backends; i++) {
-                r = start_slot(e, ref, i, plugins[i], find_running(e, &c->backends[i]), &slots[i]);
-                if (r < 0) {
-                        slots_free(slots, c->n_backends);
-                        router_free(router);
-                        config_ref_unref(ref);
-                        return r;
+        for (size_t i = 0; i < n->n_slots; i++) {
+                if (!n->reuse[i])
+                        continue;
+                backend *b = find_running(e, &c->backends[i]);
+                /* the snapshot and the engine cannot differ: only a commit
+                 * changes the running set, and one reload runs at a time */
+                if (!b) {
+                        engine_next_free(n);
+                        return -ESTALE;
                 }
-                running += slots[i].b != NULL;
-        }
-        if (running == 0) {
-                slots_free(slots, c->n_backends);
-                router_free(router);
-                config_ref_unref(ref);
-                return spw_error_set(err, -ENODEV, "no backend of the new configuration could be started");
+                n->slots[i].b = backend_ref(b);
         }
 
         /* swap: backends not carried over drain and stop in the background */
         for (size_t i = 0; i < e->n_slots; i++) {
                 backend *b = e->slots[i].b;
                 bool kept = false;
-                for (size_t k = 0; b && k < c->n_backends; k++)
-                        kept |= slots[k].b == b;
+                for (size_t k = 0; b && k < n->n_slots; k++)
+                        kept |= n->slots[k].b == b;
                 if (b && !kept) {
-                        backend **n = realloc(e->retiring, (e->n_retiring + 1) * sizeof *n);
-                        if (n) {
-                                e->retiring = n;
-                                b->retiring = true;
-                                backend_stop(b, now_monotonic() + c->drain_timeout);
+                        backend **nr = realloc(e->retiring, (e->n_retiring + 1) * sizeof *nr);
+                        if (nr) {
+                                e->retiring = nr;
+                                backend_retire(b, now_monotonic() + c->drain_timeout);
                                 e->retiring[e->n_retiring++] = backend_ref(b);
-                                log_struct(LOG_INFO, LOG_FIELDS({ "SPILLWAY_BACKEND", b->name }),
+                                log_struct(LOG_INFO, LOG_FIELDS({ "SPILLWAY_BACKEND", backend_name(b) }),
                                            "backend %s: removed or changed by the reload; draining %zu queued signals",
-                                           b->name, queue_count(&b->queue));
+                                           backend_name(b), backend_queue_depth(b));
                         }
                 }
         }
         slots_free(e->slots, e->n_slots);
-        e->slots = slots;
-        e->n_slots = c->n_backends;
+        e->slots = TAKE_PTR(n->slots);
+        e->n_slots = n->n_slots;
+        n->n_slots = 0;
         router_free(e->router);
-        e->router = router;
+        e->router = TAKE_PTR(n->router);
         config_ref_unref(e->config);
-        e->config = ref;
+        e->config = TAKE_PTR(n->ref);
+        engine_next_free(n);
         return 0;
+}
+
+int engine_reload(engine *e, spw_config *c, spw_error *err) {
+        engine_next *n = NULL;
+        int r = engine_next_new(e, &n);
+        if (r < 0) {
+                config_free(c);
+                return r;
+        }
+        r = engine_next_prepare(n, c, err);
+        if (r < 0) {
+                engine_next_free(n);
+                return r;
+        }
+        return engine_next_commit(e, n);
 }
 
 /* ------------------------------------------------------------ stop */
@@ -474,11 +659,13 @@ void engine_reap(engine *e) {
         for (size_t i = 0; i < e->n_retiring; i++) {
                 backend *b = e->retiring[i];
                 if (backend_get_state(b) == BACKEND_STOPPED) {
-                        unsigned long long und = atomic_load(&b->stats.undelivered);
+                        backend_counters n;
+                        backend_get_counters(b, &n);
                         backend_join(b);
-                        log_struct(und ? LOG_WARNING : LOG_INFO,
-                                   LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_BACKEND_STOPPED }, { "SPILLWAY_BACKEND", b->name }),
-                                   "backend %s: stopped after the reload (%llu signals undelivered)", b->name, und);
+                        log_struct(n.undelivered ? LOG_WARNING : LOG_INFO,
+                                   LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_BACKEND_STOPPED }, { "SPILLWAY_BACKEND", backend_name(b) }),
+                                   "backend %s: stopped after the reload (%llu signals undelivered)", backend_name(b),
+                                   (unsigned long long) n.undelivered);
                         backend_unref(b);
                 } else
                         e->retiring[k++] = b;

@@ -25,27 +25,10 @@
 
 typedef struct engine_options {
         bool allow_unsafe_plugins;   /* skip the owner/permission check (tests, quick start) */
+        usec_t init_timeout;         /* how long to wait for a backend's init; 0: BACKEND_INIT_TIMEOUT (tests shorten it) */
 } engine_options;
 
-typedef struct engine_slot {
-        char *name;
-        backend *b;                  /* NULL: init failed */
-        char *error;                 /* why it failed */
-} engine_slot;
-
-typedef struct engine {
-        spw_config_ref *config;
-        engine_slot *slots;
-        size_t n_slots;
-        backend **retiring;          /* removed by a reload, draining */
-        size_t n_retiring;
-        spw_router *router;          /* NULL: no profiles file, every signal to every backend */
-        hub hub;
-        engine_options opt;
-        uint64_t next_id;
-        ratelimit ban_rl;
-        ratelimit warn_rl;
-} engine;
+typedef struct engine engine;         /* opaque: see the accessors below */
 
 /* Load plugins, validate, load profiles, start every backend (init runs on
  * its worker). Fails if the configuration is invalid or no backend could
@@ -55,8 +38,12 @@ int engine_new(spw_config *c, const engine_options *o, engine **ret, spw_error *
 engine *engine_free(engine *e);
 DEFINE_TRIVIAL_CLEANUP_FUNC(engine *, engine_free);
 
-/* Everything engine_new checks, without starting anything. */
-int engine_check_config(spw_config *c, const engine_options *o, spw_error *err);
+/* A warning found while loading (the configuration still works). */
+typedef void (*engine_warning_fn)(const char *text, void *userdata);
+
+/* Everything engine_new checks, without starting anything. Logs nothing:
+ * errors go to err, warnings to warn (may be NULL). */
+int engine_check_config(spw_config *c, const engine_options *o, engine_warning_fn warn, void *userdata, spw_error *err);
 
 /* The targets of one message, with references held (main thread). */
 typedef struct fanout {
@@ -68,7 +55,9 @@ typedef struct fanout {
 void fanout_release(fanout *f);
 
 /* Route a message (profiles, bans) and fill its targets. Logs ban
- * decisions and routing warnings (rate-limited). */
+ * decisions and routing warnings (rate-limited). Routing a message again
+ * (after a reload) replaces the bans of the previous routing: the result
+ * depends on the producer's signal and the current profiles only. */
 int engine_route(engine *e, spw_msg *m, fanout *f);
 
 typedef struct push_result {
@@ -85,8 +74,26 @@ int engine_push(engine *e, spw_msg *m, fanout *f, push_result *res);
  * burst). */
 void engine_wake(engine *e);
 
-/* Swap in a new configuration. On error the old one keeps running and err
- * says why. Unchanged backends keep their queue and thread. */
+/* Swap in a new configuration, in three steps so that the slow part (new
+ * backends' init, up to 30 s each) runs off the main loop while the old
+ * configuration keeps serving:
+ *   engine_next_new      main thread: snapshot which backends run;
+ *   engine_next_prepare  any thread: load plugins, profiles, start the new
+ *                        and changed backends (blocks); takes c;
+ *   engine_next_commit   main thread: swap atomically. Unchanged backends
+ *                        keep their queue and thread; removed or changed
+ *                        ones drain in the background. Always consumes n.
+ * On error the old configuration keeps running and err says why;
+ * engine_next_free() discards a prepared configuration (its new backends
+ * stop). One reload at a time. */
+typedef struct engine_next engine_next;
+int engine_next_new(engine *e, engine_next **ret);
+int engine_next_prepare(engine_next *n, spw_config *c, spw_error *err);
+int engine_next_commit(engine *e, engine_next *n);
+engine_next *engine_next_free(engine_next *n);
+DEFINE_TRIVIAL_CLEANUP_FUNC(engine_next *, engine_next_free);
+
+/* The three steps at once, on the calling (main) thread. */
 int engine_reload(engine *e, spw_config *c, spw_error *err);
 
 /* Ask every backend to drain and stop by `deadline` (monotonic). */
@@ -99,3 +106,22 @@ backend *engine_find(engine *e, const char *name);
 /* The backend that answers `ban list` (ban_backend, or the first that can). */
 backend *engine_ban_backend(engine *e, const char *name);
 const spw_config *engine_config(engine *e);
+
+/* The configured backends, in configuration order (bit i of the router's
+ * masks). engine_backend() is NULL for a backend whose init failed;
+ * engine_backend_error() then says why. */
+size_t engine_n_backends(engine *e);
+const char *engine_backend_name(engine *e, size_t i);
+backend *engine_backend(engine *e, size_t i);
+const char *engine_backend_error(engine *e, size_t i);
+/* Backends removed by a reload, still draining. */
+size_t engine_n_retiring(engine *e);
+backend *engine_retiring(engine *e, size_t i);
+/* NULL: no profiles file, every signal goes to every backend. */
+const spw_router *engine_router(engine *e);
+/* A new signal id (main thread). */
+uint64_t engine_next_signal_id(engine *e);
+/* Signals in a queue, or a worker inside a plugin call. */
+bool engine_busy(engine *e);
+/* Where workers hand results back to the main thread. */
+hub *engine_hub(engine *e);

@@ -2,8 +2,7 @@
 #pragma once
 
 /*
- * A routed signal on its way to the backends (spw_msg), and the hub through
- * which worker threads hand results back to the main thread.
+ * A routed signal on its way to the backends (spw_msg).
  *
  * DESIGN
  *   - A message is created and routed by the main thread, then shared by
@@ -14,14 +13,12 @@
  *   - For an "ack: flushed" request the message counts the backends that
  *     still owe an outcome (`pending`). Each backend settles the message
  *     exactly once: flushed, failed, or dropped. The one that brings the
- *     count to zero posts the message to the hub; the main thread then
- *     replies to the producer. A failure description is kept (the first one
- *     wins) so the reply can say which backend failed and why.
- *   - The hub is one mutex-protected list of finished work plus an eventfd
- *     the main loop polls. Workers never touch sockets or sd_notify.
+ *     count to zero posts the message to the hub (hub.h); the main thread
+ *     then runs the message's on_done (the daemon replies to the producer).
+ *     A failure description is kept (the first one wins) so the reply can
+ *     say which backend failed and why.
  */
 
-#include <pthread.h>
 #include "macro.h"
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -29,6 +26,7 @@
 #include <spillway/backend.h>
 
 #include "arena.h"
+#include "hub.h"
 
 typedef enum ack_level {
         ACK_QUEUED,
@@ -36,20 +34,25 @@ typedef enum ack_level {
 } ack_level;
 
 typedef struct spw_msg spw_msg;
-typedef struct admin_job admin_job;
-typedef struct hub hub;
 
 struct spw_msg {
         atomic_uint refs;
         arena arena;
         spw_signal sig;
         ack_level ack;
+        /* the bans the producer sent: routing (again, after a reload) starts
+         * from these, never from a previous routing's result */
+        const spw_ban *producer_bans;
+        size_t n_producer_bans;
+        bool routed;
         atomic_int pending;          /* outcomes still owed (ACK_FLUSHED) */
         atomic_int n_failed;
         _Atomic(char *) failure;     /* first failure, malloc'd */
         hub *hub;                    /* where to post completion */
+        hub_item done;               /* posted once every backend settled */
+        /* main thread: run when the hub delivers the settled message */
+        void (*on_done)(spw_msg *m);
         void *cookie;                /* the waiting request (main thread only) */
-        spw_msg *next_done;          /* hub list link */
 };
 
 spw_msg *msg_new(void);
@@ -64,34 +67,6 @@ void msg_expect(spw_msg *m, hub *h, int n);
 /* One backend's outcome. ok=false records `why` (formatted "backend: why").
  * Safe from any thread; no-op for ACK_QUEUED messages. */
 void msg_settle(spw_msg *m, const char *backend, bool ok, const char *why);
-
-/* A list of completed messages a worker hands to the hub in one go (one
- * lock, one eventfd write per batch instead of per message). */
-typedef struct msg_list {
-        spw_msg *head, *tail;
-} msg_list;
-
 /* Like msg_settle, but a completed message is appended to `done` (with a
  * reference) instead of being posted; post the list with hub_post_list(). */
-void msg_settle_into(spw_msg *m, const char *backend, bool ok, const char *why, msg_list *done);
-
-/* ------------------------------------------------------------------ hub */
-
-struct hub {
-        int efd;
-        pthread_mutex_t lock;
-        spw_msg *done_head, *done_tail;
-        admin_job *jobs_head, *jobs_tail;
-        atomic_bool space;           /* a full queue has room again */
-        atomic_bool backend_event;   /* a backend finished init or stopped */
-};
-
-int hub_init(hub *h);
-void hub_deinit(hub *h);
-void hub_post_msg(hub *h, spw_msg *m);     /* takes a reference */
-void hub_post_list(hub *h, msg_list *l);   /* moves the list's references */
-void hub_post_job(hub *h, admin_job *j);   /* takes ownership */
-void hub_signal_space(void *h);            /* matches queue on_space */
-void hub_signal_backend_event(hub *h);
-/* Main thread: clear the eventfd and take everything posted. */
-void hub_drain(hub *h, spw_msg **msgs, admin_job **jobs);
+void msg_settle_into(spw_msg *m, const char *backend, bool ok, const char *why, hub_list *done);

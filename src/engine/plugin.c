@@ -2,10 +2,12 @@
 /*
  * Loading plugins safely. Every refusal says what is wrong and how to fix
  * it, because the person reading it is an operator who installed a .so.
- * The registry of loaded plugins is only touched by the main thread.
+ * The registry of loaded plugins is under one lock: the main thread and the
+ * thread that prepares a reload both load plugins.
  */
 #include <dlfcn.h>
 #include <elf.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
@@ -20,6 +22,7 @@
 #include "plugin.h"
 
 static spw_plugin *loaded;
+static pthread_mutex_t loaded_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* The v1.0 descriptor ends with shutdown: anything smaller is not v1. */
 #define DESCRIPTOR_V1_0_SIZE (offsetof(struct spw_backend, shutdown) + sizeof(void (*)(void *)))
@@ -146,7 +149,7 @@ static int validate_descriptor(void *dl, const char *path, const struct spw_back
         return 0;
 }
 
-int plugin_load(const char *path, bool check_owner, spw_plugin **ret, spw_error *err) {
+static int load_locked(const char *path, bool check_owner, spw_plugin **ret, spw_error *err) {
         const struct spw_backend *d = NULL;
         spw_plugin *p;
         void *dl;
@@ -178,6 +181,7 @@ int plugin_load(const char *path, bool check_owner, spw_plugin **ret, spw_error 
         p = calloc(1, sizeof *p);
         if (!p || !(p->path = strdup(path))) {
                 free(p);
+                dlclose(dl);
                 return -ENOMEM;
         }
         memcpy(&p->ops, d, MIN(d->size, sizeof p->ops));
@@ -190,14 +194,38 @@ int plugin_load(const char *path, bool check_owner, spw_plugin **ret, spw_error 
         return 0;
 }
 
+int plugin_load(const char *path, bool check_owner, spw_plugin **ret, spw_error *err) {
+        pthread_mutex_lock(&loaded_lock);
+        int r = load_locked(path, check_owner, ret, err);
+        pthread_mutex_unlock(&loaded_lock);
+        return r;
+}
+
+void plugin_pin(spw_plugin *p) {
+        pthread_mutex_lock(&loaded_lock);
+        p->pinned = true;
+        pthread_mutex_unlock(&loaded_lock);
+}
+
 void plugin_unload_all(void) {
+        spw_plugin *keep = NULL;
+
+        pthread_mutex_lock(&loaded_lock);
         while (loaded) {
                 spw_plugin *n = loaded->next;
-                dlclose(loaded->dl);
-                free(loaded->path);
-                free(loaded);
+                if (loaded->pinned) {
+                        /* a thread may still run its code: keep it mapped */
+                        loaded->next = keep;
+                        keep = loaded;
+                } else {
+                        dlclose(loaded->dl);
+                        free(loaded->path);
+                        free(loaded);
+                }
                 loaded = n;
         }
+        loaded = keep;
+        pthread_mutex_unlock(&loaded_lock);
 }
 
 const spw_config_key *plugin_find_key(const spw_plugin *p, const char *key) {

@@ -22,14 +22,19 @@ typedef struct spw_plugin {
          * plugin's (older, smaller) descriptor does not have are NULL. */
         struct spw_backend ops;
         uint16_t abi_minor;
+        bool pinned;                  /* never unloaded (see plugin_pin) */
         struct spw_plugin *next;
 } spw_plugin;
 
 /* check_owner: refuse files not owned by root or writable by group/others
  * (switched off only by spillwayd --allow-unsafe-plugins). */
 int plugin_load(const char *path, bool check_owner, spw_plugin **ret, spw_error *err);
-/* Unload everything (only at exit, after every worker has stopped). */
+/* Unload everything (only at exit, after every worker has stopped), except
+ * pinned plugins. Any thread may load; the registry is locked. */
 void plugin_unload_all(void);
+/* Never unload this plugin: a thread that cannot be joined (an init that
+ * never returned) may still be running its code. */
+void plugin_pin(spw_plugin *p);
 
 /* The descriptor's config key named `key`, or NULL. */
 const spw_config_key *plugin_find_key(const spw_plugin *p, const char *key);

@@ -3,9 +3,11 @@
  * The plugin loader against real shared objects: the mock plugin loads,
  * every broken descriptor is refused with a message saying how to fix it,
  * descriptors of other 1.x minors load, an object that asks for an
- * executable stack is refused before it runs, and (as root) the ownership and
- * permission checks refuse unsafe files.
+ * executable stack is refused before it runs, (as root) the ownership and
+ * permission checks refuse unsafe files, and a pinned plugin is never
+ * unloaded.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +131,15 @@ int main(void) {
         } else
                 printf("# not root: ownership checks skipped\n");
 
+        /* a pinned plugin (a thread that could not be joined may run its
+         * code) stays mapped and registered after plugin_unload_all() */
+        CHECK_OK(plugin_load(so("mock"), false, &p, &err));
+        plugin_pin(p);
+        CHECK_OK(plugin_load(so("old_minor"), false, &p2, &err));
         plugin_unload_all();
+        CHECK(dlopen(so("mock"), RTLD_NOW | RTLD_NOLOAD) != NULL);
+        CHECK(dlopen(so("old_minor"), RTLD_NOW | RTLD_NOLOAD) == NULL);
+        CHECK_OK(plugin_load(so("mock"), false, &p2, &err));
+        CHECK(p2 == p); /* still the same registered plugin */
         return 0;
 }

@@ -6,9 +6,10 @@ draining, and bad input of every kind."""
 import os
 import signal
 import socket
+import subprocess
 import time
 
-from spwtest import (MOCK, Client, Daemon, SkipTest, mock_backend, recorded, run, signal_obj, wait_for)
+from spwtest import (MOCK, SLOW, SOURCE_ROOT, Client, Daemon, SkipTest, mock_backend, recorded, run, signal_obj, wait_for)
 
 
 def test_signal_reaches_every_backend():
@@ -444,6 +445,155 @@ def test_sd_notify_lifecycle():
         assert d.notify.seen("STOPPING=1")
 
 
+# Two block-policy backends, each reached by its own scenario.
+TWO_BLOCKED_PROFILES = """profile: to_a
+filter: "sig.Scenario == 'a'"
+outputs:
+  - plugin: a
+---
+profile: to_b
+filter: "sig.Scenario == 'b'"
+outputs:
+  - plugin: b
+"""
+
+
+def fill_block_queue(d, c, backend, scenario, **extra):
+    """One signal the worker takes (and sleeps on), one that fills the queue of 1."""
+    assert c.request(signal_obj(scenario=scenario, **extra))["ok"]
+    wait_for(lambda: d.backend_status(backend)["queue"]["depth"] == 0, what="%s's worker to take a signal" % backend)
+    assert c.request(signal_obj(scenario=scenario, **extra))["ok"]
+
+
+def test_park_timer_uses_the_earliest_deadline():
+    # A signal waiting on a backend with block_timeout 500ms is answered
+    # after 500ms even when a later signal waits on a backend with a long
+    # block_timeout (the single timer used to be re-armed to the newest
+    # deadline, and the first one waited for room instead).
+    with Daemon({}) as d:
+        d.write_config({"a": mock_backend("a", delay="4s", queue_size=1, on_full="block", block_timeout="500ms", max_retry=0),
+                        "b": mock_backend("b", delay="4s", queue_size=1, on_full="block", block_timeout="10s", max_retry=0)},
+                       profiles=TWO_BLOCKED_PROFILES)
+        d.start()
+        filler = d.client()
+        fill_block_queue(d, filler, "a", "a")
+        fill_block_queue(d, filler, "b", "b")
+        c1, c2 = d.client(), d.client()
+        t0 = time.monotonic()
+        c1.send(signal_obj(scenario="a"))     # waits on a (500ms)
+        wait_for(lambda: d.status()["parked"] == 1, what="the first signal to wait")
+        c2.send(signal_obj(scenario="b"))     # waits on b (10s)
+        wait_for(lambda: d.status()["parked"] == 2, what="the second signal to wait")
+        r1 = c1.readline()
+        waited = time.monotonic() - t0
+        assert not r1["ok"] and "block_timeout" in r1["error"], r1
+        assert waited < 2.0 * SLOW, "answered after %.2fs, block_timeout is 500ms" % waited
+        r2 = c2.readline()                     # b's worker makes room after ~4s
+        assert r2["ok"], r2
+        assert d.stop() == 0
+
+
+def test_waiting_signals_on_different_backends_do_not_wait_for_each_other():
+    # a is slow to make room, b quick: the signal waiting on b must not
+    # queue up behind the earlier one waiting on a.
+    with Daemon({}) as d:
+        d.write_config({"a": mock_backend("a", delay="6s", queue_size=1, on_full="block", block_timeout="20s", max_retry=0),
+                        "b": mock_backend("b", delay="1s", queue_size=1, on_full="block", block_timeout="20s", max_retry=0)},
+                       profiles=TWO_BLOCKED_PROFILES, main="queue:\n  flush_interval: 50ms\ndrain_timeout: 30s\n")
+        d.start()
+        filler = d.client()
+        fill_block_queue(d, filler, "a", "a")
+        fill_block_queue(d, filler, "b", "b")
+        c1, c2 = d.client(), d.client()
+        c1.send(signal_obj(scenario="a"))
+        wait_for(lambda: d.status()["parked"] == 1, what="the first signal to wait")
+        t0 = time.monotonic()
+        c2.send(signal_obj(scenario="b"))
+        r2 = c2.readline()
+        waited = time.monotonic() - t0
+        assert r2["ok"], r2
+        assert waited < 3.0 * SLOW, "the signal for b waited %.2fs behind the one for a" % waited
+        assert d.status()["parked"] == 1
+        assert c1.readline()["ok"]
+        assert d.stop() == 0
+
+
+def test_reload_does_not_duplicate_the_bans_of_a_waiting_signal():
+    # A signal waiting for queue room is routed again by a reload: its bans
+    # come from the producer's signal and the new profiles, once.
+    with Daemon({}) as d:
+        profiles = open(os.path.join(SOURCE_ROOT, "tests", "compat", "crowdsec-v0.3.0-profiles.yaml")).read()
+        d.write_config({"database": mock_backend("database", d.path("db.log"), delay="2s", queue_size=1, on_full="block",
+                                                 block_timeout="20s", max_retry=0)}, profiles=profiles)
+        d.start()
+        c = d.client()
+        fill_block_queue(d, c, "database", "fill", remediation=True)
+        c.send(signal_obj(remediation=True, ip="192.0.2.50"))
+        wait_for(lambda: d.status()["parked"] == 1, what="the signal to wait for room")
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: d.status()["reloads"] == 1, what="the reload")
+        r = c.readline()
+        assert r["ok"] and r.get("bans") == 1, r
+        assert d.stop() == 0
+
+
+def test_config_check_returns_warnings_and_logs_nothing():
+    # A profile that makes decisions while no backend stores bans: the
+    # running daemon logs it once at start; config.check (admin) returns it
+    # in the reply and logs nothing; --check-config prints it.
+    profiles = "name: ban_all\nfilters:\n - Alert.Remediation == true\ndecisions:\n - type: ban\n   duration: 4h\n"
+    with Daemon({"notify": "name: notify\npath: null\n"}, profiles=profiles) as d:
+        d.start()
+        what = "profile ban_all makes decisions but no configured backend stores bans"
+        assert d.read_log().count(what) == 1, d.read_log()
+        r = d.admin_request({"op": "config.check"})
+        assert r["ok"] and len(r["warnings"]) == 1 and what in r["warnings"][0], r
+        assert "profiles.yaml:1:" in r["warnings"][0], r
+        time.sleep(0.2)
+        assert d.read_log().count(what) == 1, d.read_log()
+        chk = subprocess.run(d.args(["--check-config"]), capture_output=True, text=True, timeout=30)
+        assert chk.returncode == 0 and "warning: " in chk.stderr and what in chk.stderr, chk
+        assert d.stop() == 0
+
+
+def test_ban_add_commit_failure_is_an_error():
+    # An administrative write is committed before the reply: a failed
+    # commit (flush) inside the admin job is an error naming the backend
+    # and the plugin's reason, and the ban is not listed.
+    with Daemon({}) as d:
+        d.write_config({"bans": mock_backend("bans", d.path("bans.log"), mode="flush_permanent")})
+        d.start()
+        r = d.admin_request({"op": "ban.add", "scope": "ip", "target": "192.0.2.77", "duration": "1h", "reason": "manual"})
+        assert not r["ok"], r
+        assert "backend 'bans'" in r["error"] and "committing failed" in r["error"], r
+        assert "mock: flush failed (permanent)" in r["error"], r
+        lst = d.admin_request({"op": "ban.list"})
+        assert lst["ok"] and lst["total"] == 0, lst
+        assert d.stop() == 0
+
+
+def test_reload_routes_a_waiting_signal_nowhere():
+    # The new profiles send a signal that waits for queue room nowhere:
+    # it is accepted with nothing to deliver (it used to wait forever for
+    # a "flushed" that no backend owed).
+    with Daemon({}) as d:
+        backends = {"a": mock_backend("a", delay="3s", queue_size=1, on_full="block", block_timeout="20s", max_retry=0),
+                    "b": mock_backend("b")}
+        d.write_config(backends, profiles=TWO_BLOCKED_PROFILES)
+        d.start()
+        filler = d.client()
+        fill_block_queue(d, filler, "a", "a")
+        c = d.client()
+        c.send({"signal": signal_obj(scenario="a"), "ack": "flushed"})
+        wait_for(lambda: d.status()["parked"] == 1, what="the signal to wait for room")
+        d.write_config(backends, profiles=TWO_BLOCKED_PROFILES.split("---")[1])
+        d.signal(signal.SIGHUP)
+        r = c.readline()
+        assert r["ok"] and r["ack"] == "flushed" and r["backends"] == [], r
+        assert d.status()["parked"] == 0
+        assert d.stop() == 0
+
+
 if __name__ == "__main__":
     run([
         test_signal_reaches_every_backend,
@@ -452,6 +602,10 @@ if __name__ == "__main__":
         test_slow_backend_drop_oldest_does_not_slow_others,
         test_block_policy_pushes_back_with_error,
         test_block_policy_waits_for_room,
+        test_park_timer_uses_the_earliest_deadline,
+        test_waiting_signals_on_different_backends_do_not_wait_for_each_other,
+        test_reload_does_not_duplicate_the_bans_of_a_waiting_signal,
+        test_reload_routes_a_waiting_signal_nowhere,
         test_transient_failures_are_retried,
         test_retries_exhausted_and_permanent_failures,
         test_flush_failure_reinserts_batch,
@@ -466,6 +620,8 @@ if __name__ == "__main__":
         test_many_connections_and_idle_clients,
         test_idle_half_line_is_disconnected,
         test_check_config_errors,
+        test_config_check_returns_warnings_and_logs_nothing,
+        test_ban_add_commit_failure_is_an_error,
         test_socket_activation,
         test_sd_notify_lifecycle,
     ])

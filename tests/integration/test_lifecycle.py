@@ -170,6 +170,64 @@ def test_invalid_config_on_reload_keeps_the_old_one():
         assert "after-failed-reload" in open(a).read()
 
 
+def test_reload_with_a_slow_backend_keeps_serving():
+    # A new backend whose init takes 3 s: the reload prepares it off the
+    # event loop, so status requests, signals and the watchdog are served
+    # meanwhile by the old configuration; the swap happens when it is ready.
+    with Daemon({}) as d:
+        m = d.path("m.log")
+        d.write_config({"m": mock_backend("m", m)})
+        d.start(notify=True, watchdog_usec=2000000)
+        wait_for(lambda: d.notify.seen("READY=1"), what="READY=1")
+        d.write_config({"m": mock_backend("m", m), "slow": mock_backend("slow", d.path("slow.log"), init_delay="3s")})
+        adm = d.client(admin=True)
+        t0 = time.monotonic()
+        adm.send({"op": "reload"})
+        worst, probes, accepted = 0.0, 0, []
+        while time.monotonic() - t0 < 2.5:
+            p0 = time.monotonic()
+            st = d.status()
+            worst = max(worst, time.monotonic() - p0)
+            probes += 1
+            assert [b["name"] for b in st["backends"]] == ["m"], st["backends"]   # the old configuration serves
+            r = d.client().request(signal_obj(scenario="during-reload"))
+            assert r["ok"], r
+            accepted.append(r["id"])
+            time.sleep(0.05)
+        assert worst < 0.5 * SLOW, "a status request took %.2fs during the reload" % worst
+        assert probes >= 10, probes
+        pings = len(d.notify.seen("WATCHDOG=1"))
+        r = adm.readline()
+        assert r["ok"] and r["backends"] == 2, r
+        assert time.monotonic() - t0 >= 2.9, "the reload answered before the slow backend was ready"
+        st = d.status()
+        assert [(b["name"], b["state"]) for b in st["backends"]] == [("m", "running"), ("slow", "running")], st["backends"]
+        assert st["reloads"] == 1, st
+        assert pings >= 2, "watchdog pings during the reload: %d" % pings
+        r = d.client().request({"signal": signal_obj(scenario="after-reload"), "ack": "flushed"})
+        assert r["ok"], r
+        assert d.stop() == 0
+        ids, _ = entries(m)
+        assert set(accepted) <= set(ids), sorted(set(accepted) - set(ids))
+        assert "after-reload" in open(d.path("slow.log")).read()
+
+
+def test_stop_during_a_slow_reload():
+    # SIGTERM while a reload is still preparing: the daemon waits for it,
+    # discards it (the new backend is shut down), and exits cleanly.
+    with Daemon({}) as d:
+        d.write_config({"m": mock_backend("m", d.path("m.log"))})
+        d.start()
+        d.write_config({"m": mock_backend("m", d.path("m.log")), "slow": mock_backend("slow", d.path("slow.log"), init_delay="2s")})
+        d.signal(signal.SIGHUP)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        assert d.stop() == 0, d.read_log()
+        assert time.monotonic() - t0 < 10 * SLOW
+        assert open(d.path("slow.log")).read().strip().splitlines()[-1] == "shutdown"
+        assert "reload" in d.read_log()
+
+
 def test_exit_on_idle_leaves_cleanly_and_loses_nothing():
     with Daemon({}) as d:
         log = d.path("m.log")
@@ -259,7 +317,7 @@ def test_out_of_file_descriptors_pauses_accepting():
 # ------------------------------------------------------------------ catalog
 
 CATALOG = os.path.join(SOURCE_ROOT, "src", "daemon", "spillway.catalog")
-MESSAGES = os.path.join(SOURCE_ROOT, "src", "engine", "messages.h")
+MESSAGES = os.path.join(SOURCE_ROOT, "src", "engine", "msgid.h")
 
 
 def parse_catalog(path):
@@ -343,6 +401,8 @@ if __name__ == "__main__":
     run([
         test_ten_reloads_under_load_lose_nothing,
         test_invalid_config_on_reload_keeps_the_old_one,
+        test_reload_with_a_slow_backend_keeps_serving,
+        test_stop_during_a_slow_reload,
         test_exit_on_idle_leaves_cleanly_and_loses_nothing,
         test_exit_on_idle_waits_for_the_queues,
         test_out_of_file_descriptors_pauses_accepting,

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A backend that does what the test tells it: succeed, be slow, fail
- * transiently (N times or always), fail permanently, fail init, fail
- * flushes, or hang inside a call. It records every signal it commits
- * (at flush, not at insert) as "ID SCENARIO BANS" lines in a file, so a
+ * transiently (N times or always), fail permanently, fail init, be slow to
+ * init, fail flushes, or hang inside a call. It records every signal it
+ * commits (at flush, not at insert) as "ID SCENARIO BANS" lines in a file, so a
  * test can check exactly what was delivered and when it became durable.
  * Bans are kept in memory so the admin operations can be exercised.
  */
@@ -47,6 +47,7 @@ static const spw_config_key mock_keys[] = {
         { "record", SPW_CONFIG_STRING, NULL, NULL, "file to append committed signals to" },
         { "secret", SPW_CONFIG_STRING, NULL, NULL, "recorded in the file at init (credential tests)" },
         { "group_wait", SPW_CONFIG_DURATION, NULL, NULL, "CrowdSec batching key (the daemon reads it as flush_interval and flush_delay)" },
+        { "init_delay", SPW_CONFIG_DURATION, "0", NULL, "sleep this long inside init (slow start, hung init)" },
         { NULL },
 };
 
@@ -103,6 +104,7 @@ static int mock_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *co
         snprintf(m->hang_on, sizeof m->hang_on, "%s", v ? v : "");
         v = host->config_get(ctx, "record");
         snprintf(m->record, sizeof m->record, "%s", v ? v : "");
+        sleep_usec(parse_dur(host->config_get(ctx, "init_delay")));
         if (!strcmp(m->mode, "init_fail")) {
                 host->set_error(ctx, "mock: told to fail init");
                 free(m);

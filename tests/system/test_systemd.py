@@ -62,7 +62,7 @@ WATCHDOG_SEC = 3           # the drop-in's WatchdogSec=
 STUCK_TIMEOUT = 5          # spillway.yaml stuck_timeout: > the webhook's 2 s timeout
 SECRET = "s3cr3t-%d" % os.getpid()
 
-MSG = {}                   # MESSAGE_ID name -> id, from src/engine/messages.h
+MSG = {}                   # MESSAGE_ID name -> id, from src/engine/msgid.h
 
 
 def skip(why):
@@ -84,7 +84,7 @@ def preflight():
     if not os.path.exists(MOCK):
         skip("the mock plugin %s is not built" % MOCK)
     src = os.environ.get("SPW_SOURCE_ROOT", "")
-    with open(os.path.join(src, "src", "engine", "messages.h")) as f:
+    with open(os.path.join(src, "src", "engine", "msgid.h")) as f:
         for m in re.finditer(r'#define\s+SPW_MESSAGE_(\w+)\s+"([0-9a-f]{32})"', f.read()):
             MSG[m.group(1)] = m.group(2)
 

@@ -1,0 +1,403 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Administrative operations, whichever transport brought them: ban
+ * list/add/delete/flush (jobs run on the ban backends' workers, see
+ * engine/admin.h), status, metrics, reload, route.test and config.check.
+ * Every action that changes something is logged with the peer's
+ * credentials. The request's completion callback delivers replies that
+ * wait for workers or a reload.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adminops.h"
+#include "daemon.h"
+#include "log.h"
+#include "msgid.h"
+#include "sigmodel.h"
+#include "status.h"
+#include "strbuf.h"
+#include "strutil.h"
+
+enum {
+        JOBK_LIST,
+        JOBK_COUNT,          /* add/delete/flush: sum counts over backends */
+};
+
+static void log_admin(const request *r, const char *action, const char *detail) {
+        char uid[16], gid[16], pid[16];
+        snprintf(uid, sizeof uid, "%u", (unsigned) r->peer.uid);
+        snprintf(gid, sizeof gid, "%u", (unsigned) r->peer.gid);
+        snprintf(pid, sizeof pid, "%d", (int) r->peer.pid);
+        log_struct(LOG_NOTICE,
+                   LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_ADMIN_ACTION }, { "SPILLWAY_ACTION", action },
+                              { "SPILLWAY_PEER_UID", uid }, { "SPILLWAY_PEER_GID", gid }, { "SPILLWAY_PEER_PID", pid }),
+                   "admin: %s%s%s (peer uid %s gid %s pid %s)", action, detail ? " " : "", detail ? detail : "", uid, gid, pid);
+}
+
+static const char *get_str(json_t *req, const char *key) {
+        json_t *v = json_object_get(req, key);
+        return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static void job_done(hub_item *it, bool discard) {
+        admin_job *j = (admin_job *) ((char *) it - offsetof(admin_job, done));
+        request *r = j->cookie;
+        daemon_t *d = r->ctx;
+
+        if (discard) {
+                admin_job_free(j);
+                return;
+        }
+
+        if (j->r < 0 && !r->job_error)
+                r->job_error = strdup(j->error[0] ? j->error : strerror(-j->r));
+        if (j->type == JOB_LIST && j->r >= 0) {
+                /* built as text: a list of all bans can be 100,000 rows */
+                strbuf b = STRBUF_INIT;
+                strbuf_puts(&b, "{\"ok\":true,\"backend\":");
+                strbuf_json_string(&b, j->backend);
+                strbuf_printf(&b, ",\"total\":%zu,\"rows\":[", j->total);
+                strbuf_append(&b, j->rows.data ? j->rows.data : "", j->rows.len);
+                strbuf_puts(&b, "]}");
+                free(r->list_reply);
+                r->list_reply = b.oom ? NULL : strbuf_steal(&b);
+                strbuf_deinit(&b);
+                if (!r->list_reply && !r->job_error)
+                        r->job_error = strdup("out of memory");
+        }
+        r->job_count += j->count;
+        if (j->type == JOB_INSERT && j->r >= 0)
+                r->job_count++;
+        admin_job_free(j);
+
+        if (--r->jobs_pending > 0)
+                return;
+        d->n_waiting--;
+        if (r->job_error)
+                request_error(r, "%s", r->job_error);
+        else if (r->job_kind == JOBK_LIST) {
+                free(r->reply);
+                r->reply = TAKE_PTR(r->list_reply);
+                r->state = REQ_DONE;
+        }
+        else
+                request_reply_json(r, json_pack("{s:b, s:I}", "ok", 1, "count", (json_int_t) r->job_count));
+        request_complete(r);
+}
+
+static int start_jobs(daemon_t *d, request *r, admin_job_type type, json_t *req, const char *op) {
+        engine *e = d->engine;
+        const char *only = get_str(req, "backend");
+        unsigned n = 0;
+
+        r->job_kind = JOBK_COUNT;
+        for (size_t i = 0; i < engine_n_backends(e); i++) {
+                backend *b = engine_backend(e, i);
+                admin_job *j;
+                if (!b || !backend_can(b, "read_at"))
+                        continue;
+                if (only && !streq(only, backend_name(b)))
+                        continue;
+                j = admin_job_new(type);
+                if (!j || !(j->backend = strdup(backend_name(b)))) {
+                        admin_job_free(j);
+                        return -ENOMEM;
+                }
+                j->cookie = r;
+                j->done.fn = job_done;
+                if (type == JOB_DELETE)
+                        j->target = strdup(get_str(req, "target"));
+                if (type == JOB_INSERT)
+                        j->msg = msg_ref(r->msg);
+                backend_post_job(b, j);
+                n++;
+        }
+        if (n == 0) {
+                if (only)
+                        request_error(r, "%s: no running ban backend named '%s'", op, only);
+                else
+                        request_error(r, "%s: no running backend stores bans (configure the sqlite or mysql backend)", op);
+                return 0;
+        }
+        r->jobs_pending = n;
+        r->state = REQ_WAIT_JOBS;
+        d->n_waiting++;
+        return 0;
+}
+
+static void handle_ban_list(daemon_t *d, request *r, json_t *req) {
+        backend *b = engine_ban_backend(d->engine, get_str(req, "backend"));
+        admin_job *j;
+        const char *s;
+        json_t *v;
+
+        if (!b) {
+                request_error(r, "ban.list: no running backend stores bans%s%s", get_str(req, "backend") ? " named " : "",
+                              strempty(get_str(req, "backend")));
+                return;
+        }
+        j = admin_job_new(JOB_LIST);
+        if (!j || !(j->backend = strdup(backend_name(b)))) {
+                admin_job_free(j);
+                request_error(r, "out of memory");
+                return;
+        }
+        j->at = now_realtime();
+        if ((s = get_str(req, "at")) && parse_time_arg(s, now_realtime(), &j->at) < 0) {
+                admin_job_free(j);
+                request_error(r, "ban.list: at: '%s' is not a time (RFC 3339 like 2024-01-02T15:04:05Z, or +1h, -30m, now)", s);
+                return;
+        }
+        if ((s = get_str(req, "ip"))) {
+                if (ip_parse_addr(s, &j->filter.ip) < 0) {
+                        admin_job_free(j);
+                        request_error(r, "ban.list: ip: '%s' is not an IPv4 or IPv6 address", s);
+                        return;
+                }
+                j->filter.has_ip = true;
+        }
+        if ((s = get_str(req, "range"))) {
+                if (ip_parse_cidr(s, false, &j->filter.range) < 0) {
+                        admin_job_free(j);
+                        request_error(r, "ban.list: range: '%s' is not a CIDR range", s);
+                        return;
+                }
+                j->filter.has_range = true;
+        }
+        if ((s = get_str(req, "reason")))
+                j->filter.reason = strdup(s);
+        if ((s = get_str(req, "country")))
+                j->filter.country = strdup(s);
+        if ((s = get_str(req, "as")))
+                j->filter.as = strdup(s);
+        v = json_object_get(req, "limit");
+        j->limit = 50;
+        if (v) {
+                if (!json_is_integer(v) || json_integer_value(v) < 0) {
+                        admin_job_free(j);
+                        request_error(r, "ban.list: limit: expected a non-negative integer (0 = all)");
+                        return;
+                }
+                j->limit = (size_t) json_integer_value(v);
+        }
+        j->cookie = r;
+        j->done.fn = job_done;
+        r->job_kind = JOBK_LIST;
+        r->jobs_pending = 1;
+        r->state = REQ_WAIT_JOBS;
+        d->n_waiting++;
+        backend_post_job(b, j);
+}
+
+static void handle_ban_add(daemon_t *d, request *r, json_t *req) {
+        const char *scope = get_str(req, "scope"), *target = get_str(req, "target"), *dur = get_str(req, "duration");
+        const char *reason = get_str(req, "reason"), *remediation = get_str(req, "remediation");
+        spw_error err = { 0 };
+        usec_t duration, now = now_realtime();
+        spw_msg *m;
+        spw_ban *ban;
+        char detail[512];
+
+        if (!scope || (!streq(scope, "ip") && !streq(scope, "range"))) {
+                request_error(r, "ban.add: scope: expected \"ip\" or \"range\"");
+                return;
+        }
+        if (!target) {
+                request_error(r, "ban.add: target: required (the IP or CIDR to ban)");
+                return;
+        }
+        if (!dur || parse_duration(dur, &duration) < 0 || duration <= 0) {
+                request_error(r, "ban.add: duration: expected a positive duration like 4h, 90m or 2d, got '%s'", strna(dur));
+                return;
+        }
+        if (!reason || !*reason) {
+                request_error(r, "ban.add: reason: required (free text shown in ban list)");
+                return;
+        }
+        if (!remediation)
+                remediation = "ban";
+        if (!streq(remediation, "ban") && !streq(remediation, "slow") && !streq(remediation, "captcha")) {
+                request_error(r, "ban.add: remediation: expected ban, slow or captcha, got '%s'", remediation);
+                return;
+        }
+        m = msg_new();
+        if (!m || !(ban = arena_alloc(&m->arena, sizeof *ban))) {
+                msg_unref(m);
+                request_error(r, "out of memory");
+                return;
+        }
+        if (ban_from_target(target, streq(scope, "range"), now + duration, remediation, "cscli", reason, &m->arena, ban, &err) < 0) {
+                msg_unref(m);
+                request_error(r, "ban.add: target: %s", err.msg);
+                return;
+        }
+        m->sig.scenario = ban->reason;
+        m->sig.alert_message = arena_printf(&m->arena, "manual '%s' from 'cscli'", remediation);
+        m->sig.start_at = m->sig.stop_at = now;
+        m->sig.received_at = now;
+        m->sig.id = engine_next_signal_id(d->engine);
+        m->sig.source_ip = streq(scope, "ip") ? ban->ip_text : NULL;
+        m->sig.source_range = streq(scope, "range") ? ban->ip_text : NULL;
+        m->sig.bans = ban;
+        m->sig.n_bans = 1;
+        r->msg = m;
+        snprintf(detail, sizeof detail, "%s %s for %s: %s", remediation, target, dur, reason);
+        log_admin(r, "ban.add", detail);
+        if (start_jobs(d, r, JOB_INSERT, req, "ban.add") < 0)
+                request_error(r, "out of memory");
+}
+
+static void handle_ban_delete(daemon_t *d, request *r, json_t *req, bool all) {
+        const char *target = get_str(req, "target"), *scope = get_str(req, "scope");
+        ip_range range;
+
+        if (!all) {
+                if (!target) {
+                        request_error(r, "ban.delete: target: required (the exact IP or CIDR of the ban)");
+                        return;
+                }
+                if (scope && streq(scope, "range") ? ip_parse_cidr(target, false, &range) < 0 : ip_parse_addr(target, &range) < 0) {
+                        request_error(r, "ban.delete: target: '%s' is not %s", target,
+                                      scope && streq(scope, "range") ? "a CIDR range" : "an IP address");
+                        return;
+                }
+        }
+        log_admin(r, all ? "ban.flush" : "ban.delete", target);
+        if (start_jobs(d, r, all ? JOB_DELETE_ALL : JOB_DELETE, req, all ? "ban.flush" : "ban.delete") < 0)
+                request_error(r, "out of memory");
+}
+
+static void handle_route_test(daemon_t *d, request *r, json_t *req) {
+        json_t *sigobj = json_object_get(req, "signal");
+        spw_error err = { 0 };
+        _cleanup_(msg_unrefp) spw_msg *m = msg_new();
+        json_t *o, *profiles, *bans, *targets;
+
+        if (!m) {
+                request_error(r, "out of memory");
+                return;
+        }
+        if (!sigobj) {
+                request_error(r, "route.test: signal: required");
+                return;
+        }
+        if (signal_from_json(sigobj, &m->arena, &m->sig, &err) < 0) {
+                request_error(r, "route.test: %s", err.msg);
+                return;
+        }
+        m->sig.received_at = now_realtime();
+        o = json_object();
+        profiles = json_array();
+        bans = json_array();
+        targets = json_array();
+        if (engine_router(d->engine)) {
+                route_result res = { 0 };
+                if (router_route(engine_router(d->engine), &m->sig, now_realtime(), &m->arena, &res) < 0) {
+                        json_decref(o);
+                        json_decref(profiles);
+                        json_decref(bans);
+                        json_decref(targets);
+                        request_error(r, "route.test: routing failed");
+                        return;
+                }
+                for (size_t i = 0; i < res.n_matches; i++) {
+                        json_t *p = json_pack("{s:s, s:I, s:[]}", "profile", res.matches[i].profile, "line",
+                                              (json_int_t) res.matches[i].line, "backends");
+                        for (size_t k = 0; k < engine_n_backends(d->engine); k++)
+                                if (res.matches[i].backends & (UINT64_C(1) << k))
+                                        json_array_append_new(json_object_get(p, "backends"), json_string(engine_backend_name(d->engine, k)));
+                        json_array_append_new(profiles, p);
+                }
+                for (size_t i = 0; i < res.n_bans; i++)
+                        json_array_append_new(bans, ban_to_json(&res.bans[i]));
+                for (size_t k = 0; k < engine_n_backends(d->engine); k++)
+                        if (res.backends & (UINT64_C(1) << k))
+                                json_array_append_new(targets, json_string(engine_backend_name(d->engine, k)));
+                json_t *warnings = json_array();
+                for (size_t i = 0; i < res.n_warnings; i++)
+                        json_array_append_new(warnings, json_pack("{s:s, s:s}", "profile", res.warnings[i].profile, "message",
+                                                                  res.warnings[i].message));
+                json_object_set_new(o, "warnings", warnings);
+        } else
+                for (size_t k = 0; k < engine_n_backends(d->engine); k++)
+                        json_array_append_new(targets, json_string(engine_backend_name(d->engine, k)));
+        for (size_t i = 0; i < m->sig.n_bans; i++) /* bans the producer sent */
+                json_array_append_new(bans, ban_to_json(&m->sig.bans[i]));
+        json_object_set_new(o, "ok", json_true());
+        json_object_set_new(o, "scenario", json_string(m->sig.scenario));
+        json_object_set_new(o, "profiles", profiles);
+        json_object_set_new(o, "bans", bans);
+        json_object_set_new(o, "backends", targets);
+        json_object_set_new(o, "routing", json_string(engine_router(d->engine) ? engine_config(d->engine)->profiles : "none (no profiles file: every backend)"));
+        request_reply_json(r, o);
+}
+
+static void add_warning(const char *text, void *userdata) {
+        json_array_append_new(userdata, json_string(text));
+}
+
+static void handle_config_check(daemon_t *d, request *r) {
+        spw_error err = { 0 };
+        _cleanup_(config_freep) spw_config *c = NULL;
+        json_t *warnings = json_array();
+        int k = config_load(d->opt.config_path, &d->opt.overrides, &c, &err);
+        if (k >= 0)
+                k = engine_check_config(c, &d->opt.engine, add_warning, warnings, &err);
+        if (k < 0)
+                request_reply_json(r, json_pack("{s:b, s:s, s:s, s:o}", "ok", 0, "error", err.msg, "config", d->opt.config_path,
+                                                "warnings", warnings));
+        else
+                request_reply_json(r, json_pack("{s:b, s:s, s:I, s:o}", "ok", 1, "config", d->opt.config_path, "backends",
+                                                (json_int_t) c->n_backends, "warnings", warnings));
+}
+
+static void reload_done(daemon_t *d, int k, const char *error, void *userdata) {
+        request *r = userdata;
+        d->n_waiting--;
+        if (k < 0)
+                request_error(r, "reload failed, the previous configuration keeps running: %s", error);
+        else
+                request_reply_json(r, json_pack("{s:b, s:I}", "ok", 1, "backends", (json_int_t) engine_n_backends(d->engine)));
+        request_complete(r);
+}
+
+void adminops_handle(daemon_t *d, request *r, json_t *req, const char *op) {
+        r->ctx = d;
+        if (d->stopping) {
+                request_error(r, "spillwayd is stopping");
+                return;
+        }
+        if (streq(op, "status")) {
+                json_t *o = status_json(d);
+                request_reply_json(r, o);
+        } else if (streq(op, "metrics")) {
+                _cleanup_free_ char *text = metrics_text(d);
+                request_reply_json(r, json_pack("{s:b, s:s}", "ok", 1, "metrics", text ? text : ""));
+        } else if (streq(op, "reload")) {
+                log_admin(r, "reload", NULL);
+                r->state = REQ_WAIT_JOBS;
+                d->n_waiting++;
+                daemon_reload(d, reload_done, r);
+        } else if (streq(op, "ban.list"))
+                handle_ban_list(d, r, req);
+        else if (streq(op, "ban.add"))
+                handle_ban_add(d, r, req);
+        else if (streq(op, "ban.delete"))
+                handle_ban_delete(d, r, req, false);
+        else if (streq(op, "ban.flush"))
+                handle_ban_delete(d, r, req, true);
+        else if (streq(op, "route.test"))
+                handle_route_test(d, r, req);
+        else if (streq(op, "config.check"))
+                handle_config_check(d, r);
+        else {
+                static const char *const ops[] = { "status", "metrics", "reload", "ban.list", "ban.add", "ban.delete",
+                                                   "ban.flush", "route.test", "config.check" };
+                const char *close = str_closest(op, ops, ELEMENTSOF(ops));
+                request_error(r, "op: unknown operation '%s'%s%s%s", op, close ? "; did you mean '" : "", close ? close : "",
+                              close ? "'?" : "");
+        }
+}

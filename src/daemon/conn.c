@@ -1,0 +1,445 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Connections on the unix sockets and the line protocol.
+ *
+ * Every connection reads newline-delimited JSON requests and answers each
+ * one with exactly one line, in request order, so clients may pipeline.
+ * Each line becomes a request (request.h) handed to ingest or adminops;
+ * requests that cannot be answered at once (ack "flushed", a full "block"
+ * queue, administrative jobs on worker threads, a reload) sit in the
+ * connection's FIFO; replies are written as soon as the head of the FIFO is
+ * done.
+ *
+ * Flow control: a connection stops being read while one of its requests is
+ * parked on a full queue (that is the "block the producer" policy) and while
+ * it has more than OUT_HIGH bytes of unread replies (a client that does not
+ * read cannot make us buffer without bound). Nothing here ever blocks: all
+ * sockets are non-blocking and the loop serves every other client meanwhile.
+ *
+ * Bad input never closes a connection: malformed JSON, a wrong field, an
+ * oversized line each get an error reply naming the problem, and the next
+ * line is read normally.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "adminops.h"
+#include "conn.h"
+#include "daemon.h"
+#include "ingest.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "strbuf.h"
+#include "strutil.h"
+
+#define READ_CHUNK (64 * 1024)
+#define OUT_HIGH   (4 * 1024 * 1024)
+#define MAX_PIPELINE 10000      /* requests in flight per connection */
+
+struct conn {
+        daemon_t *d;
+        uint64_t id;               /* unique: the park keeps order per connection */
+        listener_kind kind;
+        int fd;
+        sd_event_source *source;
+        struct ucred peer;
+        strbuf in;
+        size_t scanned;            /* bytes of `in` known to hold no newline */
+        bool discarding;           /* skipping the rest of an oversized line */
+        strbuf out;
+        request *head, *tail;
+        unsigned n_requests;
+        bool paused;               /* `parked` holds the line order */
+        request *parked;
+        bool eof;
+        usec_t last_input;         /* monotonic */
+        uint64_t lines;
+        bool dirty;                /* has replies to flush (in daemon.dirty) */
+        conn *dirty_next;
+        conn *prev, *next;
+};
+
+/* warnings about misbehaving clients: a flood of them must not flood the journal */
+static ratelimit client_rl = RATELIMIT_INIT(10 * USEC_PER_SEC, 20);
+
+bool conn_warning_allowed(void) {
+        uint64_t suppressed = 0;
+        bool ok = ratelimit_below(&client_rl, &suppressed);
+        if (ok && suppressed)
+                log_warning("%llu warnings about clients suppressed (rate limit)", (unsigned long long) suppressed);
+        return ok;
+}
+
+static void conn_flush_replies(conn *c);
+static void conn_process(conn *c);
+
+/* ------------------------------------------------------------ requests */
+
+/* A request finished after the fact (worker result, unparked, timeout).
+ * Its connection is only marked: the caller flushes every marked
+ * connection once (conn_flush_dirty), so a flush that completes 1000
+ * signals costs one write per connection, not one per reply. */
+static void request_done(request *r, void *userdata) {
+        conn *c = userdata;
+        daemon_t *d = c->d;
+
+        if (r == c->parked) {
+                c->parked = NULL;
+                c->paused = false;
+        }
+        if (!c->dirty) {
+                c->dirty = true;
+                c->dirty_next = d->dirty;
+                d->dirty = c;
+        }
+}
+
+static request *conn_request(conn *c) {
+        request *r = request_new(request_done, c, &c->peer, c->id);
+        if (!r)
+                return NULL;
+        if (c->tail)
+                c->tail->next = r;
+        else
+                c->head = r;
+        c->tail = r;
+        c->n_requests++;
+        return r;
+}
+
+void conn_flush_dirty(daemon_t *d) {
+        while (d->dirty) {
+                conn *c = d->dirty;
+                d->dirty = c->dirty_next;
+                c->dirty = false;
+                c->dirty_next = NULL;
+                conn_flush_replies(c); /* may free c */
+        }
+}
+
+/* ------------------------------------------------------------ one line */
+
+static void handle_line(conn *c, const char *line, size_t len) {
+        daemon_t *d = c->d;
+        json_error_t jerr;
+        json_t *obj;
+        request *r = conn_request(c);
+
+        if (!r) {
+                log_error("out of memory handling a request");
+                return;
+        }
+        c->lines++;
+        if (len == 0 || (len == 1 && line[0] == '\r')) {
+                d->stats.rejected++;
+                request_error(r, "empty line: expected a JSON object");
+                return;
+        }
+        obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!obj) {
+                d->stats.rejected++;
+                request_error(r, "invalid JSON at line %llu, column %d: %s", (unsigned long long) c->lines, jerr.column, jerr.text);
+                return;
+        }
+        if (!json_is_object(obj)) {
+                d->stats.rejected++;
+                json_decref(obj);
+                request_error(r, "expected a JSON object (a signal, or {\"signal\": {...}, \"ack\": \"flushed\"})");
+                return;
+        }
+
+        json_t *op = json_object_get(obj, "op");
+        if (op) {
+                if (!json_is_string(op))
+                        request_error(r, "op: expected a string");
+                else if (c->kind != LISTENER_ADMIN)
+                        request_error(r, "op '%s' is only served on the admin socket; the ingest socket takes signals",
+                                      json_string_value(op));
+                else
+                        adminops_handle(d, r, obj, json_string_value(op));
+        } else
+                ingest_handle(d, r, obj, len);
+        if (r->state == REQ_PARKED) {
+                /* "block the producer": read nothing more from this client
+                 * until the signal has room (or its block_timeout passed) */
+                c->paused = true;
+                c->parked = r;
+        }
+        json_decref(obj);
+}
+
+/* ------------------------------------------------------------ connections */
+
+static void conn_update_events(conn *c) {
+        uint32_t ev = 0;
+        if (!c->paused && !c->eof && !c->d->stopping && c->out.len < OUT_HIGH && c->n_requests < MAX_PIPELINE)
+                ev |= EPOLLIN;
+        if (c->out.len > 0)
+                ev |= EPOLLOUT;
+        sd_event_source_set_io_events(c->source, ev);
+        sd_event_source_set_enabled(c->source, ev ? SD_EVENT_ON : SD_EVENT_OFF);
+}
+
+static int conn_write(conn *c) {
+        while (c->out.len > 0) {
+                ssize_t n = write(c->fd, c->out.data, c->out.len);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                return 0;
+                        return -errno;
+                }
+                strbuf_consume(&c->out, (size_t) n);
+        }
+        return 0;
+}
+
+/* Move the replies that are ready, in request order, to the output buffer. */
+static void conn_take_replies(conn *c) {
+        while (c->head && c->head->state == REQ_DONE) {
+                request *r = c->head;
+                strbuf_puts(&c->out, r->reply ? r->reply : "{\"ok\":false,\"error\":\"out of memory\"}");
+                strbuf_putc(&c->out, '\n');
+                c->head = r->next;
+                if (!c->head)
+                        c->tail = NULL;
+                c->n_requests--;
+                request_free(r);
+        }
+}
+
+static void conn_flush_replies(conn *c) {
+        conn_take_replies(c);
+        if (conn_write(c) < 0 || (c->eof && !c->head && c->out.len == 0)) {
+                conn_free(c);
+                return;
+        }
+        /* unparked: lines that were waiting behind the parked one */
+        if (!c->paused && c->in.len > 0 && !c->discarding)
+                conn_process(c);
+        else
+                conn_update_events(c);
+}
+
+/* Handle every complete line in the input buffer. */
+static void conn_process(conn *c) {
+        daemon_t *d = c->d;
+        size_t max_line = engine_config(d->engine)->max_line;
+        size_t start = 0;
+
+        while (!c->paused && !d->stopping && c->n_requests < MAX_PIPELINE) {
+                char *nl = memchr(c->in.data + start + c->scanned, '\n', c->in.len - start - c->scanned);
+                if (!nl) {
+                        c->scanned = c->in.len - start;
+                        break;
+                }
+                size_t len = (size_t) (nl - (c->in.data + start));
+                c->scanned = 0;
+                if (c->discarding) {
+                        c->discarding = false;
+                } else if (len > max_line) {
+                        request *r = conn_request(c);
+                        d->stats.oversized++;
+                        d->stats.rejected++;
+                        if (r)
+                                request_error(r, "line %llu is %zu bytes, longer than max_line (%zu): rejected",
+                                              (unsigned long long) ++c->lines, len, max_line);
+                } else
+                        handle_line(c, c->in.data + start, len);
+                start += len + 1;
+                if (c->paused)
+                        break;
+        }
+        strbuf_consume(&c->in, start);
+
+        /* a line longer than max_line with no newline yet: answer now and
+         * skip the rest of it, so a client cannot make us buffer without bound */
+        if (!c->discarding && c->in.len > max_line) {
+                request *r = conn_request(c);
+                d->stats.oversized++;
+                d->stats.rejected++;
+                if (r)
+                        request_error(r, "line %llu is longer than max_line (%zu bytes): rejected; skipping to its end",
+                                      (unsigned long long) ++c->lines, max_line);
+                c->discarding = true;
+                strbuf_reset(&c->in);
+                c->scanned = 0;
+        }
+        if (c->discarding) {
+                strbuf_reset(&c->in);
+                c->scanned = 0;
+        }
+
+        if (c->eof && c->in.len > 0 && !c->paused) {
+                request *r = conn_request(c);
+                if (conn_warning_allowed())
+                        log_warning("client pid %d (uid %u) closed its side with %zu bytes of an unterminated line; discarded",
+                                    (int) c->peer.pid, (unsigned) c->peer.uid, c->in.len);
+                if (r)
+                        request_error(r, "incomplete line at end of input (%zu bytes without a newline): discarded", c->in.len);
+                strbuf_reset(&c->in);
+                c->scanned = 0;
+        }
+
+        /* replies that are ready (without recursing into conn_process) */
+        conn_take_replies(c);
+        if (conn_write(c) < 0 || (c->eof && !c->head && c->out.len == 0 && c->in.len == 0)) {
+                conn_free(c);
+                return;
+        }
+        conn_update_events(c);
+}
+
+static int conn_read(conn *c) {
+        for (int rounds = 0; rounds < 16; rounds++) {
+                ssize_t n;
+                if (!strbuf_reserve(&c->in, READ_CHUNK))
+                        return -ENOMEM;
+                n = read(c->fd, c->in.data + c->in.len, READ_CHUNK);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                return 0;
+                        return -errno;
+                }
+                if (n == 0) {
+                        c->eof = true;
+                        return 0;
+                }
+                c->in.len += (size_t) n;
+                c->in.data[c->in.len] = 0;
+                c->last_input = now_monotonic();
+                if (c->in.len > engine_config(c->d->engine)->max_line + READ_CHUNK)
+                        break; /* let conn_process deal with the oversized line */
+        }
+        return 0;
+}
+
+static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        conn *c = userdata;
+        daemon_t *d = c->d;
+        int r;
+
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                if (revents & EPOLLIN || !(revents & EPOLLOUT)) {
+                        r = conn_read(c);
+                        if (r < 0) {
+                                if (r != -ECONNRESET)
+                                        log_debug_errno(r, "client pid %d: read failed: %m", (int) c->peer.pid);
+                                conn_free(c);
+                                return 0;
+                        }
+                }
+        }
+        if (revents & EPOLLOUT) {
+                r = conn_write(c);
+                if (r < 0) {
+                        conn_free(c);
+                        return 0;
+                }
+        }
+        conn_process(c); /* may free c */
+        ingest_wake(d); /* one wake-up per burst of signals */
+        return 0;
+}
+
+void conn_free(conn *c) {
+        daemon_t *d = c->d;
+        request *r = c->head;
+
+        if (c->dirty)
+                for (conn **p = &d->dirty; *p; p = &(*p)->dirty_next)
+                        if (*p == c) {
+                                *p = c->dirty_next;
+                                break;
+                        }
+
+        /* requests still waiting on workers or queues finish without us */
+        while (r) {
+                request *n = r->next;
+                request_detach(r);
+                r = n;
+        }
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                d->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        d->n_conns--;
+        sd_event_source_disable_unref(c->source);
+        close(c->fd);
+        strbuf_deinit(&c->in);
+        strbuf_deinit(&c->out);
+        free(c);
+        if (d->n_conns == 0)
+                d->idle_since = now_monotonic();
+}
+
+
+int conn_new(daemon_t *d, int fd, listener_kind kind) {
+        socklen_t len = sizeof(struct ucred);
+        conn *c = calloc(1, sizeof *c);
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        c->d = d;
+        c->id = ++d->next_conn_id;
+        c->kind = kind;
+        c->fd = fd;
+        c->last_input = now_monotonic();
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->peer, &len) < 0)
+                c->peer = (struct ucred) { .pid = 0, .uid = (uid_t) -1, .gid = (gid_t) -1 };
+        r = sd_event_add_io(d->event, &c->source, fd, EPOLLIN, on_conn_io, c);
+        if (r < 0) {
+                free(c);
+                return r;
+        }
+        c->next = d->conns;
+        if (d->conns)
+                d->conns->prev = c;
+        d->conns = c;
+        d->n_conns++;
+        d->stats.connections_total++;
+        d->idle_since = 0;
+        return 0;
+}
+
+void conn_free_all(daemon_t *d) {
+        while (d->conns)
+                conn_free(d->conns);
+}
+
+/* A client that sent part of a line and then nothing for client_timeout is
+ * disconnected (with an error line), so idle half-lines cannot pin memory. */
+void conn_expire_idle(daemon_t *d, usec_t now) {
+        usec_t limit = engine_config(d->engine)->client_timeout;
+        conn *c = d->conns;
+        if (limit <= 0)
+                return;
+        while (c) {
+                conn *next = c->next;
+                if ((c->in.len > 0 || c->discarding) && !c->paused && now - c->last_input > limit) {
+                        char line[160];
+                        int n = snprintf(line, sizeof line,
+                                         "{\"ok\":false,\"error\":\"incomplete line and no data for %lld s (client_timeout): disconnected\"}\n",
+                                         (long long) (limit / USEC_PER_SEC));
+                        if (conn_warning_allowed())
+                                log_warning("client pid %d (uid %u): %zu bytes of an unfinished line and no data for %lld s; disconnecting",
+                                            (int) c->peer.pid, (unsigned) c->peer.uid, c->in.len, (long long) (limit / USEC_PER_SEC));
+                        if (!c->head) {
+                                ssize_t k = write(c->fd, line, (size_t) n);
+                                (void) k;
+                        }
+                        conn_free(c);
+                }
+                c = next;
+        }
+}
+
+void conn_pause_all(daemon_t *d) {
+        for (conn *c = d->conns; c; c = c->next)
+                conn_update_events(c);
+}
