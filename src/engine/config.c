@@ -258,7 +258,7 @@ static int apply_value(void *base, const key_spec *k, const char *file, const ch
         case K_DURATION:
         case K_DURATION_TEXT:
                 if (parse_duration(v->value, &d) < 0 || d < 0)
-                        return fail_at(err, file, v, "%s: expected a duration like 500ms, 30s, 4h or 2d, got '%s'", keyname, v->value);
+                        return fail_at(err, file, v, "%s: expected a duration like 500ms, 30s, 4h or 2d (at most 2562047h), got '%s'", keyname, v->value);
                 if (k->type == K_DURATION_TEXT)
                         return replace_str((char **) ((char *) base + k->offset), v->value);
                 *(usec_t *) ((char *) base + k->offset) = d;
@@ -690,7 +690,7 @@ static int parse_backend_doc(spw_config *c, const char *file, const char *dir, c
                 if (al->duration) {
                         usec_t d;
                         if (parse_duration(e->value, &d) < 0 || d < 0) {
-                                r = spw_error_set(err, -EINVAL, "%s:%u:%u: %s: expected a duration like %s, got '%s'",
+                                r = spw_error_set(err, -EINVAL, "%s:%u:%u: %s: expected a duration like %s (at most 2562047h), got '%s'",
                                                   file, e->vline, e->vcolumn, al->alias, al->example, e->value);
                                 goto fail;
                         }
@@ -980,7 +980,7 @@ static int check_type(const backend_config *b, size_t i, int type, const char *c
 bad:;
         static const char *const expected[] = {
                 [SPW_CONFIG_STRING] = "a string", [SPW_CONFIG_BOOL] = "true or false",
-                [SPW_CONFIG_INT] = "a non-negative integer", [SPW_CONFIG_DURATION] = "a duration like 500ms, 30s, 4h",
+                [SPW_CONFIG_INT] = "a non-negative integer", [SPW_CONFIG_DURATION] = "a duration like 500ms, 30s, 4h (at most 2562047h)",
                 [SPW_CONFIG_ENUM] = "one of", [SPW_CONFIG_MAP] = "a mapping",
         };
         return spw_error_set(err, -EINVAL, "%s:%u:%u: backend '%s': config.%s: expected %s%s%s, got '%s'", b->file,
