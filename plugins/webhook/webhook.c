@@ -794,6 +794,8 @@ static int64_t retry_after_usec(webhook *w) {
                 time_t t = curl_getdate(w->retry_after, NULL);
                 if (t < 0)
                         return 0;
+                if ((int64_t) t > INT64_MAX / 1000000 / 2)
+                        return WEBHOOK_RETRY_AFTER_MAX; /* a date past year 146,000: no overflow */
                 d = (int64_t) t * 1000000 - w->host->now(w->ctx);
         }
         if (d <= 0)
