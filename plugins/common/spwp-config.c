@@ -2,7 +2,8 @@
 /*
  * Config value parsers for plugins (see spwp-config.h). Each leaves its
  * output untouched on failure, so a plugin may parse straight into its
- * defaults.
+ * defaults. Durations are src/util/timeutil.c's parser, the one the daemon
+ * checks the same value with at --check-config.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <strings.h>
 
 #include "spwp-config.h"
+#include "timeutil.h"
 
 int spwp_parse_bool(const char *s, bool *ret) {
         static const char *const yes[] = { "true", "yes", "on", "1" };
@@ -50,50 +52,7 @@ int spwp_parse_uint(const char *s, uint64_t max, uint64_t *ret) {
 }
 
 int spwp_parse_duration(const char *s, int64_t *ret) {
-        static const struct {
-                const char *unit;
-                double usec;
-        } units[] = {
-                { "ns", 1e-3 }, { "us", 1 }, { "\xc2\xb5s", 1 }, { "\xce\xbcs", 1 }, { "ms", 1e3 },
-                { "s", 1e6 }, { "m", 60e6 }, { "h", 3600e6 }, { "d", 86400e6 },
-        };
-        double total = 0;
-
-        if (!s || !*s)
-                return -EINVAL;
-        if (strcmp(s, "0") == 0) {
-                *ret = 0;
-                return 0;
-        }
-        while (*s) {
-                double v = 0, scale = 1, mult = 0;
-                bool digits = false;
-                size_t best = 0;
-
-                for (; *s >= '0' && *s <= '9'; s++, digits = true)
-                        v = v * 10 + (*s - '0');
-                if (*s == '.')
-                        for (s++; *s >= '0' && *s <= '9'; s++, digits = true)
-                                v += (*s - '0') * (scale /= 10);
-                if (!digits)
-                        return -EINVAL;
-                /* the longest unit wins, so "ms" is not read as "m" */
-                for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-                        size_t l = strlen(units[i].unit);
-                        if (strncmp(s, units[i].unit, l) == 0 && l > best) {
-                                best = l;
-                                mult = units[i].usec;
-                        }
-                }
-                if (!best)
-                        return -EINVAL;
-                s += best;
-                total += v * mult;
-                if (total > 9.2e18)
-                        return -ERANGE;
-        }
-        *ret = (int64_t) total;
-        return 0;
+        return parse_duration_nonneg(s, ret);
 }
 
 int spwp_bandb_keys_set(spwp_bandb_keys *k, const char *key, const char *value, const char **expected) {
@@ -115,7 +74,7 @@ int spwp_bandb_keys_set(spwp_bandb_keys *k, const char *key, const char *value, 
                 return 1;
         }
         if (strcmp(key, "max_records_age") == 0) {
-                *expected = "a duration like 720h or 30d (0 = no limit)";
+                *expected = "a duration like 720h or 30d (0 = no limit; at most 2562047h)";
                 return spwp_parse_duration(value, &k->max_records_age) < 0 ? -EINVAL : 1;
         }
         return 0;

@@ -4,8 +4,9 @@
 /*
  * Config values as plugins read them, and the keys both ban-database
  * backends (sqlite, mysql) take alike. Plugins never link the daemon's
- * src/util (a plugin must load into any daemon of its ABI major), so this
- * is the plugins' own shared copy; it needs libc only. Errors: 0 or a
+ * util library at run time (a plugin must load into any daemon of its ABI
+ * major): they link a static copy of its libc-only part (durations, times,
+ * strbuf), so a value means the same to the daemon and to the plugin. Errors: 0 or a
  * negative errno, as in src/util/error.h; positive values only where a
  * function says so.
  */
@@ -22,11 +23,13 @@ int spwp_parse_bool(const char *s, bool *ret);
  * at the first digit that exceeds it). */
 int spwp_parse_uint(const char *s, uint64_t max, uint64_t *ret);
 
-/* A duration in microseconds: Go's time.ParseDuration syntax without a sign
- * ("10s", "1h30m", "1.5h", "250ms"), plus "d" for days; a bare "0" is zero.
- * Units ns, us, µs, μs, ms, s, m, h, d; each number is digits with an
- * optional fraction (no exponent); the total is truncated to the
- * microsecond. Returns 0, -EINVAL, or -ERANGE (above about 292,000 years). */
+/* A duration in microseconds, in the one grammar of src/util/timeutil.h
+ * (parse_duration_nonneg(), which the daemon checks config values with):
+ * Go's time.ParseDuration syntax ("10s", "1h30m", "1.5h", "250ms", "+5s"),
+ * plus "d" for days; a bare "0" is zero. Units ns, us, µs, μs, ms, s, m, h,
+ * d; no exponents, no hexadecimal, no spaces; the total is truncated to the
+ * microsecond. Returns 0, -EINVAL (not the grammar), or -ERANGE (negative,
+ * or beyond 2562047h, about 292 years). */
 int spwp_parse_duration(const char *s, int64_t *ret);
 
 /* The keys both ban-database backends take from CrowdSec's database.yaml

@@ -6,8 +6,10 @@
  * microseconds since the epoch split into calendar fields and joined
  * again (proleptic Gregorian calendar), and the fixed-width digit
  * primitives stored formats are written and read with. Each plugin keeps
- * its own formats and ranges; this is the arithmetic under them. Needs
- * libc only; errors are 0 or a negative errno.
+ * its own formats and ranges; this is the arithmetic under them. The
+ * calendar is src/util/timeutil.c's (civil_from_usec, civil_to_usec), the
+ * same code the daemon runs; these names stay for the ban databases.
+ * Needs libc only; errors are 0 or a negative errno.
  */
 
 #include <stdbool.h>

@@ -92,9 +92,11 @@ static void test_duration(void) {
                 { "1500ns", 1 },                /* truncated to the microsecond */
                 { "999ns", 0 },
                 { "100000d", INT64_C(100000) * 86400 * USEC_PER_SEC },
+                { "+5s", 5 * USEC_PER_SEC },    /* Go's grammar: what --check-config takes too */
+                { "2562047h47m16.854775807s", INT64_MAX / 1000 },
         };
         static const char *const bad[] = {
-                "", "s", "10", "1x", "-1s", "+1s", "1e3ms", "1 s", " 1s", "1s ", ".", ".s", "1h-1m", "1S", "1H",
+                "", "s", "10", "1x", "1e3ms", "1 s", " 1s", "1s ", ".", ".s", "1h-1m", "1S", "1H",
                 "0x10s", "inf", "1..5s",
         };
         int64_t d;
@@ -112,6 +114,8 @@ static void test_duration(void) {
         CHECK_EQ(spwp_parse_duration(NULL, &d), -EINVAL);
         CHECK_EQ(spwp_parse_duration("3000000000h", &d), -ERANGE);
         CHECK_EQ(spwp_parse_duration("106752000d", &d), -ERANGE);
+        CHECK_EQ(spwp_parse_duration("106752d", &d), -ERANGE);     /* beyond Go's 292 years */
+        CHECK_EQ(spwp_parse_duration("-1s", &d), -ERANGE);         /* config values are not negative */
         CHECK_EQ(d, -1);
 }
 
@@ -147,7 +151,7 @@ static void test_bandb_keys(void) {
         CHECK_STREQ(expected, "a non-negative integer (0 = no limit)");
         CHECK_EQ(spwp_bandb_keys_set(&k, "max_records", "9223372036854775808", &expected), -EINVAL);
         CHECK_EQ(spwp_bandb_keys_set(&k, "max_records_age", "30 days", &expected), -EINVAL);
-        CHECK_STREQ(expected, "a duration like 720h or 30d (0 = no limit)");
+        CHECK_STREQ(expected, "a duration like 720h or 30d (0 = no limit; at most 2562047h)");
         CHECK(k.expire == before.expire && k.debug == before.debug);
         CHECK_EQ(k.max_records, before.max_records);
         CHECK_EQ(k.max_records_age, before.max_records_age);

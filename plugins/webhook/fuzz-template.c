@@ -24,14 +24,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static json_t *batch;
         tpl_error err;
         tpl *t = NULL;
-        wbuf out = { 0 };
+        strbuf out = { 0 };
 
         if (!batch)
                 batch = json_loads(batch_json, 0, NULL);
         if (tpl_compile((const char *) data, size, (tpl_origin) { 3, 9, 2 }, &t, &err) < 0)
                 return 0;
         (void) tpl_render(t, batch, &out, 1 << 20);
-        wbuf_deinit(&out);
+        strbuf_deinit(&out);
         tpl_free(t);
         return 0;
 }

@@ -19,24 +19,24 @@
 /* A JSON string; invalid UTF-8 bytes become U+FFFD. NULL only on OOM. */
 static json_t *jstr(const char *s) {
         json_t *v = json_string(s);
-        wbuf b = { 0 };
+        strbuf b = { 0 };
         size_t n;
 
         if (v)
                 return v;
         n = strlen(s);
         for (size_t i = 0; i < n;) {
-                size_t l = wh_utf8_char_len((const unsigned char *) s + i, n - i);
+                size_t l = utf8_char_len((const unsigned char *) s + i, n - i);
                 if (l == 0) {
-                        wbuf_puts(&b, "\xef\xbf\xbd");
+                        strbuf_puts(&b, "\xef\xbf\xbd");
                         i++;
                 } else {
-                        wbuf_append(&b, s + i, l);
+                        strbuf_append(&b, s + i, l);
                         i += l;
                 }
         }
-        v = b.oom ? NULL : json_stringn(wbuf_str(&b), b.len);
-        wbuf_deinit(&b);
+        v = b.oom ? NULL : json_stringn(strbuf_str(&b), b.len);
+        strbuf_deinit(&b);
         return v;
 }
 
@@ -58,9 +58,9 @@ static void set_str(json_t *o, const char *key, const char *s, bool *ok) {
 }
 
 static void set_time(json_t *o, const char *key, spw_usec_t t, bool *ok) {
-        char buf[WH_RFC3339_MAX];
+        char buf[RFC3339_MAX];
         if (t != 0 && *ok)
-                set_new(o, key, json_string(wh_format_rfc3339(buf, sizeof buf, t)), ok);
+                set_new(o, key, json_string(format_rfc3339(buf, sizeof buf, t)), ok);
 }
 
 static json_t *ban_to_json(const spw_ban *b) {

@@ -622,7 +622,7 @@ static int parse_string(parser *p, const token *t, json_t **ret) {
                                 out[o++] = (char) (0x80 | (v & 0x3f));
                         }
                 }
-        if (!wh_utf8_valid(out, o))
+        if (!utf8_valid(out, o))
                 return parse_error(p, t->pos, "string literal is not valid UTF-8");
         *ret = json_stringn(out, o);
         return *ret ? 0 : -ENOMEM;
@@ -715,7 +715,7 @@ static int parse_operand(parser *p, bool first, arg **ret) {
                 const var *v = find_var(p, t->s, t->len);
                 if (!v)
                         return parse_error(p, t->pos, "undefined variable \"%.*s\": declare it first with {{%.*s := ...}}",
-                                           (int) WH_MIN(t->len, 40u), t->s, (int) WH_MIN(t->len, 40u), t->s);
+                                           (int) MIN(t->len, 40u), t->s, (int) MIN(t->len, 40u), t->s);
                 next(p);
                 a->type = ARG_VAR;
                 a->slot = v->slot;
@@ -898,7 +898,7 @@ static int parse_pipeline(parser *p, const char *context, int decl_mode, pipelin
                         const var *v = find_var(p, decl_toks[k]->s, decl_toks[k]->len);
                         if (!v)
                                 return parse_error(p, decl_toks[k]->pos, "undefined variable \"%.*s\": use := to declare it",
-                                                   (int) WH_MIN(decl_toks[k]->len, 40u), decl_toks[k]->s);
+                                                   (int) MIN(decl_toks[k]->len, 40u), decl_toks[k]->s);
                         pl->decl[k] = v->slot;
                 } else {
                         r = declare_var(p, decl_toks[k], &pl->decl[k]);
@@ -1088,7 +1088,7 @@ int tpl_compile(const char *text, size_t len, tpl_origin origin, tpl **ret, tpl_
 
 struct renderer {
         const tpl *t;
-        wbuf *out;
+        strbuf *out;
         size_t max_output;
         json_t **slots;
         uint64_t steps;
@@ -1127,19 +1127,19 @@ static bool truth(json_t *v) {
 }
 
 static int dump_to_wbuf(const char *buffer, size_t size, void *data) {
-        wbuf_append(data, buffer, size);
-        return ((wbuf *) data)->oom ? -1 : 0;
+        strbuf_append(data, buffer, size);
+        return ((strbuf *) data)->oom ? -1 : 0;
 }
 
-void tpl_print_value(wbuf *out, json_t *v) {
+void tpl_print_value(strbuf *out, json_t *v) {
         if (!v)
                 return;
         switch (json_typeof(v)) {
         case JSON_STRING:
-                wbuf_append(out, json_string_value(v), json_string_length(v));
+                strbuf_append(out, json_string_value(v), json_string_length(v));
                 break;
         case JSON_INTEGER:
-                wbuf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+                strbuf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
                 break;
         case JSON_REAL: {
                 /* the shortest text that reads back as the same double */
@@ -1150,14 +1150,14 @@ void tpl_print_value(wbuf *out, json_t *v) {
                         if (strtod(buf, NULL) == d)
                                 break;
                 }
-                wbuf_puts(out, buf);
+                strbuf_puts(out, buf);
                 break;
         }
         case JSON_TRUE:
-                wbuf_puts(out, "true");
+                strbuf_puts(out, "true");
                 break;
         case JSON_FALSE:
-                wbuf_puts(out, "false");
+                strbuf_puts(out, "false");
                 break;
         case JSON_NULL:
                 break;
@@ -1367,7 +1367,7 @@ static void exec_list(renderer *r, const node *list, json_t *dot) {
 
                 switch (nd->type) {
                 case NODE_TEXT:
-                        wbuf_append(r->out, nd->text, nd->len);
+                        strbuf_append(r->out, nd->text, nd->len);
                         check_output(r);
                         break;
                 case NODE_ACTION:
@@ -1401,7 +1401,7 @@ static void exec_list(renderer *r, const node *list, json_t *dot) {
         }
 }
 
-int tpl_render(const tpl *t, json_t *data, wbuf *out, size_t max_output) {
+int tpl_render(const tpl *t, json_t *data, strbuf *out, size_t max_output) {
         renderer r = { .t = t, .out = out, .max_output = max_output };
 
         r.slots = calloc(t->n_slots, sizeof *r.slots);
@@ -1419,66 +1419,66 @@ int tpl_render(const tpl *t, json_t *data, wbuf *out, size_t max_output) {
 
 /* -------------------------------------------------------------- functions */
 
-static json_t *string_result(renderer *r, wbuf *b) {
+static json_t *string_result(renderer *r, strbuf *b) {
         json_t *v = NULL;
 
         if (!b->oom)
                 v = json_stringn_nocheck(b->data ? b->data : "", b->len);
         if (!v)
                 r->error = -ENOMEM;
-        wbuf_deinit(b);
+        strbuf_deinit(b);
         return v;
 }
 
 /* The printed text of v, made valid UTF-8 (a string value always is). */
-static void text_of(wbuf *b, json_t *v) {
+static void text_of(strbuf *b, json_t *v) {
         tpl_print_value(b, v);
 }
 
 static json_t *fn_json(renderer *r, json_t **a, size_t n) {
-        wbuf t = { 0 }, b = { 0 };
+        strbuf t = { 0 }, b = { 0 };
         text_of(&t, a[0]);
-        wbuf_putc(&b, '"');
-        wbuf_json_escape(&b, wbuf_str(&t), t.len);
-        wbuf_putc(&b, '"');
+        strbuf_putc(&b, '"');
+        strbuf_json_escape(&b, strbuf_str(&t), t.len);
+        strbuf_putc(&b, '"');
         if (t.oom)
                 b.oom = true;
-        wbuf_deinit(&t);
+        strbuf_deinit(&t);
         return string_result(r, &b);
 }
 
 static json_t *fn_jsonesc(renderer *r, json_t **a, size_t n) {
-        wbuf t = { 0 }, b = { 0 };
+        strbuf t = { 0 }, b = { 0 };
         text_of(&t, a[0]);
-        wbuf_json_escape(&b, wbuf_str(&t), t.len);
+        strbuf_json_escape(&b, strbuf_str(&t), t.len);
         if (t.oom)
                 b.oom = true;
-        wbuf_deinit(&t);
+        strbuf_deinit(&t);
         return string_result(r, &b);
 }
 
 static json_t *fn_tojson(renderer *r, json_t **a, size_t n) {
-        wbuf b = { 0 };
+        strbuf b = { 0 };
         if (!a[0])
-                wbuf_puts(&b, "null");
+                strbuf_puts(&b, "null");
         else if (json_dump_callback(a[0], dump_to_wbuf, &b, TPL_JSON_FLAGS) < 0)
                 b.oom = true;
         return string_result(r, &b);
 }
 
 static json_t *fn_urlquery(renderer *r, json_t **a, size_t n) {
-        wbuf t = { 0 }, b = { 0 };
+        strbuf t = { 0 }, b = { 0 };
         for (size_t i = 0; i < n; i++)
                 text_of(&t, a[i]);
-        wbuf_query_escape(&b, wbuf_str(&t), t.len);
+        wh_query_escape(&b, strbuf_str(&t), t.len);
         if (t.oom)
                 b.oom = true;
-        wbuf_deinit(&t);
+        strbuf_deinit(&t);
         return string_result(r, &b);
 }
 
 static json_t *change_case(renderer *r, json_t *v, int (*conv)(int)) {
-        wbuf b = { 0 };
+        strbuf b = { 0 };
         text_of(&b, v);
         for (size_t i = 0; i < b.len; i++)
                 if (!((unsigned char) b.data[i] & 0x80))
@@ -1558,7 +1558,7 @@ static int compare(json_t *x, json_t *y) {
         }
         if (json_is_string(x) && json_is_string(y)) {
                 size_t la = json_string_length(x), lb = json_string_length(y);
-                int c = memcmp(json_string_value(x), json_string_value(y), WH_MIN(la, lb));
+                int c = memcmp(json_string_value(x), json_string_value(y), MIN(la, lb));
                 if (c == 0)
                         c = la < lb ? -1 : la > lb;
                 return c < 0 ? -1 : c > 0;

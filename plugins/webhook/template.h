@@ -54,12 +54,12 @@ static inline void tpl_freep(tpl **t) {
  * TPL_MAX_STEPS steps (nested ranges over big batches), or -ENOMEM. On
  * failure out holds a partial result. */
 #define TPL_MAX_STEPS 5000000u
-int tpl_render(const tpl *t, json_t *data, wbuf *out, size_t max_output);
+int tpl_render(const tpl *t, json_t *data, strbuf *out, size_t max_output);
 
 /* A value as the template prints it: strings raw, numbers in decimal,
  * booleans as true/false, null or no value as nothing, arrays and objects
  * as compact JSON. */
-void tpl_print_value(wbuf *out, json_t *v);
+void tpl_print_value(strbuf *out, json_t *v);
 
 /* The jansson flags used for every JSON the plugin produces (default
  * payload and toJson): compact, insertion order, 15 significant digits for

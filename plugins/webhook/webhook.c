@@ -139,8 +139,8 @@ typedef struct webhook {
         bool trace;             /* log_level: trace, libcurl's messages too */
 
         json_t *pending;        /* signal objects inserted since the last flush */
-        wbuf body;
-        wbuf response;
+        strbuf body;
+        strbuf response;
         bool response_truncated;
         char retry_after[64];   /* Retry-After of the last response, or "" */
         char reason[64];        /* reason phrase of the last status line */
@@ -161,8 +161,8 @@ static webhook *webhook_free(webhook *w) {
         free(w->unix_socket);
         tpl_free(w->format);
         json_decref(w->pending);
-        wbuf_deinit(&w->body);
-        wbuf_deinit(&w->response);
+        strbuf_deinit(&w->body);
+        strbuf_deinit(&w->response);
         free(w);
         return NULL;
 }
@@ -237,11 +237,11 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata) {
         if (n > room) {
                 /* keep what fits, then stop reading: curl reports a write error
                  * and closes the connection, the status line still counts */
-                wbuf_append(&w->response, data, room);
+                strbuf_append(&w->response, data, room);
                 w->response_truncated = true;
                 return 0;
         }
-        wbuf_append(&w->response, data, n);
+        strbuf_append(&w->response, data, n);
         return n;
 }
 
@@ -291,7 +291,7 @@ static int on_curl_debug(CURL *handle, curl_infotype type, char *data, size_t si
         if (type == CURLINFO_TEXT) {
                 while (size > 0 && (data[size - 1] == '\n' || data[size - 1] == '\r'))
                         size--;
-                wlog(w, LOG_DEBUG, "curl: %.*s", (int) WH_MIN(size, 300u), data);
+                wlog(w, LOG_DEBUG, "curl: %.*s", (int) MIN(size, 300u), data);
         }
         return 0;
 }
@@ -320,15 +320,15 @@ static char *redact_url(const char *url) {
                 curl_url_cleanup(u);
         if (!out) {
                 const char *scheme_end = strstr(url, "://"), *at;
-                wbuf b = { 0 };
+                strbuf b = { 0 };
                 if (scheme_end && (at = strchr(scheme_end + 3, '@')) && !memchr(scheme_end + 3, '/', (size_t) (at - scheme_end - 3))) {
-                        wbuf_append(&b, url, (size_t) (scheme_end + 3 - url));
-                        wbuf_puts(&b, "***@");
-                        wbuf_sanitized(&b, at + 1, strlen(at + 1), 200);
+                        strbuf_append(&b, url, (size_t) (scheme_end + 3 - url));
+                        strbuf_puts(&b, "***@");
+                        wh_sanitized(&b, at + 1, strlen(at + 1), 200);
                 } else
-                        wbuf_sanitized(&b, url, strlen(url), 200);
-                out = b.oom ? NULL : strdup(wbuf_str(&b));
-                wbuf_deinit(&b);
+                        wh_sanitized(&b, url, strlen(url), 200);
+                out = b.oom ? NULL : strdup(strbuf_str(&b));
+                strbuf_deinit(&b);
         }
         return out;
 }
@@ -391,11 +391,12 @@ static int check_config(const struct spw_host *host, spw_ctx *ctx, const spw_kv 
                                 return init_fail(host, ctx, -EINVAL, "%s: \"%s\" is not a number: expected a non-negative integer such as %s",
                                                  key, v, k->default_value ? k->default_value : "10");
                         break;
-                case SPW_CONFIG_DURATION:
-                        if (wh_parse_duration(v, &d) < 0)
-                                return init_fail(host, ctx, -EINVAL, "%s: \"%s\" is not a duration: expected a number with a unit such as 10s, 500ms or 1m30s",
-                                                 key, v);
+                case SPW_CONFIG_DURATION: {
+                        int r = parse_duration_nonneg(v, &d);
+                        if (r < 0)
+                                return init_fail(host, ctx, -EINVAL, "%s: \"%s\" %s", key, v, duration_strerror(r));
                         break;
+                }
                 case SPW_CONFIG_ENUM:
                         if (!enum_contains(k->choices, v))
                                 return init_fail(host, ctx, -EINVAL, "%s: \"%s\" is not accepted: expected one of %s", key, v, k->choices);
@@ -421,15 +422,15 @@ static bool header_name_valid(const char *s) {
 
 static int add_header(webhook *w, const char *name, const char *value) {
         struct curl_slist *l;
-        wbuf b = { 0 };
+        strbuf b = { 0 };
 
         /* "Name:" would remove a header in curl; "Name;" sends it empty */
         if (*value)
-                wbuf_printf(&b, "%s: %s", name, value);
+                strbuf_printf(&b, "%s: %s", name, value);
         else
-                wbuf_printf(&b, "%s;", name);
+                strbuf_printf(&b, "%s;", name);
         l = b.oom ? NULL : curl_slist_append(w->headers, b.data);
-        wbuf_deinit(&b);
+        strbuf_deinit(&b);
         if (!l)
                 return -ENOMEM;
         w->headers = l;
@@ -445,7 +446,7 @@ static int timeout_ms(webhook *w, const spw_kv *config, size_t n, const char *ke
         *ret = def_ms;
         if (!v)
                 return 0;
-        if (wh_parse_duration(v, &d) < 0 || d < 1000 || d > INT64_C(86400000000))
+        if (parse_duration_nonneg(v, &d) < 0 || d < 1000 || d > INT64_C(86400000000))
                 return init_fail(w->host, w->ctx, -EINVAL,
                                  "%s: \"%s\" is out of range: expected a duration from 1ms to 24h such as %lds (there is no \"no limit\": a hung receiver would stall this backend)",
                                  key, v, def_ms / 1000);
@@ -759,8 +760,8 @@ static int webhook_insert(void *self, const spw_signal *signal) {
 }
 
 static int dump_to_wbuf(const char *buffer, size_t size, void *data) {
-        wbuf *b = data;
-        wbuf_append(b, buffer, size);
+        strbuf *b = data;
+        strbuf_append(b, buffer, size);
         return b->oom || b->len > WEBHOOK_MAX_BODY ? -1 : 0;
 }
 
@@ -768,14 +769,14 @@ static int dump_to_wbuf(const char *buffer, size_t size, void *data) {
 static int render(webhook *w, json_t *batch) {
         int r = 0;
 
-        wbuf_reset(&w->body);
+        strbuf_reset(&w->body);
         if (w->method == METHOD_GET)
                 return 0;
         if (w->format)
                 r = tpl_render(w->format, batch, &w->body, WEBHOOK_MAX_BODY);
         else if (json_dump_callback(batch, dump_to_wbuf, &w->body, TPL_JSON_FLAGS) < 0)
                 r = w->body.oom ? -ENOMEM : -E2BIG;
-        if (r == 0 && !wbuf_reserve(&w->body, 0))
+        if (r == 0 && !strbuf_reserve(&w->body, 0))
                 r = -ENOMEM; /* the body must exist even when empty */
         return r;
 }
@@ -793,6 +794,8 @@ static int64_t retry_after_usec(webhook *w) {
                 time_t t = curl_getdate(w->retry_after, NULL);
                 if (t < 0)
                         return 0;
+                if ((int64_t) t > INT64_MAX / 1000000 / 2)
+                        return WEBHOOK_RETRY_AFTER_MAX; /* a date past year 146,000: no overflow */
                 d = (int64_t) t * 1000000 - w->host->now(w->ctx);
         }
         if (d <= 0)
@@ -821,15 +824,15 @@ static bool curl_error_permanent(CURLcode rc) {
 
 /* One request with w->body; k of n_req requests of this flush, m signals. */
 static int send_request(webhook *w, size_t k, size_t n_req, size_t m) {
-        char when[WH_RFC3339_MAX], delay_text[64];
+        char when[RFC3339_MAX], delay_text[64];
         int64_t delay = 0;
         long status = 0;
         bool got_status, transient;
         CURLcode rc;
-        wbuf msg = { 0 };
+        strbuf msg = { 0 };
         int r;
 
-        wbuf_reset(&w->response);
+        strbuf_reset(&w->response);
         w->response_truncated = false;
         w->retry_after[0] = 0;
         w->reason[0] = 0;
@@ -852,30 +855,30 @@ static int send_request(webhook *w, size_t k, size_t n_req, size_t m) {
                 curl_easy_getinfo(w->curl, CURLINFO_TOTAL_TIME_T, &usec);
                 w->delivered += m;
                 publish_u64(w, "delivered", w->delivered);
-                publish(w, "last_success", wh_format_rfc3339(when, sizeof when, w->host->now(w->ctx)));
+                publish(w, "last_success", format_rfc3339(when, sizeof when, w->host->now(w->ctx)));
                 wlog(w, LOG_DEBUG, "delivered %zu signal%s in request %zu of %zu: HTTP %ld in %.1f ms",
                      m, m == 1 ? "" : "s", k, n_req, status, (double) usec / 1000.0);
                 return 0;
         }
 
         /* what went wrong, for set_error, last_error and the daemon's log */
-        wbuf_printf(&msg, "%s %s", method_names[w->method], w->url_redacted);
+        strbuf_printf(&msg, "%s %s", method_names[w->method], w->url_redacted);
         if (w->unix_socket)
-                wbuf_printf(&msg, " via unix socket %s", w->unix_socket);
+                strbuf_printf(&msg, " via unix socket %s", w->unix_socket);
         if (n_req > 1)
-                wbuf_printf(&msg, " (request %zu of %zu, %zu signal%s)", k, n_req, m, m == 1 ? "" : "s");
+                strbuf_printf(&msg, " (request %zu of %zu, %zu signal%s)", k, n_req, m, m == 1 ? "" : "s");
         else
-                wbuf_printf(&msg, " (%zu signal%s)", m, m == 1 ? "" : "s");
+                strbuf_printf(&msg, " (%zu signal%s)", m, m == 1 ? "" : "s");
         if (got_status) {
-                wbuf_printf(&msg, ": HTTP %ld%s%s", status, w->reason[0] ? " " : "", w->reason);
+                strbuf_printf(&msg, ": HTTP %ld%s%s", status, w->reason[0] ? " " : "", w->reason);
                 if (w->response.len > 0) {
-                        wbuf_puts(&msg, w->response_truncated ? ", response (cut short): " : ", response: ");
-                        wbuf_sanitized(&msg, w->response.data, w->response.len, WEBHOOK_ERROR_BODY_BYTES);
+                        strbuf_puts(&msg, w->response_truncated ? ", response (cut short): " : ", response: ");
+                        wh_sanitized(&msg, w->response.data, w->response.len, WEBHOOK_ERROR_BODY_BYTES);
                 }
                 transient = status == 408 || status == 429 || status >= 500;
                 r = transient ? -EAGAIN : -EBADMSG;
         } else {
-                wbuf_printf(&msg, ": %s", w->errbuf[0] ? w->errbuf : curl_easy_strerror(rc));
+                strbuf_printf(&msg, ": %s", w->errbuf[0] ? w->errbuf : curl_easy_strerror(rc));
                 transient = !curl_error_permanent(rc);
                 r = transient ? -EAGAIN : -EPROTO;
         }
@@ -884,35 +887,35 @@ static int send_request(webhook *w, size_t k, size_t n_req, size_t m) {
                 if (got_status && (status == 429 || status == 503))
                         delay = retry_after_usec(w);
                 if (delay > 0) {
-                        wh_format_duration(delay_text, sizeof delay_text, delay);
+                        format_duration(delay_text, sizeof delay_text, delay);
                         if (SPW_HAS_MEMBER(w->host, struct spw_host, retry_after) && w->host->retry_after)
                                 w->host->retry_after(w->ctx, delay);
-                        wbuf_printf(&msg, "; transient failure: the batch is retried after %s (Retry-After)", delay_text);
+                        strbuf_printf(&msg, "; transient failure: the batch is retried after %s (Retry-After)", delay_text);
                 } else
-                        wbuf_puts(&msg, "; transient failure: the batch is retried with backoff");
+                        strbuf_puts(&msg, "; transient failure: the batch is retried with backoff");
         } else {
-                wbuf_puts(&msg, "; permanent failure: the batch is dropped");
+                strbuf_puts(&msg, "; permanent failure: the batch is dropped");
                 if (got_status && status >= 300 && status < 400)
-                        wbuf_puts(&msg, " (redirects are not followed: fix the url or set follow_redirects: true)");
+                        strbuf_puts(&msg, " (redirects are not followed: fix the url or set follow_redirects: true)");
                 else if (rc == CURLE_PEER_FAILED_VERIFICATION)
-                        wbuf_puts(&msg, " (set ca_cert_path to the CA that signed the server's certificate, or tls_verify: false)");
+                        strbuf_puts(&msg, " (set ca_cert_path to the CA that signed the server's certificate, or tls_verify: false)");
         }
         if (k > 1)
-                wbuf_printf(&msg, "; the %zu request%s before it succeeded and will be sent again (at-least-once)",
+                strbuf_printf(&msg, "; the %zu request%s before it succeeded and will be sent again (at-least-once)",
                             k - 1, k - 1 == 1 ? "" : "s");
 
         if (msg.oom) {
-                wbuf_deinit(&msg);
-                wbuf_puts(&msg, "delivery failed (out of memory describing why)");
+                strbuf_deinit(&msg);
+                strbuf_puts(&msg, "delivery failed (out of memory describing why)");
         }
-        w->host->set_error(w->ctx, "%s", wbuf_str(&msg));
+        w->host->set_error(w->ctx, "%s", strbuf_str(&msg));
         {
-                wbuf last = { 0 };
-                wbuf_printf(&last, "%s: %s", wh_format_rfc3339(when, sizeof when, w->host->now(w->ctx)), wbuf_str(&msg));
-                publish(w, "last_error", last.oom ? wbuf_str(&msg) : wbuf_str(&last));
-                wbuf_deinit(&last);
+                strbuf last = { 0 };
+                strbuf_printf(&last, "%s: %s", format_rfc3339(when, sizeof when, w->host->now(w->ctx)), strbuf_str(&msg));
+                publish(w, "last_error", last.oom ? strbuf_str(&msg) : strbuf_str(&last));
+                strbuf_deinit(&last);
         }
-        wbuf_deinit(&msg);
+        strbuf_deinit(&msg);
         return r;
 }
 
@@ -925,7 +928,7 @@ static int webhook_flush(void *self) {
                 return 0;
         n_req = (n + thr - 1) / thr;
         for (size_t i = 0; i < n && r >= 0; i += thr) {
-                size_t m = WH_MIN(thr, n - i);
+                size_t m = MIN(thr, n - i);
                 json_t *batch = json_array();
 
                 k++;

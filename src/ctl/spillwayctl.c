@@ -371,7 +371,7 @@ static int ban_add(int argc, char **argv) {
                 return EXIT_USAGE;
         usec_t d;
         if (parse_duration(words[2], &d) < 0 || d <= 0) {
-                fprintf(stderr, "spillwayctl: DURATION: expected a duration like 4h, 90m or 2d, got '%s'\n", words[2]);
+                fprintf(stderr, "spillwayctl: DURATION: expected a duration like 4h, 90m or 2d (at most 2562047h), got '%s'\n", words[2]);
                 return EXIT_USAGE;
         }
         for (int i = 3; i < nw; i++) {

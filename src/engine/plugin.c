@@ -105,6 +105,7 @@ static int check_stack(const char *path, spw_error *err) {
 static int validate_descriptor(void *dl, const char *path, const struct spw_backend **ret, spw_error *err) {
         const struct spw_backend *(*entry)(void);
         const struct spw_backend *d;
+        int r;
 
         *(void **) &entry = dlsym(dl, SPW_BACKEND_ENTRY_SYMBOL);
         if (!entry) {
@@ -125,6 +126,14 @@ static int validate_descriptor(void *dl, const char *path, const struct spw_back
         d = entry();
         if (!d)
                 return spw_error_set(err, -EPROTO, "plugin %s: %s() returned NULL", path, SPW_BACKEND_ENTRY_SYMBOL);
+        r = plugin_check_descriptor(d, path, err);
+        if (r < 0)
+                return r;
+        *ret = d;
+        return 0;
+}
+
+int plugin_check_descriptor(const struct spw_backend *d, const char *path, spw_error *err) {
         if (d->magic != SPW_BACKEND_MAGIC)
                 return spw_error_set(err, -EPROTO,
                                      "plugin %s: descriptor has magic 0x%08x, expected 0x%08x: not a Spillway descriptor "
@@ -145,7 +154,6 @@ static int validate_descriptor(void *dl, const char *path, const struct spw_back
         if (!d->init || !d->insert)
                 return spw_error_set(err, -EPROTO, "plugin %s (%s): descriptor lacks the required %s operation",
                                      path, d->name, !d->init ? "init" : "insert");
-        *ret = d;
         return 0;
 }
 

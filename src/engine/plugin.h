@@ -29,6 +29,11 @@ typedef struct spw_plugin {
 /* check_owner: refuse files not owned by root or writable by group/others
  * (switched off only by spillwayd --allow-unsafe-plugins). */
 int plugin_load(const char *path, bool check_owner, spw_plugin **ret, spw_error *err);
+/* The checks on a descriptor in memory (magic, ABI major, size, name,
+ * required operations), as plugin_load() makes them after the entry point
+ * returned it; path names the plugin in the message. A separate function
+ * so the checks can be fuzzed without a .so (fuzz/fuzz-descriptor.c). */
+int plugin_check_descriptor(const struct spw_backend *d, const char *path, spw_error *err);
 /* Unload everything (only at exit, after every worker has stopped), except
  * pinned plugins. Any thread may load; the registry is locked. */
 void plugin_unload_all(void);

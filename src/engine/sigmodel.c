@@ -74,11 +74,13 @@ static int get_int(json_t *v, const char *field, int64_t *ret, spw_error *err) {
         }
         if (json_is_real(v)) {
                 double d = json_real_value(v);
-                if (d == floor(d) && fabs(d) < 9.2e18) {
-                        *ret = (int64_t) d;
-                        return 0;
-                }
-                return spw_error_set(err, -EINVAL, "%s: expected an integer, got %g", field, d);
+                if (d != floor(d))
+                        return spw_error_set(err, -EINVAL, "%s: expected an integer, got %g", field, d);
+                /* 2^63 itself is a double: the bound is strict */
+                if (!(fabs(d) < 9223372036854775808.0))
+                        return spw_error_set(err, -EINVAL, "%s: %g is out of range (a 64-bit integer)", field, d);
+                *ret = (int64_t) d;
+                return 0;
         }
         return type_error(err, field, "an integer", v);
 }
@@ -115,6 +117,8 @@ static int get_bool(json_t *v, const char *field, bool *ret, spw_error *err) {
 }
 
 static int get_time(json_t *v, const char *field, spw_usec_t *ret, spw_error *err) {
+        spw_usec_t t;
+
         if (json_is_null(v)) {
                 *ret = 0;
                 return 0;
@@ -126,9 +130,14 @@ static int get_time(json_t *v, const char *field, spw_usec_t *ret, spw_error *er
                 *ret = 0;
                 return 0;
         }
-        if (parse_rfc3339(json_string_value(v), ret) < 0)
+        if (parse_rfc3339(json_string_value(v), &t) < 0)
                 return spw_error_set(err, -EINVAL, "%s: '%.64s' is not an RFC 3339 time (like 2020-05-21T10:00:00Z)",
                                      field, json_string_value(v));
+        /* what the ban databases store and every later sum stays in range */
+        if (t < TIME_YEAR1_USEC || t > TIME_YEAR9999_USEC)
+                return spw_error_set(err, -EINVAL, "%s: '%.64s' is out of range (years 0001 to 9999 UTC)",
+                                     field, json_string_value(v));
+        *ret = t;
         return 0;
 }
 
@@ -173,16 +182,29 @@ static int get_cidr(json_t *v, const char *field, arena *a, const char **ret, sp
         return 0;
 }
 
+/* A Go time.Duration: nanoseconds as a number, or duration text. Either way
+ * it must fit int64_t nanoseconds (parse_duration's range guarantees the
+ * multiplication cannot overflow) and not be negative. */
 static int get_leak_speed(json_t *v, const char *field, int64_t *ret, spw_error *err) {
-        usec_t d;
+        int64_t ns;
+        int r;
+
         if (json_is_string(v)) {
-                if (parse_duration(json_string_value(v), &d) < 0)
-                        return spw_error_set(err, -EINVAL, "%s: '%.64s' is not a duration (like 10s) or nanoseconds",
-                                             field, json_string_value(v));
-                *ret = d * 1000;
-                return 0;
+                usec_t d;
+                r = parse_duration(json_string_value(v), &d);
+                if (r < 0)
+                        return spw_error_set(err, -EINVAL, "%s: '%.64s' %s, or nanoseconds",
+                                             field, json_string_value(v), duration_strerror(r));
+                ns = d * 1000;
+        } else {
+                r = get_int(v, field, &ns, err);
+                if (r < 0)
+                        return r;
         }
-        return get_int(v, field, ret, err);
+        if (ns < 0)
+                return spw_error_set(err, -EINVAL, "%s: must not be negative", field);
+        *ret = ns;
+        return 0;
 }
 
 /* ------------------------------------------------------------ sub-objects */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "tests.h"
@@ -148,6 +149,29 @@ int main(void) {
         backend_fails(c, "type: slack\nname: s\n", "b.yaml:1:7: type: only CrowdSec's 'http' notification plugin");
         CHECK_STREQ(config_find_backend(c, "hook")->name, "hook");
         CHECK(config_find_backend(c, "nope") == NULL);
+
+        /* a key given twice once flattened, named where it comes second */
+        backend_fails(c, "name: d\npath: null\nconfig:\n  a:\n    b: 2\n  a.b: 1\n", "b.yaml:6:3: config key 'a.b' is given twice");
+        backend_fails(c, "name: d\npath: null\nconfig:\n  a.b: 1\n  a:\n    b: 2\n", "b.yaml:6:5: config key 'a.b' is given twice");
+        /* linear enough for a large config: map (issue 11 item 7: 100,000
+         * keys took 16 s with a search per key) */
+        {
+                size_t cap = 4u << 20, n = 0;
+                char *big = malloc(cap);
+                CHECK(big);
+                n += (size_t) snprintf(big + n, cap - n, "name: wide\npath: null\nconfig:\n");
+                for (int i = 0; i < 100000; i++)
+                        n += (size_t) snprintf(big + n, cap - n, "  k%d: v\n", i);
+                struct timespec t0, t1;
+                clock_gettime(CLOCK_MONOTONIC, &t0);
+                CHECK_OK(config_parse_backend_buffer(c, "wide.yaml", big, n, &err));
+                clock_gettime(CLOCK_MONOTONIC, &t1);
+                double secs = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
+                fprintf(stderr, "a config: map of 100,000 keys: %.2f s\n", secs);
+                CHECK(secs < 8); /* ~0.3 s; the quadratic search took 16 s (more under sanitizers) */
+                CHECK(config_find_backend(c, "wide")->n_config >= 100000); /* and the global defaults */
+                free(big);
+        }
         config_free(c);
         return 0;
 }

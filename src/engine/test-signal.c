@@ -87,6 +87,48 @@ int main(void) {
         CHECK_CONTAINS(err.msg, "expected a JSON object");
         CHECK_EQ(parse("{\"scenario\":\"s\",\"scenario\":\"t\"}", &s, &a, &err), -EINVAL); /* duplicate keys */
 
+        /* every duration, count and time is range-checked, naming the field (issue 20) */
+        static const struct {
+                const char *json, *msg;
+        } out_of_range[] = {
+                /* was a signed overflow: 106752d in usec times 1000 */
+                { "\"leak_speed\":\"106752d\"", "leak_speed: '106752d' is out of range" },
+                { "\"leak_speed\":\"106751d\"", NULL },      /* within Go's range: 9223286400000000000ns */
+                { "\"leak_speed\":\"2562047h47m16.854775807s\"", NULL },
+                { "\"leak_speed\":\"2562047h47m16.854775808s\"", "leak_speed: '2562047h47m16.854775808s' is out of range" },
+                { "\"leak_speed\":\"-5s\"", "leak_speed: must not be negative" },
+                { "\"leak_speed\":-1", "leak_speed: must not be negative" },
+                { "\"leak_speed\":\"1e3ms\"", "leak_speed: '1e3ms' is not a duration" },
+                { "\"leak_speed\":1e300", "leak_speed: 1e+300 is out of range" },
+                { "\"leak_speed\":9223372036854775807", NULL },
+                { "\"events_count\":9.3e18", "events_count: 9.3e+18 is out of range" },
+                { "\"events_count\":-9.3e18", "events_count: -9.3e+18 is out of range" },
+                { "\"events_count\":9223372036854775808.0", "events_count: 9.22337e+18 is out of range" },
+                { "\"capacity\":1e19", "capacity: 1e+19 is out of range" },
+                { "\"capacity\":-1", NULL },                   /* CrowdSec's counters */
+                { "\"start_at\":\"0000-01-01T00:00:00+23:59\"", "start_at: '0000-01-01T00:00:00+23:59' is out of range" },
+                { "\"start_at\":\"0000-12-31T23:59:59Z\"", "start_at: '0000-12-31T23:59:59Z' is out of range" },
+                { "\"stop_at\":\"9999-12-31T23:59:59-00:01\"", "stop_at: '9999-12-31T23:59:59-00:01' is out of range" },
+                { "\"stop_at\":\"9999-12-31T23:59:59.999999Z\"", NULL },
+                { "\"events_sequence\":[{\"time\":\"9999-12-31T23:59:60-01:00\"}]", "events_sequence[0].time: '9999-12-31T23:59:60-01:00' is out of range" },
+                { "\"ban_applications\":[{\"IpText\":\"1.2.3.4\",\"Until\":\"9999-12-31T23:30:00-01:00\"}]", "ban_applications[0].Until: '9999-12-31T23:30:00-01:00' is out of range" },
+                { "\"ban_applications\":[{\"IpText\":\"1.2.3.4\",\"Until\":\"0001-01-01T00:00:00.5Z\"}]", "ban_applications[0].Until: required" },
+                { "\"ban_applications\":[{\"IpText\":\"1.2.3.4\",\"Until\":\"9999-12-31T23:59:59Z\",\"TargetAS\":1e19}]", "ban_applications[0].TargetAS: 1e+19 is out of range" },
+        };
+        for (size_t i = 0; i < sizeof out_of_range / sizeof out_of_range[0]; i++) {
+                char json[512];
+                int r;
+                snprintf(json, sizeof json, "{\"scenario\":\"s\",%s}", out_of_range[i].json);
+                r = parse(json, &s, &a, &err);
+                if (out_of_range[i].msg ? r != -EINVAL || !strstr(err.msg, out_of_range[i].msg) : r < 0) {
+                        fprintf(stderr, "%s: got %d '%s', expected %s\n", json, r, r < 0 ? err.msg : "",
+                                out_of_range[i].msg ? out_of_range[i].msg : "success");
+                        abort();
+                }
+        }
+        CHECK_OK(parse("{\"scenario\":\"s\",\"leak_speed\":\"106751d\"}", &s, &a, &err));
+        CHECK_EQ(s.leak_speed_ns, INT64_C(106751) * 86400 * 1000000000);
+
         /* Go zero time means unset */
         CHECK_OK(parse("{\"scenario\":\"s\",\"start_at\":\"0001-01-01T00:00:00Z\"}", &s, &a, &err));
         CHECK_EQ(s.start_at, 0);

@@ -304,7 +304,7 @@ static int get_duration(loader *l, const ynode *v, const char *key, usec_t *ret)
         if (r < 0)
                 return r;
         if (parse_duration(s, ret) < 0)
-                return fail(l, v, "%s: invalid duration '%s' (expected Go syntax such as 4h, 90m, 1h30m, or 2d)", key, s);
+                return fail(l, v, "%s: invalid duration '%s' (expected Go syntax such as 4h, 90m, 1h30m, or 2d, at most 2562047h)", key, s);
         if (*ret <= 0)
                 return fail(l, v, "%s: the duration must be positive, got '%s'", key, s);
         return 0;

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * strbuf: a growable NUL-terminated buffer with a sticky out-of-memory flag.
- * Invariant: data is NULL or holds len bytes plus a NUL, len < cap.
+ * Invariant: data is NULL or holds len bytes plus a NUL, len < cap. libc
+ * only: the daemon and every plugin (the webhook builds its payloads with
+ * it) link the same code.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "strbuf.h"
+#include "utf8.h"
 
 void strbuf_deinit(strbuf *b) {
         free(b->data);
@@ -16,6 +19,7 @@ void strbuf_deinit(strbuf *b) {
 
 void strbuf_reset(strbuf *b) {
         b->len = 0;
+        b->oom = false;
         if (b->data)
                 b->data[0] = 0;
 }
@@ -83,26 +87,43 @@ void strbuf_printf(strbuf *b, const char *fmt, ...) {
         va_end(ap);
 }
 
-void strbuf_json_stringn(strbuf *b, const char *s, size_t n) {
+void strbuf_json_escape(strbuf *b, const char *s, size_t n) {
         static const char hex[] = "0123456789abcdef";
+        const unsigned char *p = (const unsigned char *) s;
 
-        strbuf_putc(b, '"');
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char) s[i];
+        for (size_t i = 0; i < n;) {
+                unsigned char c = p[i];
+                size_t l;
+
                 switch (c) {
-                case '"':  strbuf_append(b, "\\\"", 2); break;
-                case '\\': strbuf_append(b, "\\\\", 2); break;
-                case '\n': strbuf_append(b, "\\n", 2); break;
-                case '\r': strbuf_append(b, "\\r", 2); break;
-                case '\t': strbuf_append(b, "\\t", 2); break;
+                case '"':  strbuf_append(b, "\\\"", 2); i++; continue;
+                case '\\': strbuf_append(b, "\\\\", 2); i++; continue;
+                case '\n': strbuf_append(b, "\\n", 2); i++; continue;
+                case '\r': strbuf_append(b, "\\r", 2); i++; continue;
+                case '\t': strbuf_append(b, "\\t", 2); i++; continue;
                 default:
-                        if (c < 0x20) {
-                                char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-                                strbuf_append(b, u, 6);
-                        } else
-                                strbuf_putc(b, (char) c);
+                        break;
                 }
+                if (c < 0x20) {
+                        char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+                        strbuf_append(b, u, 6);
+                        i++;
+                        continue;
+                }
+                l = utf8_char_len(p + i, n - i);
+                if (l == 0) {
+                        strbuf_append(b, "\\ufffd", 6);
+                        i++;
+                        continue;
+                }
+                strbuf_append(b, p + i, l);
+                i += l;
         }
+}
+
+void strbuf_json_stringn(strbuf *b, const char *s, size_t n) {
+        strbuf_putc(b, '"');
+        strbuf_json_escape(b, s, n);
         strbuf_putc(b, '"');
 }
 
@@ -116,7 +137,9 @@ void strbuf_json_string(strbuf *b, const char *s) {
 
 void strbuf_consume(strbuf *b, size_t n) {
         if (n >= b->len) {
-                strbuf_reset(b);
+                b->len = 0; /* the oom flag stays */
+                if (b->data)
+                        b->data[0] = 0;
                 return;
         }
         memmove(b->data, b->data + n, b->len - n);

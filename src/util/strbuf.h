@@ -23,6 +23,7 @@ typedef struct strbuf {
 #define STRBUF_INIT { 0 }
 
 void strbuf_deinit(strbuf *b);
+/* Empty the buffer (its memory is kept) and clear the oom flag. */
 void strbuf_reset(strbuf *b);
 bool strbuf_reserve(strbuf *b, size_t extra);
 void strbuf_append(strbuf *b, const void *p, size_t n);
@@ -30,11 +31,18 @@ void strbuf_puts(strbuf *b, const char *s);
 void strbuf_putc(strbuf *b, char c);
 void strbuf_printf(strbuf *b, const char *fmt, ...) _printf_(2, 3);
 void strbuf_vprintf(strbuf *b, const char *fmt, va_list ap) _printf_(2, 0);
-/* Append s as a JSON string literal, quotes included. */
+/* Append s[0..n) escaped for the inside of a JSON string (no quotes).
+ * Invalid UTF-8 becomes U+FFFD, so the result is always valid JSON. */
+void strbuf_json_escape(strbuf *b, const char *s, size_t n);
+/* Append s as a JSON string literal, quotes included (escaped as above). */
 void strbuf_json_string(strbuf *b, const char *s);
 void strbuf_json_stringn(strbuf *b, const char *s, size_t n);
-/* Drop the first n bytes. */
+/* Drop the first n bytes (the oom flag stays). */
 void strbuf_consume(strbuf *b, size_t n);
+/* The contents as a C string ("" when empty). */
+static inline const char *strbuf_str(const strbuf *b) {
+        return b->data ? b->data : "";
+}
 /* Return the data and leave the buffer empty (caller frees). */
 char *strbuf_steal(strbuf *b);
 static inline int strbuf_error(const strbuf *b) {

@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "strbuf.h"
 #include "strutil.h"
@@ -134,11 +136,24 @@ int read_full_file(const char *path, size_t max, char **ret, size_t *ret_len, sp
         _cleanup_free_ char *buf = NULL;
         size_t len = 0, cap = 0;
 
+        struct stat st;
+
         f = fopen(path, "re");
         if (!f) {
                 int r = negative_errno();
                 return spw_error_set(err, r, "%s: cannot open: %s", path, strerror(-r));
         }
+        /* refuse a large regular file before reading a byte of it; other
+         * kinds (a pipe, /dev/stdin) are bounded by the loop below */
+        if (fstat(fileno(f), &st) < 0) {
+                int r = negative_errno();
+                return spw_error_set(err, r, "%s: cannot stat: %s", path, strerror(-r));
+        }
+        if (S_ISDIR(st.st_mode))
+                return spw_error_set(err, -EISDIR, "%s: is a directory, not a file", path);
+        if (S_ISREG(st.st_mode) && (uintmax_t) st.st_size > max)
+                return spw_error_set(err, -EFBIG, "%s: file is %jd bytes, larger than the limit of %zu bytes; not read",
+                                     path, (intmax_t) st.st_size, max);
         for (;;) {
                 if (len + 4096 + 1 > cap) {
                         cap = cap ? cap * 2 : 8192;

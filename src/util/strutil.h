@@ -27,7 +27,8 @@ enum {
 int str_expand_vars_full(const char *s, unsigned flags, unsigned *n_skipped, char **ret, spw_error *err);
 
 /* Read a whole file (at most max bytes) into a NUL-terminated malloc'd
- * buffer; err says "PATH: what" on failure. */
+ * buffer; err says "PATH: what" on failure. A regular file larger than max
+ * is refused (-EFBIG) from its size, before anything is read. */
 int read_full_file(const char *path, size_t max, char **ret, size_t *ret_len, spw_error *err);
 
 bool str_is_identifier(const char *s);

@@ -10,6 +10,20 @@ int main(void) {
         strbuf_reset(&b);
         strbuf_json_string(&b, "q\"\\\n\x01é");
         CHECK_STREQ(b.data, "\"q\\\"\\\\\\n\\u0001é\"");
+        /* invalid UTF-8 never makes invalid JSON (a ban row with such bytes
+         * broke `ban list`): each bad byte becomes U+FFFD */
+        strbuf_reset(&b);
+        strbuf_json_string(&b, "a\xff\xc3(\xed\xa0\x80z\xe2\x82\xac");
+        CHECK_STREQ(b.data, "\"a\\ufffd\\ufffd(\\ufffd\\ufffd\\ufffdz\xe2\x82\xac\"");
+        strbuf_reset(&b);
+        strbuf_json_escape(&b, "x\"y", 3);
+        CHECK_STREQ(b.data, "x\\\"y");
+        /* reset clears the oom flag, consume keeps it */
+        b.oom = true;
+        strbuf_consume(&b, b.len);
+        CHECK_EQ(strbuf_error(&b), -12);
+        strbuf_reset(&b);
+        CHECK_EQ(strbuf_error(&b), 0);
         strbuf_reset(&b);
         strbuf_json_string(&b, NULL);
         CHECK_STREQ(b.data, "null");

@@ -37,7 +37,7 @@ static json_t *batch(void) {
 
 /* Render text over the test batch; the result is a static buffer. */
 static const char *render_data(const char *text, json_t *data) {
-        static wbuf out;
+        static strbuf out;
         tpl_error e;
         tpl *t = NULL;
         int r;
@@ -46,10 +46,10 @@ static const char *render_data(const char *text, json_t *data) {
         if (r < 0)
                 fprintf(stderr, "compile \"%s\": %u:%u: %s\n", text, e.line, e.column, e.message);
         CHECK_OK(r);
-        wbuf_deinit(&out);
+        strbuf_deinit(&out);
         CHECK_OK(tpl_render(t, data, &out, 1 << 20));
         tpl_free(t);
-        return wbuf_str(&out);
+        return strbuf_str(&out);
 }
 
 static const char *render(const char *text) {
@@ -102,16 +102,16 @@ static void test_text_and_fields(void) {
 static void test_whole_batch_json(void) {
         json_t *b = batch();
         char *expected = json_dumps(b, TPL_JSON_FLAGS);
-        wbuf want = { 0 };
+        strbuf want = { 0 };
 
         /* CrowdSec's http notification format, trailing newline included */
-        wbuf_printf(&want, "%s\n", expected);
-        CHECK_STREQ(render_data("{{.|toJson}}\n", b), wbuf_str(&want));
+        strbuf_printf(&want, "%s\n", expected);
+        CHECK_STREQ(render_data("{{.|toJson}}\n", b), strbuf_str(&want));
         CHECK_STREQ(render_data("{{ . | toJson }}", b), expected);
         CHECK_STREQ(render_data("{{toJson .}}", b), expected);
         CHECK_RENDER("{{range .}}{{.Labels | toJson}}{{end}}", "{\"type\":\"ssh\",\"remediation\":\"true\",\"a-b\":\"dash\"}{}");
         CHECK_RENDER("{{.Missing | toJson}} {{\"a\\\"b\" | toJson}} {{3 | toJson}}", "null \"a\\\"b\" 3");
-        wbuf_deinit(&want);
+        strbuf_deinit(&want);
         free(expected);
         json_decref(b);
 }
@@ -189,7 +189,7 @@ static void test_errors(void) {
 
 static void test_limits(void) {
         json_t *b = batch();
-        wbuf out = { 0 };
+        strbuf out = { 0 };
         tpl_error e;
         tpl *t = NULL;
         char deep[64 * 12 + 64];
@@ -198,9 +198,9 @@ static void test_limits(void) {
         /* the output limit */
         CHECK_OK(tpl_compile("{{range .}}0123456789{{end}}", 28, TPL_ORIGIN_TEXT, &t, &e));
         CHECK_EQ(tpl_render(t, b, &out, 15), -E2BIG);
-        wbuf_reset(&out);
+        strbuf_reset(&out);
         CHECK_OK(tpl_render(t, b, &out, 20));
-        CHECK_STREQ(wbuf_str(&out), "01234567890123456789");
+        CHECK_STREQ(strbuf_str(&out), "01234567890123456789");
         t = tpl_free(t);
 
         /* the step limit: 2^30 iterations of nested ranges end early */
@@ -209,7 +209,7 @@ static void test_limits(void) {
         for (int i = 0; i < 30; i++)
                 n += (size_t) snprintf(deep + n, sizeof deep - n, "{{end}}");
         CHECK_OK(tpl_compile(deep, n, TPL_ORIGIN_TEXT, &t, &e));
-        wbuf_reset(&out);
+        strbuf_reset(&out);
         CHECK_EQ(tpl_render(t, b, &out, 1 << 20), -E2BIG);
         t = tpl_free(t);
 
@@ -220,7 +220,7 @@ static void test_limits(void) {
         CHECK_EQ(tpl_compile(deep, n, TPL_ORIGIN_TEXT, &t, &e), -EINVAL);
         CHECK_CONTAINS(e.message, "nested too deeply");
 
-        wbuf_deinit(&out);
+        strbuf_deinit(&out);
         json_decref(b);
 }
 

@@ -1153,6 +1153,11 @@ int main(int argc, char **argv) {
         /* the plugins' shared helpers (plugins/common) stay inside the plugin */
         CHECK(!dlsym(dl, "spwp_parse_bool"));
         CHECK(!dlsym(dl, "spwp_time_split"));
+        /* and so does its static copy of src/util's libc-only part */
+        CHECK(!dlsym(dl, "parse_duration"));
+        CHECK(!dlsym(dl, "format_rfc3339"));
+        CHECK(!dlsym(dl, "strbuf_append"));
+        CHECK(!dlsym(dl, "utf8_valid"));
 
         /* a proxy from the caller's environment would take our loopback
          * requests elsewhere; test_proxy sets its own */
