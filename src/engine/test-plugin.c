@@ -108,8 +108,8 @@ int main(void) {
                 snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
                 CHECK_EQ(system(cmd), 0);
         } else
-                printf("# not root: ownership checks skipped\n");
+                printf("# SKIP: not root: the ownership checks did not run (exit 77)\n");
 
         plugin_unload_all();
-        return 0;
+        return geteuid() == 0 ? 0 : 77;   /* a part not run is a skip, not a pass */
 }
