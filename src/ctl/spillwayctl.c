@@ -975,6 +975,8 @@ static void top_frame(strbuf *b, json_t *st, long long bans, const char *ban_err
         json_t *be;
         char uptime[64], why[512], line[1024];
         static long long prev_accepted, prev_rejected;
+        top_prev cur[64];
+        size_t n_cur = 0;
 
         health h = status_verdict(st, why, sizeof why);
         static const char *const verdicts[] = { "healthy", "degraded", "failing" };
@@ -1020,13 +1022,14 @@ static void top_frame(strbuf *b, json_t *st, long long bans, const char *ban_err
                 LINE("%-16s %-9s %9s %9s %13s %5s %8lld %8lld %8lld  %s", name, jstr(be, "state"), in, out, queue, fill,
                      jint(be, "retried"), jint(be, "dropped"), jint(be, "failed"),
                      *jstr(be, "error") ? jstr(be, "error") : jstr(be, "last_error"));
-                if (i < 64) {
-                        snprintf(prev[i].name, sizeof prev[i].name, "%s", name);
-                        prev[i].received = received;
-                        prev[i].flushed = flushed;
-                        *n_prev = i + 1;
+                if (n_cur < ELEMENTSOF(cur)) {
+                        snprintf(cur[n_cur].name, sizeof cur[n_cur].name, "%s", name);
+                        cur[n_cur].received = received;
+                        cur[n_cur++].flushed = flushed;
                 }
         }
+        memcpy(prev, cur, n_cur * sizeof *cur);
+        *n_prev = n_cur;
 #undef LINE
 }
 
