@@ -304,7 +304,6 @@ usage:
 
 int ctl_getopt(const ctl_command *cmd, int argc, char **argv, FILE *err) {
         static const ctl_command *built;
-        static char **last_argv;
         static struct option longopts[32];
         static char shortopts[64];
         char name[64];
@@ -325,10 +324,6 @@ int ctl_getopt(const ctl_command *cmd, int argc, char **argv, FILE *err) {
                 longopts[n] = (struct option) {};
                 shortopts[s] = 0;
                 built = cmd;
-        }
-        if (last_argv != argv) {
-                last_argv = argv;
-                optind = 0;     /* glibc: start over, with permutation */
         }
         opterr = 0;
         int c = getopt_long(argc, argv, shortopts, longopts, NULL);

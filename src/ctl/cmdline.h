@@ -54,7 +54,8 @@ int ctl_cmdline_split(const ctl_command *table, int argc, char **argv, ctl_globa
 
 /* getopt_long() over a command's options, with messages that name the
  * command's valid options. Returns the option's short name or, for long-only
- * options, its index + 256; -1 at the end; '?' after printing an error. */
+ * options, its index + 256; -1 at the end; '?' after printing an error.
+ * Set optind = 0 before the first call on an argv (glibc: start over). */
 int ctl_getopt(const ctl_command *cmd, int argc, char **argv, FILE *err);
 
 /* The command's display name ("ban list"). */

@@ -1355,6 +1355,7 @@ int main(int argc, char **argv) {
                 help();
                 return EXIT_USAGE;
         }
+        optind = 0;     /* ctl_getopt() starts over on the command's argv */
         r = cmd->run(cmd, cmd_argc, cmd_argv);
         free(cmd_argv);
         return r;
