@@ -170,7 +170,10 @@ def interactive(shell_cmd, setup, inst, d):
         t.key("Tab")
         time.sleep(0.3)
         t.key("Tab")
-        t.wait(lambda s: all(w in s for w in ("human", "json", "raw")), 15, "-o's values listed")
+        screen = t.wait(lambda s: all(w in s for w in ("human", "json", "raw")) and s, 15, "-o's values listed")
+        print("# %s: spillwayctl -o <Tab><Tab>:" % shell_cmd.split()[0])
+        for line in [l for l in screen.splitlines() if l.strip()][-4:]:
+            print("#   " + line.rstrip())
         t.key("C-u")
     finally:
         t.close()
