@@ -55,6 +55,22 @@ def sanitizer_report(text):
     return text[start:m.end() + 4000]
 
 
+def listening(path):
+    """A unix socket is bound to path and listening (from /proc/net/unix,
+    without connecting to it)."""
+    try:
+        with open("/proc/net/unix") as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                # Num RefCount Protocol Flags Type St Inode Path; flag 0x10000: __SO_ACCEPTCON
+                if len(parts) >= 8 and parts[7] == path and int(parts[3], 16) & 0x10000:
+                    return True
+    except (OSError, ValueError, StopIteration):
+        return os.path.exists(path)
+    return False
+
+
 def wait_for(cond, timeout=10.0, what="condition", interval=0.02):
     deadline = time.monotonic() + timeout * SLOW
     while True:
@@ -210,7 +226,8 @@ class Daemon:
         def ready():
             if self.proc.poll() is not None:
                 raise AssertionError("spillwayd exited with %s during start:\n%s" % (self.proc.returncode, self.read_log()))
-            return os.path.exists(self.admin) and os.path.exists(self.ingest)
+            # listening, not only bound: bind() creates the file before listen()
+            return listening(self.admin) and listening(self.ingest)
         wait_for(ready, timeout, "spillwayd to open its sockets")
 
     def read_log(self):
