@@ -14,6 +14,10 @@
  * NO_COLOR is set), `ban list` pages long output through $SYSTEMD_PAGER or
  * $PAGER (less), `send` shows its progress on stderr, and `top` redraws a
  * live view; elsewhere each prints plain text once.
+ *
+ * Modules: cmdline.c (the command table's parser and completion), status.c
+ * (the verdict), top.c (the live view), terminal.c (tty, colour, pager);
+ * this file has the connection and the other commands.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -36,26 +40,23 @@
 
 #include "build-config.h"
 #include "cmdline.h"
+#include "ctl.h"
 #include "macro.h"
 #include "strbuf.h"
 #include "timeutil.h"
 
-enum { EXIT_OP_FAILED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3, EXIT_PARTIAL = 4 };
-
-typedef enum output { OUT_HUMAN, OUT_JSON, OUT_RAW } output;
-
-static const char *arg_socket;
+const char *arg_socket;
 static bool arg_socket_given;
-static output arg_output = OUT_HUMAN;
-static bool arg_no_pager;
+output arg_output = OUT_HUMAN;
+bool arg_no_pager;
 /* set by `top`: an unreachable daemon is shown, not fatal */
-static bool soft_errors;
+bool soft_errors;
 
 /* ------------------------------------------------------------ connection */
 
 /* The last connection error; printed to stderr unless soft_errors (top
  * shows it on its screen instead). */
-static char last_error[512];
+char last_error[512];
 
 _printf_(1, 2) static void report(const char *fmt, ...) {
         va_list ap;
@@ -145,7 +146,7 @@ static json_t *client_read_reply(client *c) {
 
 /* Send one request and read its reply; exits with EXIT_UNREACHABLE when
  * the daemon cannot be reached (NULL instead when soft_errors is set). */
-static json_t *request(json_t *req) {
+json_t *request(json_t *req) {
         client c;
         json_t *reply;
         char *line = json_dumps(req, JSON_COMPACT);
@@ -179,7 +180,7 @@ static json_t *request(json_t *req) {
 }
 
 /* Print an error reply and return the exit code; 0 when ok. */
-static int check_reply(json_t *reply) {
+int check_reply(json_t *reply) {
         if (json_is_true(json_object_get(reply, "ok")))
                 return 0;
         const char *e = json_string_value(json_object_get(reply, "error"));
@@ -187,75 +188,19 @@ static int check_reply(json_t *reply) {
         return EXIT_OP_FAILED;
 }
 
-static void print_json(json_t *o) {
+void print_json(json_t *o) {
         json_dumpf(o, stdout, JSON_INDENT(2));
         putchar('\n');
 }
 
-/* ------------------------------------------------------------ terminal */
-
-static bool is_terminal(int fd) {
-        const char *t = getenv("TERM");
-        return isatty(fd) && !(t && !strcmp(t, "dumb"));
-}
-
-/* Colour on a terminal only, and never with NO_COLOR set (no-color.org). */
-static bool use_colour(void) {
-        const char *nc = getenv("NO_COLOR");
-        return is_terminal(STDOUT_FILENO) && !(nc && *nc);
-}
-
-static void terminal_size(int fd, unsigned *rows, unsigned *cols) {
-        struct winsize w = {};
-        *rows = 24;
-        *cols = 80;
-        if (ioctl(fd, TIOCGWINSZ, &w) == 0 && w.ws_row > 0 && w.ws_col > 0) {
-                *rows = w.ws_row;
-                *cols = w.ws_col;
-        }
-}
-
-/* Write text to stdout, through a pager when stdout is a terminal and the
- * text is taller than it (as systemctl does): $SYSTEMD_PAGER, else $PAGER,
- * else less; an empty value or "cat" means no pager, as does --no-pager. */
-static void page_out(const char *text, size_t len) {
-        size_t lines = 0;
-        unsigned rows, cols;
-        for (size_t i = 0; i < len; i++)
-                lines += text[i] == '\n';
-        if (!arg_no_pager && is_terminal(STDOUT_FILENO)) {
-                terminal_size(STDOUT_FILENO, &rows, &cols);
-                const char *pager = getenv("SYSTEMD_PAGER");
-                if (!pager)
-                        pager = getenv("PAGER");
-                if (!pager)
-                        pager = "less";
-                if (lines >= rows && *pager && strcmp(pager, "cat")) {
-                        setenv("LESS", "FRSXMK", 0);   /* systemd's defaults: quit if one screen, keep colours */
-                        fflush(stdout);
-                        FILE *p = popen(pager, "w");
-                        if (p) {
-                                void (*old)(int) = signal(SIGPIPE, SIG_IGN);
-                                fwrite(text, 1, len, p);
-                                int r = pclose(p);
-                                signal(SIGPIPE, old);
-                                if (r != -1 && !(WIFEXITED(r) && WEXITSTATUS(r) == 127))
-                                        return;
-                                fprintf(stderr, "spillwayctl: pager '%s' did not run; printing without it\n", pager);
-                        }
-                }
-        }
-        fwrite(text, 1, len, stdout);
-}
-
 /* ------------------------------------------------------------ ban */
 
-static const char *jstr(json_t *o, const char *k) {
+const char *jstr(json_t *o, const char *k) {
         const char *s = json_string_value(json_object_get(o, k));
         return s ? s : "";
 }
 
-static long long jint(json_t *o, const char *k) {
+long long jint(json_t *o, const char *k) {
         return (long long) json_integer_value(json_object_get(o, k));
 }
 
@@ -497,7 +442,7 @@ static int ban_add(const ctl_command *cmd, int argc, char **argv) {
 }
 
 /* For commands without options of their own: reject any, with the list. */
-static int no_options(const ctl_command *cmd, int argc, char **argv) {
+int no_options(const ctl_command *cmd, int argc, char **argv) {
         int c;
         while ((c = ctl_getopt(cmd, argc, argv, stderr)) >= 0)
                 if (c == '?')
@@ -822,346 +767,6 @@ static int cmd_route(const ctl_command *cmd, int argc, char **argv) {
         if (in != stdin)
                 fclose(in);
         return r ? r : failed ? EXIT_OP_FAILED : 0;
-}
-
-/* ------------------------------------------------------------ status */
-
-typedef enum health { HEALTHY, WARNING, FAILING } health;
-
-/* The verdict on a status reply, and why, in one line. */
-static health status_verdict(json_t *st, char *why, size_t size) {
-        size_t i, n = 0, up = 0;
-        json_t *b;
-        health h = HEALTHY;
-        char first[256] = "";
-
-        json_array_foreach(json_object_get(st, "backends"), i, b) {
-                json_t *q = json_object_get(b, "queue");
-                long long depth = jint(q, "depth"), capacity = jint(q, "capacity");
-                n++;
-                if (!strcmp(jstr(b, "state"), "running"))
-                        up++;
-                else if (!*first)
-                        snprintf(first, sizeof first, "backend %s is %s%s%s", jstr(b, "name"), jstr(b, "state"),
-                                 *jstr(b, "error") ? ": " : "", jstr(b, "error"));
-                if (h == HEALTHY && capacity > 0 && depth * 10 >= capacity * 8) {
-                        h = WARNING;
-                        if (!*first)
-                                snprintf(first, sizeof first, "backend %s's queue is %lld%% full", jstr(b, "name"),
-                                         depth * 100 / capacity);
-                }
-        }
-        if (strcmp(jstr(st, "state"), "running")) {
-                h = FAILING;
-                snprintf(why, size, "spillwayd is %s", jstr(st, "state"));
-                return h;
-        }
-        if (n > 0 && up == 0)
-                h = FAILING;
-        else if (up < n)
-                h = WARNING;
-        if (json_object_get(st, "reload_error")) {
-                if (h == HEALTHY)
-                        h = WARNING;
-                if (!*first)
-                        snprintf(first, sizeof first, "the last reload failed (the previous configuration runs)");
-        }
-        snprintf(why, size, "%zu/%zu backends running%s%s", up, n, *first ? "; " : "", first);
-        return h;
-}
-
-static int cmd_status(const ctl_command *cmd, int argc, char **argv) {
-        if (no_options(cmd, argc, argv))
-                return EXIT_USAGE;
-        if (optind < argc) {
-                fprintf(stderr, "spillwayctl: status: unexpected argument '%s'\n", argv[optind]);
-                return EXIT_USAGE;
-        }
-        json_t *reply = request(json_pack("{s:s}", "op", "status"));
-        int r = check_reply(reply);
-        size_t i;
-        json_t *b;
-
-        if (r) {
-                json_decref(reply);
-                return r;
-        }
-        if (arg_output != OUT_HUMAN) {
-                print_json(reply);
-                json_decref(reply);
-                return 0;
-        }
-        static const char *const verdicts[] = { "healthy", "degraded", "failing" };
-        static const char *const colours[] = { "\033[1;32m", "\033[1;33m", "\033[1;31m" };
-        bool colour = use_colour();
-        char why[512], uptime[64], started[64] = "";
-        health h = status_verdict(reply, why, sizeof why);
-        format_duration(uptime, sizeof uptime, jint(reply, "uptime_s") * USEC_PER_SEC);
-        if (*jstr(reply, "started"))
-                snprintf(started, sizeof started, " since %s", jstr(reply, "started"));
-
-        /* first line: the verdict */
-        printf("%s%s %s%s: %s\n", colour ? colours[h] : "", h == HEALTHY ? "●" : "×", verdicts[h], colour ? "\033[0m" : "", why);
-        printf("spillwayd %s, pid %lld, %s, up %s%s\n", jstr(reply, "version"), jint(reply, "pid"), jstr(reply, "state"),
-               uptime, started);
-        printf("config %s, %lld reloads, %lld connections (this one included), %lld signals waiting for queue room, watchdog %s\n",
-               jstr(reply, "config"), jint(reply, "reloads"), jint(reply, "connections"), jint(reply, "parked"),
-               jint(reply, "watchdog_usec") ? "on" : "off");
-        json_t *sig = json_object_get(reply, "signals");
-        printf("signals: %lld accepted, %lld rejected, %lld flushed acks, %lld failed acks, %lld block timeouts, %lld oversized lines\n",
-               jint(sig, "accepted"), jint(sig, "rejected"), jint(sig, "flushed_acks"), jint(sig, "failed_acks"),
-               jint(sig, "blocked_timeouts"), jint(sig, "oversized_lines"));
-        if (json_object_get(reply, "reload_error"))
-                printf("%slast reload FAILED%s: %s\n", colour ? colours[FAILING] : "", colour ? "\033[0m" : "",
-                       jstr(reply, "reload_error"));
-        printf("\n%-16s %-10s %-9s %15s %9s %9s %9s %9s %9s %9s  %s\n", "BACKEND", "PLUGIN", "STATE", "QUEUE", "RECEIVED",
-               "INSERTED", "FAILED", "RETRIED", "DROPPED", "FLUSHES", "LAST ERROR");
-        json_array_foreach(json_object_get(reply, "backends"), i, b) {
-                json_t *q = json_object_get(b, "queue");
-                char queue[48];
-                bool running = !strcmp(jstr(b, "state"), "running");
-                if (q)
-                        snprintf(queue, sizeof queue, "%lld/%lld", jint(q, "depth"), jint(q, "capacity"));
-                else
-                        snprintf(queue, sizeof queue, "-");
-                printf("%-16s %-10s %s%-9s%s %15s %9lld %9lld %9lld %9lld %9lld %9lld  %s\n", jstr(b, "name"), jstr(b, "plugin"),
-                       colour && !running ? colours[FAILING] : "", jstr(b, "state"), colour && !running ? "\033[0m" : "", queue,
-                       jint(b, "received"), jint(b, "inserted"), jint(b, "failed"), jint(b, "retried"), jint(b, "dropped"),
-                       jint(b, "flushes"), *jstr(b, "error") ? jstr(b, "error") : jstr(b, "last_error"));
-                if (q)
-                        printf("%-16s   queue: high water %lld, on_full %s; %lld flushed, %lld undelivered, busy %lld ms\n", "",
-                               jint(q, "high_water"), jstr(q, "on_full"), jint(b, "flushed"), jint(b, "undelivered"),
-                               jint(b, "busy_ms"));
-                const char *k;
-                json_t *v;
-                json_object_foreach(json_object_get(b, "plugin_status"), k, v)
-                        printf("%-16s   %s: %s\n", "", k, json_is_string(v) ? json_string_value(v) : "");
-        }
-        json_decref(reply);
-        return 0;
-}
-
-/* ------------------------------------------------------------ top */
-
-static const ctl_option top_options[] = {
-        { "delay", 'd', required_argument, "SECONDS", NULL },
-        { "iterations", 'n', required_argument, "N", NULL }, {}
-};
-
-typedef struct top_prev {
-        char name[128];
-        long long received, flushed;
-} top_prev;
-
-static struct termios top_saved;
-static bool top_raw;
-static volatile sig_atomic_t top_quit;
-
-static void top_restore(void) {
-        if (top_raw) {
-                tcsetattr(STDIN_FILENO, TCSANOW, &top_saved);
-                top_raw = false;
-        }
-}
-
-static void top_on_signal(int sig) {
-        top_quit = 1;
-}
-
-/* One frame into b. prev/n_prev: the counters of the previous frame. */
-static void top_frame(strbuf *b, json_t *st, long long bans, const char *ban_error, top_prev *prev, size_t *n_prev,
-                      double secs, bool first, unsigned cols) {
-        size_t i;
-        json_t *be;
-        char uptime[64], why[512], line[1024];
-        static long long prev_accepted, prev_rejected;
-        top_prev cur[64];
-        size_t n_cur = 0;
-
-        health h = status_verdict(st, why, sizeof why);
-        static const char *const verdicts[] = { "healthy", "degraded", "failing" };
-        json_t *sig = json_object_get(st, "signals");
-        long long accepted = jint(sig, "accepted"), rejected = jint(sig, "rejected");
-        format_duration(uptime, sizeof uptime, jint(st, "uptime_s") * USEC_PER_SEC);
-
-#define LINE(...) do { snprintf(line, sizeof line, __VA_ARGS__); strbuf_printf(b, "%.*s\n", (int) MIN(strlen(line), (size_t) cols), line); } while (0)
-        LINE("spillwayd %s  pid %lld  %s  up %s  %s: %s", jstr(st, "version"), jint(st, "pid"), jstr(st, "state"), uptime,
-             verdicts[h], why);
-        if (first)
-                LINE("signals in: - /s (%lld accepted, %lld rejected)", accepted, rejected);
-        else
-                LINE("signals in: %.1f/s accepted, %.1f/s rejected (%lld accepted, %lld rejected)",
-                     (double) (accepted - prev_accepted) / secs, (double) (rejected - prev_rejected) / secs, accepted, rejected);
-        if (bans >= 0)
-                LINE("bans: %lld active   connections: %lld   waiting for queue room: %lld", bans, jint(st, "connections"),
-                     jint(st, "parked"));
-        else
-                LINE("bans: - (%s)   connections: %lld   waiting for queue room: %lld", ban_error, jint(st, "connections"),
-                     jint(st, "parked"));
-        prev_accepted = accepted;
-        prev_rejected = rejected;
-        strbuf_putc(b, '\n');
-        LINE("%-16s %-9s %9s %9s %13s %5s %8s %8s %8s  %s", "BACKEND", "STATE", "IN/s", "OUT/s", "QUEUE", "FILL", "RETRIES",
-             "DROPS", "FAILED", "LAST ERROR");
-        json_array_foreach(json_object_get(st, "backends"), i, be) {
-                const char *name = jstr(be, "name");
-                json_t *q = json_object_get(be, "queue");
-                long long received = jint(be, "received"), flushed = jint(be, "flushed");
-                long long depth = jint(q, "depth"), capacity = jint(q, "capacity");
-                char in[32] = "-", out[32] = "-", queue[32] = "-", fill[16] = "-";
-                for (size_t k = 0; k < *n_prev && !first; k++)
-                        if (!strcmp(prev[k].name, name)) {
-                                snprintf(in, sizeof in, "%.1f", (double) (received - prev[k].received) / secs);
-                                snprintf(out, sizeof out, "%.1f", (double) (flushed - prev[k].flushed) / secs);
-                        }
-                if (q) {
-                        snprintf(queue, sizeof queue, "%lld/%lld", depth, capacity);
-                        if (capacity > 0)
-                                snprintf(fill, sizeof fill, "%lld%%", depth * 100 / capacity);
-                }
-                LINE("%-16s %-9s %9s %9s %13s %5s %8lld %8lld %8lld  %s", name, jstr(be, "state"), in, out, queue, fill,
-                     jint(be, "retried"), jint(be, "dropped"), jint(be, "failed"),
-                     *jstr(be, "error") ? jstr(be, "error") : jstr(be, "last_error"));
-                if (n_cur < ELEMENTSOF(cur)) {
-                        snprintf(cur[n_cur].name, sizeof cur[n_cur].name, "%s", name);
-                        cur[n_cur].received = received;
-                        cur[n_cur++].flushed = flushed;
-                }
-        }
-        memcpy(prev, cur, n_cur * sizeof *cur);
-        *n_prev = n_cur;
-#undef LINE
-}
-
-static int cmd_top(const ctl_command *cmd, int argc, char **argv) {
-        double delay = 1.0;
-        long iterations = 0;
-        int c;
-
-        while ((c = ctl_getopt(cmd, argc, argv, stderr)) >= 0) {
-                char *end;
-                if (c == '?')
-                        return EXIT_USAGE;
-                if (c == 'd') {
-                        delay = strtod(optarg, &end);
-                        if (*end || !(delay >= 0.1 && delay <= 3600)) {
-                                fprintf(stderr, "spillwayctl: top: --delay: expected seconds between 0.1 and 3600, got '%s'\n", optarg);
-                                return EXIT_USAGE;
-                        }
-                } else {
-                        iterations = strtol(optarg, &end, 10);
-                        if (*end || iterations <= 0) {
-                                fprintf(stderr, "spillwayctl: top: --iterations: expected a positive number, got '%s'\n", optarg);
-                                return EXIT_USAGE;
-                        }
-                }
-        }
-        if (optind < argc) {
-                fprintf(stderr, "spillwayctl: top: unexpected argument '%s'\n", argv[optind]);
-                return EXIT_USAGE;
-        }
-        bool tty = is_terminal(STDOUT_FILENO);
-        if (arg_output != OUT_HUMAN)
-                tty = false;
-        if (tty && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &top_saved) == 0) {
-                struct termios t = top_saved;
-                t.c_lflag &= (tcflag_t) ~(ICANON | ECHO);
-                t.c_cc[VMIN] = 0;
-                t.c_cc[VTIME] = 0;
-                if (tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0) {
-                        top_raw = true;
-                        atexit(top_restore);
-                }
-        }
-        struct sigaction sa = { .sa_handler = top_on_signal };
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        if (tty)
-                fputs("\033[?25l", stdout);     /* hide the cursor */
-
-        top_prev prev[64];
-        size_t n_prev = 0;
-        usec_t last = 0;
-        int ret = 0;
-        soft_errors = tty;      /* on a screen, an unreachable daemon is shown and retried */
-        for (long it = 0; !top_quit && (iterations == 0 || it < iterations); it++) {
-                strbuf frame = STRBUF_INIT;
-                unsigned rows, cols;
-                terminal_size(STDOUT_FILENO, &rows, &cols);
-                if (!tty)
-                        cols = 1000;
-                usec_t now = now_monotonic();
-                json_t *st = request(json_pack("{s:s}", "op", "status"));
-                if (st && json_is_true(json_object_get(st, "ok"))) {
-                        json_t *bl = request(json_pack("{s:s, s:i}", "op", "ban.list", "limit", 1));
-                        long long bans = -1;
-                        char ban_error[200] = "no ban backend";
-                        if (bl && json_is_true(json_object_get(bl, "ok")))
-                                bans = jint(bl, "total");
-                        else if (bl)
-                                snprintf(ban_error, sizeof ban_error, "%.190s", jstr(bl, "error"));
-                        json_decref(bl);
-                        if (arg_output == OUT_JSON) {
-                                json_object_set_new(st, "bans", bans >= 0 ? json_integer(bans) : json_null());
-                                char *s = json_dumps(st, JSON_COMPACT);
-                                strbuf_printf(&frame, "%s\n", s ? s : "null");
-                                free(s);
-                        } else
-                                top_frame(&frame, st, bans, ban_error, prev, &n_prev, (double) (now - last) / USEC_PER_SEC,
-                                          last == 0, cols);
-                        last = now;
-                } else {
-                        const char *e = st ? jstr(st, "error") : last_error;
-                        if (!tty) {
-                                fprintf(stderr, "spillwayctl: %s\n", e);
-                                json_decref(st);
-                                strbuf_deinit(&frame);
-                                ret = st ? EXIT_OP_FAILED : EXIT_UNREACHABLE;
-                                break;
-                        }
-                        strbuf_printf(&frame, "spillwayd unreachable: %.*s\n(retrying every %.1fs)\n", (int) MIN(strlen(e), (size_t) cols), e, delay);
-                        last = 0;
-                }
-                json_decref(st);
-                if (tty) {
-                        char clock[64];
-                        time_t t = time(NULL);
-                        strftime(clock, sizeof clock, "%H:%M:%S", localtime(&t));
-                        fputs("\033[H\033[2J", stdout);
-                        fwrite(frame.data, 1, frame.len, stdout);
-                        printf("\n%s  every %.1fs; q: quit, any other key: refresh", clock, delay);
-                } else {
-                        fwrite(frame.data, 1, frame.len, stdout);
-                        if (arg_output == OUT_HUMAN)
-                                putchar('\n');
-                }
-                fflush(stdout);
-                strbuf_deinit(&frame);
-                if (iterations && it + 1 >= iterations)
-                        break;
-                /* wait for the delay, or a key */
-                struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
-                usec_t until = now_monotonic() + (usec_t) (delay * USEC_PER_SEC);
-                while (!top_quit) {
-                        usec_t left = until - now_monotonic();
-                        if (left <= 0)
-                                break;
-                        int r = poll(&p, top_raw ? 1 : 0, (int) (left / USEC_PER_MSEC) + 1);
-                        if (r > 0 && top_raw) {
-                                char key;
-                                if (read(STDIN_FILENO, &key, 1) == 1 && (key == 'q' || key == 'Q'))
-                                        top_quit = 1;
-                                break;
-                        }
-                        if (r == 0)
-                                break;
-                }
-        }
-        if (tty)
-                fputs("\033[?25h\n", stdout);   /* the cursor back, below the last frame */
-        fflush(stdout);
-        top_restore();
-        return ret;
 }
 
 /* ------------------------------------------------------------ metrics, reload, config */
