@@ -305,6 +305,26 @@ def test_top_in_a_terminal():
         d.stop()
 
 
+def test_top_in_a_terminal_waits_for_the_daemon():
+    """On a terminal an unreachable daemon is shown and retried, not fatal:
+    the screen comes back when the daemon does."""
+    need("tmux")
+    from spwtest import SPILLWAYCTL
+    with Daemon({"m": mock_backend("m")}) as d:
+        t = Tmux("sh -c '%s -s %s top -d 0.3; echo TOP-EXIT=$?; sleep 600'" % (SPILLWAYCTL, d.admin),
+                 dict(os.environ, TERM="xterm"), width=200, height=20)
+        try:
+            t.wait(lambda s: "spillwayd unreachable: cannot connect to %s" % d.admin in s and "retrying every 0.3s" in s,
+                   20, "top to show the unreachable daemon")
+            d.start()
+            t.wait(lambda s: re.search(r"^m +running", s, re.M), 30, "top to show the daemon once it runs")
+            t.type("q")
+            t.wait(lambda s: "TOP-EXIT=0" in s, 10, "q to quit top")
+        finally:
+            t.close()
+        d.stop()
+
+
 if __name__ == "__main__":
     run([test_bash_completion_installed_and_loaded_by_bash_i, test_zsh_completion, test_fish_completion,
-         test_send_progress_in_a_terminal, test_top_in_a_terminal])
+         test_send_progress_in_a_terminal, test_top_in_a_terminal, test_top_in_a_terminal_waits_for_the_daemon])
