@@ -55,20 +55,25 @@ def sanitizer_report(text):
     return text[start:m.end() + 4000]
 
 
-def listening(path):
-    """A unix socket is bound to path and listening (from /proc/net/unix,
-    without connecting to it)."""
+def listening(path, pid=None):
+    """A unix socket is bound to path and listening, read from the socket
+    table of pid's network namespace (/proc/PID/net/unix; the tests' own
+    without pid), without connecting to it. A path missing from the table
+    (a namespace we cannot see) counts as listening once the file exists."""
+    found = False
     try:
-        with open("/proc/net/unix") as f:
+        with open("/proc/%d/net/unix" % pid if pid else "/proc/net/unix") as f:
             next(f)
             for line in f:
                 parts = line.split()
                 # Num RefCount Protocol Flags Type St Inode Path; flag 0x10000: __SO_ACCEPTCON
-                if len(parts) >= 8 and parts[7] == path and int(parts[3], 16) & 0x10000:
-                    return True
+                if len(parts) >= 8 and parts[7] == path:
+                    found = True
+                    if int(parts[3], 16) & 0x10000:
+                        return True
     except (OSError, ValueError, StopIteration):
-        return os.path.exists(path)
-    return False
+        pass
+    return not found and os.path.exists(path)
 
 
 def wait_for(cond, timeout=10.0, what="condition", interval=0.02):
@@ -227,7 +232,7 @@ class Daemon:
             if self.proc.poll() is not None:
                 raise AssertionError("spillwayd exited with %s during start:\n%s" % (self.proc.returncode, self.read_log()))
             # listening, not only bound: bind() creates the file before listen()
-            return listening(self.admin) and listening(self.ingest)
+            return listening(self.admin, self.proc.pid) and listening(self.ingest, self.proc.pid)
         wait_for(ready, timeout, "spillwayd to open its sockets")
 
     def read_log(self):
