@@ -61,6 +61,16 @@
 #include "spwp-bandb.h"
 #include "spwp-config.h"
 
+/* libmariadb's process-wide state (mysql_library_init) is released when the
+ * plugin is unloaded: the daemon unloads plugins only after every worker has
+ * ended, and without this LeakSanitizer reports it at every stop. */
+static bool library_used;
+
+__attribute__((destructor)) static void mydb_library_fini(void) {
+        if (__atomic_load_n(&library_used, __ATOMIC_ACQUIRE))
+                mysql_library_end();
+}
+
 #ifndef MYDB_PLUGIN_VERSION
 #define MYDB_PLUGIN_VERSION "unknown"
 #endif
@@ -1250,6 +1260,7 @@ static int mydb_setup(mydb *b, const spw_kv *config, size_t n_config) {
                                      "started", b->where);
                 return -ENOMEM;
         }
+        __atomic_store_n(&library_used, true, __ATOMIC_RELEASE);
         return mydb_connect(b, true);
 }
 

@@ -4,36 +4,68 @@
  *
  * Each command sends JSON requests (one per line) and formats the replies.
  * Output for humans goes to stdout, errors to stderr; `-o json` prints the
- * daemon's replies as they are, for scripts. Exit codes:
+ * daemon's replies as they are, for scripts. The command line (cmdline.c)
+ * takes the global options anywhere. Exit codes:
  *   0 success, 1 the daemon refused or failed the operation,
  *   2 usage error, 3 the daemon could not be reached, 4 some signals of a
  *   `send` were rejected.
+ *
+ * On a terminal, and only there: `status` colours its verdict (unless
+ * NO_COLOR is set), `ban list` pages long output through $SYSTEMD_PAGER or
+ * $PAGER (less), `send` shows its progress on stderr, and `top` redraws a
+ * live view; elsewhere each prints plain text once.
+ *
+ * Modules: cmdline.c (the command table's parser and completion), status.c
+ * (the verdict), top.c (the live view), terminal.c (tty, colour, pager);
+ * this file has the connection and the other commands.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "build-config.h"
+#include "cmdline.h"
+#include "ctl.h"
 #include "macro.h"
 #include "strbuf.h"
 #include "timeutil.h"
 
-enum { EXIT_OP_FAILED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3, EXIT_PARTIAL = 4 };
-
-typedef enum output { OUT_HUMAN, OUT_JSON, OUT_RAW } output;
-
-static const char *arg_socket;
-static output arg_output = OUT_HUMAN;
+const char *arg_socket;
+static bool arg_socket_given;
+output arg_output = OUT_HUMAN;
+bool arg_no_pager;
+/* set by `top`: an unreachable daemon is shown, not fatal */
+bool soft_errors;
 
 /* ------------------------------------------------------------ connection */
+
+/* The last connection error; printed to stderr unless soft_errors (top
+ * shows it on its screen instead). */
+char last_error[512];
+
+_printf_(1, 2) static void report(const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(last_error, sizeof last_error, fmt, ap);
+        va_end(ap);
+        if (!soft_errors)
+                fprintf(stderr, "spillwayctl: %s\n", last_error);
+}
 
 typedef struct client {
         int fd;
@@ -54,11 +86,10 @@ static int client_connect(client *c, const char *path) {
         if (c->fd < 0 || connect(c->fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
                 int r = -errno;
                 if (r == -EACCES || r == -EPERM)
-                        fprintf(stderr, "spillwayctl: permission denied on %s: the admin socket is for root "
-                                        "(run with sudo, or use --socket)\n", path);
+                        report("permission denied on %s: the admin socket is for root "
+                               "(run with sudo, or use --socket)", path);
                 else
-                        fprintf(stderr, "spillwayctl: cannot connect to %s: %s (is spillway.socket or spillwayd running?)\n",
-                                path, strerror(-r));
+                        report("cannot connect to %s: %s (is spillway.socket or spillwayd running?)", path, strerror(-r));
                 if (c->fd >= 0)
                         close(c->fd);
                 return r;
@@ -96,7 +127,7 @@ static json_t *client_read_reply(client *c) {
                         json_t *o = json_loadb(c->in.data, len, 0, &e);
                         strbuf_consume(&c->in, len + 1);
                         if (!o)
-                                fprintf(stderr, "spillwayctl: unreadable reply from spillwayd: %s\n", e.text);
+                                report("unreadable reply from spillwayd: %s", e.text);
                         return o;
                 }
                 if (!strbuf_reserve(&c->in, 65536))
@@ -105,8 +136,7 @@ static json_t *client_read_reply(client *c) {
                 if (k < 0 && errno == EINTR)
                         continue;
                 if (k <= 0) {
-                        fprintf(stderr, "spillwayctl: spillwayd closed the connection%s%s\n", k < 0 ? ": " : "",
-                                k < 0 ? strerror(errno) : "");
+                        report("spillwayd closed the connection%s%s", k < 0 ? ": " : "", k < 0 ? strerror(errno) : "");
                         return NULL;
                 }
                 c->in.len += (size_t) k;
@@ -114,7 +144,9 @@ static json_t *client_read_reply(client *c) {
         }
 }
 
-static json_t *request(json_t *req) {
+/* Send one request and read its reply; exits with EXIT_UNREACHABLE when
+ * the daemon cannot be reached (NULL instead when soft_errors is set). */
+json_t *request(json_t *req) {
         client c;
         json_t *reply;
         char *line = json_dumps(req, JSON_COMPACT);
@@ -123,6 +155,8 @@ static json_t *request(json_t *req) {
                 return NULL;
         if (client_connect(&c, arg_socket) < 0) {
                 free(line);
+                if (soft_errors)
+                        return NULL;
                 exit(EXIT_UNREACHABLE);
         }
         size_t l = strlen(line);
@@ -130,21 +164,23 @@ static json_t *request(json_t *req) {
         line[l] = '\n';
         line[l + 1] = 0;
         if (write_all(c.fd, line, l + 1) < 0) {
-                fprintf(stderr, "spillwayctl: sending to %s failed: %s\n", arg_socket, strerror(errno));
+                report("sending to %s failed: %s", arg_socket, strerror(errno));
                 free(line);
                 client_close(&c);
+                if (soft_errors)
+                        return NULL;
                 exit(EXIT_UNREACHABLE);
         }
         free(line);
         reply = client_read_reply(&c);
         client_close(&c);
-        if (!reply)
+        if (!reply && !soft_errors)
                 exit(EXIT_UNREACHABLE);
         return reply;
 }
 
 /* Print an error reply and return the exit code; 0 when ok. */
-static int check_reply(json_t *reply) {
+int check_reply(json_t *reply) {
         if (json_is_true(json_object_get(reply, "ok")))
                 return 0;
         const char *e = json_string_value(json_object_get(reply, "error"));
@@ -152,16 +188,20 @@ static int check_reply(json_t *reply) {
         return EXIT_OP_FAILED;
 }
 
-static void print_json(json_t *o) {
+void print_json(json_t *o) {
         json_dumpf(o, stdout, JSON_INDENT(2));
         putchar('\n');
 }
 
 /* ------------------------------------------------------------ ban */
 
-static const char *jstr(json_t *o, const char *k) {
+const char *jstr(json_t *o, const char *k) {
         const char *s = json_string_value(json_object_get(o, k));
         return s ? s : "";
+}
+
+long long jint(json_t *o, const char *k) {
+        return (long long) json_integer_value(json_object_get(o, k));
 }
 
 static void csv_field(const char *s, bool last) {
@@ -191,29 +231,92 @@ static void expiration(char *buf, size_t size, const char *until) {
         format_duration(buf, size, left / USEC_PER_SEC * USEC_PER_SEC);
 }
 
-static int ban_list(int argc, char **argv) {
-        static const struct option opts[] = {
-                { "at", required_argument, NULL, 't' }, { "ip", required_argument, NULL, 'i' },
-                { "range", required_argument, NULL, 'r' }, { "reason", required_argument, NULL, 'R' },
-                { "country", required_argument, NULL, 'c' }, { "as", required_argument, NULL, 'a' },
-                { "limit", required_argument, NULL, 'l' }, { "all", no_argument, NULL, 'A' },
-                { "backend", required_argument, NULL, 'b' }, {}
-        };
+/* CrowdSec's cscli table. */
+static void ban_table(FILE *o, json_t *rows, size_t total) {
+        static const char *const head[] = { "Source", "Ip", "Reason", "Bans", "Action", "Country", "AS", "Events", "Expiration" };
+        size_t n = json_array_size(rows), i;
+        json_t *row;
+        char ***cells = calloc(n + 1, sizeof *cells);
+        size_t width[9];
+
+        if (!cells)
+                return;
+        for (int k = 0; k < 9; k++)
+                width[k] = strlen(head[k]);
+        json_array_foreach(rows, i, row) {
+                char buf[64];
+                cells[i] = calloc(9, sizeof(char *));
+                if (!cells[i])
+                        break;
+                cells[i][0] = strdup(jstr(row, "source"));
+                cells[i][1] = strdup(jstr(row, "iptext"));
+                cells[i][2] = strdup(jstr(row, "reason"));
+                snprintf(buf, sizeof buf, "%lld", jint(row, "bancount"));
+                cells[i][3] = strdup(buf);
+                cells[i][4] = strdup(jstr(row, "action"));
+                cells[i][5] = strdup(jstr(row, "cn"));
+                if (jint(row, "as_number"))
+                        snprintf(buf, sizeof buf, "%lld %.40s", jint(row, "as_number"), jstr(row, "as"));
+                else
+                        snprintf(buf, sizeof buf, "%.50s", jstr(row, "as"));
+                cells[i][6] = strdup(buf);
+                snprintf(buf, sizeof buf, "%lld", jint(row, "events_count"));
+                cells[i][7] = strdup(buf);
+                expiration(buf, sizeof buf, jstr(row, "until"));
+                cells[i][8] = strdup(buf);
+                for (int k = 0; k < 9; k++)
+                        if (cells[i][k] && strlen(cells[i][k]) > width[k])
+                                width[k] = strlen(cells[i][k]);
+        }
+        if (n == 0)
+                fprintf(o, "No active bans%s.\n", total ? " match" : "");
+        else {
+                for (int k = 0; k < 9; k++)
+                        fprintf(o, "%s%-*s", k ? " | " : "", k == 8 ? 0 : (int) width[k], head[k]);
+                fputc('\n', o);
+                for (int k = 0; k < 9; k++) {
+                        fprintf(o, "%s", k ? "-+-" : "");
+                        for (size_t w = 0; w < width[k]; w++)
+                                fputc('-', o);
+                }
+                fputc('\n', o);
+                for (size_t r = 0; r < n && cells[r]; r++) {
+                        for (int k = 0; k < 9; k++)
+                                fprintf(o, "%s%-*s", k ? " | " : "", k == 8 ? 0 : (int) width[k], cells[r][k] ? cells[r][k] : "");
+                        fputc('\n', o);
+                }
+                if (total > n)
+                        fprintf(o, "%zu more bans not shown (use --limit N or --all)\n", total - n);
+                else
+                        fprintf(o, "%zu active ban%s\n", n, n == 1 ? "" : "s");
+        }
+        for (size_t r = 0; r < n && cells[r]; r++) {
+                for (int k = 0; k < 9; k++)
+                        free(cells[r][k]);
+                free(cells[r]);
+        }
+        free(cells);
+}
+
+static const ctl_option ban_list_options[] = {
+        { "at", 0, required_argument, "TIME", NULL }, { "ip", 0, required_argument, "IP", NULL },
+        { "range", 0, required_argument, "CIDR", NULL }, { "reason", 0, required_argument, "S", NULL },
+        { "country", 0, required_argument, "CC", NULL }, { "as", 0, required_argument, "S", NULL },
+        { "limit", 0, required_argument, "N", NULL }, { "all", 0, no_argument, NULL, NULL },
+        { "backend", 0, required_argument, "NAME", "@backends" }, {}
+};
+
+static int ban_list(const ctl_command *cmd, int argc, char **argv) {
         json_t *req = json_pack("{s:s}", "op", "ban.list");
         long limit = 50;
         int c;
 
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
-                switch (c) {
-                case 't': json_object_set_new(req, "at", json_string(optarg)); break;
-                case 'i': json_object_set_new(req, "ip", json_string(optarg)); break;
-                case 'r': json_object_set_new(req, "range", json_string(optarg)); break;
-                case 'R': json_object_set_new(req, "reason", json_string(optarg)); break;
-                case 'c': json_object_set_new(req, "country", json_string(optarg)); break;
-                case 'a': json_object_set_new(req, "as", json_string(optarg)); break;
-                case 'b': json_object_set_new(req, "backend", json_string(optarg)); break;
-                case 'l': {
+        while ((c = ctl_getopt(cmd, argc, argv, stderr)) >= 0) {
+                const char *name = c >= 256 ? ban_list_options[c - 256].name : NULL;
+                if (c == '?') {
+                        json_decref(req);
+                        return EXIT_USAGE;
+                } else if (!strcmp(name, "limit")) {
                         char *end;
                         limit = strtol(optarg, &end, 10);
                         if (*end || limit <= 0) {
@@ -221,11 +324,10 @@ static int ban_list(int argc, char **argv) {
                                 json_decref(req);
                                 return EXIT_USAGE;
                         }
-                        break;
-                }
-                case 'A': limit = 0; break;
-                default: json_decref(req); return EXIT_USAGE;
-                }
+                } else if (!strcmp(name, "all"))
+                        limit = 0;
+                else    /* every other option is a filter of the same name */
+                        json_object_set_new(req, name, json_string(optarg));
         }
         if (optind < argc) {
                 fprintf(stderr, "spillwayctl: ban list: unexpected argument '%s'\n", argv[optind]);
@@ -239,9 +341,8 @@ static int ban_list(int argc, char **argv) {
                 json_decref(reply);
                 return r;
         }
-        json_t *rows = json_object_get(reply, "rows");
-        size_t total = (size_t) json_integer_value(json_object_get(reply, "total")), i;
-        json_t *row;
+        json_t *rows = json_object_get(reply, "rows"), *row;
+        size_t total = (size_t) jint(reply, "total"), i;
 
         if (arg_output == OUT_JSON) {
                 print_json(reply);
@@ -252,74 +353,27 @@ static int ban_list(int argc, char **argv) {
                         csv_field(jstr(row, "source"), false);
                         csv_field(jstr(row, "iptext"), false);
                         csv_field(jstr(row, "reason"), false);
-                        snprintf(n, sizeof n, "%lld", (long long) json_integer_value(json_object_get(row, "bancount")));
+                        snprintf(n, sizeof n, "%lld", jint(row, "bancount"));
                         csv_field(n, false);
                         csv_field(jstr(row, "action"), false);
                         csv_field(jstr(row, "cn"), false);
                         csv_field(jstr(row, "as"), false);
-                        snprintf(n, sizeof n, "%lld", (long long) json_integer_value(json_object_get(row, "events_count")));
+                        snprintf(n, sizeof n, "%lld", jint(row, "events_count"));
                         csv_field(n, false);
                         csv_field(jstr(row, "until"), true);
                 }
         } else {
-                static const char *const head[] = { "Source", "Ip", "Reason", "Bans", "Action", "Country", "AS", "Events", "Expiration" };
-                size_t n = json_array_size(rows);
-                char ***cells = calloc(n + 1, sizeof *cells);
-                size_t width[9];
-                for (int k = 0; k < 9; k++)
-                        width[k] = strlen(head[k]);
-                json_array_foreach(rows, i, row) {
-                        char buf[64];
-                        cells[i] = calloc(9, sizeof(char *));
-                        cells[i][0] = strdup(jstr(row, "source"));
-                        cells[i][1] = strdup(jstr(row, "iptext"));
-                        cells[i][2] = strdup(jstr(row, "reason"));
-                        snprintf(buf, sizeof buf, "%lld", (long long) json_integer_value(json_object_get(row, "bancount")));
-                        cells[i][3] = strdup(buf);
-                        cells[i][4] = strdup(jstr(row, "action"));
-                        cells[i][5] = strdup(jstr(row, "cn"));
-                        if (json_integer_value(json_object_get(row, "as_number")))
-                                snprintf(buf, sizeof buf, "%lld %.40s", (long long) json_integer_value(json_object_get(row, "as_number")),
-                                         jstr(row, "as"));
-                        else
-                                snprintf(buf, sizeof buf, "%.50s", jstr(row, "as"));
-                        cells[i][6] = strdup(buf);
-                        snprintf(buf, sizeof buf, "%lld", (long long) json_integer_value(json_object_get(row, "events_count")));
-                        cells[i][7] = strdup(buf);
-                        expiration(buf, sizeof buf, jstr(row, "until"));
-                        cells[i][8] = strdup(buf);
-                        for (int k = 0; k < 9; k++)
-                                if (strlen(cells[i][k]) > width[k])
-                                        width[k] = strlen(cells[i][k]);
+                char *text = NULL;
+                size_t len = 0;
+                FILE *o = open_memstream(&text, &len);
+                if (!o) {
+                        ban_table(stdout, rows, total);
+                } else {
+                        ban_table(o, rows, total);
+                        fclose(o);
+                        page_out(text, len);
+                        free(text);
                 }
-                if (n == 0)
-                        printf("No active bans%s.\n", total ? " match" : "");
-                else {
-                        for (int k = 0; k < 9; k++)
-                                printf("%s%-*s", k ? " | " : "", k == 8 ? 0 : (int) width[k], head[k]);
-                        putchar('\n');
-                        for (int k = 0; k < 9; k++) {
-                                printf("%s", k ? "-+-" : "");
-                                for (size_t w = 0; w < width[k]; w++)
-                                        putchar('-');
-                        }
-                        putchar('\n');
-                        for (size_t r2 = 0; r2 < n; r2++) {
-                                for (int k = 0; k < 9; k++)
-                                        printf("%s%-*s", k ? " | " : "", k == 8 ? 0 : (int) width[k], cells[r2][k]);
-                                putchar('\n');
-                        }
-                        if (total > n)
-                                printf("%zu more bans not shown (use --limit N or --all)\n", total - n);
-                        else
-                                printf("%zu active ban%s\n", n, n == 1 ? "" : "s");
-                }
-                for (size_t r2 = 0; r2 < n; r2++) {
-                        for (int k = 0; k < 9; k++)
-                                free(cells[r2][k]);
-                        free(cells[r2]);
-                }
-                free(cells);
         }
         json_decref(reply);
         return 0;
@@ -339,28 +393,31 @@ static int count_reply(json_t *reply, const char *what) {
                 if (arg_output == OUT_JSON)
                         print_json(reply);
                 else
-                        printf("%lld %s\n", (long long) json_integer_value(json_object_get(reply, "count")), what);
+                        printf("%lld %s\n", jint(reply, "count"), what);
         }
         json_decref(reply);
         return r;
 }
 
-static int ban_add(int argc, char **argv) {
-        static const struct option opts[] = { { "remediation", required_argument, NULL, 'm' }, { "backend", required_argument, NULL, 'b' }, {} };
+static const ctl_option ban_add_options[] = {
+        { "remediation", 0, required_argument, "TYPE", "ban slow captcha" },
+        { "backend", 0, required_argument, "NAME", "@backends" }, {}
+};
+
+static int ban_add(const ctl_command *cmd, int argc, char **argv) {
         const char *remediation = "ban", *backend = NULL;
         strbuf reason = STRBUF_INIT;
         int c;
 
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "+", opts, NULL)) >= 0) {
-                if (c == 'm')
-                        remediation = optarg;
-                else if (c == 'b')
-                        backend = optarg;
-                else
+        /* options anywhere, also after the reason words */
+        while ((c = ctl_getopt(cmd, argc, argv, stderr)) >= 0) {
+                if (c == '?')
                         return EXIT_USAGE;
+                if (!strcmp(ban_add_options[c - 256].name, "remediation"))
+                        remediation = optarg;
+                else
+                        backend = optarg;
         }
-        /* options may also follow the reason words */
         char **words = argv + optind;
         int nw = argc - optind;
         if (nw < 4) {
@@ -374,17 +431,8 @@ static int ban_add(int argc, char **argv) {
                 fprintf(stderr, "spillwayctl: DURATION: expected a duration like 4h, 90m or 2d (at most 2562047h), got '%s'\n", words[2]);
                 return EXIT_USAGE;
         }
-        for (int i = 3; i < nw; i++) {
-                if (!strcmp(words[i], "--remediation") && i + 1 < nw) {
-                        remediation = words[++i];
-                        continue;
-                }
-                if (!strncmp(words[i], "--remediation=", 14)) {
-                        remediation = words[i] + 14;
-                        continue;
-                }
+        for (int i = 3; i < nw; i++)
                 strbuf_printf(&reason, "%s%s", reason.len ? " " : "", words[i]);
-        }
         json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "op", "ban.add", "scope", words[0], "target", words[1],
                                 "duration", words[2], "reason", reason.data ? reason.data : "", "remediation", remediation);
         if (backend)
@@ -393,19 +441,33 @@ static int ban_add(int argc, char **argv) {
         return count_reply(request(req), "backend(s) stored the ban");
 }
 
-static int ban_del(int argc, char **argv) {
-        if (argc != 3) {
+/* For commands without options of their own: reject any, with the list. */
+int no_options(const ctl_command *cmd, int argc, char **argv) {
+        int c;
+        while ((c = ctl_getopt(cmd, argc, argv, stderr)) >= 0)
+                if (c == '?')
+                        return EXIT_USAGE;
+        return 0;
+}
+
+static int ban_del(const ctl_command *cmd, int argc, char **argv) {
+        if (no_options(cmd, argc, argv))
+                return EXIT_USAGE;
+        if (argc - optind != 2) {
                 fprintf(stderr, "spillwayctl: usage: ban del ip|range TARGET\n");
                 return EXIT_USAGE;
         }
-        if (ban_scope(argv[1]))
+        if (ban_scope(argv[optind]))
                 return EXIT_USAGE;
-        return count_reply(request(json_pack("{s:s, s:s, s:s}", "op", "ban.delete", "scope", argv[1], "target", argv[2])),
+        return count_reply(request(json_pack("{s:s, s:s, s:s}", "op", "ban.delete", "scope", argv[optind], "target",
+                                             argv[optind + 1])),
                            "ban(s) deleted");
 }
 
-static int ban_flush(int argc, char **argv) {
-        if (argc != 1) {
+static int ban_flush(const ctl_command *cmd, int argc, char **argv) {
+        if (no_options(cmd, argc, argv))
+                return EXIT_USAGE;
+        if (argc - optind != 0) {
                 fprintf(stderr, "spillwayctl: usage: ban flush\n");
                 return EXIT_USAGE;
         }
@@ -423,9 +485,37 @@ static FILE *open_input(const char *path) {
         return f;
 }
 
+/* Progress of a send on a terminal (stderr): redrawn in place. */
+typedef struct progress {
+        bool on;
+        usec_t start, last;
+        size_t sent, acked, rejected;
+} progress;
+
+static void progress_draw(progress *p, bool final) {
+        usec_t now = now_monotonic();
+        if (!p->on || (!final && now - p->last < 200 * USEC_PER_MSEC))
+                return;
+        p->last = now;
+        double secs = (double) (now - p->start) / USEC_PER_SEC;
+        fprintf(stderr, "\r\033[Ksent %zu, acknowledged %zu, rejected %zu, %.0f signals/s", p->sent, p->acked, p->rejected,
+                secs > 0 ? (double) p->acked / secs : 0.0);
+        if (final)
+                fprintf(stderr, "\r\033[K");
+        fflush(stderr);
+}
+
+static size_t count_lines(const strbuf *b) {
+        size_t n = 0;
+        for (const char *q = b->data, *end = b->data + b->len; q && q < end && (q = memchr(q, '\n', (size_t) (end - q))); q++)
+                n++;
+        return n;
+}
+
 /* Pipeline the lines of `in` to the daemon, reading replies as they come. */
 static int send_lines(FILE *in, const char *name, const char *ack, json_t *(*wrap)(json_t *, void *), void *userdata,
-                      void (*on_reply)(size_t lineno, json_t *reply, void *), void *reply_data, size_t *n_sent, size_t *n_failed) {
+                      void (*on_reply)(size_t lineno, json_t *reply, void *), void *reply_data, size_t *n_sent, size_t *n_failed,
+                      progress *prog) {
         client c;
         char *line = NULL;
         size_t cap = 0, *linenos = NULL, n_lines = 0, n_replies = 0;
@@ -454,8 +544,12 @@ static int send_lines(FILE *in, const char *name, const char *ack, json_t *(*wra
                                 json_error_t e;
                                 o = json_loadb(line, (size_t) len, 0, &e);
                                 if (!o) {
+                                        if (prog && prog->on)
+                                                fprintf(stderr, "\r\033[K");
                                         fprintf(stderr, "%s:%zu: invalid JSON at column %d: %s\n", name, lineno, e.column, e.text);
                                         (*n_failed)++;
+                                        if (prog)
+                                                prog->rejected++;
                                         continue;
                                 }
                                 if (wrap)
@@ -472,12 +566,21 @@ static int send_lines(FILE *in, const char *name, const char *ack, json_t *(*wra
                         linenos = realloc(linenos, (n_lines + 1) * sizeof *linenos);
                         linenos[n_lines++] = lineno;
                 }
+                if (eof && out.len == 0 && n_replies >= n_lines)
+                        break;  /* nothing (more) to send or to wait for */
                 struct pollfd p = { .fd = c.fd, .events = POLLIN | (out.len ? POLLOUT : 0) };
-                if (poll(&p, 1, -1) < 0) {
+                int pr = poll(&p, 1, prog && prog->on ? 200 : -1);
+                if (pr < 0) {
                         if (errno == EINTR)
                                 continue;
                         break;
                 }
+                if (prog && prog->on) {
+                        prog->sent = n_lines - count_lines(&out);
+                        progress_draw(prog, false);
+                }
+                if (pr == 0)
+                        continue;
                 if (p.revents & POLLOUT) {
                         ssize_t k = write(c.fd, out.data, out.len);
                         if (k > 0)
@@ -508,15 +611,27 @@ static int send_lines(FILE *in, const char *name, const char *ack, json_t *(*wra
                                 n_replies++;
                                 if (!reply || !json_is_true(json_object_get(reply, "ok"))) {
                                         (*n_failed)++;
-                                        if (!on_reply)
+                                        if (prog)
+                                                prog->rejected++;
+                                        if (!on_reply) {
+                                                if (prog && prog->on)
+                                                        fprintf(stderr, "\r\033[K");
                                                 fprintf(stderr, "%s:%zu: %s\n", name, ln, reply ? jstr(reply, "error") : "unreadable reply");
-                                } else
+                                        }
+                                } else {
                                         (*n_sent)++;
+                                        if (prog)
+                                                prog->acked++;
+                                }
                                 if (on_reply && reply)
                                         on_reply(ln, reply, reply_data);
                                 json_decref(reply);
                         }
                 }
+        }
+        if (prog && prog->on) {
+                prog->sent = n_lines - count_lines(&out);
+                progress_draw(prog, true);
         }
         free(line);
         free(linenos);
@@ -525,39 +640,67 @@ static int send_lines(FILE *in, const char *name, const char *ack, json_t *(*wra
         return n_replies < n_lines ? EXIT_UNREACHABLE : 0;
 }
 
-static int cmd_send(int argc, char **argv) {
-        static const struct option opts[] = { { "ack", required_argument, NULL, 'a' }, { "ingest", no_argument, NULL, 'i' }, {} };
+static const ctl_option send_options[] = {
+        { "ack", 0, required_argument, "LEVEL", "queued flushed" },
+        { "ingest", 0, optional_argument, "PATH", "@files" }, {}
+};
+
+/* The ingest socket: --ingest=PATH, else $SPILLWAY_INGEST_SOCKET, else the
+ * ingest.sock beside the admin socket given with -s (the quick start's
+ * run/), else the default. */
+static const char *ingest_socket(const char *given) {
+        static char buf[4096];
+        if (given && *given)
+                return given;
+        if (getenv("SPILLWAY_INGEST_SOCKET"))
+                return getenv("SPILLWAY_INGEST_SOCKET");
+        if (arg_socket_given) {
+                const char *slash = strrchr(arg_socket, '/');
+                snprintf(buf, sizeof buf, "%.*s%singest.sock", slash ? (int) (slash - arg_socket) : 0, arg_socket,
+                         slash ? "/" : "");
+                return buf;
+        }
+        return SPW_RUNDIR "/ingest.sock";
+}
+
+static int cmd_send(const ctl_command *cmd, int argc, char **argv) {
         const char *ack = NULL;
         int c;
         size_t sent = 0, failed = 0;
 
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
-                if (c == 'a') {
+        while ((c = ctl_getopt(cmd, argc, argv, stderr)) >= 0) {
+                if (c == '?')
+                        return EXIT_USAGE;
+                if (!strcmp(send_options[c - 256].name, "ack")) {
                         if (strcmp(optarg, "queued") && strcmp(optarg, "flushed")) {
-                                fprintf(stderr, "spillwayctl: --ack: expected queued or flushed\n");
+                                fprintf(stderr, "spillwayctl: --ack: expected queued or flushed, got '%s'\n", optarg);
                                 return EXIT_USAGE;
                         }
                         ack = optarg;
-                } else if (c == 'i') {
-                        arg_socket = getenv("SPILLWAY_INGEST_SOCKET") ? getenv("SPILLWAY_INGEST_SOCKET") : SPW_RUNDIR "/ingest.sock";
                 } else
-                        return EXIT_USAGE;
+                        arg_socket = ingest_socket(optarg);
         }
         if (argc - optind > 1) {
-                fprintf(stderr, "spillwayctl: usage: send [FILE|-] [--ack queued|flushed]\n");
+                fprintf(stderr, "spillwayctl: send: one FILE at most, got '%s' and '%s'\n", argv[optind], argv[optind + 1]);
+                ctl_command_usage(cmd, stderr);
                 return EXIT_USAGE;
         }
         const char *path = optind < argc ? argv[optind] : "-";
         FILE *in = open_input(path);
         if (!in)
                 return EXIT_USAGE;
-        int r = send_lines(in, strcmp(path, "-") ? path : "stdin", ack, NULL, NULL, NULL, NULL, &sent, &failed);
+        progress prog = { .on = arg_output == OUT_HUMAN && is_terminal(STDERR_FILENO), .start = now_monotonic() };
+        int r = send_lines(in, strcmp(path, "-") ? path : "stdin", ack, NULL, NULL, NULL, NULL, &sent, &failed, &prog);
         if (in != stdin)
                 fclose(in);
         if (arg_output == OUT_JSON)
                 printf("{\"sent\":%zu,\"failed\":%zu}\n", sent, failed);
-        else
+        else if (prog.on) {
+                double secs = (double) (now_monotonic() - prog.start) / USEC_PER_SEC;
+                fprintf(stderr, "%zu signal%s sent to %s in %.1fs: %zu acknowledged%s%s, %zu rejected (%.0f signals/s)\n",
+                        prog.sent, prog.sent == 1 ? "" : "s", arg_socket, secs, sent, ack ? " " : "", ack ? ack : "", failed,
+                        secs > 0 ? (double) sent / secs : 0.0);
+        } else
                 fprintf(stderr, "%zu signal%s acknowledged%s%s, %zu failed\n", sent, sent == 1 ? "" : "s",
                         ack ? " " : "", ack ? ack : "", failed);
         if (r)
@@ -589,7 +732,7 @@ static void print_route(size_t lineno, json_t *reply, void *userdata) {
         json_array_foreach(json_object_get(reply, "profiles"), i, v) {
                 size_t k;
                 json_t *b;
-                printf("  profile %s (line %lld) ->", jstr(v, "profile"), (long long) json_integer_value(json_object_get(v, "line")));
+                printf("  profile %s (line %lld) ->", jstr(v, "profile"), jint(v, "line"));
                 if (json_array_size(json_object_get(v, "backends")) == 0)
                         printf(" (no output)");
                 json_array_foreach(json_object_get(v, "backends"), k, b)
@@ -608,79 +751,32 @@ static void print_route(size_t lineno, json_t *reply, void *userdata) {
         putchar('\n');
 }
 
-static int cmd_route(int argc, char **argv) {
+static int cmd_route(const ctl_command *cmd, int argc, char **argv) {
         size_t ok = 0, failed = 0;
-        if (argc < 2 || strcmp(argv[1], "test") || argc > 3) {
+        if (no_options(cmd, argc, argv))
+                return EXIT_USAGE;
+        if (argc - optind > 1) {
                 fprintf(stderr, "spillwayctl: usage: route test [FILE|-]\n");
                 return EXIT_USAGE;
         }
-        const char *path = argc == 3 ? argv[2] : "-";
+        const char *path = optind < argc ? argv[optind] : "-";
         FILE *in = open_input(path);
         if (!in)
                 return EXIT_USAGE;
-        int r = send_lines(in, strcmp(path, "-") ? path : "stdin", NULL, wrap_route, NULL, print_route, NULL, &ok, &failed);
+        int r = send_lines(in, strcmp(path, "-") ? path : "stdin", NULL, wrap_route, NULL, print_route, NULL, &ok, &failed, NULL);
         if (in != stdin)
                 fclose(in);
         return r ? r : failed ? EXIT_OP_FAILED : 0;
 }
 
-/* ------------------------------------------------------------ status, metrics, reload, config */
+/* ------------------------------------------------------------ metrics, reload, config */
 
-static int cmd_status(int argc, char **argv) {
-        json_t *reply = request(json_pack("{s:s}", "op", "status"));
-        int r = check_reply(reply);
-        size_t i;
-        json_t *b;
-
-        if (r) {
-                json_decref(reply);
-                return r;
+static int cmd_metrics(const ctl_command *cmd, int argc, char **argv) {
+        if (no_options(cmd, argc, argv) || optind < argc) {
+                if (optind < argc)
+                        fprintf(stderr, "spillwayctl: metrics: unexpected argument '%s'\n", argv[optind]);
+                return EXIT_USAGE;
         }
-        if (arg_output != OUT_HUMAN) {
-                print_json(reply);
-                json_decref(reply);
-                return 0;
-        }
-        json_t *sig = json_object_get(reply, "signals");
-        printf("spillwayd %s, pid %lld, %s, up %llds, %lld connections\n", jstr(reply, "version"),
-               (long long) json_integer_value(json_object_get(reply, "pid")), jstr(reply, "state"),
-               (long long) json_integer_value(json_object_get(reply, "uptime_s")),
-               (long long) json_integer_value(json_object_get(reply, "connections")));
-        printf("signals: %lld accepted, %lld rejected, %lld flushed acks, %lld failed acks, %lld block timeouts\n",
-               (long long) json_integer_value(json_object_get(sig, "accepted")),
-               (long long) json_integer_value(json_object_get(sig, "rejected")),
-               (long long) json_integer_value(json_object_get(sig, "flushed_acks")),
-               (long long) json_integer_value(json_object_get(sig, "failed_acks")),
-               (long long) json_integer_value(json_object_get(sig, "blocked_timeouts")));
-        if (json_object_get(reply, "reload_error"))
-                printf("last reload FAILED: %s\n", jstr(reply, "reload_error"));
-        printf("\n%-16s %-10s %-9s %15s %9s %9s %9s %9s %9s  %s\n", "BACKEND", "PLUGIN", "STATE", "QUEUE", "INSERTED",
-               "FAILED", "RETRIED", "DROPPED", "FLUSHES", "LAST ERROR");
-        json_array_foreach(json_object_get(reply, "backends"), i, b) {
-                json_t *q = json_object_get(b, "queue");
-                char queue[48];
-                if (q)
-                        snprintf(queue, sizeof queue, "%lld/%lld", (long long) json_integer_value(json_object_get(q, "depth")),
-                                 (long long) json_integer_value(json_object_get(q, "capacity")));
-                else
-                        snprintf(queue, sizeof queue, "-");
-                printf("%-16s %-10s %-9s %15s %9lld %9lld %9lld %9lld %9lld  %s\n", jstr(b, "name"), jstr(b, "plugin"),
-                       jstr(b, "state"), queue, (long long) json_integer_value(json_object_get(b, "inserted")),
-                       (long long) json_integer_value(json_object_get(b, "failed")),
-                       (long long) json_integer_value(json_object_get(b, "retried")),
-                       (long long) json_integer_value(json_object_get(b, "dropped")),
-                       (long long) json_integer_value(json_object_get(b, "flushes")),
-                       *jstr(b, "error") ? jstr(b, "error") : jstr(b, "last_error"));
-                const char *k;
-                json_t *v;
-                json_object_foreach(json_object_get(b, "plugin_status"), k, v)
-                        printf("%-16s   %s: %s\n", "", k, json_string_value(v));
-        }
-        json_decref(reply);
-        return 0;
-}
-
-static int cmd_metrics(int argc, char **argv) {
         json_t *reply = request(json_pack("{s:s}", "op", "metrics"));
         int r = check_reply(reply);
         if (!r) {
@@ -693,20 +789,26 @@ static int cmd_metrics(int argc, char **argv) {
         return r;
 }
 
-static int cmd_reload(int argc, char **argv) {
+static int cmd_reload(const ctl_command *cmd, int argc, char **argv) {
+        if (no_options(cmd, argc, argv) || optind < argc) {
+                if (optind < argc)
+                        fprintf(stderr, "spillwayctl: reload: unexpected argument '%s'\n", argv[optind]);
+                return EXIT_USAGE;
+        }
         json_t *reply = request(json_pack("{s:s}", "op", "reload"));
         int r = check_reply(reply);
         if (!r && arg_output == OUT_JSON)
                 print_json(reply);
         else if (!r)
-                printf("reloaded: %lld backends\n", (long long) json_integer_value(json_object_get(reply, "backends")));
+                printf("reloaded: %lld backends\n", jint(reply, "backends"));
         json_decref(reply);
         return r;
 }
 
-static int cmd_config(int argc, char **argv) {
-        if (argc != 2 || strcmp(argv[1], "check")) {
-                fprintf(stderr, "spillwayctl: usage: config check\n");
+static int cmd_config(const ctl_command *cmd, int argc, char **argv) {
+        if (no_options(cmd, argc, argv) || optind < argc) {
+                if (optind < argc)
+                        fprintf(stderr, "spillwayctl: config check: unexpected argument '%s'\n", argv[optind]);
                 return EXIT_USAGE;
         }
         json_t *reply = request(json_pack("{s:s}", "op", "config.check"));
@@ -714,33 +816,92 @@ static int cmd_config(int argc, char **argv) {
         if (arg_output == OUT_JSON)
                 print_json(reply);
         else if (!r)
-                printf("%s: configuration OK (%lld backends)\n", jstr(reply, "config"),
-                       (long long) json_integer_value(json_object_get(reply, "backends")));
+                printf("%s: configuration OK (%lld backends)\n", jstr(reply, "config"), jint(reply, "backends"));
         json_decref(reply);
         return r;
 }
 
+/* ------------------------------------------------------------ completion */
+
+/* What completion asks the running daemon: backend names, ban targets.
+ * Quiet: an unreachable daemon means no candidates. */
+static void complete_dynamic(const char *what, const ctl_globals *g, FILE *out) {
+        size_t i;
+        json_t *v;
+        soft_errors = true;
+        if (g->socket)
+                arg_socket = g->socket;
+        if (!strcmp(what, "backends")) {
+                json_t *st = request(json_pack("{s:s}", "op", "status"));
+                json_array_foreach(json_object_get(st, "backends"), i, v)
+                        fprintf(out, "%s\n", jstr(v, "name"));
+                json_decref(st);
+        } else if (!strncmp(what, "targets:", 8)) {
+                bool range = !strcmp(what + 8, "range");
+                json_t *bl = request(json_pack("{s:s, s:i}", "op", "ban.list", "limit", 1000));
+                json_array_foreach(json_object_get(bl, "rows"), i, v) {
+                        const char *t = jstr(v, "iptext");
+                        if (*t && (strchr(t, '/') != NULL) == range)
+                                fprintf(out, "%s\n", t);
+                }
+                json_decref(bl);
+        }
+}
+
+static int cmd_complete(const ctl_command *cmd, int argc, char **argv);
+
 /* ------------------------------------------------------------ main */
 
+static const ctl_option no_opts[] = { {} };
+
+static const ctl_command commands[] = {
+        { "ban", "list", NULL, ban_list_options, NULL, NULL, ban_list },
+        { "ban", "add", NULL, ban_add_options, "ip|range TARGET DURATION REASON...", "ip range", ban_add },
+        { "ban", "del", "delete", no_opts, "ip|range TARGET", "ip range|@targets", ban_del },
+        { "ban", "flush", NULL, no_opts, NULL, NULL, ban_flush },
+        { "send", NULL, NULL, send_options, "[FILE|-]", "@files", cmd_send },
+        { "route", "test", NULL, no_opts, "[FILE|-]", "@files", cmd_route },
+        { "status", NULL, NULL, no_opts, NULL, NULL, cmd_status },
+        { "top", NULL, NULL, top_options, NULL, NULL, cmd_top },
+        { "metrics", NULL, NULL, no_opts, NULL, NULL, cmd_metrics },
+        { "reload", NULL, NULL, no_opts, NULL, NULL, cmd_reload },
+        { "config", "check", NULL, no_opts, NULL, NULL, cmd_config },
+        { "__complete", NULL, NULL, no_opts, "WORDS... CURRENT", NULL, cmd_complete },
+        {}
+};
+
+/* `spillwayctl __complete [--] WORDS... CURRENT`: for the completion
+ * scripts; prints candidates for CURRENT, one per line. */
+static int cmd_complete(const ctl_command *cmd, int argc, char **argv) {
+        int i = 1;
+        if (i < argc && !strcmp(argv[i], "--"))
+                i++;
+        ctl_complete(commands, argc - i, argv + i, stdout, complete_dynamic);
+        return 0;
+}
+
 static void help(void) {
-        printf("Usage: spillwayctl [OPTIONS] COMMAND ...\n"
-               "Control spillwayd through its admin socket.\n\n"
+        printf("Usage: spillwayctl [OPTIONS] COMMAND ... [OPTIONS]\n"
+               "Control spillwayd through its admin socket. Options go anywhere on the line.\n\n"
                "Commands:\n"
                "  ban list [--at TIME] [--ip IP] [--range CIDR] [--reason S] [--country CC]\n"
                "           [--as S] [--limit N | --all] [--backend NAME]\n"
                "  ban add ip|range TARGET DURATION REASON... [--remediation ban|slow|captcha]\n"
+               "          [--backend NAME]\n"
                "  ban del ip|range TARGET\n"
                "  ban flush\n"
-               "  send [FILE|-] [--ack queued|flushed] [--ingest]\n"
+               "  send [FILE|-] [--ack queued|flushed] [--ingest[=PATH]]\n"
                "  route test [FILE|-]\n"
                "  status\n"
+               "  top [--delay SECONDS] [--iterations N]\n"
                "  metrics\n"
                "  reload\n"
                "  config check\n\n"
                "Options:\n"
                "  -s, --socket=PATH   admin socket (default $SPILLWAY_ADMIN_SOCKET or %s/admin.sock)\n"
                "  -o, --output=FORMAT human, json or raw (CSV for ban list)\n"
-               "  -h, --help          show this help\n"
+               "      --no-pager      do not page long output (ban list) through $SYSTEMD_PAGER, $PAGER or less\n"
+               "  -h, --help          show this help (after a command: that command's options)\n"
                "      --version       show the version\n\n"
                "Exit status: 0 ok, 1 operation failed, 2 usage error, 3 spillwayd unreachable,\n"
                "4 some signals of a send were rejected. See spillwayctl(1).\n",
@@ -748,68 +909,59 @@ static void help(void) {
 }
 
 int main(int argc, char **argv) {
-        static const struct option opts[] = {
-                { "socket", required_argument, NULL, 's' }, { "output", required_argument, NULL, 'o' },
-                { "help", no_argument, NULL, 'h' }, { "version", no_argument, NULL, 'V' }, {}
-        };
-        int c;
+        ctl_globals g = {};
+        const ctl_command *cmd;
+        int cmd_argc, r;
+        char **cmd_argv;
 
         arg_socket = getenv("SPILLWAY_ADMIN_SOCKET") ? getenv("SPILLWAY_ADMIN_SOCKET") : SPW_RUNDIR "/admin.sock";
-        while ((c = getopt_long(argc, argv, "+s:o:h", opts, NULL)) >= 0) {
-                switch (c) {
-                case 's': arg_socket = optarg; break;
-                case 'o':
-                        if (!strcmp(optarg, "human"))
-                                arg_output = OUT_HUMAN;
-                        else if (!strcmp(optarg, "json"))
-                                arg_output = OUT_JSON;
-                        else if (!strcmp(optarg, "raw"))
-                                arg_output = OUT_RAW;
-                        else {
-                                fprintf(stderr, "spillwayctl: --output: expected human, json or raw, got '%s'\n", optarg);
-                                return EXIT_USAGE;
-                        }
-                        break;
-                case 'h': help(); return 0;
-                case 'V': printf("spillwayctl %s\n", SPW_VERSION); return 0;
-                default: return EXIT_USAGE;
+        /* completion must see the words as typed: no global parsing first */
+        if (argc >= 2 && !strcmp(argv[1], "__complete"))
+                return cmd_complete(&commands[ELEMENTSOF(commands) - 2], argc - 1, argv + 1);
+        r = ctl_cmdline_split(commands, argc, argv, &g, &cmd, &cmd_argc, &cmd_argv, stderr);
+        if (r == -ENOMEM) {
+                fprintf(stderr, "spillwayctl: out of memory\n");
+                return EXIT_OP_FAILED;
+        }
+        if (r < 0)
+                return EXIT_USAGE;
+        if (g.output) {
+                if (!strcmp(g.output, "human"))
+                        arg_output = OUT_HUMAN;
+                else if (!strcmp(g.output, "json"))
+                        arg_output = OUT_JSON;
+                else if (!strcmp(g.output, "raw"))
+                        arg_output = OUT_RAW;
+                else {
+                        fprintf(stderr, "spillwayctl: --output: expected human, json or raw, got '%s'\n", g.output);
+                        free(cmd_argv);
+                        return EXIT_USAGE;
                 }
         }
-        argc -= optind;
-        argv += optind;
-        if (argc < 1) {
+        if (g.socket) {
+                arg_socket = g.socket;
+                arg_socket_given = true;
+        }
+        arg_no_pager = g.no_pager;
+        if (g.version) {
+                printf("spillwayctl %s\n", SPW_VERSION);
+                free(cmd_argv);
+                return 0;
+        }
+        if (g.help) {
+                if (cmd)
+                        ctl_command_usage(cmd, stdout);
+                else
+                        help();
+                free(cmd_argv);
+                return 0;
+        }
+        if (!cmd) {
                 help();
                 return EXIT_USAGE;
         }
-        const char *cmd = argv[0];
-        if (!strcmp(cmd, "ban")) {
-                if (argc < 2) {
-                        fprintf(stderr, "spillwayctl: ban: expected list, add, del or flush\n");
-                        return EXIT_USAGE;
-                }
-                if (!strcmp(argv[1], "list"))
-                        return ban_list(argc - 1, argv + 1);
-                if (!strcmp(argv[1], "add"))
-                        return ban_add(argc - 1, argv + 1);
-                if (!strcmp(argv[1], "del") || !strcmp(argv[1], "delete"))
-                        return ban_del(argc - 1, argv + 1);
-                if (!strcmp(argv[1], "flush"))
-                        return ban_flush(argc - 1, argv + 1);
-                fprintf(stderr, "spillwayctl: ban: unknown subcommand '%s' (list, add, del, flush)\n", argv[1]);
-                return EXIT_USAGE;
-        }
-        if (!strcmp(cmd, "send"))
-                return cmd_send(argc, argv);
-        if (!strcmp(cmd, "route"))
-                return cmd_route(argc, argv);
-        if (!strcmp(cmd, "status"))
-                return cmd_status(argc, argv);
-        if (!strcmp(cmd, "metrics"))
-                return cmd_metrics(argc, argv);
-        if (!strcmp(cmd, "reload"))
-                return cmd_reload(argc, argv);
-        if (!strcmp(cmd, "config"))
-                return cmd_config(argc, argv);
-        fprintf(stderr, "spillwayctl: unknown command '%s' (see --help)\n", cmd);
-        return EXIT_USAGE;
+        optind = 0;     /* ctl_getopt() starts over on the command's argv */
+        r = cmd->run(cmd, cmd_argc, cmd_argv);
+        free(cmd_argv);
+        return r;
 }

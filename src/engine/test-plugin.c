@@ -129,7 +129,7 @@ int main(void) {
                 snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
                 CHECK_EQ(system(cmd), 0);
         } else
-                printf("# not root: ownership checks skipped\n");
+                printf("# SKIP: not root: the ownership checks did not run (exit 77)\n");
 
         /* a pinned plugin (a thread that could not be joined may run its
          * code) stays mapped and registered after plugin_unload_all() */
@@ -141,5 +141,5 @@ int main(void) {
         CHECK(dlopen(so("old_minor"), RTLD_NOW | RTLD_NOLOAD) == NULL);
         CHECK_OK(plugin_load(so("mock"), false, &p2, &err));
         CHECK(p2 == p); /* still the same registered plugin */
-        return 0;
+        return geteuid() == 0 ? 0 : 77;   /* a part not run is a skip, not a pass */
 }

@@ -6,10 +6,19 @@ Paths come from the environment set by tests/meson.build:
   SPILLWAYD, SPILLWAYCTL, SPW_PLUGIN_DIR (staged plugins), SPW_TEST_PLUGIN_DIR
   (mock plugins), SPW_SOURCE_ROOT, SPW_BUILD_ROOT.
 Each test file is a program: it runs its test functions in order, prints
-one line per test and exits non-zero if any failed.
+one line per test and exits 1 if any failed, 77 (meson's "skipped") if none
+failed but some were skipped, 0 only if every test ran and passed.
+
+Every daemon is checked when it stops, whatever the test does: Daemon.stop()
+fails unless spillwayd exited with the expected status (0 by default), and
+leaving the `with Daemon(...)` block stops a still-running daemon the same
+way. Either fails on a sanitizer report (AddressSanitizer, LeakSanitizer,
+UndefinedBehaviorSanitizer's "runtime error:", ThreadSanitizer) in its log,
+and on a crash (killed by SIGSEGV, SIGABRT, ...) that no test asked for.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -27,6 +36,44 @@ SOURCE_ROOT = os.environ.get("SPW_SOURCE_ROOT", os.path.dirname(os.path.dirname(
 MOCK = os.path.join(TEST_PLUGIN_DIR, "mock.so")
 # Sanitizer builds are slower: scale timeouts.
 SLOW = float(os.environ.get("SPW_TIME_SCALE", "1"))
+
+
+# What a sanitizer writes when it finds something (the report goes to the
+# daemon's stderr, which is its log here).
+SANITIZER_REPORT = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|WARNING: ThreadSanitizer|"
+                              r"ThreadSanitizer: reported|runtime error: |SUMMARY: UndefinedBehaviorSanitizer|"
+                              r"ERROR: (?:Memory|Thread|Undefined)Sanitizer")
+CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGILL, signal.SIGFPE)
+
+
+def sanitizer_report(text):
+    """The lines around the first sanitizer report in text, or None."""
+    m = SANITIZER_REPORT.search(text)
+    if not m:
+        return None
+    start = text.rfind("\n", 0, max(0, m.start() - 2000)) + 1
+    return text[start:m.end() + 4000]
+
+
+def listening(path, pid=None):
+    """A unix socket is bound to path and listening, read from the socket
+    table of pid's network namespace (/proc/PID/net/unix; the tests' own
+    without pid), without connecting to it. A path missing from the table
+    (a namespace we cannot see) counts as listening once the file exists."""
+    found = False
+    try:
+        with open("/proc/%d/net/unix" % pid if pid else "/proc/net/unix") as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                # Num RefCount Protocol Flags Type St Inode Path; flag 0x10000: __SO_ACCEPTCON
+                if len(parts) >= 8 and parts[7] == path:
+                    found = True
+                    if int(parts[3], 16) & 0x10000:
+                        return True
+    except (OSError, ValueError, StopIteration):
+        pass
+    return not found and os.path.exists(path)
 
 
 def wait_for(cond, timeout=10.0, what="condition", interval=0.02):
@@ -128,6 +175,7 @@ class Daemon:
         self.proc = None
         self.notify = None
         self.log_path = os.path.join(self.dir, "spillwayd.log")
+        self._checked = None   # the proc whose exit status a check looked at
 
     @property
     def ingest(self):
@@ -183,7 +231,8 @@ class Daemon:
         def ready():
             if self.proc.poll() is not None:
                 raise AssertionError("spillwayd exited with %s during start:\n%s" % (self.proc.returncode, self.read_log()))
-            return os.path.exists(self.admin) and os.path.exists(self.ingest)
+            # listening, not only bound: bind() creates the file before listen()
+            return listening(self.admin, self.proc.pid) and listening(self.ingest, self.proc.pid)
         wait_for(ready, timeout, "spillwayd to open its sockets")
 
     def read_log(self):
@@ -223,7 +272,9 @@ class Daemon:
     def signal(self, sig):
         self.proc.send_signal(sig)
 
-    def stop(self, timeout=30.0):
+    def stop(self, timeout=30.0, expect=0):
+        """SIGTERM, wait, and check: the exit status is `expect` (None: any
+        status) and the log holds no sanitizer report. Returns the status."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -231,21 +282,75 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+                self._checked = self.proc
                 raise AssertionError("spillwayd did not stop within %.0fs:\n%s" % (timeout, self.read_log()))
-        return self.proc.returncode if self.proc else None
+        if not self.proc:
+            return None
+        self.check_exit(expect)
+        return self.proc.returncode
 
-    def cleanup(self):
+    def check_exit(self, expect=0):
+        """Fail unless the (exited) daemon's status is `expect` (None: any
+        status but a crash) and its log holds no sanitizer report."""
+        self._checked = self.proc
+        rc = self.proc.returncode
+        if expect is not None and rc != expect:
+            raise AssertionError("spillwayd exited with status %s, expected %s; its log:\n%s" %
+                                 (rc, expect, self.log_tail()))
+        if expect is None and rc is not None and rc < 0 and -rc in CRASH_SIGNALS:
+            raise AssertionError("spillwayd was killed by %s; its log:\n%s" % (signal.Signals(-rc).name, self.log_tail()))
+        self.check_sanitizers()
+
+    def check_sanitizers(self):
+        report = sanitizer_report(self.read_log())
+        if report:
+            raise AssertionError("sanitizer report in spillwayd's log (%s):\n%s" % (self.log_path, report))
+
+    def log_tail(self, n=60):
+        return "\n".join(self.read_log().splitlines()[-n:])
+
+    def cleanup(self, failing=False):
+        """Stop and remove everything. Unless the test is already failing
+        (then the daemon is killed), a daemon still running is stopped with
+        SIGTERM and must exit 0; one that exited without stop() must not
+        have crashed; and the log must hold no sanitizer report."""
+        error = None
         try:
+            if self.proc and self.proc.poll() is None:
+                if failing:
+                    self.proc.kill()
+                    self.proc.wait()
+                else:
+                    try:
+                        self.stop()
+                    except AssertionError as e:
+                        error = e
+            elif self.proc and not failing and getattr(self, "_checked", None) is not self.proc:
+                try:
+                    self.check_exit(None)
+                except AssertionError as e:
+                    error = e
+            if not failing and error is None and self.proc:
+                try:
+                    self.check_sanitizers()
+                except AssertionError as e:
+                    error = e
+            elif failing:
+                report = sanitizer_report(self.read_log())
+                if report:
+                    print("# sanitizer report in spillwayd's log:\n" + report, flush=True)
+        finally:
             if self.proc and self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
-        finally:
             if self.notify:
                 self.notify.close()
-            if os.environ.get("SPW_KEEP_TEST_DIRS"):
+            if os.environ.get("SPW_KEEP_TEST_DIRS") or error is not None:
                 print("# kept", self.dir)
             else:
                 shutil.rmtree(self.dir, ignore_errors=True)
+        if error is not None:
+            raise error
 
 
 def mock_backend(name, record=None, **config):
@@ -280,8 +385,9 @@ def recorded(path):
 
 
 def run(tests):
-    """Run test functions; print a line each; exit 1 if any failed."""
-    failed = 0
+    """Run test functions; print a line each. Exit 1 if any failed, else 77
+    (meson's skip code) if any was skipped, else 0."""
+    failed = skipped = passed = 0
     only = os.environ.get("SPW_ONLY")
     for t in tests:
         if only and only not in t.__name__:
@@ -289,14 +395,18 @@ def run(tests):
         t0 = time.monotonic()
         try:
             t()
+            passed += 1
             print("ok - %s (%.2fs)" % (t.__name__, time.monotonic() - t0), flush=True)
         except SkipTest as e:
+            skipped += 1
             print("ok - %s # SKIP %s" % (t.__name__, e), flush=True)
         except Exception:
             failed += 1
             print("not ok - %s" % t.__name__, flush=True)
             traceback.print_exc()
-    sys.exit(1 if failed else 0)
+            sys.stdout.flush()
+    print("# %d passed, %d failed, %d skipped" % (passed, failed, skipped), flush=True)
+    sys.exit(1 if failed else 77 if skipped else 0)
 
 
 class SkipTest(Exception):
@@ -307,8 +417,8 @@ def _enter(self):
     return self
 
 
-def _exit(self, *exc):
-    self.cleanup()
+def _exit(self, exc_type, exc, tb):
+    self.cleanup(failing=exc_type is not None)
     return False
 
 

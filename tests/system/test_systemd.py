@@ -94,6 +94,7 @@ def preflight():
 class Check:
     n = 0
     passed = 0
+    skipped = []
     failed = []
 
 
@@ -113,6 +114,11 @@ def check(name):
                         print("#   " + sub)
                 sys.stdout.flush()
                 return False
+            if detail and detail.startswith("SKIP: "):
+                # TAP's skip directive; the program exits 77 if nothing failed
+                Check.skipped.append(name)
+                print("ok %d - %s # SKIP %s" % (Check.n, name, detail[6:]), flush=True)
+                return True
             Check.passed += 1
             print("ok %d - %s (%.1fs)%s" % (Check.n, name, time.monotonic() - t, ": " + detail if detail else ""), flush=True)
             return True
@@ -875,10 +881,10 @@ def main():
         if rx:
             rx.stop()
         c.cleanup()
-    print("# %d passed, %d failed%s; %.0fs in all" % (Check.passed, len(Check.failed),
-                                                    (": " + "; ".join(Check.failed)) if Check.failed else "",
-                                                    time.monotonic() - T0))
-    sys.exit(1 if Check.failed or Check.passed == 0 else 0)
+    print("# %d passed, %d failed%s, %d skipped; %.0fs in all" % (Check.passed, len(Check.failed),
+                                                                (": " + "; ".join(Check.failed)) if Check.failed else "",
+                                                                len(Check.skipped), time.monotonic() - T0))
+    sys.exit(1 if Check.failed or Check.passed == 0 else 77 if Check.skipped else 0)
 
 
 if __name__ == "__main__":
