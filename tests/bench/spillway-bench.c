@@ -472,7 +472,8 @@ static void print_row(const char *label, const result *r) {
 static unsigned lockstep(const char *sqlite_only[]) {
         static const unsigned conns[] = { 1, 4, 16, 64 };
         unsigned save_p = arg_producers, save_w = arg_window, save_n = arg_signals, errors = 0;
-        unsigned per_conn = arg_signals / 40 < 50 ? 50 : arg_signals / 40;
+        /* each run long enough that the daemon's start-up is not what is measured */
+        unsigned total = arg_signals / 4 < 1000 ? 1000 : arg_signals / 4;
         char db[512], label[64];
         result r;
 
@@ -480,9 +481,7 @@ static unsigned lockstep(const char *sqlite_only[]) {
         arg_window = 1;
         for (size_t i = 0; i < sizeof conns / sizeof *conns; i++) {
                 arg_producers = conns[i];
-                arg_signals = conns[i] * (conns[i] > 4 ? per_conn / 4 : per_conn);
-                if (arg_signals < conns[i] * 20)
-                        arg_signals = conns[i] * 20;
+                arg_signals = total / conns[i] < 20 ? conns[i] * 20 : total / conns[i] * conns[i];
                 r = run_daemon("lockstep", sqlite_only, true, true, NULL, 0, NULL);
                 snprintf(label, sizeof label, "  %2u connection%s", conns[i], conns[i] == 1 ? " " : "s");
                 print_row(label, &r);
@@ -493,7 +492,7 @@ static unsigned lockstep(const char *sqlite_only[]) {
         arg_signals = save_n;
         if (arg_ceiling) {
                 snprintf(db, sizeof db, "/tmp/spw-bench-ceiling1-%d.db", (int) getpid());
-                double c1 = run_ceiling_batch(db, per_conn * 4, 1);
+                double c1 = run_ceiling_batch(db, total, 1);
                 unlink(db);
                 if (c1 > 0)
                         printf("  (the line above is the ceiling at one signal per transaction: the target for 1 connection is >= 0.5 x it)\n");
