@@ -511,13 +511,12 @@ const char *const mydb_sql[_MYDB_SQL_MAX] = {
                 " WHERE deleted_at IS NOT NULL AND id <= ? ORDER BY id LIMIT ?",
         [MYDB_SQL_GC_PICK_AGE] =
                 "SELECT id, signal_occurence_id FROM ban_applications WHERE deleted_at < ? ORDER BY deleted_at LIMIT ?",
-        /* Signals that never had a ban, stored before ?. The scan stops at
-         * the first young signal in id order (ids grow with time). */
+        /* Signals that never had a ban, between the core's cursor (all
+         * before it collected) and the first signal younger than
+         * max_records_age (ids grow with time). */
         [MYDB_SQL_GC_PICK_SIGNALS] =
                 "SELECT s.id FROM signal_occurences AS s"
-                " WHERE s.id < COALESCE((SELECT id FROM signal_occurences WHERE created_at >= ? ORDER BY id LIMIT 1),"
-                "                       4294967296)"
-                "   AND s.created_at < ?"
+                " WHERE s.id > ? AND s.id < ?"
                 "   AND NOT EXISTS (SELECT 1 FROM ban_applications AS b WHERE b.signal_occurence_id = s.id)"
                 " ORDER BY s.id LIMIT ?",
         [MYDB_SQL_GC_DELETE_BANS] =
@@ -531,6 +530,20 @@ const char *const mydb_sql[_MYDB_SQL_MAX] = {
                 " AND NOT EXISTS (SELECT 1 FROM signal_occurences AS s"
                 "                 WHERE s.id = event_sequences.signal_occurence_id)",
 
+        [MYDB_SQL_GC_SIG_BOUNDARY] =
+                "SELECT id FROM signal_occurences WHERE id > ? AND created_at >= ? ORDER BY id LIMIT 1",
+        [MYDB_SQL_GC_BACKLOG_COUNT] =
+                "SELECT COUNT(*) FROM ban_applications WHERE id <= ? AND deleted_at IS NOT NULL",
+        [MYDB_SQL_GC_BACKLOG_AGE] =
+                "SELECT COUNT(*) FROM ban_applications FORCE INDEX (idx_ban_applications_deleted_at_until)"
+                " WHERE deleted_at < ?",
+        /* InnoDB's figures, refreshed with its statistics (not at every
+         * change): the size rule takes one chunk per run on them. */
+        [MYDB_SQL_DB_SIZE] =
+                "SELECT CAST(COALESCE(SUM(data_length + index_length), 0) AS UNSIGNED),"
+                " CAST(COALESCE(SUM(data_free), 0) AS UNSIGNED) FROM information_schema.TABLES"
+                " WHERE table_schema = DATABASE()"
+                "   AND table_name IN ('signal_occurences', 'event_sequences', 'ban_applications')",
         [MYDB_SQL_GET_LOCK] = "SELECT GET_LOCK(?, ?)",
         [MYDB_SQL_RELEASE_LOCK] = "SELECT RELEASE_LOCK(?)",
 };

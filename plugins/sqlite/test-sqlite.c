@@ -211,7 +211,8 @@ static void suite_add_trigger(const char *path, const char *name, bool update, c
 }
 
 static const char *const suite_keys[] = {
-        "db_path", "type", "flush", "max_records", "max_records_age", "synchronous", "busy_timeout", "debug",
+        "db_path", "type", "flush", "max_records", "max_records_age", "max_db_size", "gc_max_pause", "synchronous",
+        "busy_timeout", "debug",
 };
 
 static const char *const suite_hidden[] = { "bandb_time_format", "bandb_sql", "bandb_migrate", NULL };
