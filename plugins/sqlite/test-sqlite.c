@@ -217,8 +217,23 @@ static const char *const suite_keys[] = {
 
 static const char *const suite_hidden[] = { "bandb_time_format", "bandb_sql", "bandb_migrate", NULL };
 
+/* The file and its WAL. */
+static uint64_t suite_db_bytes(const char *path) {
+        char wal[300];
+        struct stat st;
+        uint64_t n = 0;
+
+        if (stat(path, &st) == 0)
+                n += (uint64_t) st.st_size;
+        snprintf(wal, sizeof wal, "%s-wal", path);
+        if (stat(wal, &st) == 0)
+                n += (uint64_t) st.st_size;
+        return n;
+}
+
 static bandb_suite suite = {
         .name = "sqlite",
+        .db_bytes = suite_db_bytes,
         BANDB_SUITE_HOOKS,
         .new_db = new_path,
         .fmt_time = suite_fmt_time,
