@@ -63,6 +63,7 @@
 #define GC_WARN_AFTER        (60 * USEC_PER_SEC)
 #define GC_WARN_EVERY        (300 * USEC_PER_SEC)
 #define MIN_DB_SIZE          (UINT64_C(1) << 20)
+#define SIZE_CHUNK_ROWS      (CHUNK_ROWS / 4)
 /* Free space returned per run at most (SQLite: incremental_vacuum). */
 #define RECLAIM_STEP         (UINT64_C(32) << 20)
 
@@ -802,6 +803,8 @@ static int gc_rule(spwp_bandb *b, int rule, gc_run *g) {
                  * then signals without bans */
                 spwp_bandb_size now_size;
 
+                /* smaller chunks: no more than a few hundred rows too many */
+                a.limit = SIZE_CHUNK_ROWS;
                 a.edge = INT64_MAX;
                 r = gc_chunk(b, SPWP_BANDB_PICK_COUNT, &a, &g->by_size, g, &picked, &last);
                 if (r == 0 && picked == 0) {
