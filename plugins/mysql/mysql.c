@@ -986,13 +986,14 @@ static void op_rollback_to(spwp_bandb *core) {
 static int op_read_start(spwp_bandb *core, spw_usec_t at) {
         mydb *b = mydb_of(core);
         MYSQL_STMT *st = b->st[MYDB_SQL_READ_AT];
-        MYSQL_BIND p[2];
+        MYSQL_BIND p[3];
         MYSQL_TIME at_tm;
 
         memset(p, 0, sizeof p);
         mydb_time_to_mysql(at, &at_tm);
         p_now(&p[0], &at_tm);
         p_now(&p[1], &at_tm);
+        p_now(&p[2], &at_tm);
         memset(&b->rb, 0, sizeof b->rb);
         read_buf_bind(&b->rb);
         if (mysql_stmt_bind_param(st, p) || mysql_stmt_execute(st) || mysql_stmt_bind_result(st, b->rb.res))

@@ -82,7 +82,7 @@ enum {
         MYDB_SQL_UNDO_SIGNAL,
         MYDB_SQL_DELETE_TARGET,    /* now, now, ip_text */
         MYDB_SQL_DELETE_ALL,       /* now, now */
-        MYDB_SQL_READ_AT,          /* at, at */
+        MYDB_SQL_READ_AT,          /* at, at, at */
         MYDB_SQL_EXPIRE_PROBE,     /* now */
         MYDB_SQL_EXPIRE,           /* now, now, now, limit */
         MYDB_SQL_GC_COUNT_EDGE,    /* max_records: id of the newest ban not kept */
