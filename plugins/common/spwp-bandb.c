@@ -65,7 +65,7 @@
 #define MIN_DB_SIZE          (UINT64_C(1) << 20)
 #define SIZE_CHUNK_ROWS      (CHUNK_ROWS / 4)
 /* Free space returned per run at most (SQLite: incremental_vacuum). */
-#define RECLAIM_STEP         (UINT64_C(32) << 20)
+#define RECLAIM_STEP         (UINT64_C(8) << 20)
 
 /* ------------------------------------------------------------ set-up */
 
@@ -766,6 +766,7 @@ typedef struct gc_run {
         int64_t sig_before;             /* the first signal younger than cutoff */
         bool more[_RULE_MAX];           /* work is left for the rule */
         bool size_exhausted;            /* over max_db_size with no history left */
+        bool reclaim_left;              /* more free space to give back than one step */
         uint64_t by_count, by_age, by_size, signals, events, chunks, reclaimed;
         spwp_bandb_size size;           /* at the start (max_db_size) */
 } gc_run;
@@ -883,6 +884,7 @@ static int gc_reclaim(spwp_bandb *b, gc_run *g) {
         if (sz.free <= keep)
                 return 0;
         want = sz.free - keep < RECLAIM_STEP ? sz.free - keep : RECLAIM_STEP;
+        g->reclaim_left = sz.free - keep > RECLAIM_STEP;
         r = step_begin(b, &own);
         if (r == 0)
                 r = b->drv->reclaim(b, want, &g->reclaimed);
@@ -922,14 +924,19 @@ static int gc_run_rules(spwp_bandb *b, spw_usec_t now, gc_run *g) {
                         g->sig_before = INT64_MAX;
                 g->more[RULE_SIGNALS] = r == 0 && g->sig_before > b->gc.sig_cursor + 1;
         }
-        while (r == 0 && gc_more(g)) {
-                for (int rule = 0; r == 0 && rule < _RULE_MAX; rule++)
-                        if (g->more[rule])
-                                r = gc_rule(b, rule, g);
-                if (mono_now() - start >= b->gc.budget)
-                        break;
-        }
-        if (r == 0)
+        /* the first round takes one chunk of every rule whatever the
+         * budget; after that the budget is checked before each chunk */
+        for (bool first = true; r == 0 && gc_more(g); first = false)
+                for (int rule = 0; r == 0 && rule < _RULE_MAX; rule++) {
+                        if (!g->more[rule])
+                                continue;
+                        if (!first && mono_now() - start >= b->gc.budget)
+                                goto out;
+                        r = gc_rule(b, rule, g);
+                }
+out:
+        /* space back to the file system with what is left of the budget */
+        if (r == 0 && mono_now() - start < b->gc.budget)
                 r = gc_reclaim(b, g);
         return r;
 }
@@ -1064,6 +1071,9 @@ static int gc_tick(void *userdata, spw_usec_t now) {
                 spwp_bandb_status(b, "gc", "caught up");
         }
         b->gc.budget = b->gc_max_pause / 4;
+        /* free space still to give back: the next step in a second */
+        if (g.reclaim_left)
+                b->gc.next = now + GC_TICK;
 
         if (g.by_count + g.by_age + g.by_size + g.signals + g.events > 0)
                 b->host->log(b->ctx, LOG_INFO,
