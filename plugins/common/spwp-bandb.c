@@ -31,7 +31,24 @@
  *   - An insert or a read that finds an idle connection dropped (no batch
  *     on it, nothing lost) reconnects and goes on at once (drivers whose
  *     connection can be lost).
- *   - Time comes from host->now() only (tests move the clock).
+ *   - Time comes from host->now() only (tests move the clock); the GC's
+ *     time budget alone is measured on CLOCK_MONOTONIC (it bounds the
+ *     worker's real stall).
+ *
+ * Garbage collection keeps every bound at any rate the database ingests:
+ *   - pacing: the timer ticks every second; a run is due a minute after a
+ *     run that finished, a second after one that left work. Its budget
+ *     starts at gc_max_pause / 4 and doubles after each unfinished run, up
+ *     to gc_max_pause; it is checked before each chunk after the first
+ *     round, so a run lasts at most gc_max_pause plus one chunk;
+ *   - fairness: a round takes one chunk of each rule with work left (size,
+ *     count, age, ban-less signals), so none starves another;
+ *   - ban-less signals are found from a cursor: every signal below it that
+ *     never had a ban is collected (signals gain no bans after their
+ *     insert; one whose bans go is removed with them), so a chunk reads
+ *     only signals it may remove and those whose bans are still kept;
+ *   - behind for GC_WARN_AFTER: a warning with the backlog, at most every
+ *     GC_WARN_EVERY; a notice when it caught up.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -867,7 +884,7 @@ static bool gc_more(const gc_run *g) {
 
 /* Return free space when much of the file is free: a quarter of the file
  * (at least 16 MiB) is kept for reuse, all of it above max_db_size. */
-static int gc_reclaim(spwp_bandb *b, gc_run *g) {
+static int gc_reclaim(spwp_bandb *b, gc_run *g, bool now) {
         spwp_bandb_size sz;
         uint64_t keep, want;
         bool own;
@@ -883,6 +900,10 @@ static int gc_reclaim(spwp_bandb *b, gc_run *g) {
                 keep = UINT64_C(16) << 20;
         if (sz.free <= keep)
                 return 0;
+        if (!now) {
+                g->reclaim_left = true;
+                return 0;
+        }
         want = sz.free - keep < RECLAIM_STEP ? sz.free - keep : RECLAIM_STEP;
         g->reclaim_left = sz.free - keep > RECLAIM_STEP;
         r = step_begin(b, &own);
@@ -935,37 +956,41 @@ static int gc_run_rules(spwp_bandb *b, spw_usec_t now, gc_run *g) {
                         r = gc_rule(b, rule, g);
                 }
 out:
-        /* space back to the file system with what is left of the budget */
-        if (r == 0 && mono_now() - start < b->gc.budget)
-                r = gc_reclaim(b, g);
+        /* space back to the file system when at least half of the budget
+         * is left (rows first; else the next run, a second later, does it) */
+        if (r == 0)
+                r = gc_reclaim(b, g, mono_now() - start < b->gc.budget / 2);
         return r;
 }
 
 /* Falling behind: say so, with what waits and how fast it goes. The counts
  * cost a scan of the backlog's index entries: at most every GC_WARN_EVERY. */
 static void gc_warn_behind(spwp_bandb *b, spw_usec_t now, const gc_run *g) {
-        char d1[32], d2[32], d3[32], counts[256] = "";
-        int64_t over_count = -1, over_age = -1;
+        char d1[32], d2[32], d3[32], d4[32], counts[320] = "";
+        int64_t over_count = -1, oldest = 0;
         spwp_bandb_error keep = b->e;
         spw_usec_t behind = now - b->gc.behind_since;
-        bool found;
+        bool found = false;
 
+        /* cheap figures (index ends, not counts): the ids between the
+         * oldest ban and the edge, and the oldest deletion */
         if (b->keys.max_records > 0 && g->edge > 0 &&
             (b->drv->select_int(b, SPWP_BANDB_Q_GC_BACKLOG_COUNT, VALUES(v_int(g->edge)), &over_count, &found,
-                                "counting the backlog") < 0 || !found))
+                                "estimating the backlog") < 0 || !found))
                 over_count = -1;
         if (b->keys.max_records_age > 0 &&
-            (b->drv->select_int(b, SPWP_BANDB_Q_GC_BACKLOG_AGE, VALUES(v_now(g->cutoff)), &over_age, &found,
-                                "counting the backlog") < 0 || !found))
-                over_age = -1;
+            (b->drv->select_int(b, SPWP_BANDB_Q_GC_BACKLOG_AGE, NULL, 0, &oldest, &found,
+                                "estimating the backlog") < 0 || !found))
+                oldest = 0;
         b->e = keep;
-        if (over_count >= 0)
-                snprintf(counts, sizeof counts, "%" PRId64 " soft-deleted ban(s) beyond max_records %" PRId64,
+        if (over_count > 0)
+                snprintf(counts, sizeof counts, "up to %" PRId64 " soft-deleted ban(s) beyond max_records %" PRId64,
                          over_count, b->keys.max_records);
-        if (over_age >= 0)
+        if (oldest > 0 && now / USEC_PER_SEC > oldest)
                 snprintf(counts + strlen(counts), sizeof counts - strlen(counts),
-                         "%s%" PRId64 " ban(s) soft-deleted more than max_records_age (%s) ago",
-                         counts[0] ? " and " : "", over_age, fmt_duration(d1, b->keys.max_records_age));
+                         "%sthe oldest soft-deleted ban was deleted %s ago (max_records_age %s)",
+                         counts[0] ? "; " : "", fmt_duration(d4, (now / USEC_PER_SEC - oldest) * USEC_PER_SEC),
+                         fmt_duration(d1, b->keys.max_records_age));
         b->host->log(b->ctx, LOG_WARNING,
                      "%s: garbage collection is falling behind: for %s every run left work undone; waiting: %s; "
                      "it removed %" PRIu64 " row(s) in that time (%" PRIu64 "/s), running every second for up to "
@@ -994,9 +1019,28 @@ static void gc_log_size(spwp_bandb *b, spw_usec_t now, const gc_run *g) {
                                        : "");
 }
 
-/* Every second: a garbage-collection run when one is due (see GC_TICK). */
+static int gc_tick_run(spwp_bandb *b, spw_usec_t now);
+
+/* Every second: a garbage-collection run when one is due (see GC_TICK),
+ * timed whole: the worker stores nothing meanwhile. */
 static int gc_tick(void *userdata, spw_usec_t now) {
         spwp_bandb *b = userdata;
+        spw_usec_t t0, took;
+        int r;
+
+        if (now < b->gc.next)
+                return 0;
+        t0 = mono_now();
+        r = gc_tick_run(b, now);
+        took = mono_now() - t0;
+        if (took > b->gc.longest_run) {
+                b->gc.longest_run = took;
+                spwp_bandb_status_u64(b, "gc_longest_pause_ms", (uint64_t) (took / USEC_PER_MSEC));
+        }
+        return r;
+}
+
+static int gc_tick_run(spwp_bandb *b, spw_usec_t now) {
         gc_run g = { 0 };
         uint64_t removed;
         spw_usec_t t0, took;
@@ -1004,8 +1048,6 @@ static int gc_tick(void *userdata, spw_usec_t now) {
         char d1[32];
         int r = 0;
 
-        if (now < b->gc.next)
-                return 0;
         b->gc.next = now + GC_INTERVAL;
         if (b->gc.budget <= 0)
                 b->gc.budget = b->gc_max_pause / 4;
@@ -1027,10 +1069,6 @@ static int gc_tick(void *userdata, spw_usec_t now) {
                 b->drv->unlock(b, SPWP_BANDB_LOCK_GC);
 
         b->gc.runs++;
-        if (took > b->gc.longest_run) {
-                b->gc.longest_run = took;
-                spwp_bandb_status_u64(b, "gc_longest_pause_ms", (uint64_t) (took / USEC_PER_MSEC));
-        }
         removed = g.by_count + g.by_age + g.by_size + g.signals;
         b->n_collected += g.by_count + g.by_age + g.by_size;
         if (removed > 0)

@@ -17,11 +17,15 @@
  *     savepoint when there are several), the messages and the transient /
  *     permanent verdict;
  *   - read_at walking rows, delete_target/delete_all, and the timers:
- *     expiry every second, garbage collection every minute, each in chunks
- *     of CHUNK_ROWS rows that join the batch or commit on their own;
+ *     expiry every second; garbage collection a minute after a run that
+ *     finished, a second after one that did not, within a time budget
+ *     (gc_max_pause), one chunk of each rule in turn (max_records,
+ *     max_records_age, ban-less signals, max_db_size), giving free space
+ *     back where the driver can; chunks of CHUNK_ROWS rows join the batch
+ *     or commit on their own;
  *   - the config keys both take (type, flush, max_records, max_records_age,
- *     debug), the totals shown by `spillwayctl status`, the warnings at
- *     shutdown.
+ *     max_db_size, gc_max_pause, debug), the totals shown by `spillwayctl
+ *     status`, the warnings at shutdown and when collection falls behind.
  *
  * Statements are named by the core (SPWP_BANDB_Q_*) and their parameters
  * passed as typed values (spwp_bandb_value) in one logical order; each
@@ -99,8 +103,8 @@ typedef enum spwp_bandb_query {
         SPWP_BANDB_Q_EXPIRE,            /* now, limit */
         SPWP_BANDB_Q_GC_EDGE,           /* max_records: id of the newest ban not kept */
         SPWP_BANDB_Q_GC_SIG_BOUNDARY,   /* after id, cutoff: the first signal after `after` stored at or after cutoff */
-        SPWP_BANDB_Q_GC_BACKLOG_COUNT,  /* edge: soft-deleted bans with id <= edge (the warning's figure) */
-        SPWP_BANDB_Q_GC_BACKLOG_AGE,    /* cutoff: bans soft-deleted before cutoff (the warning's figure) */
+        SPWP_BANDB_Q_GC_BACKLOG_COUNT,  /* edge: edge - the lowest ban id + 1 (the warning's estimate) */
+        SPWP_BANDB_Q_GC_BACKLOG_AGE,    /* the oldest deleted_at, in seconds since the epoch (the warning's) */
         _SPWP_BANDB_Q_MAX,
 } spwp_bandb_query;
 

@@ -803,7 +803,7 @@ static const struct {
         [SPWP_BANDB_Q_GC_EDGE] = { MYDB_SQL_GC_COUNT_EDGE, 1, { 0 } },
         [SPWP_BANDB_Q_GC_SIG_BOUNDARY] = { MYDB_SQL_GC_SIG_BOUNDARY, 2, { 0, 1 } },
         [SPWP_BANDB_Q_GC_BACKLOG_COUNT] = { MYDB_SQL_GC_BACKLOG_COUNT, 1, { 0 } },
-        [SPWP_BANDB_Q_GC_BACKLOG_AGE] = { MYDB_SQL_GC_BACKLOG_AGE, 1, { 0 } },
+        [SPWP_BANDB_Q_GC_BACKLOG_AGE] = { MYDB_SQL_GC_BACKLOG_AGE, 0, { 0 } },
 };
 
 /* The bound parameters and the values they point at (alive until execute). */

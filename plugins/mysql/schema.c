@@ -541,11 +541,10 @@ const char *const mydb_sql[_MYDB_SQL_MAX] = {
 
         [MYDB_SQL_GC_SIG_BOUNDARY] =
                 "SELECT id FROM signal_occurences WHERE id > ? AND created_at >= ? ORDER BY id LIMIT 1",
-        [MYDB_SQL_GC_BACKLOG_COUNT] =
-                "SELECT COUNT(*) FROM ban_applications WHERE id <= ? AND deleted_at IS NOT NULL",
+        /* the falling-behind warning's figures: index ends, no scan */
+        [MYDB_SQL_GC_BACKLOG_COUNT] = "SELECT CAST(? AS SIGNED) - MIN(id) + 1 FROM ban_applications",
         [MYDB_SQL_GC_BACKLOG_AGE] =
-                "SELECT COUNT(*) FROM ban_applications FORCE INDEX (idx_ban_applications_deleted_at_until)"
-                " WHERE deleted_at < ?",
+                "SELECT UNIX_TIMESTAMP(MIN(deleted_at)) FROM ban_applications WHERE deleted_at IS NOT NULL",
         /* InnoDB's figures, refreshed with its statistics (not at every
          * change): the size rule takes one chunk per run on them. */
         [MYDB_SQL_DB_SIZE] =

@@ -93,8 +93,8 @@ enum {
         MYDB_SQL_GC_DELETE_SIGNALS,/* MYDB_GC_IN ids */
         MYDB_SQL_GC_DELETE_EVENTS, /* MYDB_GC_IN ids */
         MYDB_SQL_GC_SIG_BOUNDARY,  /* after id, cutoff -> the first signal after it stored at or after cutoff */
-        MYDB_SQL_GC_BACKLOG_COUNT, /* edge -> soft-deleted bans up to it */
-        MYDB_SQL_GC_BACKLOG_AGE,   /* cutoff -> bans soft-deleted before it */
+        MYDB_SQL_GC_BACKLOG_COUNT, /* edge -> ban ids from the lowest to it */
+        MYDB_SQL_GC_BACKLOG_AGE,   /* -> the oldest deleted_at, seconds since the epoch */
         MYDB_SQL_DB_SIZE,          /* -> bytes used, bytes free (InnoDB's estimates) */
         MYDB_SQL_GET_LOCK,         /* name, timeout */
         MYDB_SQL_RELEASE_LOCK,     /* name */

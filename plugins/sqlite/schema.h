@@ -88,8 +88,8 @@ enum {
         BANDB_SQL_GC_DELETE_EVENTS,
         BANDB_SQL_GC_LAST_SIG,    /* the highest signal id picked */
         BANDB_SQL_GC_SIG_BOUNDARY,/* ?1 after id, ?2 cutoff: the first signal after ?1 stored at or after ?2 */
-        BANDB_SQL_GC_BACKLOG_COUNT,/* ?1 edge: soft-deleted bans up to it */
-        BANDB_SQL_GC_BACKLOG_AGE, /* ?1 cutoff: bans soft-deleted before it */
+        BANDB_SQL_GC_BACKLOG_COUNT,/* ?1 edge: ban ids from the lowest to it */
+        BANDB_SQL_GC_BACKLOG_AGE, /* the oldest deleted_at, seconds since the epoch */
         BANDB_SQL_PAGE_COUNT,
         BANDB_SQL_FREELIST_COUNT,
         BANDB_SQL_PAGE_SIZE,

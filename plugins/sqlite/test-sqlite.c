@@ -646,7 +646,8 @@ static void test_query_plans(void) {
         query_plan(db, bandb_sql[BANDB_SQL_GC_PICK_AGE], plan, sizeof plan);
         CHECK_CONTAINS(plan, BANDB_DELETED_UNTIL_INDEX " (deleted_at<?)");
         query_plan(db, bandb_sql[BANDB_SQL_GC_BACKLOG_AGE], plan, sizeof plan);
-        CHECK_CONTAINS(plan, BANDB_DELETED_UNTIL_INDEX " (deleted_at<?)");
+        CHECK_CONTAINS(plan, "(deleted_at>?)");         /* one end of an index */
+        CHECK(!strstr(plan, "SCAN"));
         query_plan(db, bandb_sql[BANDB_SQL_GC_PICK_SIGNALS], plan, sizeof plan);
         CHECK_CONTAINS(plan, "SEARCH s USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)");
         query_plan(db, bandb_sql[BANDB_SQL_GC_SIG_BOUNDARY], plan, sizeof plan);
@@ -770,7 +771,7 @@ static void test_gc_falls_behind(void) {
         CHECK(runs >= 69 && runs <= 71);
         CHECK_EQ(q_int(path, "SELECT COUNT(*) FROM ban_applications"), 10);
         CHECK_CONTAINS(log, "garbage collection is falling behind: for 1m00s every run left work undone; waiting: "
-                            "8990 soft-deleted ban(s)");
+                            "up to 8990 soft-deleted ban(s)");
         CHECK_CONTAINS(log, "soft-deleted ban(s) beyond max_records 10");
         CHECK_CONTAINS(log, "raise gc_max_pause");
         /* once: rate-limited */
