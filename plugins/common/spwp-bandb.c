@@ -936,11 +936,21 @@ static int gc_run_rules(spwp_bandb *b, spw_usec_t now, gc_run *g) {
         if (r == 0 && b->keys.max_records_age > 0) {
                 bool found = false;
 
+                /* The cutoff only moves forward, so does the boundary: the
+                 * search starts at the last one found and reads the
+                 * signals stored since, not the backlog before it. */
+                int64_t from = b->gc.sig_cursor;
+
                 g->cutoff = now - b->keys.max_records_age;
+                if (g->cutoff >= b->gc.sig_boundary_cutoff && b->gc.sig_boundary - 1 > from)
+                        from = b->gc.sig_boundary - 1;
                 g->more[RULE_AGE] = true;
-                r = b->drv->select_int(b, SPWP_BANDB_Q_GC_SIG_BOUNDARY,
-                                       VALUES(v_int(b->gc.sig_cursor), v_now(g->cutoff)), &g->sig_before, &found,
-                                       "finding the first signal younger than max_records_age");
+                r = b->drv->select_int(b, SPWP_BANDB_Q_GC_SIG_BOUNDARY, VALUES(v_int(from), v_now(g->cutoff)),
+                                       &g->sig_before, &found, "finding the first signal younger than max_records_age");
+                if (r == 0 && found && g->cutoff >= b->gc.sig_boundary_cutoff) {
+                        b->gc.sig_boundary = g->sig_before;
+                        b->gc.sig_boundary_cutoff = g->cutoff;
+                }
                 if (!found)
                         g->sig_before = INT64_MAX;
                 g->more[RULE_SIGNALS] = r == 0 && g->sig_before > b->gc.sig_cursor + 1;

