@@ -1184,6 +1184,50 @@ static void test_read_at_ignores_history(void) {
         fixture_close(&f);
 }
 
+/* max_db_size on InnoDB's figures: above it the oldest history goes first
+ * (one chunk of 250 a run, the figures lagging behind), the journal says
+ * so, active bans stay. */
+static void test_max_db_size(void) {
+        fixture f;
+        char db[64], t[64], ip[32];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        fixture_close(&f);
+        fmt_time(t, T0 - 3600 * SEC);
+        db_exec(db, "INSERT INTO signal_occurences (id, created_at, updated_at, scenario)"
+                    " SELECT seq, '%s', '%s', 'bulk' FROM seq_1_to_3000", t, t);
+        db_exec(db, "INSERT INTO event_sequences (created_at, updated_at, signal_occurence_id, serialized)"
+                    " SELECT '%s', '%s', seq, REPEAT('x', 2000) FROM seq_1_to_3000", t, t);
+        db_exec(db, "INSERT INTO ban_applications (id, created_at, updated_at, deleted_at, until, ip_text, reason,"
+                    " signal_occurence_id) SELECT seq, '%s', '%s', '%s', '%s', CONCAT('10.', seq), 'bulk', seq"
+                    " FROM seq_1_to_3000", t, t, t, t);
+        db_exec(db, "ANALYZE TABLE ban_applications, signal_occurences, event_sequences");
+        CHECK(q_int(db, "SELECT SUM(data_length + index_length) FROM information_schema.TABLES"
+                        " WHERE table_schema = DATABASE()") > 2 << 20);
+
+        CHECK_OK(fixture_open(&f, db, "flush", "false", "max_records", "0", "max_records_age", "0",
+                              "max_db_size", "1MiB", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        for (int i = 0; i < 5; i++) {
+                snprintf(ip, sizeof ip, "192.0.2.%d", i);
+                CHECK_EQ(insert(&f, ip, "active", T0 + 3600 * SEC), SPW_INSERT_OK);
+        }
+        CHECK_OK(plugin->flush(f.self));
+        advance(&f, 60 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_OK(plugin->flush(f.self));
+        /* the oldest 250 went, and only they */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'bulk'"), 2750);
+        CHECK_EQ(q_int(db, "SELECT MIN(id) FROM ban_applications WHERE reason = 'bulk'"), 251);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE id <= 250"), 0);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences WHERE signal_occurence_id <= 250"), 0);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'active'"), 5);
+        CHECK_CONTAINS(testhost_log(f.host), "max_db_size 1.0 MiB reached");
+        CHECK_CONTAINS(testhost_log(f.host), "removed the oldest history first, 250 soft-deleted ban(s)");
+        fixture_close(&f);
+}
+
 /* The soft-delete lookup must go through the (ip_text, deleted_at) index,
  * never through a deleted_at index (which would scan every active ban). */
 static void test_query_plans(void) {
@@ -1360,6 +1404,7 @@ int main(int argc, char **argv) {
         BANDB_RUN(test_timer_errors);
         BANDB_RUN(test_query_plans);
         BANDB_RUN(test_read_at_ignores_history);
+        BANDB_RUN(test_max_db_size);
         BANDB_RUN(test_connection_killed);
         BANDB_RUN(test_two_hosts);
         BANDB_RUN(test_busy_hosts);
