@@ -31,7 +31,24 @@
  *   - An insert or a read that finds an idle connection dropped (no batch
  *     on it, nothing lost) reconnects and goes on at once (drivers whose
  *     connection can be lost).
- *   - Time comes from host->now() only (tests move the clock).
+ *   - Time comes from host->now() only (tests move the clock); the GC's
+ *     time budget alone is measured on CLOCK_MONOTONIC (it bounds the
+ *     worker's real stall).
+ *
+ * Garbage collection keeps every bound at any rate the database ingests:
+ *   - pacing: the timer ticks every second; a run is due a minute after a
+ *     run that finished, a second after one that left work. Its budget
+ *     starts at gc_max_pause / 4 and doubles after each unfinished run, up
+ *     to gc_max_pause; it is checked before each chunk after the first
+ *     round, so a run lasts at most gc_max_pause plus one chunk;
+ *   - fairness: a round takes one chunk of each rule with work left (size,
+ *     count, age, ban-less signals), so none starves another;
+ *   - ban-less signals are found from a cursor: every signal below it that
+ *     never had a ban is collected (signals gain no bans after their
+ *     insert; one whose bans go is removed with them), so a chunk reads
+ *     only signals it may remove and those whose bans are still kept;
+ *   - behind for GC_WARN_AFTER: a warning with the backlog, at most every
+ *     GC_WARN_EVERY; a notice when it caught up.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -40,15 +57,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 
 #include "spwp-bandb.h"
 
-#define USEC_PER_SEC INT64_C(1000000)
+#define USEC_PER_SEC  INT64_C(1000000)
+#define USEC_PER_MSEC INT64_C(1000)
 
 #define EXPIRE_INTERVAL (1 * USEC_PER_SEC)
-#define GC_INTERVAL     (60 * USEC_PER_SEC)
 #define CHUNK_ROWS      SPWP_BANDB_CHUNK_ROWS
 #define MAX_CHUNKS      SPWP_BANDB_MAX_CHUNKS
+
+/* Garbage collection's pacing (see gc_tick): the timer ticks every second;
+ * a run is due a minute after one that finished everything, a second after
+ * one that left work. A run's time budget starts at a quarter of
+ * gc_max_pause and doubles after each run that could not finish, up to
+ * gc_max_pause. Behind for GC_WARN_AFTER: a warning, at most every
+ * GC_WARN_EVERY. */
+#define GC_TICK              (1 * USEC_PER_SEC)
+#define GC_INTERVAL          (60 * USEC_PER_SEC)
+#define GC_MAX_PAUSE_DEFAULT (200 * USEC_PER_MSEC)
+#define GC_WARN_AFTER        (60 * USEC_PER_SEC)
+#define GC_WARN_EVERY        (300 * USEC_PER_SEC)
+#define MIN_DB_SIZE          (UINT64_C(1) << 20)
+#define SIZE_CHUNK_ROWS      (CHUNK_ROWS / 4)
+/* Free space returned per run at most (SQLite: incremental_vacuum). */
+#define RECLAIM_STEP         (UINT64_C(8) << 20)
 
 /* ------------------------------------------------------------ set-up */
 
@@ -68,6 +102,7 @@ int spwp_bandb_new(const spwp_bandb_driver *drv, size_t size, spw_ctx *ctx, cons
         b->host = host;
         b->where = drv->name;
         b->keys = SPWP_BANDB_KEYS_DEFAULT;
+        b->gc_max_pause = GC_MAX_PAUSE_DEFAULT;
         *ret = b;
         return 0;
 }
@@ -102,6 +137,19 @@ int spwp_bandb_configure(spwp_bandb *b, const spw_kv *config, size_t n_config,
                                  d->other_name);
                         if (strcmp(v, d->name) != 0)
                                 return spwp_bandb_config_error(b, k, v, buf);
+                } else if (strcmp(k, "max_db_size") == 0) {
+                        if (spwp_bandb_parse_size(v, &b->max_db_size) < 0)
+                                return spwp_bandb_config_error(b, k, v, "a size like 500MB or 2GiB, or 0");
+                        if (b->max_db_size > 0 && !d->db_size)
+                                return spwp_bandb_config_error(b, k, v, "0 (this backend cannot measure its size)");
+                        if (b->max_db_size > 0 && b->max_db_size < MIN_DB_SIZE)
+                                return spwp_bandb_config_error(b, k, v, "0 or at least 1MiB");
+                } else if (strcmp(k, "gc_max_pause") == 0) {
+                        int64_t t;
+
+                        if (spwp_parse_duration(v, &t) < 0 || t < USEC_PER_MSEC || t > 60 * USEC_PER_SEC)
+                                return spwp_bandb_config_error(b, k, v, "a duration from 1ms to 1m, like 200ms");
+                        b->gc_max_pause = t;
                 } else if ((r = spwp_bandb_keys_set(&b->keys, k, v, &expected)) != 0) {
                         if (r < 0)
                                 return spwp_bandb_config_error(b, k, v, expected);
@@ -661,64 +709,358 @@ static int expire_tick(void *userdata, spw_usec_t now) {
         return 0;
 }
 
-typedef struct gc_counts {
-        uint64_t by_count, by_age, signals, events;
-        uint64_t picked;
-        int chunks;
-} gc_counts;
+/* ------------------------------------------------------------ garbage collection */
 
-/* One GC step: pick, then remove what was picked (bans, or with bans ==
- * NULL ban-less signals) with the signals left without bans and their
- * event sequences. */
-static int gc_step(spwp_bandb *b, spwp_bandb_pick what, int64_t edge, spw_usec_t cutoff, uint64_t *bans,
-                   gc_counts *c) {
+static spw_usec_t mono_now(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (spw_usec_t) ts.tv_sec * USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
+/* "1h2m3s", "45s", "250ms" */
+static const char *fmt_duration(char buf[static 32], spw_usec_t d) {
+        int64_t s = d / USEC_PER_SEC;
+
+        if (d < USEC_PER_SEC)
+                snprintf(buf, 32, "%" PRId64 "ms", d / USEC_PER_MSEC);
+        else if (s < 60)
+                snprintf(buf, 32, "%" PRId64 "s", s);
+        else if (s < 3600)
+                snprintf(buf, 32, "%" PRId64 "m%02" PRId64 "s", s / 60, s % 60);
+        else
+                snprintf(buf, 32, "%" PRId64 "h%02" PRId64 "m", s / 3600, s / 60 % 60);
+        return buf;
+}
+
+static const char *fmt_size(char buf[static 32], uint64_t n) {
+        if (n >= (UINT64_C(1) << 30))
+                snprintf(buf, 32, "%.2f GiB", (double) n / (double) (UINT64_C(1) << 30));
+        else
+                snprintf(buf, 32, "%.1f MiB", (double) n / (double) (UINT64_C(1) << 20));
+        return buf;
+}
+
+int spwp_bandb_parse_size(const char *s, uint64_t *ret) {
+        static const struct {
+                const char *suffix;
+                uint64_t mult;
+        } units[] = {
+                { "", 1 }, { "B", 1 },
+                { "k", 1000 }, { "kB", 1000 }, { "KB", 1000 }, { "K", 1024 }, { "KiB", 1024 },
+                { "M", UINT64_C(1) << 20 }, { "MB", 1000000 }, { "MiB", UINT64_C(1) << 20 },
+                { "G", UINT64_C(1) << 30 }, { "GB", 1000000000 }, { "GiB", UINT64_C(1) << 30 },
+                { "T", UINT64_C(1) << 40 }, { "TB", UINT64_C(1000000000000) }, { "TiB", UINT64_C(1) << 40 },
+        };
+        uint64_t n = 0;
+        const char *p = s;
+
+        if (!s || *s < '0' || *s > '9')
+                return -EINVAL;
+        for (; *p >= '0' && *p <= '9'; p++) {
+                if (n > (UINT64_MAX - 9) / 10)
+                        return -ERANGE;
+                n = n * 10 + (uint64_t) (*p - '0');
+        }
+        if (*p == ' ')
+                p++;
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+                if (strcmp(p, units[i].suffix) == 0) {
+                        if (n > UINT64_MAX / units[i].mult)
+                                return -ERANGE;
+                        *ret = n * units[i].mult;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+/* The rules, in the order each run takes one chunk of each in turn. */
+enum { RULE_SIZE, RULE_COUNT, RULE_AGE, RULE_SIGNALS, _RULE_MAX };
+
+typedef struct gc_run {
+        spw_usec_t cutoff;              /* max_records_age's */
+        int64_t edge;                   /* max_records': the newest ban not kept */
+        int64_t sig_before;             /* the first signal younger than cutoff */
+        bool more[_RULE_MAX];           /* work is left for the rule */
+        bool size_exhausted;            /* over max_db_size with no history left */
+        bool reclaim_left;              /* more free space to give back than one step */
+        uint64_t by_count, by_age, by_size, signals, events, chunks, reclaimed;
+        spwp_bandb_size size;           /* at the start (max_db_size) */
+} gc_run;
+
+/* One chunk: pick, then remove what was picked (bans, or with bans == NULL
+ * ban-less signals) with the signals left without bans and their event
+ * sequences, in one transaction (or in the open batch). */
+static int gc_chunk(spwp_bandb *b, spwp_bandb_pick what, const spwp_bandb_pick_args *a, uint64_t *bans, gc_run *g,
+                    uint64_t *picked, int64_t *last) {
         bool own;
         int r;
 
-        r = b->drv->gc_pick(b, what, edge, cutoff, &c->picked);
-        if (r < 0 || c->picked == 0)
+        *picked = 0;
+        *last = 0;
+        r = b->drv->gc_pick(b, what, a, picked, last);
+        if (r < 0 || *picked == 0)
                 return r;
+        g->chunks++;
         r = step_begin(b, &own);
         if (r == 0)
-                r = b->drv->gc_delete(b, bans != NULL, bans, &c->signals, &c->events);
+                r = b->drv->gc_delete(b, bans != NULL, bans, &g->signals, &g->events);
         return step_end(b, own, r);
 }
 
-/* Hard-delete soft-deleted bans beyond the newest max_records and older
- * than max_records_age, with the signals and event sequences they leave
- * behind, and signals without bans older than max_records_age. */
-static int gc_run(spwp_bandb *b, spw_usec_t now, gc_counts *c) {
-        spw_usec_t cutoff;
-        int r = 0;
+/* One chunk of one rule; updates g->more[rule]. */
+static int gc_rule(spwp_bandb *b, int rule, gc_run *g) {
+        spwp_bandb_pick_args a = { .limit = CHUNK_ROWS };
+        uint64_t picked = 0;
+        int64_t last = 0;
+        int r;
 
-        c->picked = CHUNK_ROWS;
-        if (b->keys.max_records > 0) {
-                int64_t edge = 0;
-                bool found = false;
+        switch (rule) {
+        case RULE_SIZE: {
+                /* the oldest history first: soft-deleted bans by age of id,
+                 * then signals without bans */
+                spwp_bandb_size now_size;
 
-                r = b->drv->select_int(b, SPWP_BANDB_Q_GC_EDGE, VALUES(v_int(b->keys.max_records)), &edge, &found,
-                                       "finding the oldest ban to keep");
-                for (c->picked = CHUNK_ROWS; r == 0 && found && edge > 0 && c->picked == CHUNK_ROWS && c->chunks > 0;
-                     c->chunks--)
-                        r = gc_step(b, SPWP_BANDB_PICK_COUNT, edge, 0, &c->by_count, c);
-        }
-        if (b->keys.max_records_age <= 0 || r < 0)
+                /* smaller chunks: no more than a few hundred rows too many */
+                a.limit = SIZE_CHUNK_ROWS;
+                a.edge = INT64_MAX;
+                r = gc_chunk(b, SPWP_BANDB_PICK_COUNT, &a, &g->by_size, g, &picked, &last);
+                if (r == 0 && picked == 0) {
+                        a.after = 0;
+                        a.before = INT64_MAX;
+                        r = gc_chunk(b, SPWP_BANDB_PICK_SIGNALS, &a, NULL, g, &picked, &last);
+                }
+                if (r < 0)
+                        return r;
+                if (picked == 0) {
+                        g->more[rule] = false;
+                        g->size_exhausted = true;
+                        return 0;
+                }
+                if (b->drv->size_estimated) {
+                        g->more[rule] = false;
+                        return 0;
+                }
+                r = b->drv->db_size(b, &now_size);
+                g->more[rule] = r == 0 && now_size.used > b->max_db_size;
                 return r;
-        cutoff = now - b->keys.max_records_age;
-        for (c->picked = CHUNK_ROWS; r == 0 && c->picked == CHUNK_ROWS && c->chunks > 0; c->chunks--)
-                r = gc_step(b, SPWP_BANDB_PICK_AGE, 0, cutoff, &c->by_age, c);
-        for (c->picked = CHUNK_ROWS; r == 0 && c->picked == CHUNK_ROWS && c->chunks > 0; c->chunks--)
-                r = gc_step(b, SPWP_BANDB_PICK_SIGNALS, 0, cutoff, NULL, c);
+        }
+        case RULE_COUNT:
+                a.edge = g->edge;
+                r = gc_chunk(b, SPWP_BANDB_PICK_COUNT, &a, &g->by_count, g, &picked, &last);
+                break;
+        case RULE_AGE:
+                a.cutoff = g->cutoff;
+                r = gc_chunk(b, SPWP_BANDB_PICK_AGE, &a, &g->by_age, g, &picked, &last);
+                break;
+        case RULE_SIGNALS:
+        default:
+                /* Signals below the cursor that never had a ban are gone:
+                 * signals gain no bans after their insert, and one whose
+                 * bans are collected goes with them. */
+                a.after = b->gc.sig_cursor;
+                a.before = g->sig_before;
+                r = gc_chunk(b, SPWP_BANDB_PICK_SIGNALS, &a, NULL, g, &picked, &last);
+                if (r < 0)
+                        return r;
+                if (picked == (uint64_t) CHUNK_ROWS)
+                        b->gc.sig_cursor = last;
+                else if (g->sig_before != INT64_MAX)
+                        b->gc.sig_cursor = g->sig_before - 1;
+                else if (last > b->gc.sig_cursor)
+                        b->gc.sig_cursor = last;
+                break;
+        }
+        g->more[rule] = r == 0 && picked == (uint64_t) CHUNK_ROWS;
         return r;
 }
 
-/* Every minute: garbage collection. */
-static int gc_tick(void *userdata, spw_usec_t now) {
-        spwp_bandb *b = userdata;
-        gc_counts c = { .chunks = MAX_CHUNKS };
-        bool got = false;
+static bool gc_more(const gc_run *g) {
+        for (int i = 0; i < _RULE_MAX; i++)
+                if (g->more[i])
+                        return true;
+        return false;
+}
+
+/* Return free space when much of the file is free: a quarter of the file
+ * (at least 16 MiB) is kept for reuse, all of it above max_db_size. */
+static int gc_reclaim(spwp_bandb *b, gc_run *g, bool now) {
+        spwp_bandb_size sz;
+        uint64_t keep, want;
+        bool own;
+        int r;
+
+        if (!b->drv->reclaim || !b->drv->db_size)
+                return 0;
+        r = b->drv->db_size(b, &sz);
+        if (r < 0)
+                return r;
+        keep = b->max_db_size > 0 && sz.file > b->max_db_size ? 0 : sz.file / 4;
+        if (keep > 0 && keep < (UINT64_C(16) << 20))
+                keep = UINT64_C(16) << 20;
+        if (sz.free <= keep)
+                return 0;
+        if (!now) {
+                g->reclaim_left = true;
+                return 0;
+        }
+        want = sz.free - keep < RECLAIM_STEP ? sz.free - keep : RECLAIM_STEP;
+        g->reclaim_left = sz.free - keep > RECLAIM_STEP;
+        r = step_begin(b, &own);
+        if (r == 0)
+                r = b->drv->reclaim(b, want, &g->reclaimed);
+        return step_end(b, own, r);
+}
+
+/* Hard-delete what the limits no longer keep: soft-deleted bans beyond the
+ * newest max_records, bans soft-deleted longer than max_records_age ago
+ * (with the signals and event sequences they leave behind), signals without
+ * bans older than max_records_age, and above max_db_size the oldest history.
+ * One chunk of each rule in turn, until nothing is left or the run's time
+ * budget is spent: every rule makes progress every run. */
+static int gc_run_rules(spwp_bandb *b, spw_usec_t now, gc_run *g) {
+        spw_usec_t start = mono_now();
         int r = 0;
 
+        if (b->max_db_size > 0) {
+                r = b->drv->db_size(b, &g->size);
+                g->more[RULE_SIZE] = r == 0 && g->size.used > b->max_db_size;
+        }
+        if (r == 0 && b->keys.max_records > 0) {
+                bool found = false;
+
+                r = b->drv->select_int(b, SPWP_BANDB_Q_GC_EDGE, VALUES(v_int(b->keys.max_records)), &g->edge, &found,
+                                       "finding the oldest ban to keep");
+                g->more[RULE_COUNT] = r == 0 && found && g->edge > 0;
+        }
+        if (r == 0 && b->keys.max_records_age > 0) {
+                bool found = false;
+
+                /* The cutoff only moves forward, so does the boundary: the
+                 * search starts at the last one found and reads the
+                 * signals stored since, not the backlog before it. */
+                int64_t from = b->gc.sig_cursor;
+
+                g->cutoff = now - b->keys.max_records_age;
+                if (g->cutoff >= b->gc.sig_boundary_cutoff && b->gc.sig_boundary - 1 > from)
+                        from = b->gc.sig_boundary - 1;
+                g->more[RULE_AGE] = true;
+                r = b->drv->select_int(b, SPWP_BANDB_Q_GC_SIG_BOUNDARY, VALUES(v_int(from), v_now(g->cutoff)),
+                                       &g->sig_before, &found, "finding the first signal younger than max_records_age");
+                if (r == 0 && found && g->cutoff >= b->gc.sig_boundary_cutoff) {
+                        b->gc.sig_boundary = g->sig_before;
+                        b->gc.sig_boundary_cutoff = g->cutoff;
+                }
+                if (!found)
+                        g->sig_before = INT64_MAX;
+                g->more[RULE_SIGNALS] = r == 0 && g->sig_before > b->gc.sig_cursor + 1;
+        }
+        /* the first round takes one chunk of every rule whatever the
+         * budget; after that the budget is checked before each chunk */
+        for (bool first = true; r == 0 && gc_more(g); first = false)
+                for (int rule = 0; r == 0 && rule < _RULE_MAX; rule++) {
+                        if (!g->more[rule])
+                                continue;
+                        if (!first && mono_now() - start >= b->gc.budget)
+                                goto out;
+                        r = gc_rule(b, rule, g);
+                }
+out:
+        /* space back to the file system when at least half of the budget
+         * is left (rows first; else the next run, a second later, does it) */
+        if (r == 0)
+                r = gc_reclaim(b, g, mono_now() - start < b->gc.budget / 2);
+        return r;
+}
+
+/* Falling behind: say so, with what waits and how fast it goes. The counts
+ * cost a scan of the backlog's index entries: at most every GC_WARN_EVERY. */
+static void gc_warn_behind(spwp_bandb *b, spw_usec_t now, const gc_run *g) {
+        char d1[32], d2[32], d3[32], d4[32], counts[320] = "";
+        int64_t over_count = -1, oldest = 0;
+        spwp_bandb_error keep = b->e;
+        spw_usec_t behind = now - b->gc.behind_since;
+        bool found = false;
+
+        /* cheap figures (index ends, not counts): the ids between the
+         * oldest ban and the edge, and the oldest deletion */
+        if (b->keys.max_records > 0 && g->edge > 0 &&
+            (b->drv->select_int(b, SPWP_BANDB_Q_GC_BACKLOG_COUNT, VALUES(v_int(g->edge)), &over_count, &found,
+                                "estimating the backlog") < 0 || !found))
+                over_count = -1;
+        if (b->keys.max_records_age > 0 &&
+            (b->drv->select_int(b, SPWP_BANDB_Q_GC_BACKLOG_AGE, NULL, 0, &oldest, &found,
+                                "estimating the backlog") < 0 || !found))
+                oldest = 0;
+        b->e = keep;
+        if (over_count > 0)
+                snprintf(counts, sizeof counts, "up to %" PRId64 " soft-deleted ban(s) beyond max_records %" PRId64,
+                         over_count, b->keys.max_records);
+        if (oldest > 0 && now / USEC_PER_SEC > oldest)
+                snprintf(counts + strlen(counts), sizeof counts - strlen(counts),
+                         "%sthe oldest soft-deleted ban was deleted %s ago (max_records_age %s)",
+                         counts[0] ? "; " : "", fmt_duration(d4, (now / USEC_PER_SEC - oldest) * USEC_PER_SEC),
+                         fmt_duration(d1, b->keys.max_records_age));
+        b->host->log(b->ctx, LOG_WARNING,
+                     "%s: garbage collection is falling behind: for %s every run left work undone; waiting: %s; "
+                     "it removed %" PRIu64 " row(s) in that time (%" PRIu64 "/s), running every second for up to "
+                     "gc_max_pause (%s) each; the database grows until it catches up: raise gc_max_pause, lower "
+                     "the signal rate or max_records, or move the database to faster storage",
+                     b->where, fmt_duration(d2, behind), counts[0] ? counts : "signals without bans",
+                     b->gc.removed_behind,
+                     behind >= USEC_PER_SEC ? b->gc.removed_behind / (uint64_t) (behind / USEC_PER_SEC) : 0,
+                     fmt_duration(d3, b->gc.max_pause_used));
+        b->gc.warned_at = now;
+        b->gc.warned = true;
+}
+
+static void gc_log_size(spwp_bandb *b, spw_usec_t now, const gc_run *g) {
+        char s1[32], s2[32];
+
+        if (b->gc.size_warned_at && now - b->gc.size_warned_at < GC_WARN_AFTER)
+                return;
+        b->gc.size_warned_at = now;
+        b->host->log(b->ctx, LOG_WARNING,
+                     "%s: max_db_size %s reached (the ban tables used %s): removed the oldest history first, "
+                     "%" PRIu64 " soft-deleted ban(s) and %" PRIu64 " signal(s) this run%s",
+                     b->where, fmt_size(s1, b->max_db_size), fmt_size(s2, g->size.used), g->by_size, g->signals,
+                     g->size_exhausted ? "; only active bans are left and they alone exceed it: they are never "
+                                         "removed, raise max_db_size or lower the ban durations"
+                                       : "");
+}
+
+static int gc_tick_run(spwp_bandb *b, spw_usec_t now);
+
+/* Every second: a garbage-collection run when one is due (see GC_TICK),
+ * timed whole: the worker stores nothing meanwhile. */
+static int gc_tick(void *userdata, spw_usec_t now) {
+        spwp_bandb *b = userdata;
+        spw_usec_t t0, took;
+        int r;
+
+        if (now < b->gc.next)
+                return 0;
+        t0 = mono_now();
+        r = gc_tick_run(b, now);
+        took = mono_now() - t0;
+        if (took > b->gc.longest_run) {
+                b->gc.longest_run = took;
+                spwp_bandb_status_u64(b, "gc_longest_pause_ms", (uint64_t) (took / USEC_PER_MSEC));
+        }
+        return r;
+}
+
+static int gc_tick_run(spwp_bandb *b, spw_usec_t now) {
+        gc_run g = { 0 };
+        uint64_t removed;
+        spw_usec_t t0, took;
+        bool got = false, behind;
+        char d1[32];
+        int r = 0;
+
+        b->gc.next = now + GC_INTERVAL;
+        if (b->gc.budget <= 0)
+                b->gc.budget = b->gc_max_pause / 4;
         if (ensure(b) < 0)
                 return timer_connect_error(b, "garbage collection failed", "will try again in a minute");
         memset(&b->e, 0, sizeof b->e);
@@ -729,23 +1071,65 @@ static int gc_tick(void *userdata, spw_usec_t now) {
                         return 0;
                 }
         }
+        t0 = mono_now();
         if (r == 0)
-                r = gc_run(b, now, &c);
+                r = gc_run_rules(b, now, &g);
+        took = mono_now() - t0;
         if (got)
                 b->drv->unlock(b, SPWP_BANDB_LOCK_GC);
 
-        if (c.by_count + c.by_age + c.signals + c.events > 0) {
-                b->n_collected += c.by_count + c.by_age;
-                b->host->log(b->ctx, LOG_INFO,
-                             "garbage collection removed %" PRIu64 " soft-deleted ban(s) (%" PRIu64
-                             " beyond max_records %" PRId64 ", %" PRIu64 " older than max_records_age), "
-                             "%" PRIu64 " signal(s), %" PRIu64 " event sequence(s)%s",
-                             c.by_count + c.by_age, c.by_count, b->keys.max_records, c.by_age, c.signals,
-                             c.events, c.chunks == 0 && c.picked == CHUNK_ROWS ? "; more left for the next run" : "");
+        b->gc.runs++;
+        removed = g.by_count + g.by_age + g.by_size + g.signals;
+        b->n_collected += g.by_count + g.by_age + g.by_size;
+        if (removed > 0)
                 spwp_bandb_status_u64(b, "collected", b->n_collected);
-        }
+        if (g.by_size > 0 || (b->max_db_size > 0 && g.size.used > b->max_db_size))
+                gc_log_size(b, now, &g);
+
         if (r < 0)
                 return timer_error(b, "garbage collection failed", "will try again in a minute");
+        behind = gc_more(&g);
+        if (behind) {
+                /* more often and more per run until it catches up */
+                if (!b->gc.behind_since) {
+                        b->gc.behind_since = now;
+                        b->gc.removed_behind = 0;
+                        b->gc.warned = false;
+                }
+                b->gc.removed_behind += removed;
+                b->gc.max_pause_used = b->gc_max_pause;
+                b->gc.budget = b->gc.budget * 2 < b->gc_max_pause ? b->gc.budget * 2 : b->gc_max_pause;
+                b->gc.next = now + GC_TICK;
+                spwp_bandb_status(b, "gc", "behind");
+                if (now - b->gc.behind_since >= GC_WARN_AFTER &&
+                    (!b->gc.warned_at || now - b->gc.warned_at >= GC_WARN_EVERY))
+                        gc_warn_behind(b, now, &g);
+                if (b->keys.debug)
+                        b->host->log(b->ctx, LOG_DEBUG, "garbage collection removed %" PRIu64 " row(s) in %s; "
+                                     "more left, next run in a second", removed, fmt_duration(d1, took));
+                return 0;
+        }
+        if (b->gc.behind_since) {
+                if (b->gc.warned)
+                        b->host->log(b->ctx, LOG_NOTICE,
+                                     "%s: garbage collection caught up after %s behind (%" PRIu64 " row(s) removed "
+                                     "meanwhile)", b->where, fmt_duration(d1, now - b->gc.behind_since),
+                                     b->gc.removed_behind + removed);
+                b->gc.behind_since = 0;
+                spwp_bandb_status(b, "gc", "caught up");
+        }
+        b->gc.budget = b->gc_max_pause / 4;
+        /* free space still to give back: the next step in a second */
+        if (g.reclaim_left)
+                b->gc.next = now + GC_TICK;
+
+        if (g.by_count + g.by_age + g.by_size + g.signals + g.events > 0)
+                b->host->log(b->ctx, LOG_INFO,
+                             "garbage collection removed %" PRIu64 " soft-deleted ban(s) (%" PRIu64
+                             " beyond max_records %" PRId64 ", %" PRIu64 " older than max_records_age, %" PRIu64
+                             " above max_db_size), %" PRIu64 " signal(s), %" PRIu64 " event sequence(s) in %s",
+                             g.by_count + g.by_age + g.by_size, g.by_count, b->keys.max_records, g.by_age, g.by_size,
+                             g.signals, g.events, fmt_duration(d1, took));
         return 0;
 }
 
@@ -760,8 +1144,10 @@ int spwp_bandb_start_autocommit(void *userdata) {
                         return r;
                 }
         }
-        if (b->keys.max_records > 0 || b->keys.max_records_age > 0) {
-                r = b->host->schedule(b->ctx, GC_INTERVAL, gc_tick, b);
+        if (b->keys.max_records > 0 || b->keys.max_records_age > 0 || b->max_db_size > 0) {
+                b->gc.next = b->host->now(b->ctx) + GC_INTERVAL;
+                b->gc.budget = b->gc_max_pause / 4;
+                r = b->host->schedule(b->ctx, GC_TICK, gc_tick, b);
                 if (r < 0) {
                         b->host->set_error(b->ctx, "%s: cannot schedule garbage collection: %s", b->where,
                                            strerror(-r));

@@ -17,11 +17,15 @@
  *     savepoint when there are several), the messages and the transient /
  *     permanent verdict;
  *   - read_at walking rows, delete_target/delete_all, and the timers:
- *     expiry every second, garbage collection every minute, each in chunks
- *     of CHUNK_ROWS rows that join the batch or commit on their own;
+ *     expiry every second; garbage collection a minute after a run that
+ *     finished, a second after one that did not, within a time budget
+ *     (gc_max_pause), one chunk of each rule in turn (max_records,
+ *     max_records_age, ban-less signals, max_db_size), giving free space
+ *     back where the driver can; chunks of CHUNK_ROWS rows join the batch
+ *     or commit on their own;
  *   - the config keys both take (type, flush, max_records, max_records_age,
- *     debug), the totals shown by `spillwayctl status`, the warnings at
- *     shutdown.
+ *     max_db_size, gc_max_pause, debug), the totals shown by `spillwayctl
+ *     status`, the warnings at shutdown and when collection falls behind.
  *
  * Statements are named by the core (SPWP_BANDB_Q_*) and their parameters
  * passed as typed values (spwp_bandb_value) in one logical order; each
@@ -60,12 +64,19 @@
           "0 = no limit" },                                                                             \
         { "max_records_age", SPW_CONFIG_DURATION, "720h", NULL,                                         \
           "remove soft-deleted bans older than this (and their signals), and signals without bans; "    \
-          "0 = no limit" }
+          "0 = no limit" },                                                                             \
+        { "max_db_size", SPW_CONFIG_STRING, "0", NULL,                                                  \
+          "storage limit like 500MB or 2GiB: above it the oldest history is removed first; "            \
+          "0 = no limit" },                                                                             \
+        { "gc_max_pause", SPW_CONFIG_DURATION, "200ms", NULL,                                           \
+          "the longest one garbage-collection run may hold the backend (inserts wait meanwhile); "      \
+          "when collection is behind it runs every second with up to this much work" }
 #define SPWP_BANDB_CONFIG_KEY_DEBUG \
         { "debug", SPW_CONFIG_BOOL, "false", NULL, "log every stored signal at debug level" }
 
-/* Background work: chunks of at most CHUNK_ROWS rows, at most MAX_CHUNKS
- * per timer run (the rest waits for the next run): inserts never wait long. */
+/* Background work: transactions of at most CHUNK_ROWS rows. Expiry does at
+ * most MAX_CHUNKS per run; garbage collection as many as its time budget
+ * (gc_max_pause) allows, one chunk per rule in turn. */
 #define SPWP_BANDB_CHUNK_ROWS 1000
 #define SPWP_BANDB_MAX_CHUNKS 10
 
@@ -91,6 +102,9 @@ typedef enum spwp_bandb_query {
         SPWP_BANDB_Q_EXPIRE_PROBE,      /* now: a row if anything is to expire */
         SPWP_BANDB_Q_EXPIRE,            /* now, limit */
         SPWP_BANDB_Q_GC_EDGE,           /* max_records: id of the newest ban not kept */
+        SPWP_BANDB_Q_GC_SIG_BOUNDARY,   /* after id, cutoff: the first signal after `after` stored at or after cutoff */
+        SPWP_BANDB_Q_GC_BACKLOG_COUNT,  /* edge: edge - the lowest ban id + 1 (the warning's estimate) */
+        SPWP_BANDB_Q_GC_BACKLOG_AGE,    /* the oldest deleted_at, in seconds since the epoch (the warning's) */
         _SPWP_BANDB_Q_MAX,
 } spwp_bandb_query;
 
@@ -188,10 +202,24 @@ typedef struct spwp_bandb_value {
 
 /* What the garbage collector picks (spwp_bandb_driver.gc_pick). */
 typedef enum spwp_bandb_pick {
-        SPWP_BANDB_PICK_COUNT,          /* soft-deleted bans with id <= edge */
+        SPWP_BANDB_PICK_COUNT,          /* soft-deleted bans with id <= edge, oldest id first */
         SPWP_BANDB_PICK_AGE,            /* bans soft-deleted before cutoff */
-        SPWP_BANDB_PICK_SIGNALS,        /* signals without bans stored before cutoff */
+        SPWP_BANDB_PICK_SIGNALS,        /* signals without bans with after < id < before, in id order */
 } spwp_bandb_pick;
+
+typedef struct spwp_bandb_pick_args {
+        int64_t edge;                   /* PICK_COUNT */
+        spw_usec_t cutoff;              /* PICK_AGE */
+        int64_t after, before;          /* PICK_SIGNALS */
+        int64_t limit;                  /* at most this many (<= SPWP_BANDB_CHUNK_ROWS) */
+} spwp_bandb_pick_args;
+
+/* Storage, as the driver measures it (db_size). */
+typedef struct spwp_bandb_size {
+        uint64_t used;                  /* bytes holding rows and indexes */
+        uint64_t free;                  /* bytes allocated but free for reuse */
+        uint64_t file;                  /* bytes on disk (used + free, plus what the database keeps aside) */
+} spwp_bandb_size;
 
 /* The named locks background work takes when many hosts share a database. */
 typedef enum spwp_bandb_lock {
@@ -212,6 +240,9 @@ typedef struct spwp_bandb_driver {
         /* Probe for expired bans even inside the batch (a consistent read
          * that takes no lock). */
         bool probe_in_batch;
+        /* db_size() gives estimates that lag behind deletions (InnoDB's
+         * statistics): above max_db_size, one chunk per run. */
+        bool size_estimated;
         /* Log the stored row id with each stored signal (debug). */
         bool log_row_id;
         /* The lost batch: "<before>N<after>; the batch will be inserted again". */
@@ -265,11 +296,18 @@ typedef struct spwp_bandb_driver {
         void (*col_time)(spwp_bandb *b, int col, spw_usec_t *ret);
         void (*read_end)(spwp_bandb *b, int how);
 
-        /* Garbage collection: pick up to SPWP_BANDB_CHUNK_ROWS rows
-         * (*picked), then, inside a transaction, remove them with the
-         * signals left without bans and their event sequences. */
-        int (*gc_pick)(spwp_bandb *b, spwp_bandb_pick what, int64_t edge, spw_usec_t cutoff, uint64_t *picked);
+        /* Garbage collection: pick up to a->limit rows (*picked; *last the
+         * highest id picked), then, inside a transaction, remove them with
+         * the signals left without bans and their event sequences. */
+        int (*gc_pick)(spwp_bandb *b, spwp_bandb_pick what, const spwp_bandb_pick_args *a, uint64_t *picked,
+                       int64_t *last);
         int (*gc_delete)(spwp_bandb *b, bool bans, uint64_t *n_bans, uint64_t *n_signals, uint64_t *n_events);
+        /* The storage the ban tables take (NULL: max_db_size is refused). */
+        int (*db_size)(spwp_bandb *b, spwp_bandb_size *ret);
+        /* Return up to max_bytes of free space to the file system (NULL:
+         * the database only reuses it); *returned adds the bytes given
+         * back. Runs inside a transaction. */
+        int (*reclaim)(spwp_bandb *b, uint64_t max_bytes, uint64_t *returned);
 
         /* Named locks for background work (NULL: one host per database). */
         int (*try_lock)(spwp_bandb *b, spwp_bandb_lock which, bool *got);
@@ -293,7 +331,31 @@ struct spwp_bandb {
 
         /* totals for `spillwayctl status` */
         uint64_t n_expired, n_collected;
+
+        /* storage limit (max_db_size, 0: none) and the GC's pacing */
+        uint64_t max_db_size;
+        spw_usec_t gc_max_pause;
+        struct {
+                spw_usec_t next;        /* the next run is due (host clock) */
+                spw_usec_t budget;      /* this run's time budget (monotonic) */
+                spw_usec_t behind_since; /* 0: caught up */
+                spw_usec_t warned_at;   /* the last "behind" warning */
+                spw_usec_t size_warned_at;
+                uint64_t removed_behind; /* rows removed since behind_since */
+                int64_t sig_cursor;     /* ban-less signals up to this id are collected */
+                int64_t sig_boundary;   /* the first signal younger than sig_boundary_cutoff */
+                spw_usec_t sig_boundary_cutoff;
+                spw_usec_t longest_run; /* the longest run (wall time): inserts waited this long */
+                spw_usec_t max_pause_used;
+                bool warned;            /* warned in this episode of falling behind */
+                uint64_t runs;
+        } gc;
 };
+
+/* "500MB", "2GiB", "1048576" (bytes), "0": a storage size. kB/MB/GB/TB are
+ * powers of 1000, KiB/MiB/GiB/TiB of 1024 (K, M, G, T alone: 1024). Returns
+ * 0, or -EINVAL/-ERANGE. */
+int spwp_bandb_parse_size(const char *s, uint64_t *ret);
 
 /* Allocate a driver's instance of `size` bytes (starting with a spwp_bandb)
  * and set its core up. Returns 0 or a negative errno (with the host's error
@@ -352,7 +414,8 @@ int spwp_bandb_delete_all(void *userdata, uint64_t *count);
         .col_time = op_col_time,                \
         .read_end = op_read_end,                \
         .gc_pick = op_gc_pick,                  \
-        .gc_delete = op_gc_delete
+        .gc_delete = op_gc_delete,              \
+        .db_size = op_db_size
 
 /* The descriptor members the core provides. */
 #define SPWP_BANDB_BACKEND_OPS                                  \

@@ -614,8 +614,10 @@ static void test_gc_by_count(void) {
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 10);
 
+        /* the timer ticks every second; a run is due a minute after the start */
         advance(&f, 59 * SEC);
-        CHECK_EQ(testhost_run_timers(f.host), 0);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 10);
         advance(&f, SEC);
         CHECK_EQ(testhost_run_timers(f.host), 1);
         CHECK_OK(plugin->flush(f.self));
@@ -703,7 +705,10 @@ static void test_gc_chunks(void) {
         char db[256];
 
         new_db(db, sizeof db);
-        CHECK_OK(fixture_open(&f, db, "flush", "false", "max_records", "10", "max_records_age", "0", NULL));
+        /* a budget that fits the whole backlog in one run (test_gc_pacing
+         * takes the small ones) */
+        CHECK_OK(fixture_open(&f, db, "flush", "false", "max_records", "10", "max_records_age", "0",
+                              "gc_max_pause", "40s", NULL));
         CHECK_OK(plugin->start_autocommit(f.self));
         fill_deleted(&f, 2510, "10.5.");
         advance(&f, 60 * SEC);
@@ -721,6 +726,151 @@ static void test_gc_chunks(void) {
         /* the newest 10: 9 soft-deleted and the pending one */
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 10);
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'pending'"), 1);
+        fixture_close(&f);
+}
+
+/* Collection keeps up in turns: with a budget that fits one round, each
+ * rule (count, age, ban-less signals) removes one chunk; the next run comes
+ * a second later, not a minute, and finishes. */
+static void test_gc_pacing(void) {
+        fixture f;
+        char db[256], ip[64];
+        uint64_t n;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, "flush", "false", "max_records", "10", "max_records_age", "1h",
+                              "gc_max_pause", "1ms", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        /* A: the lowest ids, soft-deleted last; B: soft-deleted first; then
+         * signals without bans */
+        for (int i = 0; i < 1500; i++) {
+                snprintf(ip, sizeof ip, "10.1.%d.%d", i / 250, i % 250);
+                CHECK_EQ(insert(&f, ip, "A", T0 + 10 * 3600 * SEC), SPW_INSERT_OK);
+        }
+        for (int i = 0; i < 1500; i++) {
+                snprintf(ip, sizeof ip, "10.2.%d.%d", i / 250, i % 250);
+                CHECK_EQ(insert(&f, ip, "B", T0 + 10 * 3600 * SEC), SPW_INSERT_OK);
+        }
+        for (int i = 0; i < 1500; i++)
+                CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal), .scenario = "bare" }),
+                         SPW_INSERT_OK);
+        CHECK_OK(plugin->flush(f.self));
+        for (int i = 0; i < 1500; i++) {
+                snprintf(ip, sizeof ip, "10.2.%d.%d", i / 250, i % 250);
+                CHECK_OK(plugin->delete_target(f.self, ip, &n));
+                CHECK_EQ(n, 1);
+        }
+        advance(&f, 2 * 3600 * SEC);
+        CHECK_OK(plugin->delete_all(f.self, &n));
+        CHECK_EQ(n, 1500);
+        CHECK_OK(plugin->flush(f.self));
+
+        testhost_clear_log(f.host);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_OK(plugin->flush(f.self));
+        /* one chunk of each rule */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'A'"), 500);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'B'"), 500);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE scenario = 'bare'"), 500);
+        CHECK_STREQ(testhost_status(f.host, "gc"), "behind");
+        CHECK(!strstr(testhost_log(f.host), "garbage collection removed"));
+        CHECK(testhost_status(f.host, "gc_longest_pause_ms"));
+
+        /* a second later, not a minute */
+        advance(&f, SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 0);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 0);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences"), 0);
+        CHECK_STREQ(testhost_status(f.host, "gc"), "caught up");
+        CHECK_CONTAINS(testhost_log(f.host), "garbage collection removed");
+        CHECK_STREQ(testhost_status(f.host, "collected"), "3000");
+
+        /* caught up: the next run is a minute later */
+        fill_deleted(&f, 20, "10.3.");
+        advance(&f, SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 20);
+        advance(&f, 59 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 10);
+        fixture_close(&f);
+}
+
+/* A short soak: a steady stream of signals for 20 minutes of the test's
+ * clock (8 bans of 30 s a second over 2,000 targets, so targets are banned
+ * again, and 2 signals without bans), expiry every second, small limits.
+ * After every collection the soft-deleted bans are within max_records and
+ * max_records_age, no signal without bans is older than max_records_age,
+ * nothing is left orphaned; the database's size levels off. */
+static void test_gc_soak(void) {
+        const int64_t max_records = 300;
+        const spw_usec_t age = 120 * SEC;
+        const int seconds = 20 * 60;
+        uint64_t size[64], n_sig = 0;
+        int runs = 0;
+        fixture f;
+        char db[256], ip[64], t[64];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, "flush", "true", "max_records", "300", "max_records_age", "2m",
+                              "gc_max_pause", "10s", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        for (int sec = 0; sec < seconds; sec++) {
+                spw_usec_t now = testhost_time(f.host);
+
+                for (int i = 0; i < 10; i++, n_sig++) {
+                        if (i < 8) {
+                                uint64_t k = (n_sig * 7919) % 2000;
+                                snprintf(ip, sizeof ip, "10.9.%d.%d", (int) (k / 250), (int) (k % 250));
+                                CHECK_EQ(insert(&f, ip, "soak", now + 30 * SEC), SPW_INSERT_OK);
+                        } else
+                                CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal),
+                                                                               .scenario = "soak-bare" }),
+                                         SPW_INSERT_OK);
+                }
+                CHECK_OK(plugin->flush(f.self));
+                advance(&f, SEC);
+                testhost_clear_log(f.host);
+                CHECK(testhost_run_timers(f.host) >= 1);
+                CHECK_OK(plugin->flush(f.self));
+                if (!strstr(testhost_log(f.host), "garbage collection removed"))
+                        continue;
+
+                /* a collection ran: every bound holds */
+                now = testhost_time(f.host);
+                fmt_time(t, now - age);
+                CHECK(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NOT NULL") <= max_records);
+                CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at < '%s'", t), 0);
+                CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences AS s WHERE created_at < '%s' AND NOT EXISTS"
+                                   " (SELECT 1 FROM ban_applications AS b WHERE b.signal_occurence_id = s.id)", t), 0);
+                CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences e WHERE NOT EXISTS"
+                                   " (SELECT 1 FROM signal_occurences s WHERE s.id = e.signal_occurence_id)"), 0);
+                CHECK(runs < 64);
+                size[runs] = S->db_bytes ? S->db_bytes(db) : 0;
+                runs++;
+        }
+        /* a run a minute */
+        CHECK(runs >= seconds / 60 - 1);
+        /* ban-less signals were collected: at most those of the last
+         * max_records_age and a minute remain */
+        CHECK(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE scenario = 'soak-bare'") <= 2 * (120 + 61));
+        CHECK(strtoull(testhost_status(f.host, "collected"), NULL, 10) > 5000);
+        if (S->db_bytes) {
+                uint64_t mid = 0, late = 0;
+
+                /* the limits hold from the fourth minute on: the second half
+                 * of the runs takes no more room than the runs before it */
+                for (int i = 3; i < runs / 2; i++)
+                        mid = size[i] > mid ? size[i] : mid;
+                for (int i = runs / 2; i < runs; i++)
+                        late = size[i] > late ? size[i] : late;
+                fprintf(stderr, "soak: %d collections, %" PRIu64 " signals, size %" PRIu64 " KiB at run 3, "
+                        "max %" PRIu64 " KiB in runs 3-%d, max %" PRIu64 " KiB after\n",
+                        runs, n_sig, size[3] >> 10, mid >> 10, runs / 2 - 1, late >> 10);
+                CHECK(late <= mid + mid / 10);
+        }
         fixture_close(&f);
 }
 
@@ -898,6 +1048,8 @@ void bandb_suite_run(const bandb_suite *suite) {
         BANDB_RUN(test_gc_by_count);
         BANDB_RUN(test_gc_by_age);
         BANDB_RUN(test_gc_chunks);
+        BANDB_RUN(test_gc_pacing);
+        BANDB_RUN(test_gc_soak);
         BANDB_RUN(test_ipv6);
         BANDB_RUN(test_insert_failure_keeps_batch);
         BANDB_RUN(test_multi_ban_signal);

@@ -63,6 +63,9 @@ typedef struct bandb_suite {
         /* What follows such a trigger's message in the plugin's errors. */
         const char *trigger_code;
 
+        /* The bytes the database takes on disk (NULL: not measured). */
+        uint64_t (*db_bytes)(const char *db);
+
         /* Another host holding the named lock of background work ("expire",
          * "gc"), or letting it go (NULL: one host per database). */
         void (*hold_lock)(const char *db, const char *what, bool hold);

@@ -811,6 +811,9 @@ static const struct {
         [SPWP_BANDB_Q_EXPIRE_PROBE] = { MYDB_SQL_EXPIRE_PROBE, 1, { 0 } },
         [SPWP_BANDB_Q_EXPIRE] = { MYDB_SQL_EXPIRE, 4, { 0, 0, 0, 1 } },
         [SPWP_BANDB_Q_GC_EDGE] = { MYDB_SQL_GC_COUNT_EDGE, 1, { 0 } },
+        [SPWP_BANDB_Q_GC_SIG_BOUNDARY] = { MYDB_SQL_GC_SIG_BOUNDARY, 2, { 0, 1 } },
+        [SPWP_BANDB_Q_GC_BACKLOG_COUNT] = { MYDB_SQL_GC_BACKLOG_COUNT, 1, { 0 } },
+        [SPWP_BANDB_Q_GC_BACKLOG_AGE] = { MYDB_SQL_GC_BACKLOG_AGE, 0, { 0 } },
 };
 
 /* The bound parameters and the values they point at (alive until execute). */
@@ -993,13 +996,14 @@ static void op_rollback_to(spwp_bandb *core) {
 static int op_read_start(spwp_bandb *core, spw_usec_t at) {
         mydb *b = mydb_of(core);
         MYSQL_STMT *st = b->st[MYDB_SQL_READ_AT];
-        MYSQL_BIND p[2];
+        MYSQL_BIND p[3];
         MYSQL_TIME at_tm;
 
         memset(p, 0, sizeof p);
         mydb_time_to_mysql(at, &at_tm);
         p_now(&p[0], &at_tm);
         p_now(&p[1], &at_tm);
+        p_now(&p[2], &at_tm);
         memset(&b->rb, 0, sizeof b->rb);
         read_buf_bind(&b->rb);
         if (mysql_stmt_bind_param(st, p) || mysql_stmt_execute(st) || mysql_stmt_bind_result(st, b->rb.res))
@@ -1147,17 +1151,20 @@ static int mydb_delete_ids(mydb *b, int which, const uint64_t *ids, size_t n, ui
 
 /* Pick up to CHUNK_ROWS bans (into pick_ban, their signals into pick_sig)
  * or ban-less signals (into pick_sig). */
-static int op_gc_pick(spwp_bandb *core, spwp_bandb_pick what, int64_t edge, spw_usec_t cutoff, uint64_t *picked) {
+static int op_gc_pick(spwp_bandb *core, spwp_bandb_pick what, const spwp_bandb_pick_args *a, uint64_t *picked,
+                      int64_t *last) {
         mydb *b = mydb_of(core);
         MYSQL_BIND p[3];
         MYSQL_TIME cutoff_tm;
-        int64_t limit = CHUNK_ROWS;
-        uint64_t edge_id = (uint64_t) edge;
+        int64_t limit = a->limit > CHUNK_ROWS ? CHUNK_ROWS : a->limit;
+        uint64_t edge_id = a->edge < 0 ? 0 : (uint64_t) a->edge, after = (uint64_t) a->after,
+                 before = (uint64_t) a->before;
         int r;
 
         memset(p, 0, sizeof p);
-        mydb_time_to_mysql(cutoff, &cutoff_tm);
+        mydb_time_to_mysql(a->cutoff, &cutoff_tm);
         b->n_picked = 0;
+        *last = 0;
         switch (what) {
         case SPWP_BANDB_PICK_COUNT:
                 p_u64(&p[0], &edge_id);
@@ -1173,15 +1180,33 @@ static int op_gc_pick(spwp_bandb *core, spwp_bandb_pick what, int64_t edge, spw_
                 break;
         case SPWP_BANDB_PICK_SIGNALS:
         default:
-                p_now(&p[0], &cutoff_tm);
-                p_now(&p[1], &cutoff_tm);
+                p_u64(&p[0], &after);
+                p_u64(&p[1], &before);
                 p_i64(&p[2], &limit);
                 r = mydb_select_ids(b, MYDB_SQL_GC_PICK_SIGNALS, p, b->pick_sig, NULL, CHUNK_ROWS, &b->n_picked,
                                     "picking signals without bans older than max_records_age");
+                /* in id order */
+                if (r == 0 && b->n_picked > 0)
+                        *last = (int64_t) b->pick_sig[b->n_picked - 1];
                 break;
         }
         *picked = b->n_picked;
         return r;
+}
+
+static int op_db_size(spwp_bandb *core, spwp_bandb_size *ret) {
+        mydb *b = mydb_of(core);
+        uint64_t used = 0, free_bytes = 0;
+        MYSQL_BIND none[1];
+        size_t n = 0;
+
+        memset(none, 0, sizeof none);
+        if (mydb_select_ids(b, MYDB_SQL_DB_SIZE, none, &used, &free_bytes, 1, &n, "measuring the tables") < 0)
+                return -1;
+        ret->used = used;
+        ret->free = free_bytes;
+        ret->file = used + free_bytes;
+        return 0;
 }
 
 /* Remove the picked bans (bans), then the signals left without bans and
@@ -1223,6 +1248,7 @@ static const spwp_bandb_driver mydb_driver = {
         .timer_doing = true,
         .probe_in_batch = true,
         .log_row_id = true,
+        .size_estimated = true,
         .lost_before = "the batch of ",
         .lost_after = " signal(s) was lost after an earlier error (logged with that call: lost connection, deadlock)",
         .lost_delete = "the connection was lost: the deletion may have been applied or not, run it again (the "

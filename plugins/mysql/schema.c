@@ -479,16 +479,25 @@ const char *const mydb_sql[_MYDB_SQL_MAX] = {
                 "UPDATE ban_applications FORCE INDEX (" MYDB_IP_TEXT_INDEX ")"
                 " SET deleted_at = ?, updated_at = ? WHERE ip_text = ? AND deleted_at IS NULL",
         [MYDB_SQL_DELETE_ALL] =
-                "UPDATE ban_applications SET deleted_at = ?, updated_at = ? WHERE deleted_at IS NULL",
+                "UPDATE ban_applications FORCE INDEX (idx_ban_applications_deleted_at_until)"
+                " SET deleted_at = ?, updated_at = ? WHERE deleted_at IS NULL",
 
         /* Active at ?: not (yet) deleted at ? and not expired. One row per
          * target: its newest ban (highest id), with the number of the
-         * target's bans active then. Newest first. */
+         * target's bans active then. Newest first. The rows come from two
+         * ranges of the (deleted_at, until) index: the active bans, and the
+         * bans deleted after ? (none when ? is now); history is never read,
+         * so the cost is that of the active bans (test-mysql checks the
+         * plan and the rows the server reads). */
         [MYDB_SQL_READ_AT] =
                 "SELECT b.measure_source, b.ip_text, b.reason, g.n, b.measure_type, b.target_cn,"
                 " b.target_as_name, b.target_as, s.events_count, b.until"
-                " FROM (SELECT MAX(id) AS id, COUNT(*) AS n FROM ban_applications"
-                "       WHERE (deleted_at IS NULL OR deleted_at > ?) AND until >= ?"
+                " FROM (SELECT MAX(id) AS id, COUNT(*) AS n FROM"
+                "        (SELECT id, ip_text FROM ban_applications FORCE INDEX (idx_ban_applications_deleted_at_until)"
+                "         WHERE deleted_at IS NULL AND until >= ?"
+                "         UNION ALL"
+                "         SELECT id, ip_text FROM ban_applications FORCE INDEX (idx_ban_applications_deleted_at_until)"
+                "         WHERE deleted_at > ? AND until >= ?) AS a"
                 "       GROUP BY ip_text) AS g"
                 " JOIN ban_applications AS b ON b.id = g.id"
                 " LEFT JOIN signal_occurences AS s ON s.id = b.signal_occurence_id"
@@ -511,13 +520,12 @@ const char *const mydb_sql[_MYDB_SQL_MAX] = {
                 " WHERE deleted_at IS NOT NULL AND id <= ? ORDER BY id LIMIT ?",
         [MYDB_SQL_GC_PICK_AGE] =
                 "SELECT id, signal_occurence_id FROM ban_applications WHERE deleted_at < ? ORDER BY deleted_at LIMIT ?",
-        /* Signals that never had a ban, stored before ?. The scan stops at
-         * the first young signal in id order (ids grow with time). */
+        /* Signals that never had a ban, between the core's cursor (all
+         * before it collected) and the first signal younger than
+         * max_records_age (ids grow with time). */
         [MYDB_SQL_GC_PICK_SIGNALS] =
                 "SELECT s.id FROM signal_occurences AS s"
-                " WHERE s.id < COALESCE((SELECT id FROM signal_occurences WHERE created_at >= ? ORDER BY id LIMIT 1),"
-                "                       4294967296)"
-                "   AND s.created_at < ?"
+                " WHERE s.id > ? AND s.id < ?"
                 "   AND NOT EXISTS (SELECT 1 FROM ban_applications AS b WHERE b.signal_occurence_id = s.id)"
                 " ORDER BY s.id LIMIT ?",
         [MYDB_SQL_GC_DELETE_BANS] =
@@ -531,6 +539,19 @@ const char *const mydb_sql[_MYDB_SQL_MAX] = {
                 " AND NOT EXISTS (SELECT 1 FROM signal_occurences AS s"
                 "                 WHERE s.id = event_sequences.signal_occurence_id)",
 
+        [MYDB_SQL_GC_SIG_BOUNDARY] =
+                "SELECT id FROM signal_occurences WHERE id > ? AND created_at >= ? ORDER BY id LIMIT 1",
+        /* the falling-behind warning's figures: index ends, no scan */
+        [MYDB_SQL_GC_BACKLOG_COUNT] = "SELECT CAST(? AS SIGNED) - MIN(id) + 1 FROM ban_applications",
+        [MYDB_SQL_GC_BACKLOG_AGE] =
+                "SELECT UNIX_TIMESTAMP(MIN(deleted_at)) FROM ban_applications WHERE deleted_at IS NOT NULL",
+        /* InnoDB's figures, refreshed with its statistics (not at every
+         * change): the size rule takes one chunk per run on them. */
+        [MYDB_SQL_DB_SIZE] =
+                "SELECT CAST(COALESCE(SUM(data_length + index_length), 0) AS UNSIGNED),"
+                " CAST(COALESCE(SUM(data_free), 0) AS UNSIGNED) FROM information_schema.TABLES"
+                " WHERE table_schema = DATABASE()"
+                "   AND table_name IN ('signal_occurences', 'event_sequences', 'ban_applications')",
         [MYDB_SQL_GET_LOCK] = "SELECT GET_LOCK(?, ?)",
         [MYDB_SQL_RELEASE_LOCK] = "SELECT RELEASE_LOCK(?)",
 };

@@ -82,16 +82,20 @@ enum {
         MYDB_SQL_UNDO_SIGNAL,
         MYDB_SQL_DELETE_TARGET,    /* now, now, ip_text */
         MYDB_SQL_DELETE_ALL,       /* now, now */
-        MYDB_SQL_READ_AT,          /* at, at */
+        MYDB_SQL_READ_AT,          /* at, at, at */
         MYDB_SQL_EXPIRE_PROBE,     /* now */
         MYDB_SQL_EXPIRE,           /* now, now, now, limit */
         MYDB_SQL_GC_COUNT_EDGE,    /* max_records: id of the newest ban not kept */
         MYDB_SQL_GC_PICK_COUNT,    /* edge id, limit -> (ban id, signal id) */
         MYDB_SQL_GC_PICK_AGE,      /* cutoff, limit -> (ban id, signal id) */
-        MYDB_SQL_GC_PICK_SIGNALS,  /* cutoff, cutoff, limit -> signal id (ban-less) */
+        MYDB_SQL_GC_PICK_SIGNALS,  /* after id, before id, limit -> signal id (ban-less) */
         MYDB_SQL_GC_DELETE_BANS,   /* MYDB_GC_IN ids */
         MYDB_SQL_GC_DELETE_SIGNALS,/* MYDB_GC_IN ids */
         MYDB_SQL_GC_DELETE_EVENTS, /* MYDB_GC_IN ids */
+        MYDB_SQL_GC_SIG_BOUNDARY,  /* after id, cutoff -> the first signal after it stored at or after cutoff */
+        MYDB_SQL_GC_BACKLOG_COUNT, /* edge -> ban ids from the lowest to it */
+        MYDB_SQL_GC_BACKLOG_AGE,   /* -> the oldest deleted_at, seconds since the epoch */
+        MYDB_SQL_DB_SIZE,          /* -> bytes used, bytes free (InnoDB's estimates) */
         MYDB_SQL_GET_LOCK,         /* name, timeout */
         MYDB_SQL_RELEASE_LOCK,     /* name */
         _MYDB_SQL_MAX,

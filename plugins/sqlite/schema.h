@@ -44,8 +44,9 @@ char *bandb_time_format(char buf[static BANDB_TIME_MAX], spw_usec_t t);
  * "-HH:MM", "+HHMM" or nothing (UTC). Returns 0 or -EINVAL. */
 int bandb_time_parse(const char *s, size_t n, spw_usec_t *ret);
 
-/* The connection settings every writer uses: WAL, synchronous, temp store
- * in memory, page cache. On failure returns the SQLite result code and
+/* The connection settings every writer uses: auto_vacuum INCREMENTAL (takes
+ * effect on a new file), WAL, synchronous, temp store in memory, page cache,
+ * the WAL file cut back to 64 MiB after checkpoints. On failure returns the SQLite result code and
  * leaves sqlite3_errmsg() describing it. */
 int bandb_apply_pragmas(sqlite3 *db, bool synchronous_full);
 
@@ -80,11 +81,18 @@ enum {
         BANDB_SQL_GC_COUNT_EDGE,  /* ?1 max_records: id of the newest ban not kept */
         BANDB_SQL_GC_PICK_COUNT,  /* ?1 edge id, ?2 limit */
         BANDB_SQL_GC_PICK_AGE,    /* ?1 cutoff, ?2 limit */
-        BANDB_SQL_GC_PICK_SIGNALS,/* ?1 cutoff, ?2 limit: ban-less signals */
+        BANDB_SQL_GC_PICK_SIGNALS,/* ?1 after id, ?2 before id, ?3 limit: ban-less signals */
         BANDB_SQL_GC_DELETE_BANS,
         BANDB_SQL_GC_ORPHANS,
         BANDB_SQL_GC_DELETE_SIGNALS,
         BANDB_SQL_GC_DELETE_EVENTS,
+        BANDB_SQL_GC_LAST_SIG,    /* the highest signal id picked */
+        BANDB_SQL_GC_SIG_BOUNDARY,/* ?1 after id, ?2 cutoff: the first signal after ?1 stored at or after ?2 */
+        BANDB_SQL_GC_BACKLOG_COUNT,/* ?1 edge: ban ids from the lowest to it */
+        BANDB_SQL_GC_BACKLOG_AGE, /* the oldest deleted_at, seconds since the epoch */
+        BANDB_SQL_PAGE_COUNT,
+        BANDB_SQL_FREELIST_COUNT,
+        BANDB_SQL_PAGE_SIZE,
         _BANDB_SQL_MAX,
 };
 
@@ -159,6 +167,14 @@ enum {
         BANDB_ROW_EVENTS_COUNT,
         BANDB_ROW_UNTIL,
 };
+
+/* The index expiry, DeleteAll, ReadAT and the GC by age are pinned to. */
+#define BANDB_DELETED_UNTIL_INDEX "idx_ban_applications_deleted_at_until"
+
+/* A database smaller than this that was created without auto_vacuum is
+ * converted (VACUUM) when the plugin opens it; larger ones are left to the
+ * operator (README.md). */
+#define BANDB_AUTO_VACUUM_CONVERT_MAX (UINT64_C(64) << 20)
 
 /* The index the soft-delete lookup is pinned to (INDEXED BY). */
 #define BANDB_IP_TEXT_INDEX "idx_ban_applications_ip_text_deleted_at"

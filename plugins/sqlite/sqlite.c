@@ -262,6 +262,9 @@ static const int bandb_stmt[_SPWP_BANDB_Q_MAX] = {
         [SPWP_BANDB_Q_EXPIRE_PROBE] = BANDB_SQL_EXPIRE_PROBE,
         [SPWP_BANDB_Q_EXPIRE] = BANDB_SQL_EXPIRE,
         [SPWP_BANDB_Q_GC_EDGE] = BANDB_SQL_GC_COUNT_EDGE,
+        [SPWP_BANDB_Q_GC_SIG_BOUNDARY] = BANDB_SQL_GC_SIG_BOUNDARY,
+        [SPWP_BANDB_Q_GC_BACKLOG_COUNT] = BANDB_SQL_GC_BACKLOG_COUNT,
+        [SPWP_BANDB_Q_GC_BACKLOG_AGE] = BANDB_SQL_GC_BACKLOG_AGE,
 };
 
 /* Bind v[i] to ?(i+1): the statements number their parameters in the
@@ -449,24 +452,87 @@ static void op_read_end(spwp_bandb *core, int how) {
 /* Pick into temp.bandb_gc_ban (bans) or temp.bandb_gc_sig (ban-less
  * signals): the pick writes only to temp tables, no write lock on the file
  * yet. */
-static int op_gc_pick(spwp_bandb *core, spwp_bandb_pick what, int64_t edge, spw_usec_t cutoff, uint64_t *picked) {
+static int op_gc_pick(spwp_bandb *core, spwp_bandb_pick what, const spwp_bandb_pick_args *a, uint64_t *picked,
+                      int64_t *last) {
         static const int pick[] = {
                 [SPWP_BANDB_PICK_COUNT] = BANDB_SQL_GC_PICK_COUNT,
                 [SPWP_BANDB_PICK_AGE] = BANDB_SQL_GC_PICK_AGE,
                 [SPWP_BANDB_PICK_SIGNALS] = BANDB_SQL_GC_PICK_SIGNALS,
         };
         bandb *b = bandb_of(core);
-        spwp_bandb_value v[2] = {
-                what == SPWP_BANDB_PICK_COUNT ? (spwp_bandb_value) { .kind = SPWP_BANDB_INT, .i = edge }
-                                              : (spwp_bandb_value) { .kind = SPWP_BANDB_NOW, .t = cutoff },
-                { .kind = SPWP_BANDB_INT, .i = SPWP_BANDB_CHUNK_ROWS },
-        };
+        spwp_bandb_value v[3];
+        size_t n = 2;
+        bool row = false;
+        int r;
+
+        switch (what) {
+        case SPWP_BANDB_PICK_COUNT:
+                v[0] = (spwp_bandb_value) { .kind = SPWP_BANDB_INT, .i = a->edge };
+                break;
+        case SPWP_BANDB_PICK_AGE:
+                v[0] = (spwp_bandb_value) { .kind = SPWP_BANDB_NOW, .t = a->cutoff };
+                break;
+        case SPWP_BANDB_PICK_SIGNALS:
+        default:
+                v[0] = (spwp_bandb_value) { .kind = SPWP_BANDB_INT, .i = a->after };
+                v[1] = (spwp_bandb_value) { .kind = SPWP_BANDB_INT, .i = a->before };
+                n = 3;
+                break;
+        }
+        v[n - 1] = (spwp_bandb_value) { .kind = SPWP_BANDB_INT, .i = a->limit };
 
         *picked = 0;
+        *last = 0;
         if (bandb_exec(b, BANDB_SQL_GC_CLEAR_BANS, "garbage collection") < 0 ||
             bandb_exec(b, BANDB_SQL_GC_CLEAR_SIGNALS, "garbage collection") < 0)
                 return -1;
-        return bandb_step(b, pick[what], v, 2, picked, NULL, NULL, "garbage collection");
+        r = bandb_step(b, pick[what], v, n, picked, NULL, NULL, "garbage collection");
+        if (r == 0 && what == SPWP_BANDB_PICK_SIGNALS && *picked > 0)
+                r = bandb_step(b, BANDB_SQL_GC_LAST_SIG, NULL, 0, NULL, last, &row, "garbage collection");
+        return r;
+}
+
+static int pragma_int(bandb *b, int which, int64_t *ret) {
+        bool row = false;
+
+        *ret = 0;
+        return bandb_step(b, which, NULL, 0, NULL, ret, &row, "measuring the database");
+}
+
+static int op_db_size(spwp_bandb *core, spwp_bandb_size *ret) {
+        bandb *b = bandb_of(core);
+        int64_t pages, free_pages, page_size;
+
+        if (pragma_int(b, BANDB_SQL_PAGE_COUNT, &pages) < 0 || pragma_int(b, BANDB_SQL_FREELIST_COUNT, &free_pages) < 0 ||
+            pragma_int(b, BANDB_SQL_PAGE_SIZE, &page_size) < 0)
+                return -1;
+        ret->file = (uint64_t) pages * (uint64_t) page_size;
+        ret->free = (uint64_t) free_pages * (uint64_t) page_size;
+        ret->used = ret->file - ret->free;
+        return 0;
+}
+
+/* PRAGMA incremental_vacuum(N): moves pages from the end of the file into
+ * free ones and truncates it (at the next checkpoint, in WAL mode). A file
+ * without auto_vacuum INCREMENTAL ignores it and only reuses free pages. */
+static int op_reclaim(spwp_bandb *core, uint64_t max_bytes, uint64_t *returned) {
+        bandb *b = bandb_of(core);
+        int64_t page_size, before, after;
+        char sql[64];
+        int rc;
+
+        if (pragma_int(b, BANDB_SQL_PAGE_SIZE, &page_size) < 0 || page_size <= 0 ||
+            pragma_int(b, BANDB_SQL_PAGE_COUNT, &before) < 0)
+                return -1;
+        snprintf(sql, sizeof sql, "PRAGMA incremental_vacuum(%" PRIu64 ")", max_bytes / (uint64_t) page_size + 1);
+        rc = sqlite3_exec(b->db, sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                return bandb_fail(b, rc, "returning free pages (incremental_vacuum)");
+        if (pragma_int(b, BANDB_SQL_PAGE_COUNT, &after) < 0)
+                return -1;
+        if (after < before)
+                *returned += (uint64_t) (before - after) * (uint64_t) page_size;
+        return 0;
 }
 
 static int op_gc_delete(spwp_bandb *core, bool bans, uint64_t *n_bans, uint64_t *n_signals, uint64_t *n_events) {
@@ -495,6 +561,7 @@ static const spwp_bandb_driver bandb_driver = {
         .lost_after = " signal(s) back after an earlier error (logged with that insert)",
         .lost_delete = "nothing deleted",
         SPWP_BANDB_DRIVER_OPS,
+        .reclaim = op_reclaim,
 };
 
 /* ------------------------------------------------------------ init */
@@ -560,6 +627,44 @@ static int bandb_count_tables(bandb *b) {
         return n;
 }
 
+/* A file made without auto_vacuum (by CrowdSec, or by Spillway before it set
+ * it) only reuses its free pages. Converting it is a VACUUM: a copy of the
+ * whole file, under an exclusive lock. Done here for small files; larger
+ * ones are left as they are, with the command to run in the log. */
+static void bandb_convert_auto_vacuum(bandb *b) {
+        sqlite3_stmt *st = NULL;
+        int64_t mode = -1, pages = 0, page_size = 0;
+        uint64_t size;
+        int rc;
+
+        if (sqlite3_prepare_v2(b->db, "SELECT * FROM pragma_auto_vacuum, pragma_page_count, pragma_page_size", -1, &st,
+                               NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW) {
+                mode = sqlite3_column_int64(st, 0);
+                pages = sqlite3_column_int64(st, 1);
+                page_size = sqlite3_column_int64(st, 2);
+        }
+        sqlite3_finalize(st);
+        if (mode != 0)
+                return;
+        size = (uint64_t) pages * (uint64_t) page_size;
+        if (size > BANDB_AUTO_VACUUM_CONVERT_MAX) {
+                spwp_bandb_log(&b->core, LOG_NOTICE,
+                               "%s: the file (%" PRIu64 " MiB) was created without auto_vacuum: free pages are reused "
+                               "but never given back to the file system; to let garbage collection shrink it, stop "
+                               "the daemon and run: sqlite3 %s 'PRAGMA auto_vacuum = INCREMENTAL; VACUUM' (needs "
+                               "as much free disk space as the file)", b->path, size >> 20, b->path);
+                return;
+        }
+        rc = sqlite3_exec(b->db, "PRAGMA auto_vacuum = INCREMENTAL; VACUUM", NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                spwp_bandb_log(&b->core, LOG_WARNING, "%s: cannot convert the file to auto_vacuum INCREMENTAL (%s); "
+                               "it keeps reusing its free pages only", b->path, sqlite3_errmsg(b->db));
+        else
+                spwp_bandb_log(&b->core, LOG_INFO, "%s: converted the file to auto_vacuum INCREMENTAL (%" PRIu64
+                               " KiB)", b->path, size >> 10);
+}
+
 static int bandb_open(bandb *b) {
         char err[512];
         int rc, from = 0, failed = 0, tables;
@@ -596,6 +701,8 @@ static int bandb_open(bandb *b) {
         if (rc != SQLITE_OK)
                 return bandb_open_error(b, rc, from == 0 ? "cannot create or upgrade the schema"
                                                          : "cannot upgrade the schema", err);
+
+        bandb_convert_auto_vacuum(b);
 
         rc = bandb_prepare(b->db, b->st, &failed);
         if (rc != SQLITE_OK) {

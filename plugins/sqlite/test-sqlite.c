@@ -211,13 +211,29 @@ static void suite_add_trigger(const char *path, const char *name, bool update, c
 }
 
 static const char *const suite_keys[] = {
-        "db_path", "type", "flush", "max_records", "max_records_age", "synchronous", "busy_timeout", "debug",
+        "db_path", "type", "flush", "max_records", "max_records_age", "max_db_size", "gc_max_pause", "synchronous",
+        "busy_timeout", "debug",
 };
 
 static const char *const suite_hidden[] = { "bandb_time_format", "bandb_sql", "bandb_migrate", NULL };
 
+/* The file and its WAL. */
+static uint64_t suite_db_bytes(const char *path) {
+        char wal[300];
+        struct stat st;
+        uint64_t n = 0;
+
+        if (stat(path, &st) == 0)
+                n += (uint64_t) st.st_size;
+        snprintf(wal, sizeof wal, "%s-wal", path);
+        if (stat(wal, &st) == 0)
+                n += (uint64_t) st.st_size;
+        return n;
+}
+
 static bandb_suite suite = {
         .name = "sqlite",
+        .db_bytes = suite_db_bytes,
         BANDB_SUITE_HOOKS,
         .new_db = new_path,
         .fmt_time = suite_fmt_time,
@@ -612,6 +628,32 @@ static void test_query_plans(void) {
         query_plan(db, bandb_sql[BANDB_SQL_GC_DELETE_SIGNALS], plan, sizeof plan);
         CHECK_CONTAINS(plan, "idx_ban_applications_signal_occurence_id (signal_occurence_id=?)");
         CHECK(!strstr(plan, "SCAN signal_occurences"));
+
+        /* ReadAT reads two ranges of the (deleted_at, until) index: the
+         * active bans, and the bans deleted after `at`; never the history */
+        query_plan(db, bandb_sql[BANDB_SQL_READ_AT], plan, sizeof plan);
+        CHECK_CONTAINS(plan, "SEARCH ban_applications USING INDEX " BANDB_DELETED_UNTIL_INDEX
+                             " (deleted_at=? AND until>?)");
+        CHECK_CONTAINS(plan, "SEARCH ban_applications USING INDEX " BANDB_DELETED_UNTIL_INDEX " (deleted_at>?)");
+        CHECK(!strstr(plan, "SCAN ban_applications"));
+        CHECK(!strstr(plan, "SCAN b "));
+        query_plan(db, bandb_sql[BANDB_SQL_DELETE_ALL], plan, sizeof plan);
+        CHECK_CONTAINS(plan, "SEARCH ban_applications USING INDEX " BANDB_DELETED_UNTIL_INDEX " (deleted_at=?)");
+        query_plan(db, bandb_sql[BANDB_SQL_EXPIRE], plan, sizeof plan);
+        CHECK_CONTAINS(plan, BANDB_DELETED_UNTIL_INDEX " (deleted_at=? AND until<?)");
+        CHECK(!strstr(plan, "SCAN ban_applications"));
+        /* the GC: by age through the index, signals between two ids */
+        query_plan(db, bandb_sql[BANDB_SQL_GC_PICK_AGE], plan, sizeof plan);
+        CHECK_CONTAINS(plan, BANDB_DELETED_UNTIL_INDEX " (deleted_at<?)");
+        query_plan(db, bandb_sql[BANDB_SQL_GC_BACKLOG_AGE], plan, sizeof plan);
+        CHECK_CONTAINS(plan, "(deleted_at>?)");         /* one end of an index */
+        CHECK(!strstr(plan, "SCAN"));
+        query_plan(db, bandb_sql[BANDB_SQL_GC_PICK_SIGNALS], plan, sizeof plan);
+        CHECK_CONTAINS(plan, "SEARCH s USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)");
+        query_plan(db, bandb_sql[BANDB_SQL_GC_SIG_BOUNDARY], plan, sizeof plan);
+        CHECK_CONTAINS(plan, "SEARCH signal_occurences USING INTEGER PRIMARY KEY (rowid>?)");
+        query_plan(db, bandb_sql[BANDB_SQL_GC_PICK_COUNT], plan, sizeof plan);
+        CHECK_CONTAINS(plan, "SEARCH ban_applications USING INTEGER PRIMARY KEY (rowid<?)");
         db_exec(db, "DROP INDEX idx_tempting");
         sqlite3_close(db);
         fixture_close(&f);
@@ -619,6 +661,238 @@ static void test_query_plans(void) {
 
 /* Set when a part could not run: main() exits 77 (meson's "skipped"). */
 static bool skipped_part;
+
+/* Rows of history written directly: n bans soft-deleted at `t` (ids from
+ * first), each with its signal and an event of `event_bytes` bytes. */
+static void bulk_history(const char *path, int64_t first, int64_t n, spw_usec_t t, int event_bytes) {
+        char sql[2048], ts[BANDB_TIME_MAX];
+        sqlite3 *db = db_open(path);
+
+        bandb_time_format(ts, t);
+        snprintf(sql, sizeof sql,
+                 "BEGIN;"
+                 "WITH RECURSIVE n(i) AS (SELECT %" PRId64 " UNION ALL SELECT i + 1 FROM n WHERE i < %" PRId64 ")"
+                 " INSERT INTO signal_occurences (id, created_at, updated_at, scenario, events_count)"
+                 " SELECT i, '%s', '%s', 'bulk', 1 FROM n;"
+                 "WITH RECURSIVE n(i) AS (SELECT %" PRId64 " UNION ALL SELECT i + 1 FROM n WHERE i < %" PRId64 ")"
+                 " INSERT INTO event_sequences (created_at, updated_at, signal_occurence_id, serialized)"
+                 " SELECT '%s', '%s', i, substr(hex(randomblob(%d)), 1, %d) FROM n;"
+                 "WITH RECURSIVE n(i) AS (SELECT %" PRId64 " UNION ALL SELECT i + 1 FROM n WHERE i < %" PRId64 ")"
+                 " INSERT INTO ban_applications (id, created_at, updated_at, deleted_at, until, ip_text, reason,"
+                 " signal_occurence_id) SELECT i, '%s', '%s', '%s', '%s', '10.' || i, 'bulk', i FROM n;"
+                 "COMMIT",
+                 first, first + n - 1, ts, ts, first, first + n - 1, ts, ts, event_bytes / 2 + 1, event_bytes,
+                 first, first + n - 1, ts, ts, ts, ts);
+        db_exec(db, sql);
+        sqlite3_close(db);
+}
+
+static int64_t used_bytes(const char *path) {
+        return q_int(path, "SELECT (page_count - freelist_count) * page_size"
+                           " FROM pragma_page_count, pragma_freelist_count, pragma_page_size");
+}
+
+static int64_t file_pages_bytes(const char *path) {
+        return q_int(path, "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size");
+}
+
+/* Run the due GC, then runs a second apart while it is behind. */
+static void gc_until_caught_up(fixture *f) {
+        for (int i = 0; i < 60; i++) {
+                const char *st;
+
+                CHECK_EQ(testhost_run_timers(f->host), 1);
+                CHECK_OK(plugin->flush(f->self));
+                st = testhost_status(f->host, "gc");
+                if (!st || strcmp(st, "behind") != 0)
+                        return;
+                advance(f, SEC);
+        }
+        CHECK(!"garbage collection did not catch up in 60 runs");
+}
+
+/* ReadAT costs what the active bans cost: the same number of SQLite VM
+ * steps with 100,000 rows of history as with none. */
+static void test_read_at_ignores_history(void) {
+        fixture f;
+        char path[256], ip[32], at[BANDB_TIME_MAX];
+        sqlite3 *db;
+        sqlite3_stmt *st;
+        int steps[2];
+
+        new_path(path, sizeof path);
+        CHECK_OK(fixture_open(&f, path, NULL));
+        for (int i = 0; i < 300; i++) {
+                snprintf(ip, sizeof ip, "10.0.%d.%d", i / 100, i % 100);
+                CHECK_EQ(insert(&f, ip, "active", T0 + 3600 * SEC), SPW_INSERT_OK);
+        }
+        CHECK_OK(plugin->flush(f.self));
+        for (int k = 0; k < 2; k++) {
+                int n_rows = 0;
+
+                if (k == 1)
+                        bulk_history(path, 1000000, 100000, T0 - 60 * SEC, 10);
+                db = db_open(path);
+                CHECK_EQ(sqlite3_prepare_v2(db, bandb_sql[BANDB_SQL_READ_AT], -1, &st, NULL), SQLITE_OK);
+                sqlite3_bind_text(st, 1, bandb_time_format(at, T0), -1, SQLITE_STATIC);
+                while (sqlite3_step(st) == SQLITE_ROW)
+                        n_rows++;
+                CHECK_EQ(n_rows, 300);
+                steps[k] = sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 0);
+                sqlite3_finalize(st);
+                sqlite3_close(db);
+        }
+        fprintf(stderr, "read_at: %d VM steps without history, %d with 100,000 rows of it\n", steps[0], steps[1]);
+        CHECK(steps[1] <= steps[0] + steps[0] / 10);
+        fixture_close(&f);
+}
+
+/* Collection that cannot keep up says so, with what waits, at most every
+ * five minutes, and says when it caught up. */
+static void test_gc_falls_behind(void) {
+        fixture f;
+        char path[256];
+        const char *log;
+        int runs = 0;
+
+        new_path(path, sizeof path);
+        CHECK_OK(fixture_open(&f, path, NULL));
+        fixture_close(&f);
+        bulk_history(path, 1, 70000, T0, 10);
+        CHECK_OK(fixture_open(&f, path, "flush", "false", "max_records", "10", "max_records_age", "0",
+                              "gc_max_pause", "1ms", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        advance(&f, 60 * SEC);
+        do {
+                CHECK_EQ(testhost_run_timers(f.host), 1);
+                runs++;
+                advance(&f, SEC);
+        } while (strcmp(testhost_status(f.host, "gc") ? testhost_status(f.host, "gc") : "", "caught up") != 0 &&
+                 runs < 200);
+        log = testhost_log(f.host);
+        /* one chunk of 1,000 a run: 70 runs, a second apart */
+        CHECK(runs >= 69 && runs <= 71);
+        CHECK_EQ(q_int(path, "SELECT COUNT(*) FROM ban_applications"), 10);
+        CHECK_CONTAINS(log, "garbage collection is falling behind: for 1m00s every run left work undone; waiting: "
+                            "up to 8990 soft-deleted ban(s)");
+        CHECK_CONTAINS(log, "soft-deleted ban(s) beyond max_records 10");
+        CHECK_CONTAINS(log, "raise gc_max_pause");
+        /* once: rate-limited */
+        CHECK(!strstr(strstr(log, "falling behind") + 1, "falling behind"));
+        CHECK_CONTAINS(log, "garbage collection caught up after 1m");
+        fixture_close(&f);
+}
+
+/* max_db_size: above it the oldest history goes first, the journal says
+ * so, the file gives the space back; active bans stay. */
+static void test_max_db_size(void) {
+        fixture f;
+        char path[256], ip[32];
+        int64_t before, left;
+
+        new_path(path, sizeof path);
+        CHECK_OK(fixture_open(&f, path, NULL));
+        fixture_close(&f);
+        bulk_history(path, 1, 8000, T0 - 3600 * SEC, 2000);      /* ~20 MiB */
+        before = used_bytes(path);
+        CHECK(before > 12 * 1000 * 1000);
+        CHECK_OK(fixture_open(&f, path, "flush", "false", "max_records", "0", "max_records_age", "0",
+                              "max_db_size", "6MB", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        for (int i = 0; i < 20; i++) {
+                snprintf(ip, sizeof ip, "192.0.2.%d", i);
+                CHECK_EQ(insert(&f, ip, "active", T0 + 3600 * SEC), SPW_INSERT_OK);
+        }
+        CHECK_OK(plugin->flush(f.self));
+        advance(&f, 60 * SEC);
+        gc_until_caught_up(&f);
+        left = q_int(path, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'bulk'");
+        fprintf(stderr, "max_db_size 6MB: used %" PRId64 " -> %" PRId64 " bytes, file %" PRId64 " bytes, %" PRId64
+                " of 8000 old bans left\n", before, used_bytes(path), file_pages_bytes(path), left);
+        CHECK(used_bytes(path) <= 6 * 1000 * 1000);
+        /* in chunks of 250 bans (1.1 MB here): no more than a chunk too many */
+        CHECK(left > 0 && left < 8000);
+        CHECK(used_bytes(path) > 6 * 1000 * 1000 - 1300 * 1000);
+        /* the oldest first: what is left is the newest, without a gap */
+        CHECK_EQ(q_int(path, "SELECT MIN(id) FROM ban_applications WHERE reason = 'bulk'"), 8000 - left + 1);
+        CHECK_EQ(q_int(path, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'active'"), 20);
+        CHECK_EQ(q_int(path, "SELECT COUNT(*) FROM signal_occurences s WHERE NOT EXISTS"
+                             " (SELECT 1 FROM ban_applications b WHERE b.signal_occurence_id = s.id)"), 0);
+        CHECK_CONTAINS(testhost_log(f.host), "max_db_size 5.7 MiB reached");
+        CHECK_CONTAINS(testhost_log(f.host), "removed the oldest history first");
+        /* the file gives the space back (incremental_vacuum), 8 MiB a
+         * second */
+        for (int i = 0; i < 10 && file_pages_bytes(path) > 7 * 1000 * 1000; i++) {
+                advance(&f, SEC);
+                CHECK_EQ(testhost_run_timers(f.host), 1);
+        }
+        CHECK(file_pages_bytes(path) <= 7 * 1000 * 1000);
+        fixture_close(&f);
+
+        /* only active bans above the limit: they stay, and the journal says so */
+        new_path(path, sizeof path);
+        CHECK_OK(fixture_open(&f, path, "flush", "false", "max_records", "0", "max_records_age", "0",
+                              "max_db_size", "1MiB", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        for (int i = 0; i < 4000; i++) {
+                snprintf(ip, sizeof ip, "10.%d.%d.%d", i / 62500, i / 250 % 250, i % 250);
+                CHECK_EQ(insert(&f, ip, "active", T0 + 3600 * SEC), SPW_INSERT_OK);
+        }
+        CHECK_OK(plugin->flush(f.self));
+        CHECK(used_bytes(path) > 1 << 20);
+        advance(&f, 60 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_EQ(q_int(path, "SELECT COUNT(*) FROM ban_applications"), 4000);
+        CHECK_CONTAINS(testhost_log(f.host), "only active bans are left and they alone exceed it");
+        fixture_close(&f);
+}
+
+/* New files use auto_vacuum INCREMENTAL; small older files are converted
+ * when opened; after the limits are lowered the GC returns free pages in
+ * bounded steps, keeping a quarter of the file (16 MiB at least) for reuse. */
+static void test_auto_vacuum(void) {
+        fixture f;
+        char path[256];
+        int64_t file0, file1;
+        sqlite3 *db;
+
+        new_path(path, sizeof path);
+        CHECK_OK(fixture_open(&f, path, NULL));
+        fixture_close(&f);
+        CHECK_EQ(q_int(path, "PRAGMA auto_vacuum"), 2);
+
+        db = db_open(path);
+        db_exec(db, "PRAGMA auto_vacuum = NONE; VACUUM");
+        sqlite3_close(db);
+        CHECK_EQ(q_int(path, "PRAGMA auto_vacuum"), 0);
+        CHECK_OK(fixture_open(&f, path, NULL));
+        CHECK_CONTAINS(testhost_log(f.host), "converted the file to auto_vacuum INCREMENTAL");
+        fixture_close(&f);
+        CHECK_EQ(q_int(path, "PRAGMA auto_vacuum"), 2);
+
+        /* 24 MB of history; then max_records 10 */
+        bulk_history(path, 1, 10000, T0 - 3600 * SEC, 2400);
+        file0 = file_pages_bytes(path);
+        CHECK_OK(fixture_open(&f, path, "flush", "false", "max_records", "10", "max_records_age", "0", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        advance(&f, 60 * SEC);
+        gc_until_caught_up(&f);
+        file1 = file_pages_bytes(path);
+        fprintf(stderr, "auto_vacuum: file %" PRId64 " -> %" PRId64 " bytes after collecting all but 10 bans\n",
+                file0, file1);
+        CHECK_EQ(q_int(path, "SELECT COUNT(*) FROM ban_applications"), 10);
+        /* 8 MiB a second (in runs that have half their budget left) until
+         * 16 MiB of free pages are left for reuse */
+        for (int i = 0; i < 10; i++) {
+                advance(&f, SEC);
+                CHECK_EQ(testhost_run_timers(f.host), 1);
+        }
+        file1 = file_pages_bytes(path);
+        fprintf(stderr, "auto_vacuum: file %" PRId64 " bytes 10 s later\n", file1);
+        CHECK(file1 >= 16 << 20);
+        CHECK(file1 <= 18 << 20);
+        fixture_close(&f);
+}
 
 static void test_sqlite3_cli(void) {
         const char *cli = getenv("SQLITE3_CLI");
@@ -665,6 +939,13 @@ static void test_config(void) {
                 { "type", "postgres", "config key type: expected sqlite" },
                 { "type", "mysql", "served by the mysql backend" },
                 { "db_path", "", "config key db_path: expected a file path" },
+                { "max_db_size", "500XB", "config key max_db_size: expected a size like 500MB or 2GiB, or 0" },
+                { "max_db_size", "-1", "config key max_db_size: expected a size" },
+                { "max_db_size", "99999999999999999999", "config key max_db_size: expected a size" },
+                { "max_db_size", "64kB", "config key max_db_size: expected 0 or at least 1MiB" },
+                { "gc_max_pause", "0", "config key gc_max_pause: expected a duration from 1ms to 1m" },
+                { "gc_max_pause", "2m", "config key gc_max_pause: expected a duration from 1ms to 1m" },
+                { "gc_max_pause", "soon", "config key gc_max_pause" },
         };
         fixture f;
         char path[256];
@@ -683,7 +964,7 @@ static void test_config(void) {
         new_path(path, sizeof path);
         CHECK_OK(fixture_open(&f, path, "type", "sqlite", "flush", "true", "max_records", "10000",
                               "max_records_age", "720h", "debug", "false", "synchronous", "FULL",
-                              "busy_timeout", "1m30s", NULL));
+                              "busy_timeout", "1m30s", "max_db_size", "500MB", "gc_max_pause", "50ms", NULL));
         CHECK_STREQ(testhost_status(f.host, "synchronous"), "full");
         fixture_close(&f);
 
@@ -818,6 +1099,10 @@ int main(int argc, char **argv) {
         BANDB_RUN(test_busy_is_retry);
         BANDB_RUN(test_flush_failure_rolls_back);
         BANDB_RUN(test_query_plans);
+        BANDB_RUN(test_read_at_ignores_history);
+        BANDB_RUN(test_gc_falls_behind);
+        BANDB_RUN(test_max_db_size);
+        BANDB_RUN(test_auto_vacuum);
         BANDB_RUN(test_sqlite3_cli);
         BANDB_RUN(test_missing_directory);
         BANDB_RUN(test_unwritable_directory);

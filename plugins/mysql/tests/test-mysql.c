@@ -198,7 +198,7 @@ static void suite_hold_lock(const char *db, const char *what, bool hold) {
 static const char *const suite_keys[] = {
         "db_host", "db_port", "db_socket", "db_username", "db_password", "db_name", "tls", "tls_ca",
         "connect_timeout", "query_timeout", "lock_wait_timeout", "type", "db_path", "flush", "max_records",
-        "max_records_age", "debug",
+        "max_records_age", "max_db_size", "gc_max_pause", "debug",
 };
 
 static const char *const suite_hidden[] = { "mydb_migrate", "mydb_sql", "mydb_time_to_mysql", NULL };
@@ -1071,6 +1071,163 @@ static const char *explain_key(char *buf, size_t size, const char *db, const cha
         return explain_column(buf, size, db, sql, "key");
 }
 
+/* Every row of EXPLAIN as "table:type:key;". */
+static const char *explain_all(char *buf, size_t size, const char *db, const char *sql) {
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+        MYSQL_FIELD *fields;
+        unsigned c_table = 0, c_type = 0, c_key = 0, n;
+        char q[8192];
+
+        buf[0] = 0;
+        snprintf(q, sizeof q, "EXPLAIN %s", sql);
+        CHECK_EQ(mysql_select_db(root, db), 0);
+        if (mysql_query(root, q) != 0) {
+                fprintf(stderr, "EXPLAIN failed: %s\n%s\n", mysql_error(root), q);
+                abort();
+        }
+        res = mysql_store_result(root);
+        CHECK(res);
+        n = mysql_num_fields(res);
+        fields = mysql_fetch_fields(res);
+        for (unsigned i = 0; i < n; i++) {
+                if (strcmp(fields[i].name, "table") == 0)
+                        c_table = i;
+                if (strcmp(fields[i].name, "type") == 0)
+                        c_type = i;
+                if (strcmp(fields[i].name, "key") == 0)
+                        c_key = i;
+        }
+        while ((row = mysql_fetch_row(res)))
+                snprintf(buf + strlen(buf), size - strlen(buf), "%s:%s:%s;", row[c_table] ? row[c_table] : "",
+                         row[c_type] ? row[c_type] : "", row[c_key] ? row[c_key] : "");
+        mysql_free_result(res);
+        return buf;
+}
+
+/* The rows the server read for a statement (Handler_read_* of the session). */
+static int64_t handler_reads(const char *db, const char *sql) {
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+        int64_t n = 0;
+
+        CHECK_EQ(mysql_select_db(root, db), 0);
+        CHECK_EQ(mysql_query(root, "FLUSH STATUS"), 0);
+        CHECK_EQ(mysql_query(root, sql), 0);
+        res = mysql_store_result(root);
+        if (res)
+                mysql_free_result(res);
+        CHECK_EQ(mysql_query(root, "SHOW SESSION STATUS LIKE 'Handler_read%'"), 0);
+        res = mysql_store_result(root);
+        CHECK(res);
+        while ((row = mysql_fetch_row(res)))
+                if (strcmp(row[0], "Handler_read_key") == 0 || strcmp(row[0], "Handler_read_next") == 0 ||
+                    strcmp(row[0], "Handler_read_rnd_next") == 0 || strcmp(row[0], "Handler_read_prev") == 0)
+                        n += strtoll(row[1], NULL, 10);
+        mysql_free_result(res);
+        return n;
+}
+
+/* ReadAT reads the active bans only: its plan goes through the (deleted_at,
+ * until) index, and the rows the server reads are the same with 100,000
+ * rows of history as with none. */
+static void test_read_at_ignores_history(void) {
+        fixture f;
+        char db[64], plan[2048], sql[4096], at[64];
+        const char *p;
+        int64_t reads[2];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        for (int i = 0; i < 300; i++) {
+                char ip[32];
+                snprintf(ip, sizeof ip, "10.0.%d.%d", i / 100, i % 100);
+                CHECK_EQ(insert(&f, ip, "active", T0 + 3600 * SEC), SPW_INSERT_OK);
+        }
+        CHECK_OK(plugin->flush(f.self));
+        fmt_time(at, T0);
+        /* the statement with its placeholders filled in */
+        {
+                const char *src = mydb_sql[MYDB_SQL_READ_AT];
+                size_t o = 0;
+
+                for (; *src && o < sizeof sql - 70; src++) {
+                        if (*src == '?')
+                                o += (size_t) snprintf(sql + o, sizeof sql - o, "'%s'", at);
+                        else
+                                sql[o++] = *src;
+                }
+                sql[o] = 0;
+        }
+        for (int k = 0; k < 2; k++) {
+                if (k == 1) {
+                        snprintf(plan, sizeof plan,
+                                 "INSERT INTO ban_applications (created_at, updated_at, deleted_at, until, ip_text, reason)"
+                                 " SELECT '%s', '%s', '%s', '%s', CONCAT('10.', seq), 'bulk' FROM seq_1_to_100000",
+                                 at, at, at, at);
+                        db_exec(db, "%s", plan);
+                        db_exec(db, "ANALYZE TABLE ban_applications");
+                }
+                reads[k] = handler_reads(db, sql);
+        }
+        fprintf(stderr, "read_at: the server read %" PRId64 " rows without history, %" PRId64
+                " with 100,000 rows of it\n", reads[0], reads[1]);
+        CHECK(reads[1] <= reads[0] + reads[0] / 10);
+        explain_all(plan, sizeof plan, db, sql);
+        fprintf(stderr, "read_at plan: %s\n", plan);
+        p = strstr(plan, "ban_applications:range:idx_ban_applications_deleted_at_until;");
+        CHECK(p);
+        CHECK(strstr(p + 1, "ban_applications:range:idx_ban_applications_deleted_at_until;"));
+        for (p = plan; (p = strstr(p, "ban_applications:")); p++)
+                CHECK(strncmp(p, "ban_applications:ALL", 20) != 0 && strncmp(p, "ban_applications:index", 22) != 0);
+        CHECK_CONTAINS(plan, "b:eq_ref:PRIMARY");
+        fixture_close(&f);
+}
+
+/* max_db_size on InnoDB's figures: above it the oldest history goes first
+ * (one chunk of 250 a run, the figures lagging behind), the journal says
+ * so, active bans stay. */
+static void test_max_db_size(void) {
+        fixture f;
+        char db[64], t[64], ip[32];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        fixture_close(&f);
+        fmt_time(t, T0 - 3600 * SEC);
+        db_exec(db, "INSERT INTO signal_occurences (id, created_at, updated_at, scenario)"
+                    " SELECT seq, '%s', '%s', 'bulk' FROM seq_1_to_3000", t, t);
+        db_exec(db, "INSERT INTO event_sequences (created_at, updated_at, signal_occurence_id, serialized)"
+                    " SELECT '%s', '%s', seq, REPEAT('x', 2000) FROM seq_1_to_3000", t, t);
+        db_exec(db, "INSERT INTO ban_applications (id, created_at, updated_at, deleted_at, until, ip_text, reason,"
+                    " signal_occurence_id) SELECT seq, '%s', '%s', '%s', '%s', CONCAT('10.', seq), 'bulk', seq"
+                    " FROM seq_1_to_3000", t, t, t, t);
+        db_exec(db, "ANALYZE TABLE ban_applications, signal_occurences, event_sequences");
+        CHECK(q_int(db, "SELECT SUM(data_length + index_length) FROM information_schema.TABLES"
+                        " WHERE table_schema = DATABASE()") > 2 << 20);
+
+        CHECK_OK(fixture_open(&f, db, "flush", "false", "max_records", "0", "max_records_age", "0",
+                              "max_db_size", "1MiB", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        for (int i = 0; i < 5; i++) {
+                snprintf(ip, sizeof ip, "192.0.2.%d", i);
+                CHECK_EQ(insert(&f, ip, "active", T0 + 3600 * SEC), SPW_INSERT_OK);
+        }
+        CHECK_OK(plugin->flush(f.self));
+        advance(&f, 60 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_OK(plugin->flush(f.self));
+        /* the oldest 250 went, and only they */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'bulk'"), 2750);
+        CHECK_EQ(q_int(db, "SELECT MIN(id) FROM ban_applications WHERE reason = 'bulk'"), 251);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE id <= 250"), 0);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences WHERE signal_occurence_id <= 250"), 0);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'active'"), 5);
+        CHECK_CONTAINS(testhost_log(f.host), "max_db_size 1.0 MiB reached");
+        CHECK_CONTAINS(testhost_log(f.host), "removed the oldest history first, 250 soft-deleted ban(s)");
+        fixture_close(&f);
+}
+
 /* The soft-delete lookup must go through the (ip_text, deleted_at) index,
  * never through a deleted_at index (which would scan every active ban). */
 static void test_query_plans(void) {
@@ -1246,6 +1403,8 @@ int main(int argc, char **argv) {
         BANDB_RUN(test_deadlock_loses_batch);
         BANDB_RUN(test_timer_errors);
         BANDB_RUN(test_query_plans);
+        BANDB_RUN(test_read_at_ignores_history);
+        BANDB_RUN(test_max_db_size);
         BANDB_RUN(test_connection_killed);
         BANDB_RUN(test_two_hosts);
         BANDB_RUN(test_busy_hosts);
