@@ -251,7 +251,7 @@ static spwp_bandb_value v_int(int64_t i) {
  * its row exists (0 before). */
 static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, uint64_t *id) {
         const spwp_bandb_driver *d = b->drv;
-        const spw_source *src = sig->has_source ? &sig->source : NULL;
+        const spw_source *src = sig->source;
         spwp_bandb_value v[_SPWP_BANDB_SIG_MAX];
         uint64_t first_ban = 0;
         const char *doing = "soft-deleting the targets' older active bans";
@@ -286,7 +286,7 @@ static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, ui
         *id = d->last_id(b, SPWP_BANDB_Q_INSERT_SIGNAL);
 
         for (size_t i = 0; i < sig->n_events; i++) {
-                const spw_event *ev = &sig->events[i];
+                const spw_event *ev = spw_signal_event(sig, i);
 
                 v[SPWP_BANDB_EVENT_NOW] = v_now(now);
                 v[SPWP_BANDB_EVENT_TIME] = (spwp_bandb_value) { .kind = SPWP_BANDB_TIME, .t = ev->time };
@@ -299,7 +299,7 @@ static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, ui
         }
 
         for (size_t i = 0; i < sig->n_bans; i++) {
-                const spw_ban *ban = &sig->bans[i];
+                const spw_ban *ban = spw_signal_ban(sig, i);
 
                 v[SPWP_BANDB_BAN_NOW] = v_now(now);
                 v[SPWP_BANDB_BAN_MEASURE_SOURCE] = v_str(ban->measure_source);
@@ -330,7 +330,7 @@ static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, ui
                 return -1;
         for (size_t i = 0; i < sig->n_bans; i++) {
                 if (d->run(b, SPWP_BANDB_Q_SUPERSEDE,
-                           VALUES(v_now(now), v_str(sig->bans[i].ip_text), v_id(first_ban)), NULL, doing) < 0) {
+                           VALUES(v_now(now), v_str(spw_signal_ban(sig, i)->ip_text), v_id(first_ban)), NULL, doing) < 0) {
                         if (sig->n_bans > 1)
                                 d->rollback_to(b);
                         return -1;
@@ -368,7 +368,7 @@ static void undo(spwp_bandb *b, uint64_t id) {
 static int reject(spwp_bandb *b, const spw_signal *sig, const char *why) {
         b->host->set_error(b->ctx, "%s: signal %" PRIu64 " (scenario %s) %s; signal rejected",
                            b->where, sig->id, scenario(sig), why);
-        return SPW_INSERT_REJECT;
+        return -EINVAL;
 }
 
 int spwp_bandb_insert(void *userdata, const spw_signal *sig) {
@@ -378,15 +378,17 @@ int spwp_bandb_insert(void *userdata, const spw_signal *sig) {
         bool retry;
         int r;
 
-        if (!sig || !SPW_HAS_MEMBER(sig, spw_signal, n_bans)) {
+        if (!sig || !SPW_HAS_MEMBER(sig, spw_signal, ban_size)) {
                 b->host->set_error(b->ctx, "%s: signal structure too small for this plugin; signal rejected",
                                    b->where);
-                return SPW_INSERT_REJECT;
+                return -EINVAL;
         }
         if ((sig->n_bans && !sig->bans) || (sig->n_events && !sig->events))
                 return reject(b, sig, "has a ban or event count but no array");
+        if ((sig->n_bans && sig->ban_size < sizeof(spw_ban)) || (sig->n_events && sig->event_size < sizeof(spw_event)))
+                return reject(b, sig, "has a ban or event stride smaller than ABI 2.0's");
         for (size_t i = 0; i < sig->n_bans; i++)
-                if (!sig->bans[i].ip_text)
+                if (!spw_signal_ban(sig, i)->ip_text)
                         return reject(b, sig, "has a ban without ip_text (the ban's target)");
 
         for (int attempt = 0;; attempt++) {
@@ -396,7 +398,7 @@ int spwp_bandb_insert(void *userdata, const spw_signal *sig) {
                         b->host->set_error(b->ctx, "%s: cannot store signal %" PRIu64 " (scenario %s): cannot "
                                            "connect: %s (error %u): %s; will retry", b->where, sig->id,
                                            scenario(sig), b->e.msg, b->e.code, b->drv->advice(b->e.code));
-                        return SPW_INSERT_RETRY;
+                        return -EAGAIN;
                 }
                 id = 0;
                 r = begin_batch(b);
@@ -406,7 +408,7 @@ int spwp_bandb_insert(void *userdata, const spw_signal *sig) {
                         b->dirty = true;
                         b->n_pending++;
                         if (!b->keys.debug)
-                                return SPW_INSERT_OK;
+                                return 0;
                         if (b->drv->log_row_id)
                                 snprintf(buf, sizeof buf, " as id %" PRIu64, id);
                         else
@@ -415,7 +417,7 @@ int spwp_bandb_insert(void *userdata, const spw_signal *sig) {
                                      "stored signal %" PRIu64 "%s: scenario %s, source %s, %zu ban(s), %zu event(s)",
                                      sig->id, buf, scenario(sig), sig->source_ip ? sig->source_ip : "none",
                                      sig->n_bans, sig->n_events);
-                        return SPW_INSERT_OK;
+                        return 0;
                 }
                 /* An idle connection the server or the network dropped (wait_timeout,
                  * a failover) with no batch open on it: nothing was lost, connect
@@ -433,7 +435,7 @@ int spwp_bandb_insert(void *userdata, const spw_signal *sig) {
                            retry ? "will retry" : "signal rejected");
         check_txn(b);
         undo(b, id);
-        return retry ? SPW_INSERT_RETRY : SPW_INSERT_REJECT;
+        return retry ? -EAGAIN : -EINVAL;
 }
 
 /* ------------------------------------------------------------ flush */

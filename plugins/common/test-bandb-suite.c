@@ -269,7 +269,7 @@ static void test_insert_rows(void) {
 
         new_db(db, sizeof db);
         CHECK_OK(fixture_open(&f, db, NULL));
-        CHECK_EQ(insert(&f, "192.0.2.7", "crowdsecurity/ssh-bf", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.7", "crowdsecurity/ssh-bf", T0 + 3600 * SEC), 0);
         /* not visible to other connections before flush */
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 0);
         CHECK_OK(plugin->flush(f.self));
@@ -294,7 +294,7 @@ static void test_insert_rows(void) {
         CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT until FROM ban_applications"), fmt_time(t, T0 + 3600 * SEC));
 
         /* a signal without bans is stored, signal and events */
-        CHECK_EQ(plugin->insert(f.self, mk_signal(&s, NULL, "no-remediation", 0)), SPW_INSERT_OK);
+        CHECK_EQ(plugin->insert(f.self, mk_signal(&s, NULL, "no-remediation", 0)), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE scenario = 'no-remediation'"), 1);
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences"), 2);
@@ -306,9 +306,9 @@ static void test_insert_rows(void) {
                             .start_ip = { [10] = 0xff, [11] = 0xff, 203, 0, 113, 9 },
                             .end_ip = { [10] = 0xff, [11] = 0xff, 203, 0, 113, 9 },
                             .ip_text = "203.0.113.9", .reason = "manual ban", .scenario = "manual ban" };
-        s.sig = (spw_signal) { .size = sizeof(spw_signal), .id = 999, .scenario = "manual ban",
+        s.sig = (spw_signal) { .size = sizeof(spw_signal), .ban_size = sizeof(spw_ban), .event_size = sizeof(spw_event), .id = 999, .scenario = "manual ban",
                                .bans = &s.ban, .n_bans = 1 };
-        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_OK);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), 0);
         CHECK_OK(plugin->flush(f.self));
         {
                 rows rs = read_at(&f, T0);
@@ -324,7 +324,7 @@ static void test_insert_rows(void) {
 
         /* a ban without a target is rejected, naming why */
         s.ban.ip_text = NULL;
-        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_REJECT);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), -EINVAL);
         CHECK_CONTAINS(testhost_last_error(f.host), "without ip_text");
         /* debug is off: no per-signal lines */
         CHECK(!strstr(testhost_log(f.host), "stored signal"));
@@ -337,7 +337,7 @@ static void test_debug_log(void) {
 
         new_db(db, sizeof db);
         CHECK_OK(fixture_open(&f, db, "debug", "true", NULL));
-        CHECK_EQ(insert(&f, "192.0.2.1", "scn", T0 + SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "scn", T0 + SEC), 0);
         CHECK_CONTAINS(testhost_log(f.host), "7 stored signal");
         CHECK_CONTAINS(testhost_log(f.host), "scenario scn, source 192.0.2.1, 1 ban(s), 1 event(s)");
         fixture_close(&f);
@@ -350,10 +350,10 @@ static void test_supersede(void) {
 
         new_db(db, sizeof db);
         CHECK_OK(fixture_open(&f, db, NULL));
-        CHECK_EQ(insert(&f, "192.0.2.7", "first", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.70", "other", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.7", "first", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.70", "other", T0 + 3600 * SEC), 0);
         advance(&f, 10 * SEC);
-        CHECK_EQ(insert(&f, "192.0.2.7", "second", T0 + 7200 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.7", "second", T0 + 7200 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
 
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE ip_text = '192.0.2.7'"), 2);
@@ -374,8 +374,8 @@ static void test_supersede(void) {
         CHECK_STREQ(rs.r[1].iptext, "192.0.2.70");
 
         /* ip_text compares bytewise: another spelling is another target */
-        CHECK_EQ(insert(&f, "2001:db8::1", "lower", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "2001:DB8::1", "upper", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "2001:db8::1", "lower", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "2001:DB8::1", "upper", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason IN ('lower', 'upper')"
                            " AND deleted_at IS NULL"), 2);
@@ -394,16 +394,16 @@ static void test_read_at(void) {
         /* T0:       A until T0+1h, B until T0+3h
          * T0+10s:   A again (until T0+2h): supersedes the first A
          * T0+20s:   C until T0+30m, deleted at T0+40s */
-        CHECK_EQ(insert(&f, "192.0.2.1", "a1", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "2001:db8::/64", "b", T0 + 3 * 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "a1", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "2001:db8::/64", "b", T0 + 3 * 3600 * SEC), 0);
         advance(&f, 10 * SEC);
         mk_signal(&s, "192.0.2.1", "a2", T0 + 2 * 3600 * SEC);
         s.sig.events_count = 42;
         s.ban.measure_type = "simulation:ban";
         s.ban.measure_source = "api";
-        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_OK);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), 0);
         advance(&f, 10 * SEC);
-        CHECK_EQ(insert(&f, "198.51.100.4", "c", T0 + 1800 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "198.51.100.4", "c", T0 + 1800 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         advance(&f, 20 * SEC);
         CHECK_OK(plugin->delete_target(f.self, "198.51.100.4", &n));
@@ -468,14 +468,14 @@ static void test_read_at_stop(void) {
         for (int i = 0; i < 50; i++) {
                 char ip[32];
                 snprintf(ip, sizeof ip, "192.0.2.%d", i);
-                CHECK_EQ(insert(&f, ip, "a", T0 + 3600 * SEC), SPW_INSERT_OK);
+                CHECK_EQ(insert(&f, ip, "a", T0 + 3600 * SEC), 0);
         }
         /* reads see the open batch (same connection) */
         CHECK_EQ(plugin->read_at(f.self, T0, stop_after_first, &calls), 7);
         CHECK_EQ(calls, 1);
         /* the rest of the rows were read off the wire: the connection works */
         CHECK_EQ(read_at(&f, T0).n, 50);
-        CHECK_EQ(insert(&f, "192.0.2.200", "b", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.200", "b", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 51);
         fixture_close(&f);
@@ -488,10 +488,10 @@ static void test_delete(void) {
 
         new_db(db, sizeof db);
         CHECK_OK(fixture_open(&f, db, NULL));
-        CHECK_EQ(insert(&f, "192.0.2.7", "a", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.70", "b", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "2001:db8::/64", "c", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "2001:db8::1", "d", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.7", "a", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.70", "b", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "2001:db8::/64", "c", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "2001:db8::1", "d", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
 
         /* no batch open: the delete is durable on return */
@@ -512,7 +512,7 @@ static void test_delete(void) {
         CHECK_EQ(read_at(&f, T0).n, 4);
 
         /* inside an open batch, the delete joins it and flush commits it */
-        CHECK_EQ(insert(&f, "203.0.113.1", "e", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "203.0.113.1", "e", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->delete_all(f.self, &n));
         CHECK_EQ(n, 3);
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 2);
@@ -532,8 +532,8 @@ static void test_expiry(void) {
         CHECK_OK(fixture_open(&f, db, "flush", "true", "max_records", "0", "max_records_age", "0", NULL));
         CHECK_OK(plugin->start_autocommit(f.self));
         CHECK_EQ(testhost_n_timers(f.host), 1); /* expiry only: GC disabled */
-        CHECK_EQ(insert(&f, "192.0.2.1", "short", T0 + 10 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.2", "long", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "short", T0 + 10 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.2", "long", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
 
         advance(&f, 5 * SEC);
@@ -551,7 +551,7 @@ static void test_expiry(void) {
 
         /* with a batch open, expiry joins it */
         advance(&f, 3600 * SEC);
-        CHECK_EQ(insert(&f, "192.0.2.3", "pending", T0 + 7200 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.3", "pending", T0 + 7200 * SEC), 0);
         CHECK_EQ(testhost_run_timers(f.host), 1);
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 1);
         CHECK_OK(plugin->flush(f.self));
@@ -591,7 +591,7 @@ static void fill_deleted(fixture *f, int n, const char *prefix) {
 
         for (int i = 0; i < n; i++) {
                 snprintf(ip, sizeof ip, "%s%d.%d", prefix, i / 250, i % 250);
-                CHECK_EQ(insert(f, ip, "gc", testhost_time(f->host) + 3600 * SEC), SPW_INSERT_OK);
+                CHECK_EQ(insert(f, ip, "gc", testhost_time(f->host) + 3600 * SEC), 0);
         }
         CHECK_OK(plugin->delete_all(f->self, &count));
         CHECK(count >= (uint64_t) n);
@@ -607,10 +607,10 @@ static void test_gc_by_count(void) {
         CHECK_OK(plugin->start_autocommit(f.self));
         CHECK_EQ(testhost_n_timers(f.host), 1);
         fill_deleted(&f, 8, "10.0.");          /* ids 1..8, soft-deleted */
-        CHECK_EQ(insert(&f, "10.1.0.1", "active-old", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "10.1.0.2", "active-new", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal), .scenario = "bare" }),
-                 SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "10.1.0.1", "active-old", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "10.1.0.2", "active-new", T0 + 3600 * SEC), 0);
+        CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal), .ban_size = sizeof(spw_ban), .event_size = sizeof(spw_event), .scenario = "bare" }),
+                 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 10);
 
@@ -636,7 +636,7 @@ static void test_gc_by_count(void) {
         for (int i = 0; i < 6; i++) {
                 char ip[32];
                 snprintf(ip, sizeof ip, "10.2.0.%d", i);
-                CHECK_EQ(insert(&f, ip, "active", T0 + 7200 * SEC), SPW_INSERT_OK);
+                CHECK_EQ(insert(&f, ip, "active", T0 + 7200 * SEC), 0);
         }
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(testhost_run_timers(f.host), 1);
@@ -668,15 +668,15 @@ static void test_gc_by_age(void) {
         CHECK_OK(fixture_open(&f, db, "flush", "false", "max_records", "0", "max_records_age", "1h", NULL));
         CHECK_OK(plugin->start_autocommit(f.self));
         fill_deleted(&f, 3, "10.0.");                       /* deleted at T0 */
-        CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal), .scenario = "bare-old" }),
-                 SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "10.9.0.1", "active-old", T0 + 5 * 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal), .ban_size = sizeof(spw_ban), .event_size = sizeof(spw_event), .scenario = "bare-old" }),
+                 0);
+        CHECK_EQ(insert(&f, "10.9.0.1", "active-old", T0 + 5 * 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         advance(&f, 1800 * SEC);
         fill_deleted(&f, 2, "10.1.");                       /* deleted at T0+30m, 10.9.0.1 too */
-        CHECK_EQ(insert(&f, "10.9.0.2", "active", T0 + 5 * 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal), .scenario = "bare-new" }),
-                 SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "10.9.0.2", "active", T0 + 5 * 3600 * SEC), 0);
+        CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal), .ban_size = sizeof(spw_ban), .event_size = sizeof(spw_event), .scenario = "bare-new" }),
+                 0);
         CHECK_OK(plugin->flush(f.self));
 
         /* T0+1h10: the bans deleted at T0 are older than 1h, the others not */
@@ -713,7 +713,7 @@ static void test_gc_chunks(void) {
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences"), 10);
 
         fill_deleted(&f, 1500, "10.6.");
-        CHECK_EQ(insert(&f, "12.0.0.1", "pending", T0 + 7200 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "12.0.0.1", "pending", T0 + 7200 * SEC), 0);
         advance(&f, 60 * SEC);
         CHECK_EQ(testhost_run_timers(f.host), 1);     /* joins the open batch */
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 1510);
@@ -731,10 +731,10 @@ static void test_ipv6(void) {
 
         new_db(db, sizeof db);
         CHECK_OK(fixture_open(&f, db, NULL));
-        CHECK_EQ(insert(&f, "2001:db8::/64", "v6 range", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "2001:db8:1::7", "v6 host", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.0/24", "v4 range", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "2001:db8::/64", "v6 range again", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "2001:db8::/64", "v6 range", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "2001:db8:1::7", "v6 host", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.0/24", "v4 range", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "2001:db8::/64", "v6 range again", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
 
         CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT CONCAT(HEX(start_ip), '-', HEX(end_ip)) FROM ban_applications"
@@ -775,22 +775,22 @@ static void test_insert_failure_keeps_batch(void) {
         S->add_trigger(db, "fail_ban", false, "boom", "refused by test trigger");
         S->add_trigger(db, "fail_supersede", true, "protected", "soft-delete refused by test trigger");
 
-        CHECK_EQ(insert(&f, "192.0.2.7", "kept", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.20", "protected", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.7", "kept", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.20", "protected", T0 + 3600 * SEC), 0);
 
-        CHECK_EQ(insert(&f, "192.0.2.7", "boom", T0 + 3600 * SEC), SPW_INSERT_REJECT);
+        CHECK_EQ(insert(&f, "192.0.2.7", "boom", T0 + 3600 * SEC), -EINVAL);
         CHECK_CONTAINS(testhost_last_error(f.host), db);
         snprintf(expect, sizeof expect, "refused by test trigger%s while inserting into ban_applications",
                  S->trigger_code);
         CHECK_CONTAINS(testhost_last_error(f.host), expect);
         CHECK_CONTAINS(testhost_last_error(f.host), "signal rejected");
 
-        CHECK_EQ(insert(&f, "192.0.2.20", "replacement", T0 + 3600 * SEC), SPW_INSERT_REJECT);
+        CHECK_EQ(insert(&f, "192.0.2.20", "replacement", T0 + 3600 * SEC), -EINVAL);
         snprintf(expect, sizeof expect, "soft-delete refused by test trigger%s while soft-deleting the targets' "
                  "older active bans", S->trigger_code);
         CHECK_CONTAINS(testhost_last_error(f.host), expect);
 
-        CHECK_EQ(insert(&f, "192.0.2.8", "after", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.8", "after", T0 + 3600 * SEC), 0);
         /* the batch, seen from inside, holds exactly the good inserts */
         CHECK_EQ(read_at(&f, T0).n, 3);
         CHECK_OK(plugin->flush(f.self));
@@ -805,7 +805,7 @@ static void test_insert_failure_keeps_batch(void) {
 
         /* the same with a signal that fails first in a batch */
         mk_signal(&s, "192.0.2.9", "boom", T0 + 3600 * SEC);
-        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_REJECT);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), -EINVAL);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 3);
         fixture_close(&f);
@@ -821,9 +821,9 @@ static void test_multi_ban_signal(void) {
 
         new_db(db, sizeof db);
         CHECK_OK(fixture_open(&f, db, NULL));
-        CHECK_EQ(insert(&f, "192.0.2.7", "old ip", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.0/24", "old range", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "198.51.100.1", "other", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.7", "old ip", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.0/24", "old range", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "198.51.100.1", "other", T0 + 3600 * SEC), 0);
         advance(&f, SEC);
         mk_signal(&s, "192.0.2.7", "new ip", T0 + 7200 * SEC);
         bans[0] = s.ban;
@@ -831,7 +831,7 @@ static void test_multi_ban_signal(void) {
         bans[1] = s.ban;
         s.sig.bans = bans;
         s.sig.n_bans = 2;
-        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_OK);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 3);
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason LIKE 'new %%' AND deleted_at IS NULL"), 2);
@@ -840,14 +840,14 @@ static void test_multi_ban_signal(void) {
 
         S->add_trigger(db, "fail_supersede", true, "new range", "refused by test trigger");
         advance(&f, SEC);
-        CHECK_EQ(insert(&f, "203.0.113.5", "in the batch", T0 + 7200 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "203.0.113.5", "in the batch", T0 + 7200 * SEC), 0);
         mk_signal(&s, "192.0.2.7", "newer ip", T0 + 7200 * SEC);
         bans[0] = s.ban;
         mk_signal(&s, "192.0.2.0/24", "newer range", T0 + 7200 * SEC);
         bans[1] = s.ban;
         s.sig.bans = bans;
         s.sig.n_bans = 2;
-        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_REJECT);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), -EINVAL);
         snprintf(expect, sizeof expect, "refused by test trigger%s while soft-deleting", S->trigger_code);
         CHECK_CONTAINS(testhost_last_error(f.host), expect);
         CHECK_OK(plugin->flush(f.self));
@@ -864,8 +864,8 @@ static void test_shutdown_rolls_back(void) {
 
         new_db(db, sizeof db);
         CHECK_OK(fixture_open(&f, db, NULL));
-        CHECK_EQ(insert(&f, "192.0.2.1", "unflushed", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.2", "unflushed", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "unflushed", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.2", "unflushed", T0 + 3600 * SEC), 0);
         plugin->shutdown(f.self);
         f.self = NULL;
         CHECK_CONTAINS(testhost_log(f.host), "shutting down with 2 signal(s) not flushed; rolled back");

@@ -402,7 +402,7 @@ static void test_migrate_from_crowdsec(void) {
         CHECK_EQ(rs.n, 2);
 
         /* and new signals supersede CrowdSec's ban */
-        CHECK_EQ(plugin->insert(f.self, mk_signal(&s, "192.0.2.1", "again", T0 + 8 * 3600 * SEC)), SPW_INSERT_OK);
+        CHECK_EQ(plugin->insert(f.self, mk_signal(&s, "192.0.2.1", "again", T0 + 8 * 3600 * SEC)), 0);
         CHECK_OK(plugin->flush(f.self));
         rs = read_at(&f, T0);
         CHECK_EQ(rs.n, 1);
@@ -427,9 +427,9 @@ static void test_batch_lost(void) {
                     " BEGIN SELECT RAISE(ROLLBACK, 'transaction rolled back by test trigger'); END");
         sqlite3_close(db);
 
-        CHECK_EQ(insert(&f, "192.0.2.1", "ok", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.2", "ok", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.3", "fatal", T0 + 3600 * SEC), SPW_INSERT_REJECT);
+        CHECK_EQ(insert(&f, "192.0.2.1", "ok", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.2", "ok", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.3", "fatal", T0 + 3600 * SEC), -EINVAL);
         CHECK_CONTAINS(testhost_last_error(f.host), "transaction rolled back by test trigger");
         CHECK_EQ(plugin->flush(f.self), -EAGAIN);
         CHECK_CONTAINS(testhost_last_error(f.host), path);
@@ -438,21 +438,21 @@ static void test_batch_lost(void) {
         CHECK_EQ(q_int(path, "SELECT count(*) FROM signal_occurences"), 0);
 
         /* the daemon's retry of the batch goes through */
-        CHECK_EQ(insert(&f, "192.0.2.1", "ok", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.2", "ok", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "ok", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.2", "ok", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications"), 2);
 
         /* first in its batch: nothing else was lost, flush has nothing to say */
-        CHECK_EQ(insert(&f, "192.0.2.3", "fatal", T0 + 3600 * SEC), SPW_INSERT_REJECT);
+        CHECK_EQ(insert(&f, "192.0.2.3", "fatal", T0 + 3600 * SEC), -EINVAL);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications"), 2);
 
         /* two rollbacks in a row: the second (first insert of what would be
          * the next transaction) must not make the first batch's loss forgotten */
-        CHECK_EQ(insert(&f, "192.0.2.4", "ok", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.5", "fatal", T0 + 3600 * SEC), SPW_INSERT_REJECT);
-        CHECK_EQ(insert(&f, "192.0.2.6", "fatal", T0 + 3600 * SEC), SPW_INSERT_REJECT);
+        CHECK_EQ(insert(&f, "192.0.2.4", "ok", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.5", "fatal", T0 + 3600 * SEC), -EINVAL);
+        CHECK_EQ(insert(&f, "192.0.2.6", "fatal", T0 + 3600 * SEC), -EINVAL);
         CHECK_EQ(plugin->flush(f.self), -EAGAIN);
         CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications WHERE ip_text = '192.0.2.4'"), 0);
         fixture_close(&f);
@@ -467,8 +467,8 @@ static void test_timer_errors(void) {
         new_path(path, sizeof path);
         CHECK_OK(fixture_open(&f, path, "busy_timeout", "20ms", "max_records", "1", "max_records_age", "0", NULL));
         CHECK_OK(plugin->start_autocommit(f.self));
-        CHECK_EQ(insert(&f, "192.0.2.1", "a", T0 + SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.2", "b", T0 + SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "a", T0 + SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.2", "b", T0 + SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         {
                 uint64_t n;
@@ -505,14 +505,14 @@ static void test_busy_is_retry(void) {
         CHECK_OK(fixture_open(&f, path, "busy_timeout", "50ms", NULL));
         db = db_open(path);
         db_exec(db, "BEGIN IMMEDIATE; INSERT INTO signal_occurences (scenario) VALUES ('other writer')");
-        CHECK_EQ(insert(&f, "192.0.2.1", "x", T0 + SEC), SPW_INSERT_RETRY);
+        CHECK_EQ(insert(&f, "192.0.2.1", "x", T0 + SEC), -EAGAIN);
         CHECK_CONTAINS(testhost_last_error(f.host), path);
         CHECK_CONTAINS(testhost_last_error(f.host), "database is locked");
         CHECK_CONTAINS(testhost_last_error(f.host), "will retry");
         /* the other writer goes away: the retried insert works */
         db_exec(db, "COMMIT");
         sqlite3_close(db);
-        CHECK_EQ(insert(&f, "192.0.2.1", "x", T0 + SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "x", T0 + SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(path, "SELECT count(*) FROM signal_occurences"), 2);
         fixture_close(&f);
@@ -529,13 +529,13 @@ static void test_flush_failure_rolls_back(void) {
         new_path(path, sizeof path);
         snprintf(wal, sizeof wal, "%s-wal", path);
         CHECK_OK(fixture_open(&f, path, NULL));
-        CHECK_EQ(insert(&f, "192.0.2.1", "committed", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "committed", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
 
         for (int i = 0; i < 50; i++) {
                 char ip[32];
                 snprintf(ip, sizeof ip, "198.51.100.%d", i);
-                CHECK_EQ(insert(&f, ip, "lost", T0 + 3600 * SEC), SPW_INSERT_OK);
+                CHECK_EQ(insert(&f, ip, "lost", T0 + 3600 * SEC), 0);
         }
         CHECK_OK(stat(wal, &st) < 0 ? -errno : 0);
         signal(SIGXFSZ, SIG_IGN);
@@ -553,7 +553,7 @@ static void test_flush_failure_rolls_back(void) {
         /* all or nothing: none of the batch, and the plugin keeps working */
         CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications WHERE reason = 'lost'"), 0);
         CHECK_EQ(read_at(&f, T0).n, 1);
-        CHECK_EQ(insert(&f, "198.51.100.1", "retried", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "198.51.100.1", "retried", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications"), 2);
         fixture_close(&f);
@@ -585,7 +585,7 @@ static void test_query_plans(void) {
         for (int i = 0; i < 200; i++) {
                 char ip[32];
                 snprintf(ip, sizeof ip, "10.0.%d.%d", i / 100, i % 100);
-                CHECK_EQ(insert(&f, ip, "x", T0 + 3600 * SEC), SPW_INSERT_OK);
+                CHECK_EQ(insert(&f, ip, "x", T0 + 3600 * SEC), 0);
         }
         CHECK_OK(plugin->flush(f.self));
 
@@ -630,7 +630,7 @@ static void test_sqlite3_cli(void) {
         }
         new_path(path, sizeof path);
         CHECK_OK(fixture_open(&f, path, NULL));
-        CHECK_EQ(insert(&f, "2001:db8::/64", "cli", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "2001:db8::/64", "cli", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         /* while the plugin has it open, like an operator would */
         snprintf(cmd, sizeof cmd,

@@ -136,20 +136,20 @@ static int mock_insert(void *self, const spw_signal *sig) {
                 sleep_usec(m->delay);
         if (!strcmp(m->mode, "permanent")) {
                 m->host->set_error(m->ctx, "mock: rejected signal %llu", (unsigned long long) sig->id);
-                return SPW_INSERT_REJECT;
+                return -EINVAL;
         }
         if (!strcmp(m->mode, "transient") && fail_now(m)) {
                 m->failures++;
                 if (m->retry_after)
                         m->host->retry_after(m->ctx, m->retry_after);
                 m->host->set_error(m->ctx, "mock: transient failure %ld", m->failures);
-                return SPW_INSERT_RETRY;
+                return -EAGAIN;
         }
         if (m->n_batch == m->cap_batch) {
                 size_t ncap = m->cap_batch ? m->cap_batch * 2 : 64;
                 pending *np = realloc(m->batch, ncap * sizeof *np);
                 if (!np)
-                        return SPW_INSERT_RETRY;
+                        return -EAGAIN;
                 m->batch = np;
                 m->cap_batch = ncap;
         }
@@ -158,11 +158,11 @@ static int mock_insert(void *self, const spw_signal *sig) {
         p->id = (unsigned long long) sig->id;
         snprintf(p->scenario, sizeof p->scenario, "%s", sig->scenario ? sig->scenario : "");
         if (sig->n_bans) {
-                snprintf(p->target, sizeof p->target, "%s", sig->bans[0].ip_text);
-                snprintf(p->action, sizeof p->action, "%s", sig->bans[0].measure_type);
-                p->until = sig->bans[0].until;
+                snprintf(p->target, sizeof p->target, "%s", spw_signal_ban(sig, 0)->ip_text);
+                snprintf(p->action, sizeof p->action, "%s", spw_signal_ban(sig, 0)->measure_type);
+                p->until = spw_signal_ban(sig, 0)->until;
         }
-        return SPW_INSERT_OK;
+        return 0;
 }
 
 static int mock_flush(void *self) {
