@@ -324,6 +324,9 @@ static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, ui
 
         if (sig->n_bans == 0)
                 return 0;
+        /* the change log: one ADD per ban, in the same transaction */
+        if (d->run(b, SPWP_BANDB_Q_CHANGE_ADD, VALUES(v_now(now), v_id(*id)), NULL, "logging the ban changes") < 0)
+                return -1;
         /* One UPDATE is atomic by itself; several are made so by a savepoint
          * (only signals with more than one ban pay for it). */
         if (sig->n_bans > 1 && d->savepoint(b, doing) < 0)
@@ -343,7 +346,7 @@ static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, ui
  * too, give up the batch: roll it back and let flush() report it lost. */
 static void undo(spwp_bandb *b, uint64_t id) {
         static const spwp_bandb_query undo_q[] = {
-                SPWP_BANDB_Q_UNDO_BANS, SPWP_BANDB_Q_UNDO_EVENTS, SPWP_BANDB_Q_UNDO_SIGNAL,
+                SPWP_BANDB_Q_UNDO_CHANGES, SPWP_BANDB_Q_UNDO_BANS, SPWP_BANDB_Q_UNDO_EVENTS, SPWP_BANDB_Q_UNDO_SIGNAL,
         };
         spwp_bandb_error keep = b->e;
         int r = 0;
@@ -440,6 +443,26 @@ int spwp_bandb_insert(void *userdata, const spw_signal *sig) {
 
 /* ------------------------------------------------------------ flush */
 
+/* After a commit, at most once a minute: forget the ban changes older than
+ * SPWP_BANDB_CHANGES_KEEP (never the newest: it keeps the sequence's
+ * position visible to readers). The log only grows with writes, each
+ * followed by a flush, so it stays bounded without a timer of its own. A
+ * failure is logged; the next minute tries again. */
+static void changes_collect(spwp_bandb *b) {
+        spw_usec_t now = b->host->now(b->ctx);
+        int64_t max = 0;
+        bool found = false;
+
+        if (b->changes_collected_at != 0 && now - b->changes_collected_at < GC_INTERVAL)
+                return;
+        b->changes_collected_at = now;
+        if (b->drv->select_int(b, SPWP_BANDB_Q_CHANGES_MAX, NULL, 0, &max, &found, "reading the newest ban change") < 0 ||
+            b->drv->run(b, SPWP_BANDB_Q_CHANGES_GC, VALUES(v_now(now - SPWP_BANDB_CHANGES_KEEP), v_id((uint64_t) max)),
+                        NULL, "collecting old ban changes") < 0)
+                b->host->log(b->ctx, LOG_WARNING, "%s: cannot collect old ban changes: %s; will try again in a minute",
+                             b->where, b->e.msg);
+}
+
 int spwp_bandb_flush(void *userdata) {
         spwp_bandb *b = userdata;
         uint64_t n = b->n_pending;
@@ -466,6 +489,7 @@ int spwp_bandb_flush(void *userdata) {
         if (b->drv->commit(b) == 0) {
                 b->in_txn = b->dirty = false;
                 b->n_pending = 0;
+                changes_collect(b);
                 return 0;
         }
 
@@ -541,6 +565,113 @@ int spwp_bandb_read_at(void *userdata, spw_usec_t at, spw_row_fn fn, void *fn_us
         return err_errno(b);
 }
 
+/* ------------------------------------------------------------ changes */
+
+/*
+ * The ban-change log (ABI 2.1 read_changes): a table ban_changes (seq, at,
+ * kind, ban_id, ip_text), written in the transaction that changes the bans:
+ * an ADD per new ban (insert), a DELETE per active ban an admin delete
+ * removes. A superseding ban is its ADD alone (readers key on the target),
+ * expiry writes nothing (the row's until says when a ban ends). Rows older
+ * than SPWP_BANDB_CHANGES_KEEP are collected every minute, except the
+ * newest, so "cursor older than the oldest row kept" is how a reader that
+ * fell behind is detected: it gets every active ban again (RESYNC).
+ *
+ * The walk is read with no batch open: uncommitted rows of our own could
+ * be rolled back after the reader saw them.
+ */
+
+typedef struct resync_ctx {
+        spw_change_fn fn;
+        void *userdata;
+        uint64_t seq;
+        spw_usec_t now;
+} resync_ctx;
+
+static int resync_row(const spw_ban_row *row, void *userdata) {
+        resync_ctx *c = userdata;
+        spw_ban_change ch = { .size = sizeof ch, .seq = c->seq, .kind = SPW_CHANGE_ADD, .flags = SPW_CHANGE_RESYNC,
+                              .at = c->now, .row = row };
+        return c->fn(&ch, c->userdata);
+}
+
+static int changes_walk(spwp_bandb *b, uint64_t cursor, spw_change_fn fn, void *fn_userdata, int *stop,
+                        uint64_t *next_cursor) {
+        const spwp_bandb_driver *d = b->drv;
+        int r;
+
+        *stop = 0;
+        if (d->changes_start(b, cursor) < 0) {
+                d->read_end(b, -1);
+                return -1;
+        }
+        while ((r = d->read_next(b)) > 0) {
+                spw_ban_row row = {
+                        .size = sizeof(spw_ban_row),
+                        .source = d->col_text(b, SPWP_BANDB_ROW_SOURCE),
+                        .iptext = d->col_text(b, SPWP_BANDB_ROW_IPTEXT),
+                        .reason = d->col_text(b, SPWP_BANDB_ROW_REASON),
+                        .bancount = d->col_int(b, SPWP_BANDB_ROW_BANCOUNT),
+                        .action = d->col_text(b, SPWP_BANDB_ROW_ACTION),
+                        .cn = d->col_text(b, SPWP_BANDB_ROW_CN),
+                        .as = d->col_text(b, SPWP_BANDB_ROW_AS),
+                        .as_number = d->col_int(b, SPWP_BANDB_ROW_AS_NUMBER),
+                        .events_count = d->col_int(b, SPWP_BANDB_ROW_EVENTS_COUNT),
+                };
+                spw_ban_change ch = { .size = sizeof ch, .seq = (uint64_t) d->col_int(b, SPWP_BANDB_ROW_SEQ),
+                                      .kind = (int) d->col_int(b, SPWP_BANDB_ROW_KIND), .row = &row };
+
+                d->col_time(b, SPWP_BANDB_ROW_UNTIL, &row.until);
+                d->col_time(b, SPWP_BANDB_ROW_AT, &ch.at);
+                *stop = fn(&ch, fn_userdata);
+                if (*stop != 0)
+                        break;
+                *next_cursor = ch.seq;
+        }
+        d->read_end(b, *stop != 0 ? 1 : r < 0 ? -1 : 0);
+        return *stop == 0 && r < 0 ? -1 : 0;
+}
+
+int spwp_bandb_read_changes(void *userdata, uint64_t cursor, spw_change_fn fn, void *fn_userdata,
+                            uint64_t *next_cursor) {
+        spwp_bandb *b = userdata;
+        int64_t max = 0, min = 0;
+        bool found = false;
+        uint64_t n_rows = 0;
+        char buf[600];
+        int stop = 0, r;
+
+        *next_cursor = cursor;
+        if (b->in_txn && b->dirty) {
+                b->host->set_error(b->ctx, "%s: cannot read ban changes while a batch is open (flush first)", b->where);
+                return -EBUSY;
+        }
+        if (ensure(b) < 0) {
+                b->host->set_error(b->ctx, "%s: cannot read ban changes: cannot connect: %s (error %u): %s",
+                                   b->where, b->e.msg, b->e.code, b->drv->advice(b->e.code));
+                return b->drv->connect_errno(b->e.code);
+        }
+        r = b->drv->select_int(b, SPWP_BANDB_Q_CHANGES_MAX, NULL, 0, &max, &found, "reading the newest ban change");
+        if (r == 0)
+                r = b->drv->select_int(b, SPWP_BANDB_Q_CHANGES_MIN, NULL, 0, &min, &found, "reading the oldest ban change");
+        if (r == 0) {
+                if (cursor == 0 || cursor > (uint64_t) max || (min > 0 && cursor + 1 < (uint64_t) min)) {
+                        /* from nothing, or fell behind what is kept: every active ban */
+                        resync_ctx c = { fn, fn_userdata, (uint64_t) max, b->host->now(b->ctx) };
+                        r = read_walk(b, c.now, resync_row, &c, &stop, &n_rows);
+                        if (r == 0 && stop == 0)
+                                *next_cursor = (uint64_t) max;
+                } else
+                        r = changes_walk(b, cursor, fn, fn_userdata, &stop, next_cursor);
+        }
+        if (r == 0)
+                return stop;
+        b->host->set_error(b->ctx, "%s: cannot read ban changes: %s%s", b->where, describe(b, buf),
+                           lost(b) ? "; the connection was lost, the next call reconnects" : "");
+        check_txn(b);
+        return err_errno(b);
+}
+
 /* ------------------------------------------------------------ delete */
 
 /* Admin writes join the open batch if there is one (the daemon flushes right
@@ -557,7 +688,16 @@ static int soft_delete(spwp_bandb *b, spwp_bandb_query q, const char *target, ui
                                    b->e.msg, b->e.code, b->drv->advice(b->e.code));
                 return b->drv->connect_errno(b->e.code);
         }
-        if (b->drv->run(b, q, v, target ? 2 : 1, &changed, "deleting bans") < 0) {
+        /* the change log's DELETEs and the soft delete, in one transaction
+         * (the batch's if one is open, else a short one of their own) */
+        bool own = !b->in_txn;
+        if ((own && b->drv->begin(b, "deleting bans") < 0) ||
+            b->drv->run(b, target ? SPWP_BANDB_Q_CHANGE_DEL_TARGET : SPWP_BANDB_Q_CHANGE_DEL_ALL, v, target ? 2 : 1,
+                        NULL, "logging the ban changes") < 0 ||
+            b->drv->run(b, q, v, target ? 2 : 1, &changed, "deleting bans") < 0 ||
+            (own && b->drv->commit(b) < 0)) {
+                if (own)
+                        b->drv->rollback(b);
                 b->host->set_error(b->ctx, "%s: cannot delete bans%s%s: %s; %s", b->where,
                                    target ? " of " : "", target ? target : "", describe(b, buf),
                                    lost(b) && !b->in_txn ? b->drv->lost_delete : "nothing deleted");

@@ -241,7 +241,7 @@ static void test_newer_schema_refused(void) {
         S->set_newer_version(db);
         CHECK_EQ(fixture_open(&f, db, NULL), -EPROTO);
         CHECK_CONTAINS(testhost_last_error(f.host), db);
-        CHECK_CONTAINS(testhost_last_error(f.host), "schema version 99 is newer than this plugin's (1)");
+        CHECK_CONTAINS(testhost_last_error(f.host), "schema version 99 is newer than this plugin's (2)");
         CHECK_CONTAINS(testhost_last_error(f.host), "upgrade the plugin");
         fixture_close(&f);
 }
@@ -858,6 +858,150 @@ static void test_multi_ban_signal(void) {
         fixture_close(&f);
 }
 
+/* read_changes (ABI 2.1): what a reader of the ban-change cursor sees. */
+typedef struct changes {
+        int n, resync;
+        char log[2048];
+        uint64_t last_seq;
+        spw_usec_t until;
+} changes;
+
+static int change_cb(const spw_ban_change *c, void *userdata) {
+        changes *x = userdata;
+        size_t l = strlen(x->log);
+
+        CHECK(c->size >= sizeof *c);
+        CHECK(c->row && c->row->iptext);
+        CHECK(c->kind == SPW_CHANGE_ADD || c->kind == SPW_CHANGE_DELETE);
+        CHECK(c->at > 0);
+        snprintf(x->log + l, sizeof x->log - l, "%s%s:%s", l ? " " : "", c->kind == SPW_CHANGE_ADD ? "A" : "D",
+                 c->row->iptext);
+        x->n++;
+        x->resync += (c->flags & SPW_CHANGE_RESYNC) != 0;
+        x->last_seq = c->seq;
+        x->until = c->row->until;
+        return 0;
+}
+
+static changes read_changes(fixture *f, uint64_t cursor, uint64_t *next) {
+        changes x = { 0 };
+        CHECK_OK(plugin->read_changes(f->self, cursor, change_cb, &x, next));
+        return x;
+}
+
+static void test_read_changes(void) {
+        fixture f;
+        char db[256];
+        uint64_t cur = 0, cur2 = 0, old, n;
+        changes c;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK(plugin->read_changes != NULL);
+
+        /* an empty store: nothing, cursor stays 0 */
+        c = read_changes(&f, 0, &cur);
+        CHECK_EQ(c.n, 0);
+        CHECK_EQ(cur, 0);
+
+        CHECK_EQ(insert(&f, "192.0.2.1", "a", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.2", "b", T0 + 3600 * SEC), 0);
+        /* a batch is open: its rows could still be rolled back */
+        CHECK_EQ(plugin->read_changes(f.self, 0, change_cb, &c, &cur), -EBUSY);
+        CHECK_OK(plugin->flush(f.self));
+
+        /* cursor 0: every active ban as an ADD, flagged RESYNC */
+        c = read_changes(&f, 0, &cur);
+        CHECK_EQ(c.n, 2);
+        CHECK_EQ(c.resync, 2);
+        CHECK_CONTAINS(c.log, "A:192.0.2.1");
+        CHECK_CONTAINS(c.log, "A:192.0.2.2");
+        CHECK(cur > 0);
+        /* nothing new since */
+        c = read_changes(&f, cur, &cur2);
+        CHECK_EQ(c.n, 0);
+        CHECK_EQ(cur2, cur);
+
+        /* an add */
+        advance(&f, SEC);
+        CHECK_EQ(insert(&f, "192.0.2.3", "c", T0 + 7200 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        c = read_changes(&f, cur, &cur2);
+        CHECK_STREQ(c.log, "A:192.0.2.3");
+        CHECK_EQ(c.resync, 0);
+        CHECK_EQ(c.until, T0 + 7200 * SEC);
+        CHECK(cur2 > cur);
+        CHECK_EQ(cur2, c.last_seq);
+        cur = cur2;
+
+        /* a superseding ban is its ADD alone (the reader replaces by target) */
+        CHECK_EQ(insert(&f, "192.0.2.1", "again", T0 + 9000 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        c = read_changes(&f, cur, &cur);
+        CHECK_STREQ(c.log, "A:192.0.2.1");
+        CHECK_EQ(c.until, T0 + 9000 * SEC);
+
+        /* an admin delete: a DELETE per active ban of the target, durable with it */
+        CHECK_OK(plugin->delete_target(f.self, "192.0.2.2", &n));
+        CHECK_EQ(n, 1);
+        c = read_changes(&f, cur, &cur);
+        CHECK_STREQ(c.log, "D:192.0.2.2");
+        CHECK_OK(plugin->delete_target(f.self, "192.0.2.2", &n)); /* nothing left: no change */
+        c = read_changes(&f, cur, &cur);
+        CHECK_EQ(c.n, 0);
+
+        /* expiry writes nothing; a resync no longer lists the expired ban */
+        CHECK_EQ(insert(&f, "198.51.100.9", "short", testhost_time(f.host) + 10 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        c = read_changes(&f, cur, &cur);
+        CHECK_STREQ(c.log, "A:198.51.100.9");
+        advance(&f, 20 * SEC);
+        c = read_changes(&f, cur, &cur2);
+        CHECK_EQ(c.n, 0);
+        c = read_changes(&f, 0, &cur2);
+        CHECK_EQ(c.n, 2); /* 192.0.2.1 and 192.0.2.3 */
+        CHECK(strstr(c.log, "198.51.100.9") == NULL);
+        CHECK_EQ(cur2, cur);
+
+        /* delete_all: a DELETE for each active ban */
+        CHECK_OK(plugin->delete_all(f.self, &n));
+        CHECK_EQ(n, 3); /* 198.51.100.9 expired but was not yet soft-deleted (no expiry timer here) */
+        c = read_changes(&f, cur, &cur);
+        CHECK_EQ(c.n, 3);
+        CHECK_CONTAINS(c.log, "D:192.0.2.1");
+        CHECK_CONTAINS(c.log, "D:192.0.2.3");
+
+        /* a restart keeps the sequence: the cursor goes on from where it was */
+        fixture_close(&f);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        c = read_changes(&f, cur, &cur2);
+        CHECK_EQ(c.n, 0);
+        CHECK_EQ(cur2, cur);
+        CHECK_EQ(insert(&f, "203.0.113.4", "after restart", T0 + 7200 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        old = cur;
+        c = read_changes(&f, cur, &cur);
+        CHECK_STREQ(c.log, "A:203.0.113.4");
+        CHECK(c.last_seq > old);
+
+        /* the log is collected by the first flush after a minute: changes
+         * older than the keep time go (never the newest); a reader whose
+         * cursor fell behind gets a resync */
+        CHECK(q_int(db, "SELECT COUNT(*) FROM ban_changes") > 5);
+        advance(&f, 16 * 60 * SEC); /* SPWP_BANDB_CHANGES_KEEP (15 min) and more */
+        CHECK_EQ(insert(&f, "203.0.113.5", "late", T0 + 9000 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_changes"), 1); /* the new ADD only */
+        c = read_changes(&f, cur, &cur);
+        CHECK_STREQ(c.log, "A:203.0.113.5");
+        c = read_changes(&f, 1, &cur2);
+        CHECK_EQ(c.resync, c.n);
+        CHECK_EQ(cur2, cur);
+        c = read_changes(&f, cur, &cur2); /* up to date: nothing */
+        CHECK_EQ(c.n, 0);
+        fixture_close(&f);
+}
+
 static void test_shutdown_rolls_back(void) {
         fixture f;
         char db[256];
@@ -901,5 +1045,6 @@ void bandb_suite_run(const bandb_suite *suite) {
         BANDB_RUN(test_ipv6);
         BANDB_RUN(test_insert_failure_keeps_batch);
         BANDB_RUN(test_multi_ban_signal);
+        BANDB_RUN(test_read_changes);
         BANDB_RUN(test_shutdown_rolls_back);
 }

@@ -269,6 +269,43 @@ static void test_time_format(void) {
         }
 }
 
+static int count_change(const spw_ban_change *c, void *userdata) {
+        (*(int *) userdata)++;
+        return 0;
+}
+
+/* A version 1 database (before the change log) is upgraded in place: its
+ * bans stay, the change log starts empty, and cursor 0 lists them. */
+static void test_migrate_1_to_2(void) {
+        fixture f;
+        char path[256];
+        uint64_t cur = 0;
+        int n = 0;
+
+        new_path(path, sizeof path);
+        CHECK_OK(fixture_open(&f, path, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.1", "before", T0 + 3600 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        fixture_close(&f);
+        suite_exec(path, "DROP TABLE ban_changes");
+        suite_exec(path, "PRAGMA user_version = 1");
+
+        CHECK_OK(fixture_open(&f, path, NULL));
+        CHECK_EQ(q_int(path, "PRAGMA user_version"), 2);
+        CHECK_CONTAINS(testhost_log(f.host), "upgraded the ban database from schema version 1 to 2");
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_changes"), 0);
+        CHECK_OK(plugin->read_changes(f.self, 0, count_change, &n, &cur));
+        CHECK_EQ(n, 1);
+        CHECK_EQ(cur, 0);
+        CHECK_EQ(insert(&f, "192.0.2.2", "after", T0 + 3600 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        n = 0;
+        CHECK_OK(plugin->read_changes(f.self, cur, count_change, &n, &cur));
+        CHECK_EQ(n, 2); /* cursor 0 (the log was empty): a resync again, now of both bans */
+        CHECK(cur > 0);
+        fixture_close(&f);
+}
+
 static void test_schema_created(void) {
         fixture f;
         char path[256], buf[256];
@@ -297,7 +334,7 @@ static void test_schema_created(void) {
                              "'idx_ban_applications_signal_occurence_id','idx_event_sequences_signal_occurence_id')"),
                  4);
         CHECK_STREQ(testhost_status(f.host, "db_path"), path);
-        CHECK_CONTAINS(testhost_log(f.host), "created the ban database (schema version 1)");
+        CHECK_CONTAINS(testhost_log(f.host), "created the ban database (schema version 2)");
         fixture_close(&f);
 
         /* reopening a current database migrates nothing */
@@ -368,7 +405,7 @@ static void test_migrate_from_crowdsec(void) {
 
         CHECK_OK(fixture_open(&f, path, NULL));
         CHECK_EQ(q_int(path, "PRAGMA user_version"), BANDB_SCHEMA_VERSION);
-        CHECK_CONTAINS(testhost_log(f.host), "upgraded the CrowdSec v0.3 database from schema version 0 to 1");
+        CHECK_CONTAINS(testhost_log(f.host), "upgraded the CrowdSec v0.3 database from schema version 0 to 2");
         /* rows kept, times normalised to UTC with microseconds */
         CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications"), 2);
         CHECK_STREQ(q_text(buf, sizeof buf, path, "SELECT created_at FROM ban_applications WHERE id = 1"),
@@ -808,6 +845,7 @@ int main(int argc, char **argv) {
         BANDB_RUN(test_config);
         BANDB_RUN(test_schema_created);
         BANDB_RUN(test_migrate_from_crowdsec);
+        BANDB_RUN(test_migrate_1_to_2);
         bandb_suite_run(&suite);
         BANDB_RUN(test_batch_lost);
         BANDB_RUN(test_timer_errors);

@@ -422,7 +422,7 @@ static void test_schema_created(void) {
                            " TABLE_SCHEMA = DATABASE() AND INDEX_NAME IN ('" MYDB_IP_TEXT_INDEX "',"
                            " 'idx_ban_applications_deleted_at_until', 'idx_ban_applications_signal_occurence_id',"
                            " 'idx_event_sequences_signal_occurence_id')"), 4);
-        CHECK_CONTAINS(testhost_log(f.host), "created the ban database (schema version 1)");
+        CHECK_CONTAINS(testhost_log(f.host), "created the ban database (schema version 2)");
         fixture_close(&f);
 
         /* reopening a current database migrates nothing */
@@ -506,7 +506,7 @@ static void test_migrate_from_crowdsec(void) {
         tzset();
 
         CHECK_EQ(q_int(db, "SELECT version FROM " MYDB_VERSION_TABLE), MYDB_SCHEMA_VERSION);
-        CHECK_CONTAINS(testhost_log(f.host), "upgraded CrowdSec v0.3's tables to schema version 1");
+        CHECK_CONTAINS(testhost_log(f.host), "upgraded CrowdSec v0.3's tables to schema version 2");
         CHECK_CONTAINS(testhost_log(f.host), "UTC+7200 s");
         /* rows kept, times in UTC with microseconds */
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 2);
@@ -587,7 +587,41 @@ static void test_concurrent_creation(void) {
                 CHECK_OK(o[i].r);
         }
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM " MYDB_VERSION_TABLE), 1);
-        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"), 4);
+        /* the three tables, the ban-change log and the version table */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"), 5);
+}
+
+static int count_change(const spw_ban_change *c, void *userdata) {
+        (*(int *) userdata)++;
+        return 0;
+}
+
+/* A version 1 database (before the change log) is upgraded in place: its
+ * bans stay, the change log starts empty, and cursor 0 lists them. */
+static void test_migrate_1_to_2(void) {
+        fixture f;
+        char db[64];
+        uint64_t cur = 0;
+        int n = 0;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.1", "before", T0 + 3600 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        fixture_close(&f);
+        db_exec(db, "DROP TABLE ban_changes");
+        db_exec(db, "UPDATE " MYDB_VERSION_TABLE " SET version = 1");
+
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(q_int(db, "SELECT version FROM " MYDB_VERSION_TABLE), 2);
+        CHECK_CONTAINS(testhost_log(f.host), "upgraded the ban database from schema version 1 to 2");
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_changes"), 0);
+        CHECK_OK(plugin->read_changes(f.self, 0, count_change, &n, &cur));
+        CHECK_EQ(n, 1);
+        CHECK_EQ(insert(&f, "192.0.2.2", "after", T0 + 3600 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_changes WHERE kind = 1 AND ip_text = '192.0.2.2'"), 1);
+        fixture_close(&f);
 }
 
 /* ------------------------------------------------------------ tests: the operations */
@@ -1240,6 +1274,7 @@ int main(int argc, char **argv) {
         BANDB_RUN(test_schema_created);
         BANDB_RUN(test_migrate_from_crowdsec);
         BANDB_RUN(test_concurrent_creation);
+        BANDB_RUN(test_migrate_1_to_2);
         bandb_suite_run(&suite);
         BANDB_RUN(test_long_strings_cut);
         BANDB_RUN(test_lock_wait_is_retry);
