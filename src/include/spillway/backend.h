@@ -259,8 +259,8 @@ typedef struct spw_ban_change {
         int kind;                   /* enum spw_change_kind */
         unsigned flags;             /* enum spw_change_flags */
         spw_usec_t at;              /* when the change happened */
-        const spw_ban_row *row;     /* the ban (for a DELETE: iptext, source,
-                                     * action at least; until = the old until) */
+        const spw_ban_row *row;     /* the ban; iptext always set, the other
+                                     * members NULL/0 if the ban's row is gone */
 } spw_ban_change;
 
 typedef int (*spw_change_fn)(const spw_ban_change *change, void *userdata);
@@ -453,9 +453,13 @@ struct spw_backend {
          * time. Cursor 0 means "from nothing": every active ban as an ADD.
          * A cursor older than what the backend keeps is answered like 0
          * (every active ban as an ADD, with SPW_CHANGE_RESYNC in flags) so a
-         * reader never misses a delete silently. A non-zero fn() return
-         * stops the walk and is returned. NULL when the backend stores no
-         * bans. */
+         * reader never misses a delete silently. An ADD replaces what the
+         * reader held for the same target (a superseding ban is one ADD);
+         * expiry is no change (the ADD's until says when the ban ends).
+         * The daemon calls it with no batch open (after a flush); a backend
+         * may answer -EBUSY otherwise. A non-zero fn() return stops the walk
+         * and is returned; *next_cursor is then the last change fn accepted.
+         * NULL when the backend stores no bans. */
         int (*read_changes)(void *self, uint64_t cursor, spw_change_fn fn, void *userdata,
                             uint64_t *next_cursor);
 };
