@@ -299,7 +299,7 @@ static spwp_bandb_value v_int(int64_t i) {
  * its row exists (0 before). */
 static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, uint64_t *id) {
         const spwp_bandb_driver *d = b->drv;
-        const spw_source *src = sig->has_source ? &sig->source : NULL;
+        const spw_source *src = sig->source;
         spwp_bandb_value v[_SPWP_BANDB_SIG_MAX];
         uint64_t first_ban = 0;
         const char *doing = "soft-deleting the targets' older active bans";
@@ -334,7 +334,7 @@ static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, ui
         *id = d->last_id(b, SPWP_BANDB_Q_INSERT_SIGNAL);
 
         for (size_t i = 0; i < sig->n_events; i++) {
-                const spw_event *ev = &sig->events[i];
+                const spw_event *ev = spw_signal_event(sig, i);
 
                 v[SPWP_BANDB_EVENT_NOW] = v_now(now);
                 v[SPWP_BANDB_EVENT_TIME] = (spwp_bandb_value) { .kind = SPWP_BANDB_TIME, .t = ev->time };
@@ -347,7 +347,7 @@ static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, ui
         }
 
         for (size_t i = 0; i < sig->n_bans; i++) {
-                const spw_ban *ban = &sig->bans[i];
+                const spw_ban *ban = spw_signal_ban(sig, i);
 
                 v[SPWP_BANDB_BAN_NOW] = v_now(now);
                 v[SPWP_BANDB_BAN_MEASURE_SOURCE] = v_str(ban->measure_source);
@@ -372,13 +372,16 @@ static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, ui
 
         if (sig->n_bans == 0)
                 return 0;
+        /* the change log: one ADD per ban, in the same transaction */
+        if (d->run(b, SPWP_BANDB_Q_CHANGE_ADD, VALUES(v_now(now), v_id(*id)), NULL, "logging the ban changes") < 0)
+                return -1;
         /* One UPDATE is atomic by itself; several are made so by a savepoint
          * (only signals with more than one ban pay for it). */
         if (sig->n_bans > 1 && d->savepoint(b, doing) < 0)
                 return -1;
         for (size_t i = 0; i < sig->n_bans; i++) {
                 if (d->run(b, SPWP_BANDB_Q_SUPERSEDE,
-                           VALUES(v_now(now), v_str(sig->bans[i].ip_text), v_id(first_ban)), NULL, doing) < 0) {
+                           VALUES(v_now(now), v_str(spw_signal_ban(sig, i)->ip_text), v_id(first_ban)), NULL, doing) < 0) {
                         if (sig->n_bans > 1)
                                 d->rollback_to(b);
                         return -1;
@@ -391,7 +394,7 @@ static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, ui
  * too, give up the batch: roll it back and let flush() report it lost. */
 static void undo(spwp_bandb *b, uint64_t id) {
         static const spwp_bandb_query undo_q[] = {
-                SPWP_BANDB_Q_UNDO_BANS, SPWP_BANDB_Q_UNDO_EVENTS, SPWP_BANDB_Q_UNDO_SIGNAL,
+                SPWP_BANDB_Q_UNDO_CHANGES, SPWP_BANDB_Q_UNDO_BANS, SPWP_BANDB_Q_UNDO_EVENTS, SPWP_BANDB_Q_UNDO_SIGNAL,
         };
         spwp_bandb_error keep = b->e;
         int r = 0;
@@ -416,7 +419,7 @@ static void undo(spwp_bandb *b, uint64_t id) {
 static int reject(spwp_bandb *b, const spw_signal *sig, const char *why) {
         b->host->set_error(b->ctx, "%s: signal %" PRIu64 " (scenario %s) %s; signal rejected",
                            b->where, sig->id, scenario(sig), why);
-        return SPW_INSERT_REJECT;
+        return -EINVAL;
 }
 
 int spwp_bandb_insert(void *userdata, const spw_signal *sig) {
@@ -426,15 +429,17 @@ int spwp_bandb_insert(void *userdata, const spw_signal *sig) {
         bool retry;
         int r;
 
-        if (!sig || !SPW_HAS_MEMBER(sig, spw_signal, n_bans)) {
+        if (!sig || !SPW_HAS_MEMBER(sig, spw_signal, ban_size)) {
                 b->host->set_error(b->ctx, "%s: signal structure too small for this plugin; signal rejected",
                                    b->where);
-                return SPW_INSERT_REJECT;
+                return -EINVAL;
         }
         if ((sig->n_bans && !sig->bans) || (sig->n_events && !sig->events))
                 return reject(b, sig, "has a ban or event count but no array");
+        if ((sig->n_bans && sig->ban_size < sizeof(spw_ban)) || (sig->n_events && sig->event_size < sizeof(spw_event)))
+                return reject(b, sig, "has a ban or event stride smaller than ABI 2.0's");
         for (size_t i = 0; i < sig->n_bans; i++)
-                if (!sig->bans[i].ip_text)
+                if (!spw_signal_ban(sig, i)->ip_text)
                         return reject(b, sig, "has a ban without ip_text (the ban's target)");
 
         for (int attempt = 0;; attempt++) {
@@ -444,7 +449,7 @@ int spwp_bandb_insert(void *userdata, const spw_signal *sig) {
                         b->host->set_error(b->ctx, "%s: cannot store signal %" PRIu64 " (scenario %s): cannot "
                                            "connect: %s (error %u): %s; will retry", b->where, sig->id,
                                            scenario(sig), b->e.msg, b->e.code, b->drv->advice(b->e.code));
-                        return SPW_INSERT_RETRY;
+                        return -EAGAIN;
                 }
                 id = 0;
                 r = begin_batch(b);
@@ -454,7 +459,7 @@ int spwp_bandb_insert(void *userdata, const spw_signal *sig) {
                         b->dirty = true;
                         b->n_pending++;
                         if (!b->keys.debug)
-                                return SPW_INSERT_OK;
+                                return 0;
                         if (b->drv->log_row_id)
                                 snprintf(buf, sizeof buf, " as id %" PRIu64, id);
                         else
@@ -463,7 +468,7 @@ int spwp_bandb_insert(void *userdata, const spw_signal *sig) {
                                      "stored signal %" PRIu64 "%s: scenario %s, source %s, %zu ban(s), %zu event(s)",
                                      sig->id, buf, scenario(sig), sig->source_ip ? sig->source_ip : "none",
                                      sig->n_bans, sig->n_events);
-                        return SPW_INSERT_OK;
+                        return 0;
                 }
                 /* An idle connection the server or the network dropped (wait_timeout,
                  * a failover) with no batch open on it: nothing was lost, connect
@@ -481,10 +486,30 @@ int spwp_bandb_insert(void *userdata, const spw_signal *sig) {
                            retry ? "will retry" : "signal rejected");
         check_txn(b);
         undo(b, id);
-        return retry ? SPW_INSERT_RETRY : SPW_INSERT_REJECT;
+        return retry ? -EAGAIN : -EINVAL;
 }
 
 /* ------------------------------------------------------------ flush */
+
+/* After a commit, at most once a minute: forget the ban changes older than
+ * SPWP_BANDB_CHANGES_KEEP (never the newest: it keeps the sequence's
+ * position visible to readers). The log only grows with writes, each
+ * followed by a flush, so it stays bounded without a timer of its own. A
+ * failure is logged; the next minute tries again. */
+static void changes_collect(spwp_bandb *b) {
+        spw_usec_t now = b->host->now(b->ctx);
+        int64_t max = 0;
+        bool found = false;
+
+        if (b->changes_collected_at != 0 && now - b->changes_collected_at < GC_INTERVAL)
+                return;
+        b->changes_collected_at = now;
+        if (b->drv->select_int(b, SPWP_BANDB_Q_CHANGES_MAX, NULL, 0, &max, &found, "reading the newest ban change") < 0 ||
+            b->drv->run(b, SPWP_BANDB_Q_CHANGES_GC, VALUES(v_now(now - SPWP_BANDB_CHANGES_KEEP), v_id((uint64_t) max)),
+                        NULL, "collecting old ban changes") < 0)
+                b->host->log(b->ctx, LOG_WARNING, "%s: cannot collect old ban changes: %s; will try again in a minute",
+                             b->where, b->e.msg);
+}
 
 int spwp_bandb_flush(void *userdata) {
         spwp_bandb *b = userdata;
@@ -512,6 +537,7 @@ int spwp_bandb_flush(void *userdata) {
         if (b->drv->commit(b) == 0) {
                 b->in_txn = b->dirty = false;
                 b->n_pending = 0;
+                changes_collect(b);
                 return 0;
         }
 
@@ -587,6 +613,113 @@ int spwp_bandb_read_at(void *userdata, spw_usec_t at, spw_row_fn fn, void *fn_us
         return err_errno(b);
 }
 
+/* ------------------------------------------------------------ changes */
+
+/*
+ * The ban-change log (ABI 2.1 read_changes): a table ban_changes (seq, at,
+ * kind, ban_id, ip_text), written in the transaction that changes the bans:
+ * an ADD per new ban (insert), a DELETE per active ban an admin delete
+ * removes. A superseding ban is its ADD alone (readers key on the target),
+ * expiry writes nothing (the row's until says when a ban ends). Rows older
+ * than SPWP_BANDB_CHANGES_KEEP are collected every minute, except the
+ * newest, so "cursor older than the oldest row kept" is how a reader that
+ * fell behind is detected: it gets every active ban again (RESYNC).
+ *
+ * The walk is read with no batch open: uncommitted rows of our own could
+ * be rolled back after the reader saw them.
+ */
+
+typedef struct resync_ctx {
+        spw_change_fn fn;
+        void *userdata;
+        uint64_t seq;
+        spw_usec_t now;
+} resync_ctx;
+
+static int resync_row(const spw_ban_row *row, void *userdata) {
+        resync_ctx *c = userdata;
+        spw_ban_change ch = { .size = sizeof ch, .seq = c->seq, .kind = SPW_CHANGE_ADD, .flags = SPW_CHANGE_RESYNC,
+                              .at = c->now, .row = row };
+        return c->fn(&ch, c->userdata);
+}
+
+static int changes_walk(spwp_bandb *b, uint64_t cursor, spw_change_fn fn, void *fn_userdata, int *stop,
+                        uint64_t *next_cursor) {
+        const spwp_bandb_driver *d = b->drv;
+        int r;
+
+        *stop = 0;
+        if (d->changes_start(b, cursor) < 0) {
+                d->read_end(b, -1);
+                return -1;
+        }
+        while ((r = d->read_next(b)) > 0) {
+                spw_ban_row row = {
+                        .size = sizeof(spw_ban_row),
+                        .source = d->col_text(b, SPWP_BANDB_ROW_SOURCE),
+                        .iptext = d->col_text(b, SPWP_BANDB_ROW_IPTEXT),
+                        .reason = d->col_text(b, SPWP_BANDB_ROW_REASON),
+                        .bancount = d->col_int(b, SPWP_BANDB_ROW_BANCOUNT),
+                        .action = d->col_text(b, SPWP_BANDB_ROW_ACTION),
+                        .cn = d->col_text(b, SPWP_BANDB_ROW_CN),
+                        .as = d->col_text(b, SPWP_BANDB_ROW_AS),
+                        .as_number = d->col_int(b, SPWP_BANDB_ROW_AS_NUMBER),
+                        .events_count = d->col_int(b, SPWP_BANDB_ROW_EVENTS_COUNT),
+                };
+                spw_ban_change ch = { .size = sizeof ch, .seq = (uint64_t) d->col_int(b, SPWP_BANDB_ROW_SEQ),
+                                      .kind = (int) d->col_int(b, SPWP_BANDB_ROW_KIND), .row = &row };
+
+                d->col_time(b, SPWP_BANDB_ROW_UNTIL, &row.until);
+                d->col_time(b, SPWP_BANDB_ROW_AT, &ch.at);
+                *stop = fn(&ch, fn_userdata);
+                if (*stop != 0)
+                        break;
+                *next_cursor = ch.seq;
+        }
+        d->read_end(b, *stop != 0 ? 1 : r < 0 ? -1 : 0);
+        return *stop == 0 && r < 0 ? -1 : 0;
+}
+
+int spwp_bandb_read_changes(void *userdata, uint64_t cursor, spw_change_fn fn, void *fn_userdata,
+                            uint64_t *next_cursor) {
+        spwp_bandb *b = userdata;
+        int64_t max = 0, min = 0;
+        bool found = false;
+        uint64_t n_rows = 0;
+        char buf[600];
+        int stop = 0, r;
+
+        *next_cursor = cursor;
+        if (b->in_txn && b->dirty) {
+                b->host->set_error(b->ctx, "%s: cannot read ban changes while a batch is open (flush first)", b->where);
+                return -EBUSY;
+        }
+        if (ensure(b) < 0) {
+                b->host->set_error(b->ctx, "%s: cannot read ban changes: cannot connect: %s (error %u): %s",
+                                   b->where, b->e.msg, b->e.code, b->drv->advice(b->e.code));
+                return b->drv->connect_errno(b->e.code);
+        }
+        r = b->drv->select_int(b, SPWP_BANDB_Q_CHANGES_MAX, NULL, 0, &max, &found, "reading the newest ban change");
+        if (r == 0)
+                r = b->drv->select_int(b, SPWP_BANDB_Q_CHANGES_MIN, NULL, 0, &min, &found, "reading the oldest ban change");
+        if (r == 0) {
+                if (cursor == 0 || cursor > (uint64_t) max || (min > 0 && cursor + 1 < (uint64_t) min)) {
+                        /* from nothing, or fell behind what is kept: every active ban */
+                        resync_ctx c = { fn, fn_userdata, (uint64_t) max, b->host->now(b->ctx) };
+                        r = read_walk(b, c.now, resync_row, &c, &stop, &n_rows);
+                        if (r == 0 && stop == 0)
+                                *next_cursor = (uint64_t) max;
+                } else
+                        r = changes_walk(b, cursor, fn, fn_userdata, &stop, next_cursor);
+        }
+        if (r == 0)
+                return stop;
+        b->host->set_error(b->ctx, "%s: cannot read ban changes: %s%s", b->where, describe(b, buf),
+                           lost(b) ? "; the connection was lost, the next call reconnects" : "");
+        check_txn(b);
+        return err_errno(b);
+}
+
 /* ------------------------------------------------------------ delete */
 
 /* Admin writes join the open batch if there is one (the daemon flushes right
@@ -603,7 +736,16 @@ static int soft_delete(spwp_bandb *b, spwp_bandb_query q, const char *target, ui
                                    b->e.msg, b->e.code, b->drv->advice(b->e.code));
                 return b->drv->connect_errno(b->e.code);
         }
-        if (b->drv->run(b, q, v, target ? 2 : 1, &changed, "deleting bans") < 0) {
+        /* the change log's DELETEs and the soft delete, in one transaction
+         * (the batch's if one is open, else a short one of their own) */
+        bool own = !b->in_txn;
+        if ((own && b->drv->begin(b, "deleting bans") < 0) ||
+            b->drv->run(b, target ? SPWP_BANDB_Q_CHANGE_DEL_TARGET : SPWP_BANDB_Q_CHANGE_DEL_ALL, v, target ? 2 : 1,
+                        NULL, "logging the ban changes") < 0 ||
+            b->drv->run(b, q, v, target ? 2 : 1, &changed, "deleting bans") < 0 ||
+            (own && b->drv->commit(b) < 0)) {
+                if (own)
+                        b->drv->rollback(b);
                 b->host->set_error(b->ctx, "%s: cannot delete bans%s%s: %s; %s", b->where,
                                    target ? " of " : "", target ? target : "", describe(b, buf),
                                    lost(b) && !b->in_txn ? b->drv->lost_delete : "nothing deleted");

@@ -105,6 +105,14 @@ typedef enum spwp_bandb_query {
         SPWP_BANDB_Q_GC_SIG_BOUNDARY,   /* after id, cutoff: the first signal after `after` stored at or after cutoff */
         SPWP_BANDB_Q_GC_BACKLOG_COUNT,  /* edge: edge - the lowest ban id + 1 (the warning's estimate) */
         SPWP_BANDB_Q_GC_BACKLOG_AGE,    /* the oldest deleted_at, in seconds since the epoch (the warning's) */
+        /* the ban-change log (read_changes, ABI 2.1) */
+        SPWP_BANDB_Q_CHANGE_ADD,        /* now, signal id: an ADD per ban of the signal */
+        SPWP_BANDB_Q_CHANGE_DEL_TARGET, /* now, ip_text: a DELETE per active ban of the target */
+        SPWP_BANDB_Q_CHANGE_DEL_ALL,    /* now: a DELETE per active ban */
+        SPWP_BANDB_Q_UNDO_CHANGES,      /* signal id */
+        SPWP_BANDB_Q_CHANGES_MIN,       /* (none): the oldest seq kept */
+        SPWP_BANDB_Q_CHANGES_MAX,       /* (none): the newest seq */
+        SPWP_BANDB_Q_CHANGES_GC,        /* cutoff, newest seq (always kept) */
         _SPWP_BANDB_Q_MAX,
 } spwp_bandb_query;
 
@@ -171,6 +179,11 @@ enum {
         SPWP_BANDB_ROW_EVENTS_COUNT,
         SPWP_BANDB_ROW_UNTIL,
         _SPWP_BANDB_ROW_MAX,
+        /* and, for the changes walk, after them: */
+        SPWP_BANDB_ROW_SEQ = _SPWP_BANDB_ROW_MAX,
+        SPWP_BANDB_ROW_KIND,
+        SPWP_BANDB_ROW_AT,
+        _SPWP_BANDB_CHANGE_MAX,
 };
 
 /* A parameter value. */
@@ -290,6 +303,10 @@ typedef struct spwp_bandb_driver {
          * 0 at the end, -1 on failure; end() with how it ended (0 done, 1
          * stopped by the callback, -1 failed). */
         int (*read_start)(spwp_bandb *b, spw_usec_t at);
+        /* The same walk over the ban changes after `cursor` (ROW columns,
+         * then SEQ, KIND, AT), oldest first; read_next, col_* and read_end
+         * then apply to it. */
+        int (*changes_start)(spwp_bandb *b, uint64_t cursor);
         int (*read_next)(spwp_bandb *b);
         const char *(*col_text)(spwp_bandb *b, int col);
         int64_t (*col_int)(spwp_bandb *b, int col);
@@ -350,6 +367,7 @@ struct spwp_bandb {
                 bool warned;            /* warned in this episode of falling behind */
                 uint64_t runs;
         } gc;
+        spw_usec_t changes_collected_at; /* the change log's last collection */
 };
 
 /* "500MB", "2GiB", "1048576" (bytes), "0": a storage size. kB/MB/GB/TB are
@@ -390,6 +408,12 @@ int spwp_bandb_insert(void *userdata, const spw_signal *sig);
 int spwp_bandb_flush(void *userdata);
 int spwp_bandb_start_autocommit(void *userdata);
 int spwp_bandb_read_at(void *userdata, spw_usec_t at, spw_row_fn fn, void *fn_userdata);
+int spwp_bandb_read_changes(void *userdata, uint64_t cursor, spw_change_fn fn, void *fn_userdata,
+                            uint64_t *next_cursor);
+
+/* Ban changes older than this are collected (by the first flush after a
+ * minute); a reader whose cursor is older gets a resync. */
+#define SPWP_BANDB_CHANGES_KEEP (INT64_C(15) * 60 * 1000000)
 int spwp_bandb_delete_target(void *userdata, const char *target, uint64_t *count);
 int spwp_bandb_delete_all(void *userdata, uint64_t *count);
 
@@ -408,6 +432,7 @@ int spwp_bandb_delete_all(void *userdata, uint64_t *count);
         .last_id = op_last_id,                  \
         .select_int = op_select_int,            \
         .read_start = op_read_start,            \
+        .changes_start = op_changes_start,      \
         .read_next = op_read_next,              \
         .col_text = op_col_text,                \
         .col_int = op_col_int,                  \
@@ -423,6 +448,7 @@ int spwp_bandb_delete_all(void *userdata, uint64_t *count);
         .flush = spwp_bandb_flush,                              \
         .start_autocommit = spwp_bandb_start_autocommit,        \
         .read_at = spwp_bandb_read_at,                          \
+        .read_changes = spwp_bandb_read_changes,                \
         .delete_target = spwp_bandb_delete_target,              \
         .delete_all = spwp_bandb_delete_all
 

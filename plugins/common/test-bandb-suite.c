@@ -16,6 +16,7 @@
 
 #include <dlfcn.h>
 
+#include "spwp-bandb.h"
 #include "test-bandb-suite.h"
 #include "testhost.h"
 #include "tests.h"
@@ -241,7 +242,7 @@ static void test_newer_schema_refused(void) {
         S->set_newer_version(db);
         CHECK_EQ(fixture_open(&f, db, NULL), -EPROTO);
         CHECK_CONTAINS(testhost_last_error(f.host), db);
-        CHECK_CONTAINS(testhost_last_error(f.host), "schema version 99 is newer than this plugin's (1)");
+        CHECK_CONTAINS(testhost_last_error(f.host), "schema version 99 is newer than this plugin's (2)");
         CHECK_CONTAINS(testhost_last_error(f.host), "upgrade the plugin");
         fixture_close(&f);
 }
@@ -269,7 +270,7 @@ static void test_insert_rows(void) {
 
         new_db(db, sizeof db);
         CHECK_OK(fixture_open(&f, db, NULL));
-        CHECK_EQ(insert(&f, "192.0.2.7", "crowdsecurity/ssh-bf", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.7", "crowdsecurity/ssh-bf", T0 + 3600 * SEC), 0);
         /* not visible to other connections before flush */
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 0);
         CHECK_OK(plugin->flush(f.self));
@@ -294,7 +295,7 @@ static void test_insert_rows(void) {
         CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT until FROM ban_applications"), fmt_time(t, T0 + 3600 * SEC));
 
         /* a signal without bans is stored, signal and events */
-        CHECK_EQ(plugin->insert(f.self, mk_signal(&s, NULL, "no-remediation", 0)), SPW_INSERT_OK);
+        CHECK_EQ(plugin->insert(f.self, mk_signal(&s, NULL, "no-remediation", 0)), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE scenario = 'no-remediation'"), 1);
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences"), 2);
@@ -306,9 +307,9 @@ static void test_insert_rows(void) {
                             .start_ip = { [10] = 0xff, [11] = 0xff, 203, 0, 113, 9 },
                             .end_ip = { [10] = 0xff, [11] = 0xff, 203, 0, 113, 9 },
                             .ip_text = "203.0.113.9", .reason = "manual ban", .scenario = "manual ban" };
-        s.sig = (spw_signal) { .size = sizeof(spw_signal), .id = 999, .scenario = "manual ban",
+        s.sig = (spw_signal) { .size = sizeof(spw_signal), .ban_size = sizeof(spw_ban), .event_size = sizeof(spw_event), .id = 999, .scenario = "manual ban",
                                .bans = &s.ban, .n_bans = 1 };
-        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_OK);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), 0);
         CHECK_OK(plugin->flush(f.self));
         {
                 rows rs = read_at(&f, T0);
@@ -324,7 +325,7 @@ static void test_insert_rows(void) {
 
         /* a ban without a target is rejected, naming why */
         s.ban.ip_text = NULL;
-        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_REJECT);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), -EINVAL);
         CHECK_CONTAINS(testhost_last_error(f.host), "without ip_text");
         /* debug is off: no per-signal lines */
         CHECK(!strstr(testhost_log(f.host), "stored signal"));
@@ -337,7 +338,7 @@ static void test_debug_log(void) {
 
         new_db(db, sizeof db);
         CHECK_OK(fixture_open(&f, db, "debug", "true", NULL));
-        CHECK_EQ(insert(&f, "192.0.2.1", "scn", T0 + SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "scn", T0 + SEC), 0);
         CHECK_CONTAINS(testhost_log(f.host), "7 stored signal");
         CHECK_CONTAINS(testhost_log(f.host), "scenario scn, source 192.0.2.1, 1 ban(s), 1 event(s)");
         fixture_close(&f);
@@ -350,10 +351,10 @@ static void test_supersede(void) {
 
         new_db(db, sizeof db);
         CHECK_OK(fixture_open(&f, db, NULL));
-        CHECK_EQ(insert(&f, "192.0.2.7", "first", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.70", "other", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.7", "first", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.70", "other", T0 + 3600 * SEC), 0);
         advance(&f, 10 * SEC);
-        CHECK_EQ(insert(&f, "192.0.2.7", "second", T0 + 7200 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.7", "second", T0 + 7200 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
 
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE ip_text = '192.0.2.7'"), 2);
@@ -374,8 +375,8 @@ static void test_supersede(void) {
         CHECK_STREQ(rs.r[1].iptext, "192.0.2.70");
 
         /* ip_text compares bytewise: another spelling is another target */
-        CHECK_EQ(insert(&f, "2001:db8::1", "lower", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "2001:DB8::1", "upper", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "2001:db8::1", "lower", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "2001:DB8::1", "upper", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason IN ('lower', 'upper')"
                            " AND deleted_at IS NULL"), 2);
@@ -394,16 +395,16 @@ static void test_read_at(void) {
         /* T0:       A until T0+1h, B until T0+3h
          * T0+10s:   A again (until T0+2h): supersedes the first A
          * T0+20s:   C until T0+30m, deleted at T0+40s */
-        CHECK_EQ(insert(&f, "192.0.2.1", "a1", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "2001:db8::/64", "b", T0 + 3 * 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "a1", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "2001:db8::/64", "b", T0 + 3 * 3600 * SEC), 0);
         advance(&f, 10 * SEC);
         mk_signal(&s, "192.0.2.1", "a2", T0 + 2 * 3600 * SEC);
         s.sig.events_count = 42;
         s.ban.measure_type = "simulation:ban";
         s.ban.measure_source = "api";
-        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_OK);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), 0);
         advance(&f, 10 * SEC);
-        CHECK_EQ(insert(&f, "198.51.100.4", "c", T0 + 1800 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "198.51.100.4", "c", T0 + 1800 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         advance(&f, 20 * SEC);
         CHECK_OK(plugin->delete_target(f.self, "198.51.100.4", &n));
@@ -468,14 +469,14 @@ static void test_read_at_stop(void) {
         for (int i = 0; i < 50; i++) {
                 char ip[32];
                 snprintf(ip, sizeof ip, "192.0.2.%d", i);
-                CHECK_EQ(insert(&f, ip, "a", T0 + 3600 * SEC), SPW_INSERT_OK);
+                CHECK_EQ(insert(&f, ip, "a", T0 + 3600 * SEC), 0);
         }
         /* reads see the open batch (same connection) */
         CHECK_EQ(plugin->read_at(f.self, T0, stop_after_first, &calls), 7);
         CHECK_EQ(calls, 1);
         /* the rest of the rows were read off the wire: the connection works */
         CHECK_EQ(read_at(&f, T0).n, 50);
-        CHECK_EQ(insert(&f, "192.0.2.200", "b", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.200", "b", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 51);
         fixture_close(&f);
@@ -488,10 +489,10 @@ static void test_delete(void) {
 
         new_db(db, sizeof db);
         CHECK_OK(fixture_open(&f, db, NULL));
-        CHECK_EQ(insert(&f, "192.0.2.7", "a", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.70", "b", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "2001:db8::/64", "c", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "2001:db8::1", "d", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.7", "a", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.70", "b", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "2001:db8::/64", "c", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "2001:db8::1", "d", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
 
         /* no batch open: the delete is durable on return */
@@ -512,7 +513,7 @@ static void test_delete(void) {
         CHECK_EQ(read_at(&f, T0).n, 4);
 
         /* inside an open batch, the delete joins it and flush commits it */
-        CHECK_EQ(insert(&f, "203.0.113.1", "e", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "203.0.113.1", "e", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->delete_all(f.self, &n));
         CHECK_EQ(n, 3);
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 2);
@@ -532,8 +533,8 @@ static void test_expiry(void) {
         CHECK_OK(fixture_open(&f, db, "flush", "true", "max_records", "0", "max_records_age", "0", NULL));
         CHECK_OK(plugin->start_autocommit(f.self));
         CHECK_EQ(testhost_n_timers(f.host), 1); /* expiry only: GC disabled */
-        CHECK_EQ(insert(&f, "192.0.2.1", "short", T0 + 10 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.2", "long", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "short", T0 + 10 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.2", "long", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
 
         advance(&f, 5 * SEC);
@@ -551,7 +552,7 @@ static void test_expiry(void) {
 
         /* with a batch open, expiry joins it */
         advance(&f, 3600 * SEC);
-        CHECK_EQ(insert(&f, "192.0.2.3", "pending", T0 + 7200 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.3", "pending", T0 + 7200 * SEC), 0);
         CHECK_EQ(testhost_run_timers(f.host), 1);
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 1);
         CHECK_OK(plugin->flush(f.self));
@@ -591,7 +592,7 @@ static void fill_deleted(fixture *f, int n, const char *prefix) {
 
         for (int i = 0; i < n; i++) {
                 snprintf(ip, sizeof ip, "%s%d.%d", prefix, i / 250, i % 250);
-                CHECK_EQ(insert(f, ip, "gc", testhost_time(f->host) + 3600 * SEC), SPW_INSERT_OK);
+                CHECK_EQ(insert(f, ip, "gc", testhost_time(f->host) + 3600 * SEC), 0);
         }
         CHECK_OK(plugin->delete_all(f->self, &count));
         CHECK(count >= (uint64_t) n);
@@ -607,10 +608,10 @@ static void test_gc_by_count(void) {
         CHECK_OK(plugin->start_autocommit(f.self));
         CHECK_EQ(testhost_n_timers(f.host), 1);
         fill_deleted(&f, 8, "10.0.");          /* ids 1..8, soft-deleted */
-        CHECK_EQ(insert(&f, "10.1.0.1", "active-old", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "10.1.0.2", "active-new", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal), .scenario = "bare" }),
-                 SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "10.1.0.1", "active-old", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "10.1.0.2", "active-new", T0 + 3600 * SEC), 0);
+        CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal), .ban_size = sizeof(spw_ban), .event_size = sizeof(spw_event), .scenario = "bare" }),
+                 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 10);
 
@@ -638,7 +639,7 @@ static void test_gc_by_count(void) {
         for (int i = 0; i < 6; i++) {
                 char ip[32];
                 snprintf(ip, sizeof ip, "10.2.0.%d", i);
-                CHECK_EQ(insert(&f, ip, "active", T0 + 7200 * SEC), SPW_INSERT_OK);
+                CHECK_EQ(insert(&f, ip, "active", T0 + 7200 * SEC), 0);
         }
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(testhost_run_timers(f.host), 1);
@@ -670,15 +671,15 @@ static void test_gc_by_age(void) {
         CHECK_OK(fixture_open(&f, db, "flush", "false", "max_records", "0", "max_records_age", "1h", NULL));
         CHECK_OK(plugin->start_autocommit(f.self));
         fill_deleted(&f, 3, "10.0.");                       /* deleted at T0 */
-        CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal), .scenario = "bare-old" }),
-                 SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "10.9.0.1", "active-old", T0 + 5 * 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal), .ban_size = sizeof(spw_ban), .event_size = sizeof(spw_event), .scenario = "bare-old" }),
+                 0);
+        CHECK_EQ(insert(&f, "10.9.0.1", "active-old", T0 + 5 * 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         advance(&f, 1800 * SEC);
         fill_deleted(&f, 2, "10.1.");                       /* deleted at T0+30m, 10.9.0.1 too */
-        CHECK_EQ(insert(&f, "10.9.0.2", "active", T0 + 5 * 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal), .scenario = "bare-new" }),
-                 SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "10.9.0.2", "active", T0 + 5 * 3600 * SEC), 0);
+        CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal), .ban_size = sizeof(spw_ban), .event_size = sizeof(spw_event), .scenario = "bare-new" }),
+                 0);
         CHECK_OK(plugin->flush(f.self));
 
         /* T0+1h10: the bans deleted at T0 are older than 1h, the others not */
@@ -718,7 +719,7 @@ static void test_gc_chunks(void) {
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences"), 10);
 
         fill_deleted(&f, 1500, "10.6.");
-        CHECK_EQ(insert(&f, "12.0.0.1", "pending", T0 + 7200 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "12.0.0.1", "pending", T0 + 7200 * SEC), 0);
         advance(&f, 60 * SEC);
         CHECK_EQ(testhost_run_timers(f.host), 1);     /* joins the open batch */
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 1510);
@@ -745,15 +746,15 @@ static void test_gc_pacing(void) {
          * signals without bans */
         for (int i = 0; i < 1500; i++) {
                 snprintf(ip, sizeof ip, "10.1.%d.%d", i / 250, i % 250);
-                CHECK_EQ(insert(&f, ip, "A", T0 + 10 * 3600 * SEC), SPW_INSERT_OK);
+                CHECK_EQ(insert(&f, ip, "A", T0 + 10 * 3600 * SEC), 0);
         }
         for (int i = 0; i < 1500; i++) {
                 snprintf(ip, sizeof ip, "10.2.%d.%d", i / 250, i % 250);
-                CHECK_EQ(insert(&f, ip, "B", T0 + 10 * 3600 * SEC), SPW_INSERT_OK);
+                CHECK_EQ(insert(&f, ip, "B", T0 + 10 * 3600 * SEC), 0);
         }
         for (int i = 0; i < 1500; i++)
                 CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal), .scenario = "bare" }),
-                         SPW_INSERT_OK);
+                         0);
         CHECK_OK(plugin->flush(f.self));
         for (int i = 0; i < 1500; i++) {
                 snprintf(ip, sizeof ip, "10.2.%d.%d", i / 250, i % 250);
@@ -798,7 +799,7 @@ static void test_gc_pacing(void) {
         fixture_close(&f);
 }
 
-/* A short soak: a steady stream of signals for 20 minutes of the test's
+/* A short soak: a steady stream of signals for 30 minutes of the test's
  * clock (8 bans of 30 s a second over 2,000 targets, so targets are banned
  * again, and 2 signals without bans), expiry every second, small limits.
  * After every collection the soft-deleted bans are within max_records and
@@ -807,7 +808,7 @@ static void test_gc_pacing(void) {
 static void test_gc_soak(void) {
         const int64_t max_records = 300;
         const spw_usec_t age = 120 * SEC;
-        const int seconds = 20 * 60;
+        const int seconds = 30 * 60;
         uint64_t size[64], n_sig = 0;
         int runs = 0;
         fixture f;
@@ -824,11 +825,11 @@ static void test_gc_soak(void) {
                         if (i < 8) {
                                 uint64_t k = (n_sig * 7919) % 2000;
                                 snprintf(ip, sizeof ip, "10.9.%d.%d", (int) (k / 250), (int) (k % 250));
-                                CHECK_EQ(insert(&f, ip, "soak", now + 30 * SEC), SPW_INSERT_OK);
+                                CHECK_EQ(insert(&f, ip, "soak", now + 30 * SEC), 0);
                         } else
                                 CHECK_EQ(plugin->insert(f.self, &(spw_signal) { .size = sizeof(spw_signal),
                                                                                .scenario = "soak-bare" }),
-                                         SPW_INSERT_OK);
+                                         0);
                 }
                 CHECK_OK(plugin->flush(f.self));
                 advance(&f, SEC);
@@ -860,15 +861,19 @@ static void test_gc_soak(void) {
         if (S->db_bytes) {
                 uint64_t mid = 0, late = 0;
 
-                /* the limits hold from the fourth minute on: the second half
-                 * of the runs takes no more room than the runs before it */
-                for (int i = 3; i < runs / 2; i++)
+                /* every retention window is full once the ban-change log's
+                 * (SPWP_BANDB_CHANGES_KEEP, longer than max_records_age) is:
+                 * from then on, the later runs take no more room than the
+                 * earlier ones */
+                int settle = (int) (SPWP_BANDB_CHANGES_KEEP / (60 * SEC)) + 2, half = settle + (runs - settle) / 2;
+                CHECK(runs > settle + 4);
+                for (int i = settle; i < half; i++)
                         mid = size[i] > mid ? size[i] : mid;
-                for (int i = runs / 2; i < runs; i++)
+                for (int i = half; i < runs; i++)
                         late = size[i] > late ? size[i] : late;
                 fprintf(stderr, "soak: %d collections, %" PRIu64 " signals, size %" PRIu64 " KiB at run 3, "
-                        "max %" PRIu64 " KiB in runs 3-%d, max %" PRIu64 " KiB after\n",
-                        runs, n_sig, size[3] >> 10, mid >> 10, runs / 2 - 1, late >> 10);
+                        "max %" PRIu64 " KiB in runs %d-%d, max %" PRIu64 " KiB after\n",
+                        runs, n_sig, size[3] >> 10, mid >> 10, settle, half - 1, late >> 10);
                 CHECK(late <= mid + mid / 10);
         }
         fixture_close(&f);
@@ -881,10 +886,10 @@ static void test_ipv6(void) {
 
         new_db(db, sizeof db);
         CHECK_OK(fixture_open(&f, db, NULL));
-        CHECK_EQ(insert(&f, "2001:db8::/64", "v6 range", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "2001:db8:1::7", "v6 host", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.0/24", "v4 range", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "2001:db8::/64", "v6 range again", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "2001:db8::/64", "v6 range", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "2001:db8:1::7", "v6 host", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.0/24", "v4 range", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "2001:db8::/64", "v6 range again", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
 
         CHECK_STREQ(q_text(buf, sizeof buf, db, "SELECT CONCAT(HEX(start_ip), '-', HEX(end_ip)) FROM ban_applications"
@@ -925,22 +930,22 @@ static void test_insert_failure_keeps_batch(void) {
         S->add_trigger(db, "fail_ban", false, "boom", "refused by test trigger");
         S->add_trigger(db, "fail_supersede", true, "protected", "soft-delete refused by test trigger");
 
-        CHECK_EQ(insert(&f, "192.0.2.7", "kept", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.20", "protected", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.7", "kept", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.20", "protected", T0 + 3600 * SEC), 0);
 
-        CHECK_EQ(insert(&f, "192.0.2.7", "boom", T0 + 3600 * SEC), SPW_INSERT_REJECT);
+        CHECK_EQ(insert(&f, "192.0.2.7", "boom", T0 + 3600 * SEC), -EINVAL);
         CHECK_CONTAINS(testhost_last_error(f.host), db);
         snprintf(expect, sizeof expect, "refused by test trigger%s while inserting into ban_applications",
                  S->trigger_code);
         CHECK_CONTAINS(testhost_last_error(f.host), expect);
         CHECK_CONTAINS(testhost_last_error(f.host), "signal rejected");
 
-        CHECK_EQ(insert(&f, "192.0.2.20", "replacement", T0 + 3600 * SEC), SPW_INSERT_REJECT);
+        CHECK_EQ(insert(&f, "192.0.2.20", "replacement", T0 + 3600 * SEC), -EINVAL);
         snprintf(expect, sizeof expect, "soft-delete refused by test trigger%s while soft-deleting the targets' "
                  "older active bans", S->trigger_code);
         CHECK_CONTAINS(testhost_last_error(f.host), expect);
 
-        CHECK_EQ(insert(&f, "192.0.2.8", "after", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.8", "after", T0 + 3600 * SEC), 0);
         /* the batch, seen from inside, holds exactly the good inserts */
         CHECK_EQ(read_at(&f, T0).n, 3);
         CHECK_OK(plugin->flush(f.self));
@@ -955,7 +960,7 @@ static void test_insert_failure_keeps_batch(void) {
 
         /* the same with a signal that fails first in a batch */
         mk_signal(&s, "192.0.2.9", "boom", T0 + 3600 * SEC);
-        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_REJECT);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), -EINVAL);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 3);
         fixture_close(&f);
@@ -971,9 +976,9 @@ static void test_multi_ban_signal(void) {
 
         new_db(db, sizeof db);
         CHECK_OK(fixture_open(&f, db, NULL));
-        CHECK_EQ(insert(&f, "192.0.2.7", "old ip", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.0/24", "old range", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "198.51.100.1", "other", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.7", "old ip", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.0/24", "old range", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "198.51.100.1", "other", T0 + 3600 * SEC), 0);
         advance(&f, SEC);
         mk_signal(&s, "192.0.2.7", "new ip", T0 + 7200 * SEC);
         bans[0] = s.ban;
@@ -981,7 +986,7 @@ static void test_multi_ban_signal(void) {
         bans[1] = s.ban;
         s.sig.bans = bans;
         s.sig.n_bans = 2;
-        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_OK);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 3);
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason LIKE 'new %%' AND deleted_at IS NULL"), 2);
@@ -990,14 +995,14 @@ static void test_multi_ban_signal(void) {
 
         S->add_trigger(db, "fail_supersede", true, "new range", "refused by test trigger");
         advance(&f, SEC);
-        CHECK_EQ(insert(&f, "203.0.113.5", "in the batch", T0 + 7200 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "203.0.113.5", "in the batch", T0 + 7200 * SEC), 0);
         mk_signal(&s, "192.0.2.7", "newer ip", T0 + 7200 * SEC);
         bans[0] = s.ban;
         mk_signal(&s, "192.0.2.0/24", "newer range", T0 + 7200 * SEC);
         bans[1] = s.ban;
         s.sig.bans = bans;
         s.sig.n_bans = 2;
-        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_REJECT);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), -EINVAL);
         snprintf(expect, sizeof expect, "refused by test trigger%s while soft-deleting", S->trigger_code);
         CHECK_CONTAINS(testhost_last_error(f.host), expect);
         CHECK_OK(plugin->flush(f.self));
@@ -1008,14 +1013,158 @@ static void test_multi_ban_signal(void) {
         fixture_close(&f);
 }
 
+/* read_changes (ABI 2.1): what a reader of the ban-change cursor sees. */
+typedef struct changes {
+        int n, resync;
+        char log[2048];
+        uint64_t last_seq;
+        spw_usec_t until;
+} changes;
+
+static int change_cb(const spw_ban_change *c, void *userdata) {
+        changes *x = userdata;
+        size_t l = strlen(x->log);
+
+        CHECK(c->size >= sizeof *c);
+        CHECK(c->row && c->row->iptext);
+        CHECK(c->kind == SPW_CHANGE_ADD || c->kind == SPW_CHANGE_DELETE);
+        CHECK(c->at > 0);
+        snprintf(x->log + l, sizeof x->log - l, "%s%s:%s", l ? " " : "", c->kind == SPW_CHANGE_ADD ? "A" : "D",
+                 c->row->iptext);
+        x->n++;
+        x->resync += (c->flags & SPW_CHANGE_RESYNC) != 0;
+        x->last_seq = c->seq;
+        x->until = c->row->until;
+        return 0;
+}
+
+static changes read_changes(fixture *f, uint64_t cursor, uint64_t *next) {
+        changes x = { 0 };
+        CHECK_OK(plugin->read_changes(f->self, cursor, change_cb, &x, next));
+        return x;
+}
+
+static void test_read_changes(void) {
+        fixture f;
+        char db[256];
+        uint64_t cur = 0, cur2 = 0, old, n;
+        changes c;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK(plugin->read_changes != NULL);
+
+        /* an empty store: nothing, cursor stays 0 */
+        c = read_changes(&f, 0, &cur);
+        CHECK_EQ(c.n, 0);
+        CHECK_EQ(cur, 0);
+
+        CHECK_EQ(insert(&f, "192.0.2.1", "a", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.2", "b", T0 + 3600 * SEC), 0);
+        /* a batch is open: its rows could still be rolled back */
+        CHECK_EQ(plugin->read_changes(f.self, 0, change_cb, &c, &cur), -EBUSY);
+        CHECK_OK(plugin->flush(f.self));
+
+        /* cursor 0: every active ban as an ADD, flagged RESYNC */
+        c = read_changes(&f, 0, &cur);
+        CHECK_EQ(c.n, 2);
+        CHECK_EQ(c.resync, 2);
+        CHECK_CONTAINS(c.log, "A:192.0.2.1");
+        CHECK_CONTAINS(c.log, "A:192.0.2.2");
+        CHECK(cur > 0);
+        /* nothing new since */
+        c = read_changes(&f, cur, &cur2);
+        CHECK_EQ(c.n, 0);
+        CHECK_EQ(cur2, cur);
+
+        /* an add */
+        advance(&f, SEC);
+        CHECK_EQ(insert(&f, "192.0.2.3", "c", T0 + 7200 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        c = read_changes(&f, cur, &cur2);
+        CHECK_STREQ(c.log, "A:192.0.2.3");
+        CHECK_EQ(c.resync, 0);
+        CHECK_EQ(c.until, T0 + 7200 * SEC);
+        CHECK(cur2 > cur);
+        CHECK_EQ(cur2, c.last_seq);
+        cur = cur2;
+
+        /* a superseding ban is its ADD alone (the reader replaces by target) */
+        CHECK_EQ(insert(&f, "192.0.2.1", "again", T0 + 9000 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        c = read_changes(&f, cur, &cur);
+        CHECK_STREQ(c.log, "A:192.0.2.1");
+        CHECK_EQ(c.until, T0 + 9000 * SEC);
+
+        /* an admin delete: a DELETE per active ban of the target, durable with it */
+        CHECK_OK(plugin->delete_target(f.self, "192.0.2.2", &n));
+        CHECK_EQ(n, 1);
+        c = read_changes(&f, cur, &cur);
+        CHECK_STREQ(c.log, "D:192.0.2.2");
+        CHECK_OK(plugin->delete_target(f.self, "192.0.2.2", &n)); /* nothing left: no change */
+        c = read_changes(&f, cur, &cur);
+        CHECK_EQ(c.n, 0);
+
+        /* expiry writes nothing; a resync no longer lists the expired ban */
+        CHECK_EQ(insert(&f, "198.51.100.9", "short", testhost_time(f.host) + 10 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        c = read_changes(&f, cur, &cur);
+        CHECK_STREQ(c.log, "A:198.51.100.9");
+        advance(&f, 20 * SEC);
+        c = read_changes(&f, cur, &cur2);
+        CHECK_EQ(c.n, 0);
+        c = read_changes(&f, 0, &cur2);
+        CHECK_EQ(c.n, 2); /* 192.0.2.1 and 192.0.2.3 */
+        CHECK(strstr(c.log, "198.51.100.9") == NULL);
+        CHECK_EQ(cur2, cur);
+
+        /* delete_all: a DELETE for each active ban */
+        CHECK_OK(plugin->delete_all(f.self, &n));
+        CHECK_EQ(n, 3); /* 198.51.100.9 expired but was not yet soft-deleted (no expiry timer here) */
+        c = read_changes(&f, cur, &cur);
+        CHECK_EQ(c.n, 3);
+        CHECK_CONTAINS(c.log, "D:192.0.2.1");
+        CHECK_CONTAINS(c.log, "D:192.0.2.3");
+
+        /* a restart keeps the sequence: the cursor goes on from where it was */
+        fixture_close(&f);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        c = read_changes(&f, cur, &cur2);
+        CHECK_EQ(c.n, 0);
+        CHECK_EQ(cur2, cur);
+        CHECK_EQ(insert(&f, "203.0.113.4", "after restart", T0 + 7200 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        old = cur;
+        c = read_changes(&f, cur, &cur);
+        CHECK_STREQ(c.log, "A:203.0.113.4");
+        CHECK(c.last_seq > old);
+
+        /* the log is collected by the first flush after a minute: changes
+         * older than the keep time go (never the newest); a reader whose
+         * cursor fell behind gets a resync */
+        CHECK(q_int(db, "SELECT COUNT(*) FROM ban_changes") > 5);
+        advance(&f, 16 * 60 * SEC); /* SPWP_BANDB_CHANGES_KEEP (15 min) and more */
+        CHECK_EQ(insert(&f, "203.0.113.5", "late", T0 + 9000 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_changes"), 1); /* the new ADD only */
+        c = read_changes(&f, cur, &cur);
+        CHECK_STREQ(c.log, "A:203.0.113.5");
+        c = read_changes(&f, 1, &cur2);
+        CHECK_EQ(c.resync, c.n);
+        CHECK_EQ(cur2, cur);
+        c = read_changes(&f, cur, &cur2); /* up to date: nothing */
+        CHECK_EQ(c.n, 0);
+        fixture_close(&f);
+}
+
 static void test_shutdown_rolls_back(void) {
         fixture f;
         char db[256];
 
         new_db(db, sizeof db);
         CHECK_OK(fixture_open(&f, db, NULL));
-        CHECK_EQ(insert(&f, "192.0.2.1", "unflushed", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.2", "unflushed", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "unflushed", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.2", "unflushed", T0 + 3600 * SEC), 0);
         plugin->shutdown(f.self);
         f.self = NULL;
         CHECK_CONTAINS(testhost_log(f.host), "shutting down with 2 signal(s) not flushed; rolled back");
@@ -1053,5 +1202,6 @@ void bandb_suite_run(const bandb_suite *suite) {
         BANDB_RUN(test_ipv6);
         BANDB_RUN(test_insert_failure_keeps_batch);
         BANDB_RUN(test_multi_ban_signal);
+        BANDB_RUN(test_read_changes);
         BANDB_RUN(test_shutdown_rolls_back);
 }

@@ -28,7 +28,7 @@ const spw_signal *mk_signal(sigbuf *s, const char *target, const char *reason, s
         memset(s, 0, sizeof *s);
         s->ev = (spw_event) { .time = T0 - 10 * SEC, .source_ip = target, .serialized = "{\"log\":\"x\"}" };
         s->sig = (spw_signal) {
-                .size = sizeof(spw_signal),
+                .size = sizeof(spw_signal), .ban_size = sizeof(spw_ban), .event_size = sizeof(spw_event),
                 .id = atomic_fetch_add(&next_id, 1),
                 .scenario = reason,
                 .bucket_id = "sunny-flower",
@@ -133,7 +133,7 @@ void sample_fill(sample *s, uint64_t i, uint64_t targets, usec_t now) {
                 .scenario = "crowdsecurity/ssh-bf",
         };
         s->sig = (spw_signal) {
-                .size = sizeof(spw_signal),
+                .size = sizeof(spw_signal), .ban_size = sizeof(spw_ban), .event_size = sizeof(spw_event),
                 .id = i + 1,
                 .received_at = now,
                 .scenario = "crowdsecurity/ssh-bf",
@@ -208,7 +208,7 @@ double bench_through_plugin(const char *prog, const char *path, const spw_kv *co
                 testhost_set_time(host, now);
                 sample_fill(&s, i, targets, now);
                 r = b->insert(self, &s.sig);
-                if (r != SPW_INSERT_OK) {
+                if (r != 0) {
                         fprintf(stderr, "%s: insert: %s\n", prog, testhost_last_error(host));
                         exit(1);
                 }

@@ -21,8 +21,8 @@ static int add(journal_entry *e, int n, const char *name, const char *value) {
 }
 
 static const char *src_ip(const spw_signal *s) {
-        if (s->has_source && s->source.ip && *s->source.ip)
-                return s->source.ip;
+        if (s->source && s->source->ip && *s->source->ip)
+                return s->source->ip;
         return s->source_ip;
 }
 
@@ -39,8 +39,8 @@ int journal_fields_build(journal_entry *e, const spw_signal *sig, const char *ba
         int n = 0;
 
         if (sig->n_bans > 0)
-                snprintf(buf, sizeof buf, "%s: %s %s (%lld events)%s", sig->scenario, sig->bans[0].measure_type,
-                         sig->bans[0].ip_text, (long long) sig->events_count, sig->n_bans > 1 ? " and more bans" : "");
+                snprintf(buf, sizeof buf, "%s: %s %s (%lld events)%s", sig->scenario, spw_signal_ban(sig, 0)->measure_type,
+                         spw_signal_ban(sig, 0)->ip_text, (long long) sig->events_count, sig->n_bans > 1 ? " and more bans" : "");
         else
                 snprintf(buf, sizeof buf, "%s from %s (%lld events)", sig->scenario, ip ? ip : "unknown source",
                          (long long) sig->events_count);
@@ -51,9 +51,9 @@ int journal_fields_build(journal_entry *e, const spw_signal *sig, const char *ba
         n = add(e, n, "SPILLWAY_BACKEND", backend);
         n = add(e, n, "SPILLWAY_SCENARIO", sig->scenario);
         n = add(e, n, "SPILLWAY_SOURCE_IP", ip);
-        n = add(e, n, "SPILLWAY_SOURCE_RANGE", sig->has_source && sig->source.range ? sig->source.range : sig->source_range);
-        n = add(e, n, "SPILLWAY_COUNTRY", sig->has_source && sig->source.country ? sig->source.country : sig->source_country);
-        n = add(e, n, "SPILLWAY_AS", sig->has_source && sig->source.as_org ? sig->source.as_org : sig->source_as_org);
+        n = add(e, n, "SPILLWAY_SOURCE_RANGE", sig->source && sig->source->range ? sig->source->range : sig->source_range);
+        n = add(e, n, "SPILLWAY_COUNTRY", sig->source && sig->source->country ? sig->source->country : sig->source_country);
+        n = add(e, n, "SPILLWAY_AS", sig->source && sig->source->as_org ? sig->source->as_org : sig->source_as_org);
         snprintf(num, sizeof num, "%lld", (long long) sig->events_count);
         n = add(e, n, "SPILLWAY_EVENTS_COUNT", num);
         snprintf(num, sizeof num, "%llu", (unsigned long long) sig->id);
@@ -66,9 +66,9 @@ int journal_fields_build(journal_entry *e, const spw_signal *sig, const char *ba
         if (sig->n_bans > 0) {
                 snprintf(num, sizeof num, "%zu", sig->n_bans);
                 n = add(e, n, "SPILLWAY_BANS", num);
-                n = add(e, n, "SPILLWAY_TARGET", sig->bans[0].ip_text);
-                n = add(e, n, "SPILLWAY_ACTION", sig->bans[0].measure_type);
-                fmt_time(num, sizeof num, sig->bans[0].until);
+                n = add(e, n, "SPILLWAY_TARGET", spw_signal_ban(sig, 0)->ip_text);
+                n = add(e, n, "SPILLWAY_ACTION", spw_signal_ban(sig, 0)->measure_type);
+                fmt_time(num, sizeof num, spw_signal_ban(sig, 0)->until);
                 n = add(e, n, "SPILLWAY_UNTIL", num);
         }
         for (size_t i = 0; i < sig->n_labels; i++)

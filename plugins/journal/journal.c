@@ -74,10 +74,10 @@ static int journal_insert(void *self, const spw_signal *sig) {
                 b->failed++;
                 b->host->set_error(b->ctx, "sending to the journal failed: %s", strerror(-r));
                 /* journald restarting or gone: worth a retry */
-                return SPW_INSERT_RETRY;
+                return -EAGAIN;
         }
         b->sent++;
-        return SPW_INSERT_OK;
+        return 0;
 }
 
 static int journal_flush(void *self) {

@@ -16,8 +16,8 @@ int main(void) {
         spw_ban ban = { .measure_type = "ban", .ip_text = "192.0.2.7", .until = INT64_C(1590069620) * 1000000 };
         spw_kv labels[] = { { "remediation", "true" } };
         spw_signal s = { .size = sizeof s, .id = 42, .scenario = "crowdsecurity/ssh-bf", .events_count = 6,
-                         .has_source = true, .source = { .ip = "192.0.2.7", .country = "FR" },
-                         .alert_message = "multi\nline", .labels = labels, .n_labels = 1, .bans = &ban, .n_bans = 1 };
+                         .source = &(spw_source) { .size = sizeof(spw_source), .ip = "192.0.2.7", .country = "FR" },
+                         .alert_message = "multi\nline", .labels = labels, .n_labels = 1, .bans = &ban, .n_bans = 1, .ban_size = sizeof ban };
         journal_entry e;
         int n = journal_fields_build(&e, &s, "journal", "spillway-signal", LOG_NOTICE);
 

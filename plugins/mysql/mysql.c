@@ -95,11 +95,11 @@ typedef struct text_col {
 
 /* The result buffers of one ReadAT row, by column. */
 typedef struct read_buf {
-        text_col text[_MYDB_ROW_MAX];
-        int64_t ints[_MYDB_ROW_MAX];
-        my_bool null[_MYDB_ROW_MAX];
-        MYSQL_TIME until;
-        MYSQL_BIND res[_MYDB_ROW_MAX];
+        text_col text[_MYDB_CHANGE_MAX];
+        int64_t ints[_MYDB_CHANGE_MAX];
+        my_bool null[_MYDB_CHANGE_MAX];
+        MYSQL_TIME until, at;
+        MYSQL_BIND res[_MYDB_CHANGE_MAX];
 } read_buf;
 
 /* ReadAT's columns are the core's, in its order. */
@@ -118,7 +118,7 @@ _Static_assert(SAME(_MYDB_SIG_MAX, _SPWP_BANDB_SIG_MAX + 1) && SAME(_MYDB_EVENT_
 #undef SAME
 
 static void read_buf_bind(read_buf *rb) {
-        for (int col = 0; col < _MYDB_ROW_MAX; col++) {
+        for (int col = 0; col < _MYDB_CHANGE_MAX; col++) {
                 MYSQL_BIND *p = &rb->res[col];
 
                 p->is_null = &rb->null[col];
@@ -126,12 +126,15 @@ static void read_buf_bind(read_buf *rb) {
                 case MYDB_ROW_BANCOUNT:
                 case MYDB_ROW_AS_NUMBER:
                 case MYDB_ROW_EVENTS_COUNT:
+                case MYDB_ROW_SEQ:
+                case MYDB_ROW_KIND:
                         p->buffer_type = MYSQL_TYPE_LONGLONG;
                         p->buffer = &rb->ints[col];
                         break;
                 case MYDB_ROW_UNTIL:
+                case MYDB_ROW_AT:
                         p->buffer_type = MYSQL_TYPE_DATETIME;
-                        p->buffer = &rb->until;
+                        p->buffer = col == MYDB_ROW_AT ? &rb->at : &rb->until;
                         break;
                 default:
                         p->buffer_type = MYSQL_TYPE_STRING;
@@ -164,7 +167,8 @@ typedef struct mydb {
         spw_usec_t now_t;
         MYSQL_TIME now_tm;
 
-        read_buf rb;                    /* ReadAT's row */
+        read_buf rb;                    /* ReadAT's (or the changes walk's) row */
+        int reading;                    /* MYDB_SQL_READ_AT or MYDB_SQL_READ_CHANGES */
 
         /* the GC's picks */
         uint64_t pick_ban[CHUNK_ROWS], pick_sig[CHUNK_ROWS];
@@ -187,7 +191,8 @@ static const spw_config_key mydb_config_keys[] = {
           "unix socket path, used when db_host is localhost" },
         { "db_username", SPW_CONFIG_STRING, "spillway", NULL, "user name" },
         { "db_password", SPW_CONFIG_STRING, NULL, NULL,
-          "password; use ${CREDENTIAL:name} with LoadCredential= rather than writing it here; never logged" },
+          "password; use ${CREDENTIAL:name} with LoadCredential= rather than writing it here; never logged",
+          SPW_CONFIG_SECRET },
         { "db_name", SPW_CONFIG_STRING, "spillway", NULL,
           "database; it must exist, the tables are created on first use" },
         { "tls", SPW_CONFIG_BOOL, "false", NULL,
@@ -814,6 +819,13 @@ static const struct {
         [SPWP_BANDB_Q_GC_SIG_BOUNDARY] = { MYDB_SQL_GC_SIG_BOUNDARY, 2, { 0, 1 } },
         [SPWP_BANDB_Q_GC_BACKLOG_COUNT] = { MYDB_SQL_GC_BACKLOG_COUNT, 1, { 0 } },
         [SPWP_BANDB_Q_GC_BACKLOG_AGE] = { MYDB_SQL_GC_BACKLOG_AGE, 0, { 0 } },
+        [SPWP_BANDB_Q_CHANGE_ADD] = { MYDB_SQL_CHANGE_ADD, 2, { 0, 1 } },
+        [SPWP_BANDB_Q_CHANGE_DEL_TARGET] = { MYDB_SQL_CHANGE_DEL_TARGET, 2, { 0, 1 } },
+        [SPWP_BANDB_Q_CHANGE_DEL_ALL] = { MYDB_SQL_CHANGE_DEL_ALL, 1, { 0 } },
+        [SPWP_BANDB_Q_UNDO_CHANGES] = { MYDB_SQL_UNDO_CHANGES, 1, { 0 } },
+        [SPWP_BANDB_Q_CHANGES_MIN] = { MYDB_SQL_CHANGES_MIN, 0, { 0 } },
+        [SPWP_BANDB_Q_CHANGES_MAX] = { MYDB_SQL_CHANGES_MAX, 0, { 0 } },
+        [SPWP_BANDB_Q_CHANGES_GC] = { MYDB_SQL_CHANGES_GC, 2, { 0, 1 } },
 };
 
 /* The bound parameters and the values they point at (alive until execute). */
@@ -999,6 +1011,7 @@ static int op_read_start(spwp_bandb *core, spw_usec_t at) {
         MYSQL_BIND p[3];
         MYSQL_TIME at_tm;
 
+        b->reading = MYDB_SQL_READ_AT;
         memset(p, 0, sizeof p);
         mydb_time_to_mysql(at, &at_tm);
         p_now(&p[0], &at_tm);
@@ -1011,15 +1024,34 @@ static int op_read_start(spwp_bandb *core, spw_usec_t at) {
         return 0;
 }
 
+static int op_changes_start(spwp_bandb *core, uint64_t cursor) {
+        mydb *b = mydb_of(core);
+        MYSQL_STMT *st = b->st[MYDB_SQL_READ_CHANGES];
+        MYSQL_BIND p[1];
+        unsigned long long c = cursor;
+
+        b->reading = MYDB_SQL_READ_CHANGES;
+        memset(p, 0, sizeof p);
+        p[0].buffer_type = MYSQL_TYPE_LONGLONG;
+        p[0].buffer = &c;
+        p[0].is_unsigned = 1;
+        memset(&b->rb, 0, sizeof b->rb);
+        read_buf_bind(&b->rb);
+        if (mysql_stmt_bind_param(st, p) || mysql_stmt_execute(st) || mysql_stmt_bind_result(st, b->rb.res))
+                return mydb_fail_stmt(b, st, "reading ban changes");
+        return 0;
+}
+
 static int op_read_next(spwp_bandb *core) {
         mydb *b = mydb_of(core);
-        int f = mysql_stmt_fetch(b->st[MYDB_SQL_READ_AT]);
+        int f = mysql_stmt_fetch(b->st[b->reading]);
 
         if (f == 0 || f == MYSQL_DATA_TRUNCATED)
                 return 1;
         if (f == MYSQL_NO_DATA)
                 return 0;
-        return mydb_fail_stmt(b, b->st[MYDB_SQL_READ_AT], "reading active bans");
+        return mydb_fail_stmt(b, b->st[b->reading],
+                              b->reading == MYDB_SQL_READ_AT ? "reading active bans" : "reading ban changes");
 }
 
 static const char *op_col_text(spwp_bandb *core, int col) {
@@ -1040,12 +1072,12 @@ static void op_col_time(spwp_bandb *core, int col, spw_usec_t *ret) {
         read_buf *rb = &mydb_of(core)->rb;
 
         if (!rb->null[col])
-                (void) mydb_time_from_mysql(&rb->until, ret);
+                (void) mydb_time_from_mysql(col == MYDB_ROW_AT ? &rb->at : &rb->until, ret);
 }
 
 static void op_read_end(spwp_bandb *core, int how) {
         mydb *b = mydb_of(core);
-        MYSQL_STMT *st = b->st[MYDB_SQL_READ_AT];
+        MYSQL_STMT *st = b->st[b->reading];
 
         if (how > 0)
                 /* stopped early: the rest of the rows must be read off the wire */
@@ -1054,6 +1086,7 @@ static void op_read_end(spwp_bandb *core, int how) {
                 mysql_stmt_free_result(st);
         if (how < 0 && !b->broken)
                 mysql_stmt_reset(st);
+        b->reading = MYDB_SQL_READ_AT;
 }
 
 

@@ -378,6 +378,19 @@ static int migrate_0_to_1(MYSQL *c, long utc_offset, bool *crowdsec, mydb_error 
         return 0;
 }
 
+/* 1 to 2: the ban-change log (idempotent: IF NOT EXISTS). seq is
+ * AUTO_INCREMENT; with several hosts writing, a row may commit after a
+ * higher seq was read (see plugins/mysql/README.md). */
+static int migrate_1_to_2(MYSQL *c, mydb_error *e) {
+        return exec(c, e, "creating the ban change log",
+                    "CREATE TABLE IF NOT EXISTS `ban_changes` ("
+                    "`seq` bigint unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+                    " `at` datetime(6) NOT NULL, `kind` tinyint NOT NULL,"
+                    " `ban_id` bigint unsigned NOT NULL, `ip_text` varchar(255) NULL,"
+                    " KEY `idx_ban_changes_at` (`at`), KEY `idx_ban_changes_ban_id` (`ban_id`))" TABLE_OPTIONS) < 0
+                       ? -EIO : 0;
+}
+
 static int write_version(MYSQL *c, mydb_error *e) {
         if (exec(c, e, "creating the schema version table",
                  "CREATE TABLE IF NOT EXISTS `" MYDB_VERSION_TABLE "` (`version` int NOT NULL,"
@@ -430,7 +443,8 @@ int mydb_migrate(MYSQL *c, int lock_wait_sec, long crowdsec_utc_offset, int *fro
                 r = -EPROTO;
         if (r == 0 && v == 0)
                 r = migrate_0_to_1(c, crowdsec_utc_offset, crowdsec, e);
-        /* later versions: if (r == 0 && v <= 1) r = migrate_1_to_2(...) */
+        if (r == 0 && v <= 1)
+                r = migrate_1_to_2(c, e);
         if (r == 0 && v < MYDB_SCHEMA_VERSION)
                 r = write_version(c, e);
 
@@ -502,6 +516,30 @@ const char *const mydb_sql[_MYDB_SQL_MAX] = {
                 " JOIN ban_applications AS b ON b.id = g.id"
                 " LEFT JOIN signal_occurences AS s ON s.id = b.signal_occurence_id"
                 " ORDER BY g.id DESC",
+
+        /* The change log (schema.h, version 2). */
+        [MYDB_SQL_CHANGE_ADD] =
+                "INSERT INTO ban_changes (at, kind, ban_id, ip_text)"
+                " SELECT ?, 1, id, ip_text FROM ban_applications WHERE signal_occurence_id = ? ORDER BY id",
+        [MYDB_SQL_CHANGE_DEL_TARGET] =
+                "INSERT INTO ban_changes (at, kind, ban_id, ip_text)"
+                " SELECT ?, 2, id, ip_text FROM ban_applications FORCE INDEX (" MYDB_IP_TEXT_INDEX ")"
+                " WHERE ip_text = ? AND deleted_at IS NULL ORDER BY id",
+        [MYDB_SQL_CHANGE_DEL_ALL] =
+                "INSERT INTO ban_changes (at, kind, ban_id, ip_text)"
+                " SELECT ?, 2, id, ip_text FROM ban_applications WHERE deleted_at IS NULL ORDER BY id",
+        [MYDB_SQL_UNDO_CHANGES] =
+                "DELETE FROM ban_changes WHERE ban_id IN (SELECT id FROM ban_applications WHERE signal_occurence_id = ?)",
+        [MYDB_SQL_CHANGES_MIN] = "SELECT COALESCE(MIN(seq), 0) FROM ban_changes",
+        [MYDB_SQL_CHANGES_MAX] = "SELECT COALESCE(MAX(seq), 0) FROM ban_changes",
+        [MYDB_SQL_CHANGES_GC] = "DELETE FROM ban_changes WHERE at < ? AND seq < ?",
+        [MYDB_SQL_READ_CHANGES] =
+                "SELECT b.measure_source, c.ip_text, b.reason, 1, b.measure_type, b.target_cn,"
+                " b.target_as_name, b.target_as, s.events_count, b.until, c.seq, c.kind, c.at"
+                " FROM ban_changes AS c"
+                " LEFT JOIN ban_applications AS b ON b.id = c.ban_id"
+                " LEFT JOIN signal_occurences AS s ON s.id = b.signal_occurence_id"
+                " WHERE c.seq > ? ORDER BY c.seq",
 
         [MYDB_SQL_EXPIRE_PROBE] =
                 "SELECT 1 FROM ban_applications WHERE deleted_at IS NULL AND until < ? LIMIT 1",

@@ -29,7 +29,7 @@
 
 #include "spwp-bandb.h"
 
-#define MYDB_SCHEMA_VERSION 1
+#define MYDB_SCHEMA_VERSION 2 /* 2: the ban-change log ban_changes (read_changes, ABI 2.1) */
 
 /* Where the version lives, and the names CrowdSec's tables are kept under
  * once a migration has copied their rows into ours. */
@@ -98,6 +98,14 @@ enum {
         MYDB_SQL_DB_SIZE,          /* -> bytes used, bytes free (InnoDB's estimates) */
         MYDB_SQL_GET_LOCK,         /* name, timeout */
         MYDB_SQL_RELEASE_LOCK,     /* name */
+        MYDB_SQL_CHANGE_ADD,       /* now, signal id */
+        MYDB_SQL_CHANGE_DEL_TARGET,/* now, ip_text */
+        MYDB_SQL_CHANGE_DEL_ALL,   /* now */
+        MYDB_SQL_UNDO_CHANGES,     /* signal id */
+        MYDB_SQL_CHANGES_MIN,
+        MYDB_SQL_CHANGES_MAX,
+        MYDB_SQL_CHANGES_GC,       /* cutoff, newest seq */
+        MYDB_SQL_READ_CHANGES,     /* cursor */
         _MYDB_SQL_MAX,
 };
 
@@ -179,6 +187,11 @@ enum {
         MYDB_ROW_EVENTS_COUNT,
         MYDB_ROW_UNTIL,
         _MYDB_ROW_MAX,
+        /* MYDB_SQL_READ_CHANGES: the same, then */
+        MYDB_ROW_SEQ = _MYDB_ROW_MAX,
+        MYDB_ROW_KIND,
+        MYDB_ROW_AT,
+        _MYDB_CHANGE_MAX,
 };
 
 /* The widest varchar(255) utf8mb4 value, in bytes. */

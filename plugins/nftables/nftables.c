@@ -971,7 +971,7 @@ static int nft_insert(void *self, const spw_signal *sig) {
         spw_usec_t now = b->host->now(b->ctx);
 
         for (size_t i = 0; i < sig->n_bans; i++) {
-                const spw_ban *ban = &sig->bans[i];
+                const spw_ban *ban = spw_signal_ban(sig, i);
                 nfaddr_range rg;
                 int allow, r;
 
@@ -1007,11 +1007,11 @@ static int nft_insert(void *self, const spw_signal *sig) {
                         elems_rollback(b->mem);
                         batch_forget(b);
                         b->host->set_error(b->ctx, "remembering a ban failed: %s", strerror(-r));
-                        return SPW_INSERT_RETRY;
+                        return -EAGAIN;
                 }
                 b->pending_enforced++;
         }
-        return SPW_INSERT_OK;
+        return 0;
 }
 
 static int nft_flush(void *self) {

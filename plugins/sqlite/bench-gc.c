@@ -114,7 +114,7 @@ static void insert_one(bench *x, uint64_t i, uint64_t targets) {
 
         testhost_set_time(x->host, now);
         sample_fill(&s, i, targets, now);
-        if (x->b->insert(x->self, &s.sig) != SPW_INSERT_OK) {
+        if (x->b->insert(x->self, &s.sig) != 0) {
                 fprintf(stderr, "%s: insert: %s\n", prog, testhost_last_error(x->host));
                 exit(1);
         }

@@ -187,9 +187,18 @@ static const char migrate_0_to_1[] =
         "CREATE INDEX IF NOT EXISTS idx_ban_applications_signal_occurence_id ON ban_applications (signal_occurence_id);\n"
         "CREATE INDEX IF NOT EXISTS idx_event_sequences_signal_occurence_id ON event_sequences (signal_occurence_id);\n";
 
+/* Version 1 to 2: the ban-change log. */
+static const char migrate_1_to_2[] =
+        "CREATE TABLE IF NOT EXISTS ban_changes ("
+        "seq integer primary key autoincrement, at datetime not null, kind integer not null,"
+        " ban_id integer not null, ip_text varchar(255));\n"
+        "CREATE INDEX IF NOT EXISTS idx_ban_changes_at ON ban_changes (at);\n"
+        "CREATE INDEX IF NOT EXISTS idx_ban_changes_ban_id ON ban_changes (ban_id);\n";
+
 /* migrations[v] takes version v to v + 1 */
 static const char *const migrations[BANDB_SCHEMA_VERSION] = {
         [0] = migrate_0_to_1,
+        [1] = migrate_1_to_2,
 };
 
 /* bandb_time(x): a stored time in any format we can parse, as ours; other
@@ -395,6 +404,33 @@ const char *const bandb_sql[_BANDB_SQL_MAX] = {
                 "       GROUP BY ip_text ORDER BY 1 DESC) AS g"
                 " CROSS JOIN ban_applications AS b ON b.id = g.id"
                 " LEFT JOIN signal_occurences AS s ON s.id = b.signal_occurence_id",
+
+        /* The change log (schema.h, version 2). */
+        [BANDB_SQL_CHANGE_ADD] =
+                "INSERT INTO ban_changes (at, kind, ban_id, ip_text)"
+                " SELECT ?1, 1, id, ip_text FROM ban_applications WHERE signal_occurence_id = ?2 ORDER BY id",
+        [BANDB_SQL_CHANGE_DEL_TARGET] =
+                "INSERT INTO ban_changes (at, kind, ban_id, ip_text)"
+                " SELECT ?1, 2, id, ip_text FROM ban_applications INDEXED BY " BANDB_IP_TEXT_INDEX
+                " WHERE ip_text = ?2 AND deleted_at IS NULL ORDER BY id",
+        [BANDB_SQL_CHANGE_DEL_ALL] =
+                "INSERT INTO ban_changes (at, kind, ban_id, ip_text)"
+                " SELECT ?1, 2, id, ip_text FROM ban_applications WHERE deleted_at IS NULL ORDER BY id",
+        [BANDB_SQL_UNDO_CHANGES] =
+                "DELETE FROM ban_changes WHERE ban_id IN (SELECT id FROM ban_applications WHERE signal_occurence_id = ?1)",
+        [BANDB_SQL_CHANGES_MIN] = "SELECT coalesce(min(seq), 0) FROM ban_changes",
+        [BANDB_SQL_CHANGES_MAX] = "SELECT coalesce(max(seq), 0) FROM ban_changes",
+        [BANDB_SQL_CHANGES_GC] = "DELETE FROM ban_changes WHERE at < ?1 AND seq < ?2",
+        /* read_at's columns (one ban: bancount 1), then seq, kind, at; the
+         * ban row may be gone (garbage collection): the change's own
+         * ip_text stays */
+        [BANDB_SQL_READ_CHANGES] =
+                "SELECT b.measure_source, c.ip_text, b.reason, 1, b.measure_type, b.target_cn,"
+                " b.target_as_name, b.target_as, s.events_count, b.until, c.seq, c.kind, c.at"
+                " FROM ban_changes AS c"
+                " LEFT JOIN ban_applications AS b ON b.id = c.ban_id"
+                " LEFT JOIN signal_occurences AS s ON s.id = b.signal_occurence_id"
+                " WHERE c.seq > ?1 ORDER BY c.seq",
 
         [BANDB_SQL_DELETE_ALL] =
                 "UPDATE ban_applications INDEXED BY " BANDB_DELETED_UNTIL_INDEX

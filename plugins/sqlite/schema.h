@@ -20,6 +20,9 @@
  *   0  empty file, or a database created by CrowdSec v0.3 (gorm AutoMigrate)
  *   1  Spillway: the same tables, times and addresses normalised, the
  *      indexes our queries need instead of gorm's deleted_at indexes.
+ *   2  the ban-change log ban_changes (read_changes, ABI 2.1): seq
+ *      (AUTOINCREMENT: never reused, also after a rollback), at, kind
+ *      (1 add, 2 delete), ban_id, ip_text.
  */
 
 #include <stdbool.h>
@@ -29,7 +32,7 @@
 #include <sqlite3.h>
 #include <spillway/backend.h>
 
-#define BANDB_SCHEMA_VERSION 1
+#define BANDB_SCHEMA_VERSION 2
 
 /* "YYYY-MM-DD HH:MM:SS.ffffff+00:00" and its NUL. */
 #define BANDB_TIME_LEN 32
@@ -93,6 +96,14 @@ enum {
         BANDB_SQL_PAGE_COUNT,
         BANDB_SQL_FREELIST_COUNT,
         BANDB_SQL_PAGE_SIZE,
+        BANDB_SQL_CHANGE_ADD,     /* ?1 now, ?2 signal id */
+        BANDB_SQL_CHANGE_DEL_TARGET, /* ?1 now, ?2 ip_text */
+        BANDB_SQL_CHANGE_DEL_ALL, /* ?1 now */
+        BANDB_SQL_UNDO_CHANGES,   /* ?1 signal id */
+        BANDB_SQL_CHANGES_MIN,
+        BANDB_SQL_CHANGES_MAX,
+        BANDB_SQL_CHANGES_GC,     /* ?1 cutoff, ?2 newest seq */
+        BANDB_SQL_READ_CHANGES,   /* ?1 cursor */
         _BANDB_SQL_MAX,
 };
 

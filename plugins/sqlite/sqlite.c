@@ -72,6 +72,7 @@ typedef struct bandb {
         spw_usec_t now_t;
         char now_text[BANDB_TIME_MAX];
         char at_text[BANDB_TIME_MAX];
+        int reading;                    /* the statement read_next/col_* apply to */
 } bandb;
 
 static bandb *bandb_free(bandb *b);
@@ -265,6 +266,13 @@ static const int bandb_stmt[_SPWP_BANDB_Q_MAX] = {
         [SPWP_BANDB_Q_GC_SIG_BOUNDARY] = BANDB_SQL_GC_SIG_BOUNDARY,
         [SPWP_BANDB_Q_GC_BACKLOG_COUNT] = BANDB_SQL_GC_BACKLOG_COUNT,
         [SPWP_BANDB_Q_GC_BACKLOG_AGE] = BANDB_SQL_GC_BACKLOG_AGE,
+        [SPWP_BANDB_Q_CHANGE_ADD] = BANDB_SQL_CHANGE_ADD,
+        [SPWP_BANDB_Q_CHANGE_DEL_TARGET] = BANDB_SQL_CHANGE_DEL_TARGET,
+        [SPWP_BANDB_Q_CHANGE_DEL_ALL] = BANDB_SQL_CHANGE_DEL_ALL,
+        [SPWP_BANDB_Q_UNDO_CHANGES] = BANDB_SQL_UNDO_CHANGES,
+        [SPWP_BANDB_Q_CHANGES_MIN] = BANDB_SQL_CHANGES_MIN,
+        [SPWP_BANDB_Q_CHANGES_MAX] = BANDB_SQL_CHANGES_MAX,
+        [SPWP_BANDB_Q_CHANGES_GC] = BANDB_SQL_CHANGES_GC,
 };
 
 /* Bind v[i] to ?(i+1): the statements number their parameters in the
@@ -409,32 +417,45 @@ static int op_read_start(spwp_bandb *core, spw_usec_t at) {
         bandb *b = bandb_of(core);
         int rc;
 
+        b->reading = BANDB_SQL_READ_AT;
         rc = sqlite3_bind_text(b->st[BANDB_SQL_READ_AT], 1, bandb_time_format(b->at_text, at), BANDB_TIME_LEN,
                                SQLITE_STATIC);
         return rc == SQLITE_OK ? 0 : bandb_fail(b, rc, "reading active bans");
 }
 
+static int op_changes_start(spwp_bandb *core, uint64_t cursor) {
+        bandb *b = bandb_of(core);
+        int rc;
+
+        b->reading = BANDB_SQL_READ_CHANGES;
+        rc = sqlite3_bind_int64(b->st[BANDB_SQL_READ_CHANGES], 1, (sqlite3_int64) cursor);
+        return rc == SQLITE_OK ? 0 : bandb_fail(b, rc, "reading ban changes");
+}
+
 static int op_read_next(spwp_bandb *core) {
         bandb *b = bandb_of(core);
-        int rc = sqlite3_step(b->st[BANDB_SQL_READ_AT]);
+        int rc = sqlite3_step(b->st[b->reading]);
 
         if (rc == SQLITE_ROW)
                 return 1;
         if (rc == SQLITE_DONE)
                 return 0;
-        return bandb_fail(b, rc, "reading active bans");
+        return bandb_fail(b, rc, b->reading == BANDB_SQL_READ_AT ? "reading active bans" : "reading ban changes");
 }
 
 static const char *op_col_text(spwp_bandb *core, int col) {
-        return (const char *) sqlite3_column_text(bandb_of(core)->st[BANDB_SQL_READ_AT], col);
+        bandb *b = bandb_of(core);
+        return (const char *) sqlite3_column_text(b->st[b->reading], col);
 }
 
 static int64_t op_col_int(spwp_bandb *core, int col) {
-        return sqlite3_column_int64(bandb_of(core)->st[BANDB_SQL_READ_AT], col);
+        bandb *b = bandb_of(core);
+        return sqlite3_column_int64(b->st[b->reading], col);
 }
 
 static void op_col_time(spwp_bandb *core, int col, spw_usec_t *ret) {
-        sqlite3_stmt *st = bandb_of(core)->st[BANDB_SQL_READ_AT];
+        bandb *b = bandb_of(core);
+        sqlite3_stmt *st = b->st[b->reading];
         const char *s = (const char *) sqlite3_column_text(st, col);
 
         if (s)
@@ -442,11 +463,13 @@ static void op_col_time(spwp_bandb *core, int col, spw_usec_t *ret) {
 }
 
 static void op_read_end(spwp_bandb *core, int how) {
-        sqlite3_stmt *st = bandb_of(core)->st[BANDB_SQL_READ_AT];
+        bandb *b = bandb_of(core);
+        sqlite3_stmt *st = b->st[b->reading];
 
         (void) how;
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
+        b->reading = BANDB_SQL_READ_AT;
 }
 
 /* Pick into temp.bandb_gc_ban (bans) or temp.bandb_gc_sig (ban-less

@@ -285,6 +285,43 @@ static void test_time_format(void) {
         }
 }
 
+static int count_change(const spw_ban_change *c, void *userdata) {
+        (*(int *) userdata)++;
+        return 0;
+}
+
+/* A version 1 database (before the change log) is upgraded in place: its
+ * bans stay, the change log starts empty, and cursor 0 lists them. */
+static void test_migrate_1_to_2(void) {
+        fixture f;
+        char path[256];
+        uint64_t cur = 0;
+        int n = 0;
+
+        new_path(path, sizeof path);
+        CHECK_OK(fixture_open(&f, path, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.1", "before", T0 + 3600 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        fixture_close(&f);
+        suite_exec(path, "DROP TABLE ban_changes");
+        suite_exec(path, "PRAGMA user_version = 1");
+
+        CHECK_OK(fixture_open(&f, path, NULL));
+        CHECK_EQ(q_int(path, "PRAGMA user_version"), 2);
+        CHECK_CONTAINS(testhost_log(f.host), "upgraded the ban database from schema version 1 to 2");
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_changes"), 0);
+        CHECK_OK(plugin->read_changes(f.self, 0, count_change, &n, &cur));
+        CHECK_EQ(n, 1);
+        CHECK_EQ(cur, 0);
+        CHECK_EQ(insert(&f, "192.0.2.2", "after", T0 + 3600 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        n = 0;
+        CHECK_OK(plugin->read_changes(f.self, cur, count_change, &n, &cur));
+        CHECK_EQ(n, 2); /* cursor 0 (the log was empty): a resync again, now of both bans */
+        CHECK(cur > 0);
+        fixture_close(&f);
+}
+
 static void test_schema_created(void) {
         fixture f;
         char path[256], buf[256];
@@ -313,7 +350,7 @@ static void test_schema_created(void) {
                              "'idx_ban_applications_signal_occurence_id','idx_event_sequences_signal_occurence_id')"),
                  4);
         CHECK_STREQ(testhost_status(f.host, "db_path"), path);
-        CHECK_CONTAINS(testhost_log(f.host), "created the ban database (schema version 1)");
+        CHECK_CONTAINS(testhost_log(f.host), "created the ban database (schema version 2)");
         fixture_close(&f);
 
         /* reopening a current database migrates nothing */
@@ -384,7 +421,7 @@ static void test_migrate_from_crowdsec(void) {
 
         CHECK_OK(fixture_open(&f, path, NULL));
         CHECK_EQ(q_int(path, "PRAGMA user_version"), BANDB_SCHEMA_VERSION);
-        CHECK_CONTAINS(testhost_log(f.host), "upgraded the CrowdSec v0.3 database from schema version 0 to 1");
+        CHECK_CONTAINS(testhost_log(f.host), "upgraded the CrowdSec v0.3 database from schema version 0 to 2");
         /* rows kept, times normalised to UTC with microseconds */
         CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications"), 2);
         CHECK_STREQ(q_text(buf, sizeof buf, path, "SELECT created_at FROM ban_applications WHERE id = 1"),
@@ -418,7 +455,7 @@ static void test_migrate_from_crowdsec(void) {
         CHECK_EQ(rs.n, 2);
 
         /* and new signals supersede CrowdSec's ban */
-        CHECK_EQ(plugin->insert(f.self, mk_signal(&s, "192.0.2.1", "again", T0 + 8 * 3600 * SEC)), SPW_INSERT_OK);
+        CHECK_EQ(plugin->insert(f.self, mk_signal(&s, "192.0.2.1", "again", T0 + 8 * 3600 * SEC)), 0);
         CHECK_OK(plugin->flush(f.self));
         rs = read_at(&f, T0);
         CHECK_EQ(rs.n, 1);
@@ -443,9 +480,9 @@ static void test_batch_lost(void) {
                     " BEGIN SELECT RAISE(ROLLBACK, 'transaction rolled back by test trigger'); END");
         sqlite3_close(db);
 
-        CHECK_EQ(insert(&f, "192.0.2.1", "ok", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.2", "ok", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.3", "fatal", T0 + 3600 * SEC), SPW_INSERT_REJECT);
+        CHECK_EQ(insert(&f, "192.0.2.1", "ok", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.2", "ok", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.3", "fatal", T0 + 3600 * SEC), -EINVAL);
         CHECK_CONTAINS(testhost_last_error(f.host), "transaction rolled back by test trigger");
         CHECK_EQ(plugin->flush(f.self), -EAGAIN);
         CHECK_CONTAINS(testhost_last_error(f.host), path);
@@ -454,21 +491,21 @@ static void test_batch_lost(void) {
         CHECK_EQ(q_int(path, "SELECT count(*) FROM signal_occurences"), 0);
 
         /* the daemon's retry of the batch goes through */
-        CHECK_EQ(insert(&f, "192.0.2.1", "ok", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.2", "ok", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "ok", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.2", "ok", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications"), 2);
 
         /* first in its batch: nothing else was lost, flush has nothing to say */
-        CHECK_EQ(insert(&f, "192.0.2.3", "fatal", T0 + 3600 * SEC), SPW_INSERT_REJECT);
+        CHECK_EQ(insert(&f, "192.0.2.3", "fatal", T0 + 3600 * SEC), -EINVAL);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications"), 2);
 
         /* two rollbacks in a row: the second (first insert of what would be
          * the next transaction) must not make the first batch's loss forgotten */
-        CHECK_EQ(insert(&f, "192.0.2.4", "ok", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.5", "fatal", T0 + 3600 * SEC), SPW_INSERT_REJECT);
-        CHECK_EQ(insert(&f, "192.0.2.6", "fatal", T0 + 3600 * SEC), SPW_INSERT_REJECT);
+        CHECK_EQ(insert(&f, "192.0.2.4", "ok", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.5", "fatal", T0 + 3600 * SEC), -EINVAL);
+        CHECK_EQ(insert(&f, "192.0.2.6", "fatal", T0 + 3600 * SEC), -EINVAL);
         CHECK_EQ(plugin->flush(f.self), -EAGAIN);
         CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications WHERE ip_text = '192.0.2.4'"), 0);
         fixture_close(&f);
@@ -483,8 +520,8 @@ static void test_timer_errors(void) {
         new_path(path, sizeof path);
         CHECK_OK(fixture_open(&f, path, "busy_timeout", "20ms", "max_records", "1", "max_records_age", "0", NULL));
         CHECK_OK(plugin->start_autocommit(f.self));
-        CHECK_EQ(insert(&f, "192.0.2.1", "a", T0 + SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.2", "b", T0 + SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "a", T0 + SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.2", "b", T0 + SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         {
                 uint64_t n;
@@ -521,14 +558,14 @@ static void test_busy_is_retry(void) {
         CHECK_OK(fixture_open(&f, path, "busy_timeout", "50ms", NULL));
         db = db_open(path);
         db_exec(db, "BEGIN IMMEDIATE; INSERT INTO signal_occurences (scenario) VALUES ('other writer')");
-        CHECK_EQ(insert(&f, "192.0.2.1", "x", T0 + SEC), SPW_INSERT_RETRY);
+        CHECK_EQ(insert(&f, "192.0.2.1", "x", T0 + SEC), -EAGAIN);
         CHECK_CONTAINS(testhost_last_error(f.host), path);
         CHECK_CONTAINS(testhost_last_error(f.host), "database is locked");
         CHECK_CONTAINS(testhost_last_error(f.host), "will retry");
         /* the other writer goes away: the retried insert works */
         db_exec(db, "COMMIT");
         sqlite3_close(db);
-        CHECK_EQ(insert(&f, "192.0.2.1", "x", T0 + SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "x", T0 + SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(path, "SELECT count(*) FROM signal_occurences"), 2);
         fixture_close(&f);
@@ -545,13 +582,13 @@ static void test_flush_failure_rolls_back(void) {
         new_path(path, sizeof path);
         snprintf(wal, sizeof wal, "%s-wal", path);
         CHECK_OK(fixture_open(&f, path, NULL));
-        CHECK_EQ(insert(&f, "192.0.2.1", "committed", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "committed", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
 
         for (int i = 0; i < 50; i++) {
                 char ip[32];
                 snprintf(ip, sizeof ip, "198.51.100.%d", i);
-                CHECK_EQ(insert(&f, ip, "lost", T0 + 3600 * SEC), SPW_INSERT_OK);
+                CHECK_EQ(insert(&f, ip, "lost", T0 + 3600 * SEC), 0);
         }
         CHECK_OK(stat(wal, &st) < 0 ? -errno : 0);
         signal(SIGXFSZ, SIG_IGN);
@@ -569,7 +606,7 @@ static void test_flush_failure_rolls_back(void) {
         /* all or nothing: none of the batch, and the plugin keeps working */
         CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications WHERE reason = 'lost'"), 0);
         CHECK_EQ(read_at(&f, T0).n, 1);
-        CHECK_EQ(insert(&f, "198.51.100.1", "retried", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "198.51.100.1", "retried", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications"), 2);
         fixture_close(&f);
@@ -601,7 +638,7 @@ static void test_query_plans(void) {
         for (int i = 0; i < 200; i++) {
                 char ip[32];
                 snprintf(ip, sizeof ip, "10.0.%d.%d", i / 100, i % 100);
-                CHECK_EQ(insert(&f, ip, "x", T0 + 3600 * SEC), SPW_INSERT_OK);
+                CHECK_EQ(insert(&f, ip, "x", T0 + 3600 * SEC), 0);
         }
         CHECK_OK(plugin->flush(f.self));
 
@@ -724,7 +761,7 @@ static void test_read_at_ignores_history(void) {
         CHECK_OK(fixture_open(&f, path, NULL));
         for (int i = 0; i < 300; i++) {
                 snprintf(ip, sizeof ip, "10.0.%d.%d", i / 100, i % 100);
-                CHECK_EQ(insert(&f, ip, "active", T0 + 3600 * SEC), SPW_INSERT_OK);
+                CHECK_EQ(insert(&f, ip, "active", T0 + 3600 * SEC), 0);
         }
         CHECK_OK(plugin->flush(f.self));
         for (int k = 0; k < 2; k++) {
@@ -801,7 +838,7 @@ static void test_max_db_size(void) {
         CHECK_OK(plugin->start_autocommit(f.self));
         for (int i = 0; i < 20; i++) {
                 snprintf(ip, sizeof ip, "192.0.2.%d", i);
-                CHECK_EQ(insert(&f, ip, "active", T0 + 3600 * SEC), SPW_INSERT_OK);
+                CHECK_EQ(insert(&f, ip, "active", T0 + 3600 * SEC), 0);
         }
         CHECK_OK(plugin->flush(f.self));
         advance(&f, 60 * SEC);
@@ -836,7 +873,7 @@ static void test_max_db_size(void) {
         CHECK_OK(plugin->start_autocommit(f.self));
         for (int i = 0; i < 4000; i++) {
                 snprintf(ip, sizeof ip, "10.%d.%d.%d", i / 62500, i / 250 % 250, i % 250);
-                CHECK_EQ(insert(&f, ip, "active", T0 + 3600 * SEC), SPW_INSERT_OK);
+                CHECK_EQ(insert(&f, ip, "active", T0 + 3600 * SEC), 0);
         }
         CHECK_OK(plugin->flush(f.self));
         CHECK(used_bytes(path) > 1 << 20);
@@ -908,7 +945,7 @@ static void test_sqlite3_cli(void) {
         }
         new_path(path, sizeof path);
         CHECK_OK(fixture_open(&f, path, NULL));
-        CHECK_EQ(insert(&f, "2001:db8::/64", "cli", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "2001:db8::/64", "cli", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         /* while the plugin has it open, like an operator would */
         snprintf(cmd, sizeof cmd,
@@ -1093,6 +1130,7 @@ int main(int argc, char **argv) {
         BANDB_RUN(test_config);
         BANDB_RUN(test_schema_created);
         BANDB_RUN(test_migrate_from_crowdsec);
+        BANDB_RUN(test_migrate_1_to_2);
         bandb_suite_run(&suite);
         BANDB_RUN(test_batch_lost);
         BANDB_RUN(test_timer_errors);

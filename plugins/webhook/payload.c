@@ -94,16 +94,16 @@ json_t *payload_signal_to_json(const spw_signal *s) {
         set_new(o, "events_count", json_integer(s->events_count), &ok);
         set_time(o, "start_at", s->start_at, &ok);
         set_time(o, "stop_at", s->stop_at, &ok);
-        if (s->has_source && ok) {
+        if (s->source && ok) {
                 json_t *src = json_object();
                 bool sok = src != NULL;
-                set_str(src, "Ip", s->source.ip, &sok);
-                set_str(src, "Range", s->source.range, &sok);
-                set_str(src, "AutonomousSystemNumber", s->source.as_number, &sok);
-                set_str(src, "AutonomousSystemOrganization", s->source.as_org, &sok);
-                set_str(src, "Country", s->source.country, &sok);
-                set_new(src, "Latitude", json_real(s->source.latitude), &sok);
-                set_new(src, "Longitude", json_real(s->source.longitude), &sok);
+                set_str(src, "Ip", s->source->ip, &sok);
+                set_str(src, "Range", s->source->range, &sok);
+                set_str(src, "AutonomousSystemNumber", s->source->as_number, &sok);
+                set_str(src, "AutonomousSystemOrganization", s->source->as_org, &sok);
+                set_str(src, "Country", s->source->country, &sok);
+                set_new(src, "Latitude", json_real(s->source->latitude), &sok);
+                set_new(src, "Longitude", json_real(s->source->longitude), &sok);
                 if (!sok) {
                         json_decref(src);
                         src = NULL;
@@ -145,9 +145,9 @@ json_t *payload_signal_to_json(const spw_signal *s) {
                 for (size_t i = 0; i < s->n_events && eok; i++) {
                         json_t *e = json_object();
                         bool ok2 = e != NULL;
-                        set_time(e, "time", s->events[i].time, &ok2);
-                        set_str(e, "source_ip", s->events[i].source_ip, &ok2);
-                        set_str(e, "serialized", s->events[i].serialized, &ok2);
+                        set_time(e, "time", spw_signal_event(s, i)->time, &ok2);
+                        set_str(e, "source_ip", spw_signal_event(s, i)->source_ip, &ok2);
+                        set_str(e, "serialized", spw_signal_event(s, i)->serialized, &ok2);
                         if (!ok2) {
                                 json_decref(e);
                                 eok = false;
@@ -165,7 +165,7 @@ json_t *payload_signal_to_json(const spw_signal *s) {
                 json_t *bans = json_array();
                 bool bok = bans != NULL;
                 for (size_t i = 0; i < s->n_bans && bok; i++) {
-                        json_t *b = ban_to_json(&s->bans[i]);
+                        json_t *b = ban_to_json(spw_signal_ban(s, i));
                         if (!b || json_array_append_new(bans, b) < 0)
                                 bok = false;
                 }

@@ -34,7 +34,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,11 +59,13 @@
 
 static const spw_config_key webhook_config_keys[] = {
         { "url", SPW_CONFIG_STRING, NULL, NULL,
-          "Where to send: an absolute http:// or https:// URL (required). user:password@ in it is sent as basic auth and never logged." },
+          "Where to send: an absolute http:// or https:// URL (required). user:password@ in it is sent as basic auth and never logged.",
+          SPW_CONFIG_SECRET | SPW_CONFIG_REQUIRED },
         { "method", SPW_CONFIG_ENUM, "POST", "POST|PUT|PATCH|GET",
           "HTTP method. GET sends no body (the request only says that signals arrived)." },
         { "headers", SPW_CONFIG_MAP, NULL, NULL,
-          "Extra request headers, a map of name: value. Values may use ${ENV} and ${CREDENTIAL:name}." },
+          "Extra request headers, a map of name: value. Values may use ${ENV} and ${CREDENTIAL:name}.",
+          SPW_CONFIG_SECRET },
         { "timeout", SPW_CONFIG_DURATION, "10s", NULL,
           "Time limit for one request, from connecting to the end of the response (1ms to 24h)." },
         { "connect_timeout", SPW_CONFIG_DURATION, "5s", NULL,
@@ -94,7 +95,8 @@ static const spw_config_key webhook_config_keys[] = {
         { "unix_socket", SPW_CONFIG_STRING, NULL, NULL,
           "Connect to this unix stream socket instead of the URL's host and port; the URL still gives the path and Host header." },
         { "proxy", SPW_CONFIG_STRING, NULL, NULL,
-          "Proxy URL. Default: the environment's (http_proxy, https_proxy, no_proxy); \"none\" disables proxies." },
+          "Proxy URL. Default: the environment's (http_proxy, https_proxy, no_proxy); \"none\" disables proxies.",
+          SPW_CONFIG_SECRET },
         { "follow_redirects", SPW_CONFIG_BOOL, "false", NULL,
           "Follow up to 5 redirects (http and https only, the method and body are kept). Otherwise a 3xx answer is a permanent failure." },
         { "max_response_bytes", SPW_CONFIG_INT, "65536", NULL,
@@ -212,22 +214,29 @@ static int init_fail(const struct spw_host *host, spw_ctx *ctx, int r, const cha
 
 /*
  * curl_global_init() is reference counted and, before libcurl 7.84, not
- * thread-safe: it must not run while any other thread uses libcurl. The
- * daemon therefore calls it in main() before it starts worker threads, and
- * the call here is then only a cheap reference bump. A plugin driven without
- * the daemon (unit tests, tools) gets the real initialisation from this
- * call. pthread_once makes two instances initialised at the same time on
- * different worker threads safe against each other; it cannot protect
- * against unrelated code initialising libcurl at that moment, which is why
- * the daemon's early call stays necessary. We never call
- * curl_global_cleanup(): other instances, or the daemon, may still use
- * libcurl, and process exit cleans up.
+ * thread-safe: it must not run while any other thread uses libcurl. It runs
+ * in the ABI's global_init hook, which the daemon calls once per loaded
+ * plugin file, on the loading thread, before any instance's init: no
+ * instance of this plugin can be using libcurl then. global_fini, called
+ * at unload after every instance's shutdown, drops that reference.
  */
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_once_result = CURLE_FAILED_INIT;
+static CURLcode curl_global_result = CURLE_FAILED_INIT;
 
-static void webhook_curl_global_init(void) {
-        curl_once_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+static int webhook_global_init(const struct spw_host *host) {
+        curl_global_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+        if (curl_global_result != CURLE_OK) {
+                if (host && host->log)
+                        host->log(NULL, LOG_ERR, "webhook: libcurl could not be initialised: %s",
+                                  curl_easy_strerror(curl_global_result));
+                return -EIO;
+        }
+        return 0;
+}
+
+static void webhook_global_fini(void) {
+        if (curl_global_result == CURLE_OK)
+                curl_global_cleanup();
+        curl_global_result = CURLE_FAILED_INIT;
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata) {
@@ -658,9 +667,9 @@ static int webhook_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv 
         if (r < 0)
                 return r;
 
-        pthread_once(&curl_once, webhook_curl_global_init);
-        if (curl_once_result != CURLE_OK)
-                return init_fail(host, ctx, -EIO, "libcurl could not be initialised: %s", curl_easy_strerror(curl_once_result));
+        if (curl_global_result != CURLE_OK)
+                return init_fail(host, ctx, -EIO, "libcurl is not initialised: %s (the plugin's global_init did not succeed)",
+                                 curl_easy_strerror(curl_global_result));
 
         w = calloc(1, sizeof *w);
         if (!w)
@@ -754,9 +763,9 @@ static int webhook_insert(void *self, const spw_signal *signal) {
         if (!o || json_array_append_new(w->pending, o) < 0) {
                 w->host->set_error(w->ctx, "out of memory buffering a signal for %s (%zu pending); the daemon retries it",
                                    w->url_redacted, json_array_size(w->pending));
-                return SPW_INSERT_RETRY;
+                return -EAGAIN;
         }
-        return SPW_INSERT_OK;
+        return 0;
 }
 
 static int dump_to_wbuf(const char *buffer, size_t size, void *data) {
@@ -968,6 +977,8 @@ static const struct spw_backend webhook_backend = {
         .insert = webhook_insert,
         .flush = webhook_flush,
         .shutdown = webhook_shutdown,
+        .global_init = webhook_global_init,
+        .global_fini = webhook_global_fini,
 };
 
 SPW_BACKEND_EXPORT(webhook_backend)

@@ -154,13 +154,22 @@ static void set_error_text(backend *b, const char *text) {
 static void host_logv(spw_ctx *ctx, int priority, const spw_kv *extra, size_t n_extra, const char *format, va_list ap)
         __attribute__((format(printf, 5, 0)));
 static void host_logv(spw_ctx *ctx, int priority, const spw_kv *extra, size_t n_extra, const char *format, va_list ap) {
-        backend *b = ctx->b;
+        backend *b;
         char msg[2048];
         log_field fields[16];
         size_t n = 0;
         uint64_t suppressed = 0;
 
         priority &= LOG_PRIMASK;
+        if (!ctx) {
+                /* global_init: no instance yet; debug lines are dropped */
+                if (priority == LOG_DEBUG)
+                        return;
+                vsnprintf(msg, sizeof msg, format, ap);
+                log_fields_internal(priority, 0, __FILE__, __LINE__, "plugin", NULL, 0, "plugin: %s", msg);
+                return;
+        }
+        b = ctx->b;
         if (priority == LOG_DEBUG && !b->cfg->debug)
                 return;
         if (priority > LOG_ERR && !ratelimit_below(&b->log_rl, &suppressed))
@@ -360,22 +369,12 @@ static void fail_msg(backend *b, spw_msg *m, const char *why) {
                 log_struct(LOG_WARNING,
                            LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_SIGNAL_FAILED }, { "SPILLWAY_BACKEND", b->name },
                                       { "SPILLWAY_SCENARIO", m->sig.scenario },
-                                      { "SPILLWAY_SOURCE_IP", m->sig.has_source ? m->sig.source.ip : m->sig.source_ip },
+                                      { "SPILLWAY_SOURCE_IP", m->sig.source ? m->sig.source->ip : m->sig.source_ip },
                                       { "SPILLWAY_SIGNAL_ID", id }),
                            "backend %s: signal %s (%s) not delivered: %s", b->name, id, strna(m->sig.scenario), why);
         }
         msg_settle(m, b->name, false, why);
         msg_unref(m);
-}
-
-static bool is_transient(int r) {
-        switch (-r) {
-        case EAGAIN: case ETIMEDOUT: case ECONNREFUSED: case ECONNRESET: case ECONNABORTED: case EBUSY:
-        case ENOSPC: case EIO: case EHOSTUNREACH: case ENETUNREACH: case ENETDOWN: case EINTR: case ENOBUFS:
-        case EPIPE: case ENOMEM:
-                return true;
-        }
-        return false;
 }
 
 /* The reason the plugin gave for the failure of the call just made. */
@@ -412,13 +411,13 @@ static bool insert_one(backend *b, spw_msg *m) {
         char why[600];
         for (unsigned attempt = 0;; attempt++) {
                 int r = call_insert(b, m);
-                if (r == SPW_INSERT_OK) {
+                if (r == 0) {
                         atomic_fetch_add(&b->stats.inserted, 1);
                         if (remember_unflushed(b, m) < 0)
                                 fail_msg(b, m, "out of memory");
                         return true;
                 }
-                if (r == SPW_INSERT_RETRY) {
+                if (r < 0 && spw_error_is_transient(r)) {
                         if (attempt < b->cfg->q.max_retry) {
                                 atomic_fetch_add(&b->stats.retried, 1);
                                 if (retry_sleep(b, attempt))
@@ -433,7 +432,7 @@ static bool insert_one(backend *b, spw_msg *m) {
                         fail_msg(b, m, tmp);
                         return true;
                 }
-                error_text(b, why, sizeof why, r == SPW_INSERT_REJECT ? "rejected" : "insert returned an invalid code");
+                error_text(b, why, sizeof why, r < 0 ? strerror(-r) : "insert returned a positive value (a plugin bug)");
                 fail_msg(b, m, why);
                 return true;
         }
@@ -487,9 +486,9 @@ static void do_flush(backend *b) {
                         return;
                 }
                 error_text(b, why, sizeof why, strerror(-r));
-                if (!is_transient(r) || attempt >= b->cfg->q.max_retry) {
+                if (!spw_error_is_transient(r) || attempt >= b->cfg->q.max_retry) {
                         char tmp[700];
-                        if (is_transient(r))
+                        if (spw_error_is_transient(r))
                                 snprintf(tmp, sizeof tmp, "flush failed: %s (gave up after %u retries)", why, b->cfg->q.max_retry);
                         else
                                 snprintf(tmp, sizeof tmp, "flush failed: %s", why);
@@ -749,8 +748,8 @@ static void run_job(backend *b, admin_job *j) {
         }
         case JOB_INSERT: {
                 int r = call_insert(b, j->msg);
-                if (r != SPW_INSERT_OK) {
-                        j->r = r == SPW_INSERT_RETRY ? -EAGAIN : -EINVAL;
+                if (r != 0) {
+                        j->r = r < 0 ? r : -EPROTO;
                         job_error(b, j, "storing the ban failed");
                         return;
                 }

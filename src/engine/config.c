@@ -964,7 +964,31 @@ static bool is_global_default(const char *key) {
         return streq(key, "flush") || streq(key, "max_records") || streq(key, "max_records_age") || streq(key, "debug");
 }
 
-static int check_type(const backend_config *b, size_t i, int type, const char *choices, spw_error *err) {
+/* The plugin's key that config key `key` belongs to (a MAP key's "name.sub"
+ * belongs to "name"), or NULL. */
+static const spw_config_key *find_plugin_key(const spw_config_key *keys, const char *key) {
+        if (!keys)
+                return NULL;
+        for (const spw_config_key *t = keys; t->name; t++) {
+                size_t l = strlen(t->name);
+                if (streq(t->name, key) ||
+                    (t->type == SPW_CONFIG_MAP && strncmp(key, t->name, l) == 0 && key[l] == '.' && key[l + 1]))
+                        return t;
+        }
+        return NULL;
+}
+
+static bool is_secret_key(const char *key);
+
+bool config_key_is_secret(const spw_plugin *p, const char *key) {
+        const spw_config_key *k = p ? find_plugin_key(p->ops.config_keys, key) : NULL;
+        if (k)
+                return k->flags & SPW_CONFIG_SECRET;
+        /* a plugin that declares no keys: guess from the name */
+        return is_secret_key(key);
+}
+
+static int check_type(const backend_config *b, size_t i, int type, const char *choices, bool secret, spw_error *err) {
         const char *v = b->config[i].value;
         unsigned long long u;
         usec_t d;
@@ -1005,10 +1029,11 @@ bad:;
                 [SPW_CONFIG_INT] = "a non-negative integer", [SPW_CONFIG_DURATION] = "a duration like 500ms, 30s, 4h (at most 2562047h)",
                 [SPW_CONFIG_ENUM] = "one of", [SPW_CONFIG_MAP] = "a mapping",
         };
-        return spw_error_set(err, -EINVAL, "%s:%u:%u: backend '%s': config.%s: expected %s%s%s, got '%s'", b->file,
+        return spw_error_set(err, -EINVAL, secret ? "%s:%u:%u: backend '%s': config.%s: expected %s%s%s, got %s" :
+                             "%s:%u:%u: backend '%s': config.%s: expected %s%s%s, got '%s'", b->file,
                              b->key_line[i] ? b->key_line[i] : b->line, b->key_line[i] ? b->key_column[i] : 1, b->name,
                              b->config[i].key, expected[type], type == SPW_CONFIG_ENUM ? " " : "",
-                             type == SPW_CONFIG_ENUM ? choices : "", v);
+                             type == SPW_CONFIG_ENUM ? choices : "", secret ? "(secret)" : v);
 }
 
 int config_validate_backend(const backend_config *b, const spw_plugin *p, spw_error *err) {
@@ -1022,21 +1047,14 @@ int config_validate_backend(const backend_config *b, const spw_plugin *p, spw_er
                 if (is_global_default(key)) {
                         r = check_type(b, i, streq(key, "max_records") ? SPW_CONFIG_INT
                                                 : streq(key, "max_records_age") ? SPW_CONFIG_DURATION : SPW_CONFIG_BOOL,
-                                       NULL, err);
+                                       NULL, false, err);
                         if (r < 0)
                                 return r;
                         continue;
                 }
                 if (!keys)
                         continue;
-                for (const spw_config_key *t = keys; t->name; t++) {
-                        size_t l = strlen(t->name);
-                        if (streq(t->name, key) ||
-                            (t->type == SPW_CONFIG_MAP && strncmp(key, t->name, l) == 0 && key[l] == '.' && key[l + 1])) {
-                                k = t;
-                                break;
-                        }
-                }
+                k = find_plugin_key(keys, key);
                 if (!k) {
                         const char *names[128];
                         size_t n = 0;
@@ -1059,9 +1077,23 @@ int config_validate_backend(const backend_config *b, const spw_plugin *p, spw_er
                 if (k->type == SPW_CONFIG_MAP && streq(key, k->name))
                         return spw_error_set(err, -EINVAL, "%s:%u:%u: backend '%s': config.%s: expected a mapping (KEY: value lines)",
                                              b->file, b->key_line[i], b->key_column[i], b->name, key);
-                r = check_type(b, i, k->type, k->choices, err);
+                r = check_type(b, i, k->type, k->choices, k->flags & SPW_CONFIG_SECRET, err);
                 if (r < 0)
                         return r;
+        }
+        /* required keys: given explicitly (a MAP key by at least one entry) */
+        for (const spw_config_key *k = keys; k && k->name; k++) {
+                bool found = false;
+                if (!(k->flags & SPW_CONFIG_REQUIRED))
+                        continue;
+                for (size_t i = 0; i < b->n_config && !found; i++)
+                        found = find_plugin_key(k, b->config[i].key) == k && (k->type != SPW_CONFIG_MAP || !streq(b->config[i].key, k->name));
+                if (!found)
+                        return spw_error_set(err, -EINVAL,
+                                             "%s:%u:%u: backend '%s' (plugin %s): config.%s is required (%s); "
+                                             "add it under `config:`; the backend is not started",
+                                             b->file, b->line, b->column, b->name, p->ops.name, k->name,
+                                             strna(k->description));
         }
         return 0;
 }
@@ -1074,12 +1106,12 @@ static bool is_secret_key(const char *key) {
         return false;
 }
 
-char *backend_config_describe(const backend_config *b) {
+char *backend_config_describe(const backend_config *b, const spw_plugin *p) {
         strbuf s = STRBUF_INIT;
         strbuf_puts(&s, "map[");
         for (size_t i = 0; i < b->n_config; i++)
                 strbuf_printf(&s, "%s%s:%s", i ? " " : "", b->config[i].key,
-                              is_secret_key(b->config[i].key) && *b->config[i].value ? "..." : b->config[i].value);
+                              config_key_is_secret(p, b->config[i].key) && *b->config[i].value ? "(secret)" : b->config[i].value);
         strbuf_puts(&s, "]");
         if (s.oom) {
                 strbuf_deinit(&s);

@@ -115,6 +115,9 @@ int config_validate_backend(const backend_config *b, const spw_plugin *p, spw_er
 
 /* "map[flush:false max_records:10000 ...]" as the seed logs it; secrets
  * (keys containing pass, token, secret, key, authorization) are masked. */
-char *backend_config_describe(const backend_config *b);
+char *backend_config_describe(const backend_config *b, const spw_plugin *p);
+/* True when config key `key` of plugin p is a secret (SPW_CONFIG_SECRET;
+ * for a plugin that declares no keys, or p NULL, a guess from the name). */
+bool config_key_is_secret(const spw_plugin *p, const char *key);
 
 const backend_config *config_find_backend(const spw_config *c, const char *name);

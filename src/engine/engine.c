@@ -111,7 +111,7 @@ int engine_check_config(spw_config *c, const engine_options *o, engine_warning_f
 static void log_backend_started(backend *b) {
         const backend_config *bc = backend_cfg(b);
         const spw_plugin *p = backend_plugin(b);
-        _cleanup_free_ char *map = backend_config_describe(bc);
+        _cleanup_free_ char *map = backend_config_describe(bc, p);
         log_struct(LOG_INFO,
                    LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_BACKEND_LOADED }, { "SPILLWAY_BACKEND", bc->name },
                               { "SPILLWAY_PLUGIN", p->ops.name }, { "SPILLWAY_PLUGIN_PATH", p->path }),

@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 c->plugin_dir = strdup("/nonexistent");
                 config_parse_backend_buffer(c, "backend.yaml", (const char *) nul + 1, size - first - 1, &err);
                 for (size_t i = 0; i < c->n_backends; i++)
-                        free(backend_config_describe(&c->backends[i]));
+                        free(backend_config_describe(&c->backends[i], NULL));
         }
         config_free(c);
         return 0;

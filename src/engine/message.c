@@ -27,6 +27,8 @@ spw_msg *msg_new(void) {
         atomic_init(&m->refs, 1);
         m->arena.first_size = 2048;
         m->sig.size = sizeof(spw_signal);
+        m->sig.ban_size = sizeof(spw_ban);
+        m->sig.event_size = sizeof(spw_event);
         m->done.fn = msg_hub_done;
         return m;
 }

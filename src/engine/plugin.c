@@ -19,13 +19,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "plugin.h"
 
 static spw_plugin *loaded;
 static pthread_mutex_t loaded_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* The v1.0 descriptor ends with shutdown: anything smaller is not v1. */
-#define DESCRIPTOR_V1_0_SIZE (offsetof(struct spw_backend, shutdown) + sizeof(void (*)(void *)))
+/* The 2.0 descriptor ends with global_fini: anything smaller is not 2.x. */
+#define DESCRIPTOR_V2_0_SIZE (offsetof(struct spw_backend, global_fini) + sizeof(void (*)(void)))
+/* 2.0's spw_config_key ends with flags. */
+#define CONFIG_KEY_V2_0_SIZE (offsetof(spw_config_key, flags) + sizeof(unsigned))
 
 static int check_file(const char *path, bool check_owner, spw_error *err) {
         struct stat st;
@@ -110,7 +113,9 @@ static int validate_descriptor(void *dl, const char *path, const struct spw_back
         *(void **) &entry = dlsym(dl, SPW_BACKEND_ENTRY_SYMBOL);
         if (!entry) {
                 char sym[32];
-                for (int major = 2; major <= 9; major++) {
+                for (int major = 1; major <= 9; major++) {
+                        if (major == SPW_BACKEND_ABI_MAJOR)
+                                continue;
                         snprintf(sym, sizeof sym, "spw_backend_v%d", major);
                         if (dlsym(dl, sym))
                                 return spw_error_set(err, -EPROTO,
@@ -144,17 +149,50 @@ int plugin_check_descriptor(const struct spw_backend *d, const char *path, spw_e
                                      "rebuild the plugin against spillway-backend %d.x",
                                      path, d->abi_major, d->abi_minor, SPW_BACKEND_ABI_MAJOR, SPW_BACKEND_ABI_MINOR,
                                      SPW_BACKEND_ABI_MAJOR);
-        if (d->size < DESCRIPTOR_V1_0_SIZE)
+        if (d->size < DESCRIPTOR_V2_0_SIZE)
                 return spw_error_set(err, -EPROTO,
                                      "plugin %s: descriptor is %zu bytes, ABI %d needs at least %zu: "
                                      "set .size = sizeof(struct spw_backend) (SPW_BACKEND_HEADER does) and rebuild",
-                                     path, d->size, SPW_BACKEND_ABI_MAJOR, (size_t) DESCRIPTOR_V1_0_SIZE);
+                                     path, d->size, SPW_BACKEND_ABI_MAJOR, (size_t) DESCRIPTOR_V2_0_SIZE);
         if (!d->name || !*d->name)
                 return spw_error_set(err, -EPROTO, "plugin %s: descriptor has no name", path);
+        if (d->config_keys && d->config_key_size < CONFIG_KEY_V2_0_SIZE)
+                return spw_error_set(err, -EPROTO,
+                                     "plugin %s (%s): config_key_size is %zu, ABI %d needs at least %zu: "
+                                     "start the descriptor with SPW_BACKEND_HEADER and rebuild",
+                                     path, d->name, d->config_key_size, SPW_BACKEND_ABI_MAJOR, (size_t) CONFIG_KEY_V2_0_SIZE);
         if (!d->init || !d->insert)
                 return spw_error_set(err, -EPROTO, "plugin %s (%s): descriptor lacks the required %s operation",
                                      path, d->name, !d->init ? "init" : "insert");
         return 0;
+}
+
+/* Copy the plugin's keys, whatever their stride, into our own layout. */
+static int copy_keys(const struct spw_backend *d, spw_config_key **ret) {
+        size_t n = 0;
+        const char *base = (const char *) d->config_keys;
+        spw_config_key *keys;
+
+        *ret = NULL;
+        if (!d->config_keys)
+                return 0;
+        while (((const spw_config_key *) (const void *) (base + n * d->config_key_size))->name)
+                n++;
+        keys = calloc(n + 1, sizeof *keys);
+        if (!keys)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                memcpy(&keys[i], base + i * d->config_key_size, MIN(d->config_key_size, sizeof *keys));
+        *ret = keys;
+        return 0;
+}
+
+static void plugin_free(spw_plugin *p) {
+        if (!p)
+                return;
+        free(p->keys);
+        free(p->path);
+        free(p);
 }
 
 static int load_locked(const char *path, bool check_owner, spw_plugin **ret, spw_error *err) {
@@ -187,13 +225,30 @@ static int load_locked(const char *path, bool check_owner, spw_plugin **ret, spw
         }
 
         p = calloc(1, sizeof *p);
-        if (!p || !(p->path = strdup(path))) {
-                free(p);
+        if (!p || !(p->path = strdup(path)) || copy_keys(d, &p->keys) < 0) {
+                plugin_free(p);
                 dlclose(dl);
                 return -ENOMEM;
         }
         memcpy(&p->ops, d, MIN(d->size, sizeof p->ops));
         p->ops.size = sizeof p->ops;
+        p->ops.config_keys = p->keys;
+        p->ops.config_key_size = sizeof(spw_config_key);
+        /* operations of a later minor than the plugin's are absent, even if
+         * its descriptor happens to be larger (padding, private members) */
+        if (d->abi_minor < 1)
+                p->ops.read_changes = NULL;
+        if (p->ops.global_init) {
+                r = p->ops.global_init(&backend_host);
+                if (r < 0) {
+                        spw_error_set(err, r, "plugin %s (%s): its process-wide set-up (global_init) failed: %s; "
+                                      "no backend of this plugin starts",
+                                      path, p->ops.name, strerror(-r > 0 ? -r : EINVAL));
+                        plugin_free(p);
+                        dlclose(dl);
+                        return r;
+                }
+        }
         p->abi_minor = d->abi_minor;
         p->dl = dl;
         p->next = loaded;
@@ -226,9 +281,10 @@ void plugin_unload_all(void) {
                         loaded->next = keep;
                         keep = loaded;
                 } else {
+                        if (loaded->ops.global_fini)
+                                loaded->ops.global_fini();
                         dlclose(loaded->dl);
-                        free(loaded->path);
-                        free(loaded);
+                        plugin_free(loaded);
                 }
                 loaded = n;
         }

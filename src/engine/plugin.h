@@ -8,6 +8,12 @@
  * the entry point runs. Plugins are never dlclose()d while the daemon runs:
  * a loaded plugin stays mapped, and loading the same path twice returns the
  * same object.
+ *
+ * Growing structs are normalised here: the plugin's config keys (whatever
+ * its config_key_size) are copied into an array of our spw_config_key, so
+ * the rest of the daemon indexes them directly. A plugin's global_init runs
+ * once, on the loading thread, right after validation; global_fini runs in
+ * plugin_unload_all (never for a pinned plugin).
  */
 
 #include <stdbool.h>
@@ -22,6 +28,7 @@ typedef struct spw_plugin {
          * plugin's (older, smaller) descriptor does not have are NULL. */
         struct spw_backend ops;
         uint16_t abi_minor;
+        spw_config_key *keys;         /* normalised copy; ops.config_keys points here */
         bool pinned;                  /* never unloaded (see plugin_pin) */
         struct spw_plugin *next;
 } spw_plugin;

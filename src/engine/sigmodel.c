@@ -218,22 +218,26 @@ static int parse_source(json_t *v, arena *a, spw_signal *sig, spw_error *err) {
                 return 0;
         if (!json_is_object(v))
                 return type_error(err, "source", "an object", v);
-        sig->has_source = true;
+        spw_source *src = arena_alloc(a, sizeof *src);
+        if (!src)
+                return -ENOMEM;
+        *src = (spw_source) { .size = sizeof(spw_source) };
+        sig->source = src;
         json_object_foreach(v, key, val) {
                 if (!strcasecmp(key, "Ip"))
-                        r = get_ip(val, "source.Ip", a, &sig->source.ip, err);
+                        r = get_ip(val, "source.Ip", a, &src->ip, err);
                 else if (!strcasecmp(key, "Range"))
-                        r = get_cidr(val, "source.Range", a, &sig->source.range, err);
+                        r = get_cidr(val, "source.Range", a, &src->range, err);
                 else if (!strcasecmp(key, "AutonomousSystemNumber"))
-                        r = get_string_or_number(val, "source.AutonomousSystemNumber", a, &sig->source.as_number, err);
+                        r = get_string_or_number(val, "source.AutonomousSystemNumber", a, &src->as_number, err);
                 else if (!strcasecmp(key, "AutonomousSystemOrganization"))
-                        r = get_string(val, "source.AutonomousSystemOrganization", a, &sig->source.as_org, err);
+                        r = get_string(val, "source.AutonomousSystemOrganization", a, &src->as_org, err);
                 else if (!strcasecmp(key, "Country"))
-                        r = get_string(val, "source.Country", a, &sig->source.country, err);
+                        r = get_string(val, "source.Country", a, &src->country, err);
                 else if (!strcasecmp(key, "Latitude"))
-                        r = get_double(val, "source.Latitude", &sig->source.latitude, err);
+                        r = get_double(val, "source.Latitude", &src->latitude, err);
                 else if (!strcasecmp(key, "Longitude"))
-                        r = get_double(val, "source.Longitude", &sig->source.longitude, err);
+                        r = get_double(val, "source.Longitude", &src->longitude, err);
                 /* other members of a source (Go's extra fields) are ignored */
                 if (r < 0)
                         return r;
@@ -492,7 +496,7 @@ int signal_from_json(json_t *obj, arena *a, spw_signal *sig, spw_error *err) {
         json_t *extra = NULL;
         int r = 0;
 
-        *sig = (spw_signal) { .size = sizeof(spw_signal) };
+        *sig = (spw_signal) { .size = sizeof(spw_signal), .ban_size = sizeof(spw_ban), .event_size = sizeof(spw_event) };
         if (!json_is_object(obj))
                 return type_error(err, "signal", "a JSON object", obj);
 
@@ -573,14 +577,14 @@ int signal_parse(const char *buf, size_t len, arena *a, spw_signal *sig, spw_err
 }
 
 const char *signal_source_ip(const spw_signal *sig) {
-        if (sig->has_source && sig->source.ip && *sig->source.ip)
-                return sig->source.ip;
+        if (sig->source && sig->source->ip && *sig->source->ip)
+                return sig->source->ip;
         return sig->source_ip && *sig->source_ip ? sig->source_ip : NULL;
 }
 
 const char *signal_source_range(const spw_signal *sig) {
-        if (sig->has_source && sig->source.range && *sig->source.range)
-                return sig->source.range;
+        if (sig->source && sig->source->range && *sig->source->range)
+                return sig->source->range;
         return sig->source_range && *sig->source_range ? sig->source_range : NULL;
 }
 

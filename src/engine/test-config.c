@@ -92,8 +92,8 @@ int main(void) {
         CHECK_EQ(b->q.size, 7);
         CHECK_EQ(b->q.policy, ON_FULL_DROP_NEWEST);
         CHECK_EQ(b->q.flush_interval, USEC_PER_SEC); /* inherited from the main file */
-        char *map = backend_config_describe(b);
-        CHECK_STREQ(map, "map[flush:true max_records:5 max_records_age:720h other_parameter:more data some_parameter:some value token:...]");
+        char *map = backend_config_describe(b, NULL);
+        CHECK_STREQ(map, "map[flush:true max_records:5 max_records_age:720h other_parameter:more data some_parameter:some value token:(secret)]");
         free(map);
 
         backend_fails(c, "name: sample\npath: x\n", "a backend named 'sample' is already defined in b.yaml:1");

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The plugin loader against real shared objects: the mock plugin loads,
- * every broken descriptor is refused with a message saying how to fix it,
- * descriptors of other 1.x minors load, an object that asks for an
+ * every broken descriptor is refused with a message saying how to fix it
+ * (an ABI 1 plugin: "rebuild"), descriptors of other 2.x minors load (the
+ * mock built against the frozen 2.0 header has no read_changes), an object that asks for an
  * executable stack is refused before it runs, (as root) the ownership and
  * permission checks refuse unsafe files, and a pinned plugin is never
  * unloaded.
@@ -56,9 +57,11 @@ int main(void) {
         CHECK(p == p2); /* loaded once */
 
         refused("bad_magic", -EPROTO, "magic 0x12345678");
-        refused("bad_major", -EPROTO, "built for backend ABI 2, this spillwayd speaks ABI 1");
+        refused("bad_major", -EPROTO, "built for backend ABI 1, this spillwayd speaks ABI 2");
+        refused("bad_major", -EPROTO, "rebuild the plugin against spillway-backend 2.x");
+        refused("bad_keysize", -EPROTO, "config_key_size is 0");
         refused("too_small", -EPROTO, "rebuild");
-        refused("no_symbol", -EPROTO, "does not export spw_backend_v1()");
+        refused("no_symbol", -EPROTO, "does not export spw_backend_v2()");
         refused("no_insert", -EPROTO, "lacks the required insert operation");
         refused("does_not_exist", -ENOENT, "does not exist");
 
@@ -79,6 +82,18 @@ int main(void) {
                 CHECK_CONTAINS(err.msg, "not an ELF shared object");
                 unlink(path);
         }
+
+        /* the mock built against the frozen 2.0 header: loads, its keys
+         * (stride of 2.0) are read, and read_changes (2.1) is absent */
+        CHECK_OK(plugin_load(so("mock20"), false, &p, &err));
+        CHECK_EQ(p->abi_minor, 0);
+        CHECK(p->ops.read_changes == NULL);
+        CHECK(p->ops.global_init != NULL);
+        CHECK(plugin_find_key(p, "record") != NULL);
+        CHECK(plugin_find_key(p, "secret")->flags & SPW_CONFIG_SECRET);
+        CHECK_OK(plugin_load(so("mock"), false, &p, &err));
+        CHECK(p->ops.read_changes != NULL);
+        CHECK_EQ(p->abi_minor, SPW_BACKEND_ABI_MINOR);
 
         CHECK_OK(plugin_load(so("old_minor"), false, &p, &err));
         CHECK_OK(plugin_load(so("newer_minor"), false, &p, &err));

@@ -31,10 +31,13 @@ int main(void) {
         CHECK_EQ(s.events_count, 6);
         CHECK_EQ(s.start_at, INT64_C(1590055200000000));
         CHECK_EQ(s.stop_at, INT64_C(1590055220500000));
-        CHECK(s.has_source);
-        CHECK_STREQ(s.source.ip, "1.2.3.4");
-        CHECK_STREQ(s.source.country, "FR");
-        CHECK_STREQ(s.source.as_number, "64496");
+        CHECK(s.source != NULL);
+        CHECK_EQ(s.source->size, sizeof(spw_source));
+        CHECK_EQ(s.ban_size, sizeof(spw_ban));
+        CHECK_EQ(s.event_size, sizeof(spw_event));
+        CHECK_STREQ(s.source->ip, "1.2.3.4");
+        CHECK_STREQ(s.source->country, "FR");
+        CHECK_STREQ(s.source->as_number, "64496");
         CHECK_STREQ(s.dest_ip, "10.0.0.1");
         CHECK_EQ(s.leak_speed_ns, INT64_C(10000000000));
         CHECK(s.simulation && !s.whitelisted);

@@ -40,6 +40,9 @@ static uint64_t now_ns(void) {
 static const spw_kv remediation_labels[] = { { "remediation", "true" }, { "service", "ssh" } };
 static const spw_kv notify_labels[] = { { "service", "ssh" } };
 
+static const spw_source bench_source = {
+        .size = sizeof(spw_source), .ip = "192.0.2.7", .as_number = "64500", .as_org = "Example AS", .country = "FR" };
+
 static spw_signal make_signal(int kind) {
         spw_signal s = {
                 .size = sizeof(spw_signal),
@@ -47,8 +50,7 @@ static spw_signal make_signal(int kind) {
                 .bucket_id = "sunny-flower",
                 .events_count = 6,
                 .stop_at = INT64_C(1600000020) * 1000000,
-                .has_source = true,
-                .source = { .ip = "192.0.2.7", .as_number = "64500", .as_org = "Example AS", .country = "FR" },
+                .source = &bench_source,
                 .labels = remediation_labels,
                 .n_labels = ELEMENTSOF(remediation_labels),
         };

@@ -84,17 +84,17 @@ static const char *alert_scope(const spw_signal *sig) {
 }
 
 const char *expr_signal_source_ip(const spw_signal *sig) {
-        const char *s = sig->has_source ? nonempty(sig->source.ip) : NULL;
+        const char *s = sig->source ? nonempty(sig->source->ip) : NULL;
         return s ? s : sig->source_ip;
 }
 
 const char *expr_signal_source_range(const spw_signal *sig) {
-        const char *s = sig->has_source ? nonempty(sig->source.range) : NULL;
+        const char *s = sig->source ? nonempty(sig->source->range) : NULL;
         return s ? s : sig->source_range;
 }
 
 const char *expr_signal_source_pick(const spw_signal *sig, const char *nested, const char *flat) {
-        const char *s = sig->has_source ? nonempty(nested) : NULL;
+        const char *s = sig->source ? nonempty(nested) : NULL;
         return s ? s : flat;
 }
 
@@ -107,7 +107,7 @@ static int load_field(const expr *e, const insn *in, const spw_signal *sig, expr
         case F_START_AT: *v = (expr_value) { .type = EXPR_INT, .i = sig->start_at / 1000000 }; return 0;
         case F_STOP_AT: *v = (expr_value) { .type = EXPR_INT, .i = sig->stop_at / 1000000 }; return 0;
         case F_SOURCE:
-                *v = (expr_value) { .type = EXPR_OBJECT, .ref = { sig->has_source ? &sig->source : NULL, 0 } };
+                *v = (expr_value) { .type = EXPR_OBJECT, .ref = { (const void *) sig->source, 0 } };
                 return 0;
         case F_FLAT_IP: *v = make_str(sig->source_ip); return 0;
         case F_FLAT_RANGE: *v = make_str(sig->source_range); return 0;
@@ -133,17 +133,17 @@ static int load_field(const expr *e, const insn *in, const spw_signal *sig, expr
         case F_SRC_COUNTRY:
         case F_SRC_LAT:
         case F_SRC_LON:
-                if (!sig->has_source)
+                if (!sig->source)
                         return expr_runtime_error(e, in->pos, err, "sig.Source is nil (this signal has no \"source\" "
                                                   "object), so its fields cannot be read");
                 switch (in->arg) {
-                case F_SRC_IP: *v = make_str(sig->source.ip); return 0;
-                case F_SRC_RANGE: *v = make_str(sig->source.range); return 0;
-                case F_SRC_ASN: *v = make_str(sig->source.as_number); return 0;
-                case F_SRC_ASORG: *v = make_str(sig->source.as_org); return 0;
-                case F_SRC_COUNTRY: *v = make_str(sig->source.country); return 0;
-                case F_SRC_LAT: *v = (expr_value) { .type = EXPR_FLOAT, .f = sig->source.latitude }; return 0;
-                default: *v = (expr_value) { .type = EXPR_FLOAT, .f = sig->source.longitude }; return 0;
+                case F_SRC_IP: *v = make_str(sig->source->ip); return 0;
+                case F_SRC_RANGE: *v = make_str(sig->source->range); return 0;
+                case F_SRC_ASN: *v = make_str(sig->source->as_number); return 0;
+                case F_SRC_ASORG: *v = make_str(sig->source->as_org); return 0;
+                case F_SRC_COUNTRY: *v = make_str(sig->source->country); return 0;
+                case F_SRC_LAT: *v = (expr_value) { .type = EXPR_FLOAT, .f = sig->source->latitude }; return 0;
+                default: *v = (expr_value) { .type = EXPR_FLOAT, .f = sig->source->longitude }; return 0;
                 }
         case F_A_REMEDIATION: {
                 const char *rem = expr_signal_label(sig, "remediation");
@@ -157,16 +157,16 @@ static int load_field(const expr *e, const insn *in, const spw_signal *sig, expr
         case F_A_VALUE: *v = make_str(label_is_range(sig) ? expr_signal_source_range(sig) : expr_signal_source_ip(sig)); return 0;
         case F_A_SRC_IP: *v = make_str(expr_signal_source_ip(sig)); return 0;
         case F_A_SRC_RANGE: *v = make_str(expr_signal_source_range(sig)); return 0;
-        case F_A_SRC_CN: *v = make_str(expr_signal_source_pick(sig, sig->source.country, sig->source_country)); return 0;
-        case F_A_SRC_ASN: *v = make_str(expr_signal_source_pick(sig, sig->source.as_number, sig->source_as_number)); return 0;
-        case F_A_SRC_ASNAME: *v = make_str(expr_signal_source_pick(sig, sig->source.as_org, sig->source_as_org)); return 0;
+        case F_A_SRC_CN: *v = make_str(expr_signal_source_pick(sig, sig->source ? sig->source->country : NULL, sig->source_country)); return 0;
+        case F_A_SRC_ASN: *v = make_str(expr_signal_source_pick(sig, sig->source ? sig->source->as_number : NULL, sig->source_as_number)); return 0;
+        case F_A_SRC_ASNAME: *v = make_str(expr_signal_source_pick(sig, sig->source ? sig->source->as_org : NULL, sig->source_as_org)); return 0;
         case F_A_SRC_LAT:
                 *v = (expr_value) { .type = EXPR_FLOAT,
-                                    .f = sig->has_source ? sig->source.latitude : sig->source_latitude };
+                                    .f = sig->source ? sig->source->latitude : sig->source_latitude };
                 return 0;
         case F_A_SRC_LON:
                 *v = (expr_value) { .type = EXPR_FLOAT,
-                                    .f = sig->has_source ? sig->source.longitude : sig->source_longitude };
+                                    .f = sig->source ? sig->source->longitude : sig->source_longitude };
                 return 0;
         }
         return expr_runtime_error(e, in->pos, err, "internal error: unknown field %" PRIu32, in->arg);

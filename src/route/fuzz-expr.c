@@ -11,6 +11,9 @@
 
 #include "expr.h"
 
+static const spw_source fuzz_source = {
+        .size = sizeof(spw_source), .ip = "192.0.2.7", .range = "192.0.2.0/24", .country = "FR" };
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const spw_kv labels[] = {
@@ -45,8 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         .size = sizeof(spw_signal),
                         .scenario = "crowdsecurity/ssh-bf",
                         .events_count = 6,
-                        .has_source = true,
-                        .source = { .ip = "192.0.2.7", .range = "192.0.2.0/24", .country = "FR" },
+                        .source = &fuzz_source,
                         .source_ip = "2001:db8::1",
                         .labels = labels,
                         .n_labels = sizeof labels / sizeof labels[0],

@@ -11,6 +11,9 @@
 
 #include "route.h"
 
+static const spw_source fuzz_source = {
+        .size = sizeof(spw_source), .ip = "192.0.2.7", .range = "192.0.2.0/24", .as_number = "64500" };
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const backends[] = { "database", "webhook", "journal" };
@@ -25,8 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         .size = sizeof(spw_signal),
                         .scenario = "crowdsecurity/ssh-bf",
                         .stop_at = INT64_C(1600000000) * 1000000,
-                        .has_source = true,
-                        .source = { .ip = "192.0.2.7", .range = "192.0.2.0/24", .as_number = "64500" },
+                        .source = &fuzz_source,
                         .labels = rem,
                         .n_labels = 1,
                 },

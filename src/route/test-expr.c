@@ -51,6 +51,17 @@ static const spw_kv sample_labels[] = {
         { "x_number", "2.5" },
 };
 
+static const spw_source sample_source = {
+        .size = sizeof(spw_source),
+        .ip = "192.0.2.7",
+        .range = "192.0.2.0/24",
+        .as_number = "64500",
+        .as_org = "Example AS",
+        .country = "FR",
+        .latitude = 48.85,
+        .longitude = 2.35,
+};
+
 static spw_signal sample(void) {
         return (spw_signal) {
                 .size = sizeof(spw_signal),
@@ -61,16 +72,7 @@ static spw_signal sample(void) {
                 .events_count = 6,
                 .start_at = INT64_C(1600000000) * 1000000,
                 .stop_at = INT64_C(1600000020) * 1000000 + 500000,
-                .has_source = true,
-                .source = {
-                        .ip = "192.0.2.7",
-                        .range = "192.0.2.0/24",
-                        .as_number = "64500",
-                        .as_org = "Example AS",
-                        .country = "FR",
-                        .latitude = 48.85,
-                        .longitude = 2.35,
-                },
+                .source = &sample_source,
                 .source_ip = "192.0.2.8",
                 .source_range = "192.0.0.0/16",
                 .source_as_number = "64501",
@@ -274,7 +276,7 @@ static void test_operators(const spw_signal *s) {
         /* short circuit: the right side would fail (no source) but is never run */
         {
                 spw_signal nosrc = *s;
-                nosrc.has_source = false;
+                nosrc.source = NULL;
                 expect_bool("false && sig.Source.Country == 'FR'", &nosrc, false);
                 expect_bool("true || sig.Source.Country == 'FR'", &nosrc, true);
         }
@@ -389,7 +391,7 @@ static void test_fields(const spw_signal *s) {
 
         /* Alert.* reads the flat Source_* fields when there is no source object */
         spw_signal flat = *s;
-        flat.has_source = false;
+        flat.source = NULL;
         expect_str("Alert.Source.IP", &flat, "192.0.2.8");
         expect_str("Alert.Source.Cn", &flat, "DE");
         expect_str("Alert.Source.AsNumber", &flat, "64501");
@@ -878,7 +880,7 @@ static void test_positions(void) {
 
 static void test_runtime_errors(const spw_signal *s) {
         spw_signal nosrc = *s;
-        nosrc.has_source = false;
+        nosrc.source = NULL;
 
         /* sig.Source is a pointer in CrowdSec: nil without a source object */
         expect_runtime_error("sig.Labels.remediation == 'true' && sig.Source.Country == 'FR'", &nosrc,

@@ -33,20 +33,25 @@ static const spw_kv range_labels[] = { { "remediation", "true" }, { "scope", "ra
 static const spw_kv country_labels[] = { { "remediation", "true" }, { "scope", "country" } };
 static const spw_kv notify_labels[] = { { "service", "ssh" } };
 
+static const spw_source test_source_init = {
+        .size = sizeof(spw_source),
+        .ip = "192.0.2.7",
+        .range = "198.51.100.0/24",
+        .as_number = "64500",
+        .as_org = "Example AS",
+        .country = "FR",
+};
+
+static spw_source test_source;
+
 static spw_signal remediation_signal(void) {
+        test_source = test_source_init;
         return (spw_signal) {
                 .size = sizeof(spw_signal),
                 .scenario = "crowdsecurity/ssh-bf",
                 .events_count = 6,
                 .stop_at = T0,
-                .has_source = true,
-                .source = {
-                        .ip = "192.0.2.7",
-                        .range = "198.51.100.0/24",
-                        .as_number = "64500",
-                        .as_org = "Example AS",
-                        .country = "FR",
-                },
+                .source = &test_source,
                 .labels = remediation_labels,
                 .n_labels = ELEMENTSOF(remediation_labels),
         };
@@ -195,35 +200,35 @@ static void test_v03_defaults(void) {
         CHECK_STREQ(ip_format(text, sizeof text, b->start_ip), "198.51.100.0");
         CHECK_STREQ(ip_format(text, sizeof text, b->end_ip), "198.51.100.255");
         arena_deinit(&a);
-        sig.source.range = "2001:db8:1:2::/64";
+        test_source.range = "2001:db8:1:2::/64";
         route_ok(r, &sig, &a, &res);
         CHECK_EQ(res.n_bans, 1);
         CHECK_STREQ(res.bans[0].ip_text, "2001:db8:1:2::/64");
         CHECK_STREQ(ip_format(text, sizeof text, res.bans[0].end_ip), "2001:db8:1:2:ffff:ffff:ffff:ffff");
         arena_deinit(&a);
         /* host bits in the range are masked, and the text is normalised */
-        sig.source.range = "198.51.100.77/24";
+        test_source.range = "198.51.100.77/24";
         route_ok(r, &sig, &a, &res);
         CHECK_EQ(res.n_bans, 1);
         CHECK_STREQ(res.bans[0].ip_text, "198.51.100.0/24");
         arena_deinit(&a);
-        sig.source.range = "10.0.0.9/8";
+        test_source.range = "10.0.0.9/8";
         route_ok(r, &sig, &a, &res);
         CHECK_EQ(res.n_bans, 1);
         CHECK_STREQ(res.bans[0].ip_text, "10.0.0.0/8");
         CHECK_STREQ(ip_format(text, sizeof text, res.bans[0].end_ip), "10.255.255.255");
         arena_deinit(&a);
-        sig.source.range = "0.0.0.0/0";
+        test_source.range = "0.0.0.0/0";
         route_ok(r, &sig, &a, &res);
         CHECK_EQ(res.n_bans, 1);
         CHECK_STREQ(res.bans[0].ip_text, "0.0.0.0/0");
         arena_deinit(&a);
-        sig.source.range = "::ffff:192.0.2.128/25"; /* IPv4-mapped (ipaddr.h: an IPv4 prefix): shown as IPv4 */
+        test_source.range = "::ffff:192.0.2.128/25"; /* IPv4-mapped (ipaddr.h: an IPv4 prefix): shown as IPv4 */
         route_ok(r, &sig, &a, &res);
         CHECK_EQ(res.n_bans, 1);
         CHECK_STREQ(res.bans[0].ip_text, "192.0.2.128/25");
         arena_deinit(&a);
-        sig.source.range = "2001:DB8::/32"; /* IPv6 text is lower-cased and compressed */
+        test_source.range = "2001:DB8::/32"; /* IPv6 text is lower-cased and compressed */
         route_ok(r, &sig, &a, &res);
         CHECK_STREQ(res.bans[0].ip_text, "2001:db8::/32");
         arena_deinit(&a);
@@ -244,7 +249,7 @@ static void test_v03_defaults(void) {
 
         /* no source at all: matched and delivered, no ban, a debug note */
         sig = remediation_signal();
-        sig.has_source = false;
+        sig.source = NULL;
         route_ok(r, &sig, &a, &res);
         CHECK_EQ(res.n_matches, 1);
         CHECK_EQ(res.backends, DB);
@@ -304,7 +309,7 @@ static void test_v03_defaults(void) {
         };
         for (size_t i = 0; i < ELEMENTSOF(ips); i++) {
                 sig = remediation_signal();
-                sig.source.ip = ips[i].in;
+                test_source.ip = ips[i].in;
                 route_ok(r, &sig, &a, &res);
                 CHECK_EQ(res.n_bans, 1);
                 CHECK_STREQ(res.bans[0].ip_text, ips[i].out);
@@ -312,7 +317,7 @@ static void test_v03_defaults(void) {
                 arena_deinit(&a);
         }
         sig = remediation_signal();
-        sig.source.ip = "010.0.0.1"; /* leading zeros are not an address for inet_pton() */
+        test_source.ip = "010.0.0.1"; /* leading zeros are not an address for inet_pton() */
         route_ok(r, &sig, &a, &res);
         CHECK_EQ(res.n_bans, 0);
         arena_deinit(&a);
@@ -484,7 +489,7 @@ static void test_runtime_warnings(void) {
         arena a = ARENA_INIT;
         spw_signal sig = remediation_signal();
 
-        sig.has_source = false;
+        sig.source = NULL;
         route_ok(r, &sig, &a, &res);
         /* the failing profile is skipped with a warning; v0.3 walks on */
         CHECK_EQ(res.n_matches, 1);

@@ -58,6 +58,10 @@ static void h_log(spw_ctx *ctx, int priority, const char *format, ...) {
         va_start(ap, format);
         vsnprintf(msg, sizeof msg, format, ap);
         va_end(ap);
+        if (!ctx) { /* global_init */
+                fprintf(stderr, "[global_init] %d %s\n", priority, msg);
+                return;
+        }
         append_log(ctx->t, priority, msg);
         if (getenv("TESTHOST_VERBOSE"))
                 fprintf(stderr, "[%s] %d %s\n", ctx->t->name, priority, msg);
@@ -216,6 +220,20 @@ int testhost_run_timers(testhost *t) {
 }
 
 int testhost_init(testhost *t, const struct spw_backend *b, void **selfp) {
+        /* like the daemon: global_init once per plugin (descriptor), before
+         * its first init; global_fini is left to process exit */
+        static const struct spw_backend *done[16];
+        static size_t n_done;
+        bool seen = false;
+        for (size_t i = 0; i < n_done; i++)
+                seen = seen || done[i] == b;
+        if (!seen && b->global_init) {
+                int r = b->global_init(&t->host);
+                if (r < 0)
+                        return r;
+        }
+        if (!seen && n_done < 16)
+                done[n_done++] = b;
         return b->init(&t->ctx, &t->host, t->config, t->n_config, selfp);
 }
 

@@ -6,6 +6,9 @@
  * commits (at flush, not at insert) as "ID SCENARIO BANS" lines in a file, so a
  * test can check exactly what was delivered and when it became durable.
  * Bans are kept in memory so the admin operations can be exercised.
+ * Built twice: against the current header (mock.so, with read_changes over
+ * an in-memory change log) and against the frozen 2.0 header (mock20.so,
+ * without it). Its init fails unless global_init ran first.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -35,7 +38,12 @@ typedef struct mock {
         size_t n_batch, cap_batch;
         pending *bans;
         size_t n_bans, cap_bans;
+        /* change log: kind (1 add, 2 delete) and target; cursor = index + 1 */
+        struct change { int kind; pending p; } *changes;
+        size_t n_changes, cap_changes;
 } mock;
+
+static int global_inits; /* global_init calls (the daemon: once per file) */
 
 static const spw_config_key mock_keys[] = {
         { "mode", SPW_CONFIG_ENUM, "ok", "ok|transient|permanent|init_fail|flush_transient|flush_permanent", "what to do" },
@@ -45,7 +53,8 @@ static const spw_config_key mock_keys[] = {
         { "hang", SPW_CONFIG_DURATION, "0", NULL, "how long to hang" },
         { "retry_after", SPW_CONFIG_DURATION, "0", NULL, "retry_after() hint given with transient failures" },
         { "record", SPW_CONFIG_STRING, NULL, NULL, "file to append committed signals to" },
-        { "secret", SPW_CONFIG_STRING, NULL, NULL, "recorded in the file at init (credential tests)" },
+        { "secret", SPW_CONFIG_STRING, NULL, NULL, "recorded in the file at init (credential tests)", SPW_CONFIG_SECRET },
+        { "password", SPW_CONFIG_STRING, NULL, NULL, "never used: a secret the daemon must never log", SPW_CONFIG_SECRET },
         { "group_wait", SPW_CONFIG_DURATION, NULL, NULL, "CrowdSec batching key (the daemon reads it as flush_interval and flush_delay)" },
         { "init_delay", SPW_CONFIG_DURATION, "0", NULL, "sleep this long inside init (slow start, hung init)" },
         { NULL },
@@ -89,6 +98,11 @@ static int mock_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *co
 
         if (!m)
                 return -ENOMEM;
+        if (global_inits != 1) {
+                host->set_error(ctx, "mock: global_init ran %d times before init, expected once", global_inits);
+                free(m);
+                return -EPROTO;
+        }
         m->ctx = ctx;
         m->host = host;
         v = host->config_get(ctx, "mode");
@@ -136,20 +150,20 @@ static int mock_insert(void *self, const spw_signal *sig) {
                 sleep_usec(m->delay);
         if (!strcmp(m->mode, "permanent")) {
                 m->host->set_error(m->ctx, "mock: rejected signal %llu", (unsigned long long) sig->id);
-                return SPW_INSERT_REJECT;
+                return -EINVAL;
         }
         if (!strcmp(m->mode, "transient") && fail_now(m)) {
                 m->failures++;
                 if (m->retry_after)
                         m->host->retry_after(m->ctx, m->retry_after);
                 m->host->set_error(m->ctx, "mock: transient failure %ld", m->failures);
-                return SPW_INSERT_RETRY;
+                return -EAGAIN;
         }
         if (m->n_batch == m->cap_batch) {
                 size_t ncap = m->cap_batch ? m->cap_batch * 2 : 64;
                 pending *np = realloc(m->batch, ncap * sizeof *np);
                 if (!np)
-                        return SPW_INSERT_RETRY;
+                        return -EAGAIN;
                 m->batch = np;
                 m->cap_batch = ncap;
         }
@@ -158,11 +172,24 @@ static int mock_insert(void *self, const spw_signal *sig) {
         p->id = (unsigned long long) sig->id;
         snprintf(p->scenario, sizeof p->scenario, "%s", sig->scenario ? sig->scenario : "");
         if (sig->n_bans) {
-                snprintf(p->target, sizeof p->target, "%s", sig->bans[0].ip_text);
-                snprintf(p->action, sizeof p->action, "%s", sig->bans[0].measure_type);
-                p->until = sig->bans[0].until;
+                snprintf(p->target, sizeof p->target, "%s", spw_signal_ban(sig, 0)->ip_text);
+                snprintf(p->action, sizeof p->action, "%s", spw_signal_ban(sig, 0)->measure_type);
+                p->until = spw_signal_ban(sig, 0)->until;
         }
-        return SPW_INSERT_OK;
+        return 0;
+}
+
+static int log_change(mock *m, int kind, const pending *p) {
+        if (m->n_changes == m->cap_changes) {
+                size_t ncap = m->cap_changes ? m->cap_changes * 2 : 64;
+                struct change *nc = realloc(m->changes, ncap * sizeof *nc);
+                if (!nc)
+                        return -ENOMEM;
+                m->changes = nc;
+                m->cap_changes = ncap;
+        }
+        m->changes[m->n_changes++] = (struct change) { kind, *p };
+        return 0;
 }
 
 static int mock_flush(void *self) {
@@ -197,6 +224,8 @@ static int mock_flush(void *self) {
                                 m->cap_bans = ncap;
                         }
                         m->bans[m->n_bans++] = *p;
+                        if (log_change(m, 1, p) < 0)
+                                return -ENOMEM;
                 }
         }
         m->n_batch = 0;
@@ -223,9 +252,11 @@ static int mock_delete(void *self, const char *target, uint64_t *count) {
         size_t k = 0;
         *count = 0;
         for (size_t i = 0; i < m->n_bans; i++)
-                if (!strcmp(m->bans[i].target, target))
+                if (!strcmp(m->bans[i].target, target)) {
                         (*count)++;
-                else
+                        if (log_change(m, 2, &m->bans[i]) < 0)
+                                return -ENOMEM;
+                } else
                         m->bans[k++] = m->bans[i];
         m->n_bans = k;
         return 0;
@@ -234,6 +265,9 @@ static int mock_delete(void *self, const char *target, uint64_t *count) {
 static int mock_delete_all(void *self, uint64_t *count) {
         mock *m = self;
         *count = m->n_bans;
+        for (size_t i = 0; i < m->n_bans; i++)
+                if (log_change(m, 2, &m->bans[i]) < 0)
+                        return -ENOMEM;
         m->n_bans = 0;
         return 0;
 }
@@ -243,7 +277,42 @@ static void mock_shutdown(void *self) {
         append_line(m, "shutdown\n");
         free(m->batch);
         free(m->bans);
+        free(m->changes);
         free(m);
+}
+
+#if SPW_BACKEND_ABI_MINOR >= 1
+static int mock_read_changes(void *self, uint64_t cursor, spw_change_fn fn, void *userdata, uint64_t *next_cursor) {
+        mock *m = self;
+        int r;
+        if (cursor == 0 || cursor > m->n_changes) {
+                /* from nothing: the active bans */
+                for (size_t i = 0; i < m->n_bans; i++) {
+                        pending *p = &m->bans[i];
+                        spw_ban_row row = { .size = sizeof row, .source = "local", .iptext = p->target, .reason = p->scenario,
+                                            .bancount = 1, .action = p->action, .until = p->until };
+                        spw_ban_change c = { .size = sizeof c, .seq = m->n_changes, .kind = SPW_CHANGE_ADD,
+                                             .flags = SPW_CHANGE_RESYNC, .row = &row };
+                        if ((r = fn(&c, userdata)))
+                                return r;
+                }
+        } else
+                for (size_t i = cursor; i < m->n_changes; i++) {
+                        pending *p = &m->changes[i].p;
+                        spw_ban_row row = { .size = sizeof row, .source = "local", .iptext = p->target, .reason = p->scenario,
+                                            .bancount = 1, .action = p->action, .until = p->until };
+                        spw_ban_change c = { .size = sizeof c, .seq = i + 1, .kind = m->changes[i].kind, .row = &row };
+                        if ((r = fn(&c, userdata)))
+                                return r;
+                }
+        *next_cursor = m->n_changes ? m->n_changes : 0;
+        return 0;
+}
+#endif
+
+static int mock_global_init(const struct spw_host *host) {
+        global_inits++;
+        return 0;
 }
 
 static const struct spw_backend mock_desc = {
@@ -259,6 +328,10 @@ static const struct spw_backend mock_desc = {
         .delete_target = mock_delete,
         .delete_all = mock_delete_all,
         .shutdown = mock_shutdown,
+        .global_init = mock_global_init,
+#if SPW_BACKEND_ABI_MINOR >= 1
+        .read_changes = mock_read_changes,
+#endif
 };
 
 SPW_BACKEND_EXPORT(mock_desc)

@@ -372,7 +372,7 @@ static void test_connect_errors(void) {
         /* TCP, with the right port: works */
         snprintf(port, sizeof port, "%d", srv.port);
         CHECK_OK(fixture_open(&f, db, "db_host", "127.0.0.1", "db_port", port, NULL));
-        CHECK_EQ(insert(&f, "192.0.2.1", "tcp", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "tcp", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(read_at(&f, T0).n, 1);
         fixture_close(&f);
@@ -422,7 +422,7 @@ static void test_schema_created(void) {
                            " TABLE_SCHEMA = DATABASE() AND INDEX_NAME IN ('" MYDB_IP_TEXT_INDEX "',"
                            " 'idx_ban_applications_deleted_at_until', 'idx_ban_applications_signal_occurence_id',"
                            " 'idx_event_sequences_signal_occurence_id')"), 4);
-        CHECK_CONTAINS(testhost_log(f.host), "created the ban database (schema version 1)");
+        CHECK_CONTAINS(testhost_log(f.host), "created the ban database (schema version 2)");
         fixture_close(&f);
 
         /* reopening a current database migrates nothing */
@@ -506,7 +506,7 @@ static void test_migrate_from_crowdsec(void) {
         tzset();
 
         CHECK_EQ(q_int(db, "SELECT version FROM " MYDB_VERSION_TABLE), MYDB_SCHEMA_VERSION);
-        CHECK_CONTAINS(testhost_log(f.host), "upgraded CrowdSec v0.3's tables to schema version 1");
+        CHECK_CONTAINS(testhost_log(f.host), "upgraded CrowdSec v0.3's tables to schema version 2");
         CHECK_CONTAINS(testhost_log(f.host), "UTC+7200 s");
         /* rows kept, times in UTC with microseconds */
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 2);
@@ -547,7 +547,7 @@ static void test_migrate_from_crowdsec(void) {
         CHECK_EQ(read_at(&f, T0 - 2 * 3600 * SEC + SEC).n, 2);
 
         /* new signals get new ids and supersede CrowdSec's ban */
-        CHECK_EQ(plugin->insert(f.self, mk_signal(&s, "192.0.2.1", "again", T0 + 8 * 3600 * SEC)), SPW_INSERT_OK);
+        CHECK_EQ(plugin->insert(f.self, mk_signal(&s, "192.0.2.1", "again", T0 + 8 * 3600 * SEC)), 0);
         CHECK_OK(plugin->flush(f.self));
         rs = read_at(&f, T0);
         CHECK_EQ(rs.n, 1);
@@ -587,7 +587,41 @@ static void test_concurrent_creation(void) {
                 CHECK_OK(o[i].r);
         }
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM " MYDB_VERSION_TABLE), 1);
-        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"), 4);
+        /* the three tables, the ban-change log and the version table */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"), 5);
+}
+
+static int count_change(const spw_ban_change *c, void *userdata) {
+        (*(int *) userdata)++;
+        return 0;
+}
+
+/* A version 1 database (before the change log) is upgraded in place: its
+ * bans stay, the change log starts empty, and cursor 0 lists them. */
+static void test_migrate_1_to_2(void) {
+        fixture f;
+        char db[64];
+        uint64_t cur = 0;
+        int n = 0;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.1", "before", T0 + 3600 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        fixture_close(&f);
+        db_exec(db, "DROP TABLE ban_changes");
+        db_exec(db, "UPDATE " MYDB_VERSION_TABLE " SET version = 1");
+
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(q_int(db, "SELECT version FROM " MYDB_VERSION_TABLE), 2);
+        CHECK_CONTAINS(testhost_log(f.host), "upgraded the ban database from schema version 1 to 2");
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_changes"), 0);
+        CHECK_OK(plugin->read_changes(f.self, 0, count_change, &n, &cur));
+        CHECK_EQ(n, 1);
+        CHECK_EQ(insert(&f, "192.0.2.2", "after", T0 + 3600 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_changes WHERE kind = 1 AND ip_text = '192.0.2.2'"), 1);
+        fixture_close(&f);
 }
 
 /* ------------------------------------------------------------ tests: the operations */
@@ -606,7 +640,7 @@ static void test_long_strings_cut(void) {
                 memcpy(long_msg + i, "\xc3\xa9", 2); /* é x 299 */
         mk_signal(&s, "192.0.2.99", "long", T0 + 600 * SEC);
         s.sig.alert_message = long_msg;
-        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_OK);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(db, "SELECT CHAR_LENGTH(alert_message) FROM signal_occurences WHERE scenario = 'long'"), 255);
         CHECK_EQ(q_int(db, "SELECT LENGTH(alert_message) FROM signal_occurences WHERE scenario = 'long'"), 510);
@@ -621,20 +655,20 @@ static void test_lock_wait_is_retry(void) {
 
         new_db(db, sizeof db);
         CHECK_OK(fixture_open(&f, db, NULL));
-        CHECK_EQ(insert(&f, "192.0.2.1", "first", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "first", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
-        CHECK_EQ(insert(&f, "192.0.2.2", "in the batch", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.2", "in the batch", T0 + 3600 * SEC), 0);
 
         db_exec(db, "START TRANSACTION");
         db_exec(db, "SELECT * FROM ban_applications WHERE id = 1 FOR UPDATE");
-        CHECK_EQ(insert(&f, "192.0.2.1", "second", T0 + 3600 * SEC), SPW_INSERT_RETRY);
+        CHECK_EQ(insert(&f, "192.0.2.1", "second", T0 + 3600 * SEC), -EAGAIN);
         CHECK_CONTAINS(testhost_last_error(f.host), "Lock wait timeout exceeded");
         CHECK_CONTAINS(testhost_last_error(f.host), "(error 1205) while soft-deleting");
         CHECK_CONTAINS(testhost_last_error(f.host), "will retry");
         db_exec(db, "ROLLBACK");
 
         /* the other host is done: the retried insert works, the batch is whole */
-        CHECK_EQ(insert(&f, "192.0.2.1", "second", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "second", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 3);
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 2);
@@ -675,7 +709,7 @@ static void deadlock_insert(fixture *f, const char *db, const spw_signal *sig) {
         CHECK_EQ(mysql_query(o.m, "UPDATE filler SET v = v + 1"), 0);
         CHECK_EQ(mysql_query(o.m, "UPDATE ban_applications SET updated_at = updated_at WHERE id = 1"), 0);
         CHECK_EQ(pthread_create(&th, NULL, other_host_thread, &o), 0);
-        CHECK_EQ(plugin->insert(f->self, sig), SPW_INSERT_RETRY);
+        CHECK_EQ(plugin->insert(f->self, sig), -EAGAIN);
         CHECK_CONTAINS(testhost_last_error(f->host), "Deadlock found");
         CHECK_CONTAINS(testhost_last_error(f->host), "will retry");
         CHECK_EQ(pthread_join(th, NULL), 0);
@@ -691,8 +725,8 @@ static void test_deadlock_loses_batch(void) {
 
         new_db(db, sizeof db);
         CHECK_OK(fixture_open(&f, db, "lock_wait_timeout", "5s", NULL));
-        CHECK_EQ(insert(&f, "192.0.2.1", "x", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.2", "y", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "x", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.2", "y", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         db_exec(db, "CREATE TABLE filler (id int PRIMARY KEY, v int) ENGINE=InnoDB");
         db_exec(db, "INSERT INTO filler SELECT seq, 0 FROM seq_1_to_500");
@@ -707,7 +741,7 @@ static void test_deadlock_loses_batch(void) {
         s.sig.n_bans = 2;
 
         /* the batch: one good insert, then the deadlock */
-        CHECK_EQ(insert(&f, "203.0.113.1", "batched", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "203.0.113.1", "batched", T0 + 3600 * SEC), 0);
         deadlock_insert(&f, db, &s.sig);
         /* the daemon retries the insert, and it deadlocks again: the first
          * statement of a new transaction; the batch stays lost */
@@ -719,8 +753,8 @@ static void test_deadlock_loses_batch(void) {
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 2);
 
         /* the daemon inserts the batch again */
-        CHECK_EQ(insert(&f, "203.0.113.1", "batched", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(plugin->insert(f.self, &s.sig), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "203.0.113.1", "batched", T0 + 3600 * SEC), 0);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 4);
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 3);
@@ -737,26 +771,26 @@ static void test_connection_killed(void) {
 
         new_db(db, sizeof db);
         CHECK_OK(fixture_open(&f, db, NULL));
-        CHECK_EQ(insert(&f, "192.0.2.1", "committed", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "committed", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
 
         /* between two inserts of a batch */
-        CHECK_EQ(insert(&f, "192.0.2.2", "lost", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.2", "lost", T0 + 3600 * SEC), 0);
         id = plugin_connection(db);
         CHECK(id > 0);
         db_exec(NULL, "KILL CONNECTION %" PRId64, id);
-        CHECK_EQ(insert(&f, "192.0.2.3", "next", T0 + 3600 * SEC), SPW_INSERT_RETRY);
+        CHECK_EQ(insert(&f, "192.0.2.3", "next", T0 + 3600 * SEC), -EAGAIN);
         CHECK_CONTAINS(testhost_last_error(f.host), "will retry");
         /* the daemon retries the insert: the plugin reconnects */
-        CHECK_EQ(insert(&f, "192.0.2.3", "next", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.3", "next", T0 + 3600 * SEC), 0);
         CHECK_CONTAINS(testhost_log(f.host), "connected again (reconnection 1); the open batch was lost");
         CHECK_STREQ(testhost_status(f.host, "reconnects"), "1");
         CHECK_EQ(plugin->flush(f.self), -EAGAIN);
         CHECK_CONTAINS(testhost_last_error(f.host), "was lost");
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 1);
         /* the whole batch again */
-        CHECK_EQ(insert(&f, "192.0.2.2", "lost", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.3", "next", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.2", "lost", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.3", "next", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 3);
 
@@ -767,7 +801,7 @@ static void test_connection_killed(void) {
         CHECK_EQ(rs.n, 3);
         CHECK_CONTAINS(testhost_log(f.host), "connected again (reconnection 2)");
         db_exec(NULL, "KILL CONNECTION %" PRId64, plugin_connection(db));
-        CHECK_EQ(insert(&f, "192.0.2.4", "after idle", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.4", "after idle", T0 + 3600 * SEC), 0);
         CHECK_CONTAINS(testhost_log(f.host), "the idle connection was lost");
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 4);
@@ -801,10 +835,10 @@ static void test_server_restart(void) {
 
         new_db(db, sizeof db);
         CHECK_OK(fixture_open(&f, db, "connect_timeout", "1s", NULL));
-        CHECK_EQ(insert(&f, "192.0.2.1", "committed", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "committed", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
-        CHECK_EQ(insert(&f, "192.0.2.2", "pending", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.3", "pending", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.2", "pending", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.3", "pending", T0 + 3600 * SEC), 0);
 
         /* crash, restart (crash recovery): the batch was never committed */
         CHECK_OK(mariadb_kill(&srv));
@@ -815,8 +849,8 @@ static void test_server_restart(void) {
         CHECK_CONTAINS(testhost_last_error(f.host), db);
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 1);
         /* the daemon's re-insert after the backoff reconnects */
-        CHECK_EQ(insert(&f, "192.0.2.2", "pending", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&f, "192.0.2.3", "pending", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.2", "pending", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.3", "pending", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 3);
         CHECK_EQ(read_at(&f, T0).n, 3);
@@ -824,8 +858,8 @@ static void test_server_restart(void) {
         /* a clean stop: while the server is down, inserts are retries
          * naming the server and what to check */
         CHECK_OK(mariadb_stop(&srv));
-        CHECK_EQ(insert(&f, "192.0.2.4", "while down", T0 + 3600 * SEC), SPW_INSERT_RETRY);
-        CHECK_EQ(insert(&f, "192.0.2.4", "while down", T0 + 3600 * SEC), SPW_INSERT_RETRY);
+        CHECK_EQ(insert(&f, "192.0.2.4", "while down", T0 + 3600 * SEC), -EAGAIN);
+        CHECK_EQ(insert(&f, "192.0.2.4", "while down", T0 + 3600 * SEC), -EAGAIN);
         CHECK_CONTAINS(testhost_last_error(f.host), "cannot connect");
         CHECK_CONTAINS(testhost_last_error(f.host), "the server is unreachable");
         CHECK_CONTAINS(testhost_last_error(f.host), "will retry");
@@ -834,7 +868,7 @@ static void test_server_restart(void) {
         CHECK_EQ(mariadb_restart(&srv), 0);
         mysql_close(root);
         root = root_connect();
-        CHECK_EQ(insert(&f, "192.0.2.4", "while down", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.4", "while down", T0 + 3600 * SEC), 0);
         CHECK_STREQ(testhost_status(f.host, "connection"), "up");
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 4);
@@ -854,8 +888,8 @@ static void test_two_hosts(void) {
         CHECK_OK(fixture_open(&b, db, "max_records", "0", "max_records_age", "0", NULL));
         testhost_set_time(b.host, T0 + SEC);
 
-        CHECK_EQ(insert(&a, "192.0.2.1", "seen by a", T0 + 3600 * SEC), SPW_INSERT_OK);
-        CHECK_EQ(insert(&b, "198.51.100.1", "seen by b", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&a, "192.0.2.1", "seen by a", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&b, "198.51.100.1", "seen by b", T0 + 3600 * SEC), 0);
         /* before a flush, each sees only its own */
         CHECK_EQ(read_at(&a, T0 + SEC).n, 1);
         CHECK_EQ(read_at(&b, T0 + SEC).n, 1);
@@ -868,7 +902,7 @@ static void test_two_hosts(void) {
 
         /* b bans a's target again: one active ban, b's */
         advance(&b, SEC);
-        CHECK_EQ(insert(&b, "192.0.2.1", "again by b", T0 + 7200 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&b, "192.0.2.1", "again by b", T0 + 7200 * SEC), 0);
         CHECK_OK(plugin->flush(b.self));
         rs = read_at(&a, T0 + 2 * SEC);
         CHECK_EQ(rs.n, 2);
@@ -945,12 +979,12 @@ static void *busy_host_thread(void *userdata) {
                 for (;;) {
                         for (int j = 0; j < HOST_BATCH; j++) {
                                 int tries = 0;
-                                while ((r = plugin->insert(f.self, &batch[j].sig)) == SPW_INSERT_RETRY && tries++ < 50) {
+                                while ((r = plugin->insert(f.self, &batch[j].sig)) == -EAGAIN && tries++ < 50) {
                                         h->retries++;
                                         if (getenv("BUSY_DEBUG"))
                                                 fprintf(stderr, "retry: %s\n", testhost_last_error(f.host));
                                 }
-                                if (r == SPW_INSERT_REJECT) {
+                                if (r == -EINVAL) {
                                         fprintf(stderr, "busy host: %s\n", testhost_last_error(f.host));
                                         h->rejected++;
                                 }
@@ -1018,7 +1052,7 @@ static void test_timer_errors(void) {
         new_db(db, sizeof db);
         CHECK_OK(fixture_open(&f, db, "max_records", "0", "max_records_age", "0", NULL));
         CHECK_OK(plugin->start_autocommit(f.self));
-        CHECK_EQ(insert(&f, "192.0.2.1", "a", T0 + SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "a", T0 + SEC), 0);
         CHECK_OK(plugin->flush(f.self));
 
         db_exec(db, "START TRANSACTION");
@@ -1142,7 +1176,7 @@ static void test_read_at_ignores_history(void) {
         for (int i = 0; i < 300; i++) {
                 char ip[32];
                 snprintf(ip, sizeof ip, "10.0.%d.%d", i / 100, i % 100);
-                CHECK_EQ(insert(&f, ip, "active", T0 + 3600 * SEC), SPW_INSERT_OK);
+                CHECK_EQ(insert(&f, ip, "active", T0 + 3600 * SEC), 0);
         }
         CHECK_OK(plugin->flush(f.self));
         fmt_time(at, T0);
@@ -1211,7 +1245,7 @@ static void test_max_db_size(void) {
         CHECK_OK(plugin->start_autocommit(f.self));
         for (int i = 0; i < 5; i++) {
                 snprintf(ip, sizeof ip, "192.0.2.%d", i);
-                CHECK_EQ(insert(&f, ip, "active", T0 + 3600 * SEC), SPW_INSERT_OK);
+                CHECK_EQ(insert(&f, ip, "active", T0 + 3600 * SEC), 0);
         }
         CHECK_OK(plugin->flush(f.self));
         advance(&f, 60 * SEC);
@@ -1239,7 +1273,7 @@ static void test_query_plans(void) {
         for (int i = 0; i < 300; i++) {
                 char ip[32];
                 snprintf(ip, sizeof ip, "10.0.%d.%d", i / 100, i % 100);
-                CHECK_EQ(insert(&f, ip, "x", T0 + 3600 * SEC), SPW_INSERT_OK);
+                CHECK_EQ(insert(&f, ip, "x", T0 + 3600 * SEC), 0);
         }
         CHECK_OK(plugin->flush(f.self));
         /* with statistics that would tempt the planner, too */
@@ -1332,7 +1366,7 @@ static void test_tls(void) {
         /* the user must use TLS: with it (and the server verified) it works */
         CHECK_OK(fixture_open(&f, db, "db_host", "127.0.0.1", "db_port", port, "db_username", "tlsuser",
                               "tls_ca", ca, NULL));
-        CHECK_EQ(insert(&f, "192.0.2.1", "over tls", T0 + 3600 * SEC), SPW_INSERT_OK);
+        CHECK_EQ(insert(&f, "192.0.2.1", "over tls", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         CHECK_EQ(read_at(&f, T0).n, 1);
         fixture_close(&f);
@@ -1397,6 +1431,7 @@ int main(int argc, char **argv) {
         BANDB_RUN(test_schema_created);
         BANDB_RUN(test_migrate_from_crowdsec);
         BANDB_RUN(test_concurrent_creation);
+        BANDB_RUN(test_migrate_1_to_2);
         bandb_suite_run(&suite);
         BANDB_RUN(test_long_strings_cut);
         BANDB_RUN(test_lock_wait_is_retry);

@@ -112,8 +112,9 @@ static void make_signal(spw_signal *s, spw_kv *labels, char *ip, size_t iplen, u
         s->events_count = 6;
         s->start_at = (spw_usec_t) 1590055200 * 1000000;
         s->stop_at = s->start_at + 20000000;
-        s->has_source = true;
-        s->source = (spw_source) { .ip = ip, .country = "FR", .as_number = "64500" };
+        static spw_source src; /* one signal at a time */
+        src = (spw_source) { .size = sizeof src, .ip = ip, .country = "FR", .as_number = "64500" };
+        s->source = &src;
         s->source_ip = ip;
         labels[0] = (spw_kv) { "remediation", "true" };
         s->labels = labels;
@@ -141,7 +142,7 @@ static void run(const char *sink, int port, const char *threshold, unsigned n) {
                 spw_kv labels[1];
                 char ip[64];
                 make_signal(&s, labels, ip, sizeof ip, i);
-                CHECK_EQ(B->insert(self, &s), SPW_INSERT_OK);
+                CHECK_EQ(B->insert(self, &s), 0);
                 if ((i + 1) % thr == 0 || i + 1 == n) {
                         int r = B->flush(self);
                         if (r < 0) {

@@ -39,6 +39,7 @@ typedef struct test_signal {
         spw_kv labels[2];
         spw_ban ban;
         spw_event event;
+        spw_source src;
 } test_signal;
 
 static void make_signal(test_signal *t, unsigned i) {
@@ -49,13 +50,15 @@ static void make_signal(test_signal *t, unsigned i) {
         t->s.bucket_id = t->bucket;
         t->s.start_at = (spw_usec_t) 1590055200 * 1000000;  /* 2020-05-21T10:00:00Z */
         t->s.stop_at = t->s.start_at + 20 * 1000000 + 500000;
-        t->s.has_source = true;
+        t->s.source = &t->src;
+        t->s.ban_size = sizeof t->ban;
+        t->s.event_size = sizeof t->event;
         if (i % 2 == 0) {
                 snprintf(t->ip, sizeof t->ip, "192.0.2.%u", i % 250 + 1);
                 snprintf(t->msg, sizeof t->msg, "%s performed 'crowdsecurity/ssh-bf' (6 events over 20s)", t->ip);
                 t->s.scenario = "crowdsecurity/ssh-bf";
                 t->s.events_count = 6;
-                t->s.source = (spw_source) { .ip = t->ip, .range = "192.0.2.0/24", .as_number = "64500",
+                t->src = (spw_source) { .size = sizeof t->src, .ip = t->ip, .range = "192.0.2.0/24", .as_number = "64500",
                                              .as_org = "Example \"Net\"", .country = "FR",
                                              .latitude = 48.8582, .longitude = 2.3387 };
                 t->s.capacity = 5;
@@ -80,19 +83,19 @@ static void make_signal(test_signal *t, unsigned i) {
                 snprintf(t->msg, sizeof t->msg, "%s probed http", t->ip);
                 t->s.scenario = "crowdsecurity/http-probing";
                 t->s.events_count = 11;
-                t->s.source = (spw_source) { .ip = t->ip, .country = "DE" };
+                t->src = (spw_source) { .size = sizeof t->src, .ip = t->ip, .country = "DE" };
                 t->s.simulation = true;
         }
         t->s.alert_message = t->msg;
         t->s.source_ip = t->ip;
-        t->s.source_country = t->s.source.country;
+        t->s.source_country = t->src.country;
 }
 
 static void insert_signals(void *self, unsigned first, unsigned n) {
         for (unsigned i = first; i < first + n; i++) {
                 test_signal t;
                 make_signal(&t, i);
-                CHECK_EQ(B->insert(self, &t.s), SPW_INSERT_OK);
+                CHECK_EQ(B->insert(self, &t.s), 0);
         }
 }
 
