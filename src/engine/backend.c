@@ -437,6 +437,8 @@ static bool insert_one(backend *b, spw_msg *m) {
                                         return false;
                                 }
                                 error_text(b, why, sizeof why, "transient failure");
+                                /* not given up: the stop cut it short */
+                                atomic_fetch_add(&b->stats.undelivered, 1);
                                 fail_msg(b, m, why);
                                 return false;
                         }
@@ -542,8 +544,10 @@ static void do_flush(backend *b) {
                 if (!retry_sleep(b, attempt)) {
                         if (b->spool)
                                 abandon_unflushed(b);
-                        else
+                        else {
+                                atomic_fetch_add(&b->stats.undelivered, b->n_unflushed);
                                 settle_unflushed(b, false, "flush failed and the drain deadline passed");
+                        }
                         return;
                 }
                 reinsert_unflushed(b);
