@@ -344,6 +344,125 @@ def test_kill9_during_a_stream_loses_no_acknowledged_signal():
         assert dup <= kills * batch, line
 
 
+# ---------------------------------------------------------------- the SQLite file watch
+
+import sqlite3
+
+
+def sqlite_disk(db, watch="1s"):
+    return ("name: bans\npath: sqlite\ndurability: disk\nconfig:\n  db_path: %s\n  watch_interval: %s\n" % (db, watch))
+
+
+def stored(db):
+    try:
+        c = sqlite3.connect(db)
+        try:
+            return c.execute("SELECT count(*) FROM signal_occurences").fetchone()[0]
+        finally:
+            c.close()
+    except sqlite3.Error:
+        return -1
+
+
+def plugin_state(d):
+    return d.backend_status("bans").get("plugin_status", {}).get("database", "")
+
+
+def test_sqlite_deleted_database_keeps_signals():
+    with Daemon({}) as d:
+        db = d.path("bans.db")
+        d.write_config({"bans": sqlite_disk(db)}, main=MAIN)
+        d.start()
+        assert all(r["ok"] for r in send_all(d, [signal_obj(ip="192.0.2.%d" % (i + 1)) for i in range(20)]))
+        wait_for(lambda: stored(db) == 20, 10, "the first 20 stored")
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(db + suffix):
+                os.unlink(db + suffix)
+        wait_for(lambda: plugin_state(d).startswith("failed: the database file was deleted"), 5, "the watch to notice")
+        replies = send_all(d, [signal_obj(ip="198.51.100.%d" % (i + 1)) for i in range(30)])
+        assert all(r["ok"] and r["ack"] == "queued" for r in replies)
+        time.sleep(1.0)
+        st = d.backend_status("bans")
+        assert st["flushed"] == 20, st  # nothing acknowledged as stored into the unlinked file
+        assert st["spool"]["pending"] == 30, st
+        assert "the database file was deleted" in st.get("last_error", ""), st
+        d.stop()
+        assert "30 signals not delivered yet; kept in its spool" in d.read_log()
+        # the next start makes a new file and delivers what the spool kept
+        d.start()
+        wait_for(lambda: stored(db) == 30, 10, "the 30 kept signals stored in the new file")
+        d.stop()
+
+
+def test_sqlite_overwritten_database_fails_the_backend():
+    with Daemon({}) as d:
+        db = d.path("bans.db")
+        d.write_config({"bans": sqlite_disk(db)}, main=MAIN)
+        d.start()
+        assert d.client().request(signal_obj())["ok"]
+        wait_for(lambda: stored(db) == 1, 10, "stored")
+        with open(db, "r+b") as f:  # same inode, garbage over the header
+            f.write(os.urandom(4096))
+        wait_for(lambda: "overwritten" in plugin_state(d), 5, "the watch to notice")
+        assert d.client().request(signal_obj(ip="192.0.2.99"))["ok"]
+        time.sleep(0.5)
+        st = d.backend_status("bans")
+        assert st["flushed"] == 1 and st["spool"]["pending"] == 1, st
+        d.stop()
+
+
+def test_sqlite_replaced_database_fails_the_backend():
+    with Daemon({}) as d:
+        db = d.path("bans.db")
+        d.write_config({"bans": sqlite_disk(db, watch="0")}, main=MAIN)  # noticed at the next commit
+        d.start()
+        assert d.client().request(signal_obj())["ok"]
+        wait_for(lambda: stored(db) == 1, 10, "stored")
+        os.rename(db, db + ".old")
+        with open(db, "wb") as f:
+            f.write(b"")
+        r = d.client().request(signal_obj(ip="192.0.2.98"))
+        assert r["ok"]
+        wait_for(lambda: plugin_state(d).startswith("failed: the database file was replaced"), 5, "the commit check")
+        assert d.backend_status("bans")["flushed"] == 1
+        d.stop()
+
+
+def test_sqlite_unwritable_wal_is_an_init_error_and_a_reload_recovers():
+    with Daemon({}) as d:
+        db = d.path("bans.db")
+        # a second backend keeps the daemon up while this one cannot start
+        d.write_config({"bans": sqlite_disk(db), "other": "name: other\npath: %s\n" % MOCK}, main=MAIN)
+        d.start()
+        assert d.client().request(signal_obj())["ok"]
+        wait_for(lambda: stored(db) == 1, 10, "stored")
+        d.proc.kill()  # leaves the -wal and -shm files behind
+        d.proc.wait()
+        os.unlink(d.ingest), os.unlink(d.admin)
+        wal = db + "-wal"
+        if not os.path.exists(wal):  # SQLite removed it at its last close: an empty one is valid
+            open(wal, "wb").close()
+        if os.geteuid() == 0:
+            if subprocess.run(["chattr", "+i", wal], capture_output=True).returncode != 0:
+                raise SkipTest("chattr +i is not supported here (root ignores file modes)")
+            undo = ["chattr", "-i", wal]
+        else:
+            os.chmod(wal, 0o400)
+            undo = ["chmod", "0600", wal]
+        try:
+            d.start()
+            st = d.backend_status("bans")
+            assert st["state"] == "failed", st
+            assert wal in st["error"] and "not writable" in st["error"] and "then reload" in st["error"], st
+        finally:
+            subprocess.run(undo)
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: d.backend_status("bans")["state"] == "running", 10, "the reload to start the backend")
+        assert d.client().request(signal_obj(ip="192.0.2.55"))["ok"]
+        wait_for(lambda: stored(db) == 2, 10, "stored after the reload")
+        d.stop()
+
+
 if __name__ == "__main__":
     run([
         test_queued_ack_after_spool_write_and_segments_removed,
@@ -354,4 +473,8 @@ if __name__ == "__main__":
         test_full_spool_refuses_with_errors,
         test_disk_full_on_the_spool_filesystem,
         test_kill9_during_a_stream_loses_no_acknowledged_signal,
+        test_sqlite_deleted_database_keeps_signals,
+        test_sqlite_overwritten_database_fails_the_backend,
+        test_sqlite_replaced_database_fails_the_backend,
+        test_sqlite_unwritable_wal_is_an_init_error_and_a_reload_recovers,
     ])
