@@ -170,7 +170,7 @@ static int pread_all(int fd, void *buf, size_t len, uint64_t off) {
 
 static void add_bytes(spool *s, uint64_t n) {
         uint64_t now = atomic_fetch_add(&s->bytes, n) + n;
-        uint64_t peak = atomic_load(&s->peak);
+        unsigned long long peak = atomic_load(&s->peak);
         while (now > peak && !atomic_compare_exchange_weak(&s->peak, &peak, now))
                 ;
 }
