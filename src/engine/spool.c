@@ -555,8 +555,10 @@ int spool_open(const char *state_dir, const char *name, spool_sync sync, uint64_
         s->sync = sync;
         s->max_size = max_size;
         s->seg_size = max_size / 16;
-        if (s->seg_size > (64u << 20))
-                s->seg_size = 64u << 20;
+        /* segments are removed whole once committed: small enough that
+         * delivered signals do not linger, large enough to be few */
+        if (s->seg_size > (16u << 20))
+                s->seg_size = 16u << 20;
         if (s->seg_size < (256u << 10))
                 s->seg_size = 256u << 10;
         s->cap = mem_capacity ? mem_capacity : 1;
