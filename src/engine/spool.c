@@ -273,7 +273,8 @@ static int list_segments(const char *dir, uint64_t **ret, size_t *n_ret) {
                 v[n++] = seg;
         }
         closedir(d);
-        qsort(v, n, sizeof *v, cmp_u64);
+        if (n > 1)
+                qsort(v, n, sizeof *v, cmp_u64);
         *ret = v;
         *n_ret = n;
         return 0;

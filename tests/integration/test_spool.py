@@ -459,7 +459,9 @@ def test_sqlite_unwritable_wal_is_an_init_error_and_a_reload_recovers():
         d.signal(signal.SIGHUP)
         wait_for(lambda: d.backend_status("bans")["state"] == "running", 10, "the reload to start the backend")
         assert d.client().request(signal_obj(ip="192.0.2.55"))["ok"]
-        wait_for(lambda: stored(db) == 2, 10, "stored after the reload")
+        # >= 2: the first signal may come again (the kill may precede the
+        # spool's checkpoint by a moment: at most the batch in flight)
+        wait_for(lambda: stored(db) >= 2, 10, "stored after the reload")
         d.stop()
 
 
