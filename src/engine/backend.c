@@ -1166,6 +1166,10 @@ bool backend_spool_stats(backend *b, spool_stats *ret) {
         return true;
 }
 
+spool *backend_spool(backend *b) {
+        return b->spool;
+}
+
 bool backend_is_durable(const backend *b) {
         return b->spool != NULL;
 }

@@ -116,6 +116,8 @@ size_t backend_queue_depth(backend *b);
 /* durability: disk. False (ret untouched) for a memory backend. */
 bool backend_spool_stats(backend *b, spool_stats *ret);
 bool backend_is_durable(const backend *b);
+/* Its spool (dead-letter admin ops), NULL for a memory backend. */
+spool *backend_spool(backend *b);
 size_t backend_queue_capacity(const backend *b);
 size_t backend_queue_high_water(backend *b);
 /* True if a push would succeed now; if not, the hub hears of room later. */

@@ -50,6 +50,7 @@ struct spool {
         uint64_t seg_size;
 
         pthread_mutex_t lock;
+        pthread_mutex_t dl_lock;       /* the dead-letter file: worker appends, admin ops rewrite */
         pthread_cond_t wake_writer;
         pthread_cond_t wake_reader;
         spw_msg **in;                  /* appended, not yet written */
@@ -566,6 +567,7 @@ int spool_open(const char *state_dir, const char *name, spool_sync sync, uint64_
         s->on_space = on_space;
         s->userdata = userdata;
         pthread_mutex_init(&s->lock, NULL);
+        pthread_mutex_init(&s->dl_lock, NULL);
         pthread_cond_init(&s->wake_writer, NULL);
         {
                 pthread_condattr_t a;
@@ -675,6 +677,7 @@ spool *spool_close(spool *s) {
         free(s->dir);
         free(s->name);
         pthread_mutex_destroy(&s->lock);
+        pthread_mutex_destroy(&s->dl_lock);
         pthread_cond_destroy(&s->wake_writer);
         pthread_cond_destroy(&s->wake_reader);
         free(s);
@@ -954,9 +957,11 @@ int spool_dead_letter(spool *s, const spw_msg *m, const char *why) {
 
         if (asprintf(&p, "%s/dead-letter", s->dir) < 0)
                 return -ENOMEM;
+        pthread_mutex_lock(&s->dl_lock);
         fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         r = fd < 0 ? -errno : 0;
         if (r < 0) {
+                pthread_mutex_unlock(&s->dl_lock);
                 log_error("spool %s: cannot open %s: %s; signal %" PRIu64 " is lost", s->dir, p, strerror(-r), m->sig.id);
                 free(p);
                 return r;
@@ -976,6 +981,7 @@ int spool_dead_letter(spool *s, const spw_msg *m, const char *why) {
         if (r >= 0 && s->sync != SPOOL_SYNC_NEVER)
                 (void) fdatasync(fd);
         close(fd);
+        pthread_mutex_unlock(&s->dl_lock);
         strbuf_deinit(&b);
         if (r >= 0)
                 atomic_fetch_add(&s->dead_letters, 1);
@@ -994,4 +1000,107 @@ void spool_get_stats(spool *s, spool_stats *ret) {
 
 const char *spool_dir(const spool *s) {
         return s->dir;
+}
+
+/* ------------------------------------------------------------ dead letters (admin) */
+
+static bool id_wanted(json_t *entry, const uint64_t *ids, size_t n_ids) {
+        json_t *id = json_object_get(entry, "id");
+        if (!ids)
+                return true;
+        for (size_t i = 0; i < n_ids; i++)
+                if (json_is_integer(id) && (uint64_t) json_integer_value(id) == ids[i])
+                        return true;
+        return false;
+}
+
+int spool_dead_letters(spool *s, const uint64_t *ids, size_t n_ids, bool take, json_t **ret) {
+        char *p = NULL, *tmp = NULL;
+        FILE *f;
+        json_t *out = json_array(), *keep = json_array();
+        char *line = NULL;
+        size_t cap = 0;
+        int r = 0;
+
+        if (!out || !keep || asprintf(&p, "%s/dead-letter", s->dir) < 0) {
+                json_decref(out);
+                json_decref(keep);
+                return -ENOMEM;
+        }
+        pthread_mutex_lock(&s->dl_lock);
+        f = fopen(p, "re");
+        if (!f) {
+                r = errno == ENOENT ? 0 : -errno;
+                goto out;
+        }
+        while (getline(&line, &cap, f) > 0) {
+                json_t *e = json_loads(line, 0, NULL);
+                if (!e)
+                        continue;
+                json_array_append_new(id_wanted(e, ids, n_ids) ? out : keep, e);
+        }
+        fclose(f);
+        if (take && json_array_size(out) > 0) {
+                /* rewrite with what stays, then swap it in */
+                if (asprintf(&tmp, "%s.tmp", p) < 0) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                f = fopen(tmp, "we");
+                if (!f) {
+                        r = -errno;
+                        goto out;
+                }
+                size_t i;
+                json_t *e;
+                json_array_foreach(keep, i, e) {
+                        char *text = json_dumps(e, JSON_COMPACT);
+                        if (text)
+                                fprintf(f, "%s\n", text);
+                        free(text);
+                }
+                if (fflush(f) != 0 || fdatasync(fileno(f)) < 0 || fclose(f) != 0) {
+                        r = -errno;
+                        (void) unlink(tmp);
+                        goto out;
+                }
+                if (rename(tmp, p) < 0) {
+                        r = -errno;
+                        (void) unlink(tmp);
+                        goto out;
+                }
+                atomic_fetch_sub(&s->dead_letters, MIN(atomic_load(&s->dead_letters), (unsigned long long) json_array_size(out)));
+        }
+out:
+        pthread_mutex_unlock(&s->dl_lock);
+        free(line);
+        free(tmp);
+        free(p);
+        json_decref(keep);
+        if (r < 0) {
+                json_decref(out);
+                return r;
+        }
+        *ret = out;
+        return 0;
+}
+
+int spool_requeue_line(spool *s, uint64_t id, const char *line, size_t len) {
+        uint8_t *rec = malloc(20 + len);
+        spw_msg *m;
+        int r;
+
+        if (!rec)
+                return -ENOMEM;
+        put64(rec, id);
+        put64(rec + 8, (uint64_t) now_realtime());
+        put32(rec + 16, (uint32_t) len);
+        memcpy(rec + 20, line, len);
+        m = record_to_msg(s, rec, (uint32_t) (20 + len));
+        free(rec);
+        if (!m)
+                return -EBADMSG;
+        r = spool_append(s, m);
+        msg_unref(m);
+        return r;
 }

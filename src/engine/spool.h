@@ -40,6 +40,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "config.h"
 #include "hub.h"
 #include "message.h"
@@ -81,6 +83,13 @@ void spool_kick(spool *s);
 void spool_commit(spool *s, spool_pos end, uint64_t n_records);
 /* Worker: record a permanently rejected signal with the reason. */
 int spool_dead_letter(spool *s, const spw_msg *m, const char *why);
+
+/* Dead letters (admin, main thread): the entries (JSON objects) whose id is
+ * in ids (all when ids is NULL); with take, they are also removed from the
+ * file. */
+int spool_dead_letters(spool *s, const uint64_t *ids, size_t n_ids, bool take, json_t **ret);
+/* Append a producer's line again (a dead letter retried), keeping its id. */
+int spool_requeue_line(spool *s, uint64_t id, const char *line, size_t len);
 
 /* Counters (any thread). */
 typedef struct spool_stats {

@@ -131,6 +131,19 @@ def test_permanent_rejection_goes_to_dead_letter():
         assert all("rejected" in e["reason"] for e in entries), entries[0]
         assert json.loads(entries[0]["line"])["scenario"] == "dl0"
         wait_for(lambda: d.backend_status("m")["spool"]["pending"] == 0, 10, "dead letters committed")
+        # the admin ops: list, retry (queued again with their ids: rejected
+        # again here), drop
+        lst = d.admin_request({"op": "deadletter.list", "backend": "m"})
+        assert lst["ok"] and lst["total"] == 5 and lst["entries"][0]["id"] == replies[0]["id"], lst
+        r = d.admin_request({"op": "deadletter.retry", "backend": "m", "ids": [replies[0]["id"], replies[1]["id"]]})
+        assert r == {"ok": True, "backend": "m", "requeued": 2}, r
+        wait_for(lambda: d.admin_request({"op": "deadletter.list", "backend": "m"})["total"] == 5, 10, "rejected again")
+        ids = [e["id"] for e in d.admin_request({"op": "deadletter.list", "backend": "m"})["entries"]]
+        assert sorted(ids) == sorted(x["id"] for x in replies), ids
+        r = d.admin_request({"op": "deadletter.drop", "backend": "m", "all": True})
+        assert r == {"ok": True, "backend": "m", "dropped": 5}, r
+        assert d.admin_request({"op": "deadletter.list", "backend": "m"})["total"] == 0
+        assert not d.admin_request({"op": "deadletter.drop", "backend": "m"})["ok"]  # ids or all
         d.stop()
 
 
