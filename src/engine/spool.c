@@ -63,6 +63,10 @@ struct spool {
         ring_item *ring;               /* written, for the worker */
         size_t cap, head, count;
         bool disk_mode;                /* read records back from the segments */
+        /* `flushed` acks not in the ring: their producer waits on this very
+         * message, so the worker gets it instead of the record read back */
+        ring_item *held;
+        size_t n_held, cap_held, head_held;
         spool_pos read_pos;
         spool_pos written_end;
         bool kicked;
@@ -373,6 +377,38 @@ static void settle_batch(spool *s, spw_msg **v, size_t n, size_t from, bool ok, 
         }
 }
 
+/* Under the lock. */
+static void hold(spool *s, spw_msg *m, spool_pos end) {
+        if (s->head_held > 0 && s->head_held == s->n_held)
+                s->head_held = s->n_held = 0;
+        if (s->n_held == s->cap_held) {
+                size_t nc = s->cap_held ? s->cap_held * 2 : 64;
+                ring_item *p = realloc(s->held, nc * sizeof *p);
+                if (!p) {
+                        /* the record is on disk; only the flushed ack is lost */
+                        log_error("spool %s: out of memory: a flushed acknowledgement will not be sent", s->dir);
+                        return;
+                }
+                s->held = p;
+                s->cap_held = nc;
+        }
+        s->held[s->n_held++] = (ring_item) { msg_ref(m), end };
+}
+
+/* The held message for the record ending at `end`, if any (takes it). */
+static spw_msg *take_held(spool *s, spool_pos end) {
+        spw_msg *m = NULL;
+        pthread_mutex_lock(&s->lock);
+        /* records read back come in order: anything held before `end` was
+         * skipped (a corrupt record): let it go */
+        while (s->head_held < s->n_held && pos_cmp(s->held[s->head_held].end, end) < 0)
+                msg_unref(s->held[s->head_held++].m);
+        if (s->head_held < s->n_held && pos_cmp(s->held[s->head_held].end, end) == 0)
+                m = s->held[s->head_held++].m;
+        pthread_mutex_unlock(&s->lock);
+        return m;
+}
+
 static void *writer_main(void *userdata) {
         spool *s = userdata;
         sigset_t all;
@@ -494,9 +530,13 @@ static void *writer_main(void *userdata) {
                 for (size_t k = 0; k < written; k++) {
                         if (!s->disk_mode && s->count < s->cap) {
                                 s->ring[(s->head + s->count++) % s->cap] = (ring_item) { msg_ref(batch[k]), ends[k] };
-                        } else if (!s->disk_mode) {
-                                s->disk_mode = true;
-                                s->read_pos = k > 0 ? ends[k - 1] : s->written_end;
+                        } else {
+                                if (!s->disk_mode) {
+                                        s->disk_mode = true;
+                                        s->read_pos = k > 0 ? ends[k - 1] : s->written_end;
+                                }
+                                if (batch[k]->ack == ACK_FLUSHED)
+                                        hold(s, batch[k], ends[k]);
                         }
                         s->written_end = ends[k];
                         wake = true;
@@ -663,6 +703,9 @@ spool *spool_close(spool *s) {
                 msg_unref(s->ring[(s->head + i) % s->cap].m);
         for (size_t i = 0; i < s->n_in; i++)
                 msg_unref(s->in[i]);
+        for (size_t i = s->head_held; i < s->n_held; i++)
+                msg_unref(s->held[i].m);
+        free(s->held);
         if (s->wfd >= 0) {
                 if (s->sync != SPOOL_SYNC_NEVER)
                         (void) fdatasync(s->wfd);
@@ -857,7 +900,9 @@ static size_t read_records(spool *s, spool_pos *pos, spool_pos limit, spw_msg **
                         continue;
                 }
                 pos->off += 8 + len;
-                spw_msg *m = record_to_msg(s, buf, len);
+                spw_msg *m = take_held(s, *pos);
+                if (!m)
+                        m = record_to_msg(s, buf, len);
                 if (!m) {
                         atomic_fetch_sub(&s->pending, 1);
                         continue;

@@ -79,6 +79,20 @@ def test_queued_ack_after_spool_write_and_segments_removed():
         assert len(recorded(rec)) == n, "a committed signal was delivered again"
 
 
+def test_flushed_acks_through_a_small_memory_window():
+    # queue_size 4: most signals go through the disk and are read back; a
+    # producer waiting for `flushed` still gets its answer, in order
+    with Daemon({}) as d:
+        rec = d.path("rec.log")
+        d.write_config({"m": mock_disk("m", rec, queue={"queue_size": 4})}, main=MAIN)
+        d.start()
+        n = 500
+        replies = send_all(d, [{"signal": signal_obj(scenario="f%d" % i), "ack": "flushed"} for i in range(n)], window=200)
+        assert all(r["ok"] and r["ack"] == "flushed" for r in replies), [r for r in replies if not r["ok"]][:2]
+        assert [x[0] for x in recorded(rec)] == [r["id"] for r in replies]
+        d.stop()
+
+
 def test_sigterm_with_backend_down_loses_nothing():
     with Daemon({}) as d:
         rec = d.path("rec.log")
@@ -478,6 +492,7 @@ def test_sqlite_unwritable_wal_is_an_init_error_and_a_reload_recovers():
 if __name__ == "__main__":
     run([
         test_queued_ack_after_spool_write_and_segments_removed,
+        test_flushed_acks_through_a_small_memory_window,
         test_sigterm_with_backend_down_loses_nothing,
         test_transient_failures_retry_past_max_retry,
         test_permanent_rejection_goes_to_dead_letter,
