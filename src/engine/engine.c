@@ -428,8 +428,10 @@ int engine_push(engine *e, spw_msg *m, fanout *f, push_result *res) {
                 if (r == 2 && backend_is_durable(b))
                         continue; /* refused by a full spool: the reply says so (ok:false) */
                 if (r == -EAGAIN) {
-                        /* impossible: we are the only producer and checked for room */
+                        /* rare: we are the only producer and checked for room
+                         * (a spool's check assumes a line of at most 64 KiB) */
                         msg_settle(m, backend_name(b), false, "queue full");
+                        msg_settle_spool(m, backend_name(b), false, "the spool is full (spool_max_size)");
                         continue;
                 }
                 if (r > 0) {
