@@ -63,6 +63,7 @@ struct backend {
         struct spw_ctx ctx;
         spw_queue queue;
         spool *spool;                 /* durability: disk, else NULL (the queue carries the signals) */
+        unsigned spool_gen;           /* ours, among the openers of a shared spool (spool.h) */
         hub *hub;
         pthread_t thread;
         bool thread_started;
@@ -677,7 +678,7 @@ static void *worker_main(void *userdata) {
                 if (b->abandon)
                         n = 0;
                 else if (b->spool)
-                        n = spool_pop(b->spool, (spw_msg **) items, ends, room, deadline);
+                        n = spool_pop(b->spool, b->spool_gen, (spw_msg **) items, ends, room, deadline);
                 else
                         n = queue_pop(&b->queue, items, room, deadline);
                 atomic_store(&b->last_activity, now_monotonic());
@@ -851,7 +852,7 @@ static void run_job(backend *b, admin_job *j) {
 /* ------------------------------------------------------------ main thread API */
 
 static void backend_free(backend *b) {
-        b->spool = spool_close(b->spool);
+        b->spool = spool_close(b->spool, b->spool_gen);
         queue_deinit(&b->queue, msg_unref_void);
         admin_job *j = b->jobs_head;
         while (j) {
@@ -911,7 +912,7 @@ int backend_start(const backend_config *cfg, spw_config_ref *config_ref, spw_plu
                 spool_open_report rep;
                 spw_error err = { 0 };
                 r = spool_open(state_dir, cfg->name, cfg->q.spool_sync, cfg->q.spool_max_size, cfg->q.size,
-                               hub_signal_space, h, &b->spool, &rep, &err);
+                               hub_signal_space, h, &b->spool, &b->spool_gen, &rep, &err);
                 if (r < 0) {
                         /* reported like an init failure: the backend does not run */
                         snprintf(b->init_error, sizeof b->init_error, "%s", err.msg[0] ? err.msg : strerror(-r));

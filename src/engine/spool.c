@@ -85,7 +85,20 @@ struct spool {
         uint64_t oldest_seg;
 
         atomic_ullong bytes, reserved, peak, pending, dead_letters, write_errors;
+
+        /* sharing (a reload starts a changed backend while the old one still
+         * runs): the registry lock guards refs and next; `lock` guards the
+         * generations. Only the active generation's worker consumes. */
+        spool *next;
+        unsigned refs;
+        unsigned active_gen, last_gen;
+        unsigned gens[8];
+        size_t n_gens;
+        spool_pos committed;           /* the highest position committed (under lock) */
 };
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static spool *registry;
 
 /* ------------------------------------------------------------ CRC32C */
 
@@ -582,15 +595,86 @@ static int mkdir_p(const char *path) {
         return r;
 }
 
+static spool *spool_free(spool *s);
+
+/* Under s->lock: generation `gen` becomes the consumer. Whatever the
+ * previous one had not committed is read again from the log (at most its
+ * batch in flight is delivered twice); `flushed` messages waiting in the
+ * memory window stay attached to their records. */
+static void takeover(spool *s, unsigned gen) {
+        ring_item *h = NULL;
+        size_t nh = 0, cap = s->count + (s->n_held - s->head_held) + 1;
+
+        s->active_gen = gen;
+        h = malloc(cap * sizeof *h);
+        for (size_t i = 0; i < s->count; i++) {
+                ring_item *it = &s->ring[(s->head + i) % s->cap];
+                if (h && it->m->ack == ACK_FLUSHED)
+                        h[nh++] = *it;
+                else
+                        msg_unref(it->m);
+        }
+        for (size_t i = s->head_held; i < s->n_held; i++) {
+                if (h)
+                        h[nh++] = s->held[i];
+                else
+                        msg_unref(s->held[i].m);
+        }
+        free(s->held);
+        s->held = h;
+        s->n_held = nh;
+        s->cap_held = h ? cap : 0;
+        s->head_held = 0;
+        s->head = s->count = 0;
+        s->read_pos = s->committed;
+        s->disk_mode = true;
+        s->kicked = true;
+        pthread_cond_broadcast(&s->wake_reader);
+}
+
 int spool_open(const char *state_dir, const char *name, spool_sync sync, uint64_t max_size, size_t mem_capacity,
-               void (*on_space)(void *), void *userdata, spool **ret, spool_open_report *rep, spw_error *err) {
-        spool *s = calloc(1, sizeof *s);
+               void (*on_space)(void *), void *userdata, spool **ret, unsigned *gen, spool_open_report *rep,
+               spw_error *err) {
+        spool *s;
         uint64_t *segs = NULL;
         size_t n_segs = 0;
         spool_pos ck;
         int r;
+        char *dir;
 
         memset(rep, 0, sizeof *rep);
+        if (asprintf(&dir, "%s/spool/%s", state_dir, name) < 0)
+                return -ENOMEM;
+        /* already open (a reload's new backend beside the old one): share it */
+        pthread_mutex_lock(&registry_lock);
+        for (s = registry; s; s = s->next)
+                if (streq(s->dir, dir))
+                        break;
+        if (s) {
+                pthread_mutex_lock(&s->lock);
+                if (s->n_gens < ELEMENTSOF(s->gens)) {
+                        s->refs++;
+                        *gen = ++s->last_gen;
+                        s->gens[s->n_gens++] = *gen;
+                        s->sync = sync;
+                        s->max_size = max_size;
+                        takeover(s, *gen);
+                        rep->replay = atomic_load(&s->pending);
+                        r = 0;
+                } else
+                        r = spw_error_set(err, -EBUSY, "spool %s: open too many times at once", dir);
+                pthread_mutex_unlock(&s->lock);
+                pthread_mutex_unlock(&registry_lock);
+                free(dir);
+                if (r < 0)
+                        return r;
+                *ret = s;
+                return 0;
+        }
+        pthread_mutex_unlock(&registry_lock);
+        free(dir);
+
+        s = calloc(1, sizeof *s);
         if (!s)
                 return -ENOMEM;
         s->wfd = s->rfd = s->ckfd = -1;
@@ -620,18 +704,18 @@ int spool_open(const char *state_dir, const char *name, spool_sync sync, uint64_
         s->ring = calloc(s->cap, sizeof *s->ring);
         if (!s->name || !s->ring || asprintf(&s->dir, "%s/spool/%s", state_dir, name) < 0) {
                 s->dir = NULL;
-                spool_close(s);
+                spool_free(s);
                 return -ENOMEM;
         }
         r = mkdir_p(s->dir);
         if (r < 0) {
                 spw_error_set(err, r, "spool %s: cannot create the directory: %s", s->dir, strerror(-r));
-                spool_close(s);
+                spool_free(s);
                 return r;
         }
         char *ckp;
         if (asprintf(&ckp, "%s/checkpoint", s->dir) < 0) {
-                spool_close(s);
+                spool_free(s);
                 return -ENOMEM;
         }
         s->ckfd = open(ckp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -639,13 +723,13 @@ int spool_open(const char *state_dir, const char *name, spool_sync sync, uint64_
         free(ckp);
         if (r < 0) {
                 spw_error_set(err, r, "spool %s: cannot open the checkpoint: %s", s->dir, strerror(-r));
-                spool_close(s);
+                spool_free(s);
                 return r;
         }
         r = list_segments(s->dir, &segs, &n_segs);
         if (r < 0) {
                 spw_error_set(err, r, "spool %s: cannot list the directory: %s", s->dir, strerror(-r));
-                spool_close(s);
+                spool_free(s);
                 return r;
         }
         if (checkpoint_read(s, &ck) < 0)
@@ -667,6 +751,7 @@ int spool_open(const char *state_dir, const char *name, spool_sync sync, uint64_
         }
         s->oldest_seg = ck.seg;
         s->read_pos = ck;
+        s->committed = ck;
         s->disk_mode = true;
         atomic_store(&s->bytes, total);
         atomic_store(&s->peak, total);
@@ -675,21 +760,62 @@ int spool_open(const char *state_dir, const char *name, spool_sync sync, uint64_
         free(segs);
         if (r < 0) {
                 spw_error_set(err, r, "spool %s: cannot create a segment: %s", s->dir, strerror(-r));
-                spool_close(s);
+                spool_free(s);
                 return r;
         }
         s->written_end = (spool_pos) { s->wseg, 0 };
         r = -pthread_create(&s->writer, NULL, writer_main, s);
         if (r < 0) {
-                spool_close(s);
+                spool_free(s);
                 return r;
         }
         s->writer_started = true;
+        s->refs = 1;
+        *gen = s->active_gen = s->last_gen = 1;
+        s->gens[s->n_gens++] = 1;
+        pthread_mutex_lock(&registry_lock);
+        s->next = registry;
+        registry = s;
+        pthread_mutex_unlock(&registry_lock);
         *ret = s;
         return 0;
 }
 
-spool *spool_close(spool *s) {
+spool *spool_close(spool *s, unsigned gen) {
+        bool last;
+
+        if (!s)
+                return NULL;
+        pthread_mutex_lock(&registry_lock);
+        last = --s->refs == 0;
+        if (last) {
+                for (spool **p = &registry; *p; p = &(*p)->next)
+                        if (*p == s) {
+                                *p = s->next;
+                                break;
+                        }
+        } else {
+                pthread_mutex_lock(&s->lock);
+                for (size_t i = 0; i < s->n_gens; i++)
+                        if (s->gens[i] == gen) {
+                                s->gens[i] = s->gens[--s->n_gens];
+                                break;
+                        }
+                if (gen == s->active_gen) {
+                        /* the consumer went away (a reload that failed or was
+                         * undone): the newest remaining one takes over */
+                        unsigned newest = 0;
+                        for (size_t i = 0; i < s->n_gens; i++)
+                                newest = MAX(newest, s->gens[i]);
+                        takeover(s, newest);
+                }
+                pthread_mutex_unlock(&s->lock);
+        }
+        pthread_mutex_unlock(&registry_lock);
+        return last ? spool_free(s) : NULL;
+}
+
+static spool *spool_free(spool *s) {
         if (!s)
                 return NULL;
         if (s->writer_started) {
@@ -915,12 +1041,14 @@ static size_t read_records(spool *s, spool_pos *pos, spool_pos limit, spw_msg **
         return n;
 }
 
-size_t spool_pop(spool *s, spw_msg **items, spool_pos *ends, size_t max, usec_t deadline) {
+size_t spool_pop(spool *s, unsigned gen, spw_msg **items, spool_pos *ends, size_t max, usec_t deadline) {
         size_t n = 0;
 
         pthread_mutex_lock(&s->lock);
         for (;;) {
-                if (s->count > 0) {
+                if (gen != s->active_gen) {
+                        /* another backend of this name consumes now: idle */
+                } else if (s->count > 0) {
                         for (; n < max && s->count > 0; n++) {
                                 ring_item *it = &s->ring[s->head];
                                 items[n] = it->m;
@@ -930,7 +1058,7 @@ size_t spool_pop(spool *s, spw_msg **items, spool_pos *ends, size_t max, usec_t 
                         }
                         break;
                 }
-                if (s->disk_mode) {
+                if (gen == s->active_gen && s->disk_mode) {
                         if (pos_cmp(s->read_pos, s->written_end) >= 0) {
                                 s->disk_mode = false;
                                 continue;
@@ -939,6 +1067,13 @@ size_t spool_pop(spool *s, spw_msg **items, spool_pos *ends, size_t max, usec_t 
                         pthread_mutex_unlock(&s->lock);
                         n = read_records(s, &pos, limit, items, ends, max);
                         pthread_mutex_lock(&s->lock);
+                        if (gen != s->active_gen) {
+                                /* taken over meanwhile: the new consumer reads these */
+                                for (size_t i = 0; i < n; i++)
+                                        msg_unref(items[i]);
+                                n = 0;
+                                continue;
+                        }
                         s->read_pos = pos;
                         if (n > 0)
                                 break;
@@ -974,18 +1109,23 @@ void spool_commit(spool *s, spool_pos end, uint64_t n) {
 
         if (n == 0)
                 return;
-        atomic_fetch_sub(&s->pending, n);
-        checkpoint_write(s, end);
-        for (; s->oldest_seg < end.seg; s->oldest_seg++) {
-                char *p = seg_path(s, s->oldest_seg);
-                struct stat st;
-                if (!p)
-                        break;
-                if (stat(p, &st) == 0 && unlink(p) == 0)
-                        atomic_fetch_sub(&s->bytes, (uint64_t) st.st_size);
-                free(p);
-        }
         pthread_mutex_lock(&s->lock);
+        /* after a takeover records may be committed twice: count once */
+        unsigned long long pend = atomic_load(&s->pending);
+        atomic_store(&s->pending, pend > n ? pend - n : 0);
+        if (pos_cmp(end, s->committed) > 0) {
+                s->committed = end;
+                checkpoint_write(s, end);
+                for (; s->oldest_seg < end.seg; s->oldest_seg++) {
+                        char *p = seg_path(s, s->oldest_seg);
+                        struct stat st;
+                        if (!p)
+                                break;
+                        if (stat(p, &st) == 0 && unlink(p) == 0)
+                                atomic_fetch_sub(&s->bytes, (uint64_t) st.st_size);
+                        free(p);
+                }
+        }
         if (s->space_wanted && has_room(s, 64u << 10)) {
                 s->space_wanted = false;
                 call = true;

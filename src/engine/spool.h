@@ -64,10 +64,16 @@ typedef struct spool_open_report {
  * mem_capacity bounds the messages kept in memory for the worker.
  * on_space(userdata) is called when a commit frees room after a refused
  * append. */
+/* Opening a spool that is open already (a reload starts a changed backend
+ * while the old one drains) shares it: the new opener's generation (*gen)
+ * becomes the only consumer, and what the old one had not committed is
+ * read again from the log. */
 int spool_open(const char *state_dir, const char *name, spool_sync sync, uint64_t max_size, size_t mem_capacity,
-               void (*on_space)(void *), void *userdata, spool **ret, spool_open_report *rep, spw_error *err);
-/* Stop the writer (what waits is written first) and free. */
-spool *spool_close(spool *s);
+               void (*on_space)(void *), void *userdata, spool **ret, unsigned *gen, spool_open_report *rep,
+               spw_error *err);
+/* Let go of it; the last close stops the writer (what waits is written
+ * first) and frees. If `gen` consumed, the newest other opener takes over. */
+spool *spool_close(spool *s, unsigned gen);
 
 /* Main thread. 0: handed over (takes a reference); -ENOSPC: full (and
  * on_space will be called when room appears). */
@@ -77,7 +83,7 @@ bool spool_room_or_arm(spool *s, const spw_msg *m);
 /* Worker. Up to max messages in log order (their end positions in ends),
  * waiting until deadline (monotonic) or spool_kick(). Records read back
  * from disk are new messages (ACK_QUEUED, no producer waiting). */
-size_t spool_pop(spool *s, spw_msg **items, spool_pos *ends, size_t max, usec_t deadline);
+size_t spool_pop(spool *s, unsigned gen, spw_msg **items, spool_pos *ends, size_t max, usec_t deadline);
 void spool_kick(spool *s);
 /* Worker: everything up to `end` is delivered or dead-lettered. */
 void spool_commit(spool *s, spool_pos end, uint64_t n_records);

@@ -37,13 +37,15 @@ static spw_msg *make(uint64_t id, const char *scenario) {
 }
 
 /* Pop everything until `want` messages came; returns their ids. */
+static unsigned gen;
+
 static size_t pop_all(spool *s, uint64_t *ids, size_t want, spool_pos *last) {
         spw_msg *items[64];
         spool_pos ends[64];
         size_t got = 0;
         usec_t until = now_monotonic() + 5 * USEC_PER_SEC;
         while (got < want && now_monotonic() < until) {
-                size_t n = spool_pop(s, items, ends, 64, now_monotonic() + 100 * USEC_PER_MSEC);
+                size_t n = spool_pop(s, gen, items, ends, 64, now_monotonic() + 100 * USEC_PER_MSEC);
                 for (size_t i = 0; i < n; i++) {
                         ids[got++] = items[i]->sig.id;
                         *last = ends[i];
@@ -75,7 +77,7 @@ int main(void) {
         CHECK_EQ(spool_crc32c(0, "123456789", 9), 0xE3069283u);
 
         /* memory FIFO of 8: 1000 signals go mostly through the disk */
-        CHECK_OK(spool_open(dir, "b", SPOOL_SYNC_BATCH, 1 << 20, 8, NULL, NULL, &s, &rep, &err));
+        CHECK_OK(spool_open(dir, "b", SPOOL_SYNC_BATCH, 1 << 20, 8, NULL, NULL, &s, &gen, &rep, &err));
         CHECK_EQ(rep.replay, 0u);
         for (uint64_t i = 1; i <= 1000; i++) {
                 spw_msg *m = make(i, "s");
@@ -102,17 +104,17 @@ int main(void) {
                 msg_unref(m);
         }
         CHECK_EQ(pop_all(s, ids, 10, &last), 10u);
-        s = spool_close(s);
+        s = spool_close(s, gen);
         hub_dispatch(&h);
 
         /* reopen: exactly the 10 uncommitted ones come back, in order */
-        CHECK_OK(spool_open(dir, "b", SPOOL_SYNC_BATCH, 1 << 20, 8, NULL, NULL, &s, &rep, &err));
+        CHECK_OK(spool_open(dir, "b", SPOOL_SYNC_BATCH, 1 << 20, 8, NULL, NULL, &s, &gen, &rep, &err));
         CHECK_EQ(rep.replay, 10u);
         CHECK_EQ(rep.truncated_bytes, 0u);
         CHECK_EQ(pop_all(s, ids, 10, &last), 10u);
         for (size_t i = 0; i < 10; i++)
                 CHECK_EQ(ids[i], (uint64_t) 1001 + i);
-        s = spool_close(s);
+        s = spool_close(s, gen);
 
         /* a torn tail: garbage after the last record of the newest segment */
         {
@@ -131,7 +133,7 @@ int main(void) {
                 CHECK_EQ(write(fd, "\x30\0\0\0garbage", 11), 11);
                 close(fd);
         }
-        CHECK_OK(spool_open(dir, "b", SPOOL_SYNC_NEVER, 1 << 20, 8, NULL, NULL, &s, &rep, &err));
+        CHECK_OK(spool_open(dir, "b", SPOOL_SYNC_NEVER, 1 << 20, 8, NULL, NULL, &s, &gen, &rep, &err));
         CHECK_EQ(rep.replay, 10u);
         CHECK_EQ(rep.truncated_bytes, 11u);
         CHECK_EQ(pop_all(s, ids, 10, &last), 10u);
@@ -159,7 +161,7 @@ int main(void) {
                 CHECK_OK(spool_append(s, m));
                 msg_unref(m);
         }
-        s = spool_close(s);
+        s = spool_close(s, gen);
         hub_dispatch(&h);
         hub_deinit(&h);
         char cmd[600];

@@ -109,6 +109,41 @@ def test_flushed_acks_through_a_small_memory_window():
         d.stop()
 
 
+def test_reloads_changing_a_disk_backend_lose_nothing():
+    # a changed backend starts beside the old one, which drains: both share
+    # the spool, the new one consumes (signals the old one had not committed
+    # are read again: duplicates, never losses)
+    with Daemon({}) as d:
+        rec = d.path("rec.log")
+        d.write_config({"m": mock_disk("m", rec, delay="200us")}, main=MAIN)
+        d.start()
+        n, reloads = 6000, 5
+        objs = [signal_obj(scenario="r%d" % i) for i in range(n)]
+        c = d.client()
+        acked, inflight, i, done_reloads = [], 0, 0, 0
+        while i < n or inflight:
+            while i < n and inflight < 64:
+                c.send(objs[i])
+                i += 1
+                inflight += 1
+            r = c.readline()
+            inflight -= 1
+            assert r["ok"], r
+            acked.append(r["id"])
+            if done_reloads < reloads and len(acked) >= (done_reloads + 1) * n // (reloads + 1):
+                done_reloads += 1
+                d.write_config({"m": mock_disk("m", rec, delay="%dus" % (200 + done_reloads))}, main=MAIN)
+                d.signal(signal.SIGHUP)
+        c.close()
+        wait_for(lambda: set(acked) <= set(x[0] for x in recorded(rec)), 60 * SLOW, "every acked signal", interval=0.2)
+        got = [x[0] for x in recorded(rec)]
+        dup = len(got) - len(set(got))
+        print("# %d reloads during %d signals: acked %d, delivered %d, duplicated %d" % (done_reloads, n, len(acked), len(got), dup))
+        assert done_reloads == reloads
+        assert dup <= reloads * 1000, dup
+        d.stop()
+
+
 def test_sigterm_with_backend_down_loses_nothing():
     with Daemon({}) as d:
         rec = d.path("rec.log")
@@ -510,6 +545,7 @@ if __name__ == "__main__":
         test_queued_ack_after_spool_write_and_segments_removed,
         test_flushed_acks_through_a_small_memory_window,
         test_sigterm_with_backend_down_loses_nothing,
+        test_reloads_changing_a_disk_backend_lose_nothing,
         test_transient_failures_retry_past_max_retry,
         test_permanent_rejection_goes_to_dead_letter,
         test_corrupt_tail_is_truncated_and_reported,
