@@ -45,8 +45,8 @@ typedef struct ring_item {
 struct spool {
         char *dir;
         char *name;
-        spool_sync sync;
-        uint64_t max_size;
+        _Atomic spool_sync sync;       /* atomics: a reload sharing the spool updates them */
+        atomic_ullong max_size;
         uint64_t seg_size;
 
         pthread_mutex_t lock;
