@@ -35,6 +35,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,12 +68,19 @@ typedef struct bandb {
         const char *db_path;            /* borrowed from the config during init */
         bool synchronous_full;
         spw_usec_t busy_timeout;
+        spw_usec_t watch_interval;
 
         /* the last "now" bound, as stored text (bound SQLITE_STATIC) */
         spw_usec_t now_t;
         char now_text[BANDB_TIME_MAX];
         char at_text[BANDB_TIME_MAX];
         int reading;                    /* the statement read_next/col_* apply to */
+
+        /* the file watch (bandb_watch): the database file we opened */
+        dev_t dev;
+        ino_t ino;
+        bool watching;
+        char broken[1024];              /* why the file can no longer be trusted; "" while fine */
 } bandb;
 
 static bandb *bandb_free(bandb *b);
@@ -92,6 +100,8 @@ static const spw_config_key bandb_config_keys[] = {
           "SQLite synchronous mode with WAL: normal may lose the last commits on power loss, full fsyncs each commit" },
         { "busy_timeout", SPW_CONFIG_DURATION, "5s", NULL,
           "how long to wait for another process holding the database lock" },
+        { "watch_interval", SPW_CONFIG_DURATION, "2s", NULL,
+          "how often to check that the database file is still there and intact (0: at each commit only)" },
         SPWP_BANDB_CONFIG_KEY_DEBUG,
         {}
 };
@@ -107,6 +117,10 @@ static int bandb_config_key(spwp_bandb *core, const char *k, const char *v, cons
         } else if (strcmp(k, "busy_timeout") == 0) {
                 *expected = "a duration like 5s or 500ms";
                 if (spwp_parse_duration(v, &b->busy_timeout) < 0)
+                        return -EINVAL;
+        } else if (strcmp(k, "watch_interval") == 0) {
+                *expected = "a duration like 2s, or 0";
+                if (spwp_parse_duration(v, &b->watch_interval) < 0)
                         return -EINVAL;
         } else if (strcmp(k, "synchronous") == 0) {
                 *expected = "normal or full";
@@ -125,6 +139,10 @@ static int bandb_config_key(spwp_bandb *core, const char *k, const char *v, cons
 
 static bool rc_transient(int rc) {
         switch (rc & 0xff) {
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                /* the file went bad under us (bandb_watch): keep the
+                 * signals (the daemon retries, the spool holds them) */
         case SQLITE_BUSY:
         case SQLITE_LOCKED:
         case SQLITE_FULL:
@@ -222,10 +240,86 @@ static int op_to_errno(unsigned code) {
 
 /* ------------------------------------------------------------ the driver's operations */
 
+/* ------------------------------------------------------------ the file watch */
+
+/* The database file is checked before every transaction and commit and by a
+ * timer: deleted, replaced by another file, truncated, or overwritten with
+ * something that is not SQLite (SQLite itself would keep writing to the
+ * unlinked inode, or to pages it cached, and report success). Once broken,
+ * the backend stays failed (status, journal) and every insert and flush
+ * fails transiently, so the daemon (and a disk spool) keeps the signals
+ * until the file is fixed and the service restarted. */
+static void bandb_mark_broken(bandb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void bandb_mark_broken(bandb *b, const char *fmt, ...) {
+        char why[300], status[320];
+        va_list ap;
+
+        if (b->broken[0])
+                return;
+        va_start(ap, fmt);
+        vsnprintf(why, sizeof why, fmt, ap);
+        va_end(ap);
+        snprintf(b->broken, sizeof b->broken, "%.400s: %.300s; signals are kept, not acknowledged as stored: restore "
+                 "the file (or move it aside for a new one), then restart spillway", b->path, why);
+        snprintf(status, sizeof status, "failed: %.300s", why);
+        spwp_bandb_status(&b->core, "database", status);
+        spwp_bandb_log(&b->core, LOG_ERR, "%s", b->broken);
+        b->core.host->set_error(b->core.ctx, "%s", b->broken);
+}
+
+static int bandb_watch(bandb *b) {
+        static const char magic[16] = "SQLite format 3";
+        struct stat st;
+        char head[16];
+
+        if (b->broken[0] || !b->watching)
+                return b->broken[0] ? -1 : 0;
+        if (stat(b->path, &st) < 0) {
+                if (errno == ENOENT)
+                        bandb_mark_broken(b, "the database file was deleted");
+                else
+                        bandb_mark_broken(b, "the database file cannot be checked: %s", strerror(errno));
+                return -1;
+        }
+        if (st.st_dev != b->dev || st.st_ino != b->ino) {
+                bandb_mark_broken(b, "the database file was replaced by another file");
+                return -1;
+        }
+        if (st.st_size == 0) {
+                bandb_mark_broken(b, "the database file was truncated to 0 bytes");
+                return -1;
+        }
+        int fd = open(b->path, O_RDONLY | O_CLOEXEC);
+        ssize_t k = fd >= 0 ? pread(fd, head, sizeof head, 0) : -1;
+        if (fd >= 0)
+                close(fd);
+        if (k != (ssize_t) sizeof head || memcmp(head, magic, sizeof magic) != 0) {
+                bandb_mark_broken(b, k < (ssize_t) sizeof head ? "the database file was truncated"
+                                                                : "the database file was overwritten: it is no longer an SQLite database");
+                return -1;
+        }
+        return 0;
+}
+
+static int bandb_watch_timer(void *userdata, spw_usec_t now) {
+        (void) bandb_watch(userdata);
+        return 0;
+}
+
 /* Record a failure (SQLite's message now: a rollback would reset it). Returns -1. */
 static int bandb_fail(bandb *b, int rc, const char *doing) {
         b->core.e.code = (unsigned) rc;
         snprintf(b->core.e.msg, sizeof b->core.e.msg, "%s", sqlite3_errmsg(b->db));
+        b->core.e.doing = doing;
+        if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB)
+                bandb_mark_broken(b, "SQLite reports the database damaged (%s) while %s", b->core.e.msg, doing);
+        return -1;
+}
+
+/* The watch found the file broken: fail the operation transiently. */
+static int bandb_fail_broken(bandb *b, const char *doing) {
+        b->core.e.code = SQLITE_IOERR;
+        snprintf(b->core.e.msg, sizeof b->core.e.msg, "%.500s", b->broken);
         b->core.e.doing = doing;
         return -1;
 }
@@ -378,10 +472,15 @@ static int op_select_int(spwp_bandb *core, spwp_bandb_query q, const spwp_bandb_
 }
 
 static int op_begin(spwp_bandb *core, const char *doing) {
+        if (bandb_watch(bandb_of(core)) < 0)
+                return bandb_fail_broken(bandb_of(core), doing);
         return bandb_exec(bandb_of(core), BANDB_SQL_BEGIN, doing);
 }
 
 static int op_commit(spwp_bandb *core) {
+        /* never acknowledge a commit into a file that is gone */
+        if (bandb_watch(bandb_of(core)) < 0)
+                return bandb_fail_broken(bandb_of(core), "committing");
         return bandb_exec(bandb_of(core), BANDB_SQL_COMMIT, "committing");
 }
 
@@ -633,6 +732,27 @@ static int bandb_check_location(bandb *b) {
                                              b->path, (unsigned) geteuid(), strerror(-r));
                 }
         }
+        /* SQLite opens an unwritable -wal or -shm read-only without an
+         * error, and every write then fails: refuse to start instead */
+        for (int i = 0; r == 0 && i < 2; i++) {
+                const char *suffix = i == 0 ? "-wal" : "-shm";
+                char side[PATH_MAX];
+                int fd;
+
+                snprintf(side, sizeof side, "%s%s", b->path, suffix);
+                fd = open(side, O_RDWR | O_CLOEXEC | O_NOCTTY);
+                if (fd >= 0) {
+                        close(fd);
+                        continue;
+                }
+                if (errno == ENOENT)
+                        continue;
+                r = -errno;
+                spwp_bandb_set_error(&b->core, "%s: %s is not writable by uid %u (%s): SQLite writes it beside the "
+                                     "database; fix its owner and mode (chown, chmod u+rw; chattr -i if it is "
+                                     "immutable) or remove it while spillwayd is stopped, then reload; the backend "
+                                     "is not started", b->path, side, (unsigned) geteuid(), strerror(-r));
+        }
         free(dir);
         return r;
 }
@@ -795,6 +915,7 @@ static int bandb_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *c
                 return r;
         b = bandb_of(core);
         b->busy_timeout = 5 * USEC_PER_SEC;
+        b->watch_interval = 2 * USEC_PER_SEC;
 
         r = bandb_setup(b, config, n_config);
         b->db_path = NULL;
@@ -803,6 +924,17 @@ static int bandb_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *c
                 return r;
         }
 
+        struct stat st;
+        if (stat(b->path, &st) == 0) {
+                b->dev = st.st_dev;
+                b->ino = st.st_ino;
+                b->watching = true;
+                /* noticed within seconds even when no signal comes */
+                if (b->watch_interval > 0 && host->schedule(ctx, b->watch_interval, bandb_watch_timer, b) < 0)
+                        spwp_bandb_log(core, LOG_WARNING, "%s: cannot schedule the file watch; the file is checked "
+                                       "at each commit only", b->path);
+        }
+        spwp_bandb_status(core, "database", "ok");
         spwp_bandb_status(core, "db_path", b->path);
         spwp_bandb_status(core, "synchronous", b->synchronous_full ? "full" : "normal");
         *selfp = b;

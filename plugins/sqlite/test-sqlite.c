@@ -170,6 +170,9 @@ static int suite_open(fixture *f, const char *path, const spw_kv *extra, size_t 
 
         if (path)
                 kv[n++] = (spw_kv) { "db_path", path };
+        /* the shared suite counts the core's timers: the file watch's
+         * timer is off here (test_file_watch turns it on) */
+        kv[n++] = (spw_kv) { "watch_interval", "0" };
         for (size_t i = 0; i < n_extra && n < 24; i++)
                 kv[n++] = extra[i];
         f->host = testhost_new("bans", kv, n);
@@ -212,7 +215,7 @@ static void suite_add_trigger(const char *path, const char *name, bool update, c
 
 static const char *const suite_keys[] = {
         "db_path", "type", "flush", "max_records", "max_records_age", "max_db_size", "gc_max_pause", "synchronous",
-        "busy_timeout", "debug",
+        "busy_timeout", "debug", "watch_interval",
 };
 
 static const char *const suite_hidden[] = { "bandb_time_format", "bandb_sql", "bandb_migrate", NULL };

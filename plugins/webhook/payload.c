@@ -138,6 +138,8 @@ json_t *payload_signal_to_json(const spw_signal *s) {
                 set_new(o, "Labels", labels, &ok);
         }
         set_str(o, "MapKey", s->map_key, &ok);
+        /* stable across restarts and redeliveries: receivers deduplicate on it */
+        set_new(o, "spillway_signal_id", json_integer((json_int_t) s->id), &ok);
 
         if (s->n_events > 0 && ok) {
                 json_t *events = json_array();

@@ -142,6 +142,7 @@ typedef struct webhook {
 
         json_t *pending;        /* signal objects inserted since the last flush */
         strbuf body;
+        strbuf ids;                   /* the signal ids of the request being sent */
         strbuf response;
         bool response_truncated;
         char retry_after[64];   /* Retry-After of the last response, or "" */
@@ -164,6 +165,7 @@ static webhook *webhook_free(webhook *w) {
         tpl_free(w->format);
         json_decref(w->pending);
         strbuf_deinit(&w->body);
+        strbuf_deinit(&w->ids);
         strbuf_deinit(&w->response);
         free(w);
         return NULL;
@@ -850,8 +852,30 @@ static int send_request(webhook *w, size_t k, size_t n_req, size_t m) {
                 curl_easy_setopt(w->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) w->body.len);
                 curl_easy_setopt(w->curl, CURLOPT_POSTFIELDS, w->body.data);
         }
+        /* the signal ids of this request (see batch_ids) */
+        struct curl_slist *with_ids = NULL;
+        if (w->ids.len > 0 && !w->ids.oom) {
+                strbuf h = STRBUF_INIT;
+                strbuf_printf(&h, "X-Spillway-Signal-Id: %s", w->ids.data);
+                with_ids = h.oom ? NULL : curl_slist_append(NULL, h.data);
+                strbuf_deinit(&h);
+                for (struct curl_slist *it = w->headers; with_ids && it; it = it->next) {
+                        struct curl_slist *l = curl_slist_append(with_ids, it->data);
+                        if (!l) {
+                                curl_slist_free_all(with_ids);
+                                with_ids = NULL;
+                        } else
+                                with_ids = l;
+                }
+                if (with_ids)
+                        curl_easy_setopt(w->curl, CURLOPT_HTTPHEADER, with_ids);
+        }
 
         rc = curl_easy_perform(w->curl);
+        if (with_ids) {
+                curl_easy_setopt(w->curl, CURLOPT_HTTPHEADER, w->headers);
+                curl_slist_free_all(with_ids);
+        }
         w->requests++;
         publish_u64(w, "requests", w->requests);
         curl_easy_getinfo(w->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -928,6 +952,26 @@ static int send_request(webhook *w, size_t k, size_t n_req, size_t m) {
         return r;
 }
 
+/* "id,id,..." of a request's signals for the X-Spillway-Signal-Id header;
+ * left empty when the list would pass 4 KiB (many servers refuse longer
+ * header lines): the ids are in the default payload's spillway_signal_id. */
+static void batch_ids(webhook *w, json_t *batch) {
+        size_t i;
+        json_t *o;
+
+        strbuf_reset(&w->ids);
+        json_array_foreach(batch, i, o) {
+                json_t *id = json_object_get(o, "spillway_signal_id");
+                if (!json_is_integer(id))
+                        continue;
+                strbuf_printf(&w->ids, "%s%lld", w->ids.len ? "," : "", (long long) json_integer_value(id));
+                if (w->ids.len > 4096) {
+                        strbuf_reset(&w->ids);
+                        return;
+                }
+        }
+}
+
 static int webhook_flush(void *self) {
         webhook *w = self;
         size_t n = json_array_size(w->pending), thr = w->group_threshold, n_req, k = 0;
@@ -947,6 +991,8 @@ static int webhook_flush(void *self) {
                                 batch = NULL;
                         }
                 r = batch ? render(w, batch) : -ENOMEM;
+                if (r == 0)
+                        batch_ids(w, batch);
                 json_decref(batch);
                 if (r == -E2BIG) {
                         w->host->set_error(w->ctx, "format: the body for %zu signals is larger than %u MiB (a template looping over the batch inside a loop?); permanent failure: the batch is dropped",

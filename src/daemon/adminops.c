@@ -364,6 +364,91 @@ static void reload_done(daemon_t *d, int k, const char *error, void *userdata) {
         request_complete(r);
 }
 
+/* deadletter.list / .drop / .retry {"backend": NAME, "ids": [ID, ...] | "all": true}:
+ * the signals a disk backend rejected for good (spool.h). list without ids
+ * lists all; drop and retry need ids or "all": true. retry appends them to
+ * the backend's spool again, with their ids. */
+static void handle_deadletter(daemon_t *d, request *r, json_t *req, const char *what) {
+        const char *name = get_str(req, "backend");
+        json_t *idsv = json_object_get(req, "ids"), *entries = NULL;
+        bool all = json_is_true(json_object_get(req, "all")), list = streq(what, "list");
+        _cleanup_free_ uint64_t *ids = NULL;
+        size_t n_ids = 0, i;
+        backend *b;
+        spool *sp;
+        json_t *v;
+        int k;
+
+        if (!name) {
+                request_error(r, "backend: expected the name of a backend with durability: disk");
+                return;
+        }
+        b = engine_find(d->engine, name);
+        if (!b) {
+                request_error(r, "backend: no running backend '%s'", name);
+                return;
+        }
+        sp = backend_spool(b);
+        if (!sp) {
+                request_error(r, "backend '%s' has durability: memory: it keeps no dead letters", name);
+                return;
+        }
+        if (idsv) {
+                if (!json_is_array(idsv)) {
+                        request_error(r, "ids: expected an array of signal ids");
+                        return;
+                }
+                ids = calloc(json_array_size(idsv) + 1, sizeof *ids);
+                if (!ids) {
+                        request_error(r, "out of memory");
+                        return;
+                }
+                json_array_foreach(idsv, i, v) {
+                        if (!json_is_integer(v) || json_integer_value(v) < 0) {
+                                request_error(r, "ids[%zu]: expected a signal id (a non-negative integer)", i);
+                                return;
+                        }
+                        ids[n_ids++] = (uint64_t) json_integer_value(v);
+                }
+        } else if (!list && !all) {
+                request_error(r, "deadletter.%s: give \"ids\": [...] or \"all\": true", what);
+                return;
+        }
+        k = spool_dead_letters(sp, idsv ? ids : NULL, n_ids, !list, &entries);
+        if (k < 0) {
+                request_error(r, "%s/dead-letter: %s", spool_dir(sp), strerror(-k));
+                return;
+        }
+        if (list) {
+                request_reply_json(r, json_pack("{s:b, s:s, s:I, s:o}", "ok", 1, "backend", name, "total",
+                                                (json_int_t) json_array_size(entries), "entries", entries));
+                return;
+        }
+        size_t requeued = 0, failed = 0;
+        if (streq(what, "retry"))
+                json_array_foreach(entries, i, v) {
+                        const char *line = json_string_value(json_object_get(v, "line"));
+                        json_t *id = json_object_get(v, "id");
+                        if (line && json_is_integer(id) &&
+                            spool_requeue_line(sp, (uint64_t) json_integer_value(id), line, strlen(line)) == 0)
+                                requeued++;
+                        else
+                                failed++;
+                }
+        char detail[128];
+        snprintf(detail, sizeof detail, "backend %s, %zu entries", name, json_array_size(entries));
+        log_admin(r, streq(what, "retry") ? "dead letters retried" : "dead letters dropped", detail);
+        if (failed)
+                request_error(r, "%zu of %zu dead letters could not be queued again (spool full, or the line no longer "
+                              "parses); they are removed from %s/dead-letter", failed, json_array_size(entries), spool_dir(sp));
+        else
+                request_reply_json(r, json_pack("{s:b, s:s, s:I}", "ok", 1, "backend", name,
+                                                streq(what, "retry") ? "requeued" : "dropped",
+                                                (json_int_t) (streq(what, "retry") ? requeued : json_array_size(entries))));
+        json_decref(entries);
+        backend_wake(b);
+}
+
 void adminops_handle(daemon_t *d, request *r, json_t *req, const char *op) {
         r->ctx = d;
         if (d->stopping) {
@@ -393,9 +478,16 @@ void adminops_handle(daemon_t *d, request *r, json_t *req, const char *op) {
                 handle_route_test(d, r, req);
         else if (streq(op, "config.check"))
                 handle_config_check(d, r);
+        else if (streq(op, "deadletter.list"))
+                handle_deadletter(d, r, req, "list");
+        else if (streq(op, "deadletter.drop"))
+                handle_deadletter(d, r, req, "drop");
+        else if (streq(op, "deadletter.retry"))
+                handle_deadletter(d, r, req, "retry");
         else {
                 static const char *const ops[] = { "status", "metrics", "reload", "ban.list", "ban.add", "ban.delete",
-                                                   "ban.flush", "route.test", "config.check" };
+                                                   "ban.flush", "route.test", "config.check", "deadletter.list",
+                                                   "deadletter.drop", "deadletter.retry" };
                 const char *close = str_closest(op, ops, ELEMENTSOF(ops));
                 request_error(r, "op: unknown operation '%s'%s%s%s", op, close ? "; did you mean '" : "", close ? close : "",
                               close ? "'?" : "");

@@ -161,7 +161,7 @@ static void handle_line(conn *c, const char *line, size_t len) {
                 else
                         adminops_handle(d, r, obj, json_string_value(op));
         } else
-                ingest_handle(d, r, obj, len);
+                ingest_handle(d, r, obj, line, len);
         if (r->state == REQ_PARKED) {
                 /* "block the producer": read nothing more from this client
                  * until the signal has room (or its block_timeout passed) */

@@ -75,7 +75,10 @@ static void report_undelivered(daemon_t *d) {
                         log_struct(LOG_WARNING,
                                    LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_UNDELIVERED }, { "SPILLWAY_BACKEND", backend_name(b) },
                                               { "SPILLWAY_UNDELIVERED", n }),
-                                   "backend %s: %llu signals could not be delivered before the drain timeout", backend_name(b), und);
+                                   backend_is_durable(b)
+                                           ? "backend %s: %llu signals not delivered yet; kept in its spool for the next start"
+                                           : "backend %s: %llu signals could not be delivered before the drain timeout; they are lost",
+                                   backend_name(b), und);
                 }
         }
         char n[32];

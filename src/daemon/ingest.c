@@ -37,10 +37,11 @@ static void reply_signal(daemon_t *d, request *r) {
         spw_msg *m = r->msg;
         strbuf b = STRBUF_INIT;
 
-        if (m->ack == ACK_FLUSHED && atomic_load(&m->n_failed) > 0) {
+        if ((m->ack == ACK_FLUSHED || m->wait_spool) && atomic_load(&m->n_failed) > 0) {
                 char *why = atomic_load(&m->failure);
                 d->stats.failed_acks++;
-                strbuf_printf(&b, "{\"ok\":false,\"id\":%llu,\"ack\":\"flushed\",\"error\":", (unsigned long long) m->sig.id);
+                strbuf_printf(&b, "{\"ok\":false,\"id\":%llu,\"ack\":\"%s\",\"error\":", (unsigned long long) m->sig.id,
+                              m->ack == ACK_FLUSHED ? "flushed" : "queued");
                 strbuf_json_string(&b, why ? why : "a backend failed");
         } else {
                 if (m->ack == ACK_FLUSHED)
@@ -74,7 +75,9 @@ static void signal_accepted(daemon_t *d, request *r, const push_result *res) {
                 r->dropped = strdup(res->dropped);
         r->unavailable = TAKE_PTR(r->fan.unavailable);
         fanout_release(&r->fan);
-        if (r->msg->ack == ACK_FLUSHED) {
+        if (r->msg->ack == ACK_FLUSHED || r->msg->wait_spool) {
+                /* "flushed": the backends; "queued" with disk spools: the
+                 * spools' writes (group-committed, off the loop) */
                 r->state = REQ_WAIT_FLUSH;
                 d->n_waiting++;
         } else
@@ -114,7 +117,7 @@ static void accept_routed_nowhere(daemon_t *d, request *r) {
                                          r->msg->ack == ACK_FLUSHED ? "flushed" : "queued", "backends"));
 }
 
-static void handle_signal(daemon_t *d, request *r, json_t *sigobj, ack_level ack, size_t line_len) {
+static void handle_signal(daemon_t *d, request *r, json_t *sigobj, ack_level ack, const char *line, size_t line_len) {
         spw_error err = { 0 };
         spw_msg *m = msg_new();
         int k;
@@ -125,7 +128,7 @@ static void handle_signal(daemon_t *d, request *r, json_t *sigobj, ack_level ack
                 return;
         }
         /* one arena chunk holds the whole parsed signal in the common case */
-        m->arena.first_size = MAX((size_t) 1024, line_len + line_len / 2 + 512);
+        m->arena.first_size = MAX((size_t) 1024, 2 * line_len + line_len / 2 + 512);
         k = signal_from_json(sigobj, &m->arena, &m->sig, &err);
         if (k < 0) {
                 d->stats.rejected++;
@@ -136,6 +139,18 @@ static void handle_signal(daemon_t *d, request *r, json_t *sigobj, ack_level ack
         m->sig.id = engine_next_signal_id(d->engine);
         m->sig.received_at = now_realtime();
         m->ack = ack;
+        /* the producer's line, for disk spools (copied: the read buffer moves on) */
+        if (line) {
+                m->raw = arena_strndup(&m->arena, line, line_len);
+                m->raw_len = m->raw ? line_len : 0;
+        } else {
+                char *text = json_dumps(sigobj, JSON_COMPACT);
+                if (text) {
+                        m->raw = arena_strdup(&m->arena, text);
+                        m->raw_len = m->raw ? strlen(text) : 0;
+                        free(text);
+                }
+        }
         m->cookie = r;
         m->on_done = msg_done;
         r->msg = m;
@@ -152,7 +167,7 @@ static void handle_signal(daemon_t *d, request *r, json_t *sigobj, ack_level ack
 }
 
 /* A bare signal, or an envelope {"signal": {...}, "ack": "queued"|"flushed"}. */
-void ingest_handle(daemon_t *d, request *r, json_t *obj, size_t size) {
+void ingest_handle(daemon_t *d, request *r, json_t *obj, const char *line, size_t size) {
         json_t *env = json_object_get(obj, "signal");
         json_t *ackv;
         ack_level ack = ACK_QUEUED;
@@ -160,7 +175,7 @@ void ingest_handle(daemon_t *d, request *r, json_t *obj, size_t size) {
         json_t *val;
 
         if (!env || !json_is_object(env)) {
-                handle_signal(d, r, obj, ACK_QUEUED, size);
+                handle_signal(d, r, obj, ACK_QUEUED, line, size);
                 return;
         }
         json_object_foreach(obj, key, val)
@@ -178,7 +193,7 @@ void ingest_handle(daemon_t *d, request *r, json_t *obj, size_t size) {
         }
         if (ackv && streq(json_string_value(ackv), "flushed"))
                 ack = ACK_FLUSHED;
-        handle_signal(d, r, env, ack, size);
+        handle_signal(d, r, env, ack, line, size);
 }
 
 void ingest_wake(daemon_t *d) {

@@ -14,9 +14,10 @@ int ingest_init(daemon_t *d);
 /* Expire (and so free) the requests still waiting; at exit. */
 void ingest_done(daemon_t *d);
 
-/* One request: a bare signal or an envelope. `size` is the request's size
- * in bytes (sizes the message's arena). */
-void ingest_handle(daemon_t *d, request *r, json_t *obj, size_t size);
+/* One request: a bare signal or an envelope. `line` is the request's text
+ * (`size` bytes): it sizes the message's arena and is what a disk spool
+ * keeps (NULL: serialised from obj). */
+void ingest_handle(daemon_t *d, request *r, json_t *obj, const char *line, size_t size);
 
 /* Wake the workers of the backends that received signals: once after a
  * burst of ingest_handle() calls (pushes do not wake them one by one). */

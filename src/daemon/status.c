@@ -49,6 +49,15 @@ static json_t *backend_json(const char *name, backend *b, const char *failure, u
                         json_object_set_new(o, "last_error_at", json_string(format_rfc3339(at, sizeof at, err_at)));
         }
         json_object_set_new(o, "plugin_status", backend_status_json(b));
+        spool_stats sp;
+        if (backend_spool_stats(b, &sp))
+                json_object_set_new(o, "spool",
+                                    json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "durability", "disk", "sync",
+                                              spool_sync_to_string(backend_cfg(b)->q.spool_sync), "pending", (json_int_t) sp.pending,
+                                              "bytes", (json_int_t) sp.bytes, "peak_bytes", (json_int_t) sp.peak_bytes,
+                                              "max_bytes", (json_int_t) backend_cfg(b)->q.spool_max_size,
+                                              "dead_letters", (json_int_t) sp.dead_letters, "write_errors",
+                                              (json_int_t) sp.write_errors));
         return o;
 }
 

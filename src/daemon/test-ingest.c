@@ -36,7 +36,7 @@ static json_t *ask(daemon_t *d, const char *text, bool admin) {
         if (admin)
                 adminops_handle(d, r, req, json_string_value(json_object_get(req, "op")));
         else
-                ingest_handle(d, r, req, strlen(text));
+                ingest_handle(d, r, req, text, strlen(text));
         json_decref(req);
         ingest_wake(d); /* after each burst; here a burst of one */
         if (r->state != REQ_DONE)

@@ -25,6 +25,7 @@
 #include "backend.h"
 #include "log.h"
 #include "msgid.h"
+#include "spool.h"
 
 #define POP_BATCH 256
 
@@ -61,6 +62,8 @@ struct backend {
         void *self;
         struct spw_ctx ctx;
         spw_queue queue;
+        spool *spool;                 /* durability: disk, else NULL (the queue carries the signals) */
+        unsigned spool_gen;           /* ours, among the openers of a shared spool (spool.h) */
         hub *hub;
         pthread_t thread;
         bool thread_started;
@@ -95,6 +98,9 @@ struct backend {
         spw_msg **unflushed;
         size_t n_unflushed, cap_unflushed;
         usec_t last_flush;
+        spool_pos popped_end;         /* end of the last record taken from the spool */
+        uint64_t n_uncommitted;       /* taken from the spool, handled, not yet committed */
+        bool abandon;                 /* stopping with signals left in the spool: keep them */
         ratelimit log_rl;
         ratelimit fail_rl;
 
@@ -418,11 +424,21 @@ static bool insert_one(backend *b, spw_msg *m) {
                         return true;
                 }
                 if (r < 0 && spw_error_is_transient(r)) {
-                        if (attempt < b->cfg->q.max_retry) {
+                        /* with a spool, retries go on for as long as it has
+                         * room: the signal is safe on disk meanwhile */
+                        if (attempt < b->cfg->q.max_retry || b->spool) {
                                 atomic_fetch_add(&b->stats.retried, 1);
                                 if (retry_sleep(b, attempt))
                                         continue;
+                                if (b->spool) {
+                                        /* stopping: it stays in the spool for the next start */
+                                        b->abandon = true;
+                                        msg_unref(m);
+                                        return false;
+                                }
                                 error_text(b, why, sizeof why, "transient failure");
+                                /* not given up: the stop cut it short */
+                                atomic_fetch_add(&b->stats.undelivered, 1);
                                 fail_msg(b, m, why);
                                 return false;
                         }
@@ -433,6 +449,8 @@ static bool insert_one(backend *b, spw_msg *m) {
                         return true;
                 }
                 error_text(b, why, sizeof why, r < 0 ? strerror(-r) : "insert returned a positive value (a plugin bug)");
+                if (b->spool)
+                        (void) spool_dead_letter(b->spool, m, why);
                 fail_msg(b, m, why);
                 return true;
         }
@@ -446,9 +464,29 @@ static void reinsert_unflushed(backend *b) {
 
         b->unflushed = NULL;
         b->n_unflushed = b->cap_unflushed = 0;
-        for (size_t i = 0; i < n; i++)
-                insert_one(b, batch[i]);
+        for (size_t i = 0; i < n; i++) {
+                if (b->abandon)
+                        msg_unref(batch[i]);  /* kept in the spool */
+                else
+                        insert_one(b, batch[i]);
+        }
         free(batch);
+}
+
+/* Everything taken from the spool so far is flushed or dead-lettered. */
+static void commit_spool(backend *b) {
+        if (b->spool && b->n_uncommitted > 0 && b->n_unflushed == 0 && !b->abandon) {
+                spool_commit(b->spool, b->popped_end, b->n_uncommitted);
+                b->n_uncommitted = 0;
+        }
+}
+
+/* Stopping with signals in the spool: drop our references, keep the records. */
+static void abandon_unflushed(backend *b) {
+        for (size_t i = 0; i < b->n_unflushed; i++)
+                msg_unref(b->unflushed[i]);
+        b->n_unflushed = 0;
+        b->abandon = true;
 }
 
 static void settle_unflushed(backend *b, bool ok, const char *why) {
@@ -460,9 +498,14 @@ static void settle_unflushed(backend *b, bool ok, const char *why) {
                         msg_unref(b->unflushed[i]);
                 }
                 hub_post_list(b->hub, &done);
+                b->n_unflushed = 0;
+                commit_spool(b);
         } else
-                for (size_t i = 0; i < b->n_unflushed; i++)
+                for (size_t i = 0; i < b->n_unflushed; i++) {
+                        if (b->spool)
+                                (void) spool_dead_letter(b->spool, b->unflushed[i], why);
                         fail_msg(b, b->unflushed[i], why);
+                }
         b->n_unflushed = 0;
 }
 
@@ -486,7 +529,7 @@ static void do_flush(backend *b) {
                         return;
                 }
                 error_text(b, why, sizeof why, strerror(-r));
-                if (!spw_error_is_transient(r) || attempt >= b->cfg->q.max_retry) {
+                if (!spw_error_is_transient(r) || (attempt >= b->cfg->q.max_retry && !b->spool)) {
                         char tmp[700];
                         if (spw_error_is_transient(r))
                                 snprintf(tmp, sizeof tmp, "flush failed: %s (gave up after %u retries)", why, b->cfg->q.max_retry);
@@ -499,10 +542,17 @@ static void do_flush(backend *b) {
                 log_struct(LOG_NOTICE, LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_BACKEND_RETRY }, { "SPILLWAY_BACKEND", b->name }),
                            "backend %s: flush of %zu signals failed (%s), retrying", b->name, b->n_unflushed, why);
                 if (!retry_sleep(b, attempt)) {
-                        settle_unflushed(b, false, "flush failed and the drain deadline passed");
+                        if (b->spool)
+                                abandon_unflushed(b);
+                        else {
+                                atomic_fetch_add(&b->stats.undelivered, b->n_unflushed);
+                                settle_unflushed(b, false, "flush failed and the drain deadline passed");
+                        }
                         return;
                 }
                 reinsert_unflushed(b);
+                if (b->abandon)
+                        return;
         }
 }
 
@@ -554,6 +604,7 @@ static void *worker_main(void *userdata) {
         sigset_t all;
         char tname[16];
         void *items[POP_BATCH];
+        spool_pos ends[POP_BATCH];
         int r;
 
         sigfillset(&all);
@@ -623,16 +674,31 @@ static void *worker_main(void *userdata) {
                         deadline = next_timer(b);
                 if (stopping)
                         deadline = 0; /* never sleep while draining */
-                n = queue_pop(&b->queue, items, room, deadline);
+                if (b->abandon)
+                        n = 0;
+                else if (b->spool)
+                        n = spool_pop(b->spool, b->spool_gen, (spw_msg **) items, ends, room, deadline);
+                else
+                        n = queue_pop(&b->queue, items, room, deadline);
                 atomic_store(&b->last_activity, now_monotonic());
                 for (size_t i = 0; i < n; i++) {
                         /* a stop may arrive in the middle of a batch */
                         if (!stopping)
                                 stopping = stop_requested(b, &drain_deadline);
+                        if (b->spool && (b->abandon || (stopping && now_monotonic() > drain_deadline))) {
+                                /* it stays in the spool for the next start */
+                                b->abandon = true;
+                                msg_unref(items[i]);
+                                continue;
+                        }
                         if (stopping && now_monotonic() > drain_deadline) {
                                 fail_msg(b, items[i], "undelivered: the drain timeout passed at stop");
                                 atomic_fetch_add(&b->stats.undelivered, 1);
                                 continue;
+                        }
+                        if (b->spool) {
+                                b->popped_end = ends[i];
+                                b->n_uncommitted++;
                         }
                         insert_one(b, items[i]);
                 }
@@ -649,8 +715,10 @@ static void *worker_main(void *userdata) {
                     (b->n_unflushed >= b->cfg->q.flush_batch || now >= b->last_flush + b->cfg->q.flush_interval ||
                      now >= idle_flush_at || (stopping && n == 0)))
                         do_flush(b);
-                if (b->n_unflushed == 0)
+                if (b->n_unflushed == 0) {
                         idle_flush_at = USEC_INFINITY;
+                        commit_spool(b);
+                }
 
                 /* 4. timers */
                 if (!stopping && next_timer(b) <= now_monotonic())
@@ -658,8 +726,12 @@ static void *worker_main(void *userdata) {
 
                 if (stopping && n == 0 && b->n_unflushed == 0) {
                         /* queue empty (or deadline passed and emptied): done */
-                        if (queue_count(&b->queue) == 0)
+                        if (b->spool || queue_count(&b->queue) == 0)
                                 break;
+                }
+                if (b->abandon) {
+                        abandon_unflushed(b);
+                        break;
                 }
         }
 
@@ -779,6 +851,7 @@ static void run_job(backend *b, admin_job *j) {
 /* ------------------------------------------------------------ main thread API */
 
 static void backend_free(backend *b) {
+        b->spool = spool_close(b->spool, b->spool_gen);
         queue_deinit(&b->queue, msg_unref_void);
         admin_job *j = b->jobs_head;
         while (j) {
@@ -834,6 +907,34 @@ int backend_start(const backend_config *cfg, spw_config_ref *config_ref, spw_plu
                 return r;
         }
         b->autocommit = autocommit;
+        if (cfg->q.durability == DURABILITY_DISK) {
+                spool_open_report rep;
+                spw_error err = { 0 };
+                r = spool_open(state_dir, cfg->name, cfg->q.spool_sync, cfg->q.spool_max_size, cfg->q.size,
+                               hub_signal_space, h, &b->spool, &b->spool_gen, &rep, &err);
+                if (r < 0) {
+                        /* reported like an init failure: the backend does not run */
+                        snprintf(b->init_error, sizeof b->init_error, "%s", err.msg[0] ? err.msg : strerror(-r));
+                        atomic_store(&b->state, BACKEND_FAILED);
+                        *ret = b;
+                        return 0;
+                }
+                if (rep.truncated_bytes > 0) {
+                        char cnt[32];
+                        snprintf(cnt, sizeof cnt, "%llu", (unsigned long long) rep.truncated_bytes);
+                        log_struct(LOG_WARNING,
+                                   LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_SPOOL_TRUNCATED }, { "SPILLWAY_BACKEND", cfg->name },
+                                              { "SPILLWAY_TRUNCATED_BYTES", cnt }),
+                                   "backend %s: spool %s had a torn or corrupt tail: %llu bytes cut in %llu place(s) (last: %s); "
+                                   "%llu intact signals are replayed", cfg->name, spool_dir(b->spool),
+                                   (unsigned long long) rep.truncated_bytes, (unsigned long long) rep.truncated_records_hint,
+                                   rep.truncated_file, (unsigned long long) rep.replay);
+                }
+                if (rep.replay > 0)
+                        log_struct(LOG_INFO, LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_SPOOL_REPLAY }, { "SPILLWAY_BACKEND", cfg->name }),
+                                   "backend %s: replaying %llu signals kept in %s before new ones", cfg->name,
+                                   (unsigned long long) rep.replay, spool_dir(b->spool));
+        }
 
         r = -pthread_create(&b->thread, NULL, worker_main, b);
         if (r < 0) {
@@ -896,6 +997,21 @@ int backend_submit(backend *b, spw_msg *m) {
         if (atomic_load(&b->state) != BACKEND_RUNNING || b->retiring)
                 return -ESHUTDOWN;
         atomic_fetch_add(&b->stats.received, 1);
+        if (b->spool) {
+                /* the spool is the queue: full means its bytes on disk */
+                r = spool_append(b->spool, m);
+                if (r >= 0)
+                        return 0;
+                if (r == -ENOSPC && b->cfg->q.policy == ON_FULL_BLOCK) {
+                        atomic_fetch_sub(&b->stats.received, 1);
+                        return -EAGAIN;
+                }
+                atomic_fetch_add(&b->stats.dropped, 1);
+                const char *why = r == -ENOSPC ? "refused: the spool is full (spool_max_size)" : "refused: out of memory";
+                msg_settle_spool(m, b->name, false, why);
+                msg_settle(m, b->name, false, why);
+                return 2;
+        }
         switch (b->cfg->q.policy) {
         case ON_FULL_BLOCK:
                 r = queue_push(&b->queue, msg_ref(m));
@@ -936,6 +1052,8 @@ void backend_post_job(backend *b, admin_job *j) {
         b->jobs_tail = j;
         pthread_mutex_unlock(&b->jobs_lock);
         queue_kick(&b->queue);
+        if (b->spool)
+                spool_kick(b->spool);
 }
 
 void backend_stop(backend *b, usec_t deadline) {
@@ -948,6 +1066,8 @@ void backend_stop(backend *b, usec_t deadline) {
         pthread_cond_broadcast(&b->info_cond);
         pthread_mutex_unlock(&b->info_lock);
         queue_kick(&b->queue);
+        if (b->spool)
+                spool_kick(b->spool);
 }
 
 void backend_join(backend *b) {
@@ -1031,7 +1151,27 @@ void backend_get_counters(backend *b, backend_counters *ret) {
 }
 
 size_t backend_queue_depth(backend *b) {
+        if (b->spool) {
+                spool_stats st;
+                spool_get_stats(b->spool, &st);
+                return (size_t) st.pending;
+        }
         return queue_count(&b->queue);
+}
+
+bool backend_spool_stats(backend *b, spool_stats *ret) {
+        if (!b->spool)
+                return false;
+        spool_get_stats(b->spool, ret);
+        return true;
+}
+
+spool *backend_spool(backend *b) {
+        return b->spool;
+}
+
+bool backend_is_durable(const backend *b) {
+        return b->spool != NULL;
 }
 
 size_t backend_queue_capacity(const backend *b) {
@@ -1043,6 +1183,8 @@ size_t backend_queue_high_water(backend *b) {
 }
 
 bool backend_queue_room_or_arm(backend *b) {
+        if (b->spool)
+                return spool_room_or_arm(b->spool, NULL);
         return queue_room_or_arm(&b->queue);
 }
 

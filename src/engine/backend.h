@@ -45,6 +45,7 @@
 #include "plugin.h"
 #include "queue.h"
 #include "ratelimit.h"
+#include "spool.h"
 
 typedef enum backend_state {
         BACKEND_INITIALIZING,
@@ -109,7 +110,14 @@ const backend_config *backend_cfg(const backend *b);
 const spw_plugin *backend_plugin(const backend *b);
 usec_t backend_stuck_timeout(const backend *b);
 void backend_get_counters(backend *b, backend_counters *ret);
+/* Signals waiting: in the queue, or (durability: disk) in the spool, not
+ * yet committed by a flush. */
 size_t backend_queue_depth(backend *b);
+/* durability: disk. False (ret untouched) for a memory backend. */
+bool backend_spool_stats(backend *b, spool_stats *ret);
+bool backend_is_durable(const backend *b);
+/* Its spool (dead-letter admin ops), NULL for a memory backend. */
+spool *backend_spool(backend *b);
 size_t backend_queue_capacity(const backend *b);
 size_t backend_queue_high_water(backend *b);
 /* True if a push would succeed now; if not, the hub hears of room later. */

@@ -36,6 +36,19 @@ const char *on_full_to_string(on_full p) {
         return "?";
 }
 
+const char *durability_to_string(durability d) {
+        return d == DURABILITY_DISK ? "disk" : "memory";
+}
+
+const char *spool_sync_to_string(spool_sync s) {
+        switch (s) {
+        case SPOOL_SYNC_BATCH: return "batch";
+        case SPOOL_SYNC_ALWAYS: return "always";
+        case SPOOL_SYNC_NEVER: return "never";
+        }
+        return "?";
+}
+
 /* ------------------------------------------------------------ key tables */
 
 typedef enum ktype {
@@ -48,6 +61,8 @@ typedef enum ktype {
         K_UINT_TEXT,  /* an integer, stored as text */
         K_DURATION_TEXT,
         K_ON_FULL,
+        K_DURABILITY,
+        K_SPOOL_SYNC,
         K_SECTION,
 } ktype;
 
@@ -88,6 +103,9 @@ static const key_spec queue_keys[] = {
         { "max_retry", K_UINT, Q(max_retry), .max = 1000 },
         { "retry_backoff", K_DURATION, Q(retry_backoff) },
         { "retry_backoff_max", K_DURATION, Q(retry_backoff_max) },
+        { "durability", K_DURABILITY, Q(durability) },
+        { "spool_sync", K_SPOOL_SYNC, Q(spool_sync) },
+        { "spool_max_size", K_SIZE, Q(spool_max_size), .min = 1 << 20, .max = (unsigned long long) 1 << 50 },
         { NULL },
 };
 
@@ -119,6 +137,9 @@ static const key_spec backend_queue_keys[] = {
         { "max_retry", K_UINT, BQ(max_retry), .max = 1000 },
         { "retry_backoff", K_DURATION, BQ(retry_backoff) },
         { "retry_backoff_max", K_DURATION, BQ(retry_backoff_max) },
+        { "durability", K_DURABILITY, BQ(durability) },
+        { "spool_sync", K_SPOOL_SYNC, BQ(spool_sync) },
+        { "spool_max_size", K_SIZE, BQ(spool_max_size), .min = 1 << 20, .max = (unsigned long long) 1 << 50 },
         { NULL },
 };
 
@@ -279,6 +300,24 @@ static int apply_value(void *base, const key_spec *k, const char *file, const ch
                 else
                         return fail_at(err, file, v, "%s: expected block, drop_oldest or drop_newest, got '%s'", keyname, v->value);
                 return 0;
+        case K_DURABILITY:
+                if (streq(v->value, "memory"))
+                        *(durability *) ((char *) base + k->offset) = DURABILITY_MEMORY;
+                else if (streq(v->value, "disk"))
+                        *(durability *) ((char *) base + k->offset) = DURABILITY_DISK;
+                else
+                        return fail_at(err, file, v, "%s: expected memory or disk, got '%s'", keyname, v->value);
+                return 0;
+        case K_SPOOL_SYNC:
+                if (streq(v->value, "batch"))
+                        *(spool_sync *) ((char *) base + k->offset) = SPOOL_SYNC_BATCH;
+                else if (streq(v->value, "always"))
+                        *(spool_sync *) ((char *) base + k->offset) = SPOOL_SYNC_ALWAYS;
+                else if (streq(v->value, "never"))
+                        *(spool_sync *) ((char *) base + k->offset) = SPOOL_SYNC_NEVER;
+                else
+                        return fail_at(err, file, v, "%s: expected batch, always or never, got '%s'", keyname, v->value);
+                return 0;
         case K_SECTION:
                 break;
         }
@@ -342,6 +381,9 @@ static spw_config *config_new(void) {
                 .max_retry = SPW_DEFAULT_MAX_RETRY,
                 .retry_backoff = SPW_DEFAULT_RETRY_BACKOFF,
                 .retry_backoff_max = SPW_DEFAULT_RETRY_BACKOFF_MAX,
+                .durability = DURABILITY_MEMORY,
+                .spool_sync = SPOOL_SYNC_BATCH,
+                .spool_max_size = SPW_DEFAULT_SPOOL_MAX_SIZE,
         };
         c->drain_timeout = SPW_DEFAULT_DRAIN_TIMEOUT;
         c->stuck_timeout = SPW_DEFAULT_STUCK_TIMEOUT;
@@ -543,10 +585,11 @@ static char *resolve_plugin(const spw_config *c, const char *path, const kv_list
 
 static void fingerprint(backend_config *b) {
         strbuf s = STRBUF_INIT;
-        strbuf_printf(&s, "%s\n%s\n%u/%d/%lld/%lld/%lld/%u/%u/%lld/%lld/%d\n", b->name, b->path, b->q.size, (int) b->q.policy,
+        strbuf_printf(&s, "%s\n%s\n%u/%d/%lld/%lld/%lld/%u/%u/%lld/%lld/%d/%d/%d/%zu\n", b->name, b->path, b->q.size, (int) b->q.policy,
                       (long long) b->q.block_timeout, (long long) b->q.flush_interval, (long long) b->q.flush_delay,
                       b->q.flush_batch, b->q.max_retry,
-                      (long long) b->q.retry_backoff, (long long) b->q.retry_backoff_max, b->debug);
+                      (long long) b->q.retry_backoff, (long long) b->q.retry_backoff_max, b->debug,
+                      (int) b->q.durability, (int) b->q.spool_sync, b->q.spool_max_size);
         for (size_t i = 0; i < b->n_config; i++)
                 strbuf_printf(&s, "%s=%s\n", b->config[i].key, b->config[i].value);
         b->fingerprint = s.oom ? NULL : strbuf_steal(&s);

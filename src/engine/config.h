@@ -36,6 +36,22 @@ typedef enum on_full {
 
 const char *on_full_to_string(on_full p);
 
+/* Where a backend's accepted signals live until it committed them
+ * (spool.h): in memory only, or also in an on-disk spool. */
+typedef enum durability {
+        DURABILITY_MEMORY,
+        DURABILITY_DISK,
+} durability;
+
+typedef enum spool_sync {
+        SPOOL_SYNC_BATCH,          /* one fdatasync per batch of writes, before their acks */
+        SPOOL_SYNC_ALWAYS,         /* one fdatasync per signal */
+        SPOOL_SYNC_NEVER,          /* the page cache only: survives kill -9, not power loss */
+} spool_sync;
+
+const char *durability_to_string(durability d);
+const char *spool_sync_to_string(spool_sync s);
+
 typedef struct queue_settings {
         unsigned size;
         on_full policy;
@@ -46,6 +62,9 @@ typedef struct queue_settings {
         unsigned max_retry;
         usec_t retry_backoff;
         usec_t retry_backoff_max;
+        durability durability;
+        spool_sync spool_sync;
+        size_t spool_max_size;     /* bytes on disk, all segments */
 } queue_settings;
 
 typedef struct backend_config {

@@ -272,6 +272,10 @@ const spw_router *engine_router(engine *e) {
 }
 
 uint64_t engine_next_signal_id(engine *e) {
+        /* ids stay unique across restarts (a replayed signal keeps its own):
+         * the first one is the start time in microseconds */
+        if (e->next_id == 0)
+                e->next_id = (uint64_t) now_realtime();
         return ++e->next_id;
 }
 
@@ -401,7 +405,16 @@ int engine_push(engine *e, spw_msg *m, fanout *f, push_result *res) {
                 }
         }
 
-        msg_expect(m, &e->hub, (int) f->n_targets + (f->unavailable ? 1 : 0));
+        /* a `queued` ack waits until every routed disk spool has written the
+         * signal; a `flushed` ack waits for the backends, as always */
+        int n_disk = 0;
+        if (m->ack == ACK_QUEUED)
+                for (size_t i = 0; i < f->n_targets; i++)
+                        if (backend_is_durable(f->targets[i]) && !backend_is_retiring(f->targets[i]) &&
+                            backend_get_state(f->targets[i]) == BACKEND_RUNNING)
+                                n_disk++;
+        m->wait_spool = n_disk > 0;
+        msg_expect(m, &e->hub, m->wait_spool ? n_disk : (int) f->n_targets + (f->unavailable ? 1 : 0));
         if (f->unavailable)
                 msg_settle(m, f->unavailable, false, "not running (initialisation failed)");
         for (size_t i = 0; i < f->n_targets; i++) {
@@ -412,9 +425,13 @@ int engine_push(engine *e, spw_msg *m, fanout *f, push_result *res) {
                         msg_settle(m, backend_name(b), false, "the backend is stopping");
                         continue;
                 }
+                if (r == 2 && backend_is_durable(b))
+                        continue; /* refused by a full spool: the reply says so (ok:false) */
                 if (r == -EAGAIN) {
-                        /* impossible: we are the only producer and checked for room */
+                        /* rare: we are the only producer and checked for room
+                         * (a spool's check assumes a line of at most 64 KiB) */
                         msg_settle(m, backend_name(b), false, "queue full");
+                        msg_settle_spool(m, backend_name(b), false, "the spool is full (spool_max_size)");
                         continue;
                 }
                 if (r > 0) {

@@ -75,6 +75,11 @@ void msg_settle(spw_msg *m, const char *backend, bool ok, const char *why) {
                 hub_post(m->hub, &msg_ref(m)->done);
 }
 
+void msg_settle_spool(spw_msg *m, const char *backend, bool ok, const char *why) {
+        if (m->wait_spool && settle(m, backend, ok, why))
+                hub_post(m->hub, &msg_ref(m)->done);
+}
+
 void msg_settle_into(spw_msg *m, const char *backend, bool ok, const char *why, hub_list *done) {
         if (m->ack == ACK_FLUSHED && settle(m, backend, ok, why))
                 hub_list_append(done, &msg_ref(m)->done);

@@ -45,6 +45,12 @@ struct spw_msg {
         const spw_ban *producer_bans;
         size_t n_producer_bans;
         bool routed;
+        /* the producer's JSON line, kept for the disk spool (spool.h) */
+        const char *raw;
+        size_t raw_len;
+        /* ACK_QUEUED with disk-spooled backends: `pending` counts the spools
+         * that still have to write it; the ack waits for them (spool.h) */
+        bool wait_spool;
         atomic_int pending;          /* outcomes still owed (ACK_FLUSHED) */
         atomic_int n_failed;
         _Atomic(char *) failure;     /* first failure, malloc'd */
@@ -67,6 +73,9 @@ void msg_expect(spw_msg *m, hub *h, int n);
 /* One backend's outcome. ok=false records `why` (formatted "backend: why").
  * Safe from any thread; no-op for ACK_QUEUED messages. */
 void msg_settle(spw_msg *m, const char *backend, bool ok, const char *why);
+/* One spool's outcome for a message that waits for its spools (wait_spool);
+ * any thread. */
+void msg_settle_spool(spw_msg *m, const char *backend, bool ok, const char *why);
 /* Like msg_settle, but a completed message is appended to `done` (with a
  * reference) instead of being posted; post the list with hub_post_list(). */
 void msg_settle_into(spw_msg *m, const char *backend, bool ok, const char *why, hub_list *done);

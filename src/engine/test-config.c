@@ -67,6 +67,21 @@ int main(void) {
         CHECK_EQ(c->max_line, 65536);
         CHECK_STREQ(c->defaults_flush, "true");
 
+        /* durability (issue 12): defaults, the queue section, errors */
+        {
+                spw_config *cd = main_ok("queue:\n  durability: disk\n  spool_sync: never\n  spool_max_size: 64M\n");
+                CHECK_EQ(cd->q.durability, DURABILITY_DISK);
+                CHECK_EQ(cd->q.spool_sync, SPOOL_SYNC_NEVER);
+                CHECK_EQ(cd->q.spool_max_size, (size_t) 64 << 20);
+                config_free(cd);
+        }
+        CHECK_EQ(c->q.durability, DURABILITY_MEMORY);
+        CHECK_EQ(c->q.spool_sync, SPOOL_SYNC_BATCH);
+        CHECK_EQ(c->q.spool_max_size, (size_t) 1 << 30);
+        main_fails("queue:\n  durability: tape\n", "spillway.yaml:2:15: queue.durability: expected memory or disk, got 'tape'");
+        main_fails("queue:\n  spool_sync: sometimes\n", "queue.spool_sync: expected batch, always or never, got 'sometimes'");
+        main_fails("queue:\n  spool_max_size: 1K\n", "queue.spool_max_size: expected a size in bytes between");
+
         /* errors: file:line:column, the key, what was expected */
         main_fails("queue:\n  sise: 5\n", "spillway.yaml:2:3: unknown key 'sise' in 'queue'; did you mean 'size'?");
         main_fails("queue:\n  on_full: explode\n", "spillway.yaml:2:12: queue.on_full: expected block, drop_oldest or drop_newest, got 'explode'");

@@ -208,7 +208,48 @@ typedef struct result {
         double p50_ms, p99_ms, max_ms;
         long peak_rss_kb;
         unsigned errors;
+        uint64_t peak_spool_bytes; /* durability: disk, sampled every 10 ms */
 } result;
+
+/* The bytes in STATE/spool/BACKEND/ (durability: disk), sampled while a
+ * run goes on. */
+typedef struct spool_sampler {
+        char dir[512];
+        pthread_t thread;
+        volatile bool stop;
+        uint64_t peak;
+} spool_sampler;
+
+static uint64_t dir_bytes(const char *path) {
+        DIR *d = opendir(path);
+        struct dirent *de;
+        uint64_t n = 0;
+        if (!d)
+                return 0;
+        while ((de = readdir(d))) {
+                char p[1024];
+                struct stat st;
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(p, sizeof p, "%s/%s", path, de->d_name);
+                if (lstat(p, &st) < 0)
+                        continue;
+                n += S_ISDIR(st.st_mode) ? dir_bytes(p) : (uint64_t) st.st_size;
+        }
+        closedir(d);
+        return n;
+}
+
+static void *sample_spool(void *userdata) {
+        spool_sampler *s = userdata;
+        while (!s->stop) {
+                uint64_t n = dir_bytes(s->dir);
+                if (n > s->peak)
+                        s->peak = n;
+                usleep(10000);
+        }
+        return NULL;
+}
 
 static void write_file(const char *path, const char *text) {
         FILE *f = fopen(path, "w");
@@ -364,6 +405,9 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
         struct rusage ru0;
         getrusage(RUSAGE_SELF, &ru0);
         double cpu_before = ru0.ru_utime.tv_sec + ru0.ru_stime.tv_sec + (ru0.ru_utime.tv_usec + ru0.ru_stime.tv_usec) / 1e6;
+        spool_sampler sampler = { .stop = false };
+        snprintf(sampler.dir, sizeof sampler.dir, "%s/state/spool", dir);
+        pthread_create(&sampler.thread, NULL, sample_spool, &sampler);
         int64_t t0 = now_ns();
         for (unsigned i = 0; i < arg_producers; i++)
                 pthread_create(&ps[i].thread, NULL, produce, &ps[i]);
@@ -400,6 +444,9 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
         int status;
         waitpid(pid, &status, 0);
         int64_t t2 = now_ns();
+        sampler.stop = true;
+        pthread_join(sampler.thread, NULL);
+        res.peak_spool_bytes = sampler.peak;
 
         size_t n = (size_t) per * arg_producers, k = 0;
         int64_t *all = malloc(n * sizeof *all);
@@ -462,6 +509,8 @@ static void print_row(const char *label, const result *r) {
                r->errors ? "  ERRORS" : "");
         if (r->threads[0])
                 printf("%-34s threads: %s (CPU over the run, 100%% = one core)\n", "", r->threads);
+        if (r->peak_spool_bytes)
+                printf("%-34s peak spool on disk: %.1f MiB\n", "", r->peak_spool_bytes / 1048576.0);
 }
 
 /* Lock-step producers (issue 18): each connection waits for the `flushed`
@@ -587,7 +636,7 @@ int main(int argc, char **argv) {
                 case 'C': arg_ctl = optarg; break;
                 default:
                         fprintf(stderr, "usage: spillway-bench --daemon PATH --plugins DIR [--ceiling PATH] [--signals N] "
-                                        "[--producers N] [--window N] [--batch N] [--only null|sqlite|both|lockstep] [--ctl SPILLWAYCTL]\n");
+                                        "[--producers N] [--window N] [--batch N] [--only null|sqlite|durability|both|lockstep] [--ctl SPILLWAYCTL]\n");
                         return 2;
                 }
         }
@@ -659,6 +708,35 @@ int main(int argc, char **argv) {
                                         fprintf(stderr, "cleanup failed\n");
                         }
                 }
+        }
+        if (!arg_only || !strcmp(arg_only, "durability")) {
+                /* issue 12: the disk spool beside memory, same run, both sync modes */
+                static const char *null_mem[] = { "name: null_backend\npath: null\n", NULL };
+                static const char *null_batch[] = { "name: null_backend\npath: null\ndurability: disk\nspool_sync: batch\n", NULL };
+                static const char *null_always[] = { "name: null_backend\npath: null\ndurability: disk\nspool_sync: always\n", NULL };
+                static const char *null_never[] = { "name: null_backend\npath: null\ndurability: disk\nspool_sync: never\n", NULL };
+                static const char *sq_batch[] = { "name: sqlite\npath: sqlite\ndurability: disk\nspool_sync: batch\nconfig:\n  synchronous: normal\n", NULL };
+                static const char *sq_always[] = { "name: sqlite\npath: sqlite\ndurability: disk\nspool_sync: always\nconfig:\n  synchronous: normal\n", NULL };
+                result mem, bat;
+                mem = run_daemon("null", null_mem, false, false, NULL, 0, NULL);
+                print_row("null, memory, ack queued", &mem);
+                bat = run_daemon("null", null_batch, false, false, NULL, 0, NULL);
+                print_row("null, disk batch, ack queued", &bat);
+                r = run_daemon("null", null_always, false, false, NULL, 0, NULL);
+                print_row("null, disk always, ack queued", &r);
+                errors += r.errors;
+                r = run_daemon("null", null_never, false, false, NULL, 0, NULL);
+                print_row("null, disk never, ack queued", &r);
+                errors += r.errors + mem.errors + bat.errors;
+                printf("  null: disk (batch) / memory = %.2f\n", bat.rate / mem.rate);
+                mem = run_daemon("sqlite", sqlite_only, true, false, NULL, 0, NULL);
+                print_row("sqlite, memory, ack queued", &mem);
+                bat = run_daemon("sqlite", sq_batch, true, false, NULL, 0, NULL);
+                print_row("sqlite, disk batch, ack queued", &bat);
+                r = run_daemon("sqlite", sq_always, true, false, NULL, 0, NULL);
+                print_row("sqlite, disk always, ack queued", &r);
+                errors += r.errors + mem.errors + bat.errors;
+                printf("  sqlite: disk (batch) / memory = %.2f\n", bat.rate / mem.rate);
         }
         if (!arg_only || !strcmp(arg_only, "both")) {
                 r = run_daemon("both", both, true, true, NULL, 0, NULL);
