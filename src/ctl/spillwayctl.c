@@ -13,6 +13,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,7 +131,15 @@ static json_t *request(json_t *req) {
         line[l] = '\n';
         line[l + 1] = 0;
         if (write_all(c.fd, line, l + 1) < 0) {
-                fprintf(stderr, "spillwayctl: sending to %s failed: %s\n", arg_socket, strerror(errno));
+                int e = errno;
+                /* refused for lack of room: the daemon wrote why, then closed */
+                reply = e == EPIPE ? client_read_reply(&c) : NULL;
+                if (reply && json_object_get(reply, "refused")) {
+                        const char *m = json_string_value(json_object_get(reply, "error"));
+                        fprintf(stderr, "spillwayctl: spillwayd refused the connection: %s\n", m ? m : "no room");
+                } else
+                        fprintf(stderr, "spillwayctl: sending to %s failed: %s\n", arg_socket, strerror(e));
+                json_decref(reply);
                 free(line);
                 client_close(&c);
                 exit(EXIT_UNREACHABLE);
@@ -140,6 +149,11 @@ static json_t *request(json_t *req) {
         client_close(&c);
         if (!reply)
                 exit(EXIT_UNREACHABLE);
+        if (json_object_get(reply, "refused")) { /* no room for us: as good as unreachable */
+                const char *e = json_string_value(json_object_get(reply, "error"));
+                fprintf(stderr, "spillwayctl: spillwayd refused the connection: %s\n", e ? e : "no room");
+                exit(EXIT_UNREACHABLE);
+        }
         return reply;
 }
 
@@ -754,6 +768,7 @@ int main(int argc, char **argv) {
         };
         int c;
 
+        signal(SIGPIPE, SIG_IGN); /* a closed socket is an error to report, not a reason to die */
         arg_socket = getenv("SPILLWAY_ADMIN_SOCKET") ? getenv("SPILLWAY_ADMIN_SOCKET") : SPW_RUNDIR "/admin.sock";
         while ((c = getopt_long(argc, argv, "+s:o:h", opts, NULL)) >= 0) {
                 switch (c) {

@@ -47,6 +47,7 @@ struct conn {
         sd_event_source *source;
         struct ucred peer;
         strbuf in;
+        size_t counted;            /* in.len as counted in d->buffered_input */
         size_t scanned;            /* bytes of `in` known to hold no newline */
         bool discarding;           /* skipping the rest of an oversized line */
         strbuf out;
@@ -75,6 +76,12 @@ bool conn_warning_allowed(void) {
 
 static void conn_flush_replies(conn *c);
 static void conn_process(conn *c);
+
+/* The daemon-wide count of buffered input (max_buffered_input). */
+static void conn_input_changed(conn *c, size_t len) {
+        c->d->buffered_input = c->d->buffered_input - c->counted + len;
+        c->counted = len;
+}
 
 /* ------------------------------------------------------------ requests */
 
@@ -200,6 +207,7 @@ static int conn_write(conn *c) {
 static void conn_take_replies(conn *c) {
         while (c->head && c->head->state == REQ_DONE) {
                 request *r = c->head;
+                c->last_input = now_monotonic(); /* idle_timeout counts from the last reply too */
                 strbuf_puts(&c->out, r->reply ? r->reply : "{\"ok\":false,\"error\":\"out of memory\"}");
                 strbuf_putc(&c->out, '\n');
                 c->head = r->next;
@@ -272,16 +280,15 @@ static void conn_process(conn *c) {
                 c->scanned = 0;
         }
 
-        if (c->eof && c->in.len > 0 && !c->paused) {
-                request *r = conn_request(c);
-                if (conn_warning_allowed())
-                        log_warning("client pid %d (uid %u) closed its side with %zu bytes of an unterminated line; discarded",
-                                    (int) c->peer.pid, (unsigned) c->peer.uid, c->in.len);
-                if (r)
-                        request_error(r, "incomplete line at end of input (%zu bytes without a newline): discarded", c->in.len);
+        /* the client closed its side after a last line without a newline:
+         * that line is complete (end of input ends it) */
+        if (c->eof && c->in.len > 0 && !c->paused && !c->discarding && c->n_requests < MAX_PIPELINE &&
+            !memchr(c->in.data, '\n', c->in.len)) {
+                handle_line(c, c->in.data, c->in.len);
                 strbuf_reset(&c->in);
                 c->scanned = 0;
         }
+        conn_input_changed(c, c->in.len);
 
         /* replies that are ready (without recursing into conn_process) */
         conn_take_replies(c);
@@ -310,10 +317,52 @@ static int conn_read(conn *c) {
                 c->in.len += (size_t) n;
                 c->in.data[c->in.len] = 0;
                 c->last_input = now_monotonic();
+                conn_input_changed(c, c->in.len);
                 if (c->in.len > engine_config(c->d->engine)->max_line + READ_CHUNK)
                         break; /* let conn_process deal with the oversized line */
         }
         return 0;
+}
+
+/* Disconnect a misbehaving client with one last error line (best effort:
+ * it goes after the replies already queued, if the socket takes them). */
+static void conn_kick(conn *c, const char *error) {
+        strbuf line = STRBUF_INIT;
+        conn_take_replies(c);
+        strbuf_puts(&line, "{\"ok\":false,\"error\":");
+        strbuf_json_string(&line, error);
+        strbuf_puts(&line, "}\n");
+        if (!line.oom && !c->head) /* not mistaken for the reply to a waiting request */
+                strbuf_append(&c->out, line.data, line.len);
+        (void) conn_write(c);
+        strbuf_deinit(&line);
+        conn_free(c);
+}
+
+/* Over max_buffered_input: cut the connections holding the most input,
+ * largest first, until the total is back under the budget. One client can
+ * hold at most max_line + a read; many cannot add up to gigabytes. */
+static void conn_shed_input(daemon_t *d) {
+        size_t budget = engine_config(d->engine)->max_buffered_input;
+
+        while (d->buffered_input > budget) {
+                conn *worst = NULL;
+                char msg[300];
+                for (conn *c = d->conns; c; c = c->next)
+                        if (!worst || c->counted > worst->counted)
+                                worst = c;
+                if (!worst || worst->counted == 0)
+                        break;
+                d->stats.shed_input++;
+                if (conn_warning_allowed())
+                        log_warning("client pid %d (uid %u): %zu bytes of unfinished input while all clients hold %zu "
+                                    "(max_buffered_input %zu): disconnecting the largest",
+                                    (int) worst->peer.pid, (unsigned) worst->peer.uid, worst->counted, d->buffered_input,
+                                    budget);
+                snprintf(msg, sizeof msg, "spillwayd holds more unfinished input than max_buffered_input (%zu bytes) and "
+                         "this connection held the most (%zu bytes): disconnected; send complete lines", budget, worst->counted);
+                conn_kick(worst, msg);
+        }
 }
 
 static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -340,6 +389,7 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                 }
         }
         conn_process(c); /* may free c */
+        conn_shed_input(d);
         ingest_wake(d); /* one wake-up per burst of signals */
         return 0;
 }
@@ -368,6 +418,8 @@ void conn_free(conn *c) {
         if (c->next)
                 c->next->prev = c->prev;
         d->n_conns--;
+        d->n_conns_kind[c->kind]--;
+        conn_input_changed(c, 0);
         sd_event_source_disable_unref(c->source);
         close(c->fd);
         strbuf_deinit(&c->in);
@@ -378,8 +430,7 @@ void conn_free(conn *c) {
 }
 
 
-int conn_new(daemon_t *d, int fd, listener_kind kind) {
-        socklen_t len = sizeof(struct ucred);
+int conn_new(daemon_t *d, int fd, listener_kind kind, const struct ucred *peer) {
         conn *c = calloc(1, sizeof *c);
         int r;
 
@@ -390,8 +441,7 @@ int conn_new(daemon_t *d, int fd, listener_kind kind) {
         c->kind = kind;
         c->fd = fd;
         c->last_input = now_monotonic();
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->peer, &len) < 0)
-                c->peer = (struct ucred) { .pid = 0, .uid = (uid_t) -1, .gid = (gid_t) -1 };
+        c->peer = *peer;
         r = sd_event_add_io(d->event, &c->source, fd, EPOLLIN, on_conn_io, c);
         if (r < 0) {
                 free(c);
@@ -402,9 +452,17 @@ int conn_new(daemon_t *d, int fd, listener_kind kind) {
                 d->conns->prev = c;
         d->conns = c;
         d->n_conns++;
+        d->n_conns_kind[kind]++;
         d->stats.connections_total++;
         d->idle_since = 0;
         return 0;
+}
+
+unsigned conn_count_uid(daemon_t *d, listener_kind kind, uid_t uid) {
+        unsigned n = 0;
+        for (conn *c = d->conns; c; c = c->next)
+                n += c->kind == kind && c->peer.uid == uid;
+        return n;
 }
 
 void conn_free_all(daemon_t *d) {
@@ -416,11 +474,28 @@ void conn_free_all(daemon_t *d) {
  * disconnected (with an error line), so idle half-lines cannot pin memory. */
 void conn_expire_idle(daemon_t *d, usec_t now) {
         usec_t limit = engine_config(d->engine)->client_timeout;
+        usec_t idle = engine_config(d->engine)->idle_timeout;
         conn *c = d->conns;
-        if (limit <= 0)
-                return;
         while (c) {
                 conn *next = c->next;
+                if (idle > 0 && c->in.len == 0 && !c->discarding && !c->head && c->out.len == 0 &&
+                    now - c->last_input > idle) {
+                        char msg[160];
+                        d->stats.idle_disconnects++;
+                        if (conn_warning_allowed())
+                                log_info("client pid %d (uid %u) on the %s socket sent nothing for %lld s (idle_timeout); "
+                                         "disconnecting", (int) c->peer.pid, (unsigned) c->peer.uid,
+                                         c->kind == LISTENER_ADMIN ? "admin" : "ingest", (long long) (idle / USEC_PER_SEC));
+                        snprintf(msg, sizeof msg, "nothing received for %lld s (idle_timeout): disconnected",
+                                 (long long) (idle / USEC_PER_SEC));
+                        conn_kick(c, msg);
+                        c = next;
+                        continue;
+                }
+                if (limit <= 0) {
+                        c = next;
+                        continue;
+                }
                 if ((c->in.len > 0 || c->discarding) && !c->paused && now - c->last_input > limit) {
                         char line[160];
                         int n = snprintf(line, sizeof line,

@@ -159,8 +159,15 @@ void ingest_handle(daemon_t *d, request *r, json_t *obj, size_t size) {
         const char *key;
         json_t *val;
 
-        if (!env || !json_is_object(env)) {
+        if (!env) {
                 handle_signal(d, r, obj, ACK_QUEUED, size);
+                return;
+        }
+        if (!json_is_object(env)) {
+                d->stats.rejected++;
+                request_error(r, "signal: expected an object (the signal inside an envelope {\"signal\": {...}, "
+                              "\"ack\": \"flushed\"}), got %s", json_is_string(env) ? "a string" : json_is_array(env) ? "an array" :
+                              json_is_null(env) ? "null" : json_is_boolean(env) ? "a boolean" : "a number");
                 return;
         }
         json_object_foreach(obj, key, val)
