@@ -360,9 +360,11 @@ static int count_reply(json_t *reply, const char *what) {
 }
 
 static int ban_add(int argc, char **argv) {
-        static const struct option opts[] = { { "remediation", required_argument, NULL, 'm' }, { "backend", required_argument, NULL, 'b' }, {} };
+        static const struct option opts[] = { { "remediation", required_argument, NULL, 'm' }, { "backend", required_argument, NULL, 'b' },
+                                              { "force", no_argument, NULL, 'f' }, {} };
         const char *remediation = "ban", *backend = NULL;
         strbuf reason = STRBUF_INIT;
+        bool force = false;
         int c;
 
         optind = 1;
@@ -371,6 +373,8 @@ static int ban_add(int argc, char **argv) {
                         remediation = optarg;
                 else if (c == 'b')
                         backend = optarg;
+                else if (c == 'f')
+                        force = true;
                 else
                         return EXIT_USAGE;
         }
@@ -378,7 +382,7 @@ static int ban_add(int argc, char **argv) {
         char **words = argv + optind;
         int nw = argc - optind;
         if (nw < 4) {
-                fprintf(stderr, "spillwayctl: usage: ban add ip|range TARGET DURATION REASON... [--remediation ban|slow|captcha]\n");
+                fprintf(stderr, "spillwayctl: usage: ban add ip|range TARGET DURATION REASON... [--remediation ban|slow|captcha] [--force]\n");
                 return EXIT_USAGE;
         }
         if (ban_scope(words[0]))
@@ -397,12 +401,18 @@ static int ban_add(int argc, char **argv) {
                         remediation = words[i] + 14;
                         continue;
                 }
+                if (!strcmp(words[i], "--force")) {
+                        force = true;
+                        continue;
+                }
                 strbuf_printf(&reason, "%s%s", reason.len ? " " : "", words[i]);
         }
         json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "op", "ban.add", "scope", words[0], "target", words[1],
                                 "duration", words[2], "reason", reason.data ? reason.data : "", "remediation", remediation);
         if (backend)
                 json_object_set_new(req, "backend", json_string(backend));
+        if (force) /* broader than bans.min_prefix_v4/_v6 */
+                json_object_set_new(req, "force", json_true());
         strbuf_deinit(&reason);
         return count_reply(request(req), "backend(s) stored the ban");
 }
@@ -742,7 +752,7 @@ static void help(void) {
                "Commands:\n"
                "  ban list [--at TIME] [--ip IP] [--range CIDR] [--reason S] [--country CC]\n"
                "           [--as S] [--limit N | --all] [--backend NAME]\n"
-               "  ban add ip|range TARGET DURATION REASON... [--remediation ban|slow|captcha]\n"
+               "  ban add ip|range TARGET DURATION REASON... [--remediation ban|slow|captcha] [--force]\n"
                "  ban del ip|range TARGET\n"
                "  ban flush\n"
                "  send [FILE|-] [--ack queued|flushed] [--ingest]\n"

@@ -167,12 +167,15 @@ static void handle_ban_list(daemon_t *d, request *r, json_t *req) {
                 }
                 j->filter.has_range = true;
         }
-        if ((s = get_str(req, "reason")))
-                j->filter.reason = strdup(s);
-        if ((s = get_str(req, "country")))
-                j->filter.country = strdup(s);
-        if ((s = get_str(req, "as")))
-                j->filter.as = strdup(s);
+        /* a filter that cannot be copied must fail the request, not vanish
+         * (an unfiltered list is a different answer) */
+        if (((s = get_str(req, "reason")) && !(j->filter.reason = strdup(s))) ||
+            ((s = get_str(req, "country")) && !(j->filter.country = strdup(s))) ||
+            ((s = get_str(req, "as")) && !(j->filter.as = strdup(s)))) {
+                admin_job_free(j);
+                request_error(r, "out of memory");
+                return;
+        }
         v = json_object_get(req, "limit");
         j->limit = 50;
         if (v) {
@@ -233,6 +236,19 @@ static void handle_ban_add(daemon_t *d, request *r, json_t *req) {
                 msg_unref(m);
                 request_error(r, "ban.add: target: %s", err.msg);
                 return;
+        }
+        {
+                /* the admin may go broader than the producers' limit, but only explicitly */
+                const spw_config *c = engine_config(d->engine);
+                ip_range rg;
+                if (ip_parse_cidr(ban->ip_text, false, &rg) == 0 && rg.prefix < (rg.is_v4 ? c->min_prefix_v4 : c->min_prefix_v6) &&
+                    !json_is_true(json_object_get(req, "force"))) {
+                        request_error(r, "ban.add: target: %s is broader than /%u (bans.min_prefix_%s): refused; "
+                                      "add \"force\": true (spillwayctl ban add --force) to ban it anyway",
+                                      ban->ip_text, rg.is_v4 ? c->min_prefix_v4 : c->min_prefix_v6, rg.is_v4 ? "v4" : "v6");
+                        msg_unref(m);
+                        return;
+                }
         }
         m->sig.scenario = ban->reason;
         m->sig.alert_message = arena_printf(&m->arena, "manual '%s' from 'cscli'", remediation);

@@ -58,6 +58,10 @@ static void reply_signal(daemon_t *d, request *r) {
         }
         if (m->sig.n_bans > 0)
                 strbuf_printf(&b, ",\"bans\":%zu", m->sig.n_bans);
+        if (m->bans_refused) {
+                strbuf_puts(&b, ",\"bans_refused\":");
+                strbuf_json_string(&b, m->bans_refused);
+        }
         strbuf_putc(&b, '}');
         free(r->reply);
         r->reply = b.oom ? NULL : strbuf_steal(&b);
@@ -110,8 +114,11 @@ static bool routed_nowhere(const request *r) {
 
 static void accept_routed_nowhere(daemon_t *d, request *r) {
         d->stats.accepted++;
-        request_reply_json(r, json_pack("{s:b, s:I, s:s, s:[]}", "ok", 1, "id", (json_int_t) r->msg->sig.id, "ack",
-                                         r->msg->ack == ACK_FLUSHED ? "flushed" : "queued", "backends"));
+        json_t *o = json_pack("{s:b, s:I, s:s, s:[]}", "ok", 1, "id", (json_int_t) r->msg->sig.id, "ack",
+                              r->msg->ack == ACK_FLUSHED ? "flushed" : "queued", "backends");
+        if (o && r->msg->bans_refused)
+                json_object_set_new(o, "bans_refused", json_string(r->msg->bans_refused));
+        request_reply_json(r, o);
 }
 
 static void handle_signal(daemon_t *d, request *r, json_t *sigobj, ack_level ack, size_t line_len) {

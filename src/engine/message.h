@@ -45,6 +45,7 @@ struct spw_msg {
         const spw_ban *producer_bans;
         size_t n_producer_bans;
         bool routed;
+        const char *bans_refused;    /* arena: bans the ban policy refused, and why (engine_route) */
         atomic_int pending;          /* outcomes still owed (ACK_FLUSHED) */
         atomic_int n_failed;
         _Atomic(char *) failure;     /* first failure, malloc'd */

@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: MIT
 """A hostile producer against the real daemon (issue 11): what it sends must
 not forge log lines, and what the operator loads must not weaken the daemon."""
+import calendar
 import os
 import shutil
 import socket
@@ -122,7 +123,111 @@ def test_signal_member_that_is_not_an_object():
         assert d.stop() == 0
 
 
+SQLITE = "name: sqlite\npath: sqlite\nconfig:\n  db_path: bans.db\n"
+
+
+def iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def ban_signal(ip_text, stop_at, until, ip="192.0.2.99", **ban):
+    s = signal_obj(ip=ip)
+    s["start_at"] = s["stop_at"] = stop_at
+    b = {"IpText": ip_text, "Until": until, "MeasureType": "ban", "Reason": "hostile test"}
+    b.update(ban)
+    s["ban_applications"] = [b]
+    return s
+
+
+def active_until(d, ip_text):
+    """The until of ip_text's active ban (seconds since the epoch), or None."""
+    lst = d.admin_request({"op": "ban.list", "limit": 0})
+    assert lst["ok"], lst
+    rows = [r for r in lst["rows"] if r["iptext"] == ip_text]
+    assert len(rows) <= 1, rows
+    if not rows:
+        return None
+    return calendar.timegm(time.strptime(rows[0]["until"].split(".")[0].rstrip("Z"), "%Y-%m-%dT%H:%M:%S"))
+
+
+def test_automatic_ban_cannot_cover_the_internet():
+    """Item 2: nothing broader than /16 (IPv4) or /32 (IPv6) from producers;
+    the admin only with force."""
+    with Daemon({"sqlite": SQLITE}) as d:
+        d.start()
+        c = d.client()
+        now = time.time()
+        for wide in ("0.0.0.0/0", "::/0", "1.2.3.4/0", "10.0.0.0/8", "2001:db8::/16"):
+            r = c.request({"signal": ban_signal(wide, iso(now), iso(now + 3600)), "ack": "flushed"})
+            assert r["ok"] and "bans" not in r, (wide, r)
+            assert wide in r["bans_refused"] and "bans.min_prefix_v" in r["bans_refused"], r
+        # what the limits allow goes through
+        for ok in ("198.51.100.0/24", "10.1.0.0/16", "2001:db8::/32"):
+            r = c.request({"signal": ban_signal(ok, iso(now), iso(now + 3600)), "ack": "flushed"})
+            assert r["ok"] and r.get("bans") == 1 and "bans_refused" not in r, (ok, r)
+        lst = d.admin_request({"op": "ban.list", "limit": 0})
+        assert sorted(x["iptext"] for x in lst["rows"]) == ["10.1.0.0/16", "198.51.100.0/24", "2001:db8::/32"], lst
+        assert "ban of 0.0.0.0/0 refused: broader than /16 (bans.min_prefix_v4)" in d.read_log(), d.read_log()
+        # the admin: refused unless forced
+        p = d.ctl("ban", "add", "range", "0.0.0.0/0", "1h", "oops")
+        assert p.returncode == 1 and "broader than /16" in p.stderr and "--force" in p.stderr, (p.returncode, p.stderr)
+        d.ctl("ban", "add", "range", "0.0.0.0/1", "1h", "really", "--force", check=0)
+        assert active_until(d, "0.0.0.0/1") is not None
+        assert d.stop() == 0
+
+
+def test_bans_cannot_be_lifted_or_shortened():
+    """Item 3: until counts from reception, capped; a new ban extends, never
+    shortens or expires; automatic bans never replace manual ones."""
+    with Daemon({"sqlite": SQLITE}, main="bans:\n  max_duration: 48h\n") as d:
+        d.start()
+        c = d.client()
+
+        def send(ip, stop_at, until):
+            r = c.request({"signal": ban_signal(ip, stop_at, until), "ack": "flushed"})
+            assert r["ok"], r
+            return r
+
+        # the admin bans for 720h; a producer's 4h ban dated 2000 must not lift it
+        d.ctl("ban", "add", "ip", "192.0.2.50", "720h", "manual", check=0)
+        t0 = time.time()
+        send("192.0.2.50", "2000-01-01T00:00:00Z", "2000-01-01T04:00:00Z")
+        u = active_until(d, "192.0.2.50")
+        assert u is not None and u > t0 + 719 * 3600, (u, t0)
+        # ...nor a longer automatic one replace it
+        send("192.0.2.50", iso(t0), iso(t0 + 40 * 3600))
+        assert active_until(d, "192.0.2.50") > t0 + 719 * 3600
+        # a ban dated in 2000 lasts its 4h from now, not already expired
+        send("192.0.2.51", "2000-01-01T00:00:00Z", "2000-01-01T04:00:00Z")
+        u = active_until(d, "192.0.2.51")
+        assert u is not None and abs(u - (t0 + 4 * 3600)) < 120, (u, t0)
+        # a shorter one does not shorten it; a longer one extends it
+        send("192.0.2.51", iso(t0), iso(t0 + 3600))
+        assert abs(active_until(d, "192.0.2.51") - (t0 + 4 * 3600)) < 120
+        send("192.0.2.51", iso(t0), iso(t0 + 8 * 3600))
+        assert abs(active_until(d, "192.0.2.51") - (t0 + 8 * 3600)) < 120
+        # stop_at centuries ahead: still 4h from now; a century-long ban: capped at max_duration
+        send("192.0.2.52", "2500-01-01T00:00:00Z", "2500-01-01T04:00:00Z")
+        assert abs(active_until(d, "192.0.2.52") - (t0 + 4 * 3600)) < 120
+        send("192.0.2.53", iso(t0), "2999-01-01T00:00:00Z")
+        assert abs(active_until(d, "192.0.2.53") - (t0 + 48 * 3600)) < 120
+        # a ban that ends before its own stop_at is refused, and lifts nothing
+        r = send("192.0.2.51", iso(t0), iso(t0 - 60))
+        assert "bans" not in r and "expired" in r["bans_refused"], r
+        assert abs(active_until(d, "192.0.2.51") - (t0 + 8 * 3600)) < 120
+        # a producer cannot pass its ban off as manual
+        send("192.0.2.54", iso(t0), iso(t0 + 3600))
+        c.request({"signal": ban_signal("192.0.2.54", iso(t0), iso(t0 + 1800), MeasureSource="cscli"), "ack": "flushed"})
+        send("192.0.2.54", iso(t0), iso(t0 + 7200))
+        assert abs(active_until(d, "192.0.2.54") - (t0 + 7200)) < 120
+        # the admin can still delete
+        d.ctl("ban", "del", "ip", "192.0.2.50", check=0)
+        assert active_until(d, "192.0.2.50") is None
+        assert d.stop() == 0
+
+
 if __name__ == "__main__":
     run([test_producer_strings_cannot_forge_log_lines, test_plugin_with_executable_stack_is_refused,
          test_idle_ingest_connections_cannot_lock_the_operator_out, test_connections_that_send_nothing_are_disconnected,
-         test_last_line_without_newline_at_eof_is_accepted, test_signal_member_that_is_not_an_object])
+         test_last_line_without_newline_at_eof_is_accepted, test_signal_member_that_is_not_an_object,
+         test_automatic_ban_cannot_cover_the_internet, test_bans_cannot_be_lifted_or_shortened])
