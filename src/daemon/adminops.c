@@ -52,8 +52,11 @@ static void job_done(hub_item *it, bool discard) {
                 return;
         }
 
-        if (j->r < 0 && !r->job_error)
-                r->job_error = strdup(j->error[0] ? j->error : strerror(-j->r));
+        if (j->r < 0) {
+                r->job_failed = true; /* even if the copy of the message fails */
+                if (!r->job_error)
+                        r->job_error = strdup(j->error[0] ? j->error : strerror(-j->r));
+        }
         if (j->type == JOB_LIST && j->r >= 0) {
                 /* built as text: a list of all bans can be 100,000 rows */
                 strbuf b = STRBUF_INIT;
@@ -65,8 +68,8 @@ static void job_done(hub_item *it, bool discard) {
                 free(r->list_reply);
                 r->list_reply = b.oom ? NULL : strbuf_steal(&b);
                 strbuf_deinit(&b);
-                if (!r->list_reply && !r->job_error)
-                        r->job_error = strdup("out of memory");
+                if (!r->list_reply)
+                        r->job_failed = true;
         }
         r->job_count += j->count;
         if (j->type == JOB_INSERT && j->r >= 0)
@@ -76,8 +79,8 @@ static void job_done(hub_item *it, bool discard) {
         if (--r->jobs_pending > 0)
                 return;
         d->n_waiting--;
-        if (r->job_error)
-                request_error(r, "%s", r->job_error);
+        if (r->job_failed || r->job_error)
+                request_error(r, "%s", r->job_error ? r->job_error : "out of memory");
         else if (r->job_kind == JOBK_LIST) {
                 free(r->reply);
                 r->reply = TAKE_PTR(r->list_reply);
@@ -102,14 +105,19 @@ static int start_jobs(daemon_t *d, request *r, admin_job_type type, json_t *req,
                 if (only && !streq(only, backend_name(b)))
                         continue;
                 j = admin_job_new(type);
-                if (!j || !(j->backend = strdup(backend_name(b)))) {
+                if (!j || !(j->backend = strdup(backend_name(b))) ||
+                    (type == JOB_DELETE && !(j->target = strdup(get_str(req, "target"))))) {
                         admin_job_free(j);
-                        return -ENOMEM;
+                        if (n == 0)
+                                return -ENOMEM;
+                        /* jobs already posted point at r: it must wait for
+                         * them (freeing it now would leave them a dangling
+                         * request), then answer the failure */
+                        r->job_failed = true;
+                        break;
                 }
                 j->cookie = r;
                 j->done.fn = job_done;
-                if (type == JOB_DELETE)
-                        j->target = strdup(get_str(req, "target"));
                 if (type == JOB_INSERT)
                         j->msg = msg_ref(r->msg);
                 backend_post_job(b, j);
@@ -275,11 +283,19 @@ static void handle_ban_delete(daemon_t *d, request *r, json_t *req, bool all) {
                         request_error(r, "ban.delete: target: required (the exact IP or CIDR of the ban)");
                         return;
                 }
-                if (scope && streq(scope, "range") ? ip_parse_cidr(target, false, &range) < 0 : ip_parse_addr(target, &range) < 0) {
+                bool is_range = scope && streq(scope, "range");
+                char canon[IP_RANGE_TEXT_MAX];
+                if (is_range ? ip_parse_cidr(target, false, &range) < 0 : ip_parse_addr(target, &range) < 0) {
                         request_error(r, "ban.delete: target: '%s' is not %s", target,
-                                      scope && streq(scope, "range") ? "a CIDR range" : "an IP address");
+                                      is_range ? "a CIDR range" : "an IP address");
                         return;
                 }
+                /* the text the ban was stored under (::ffff:1.2.3.4 is 1.2.3.4) */
+                if (json_object_set_new(req, "target", json_string(ip_range_text(canon, sizeof canon, &range, is_range))) < 0) {
+                        request_error(r, "out of memory");
+                        return;
+                }
+                target = get_str(req, "target");
         }
         log_admin(r, all ? "ban.flush" : "ban.delete", target);
         if (start_jobs(d, r, all ? JOB_DELETE_ALL : JOB_DELETE, req, all ? "ban.flush" : "ban.delete") < 0)

@@ -56,6 +56,7 @@ struct conn {
         bool paused;               /* `parked` holds the line order */
         request *parked;
         bool eof;
+        bool oom;                  /* a line could not get a request: close after the replies */
         usec_t last_input;         /* monotonic */
         uint64_t lines;
         bool dirty;                /* has replies to flush (in daemon.dirty) */
@@ -76,6 +77,7 @@ bool conn_warning_allowed(void) {
 
 static void conn_flush_replies(conn *c);
 static void conn_process(conn *c);
+static void conn_kick(conn *c, const char *error);
 
 /* The daemon-wide count of buffered input (max_buffered_input). */
 static void conn_input_changed(conn *c, size_t len) {
@@ -136,7 +138,10 @@ static void handle_line(conn *c, const char *line, size_t len) {
         request *r = conn_request(c);
 
         if (!r) {
-                log_error("out of memory handling a request");
+                /* no request, no reply: rather than leave the line
+                 * unanswered, say so and close (conn_process) */
+                log_error("out of memory handling a request from pid %d; disconnecting it", (int) c->peer.pid);
+                c->oom = true;
                 return;
         }
         c->lines++;
@@ -237,7 +242,7 @@ static void conn_process(conn *c) {
         size_t max_line = engine_config(d->engine)->max_line;
         size_t start = 0;
 
-        while (!c->paused && !d->stopping && c->n_requests < MAX_PIPELINE) {
+        while (!c->paused && !c->oom && !d->stopping && c->n_requests < MAX_PIPELINE) {
                 char *nl = memchr(c->in.data + start + c->scanned, '\n', c->in.len - start - c->scanned);
                 if (!nl) {
                         c->scanned = c->in.len - start;
@@ -254,6 +259,8 @@ static void conn_process(conn *c) {
                         if (r)
                                 request_error(r, "line %llu is %zu bytes, longer than max_line (%zu): rejected",
                                               (unsigned long long) ++c->lines, len, max_line);
+                        else
+                                c->oom = true;
                 } else
                         handle_line(c, c->in.data + start, len);
                 start += len + 1;
@@ -261,6 +268,10 @@ static void conn_process(conn *c) {
                         break;
         }
         strbuf_consume(&c->in, start);
+        if (c->oom) {
+                conn_kick(c, "out of memory: a request could not be handled; disconnected");
+                return;
+        }
 
         /* a line longer than max_line with no newline yet: answer now and
          * skip the rest of it, so a client cannot make us buffer without bound */

@@ -55,6 +55,7 @@ struct request {
         int job_kind;
         char *list_reply;          /* ban.list: the whole reply */
         char *job_error;
+        bool job_failed;           /* a job or the reply failed (job_error may be NULL: out of memory) */
         uint64_t job_count;
 };
 

@@ -310,12 +310,13 @@ int ban_from_target(const char *target, bool range, spw_usec_t until, const char
         if ((range ? ip_parse_cidr(target, true, &r) : ip_parse_addr(target, &r)) < 0)
                 return spw_error_set(err, -EINVAL, range ? "'%.64s' is not a CIDR range with zero host bits (like 192.0.2.0/24)"
                                                          : "'%.64s' is not an IPv4 or IPv6 address", target);
+        char text[IP_RANGE_TEXT_MAX];
         *ban = (spw_ban) {
                 .measure_source = arena_strdup(a, measure_source),
                 .measure_type = arena_strdup(a, measure_type),
                 .until = until,
                 .scope = range ? SPW_SCOPE_RANGE : SPW_SCOPE_IP,
-                .ip_text = arena_strdup(a, target),
+                .ip_text = arena_strdup(a, ip_range_text(text, sizeof text, &r, range)),
                 .reason = arena_strdup(a, reason),
                 .scenario = arena_strdup(a, reason),
         };
@@ -381,7 +382,10 @@ static int parse_bans(json_t *v, arena *a, spw_signal *sig, spw_error *err) {
                 if ((is_range ? ip_parse_cidr(ip_text, false, &range) : ip_parse_addr(ip_text, &range)) < 0)
                         return spw_error_set(err, -EINVAL, "ban_applications[%zu].IpText: '%.64s' is not an IP address or CIDR range",
                                              i, ip_text);
-                ban->ip_text = ip_text;
+                char canon[IP_RANGE_TEXT_MAX];
+                ban->ip_text = arena_strdup(a, ip_range_text(canon, sizeof canon, &range, is_range));
+                if (!ban->ip_text)
+                        return -ENOMEM;
                 ban->scope = is_range ? SPW_SCOPE_RANGE : SPW_SCOPE_IP;
                 memcpy(ban->start_ip, range.start, 16);
                 memcpy(ban->end_ip, range.end, 16);

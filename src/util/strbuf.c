@@ -83,12 +83,54 @@ void strbuf_printf(strbuf *b, const char *fmt, ...) {
         va_end(ap);
 }
 
+/* Length of the valid UTF-8 sequence at p (c = p[0] >= 0x80), or 0. */
+static size_t utf8_valid(const unsigned char *p, size_t left) {
+        unsigned char c = p[0];
+        size_t len;
+        unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
+
+        if (c >= 0xc2 && c <= 0xdf)
+                len = 2;
+        else if (c >= 0xe0 && c <= 0xef) {
+                len = 3;
+                if (c == 0xe0)
+                        lo = 0xa0;      /* overlong */
+                else if (c == 0xed)
+                        hi = 0x9f;      /* surrogates */
+        } else if (c >= 0xf0 && c <= 0xf4) {
+                len = 4;
+                if (c == 0xf0)
+                        lo = 0x90;
+                else if (c == 0xf4)
+                        hi = 0x8f;      /* beyond U+10FFFF */
+        } else
+                return 0;
+        if (left < len || p[1] < lo || p[1] > hi)
+                return 0;
+        for (size_t k = 2; k < len; k++)
+                if ((p[k] & 0xc0) != 0x80)
+                        return 0;
+        return len;
+}
+
+/* JSON text must be UTF-8: an invalid byte (a database row written by
+ * anything) becomes U+FFFD instead of making the whole reply invalid. */
 void strbuf_json_stringn(strbuf *b, const char *s, size_t n) {
         static const char hex[] = "0123456789abcdef";
 
         strbuf_putc(b, '"');
         for (size_t i = 0; i < n; i++) {
                 unsigned char c = (unsigned char) s[i];
+                if (c >= 0x80) {
+                        size_t k = utf8_valid((const unsigned char *) s + i, n - i);
+                        if (k == 0)
+                                strbuf_append(b, "\\ufffd", 6);
+                        else {
+                                strbuf_append(b, s + i, k);
+                                i += k - 1;
+                        }
+                        continue;
+                }
                 switch (c) {
                 case '"':  strbuf_append(b, "\\\"", 2); break;
                 case '\\': strbuf_append(b, "\\\\", 2); break;

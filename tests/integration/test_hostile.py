@@ -226,8 +226,40 @@ def test_bans_cannot_be_lifted_or_shortened():
         assert d.stop() == 0
 
 
+def test_ban_delete_mapped_ipv4_and_invalid_utf8_rows():
+    """Item 6: ::ffff:1.2.3.4 is one target whichever way it is written; a
+    row holding invalid UTF-8 still gives valid JSON."""
+    import json
+    import sqlite3
+    with Daemon({"sqlite": SQLITE}) as d:
+        d.start()
+        now = time.time()
+        d.ctl("ban", "add", "ip", "::ffff:1.2.3.4", "1h", "mapped", check=0)
+        c = d.client()
+        r = c.request({"signal": ban_signal("::FFFF:1.2.3.5", iso(now), iso(now + 3600)), "ack": "flushed"})
+        assert r["ok"] and r["bans"] == 1, r
+        lst = d.admin_request({"op": "ban.list", "ip": "::ffff:1.2.3.4"})
+        assert [x["iptext"] for x in lst["rows"]] == ["1.2.3.4"], lst
+        r = d.admin_request({"op": "ban.delete", "scope": "ip", "target": "::ffff:1.2.3.4"})
+        assert r["ok"] and r["count"] == 1, r
+        r = d.admin_request({"op": "ban.delete", "scope": "ip", "target": "1.2.3.5"})
+        assert r["ok"] and r["count"] == 1, r
+        # a row written by something else, with bytes that are not UTF-8
+        d.ctl("ban", "add", "ip", "192.0.2.77", "1h", "fine", check=0)
+        db = sqlite3.connect(d.path("state", "bans.db") if os.path.exists(d.path("state", "bans.db")) else d.path("bans.db"))
+        db.execute("UPDATE ban_applications SET reason = CAST(X'6261649fff20c3' AS TEXT) WHERE ip_text = '192.0.2.77'")
+        db.commit()
+        db.close()
+        p = d.ctl("-o", "json", "ban", "list", check=0)
+        rows = json.loads(p.stdout)
+        text = json.dumps(rows)
+        assert "192.0.2.77" in text and "bad\\ufffd\\ufffd \\ufffd" in text, text
+        assert d.stop() == 0
+
+
 if __name__ == "__main__":
     run([test_producer_strings_cannot_forge_log_lines, test_plugin_with_executable_stack_is_refused,
          test_idle_ingest_connections_cannot_lock_the_operator_out, test_connections_that_send_nothing_are_disconnected,
          test_last_line_without_newline_at_eof_is_accepted, test_signal_member_that_is_not_an_object,
-         test_automatic_ban_cannot_cover_the_internet, test_bans_cannot_be_lifted_or_shortened])
+         test_automatic_ban_cannot_cover_the_internet, test_bans_cannot_be_lifted_or_shortened,
+         test_ban_delete_mapped_ipv4_and_invalid_utf8_rows])
