@@ -38,6 +38,12 @@
 #define READ_CHUNK (64 * 1024)
 #define OUT_HIGH   (4 * 1024 * 1024)
 #define MAX_PIPELINE 10000      /* requests in flight per connection */
+/* One connection's lines are handled for at most this long per turn of
+ * the event loop; then the others (the admin socket first of all) get
+ * their turn and this one resumes (a deferred event). A signal costs
+ * microseconds, but a flood of signals that each route for ~70 ms
+ * (ROUTE_MAX_WORK) must not hold the loop for a whole pipeline. */
+#define CONN_SLICE (20 * USEC_PER_MSEC)
 
 struct conn {
         daemon_t *d;
@@ -57,6 +63,8 @@ struct conn {
         request *parked;
         bool eof;
         bool oom;                  /* a line could not get a request: close after the replies */
+        bool yielded;              /* complete lines left for the next turn (CONN_SLICE) */
+        sd_event_source *resume;   /* defer source: the next turn */
         usec_t last_input;         /* monotonic */
         uint64_t lines;
         bool dirty;                /* has replies to flush (in daemon.dirty) */
@@ -187,7 +195,7 @@ static void handle_line(conn *c, const char *line, size_t len) {
 
 static void conn_update_events(conn *c) {
         uint32_t ev = 0;
-        if (!c->paused && !c->eof && !c->d->stopping && c->out.len < OUT_HIGH && c->n_requests < MAX_PIPELINE)
+        if (!c->paused && !c->yielded && !c->eof && !c->d->stopping && c->out.len < OUT_HIGH && c->n_requests < MAX_PIPELINE)
                 ev |= EPOLLIN;
         if (c->out.len > 0)
                 ev |= EPOLLOUT;
@@ -230,17 +238,36 @@ static void conn_flush_replies(conn *c) {
                 return;
         }
         /* unparked: lines that were waiting behind the parked one */
-        if (!c->paused && c->in.len > 0 && !c->discarding)
+        if (!c->paused && !c->yielded && c->in.len > 0 && !c->discarding)
                 conn_process(c);
         else
                 conn_update_events(c);
 }
 
 /* Handle every complete line in the input buffer. */
+static int on_conn_resume(sd_event_source *s, void *userdata) {
+        conn *c = userdata;
+        daemon_t *d = c->d;
+        c->yielded = false;
+        conn_process(c); /* may free c */
+        ingest_wake(d);
+        daemon_flush_replies(d);
+        return 0;
+}
+
+/* Leave the rest of the input for the next turn of the loop. */
+static void conn_yield(conn *c) {
+        if (!c->resume && sd_event_add_defer(c->d->event, &c->resume, on_conn_resume, c) < 0)
+                return; /* cannot defer: go on now rather than stall */
+        c->yielded = true;
+        sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
+}
+
 static void conn_process(conn *c) {
         daemon_t *d = c->d;
         size_t max_line = engine_config(d->engine)->max_line;
         size_t start = 0;
+        usec_t t0 = now_monotonic();
 
         while (!c->paused && !c->oom && !d->stopping && c->n_requests < MAX_PIPELINE) {
                 char *nl = memchr(c->in.data + start + c->scanned, '\n', c->in.len - start - c->scanned);
@@ -266,6 +293,11 @@ static void conn_process(conn *c) {
                 start += len + 1;
                 if (c->paused)
                         break;
+                if (now_monotonic() - t0 > CONN_SLICE && start < c->in.len) {
+                        conn_yield(c);
+                        if (c->yielded)
+                                break;
+                }
         }
         strbuf_consume(&c->in, start);
         if (c->oom) {
@@ -275,7 +307,7 @@ static void conn_process(conn *c) {
 
         /* a line longer than max_line with no newline yet: answer now and
          * skip the rest of it, so a client cannot make us buffer without bound */
-        if (!c->discarding && c->in.len > max_line) {
+        if (!c->discarding && c->scanned == c->in.len && c->in.len > max_line) {
                 request *r = conn_request(c);
                 d->stats.oversized++;
                 d->stats.rejected++;
@@ -293,7 +325,7 @@ static void conn_process(conn *c) {
 
         /* the client closed its side after a last line without a newline:
          * that line is complete (end of input ends it) */
-        if (c->eof && c->in.len > 0 && !c->paused && !c->discarding && c->n_requests < MAX_PIPELINE &&
+        if (c->eof && c->in.len > 0 && !c->paused && !c->yielded && !c->discarding && c->n_requests < MAX_PIPELINE &&
             !memchr(c->in.data, '\n', c->in.len)) {
                 handle_line(c, c->in.data, c->in.len);
                 strbuf_reset(&c->in);
@@ -303,7 +335,7 @@ static void conn_process(conn *c) {
 
         /* replies that are ready (without recursing into conn_process) */
         conn_take_replies(c);
-        if (conn_write(c) < 0 || (c->eof && !c->head && c->out.len == 0 && c->in.len == 0)) {
+        if (conn_write(c) < 0 || (c->eof && !c->head && c->out.len == 0 && c->in.len == 0 && !c->yielded)) {
                 conn_free(c);
                 return;
         }
@@ -432,6 +464,7 @@ void conn_free(conn *c) {
         d->n_conns_kind[c->kind]--;
         conn_input_changed(c, 0);
         sd_event_source_disable_unref(c->source);
+        sd_event_source_disable_unref(c->resume);
         close(c->fd);
         strbuf_deinit(&c->in);
         strbuf_deinit(&c->out);
