@@ -58,16 +58,17 @@ static void job_done(hub_item *it, bool discard) {
                         r->job_error = strdup(j->error[0] ? j->error : strerror(-j->r));
         }
         if (j->type == JOB_LIST && j->r >= 0) {
-                /* built as text: a list of all bans can be 100,000 rows */
-                strbuf b = STRBUF_INIT;
-                strbuf_puts(&b, "{\"ok\":true,\"backend\":");
-                strbuf_json_string(&b, j->backend);
-                strbuf_printf(&b, ",\"total\":%zu,\"rows\":[", j->total);
-                strbuf_append(&b, j->rows.data ? j->rows.data : "", j->rows.len);
-                strbuf_puts(&b, "]}");
+                /* The worker wrote the reply's head and rows into j->rows
+                 * (handle_ban_list started it): close it and take the
+                 * buffer as the reply, no copy. A list of 1,000,000 bans is
+                 * hundreds of MB: copying it on the loop stalled everyone. */
+                strbuf_printf(&j->rows, "],\"total\":%zu}", j->total);
                 free(r->list_reply);
-                r->list_reply = b.oom ? NULL : strbuf_steal(&b);
-                strbuf_deinit(&b);
+                r->list_reply = NULL;
+                if (!j->rows.oom) {
+                        r->list_reply_len = j->rows.len;
+                        r->list_reply = strbuf_steal(&j->rows);
+                }
                 if (!r->list_reply)
                         r->job_failed = true;
         }
@@ -84,6 +85,7 @@ static void job_done(hub_item *it, bool discard) {
         else if (r->job_kind == JOBK_LIST) {
                 free(r->reply);
                 r->reply = TAKE_PTR(r->list_reply);
+                r->reply_len = r->list_reply_len;
                 r->state = REQ_DONE;
         }
         else
@@ -193,6 +195,15 @@ static void handle_ban_list(daemon_t *d, request *r, json_t *req) {
                         return;
                 }
                 j->limit = (size_t) json_integer_value(v);
+        }
+        /* the reply's head; the worker appends the rows, job_done the tail */
+        strbuf_puts(&j->rows, "{\"ok\":true,\"backend\":");
+        strbuf_json_string(&j->rows, backend_name(b));
+        strbuf_puts(&j->rows, ",\"rows\":[");
+        if (j->rows.oom) {
+                admin_job_free(j);
+                request_error(r, "out of memory");
+                return;
         }
         j->cookie = r;
         j->done.fn = job_done;
