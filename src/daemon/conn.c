@@ -289,8 +289,12 @@ static int on_conn_resume(sd_event_source *s, void *userdata) {
 
 /* Leave the rest of the input for the next turn of the loop. */
 static void conn_yield(conn *c) {
-        if (!c->resume && sd_event_add_defer(c->d->event, &c->resume, on_conn_resume, c) < 0)
-                return; /* cannot defer: go on now rather than stall */
+        if (!c->resume) {
+                if (sd_event_add_defer(c->d->event, &c->resume, on_conn_resume, c) < 0)
+                        return; /* cannot defer: go on now rather than stall */
+                /* after every other ready event (accepts, the admin socket) */
+                (void) sd_event_source_set_priority(c->resume, SD_EVENT_PRIORITY_IDLE);
+        }
         c->yielded = true;
         sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
 }
