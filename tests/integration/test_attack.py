@@ -17,6 +17,11 @@ SQLITE = "name: sqlite\npath: sqlite\nconfig:\n  db_path: bans.db\n"
 NULL = "name: n\npath: null\n"
 
 
+# Sanitizer builds run with SPW_TIME_SCALE > 1; their allocator keeps freed
+# memory in quarantine, so RSS limits hold only for plain builds.
+CHECK_RSS = SLOW == 1
+
+
 def rss_mb(d):
     with open("/proc/%d/status" % d.proc.pid) as f:
         for line in f:
@@ -108,9 +113,11 @@ def test_partial_line_flood_is_bounded():
             s.close()
         note("partial-line flood", clients=200, sent_mb=100, rss_base_mb="%.0f" % base, rss_peak_mb="%.0f" % peak,
              cut=cut, admin_probe_worst_s="%.3f" % probe.worst)
-        assert peak - base < 110, (base, peak)  # before issue 11: +156 MB, nothing cut
+        assert not CHECK_RSS or peak - base < 110, (base, peak)  # before issue 11: +156 MB, nothing cut
         assert cut > 0
+        assert d.proc.poll() is None, d.read_log()[-2000:]
         assert not probe.errors and probe.worst < 2 * SLOW, (probe.errors[:3], probe.worst)
+        assert os.path.exists(d.ingest), (os.listdir(d.run_dir), d.read_log()[-3000:])
         assert Client(d.ingest).request(signal_obj())["ok"]
         assert d.stop() == 0
 
@@ -232,7 +239,7 @@ def test_huge_ban_list_does_not_stall_ingest():
         assert r["ok"] and r["total"] == n and len(r["rows"]) == n, {k: v for k, v in r.items() if k != "rows"}
         # before issue 11: 0.39 s and +94 MB (the reply copied twice on the loop)
         assert not probe.errors and probe.worst < 0.3 * SLOW, (probe.errors[:3], probe.worst)
-        assert peak[0] - base < 85, (base, peak[0])
+        assert not CHECK_RSS or peak[0] - base < 85, (base, peak[0])
         assert d.stop() == 0
 
 
