@@ -258,9 +258,28 @@ def test_ban_delete_mapped_ipv4_and_invalid_utf8_rows():
         assert d.stop() == 0
 
 
+def test_field_size_caps():
+    """Item 4: documented per-field limits, with errors naming the field."""
+    with Daemon({"n": "name: n\npath: null\n"}) as d:
+        d.start()
+        c = d.client()
+        assert c.request(signal_obj(alert_message="m" * 16384))["ok"]
+        r = c.request(signal_obj(alert_message="m" * 1000000))  # before: stored as is, 1 MB a signal
+        assert not r["ok"] and "alert_message: 1000000 bytes, longer than the limit of 16384" in r["error"], r
+        r = c.request(signal_obj(scenario="s" * 5000))
+        assert not r["ok"] and "scenario" in r["error"] and "limit of 4096" in r["error"], r
+        r = c.request(signal_obj(Labels={"k%d" % i: "v" for i in range(65)}))
+        assert not r["ok"] and "Labels: 65 members" in r["error"], r
+        r = c.request(signal_obj(events_sequence=[{"serialized": "e" * 16000}] * 17))
+        assert not r["ok"] and "events_sequence" in r["error"] and "262144" in r["error"], r
+        assert c.request(signal_obj())["ok"]
+        assert d.stop() == 0
+
+
 if __name__ == "__main__":
     run([test_producer_strings_cannot_forge_log_lines, test_plugin_with_executable_stack_is_refused,
          test_idle_ingest_connections_cannot_lock_the_operator_out, test_connections_that_send_nothing_are_disconnected,
          test_last_line_without_newline_at_eof_is_accepted, test_signal_member_that_is_not_an_object,
          test_automatic_ban_cannot_cover_the_internet, test_bans_cannot_be_lifted_or_shortened,
-         test_ban_delete_mapped_ipv4_and_invalid_utf8_rows])
+         test_ban_delete_mapped_ipv4_and_invalid_utf8_rows,
+         test_field_size_caps])
