@@ -26,8 +26,12 @@
  *     one UPDATE, atomic by itself, or for a signal with several bans,
  *     several inside a savepoint. If the undo fails too, the batch is
  *     rolled back and reported lost.
- *   - One active ban per target: after a signal's bans are inserted, older
- *     active bans with the same ip_text are soft-deleted.
+ *   - One active ban per target: after a signal's bans are inserted, all
+ *     active bans with the same ip_text but one are soft-deleted. The one
+ *     kept is a new manual ban, else a running manual ban (automatic bans
+ *     never replace the admin's), else the one that ends last: a new ban
+ *     can extend a ban, never shorten or expire it (a shorter one is
+ *     stored soft-deleted, for the record).
  *   - An insert or a read that finds an idle connection dropped (no batch
  *     on it, nothing lost) reconnects and goes on at once (drivers whose
  *     connection can be lost).
@@ -380,8 +384,10 @@ static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, ui
         if (sig->n_bans > 1 && d->savepoint(b, doing) < 0)
                 return -1;
         for (size_t i = 0; i < sig->n_bans; i++) {
+                const char *ms = sig->bans[i].measure_source;
+                bool manual = ms && strcmp(ms, SPWP_BANDB_MANUAL_SOURCE) == 0;
                 if (d->run(b, SPWP_BANDB_Q_SUPERSEDE,
-                           VALUES(v_now(now), v_str(spw_signal_ban(sig, i)->ip_text), v_id(first_ban)), NULL, doing) < 0) {
+                           VALUES(v_now(now), v_str(spw_signal_ban(sig, i)->ip_text), v_id(first_ban), v_int(manual)), NULL, doing) < 0) {
                         if (sig->n_bans > 1)
                                 d->rollback_to(b);
                         return -1;

@@ -77,6 +77,9 @@
 /* Background work: transactions of at most CHUNK_ROWS rows. Expiry does at
  * most MAX_CHUNKS per run; garbage collection as many as its time budget
  * (gc_max_pause) allows, one chunk per rule in turn. */
+/* The measure_source of manual bans (ban.add from the admin socket). */
+#define SPWP_BANDB_MANUAL_SOURCE "cscli"
+
 #define SPWP_BANDB_CHUNK_ROWS 1000
 #define SPWP_BANDB_MAX_CHUNKS 10
 
@@ -93,7 +96,7 @@ typedef enum spwp_bandb_query {
         SPWP_BANDB_Q_INSERT_SIGNAL,     /* SPWP_BANDB_SIG_* */
         SPWP_BANDB_Q_INSERT_EVENT,      /* SPWP_BANDB_EVENT_* */
         SPWP_BANDB_Q_INSERT_BAN,        /* SPWP_BANDB_BAN_* */
-        SPWP_BANDB_Q_SUPERSEDE,         /* now, ip_text, the new signal's first ban id */
+        SPWP_BANDB_Q_SUPERSEDE,         /* now, ip_text, the new signal's first ban id, new ban is manual (0/1) */
         SPWP_BANDB_Q_UNDO_BANS,         /* signal id */
         SPWP_BANDB_Q_UNDO_EVENTS,       /* signal id */
         SPWP_BANDB_Q_UNDO_SIGNAL,       /* signal id */

@@ -383,6 +383,49 @@ static void test_supersede(void) {
         fixture_close(&f);
 }
 
+/* Issue 11: a new ban extends a target's ban, never shortens it, and an
+ * automatic ban never replaces a running manual one; a manual ban replaces
+ * whatever runs. The loser is stored already soft-deleted. */
+/* "cscli": SPWP_BANDB_MANUAL_SOURCE, the measure_source of ban.add */
+static int insert_src(fixture *f, const char *target, const char *reason, spw_usec_t until, const char *source) {
+        sigbuf s;
+        mk_signal(&s, target, reason, until);
+        s.ban.measure_source = source;
+        return f->plugin->insert(f->self, &s.sig);
+}
+
+static void test_supersede_extends_only(void) {
+        fixture f;
+        char db[256];
+        rows rs;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.8", "long", T0 + 4 * 3600 * SEC), 0);
+        advance(&f, SEC);
+        CHECK_EQ(insert(&f, "192.0.2.8", "short", T0 + 3600 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'long' AND deleted_at IS NULL"), 1);
+        advance(&f, SEC);
+        CHECK_EQ(insert(&f, "192.0.2.8", "longer", T0 + 8 * 3600 * SEC), 0);
+        /* the admin's ban, shorter: it wins (manual), and then holds */
+        CHECK_EQ(insert_src(&f, "192.0.2.9", "auto", T0 + 3600 * SEC, "local"), 0);
+        advance(&f, SEC);
+        CHECK_EQ(insert_src(&f, "192.0.2.9", "manual", T0 + 1800 * SEC, "cscli"), 0);
+        advance(&f, SEC);
+        CHECK_EQ(insert_src(&f, "192.0.2.9", "auto-longer", T0 + 7200 * SEC, "local"), 0);
+        CHECK_OK(plugin->flush(f.self));
+
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE ip_text = '192.0.2.8' AND deleted_at IS NULL"), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'longer' AND deleted_at IS NULL"), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'short' AND deleted_at IS NOT NULL"), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE ip_text = '192.0.2.9' AND deleted_at IS NULL"), 1);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'manual' AND deleted_at IS NULL"), 1);
+        rs = read_at(&f, testhost_time(f.host));
+        CHECK_EQ(rs.n, 2);
+        fixture_close(&f);
+}
+
 static void test_read_at(void) {
         fixture f;
         char db[256];
@@ -1190,6 +1233,7 @@ void bandb_suite_run(const bandb_suite *suite) {
         BANDB_RUN(test_insert_rows);
         BANDB_RUN(test_debug_log);
         BANDB_RUN(test_supersede);
+        BANDB_RUN(test_supersede_extends_only);
         BANDB_RUN(test_read_at);
         BANDB_RUN(test_read_at_stop);
         BANDB_RUN(test_delete);

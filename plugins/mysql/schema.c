@@ -476,14 +476,21 @@ const char *const mydb_sql[_MYDB_SQL_MAX] = {
                 " measure_extra, until, start_ip, end_ip, target_cn, target_as, target_as_name, ip_text,"
                 " reason, scenario, signal_occurence_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 
-        /* One active ban per target: once a signal's bans are inserted, the
-         * older active bans of each target are soft-deleted (not the ones
-         * just inserted: id < the signal's first ban). Pinned to the
-         * (ip_text, deleted_at) index: if the index went missing the
-         * statement would fail to prepare rather than scan active bans. */
+        /* One active ban per target: once a signal's bans are inserted, every
+         * active ban of each target but one is soft-deleted. The one kept:
+         * a new manual ban (the admin decides), else a manual ban still
+         * running (automatic bans never replace the admin's), else the one
+         * that ends last, the newest on a tie: a new ban extends a ban,
+         * never shortens it. The winner is read through a derived table
+         * with LIMIT (materialised, so MySQL lets the UPDATE read its own
+         * table). Pinned to the (ip_text, deleted_at) index. */
         [MYDB_SQL_SUPERSEDE] =
                 "UPDATE ban_applications FORCE INDEX (" MYDB_IP_TEXT_INDEX ")"
-                " SET deleted_at = ?, updated_at = ? WHERE ip_text = ? AND deleted_at IS NULL AND id < ?",
+                " SET deleted_at = ?, updated_at = ? WHERE ip_text = ? AND deleted_at IS NULL AND id <>"
+                " (SELECT w.id FROM (SELECT id FROM ban_applications FORCE INDEX (" MYDB_IP_TEXT_INDEX ")"
+                " WHERE ip_text = ? AND deleted_at IS NULL"
+                " ORDER BY (id >= ? AND ? = 1) DESC, (until > ? AND COALESCE(measure_source, '') = 'cscli') DESC,"
+                " until DESC, id DESC LIMIT 1) AS w)",
         /* A failed insert is undone by removing what it inserted: every row
          * it wrote carries the new signal's id. */
         [MYDB_SQL_UNDO_BANS] = "DELETE FROM ban_applications WHERE signal_occurence_id = ?",

@@ -76,7 +76,7 @@ enum {
         MYDB_SQL_INSERT_SIGNAL,
         MYDB_SQL_INSERT_EVENT,
         MYDB_SQL_INSERT_BAN,
-        MYDB_SQL_SUPERSEDE,        /* now, now, ip_text, first ban id of the new signal */
+        MYDB_SQL_SUPERSEDE,        /* now, now, ip_text, ip_text, first ban id, manual, now */
         MYDB_SQL_UNDO_BANS,        /* signal id: remove a failed insert's rows */
         MYDB_SQL_UNDO_EVENTS,
         MYDB_SQL_UNDO_SIGNAL,

@@ -358,17 +358,23 @@ const char *const bandb_sql[_BANDB_SQL_MAX] = {
                 " ip_text, reason, scenario, signal_occurence_id)"
                 " VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
 
-        /* One active ban per target: once a signal's bans are inserted, the
-         * older active bans of each target are soft-deleted (not the bans
-         * just inserted: id < the signal's first ban). Pinned to the
-         * (ip_text, deleted_at) index with INDEXED BY: if the index ever went
-         * missing the statement fails to prepare instead of scanning every
-         * active ban. (A single UPDATE ... WHERE ip_text IN (SELECT ip_text
-         * of the new signal's bans) would cover several bans at once but
-         * costs ~35% more instructions per signal.) */
+        /* One active ban per target: once a signal's bans are inserted, every
+         * active ban of each target but one is soft-deleted. The one kept:
+         * a new manual ban (?4 = 1: the admin decides), else a manual ban
+         * still running (automatic bans never replace the admin's), else the
+         * one that ends last, the newest on a tie. So a new ban extends a
+         * ban, never shortens it: a shorter new ban is stored already
+         * soft-deleted (kept for the record). Pinned to the (ip_text,
+         * deleted_at) index with INDEXED BY: if the index ever went missing
+         * the statement fails to prepare instead of scanning every active
+         * ban; the target's active bans are a handful of rows. */
         [BANDB_SQL_SUPERSEDE] =
                 "UPDATE ban_applications INDEXED BY " BANDB_IP_TEXT_INDEX
-                " SET deleted_at = ?1, updated_at = ?1 WHERE ip_text = ?2 AND deleted_at IS NULL AND id < ?3",
+                " SET deleted_at = ?1, updated_at = ?1 WHERE ip_text = ?2 AND deleted_at IS NULL AND id <>"
+                " (SELECT id FROM ban_applications INDEXED BY " BANDB_IP_TEXT_INDEX
+                " WHERE ip_text = ?2 AND deleted_at IS NULL"
+                " ORDER BY (id >= ?3 AND ?4) DESC, (until > ?1 AND COALESCE(measure_source, '') = 'cscli') DESC,"
+                " until DESC, id DESC LIMIT 1)",
         [BANDB_SQL_SAVEPOINT] = "SAVEPOINT bandb_supersede",
         [BANDB_SQL_RELEASE] = "RELEASE bandb_supersede",
         [BANDB_SQL_ROLLBACK_TO] = "ROLLBACK TO bandb_supersede",

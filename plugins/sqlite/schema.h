@@ -67,7 +67,7 @@ enum {
         BANDB_SQL_INSERT_SIGNAL,
         BANDB_SQL_INSERT_EVENT,
         BANDB_SQL_INSERT_BAN,
-        BANDB_SQL_SUPERSEDE,      /* ?1 now, ?2 ip_text, ?3 the new signal's first ban id */
+        BANDB_SQL_SUPERSEDE,      /* ?1 now, ?2 ip_text, ?3 the new signal's first ban id, ?4 new ban is manual */
         BANDB_SQL_SAVEPOINT,      /* around the soft-deletes of a signal with several bans */
         BANDB_SQL_RELEASE,
         BANDB_SQL_ROLLBACK_TO,

@@ -23,6 +23,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,7 +165,15 @@ json_t *request(json_t *req) {
         line[l] = '\n';
         line[l + 1] = 0;
         if (write_all(c.fd, line, l + 1) < 0) {
-                report("sending to %s failed: %s", arg_socket, strerror(errno));
+                int e = errno;
+                /* refused for lack of room: the daemon wrote why, then closed */
+                reply = e == EPIPE ? client_read_reply(&c) : NULL;
+                if (reply && json_object_get(reply, "refused")) {
+                        const char *m = json_string_value(json_object_get(reply, "error"));
+                        report("spillwayd refused the connection: %s", m ? m : "no room");
+                } else
+                        report("sending to %s failed: %s", arg_socket, strerror(e));
+                json_decref(reply);
                 free(line);
                 client_close(&c);
                 if (soft_errors)
@@ -176,6 +185,11 @@ json_t *request(json_t *req) {
         client_close(&c);
         if (!reply && !soft_errors)
                 exit(EXIT_UNREACHABLE);
+        if (json_object_get(reply, "refused")) { /* no room for us: as good as unreachable */
+                const char *e = json_string_value(json_object_get(reply, "error"));
+                fprintf(stderr, "spillwayctl: spillwayd refused the connection: %s\n", e ? e : "no room");
+                exit(EXIT_UNREACHABLE);
+        }
         return reply;
 }
 
@@ -401,12 +415,15 @@ static int count_reply(json_t *reply, const char *what) {
 
 static const ctl_option ban_add_options[] = {
         { "remediation", 0, required_argument, "TYPE", "ban slow captcha" },
-        { "backend", 0, required_argument, "NAME", "@backends" }, {}
+        { "backend", 0, required_argument, "NAME", "@backends" },
+        { "force", 0, no_argument, NULL, NULL }, /* broader than bans.min_prefix_v4/_v6 */
+        {}
 };
 
 static int ban_add(const ctl_command *cmd, int argc, char **argv) {
         const char *remediation = "ban", *backend = NULL;
         strbuf reason = STRBUF_INIT;
+        bool force = false;
         int c;
 
         /* options anywhere, also after the reason words */
@@ -415,13 +432,15 @@ static int ban_add(const ctl_command *cmd, int argc, char **argv) {
                         return EXIT_USAGE;
                 if (!strcmp(ban_add_options[c - 256].name, "remediation"))
                         remediation = optarg;
+                else if (!strcmp(ban_add_options[c - 256].name, "force"))
+                        force = true;
                 else
                         backend = optarg;
         }
         char **words = argv + optind;
         int nw = argc - optind;
         if (nw < 4) {
-                fprintf(stderr, "spillwayctl: usage: ban add ip|range TARGET DURATION REASON... [--remediation ban|slow|captcha]\n");
+                fprintf(stderr, "spillwayctl: usage: ban add ip|range TARGET DURATION REASON... [--remediation ban|slow|captcha] [--force]\n");
                 return EXIT_USAGE;
         }
         if (ban_scope(words[0]))
@@ -437,6 +456,8 @@ static int ban_add(const ctl_command *cmd, int argc, char **argv) {
                                 "duration", words[2], "reason", reason.data ? reason.data : "", "remediation", remediation);
         if (backend)
                 json_object_set_new(req, "backend", json_string(backend));
+        if (force) /* broader than bans.min_prefix_v4/_v6 */
+                json_object_set_new(req, "force", json_true());
         strbuf_deinit(&reason);
         return count_reply(request(req), "backend(s) stored the ban");
 }
@@ -887,7 +908,7 @@ static void help(void) {
                "  ban list [--at TIME] [--ip IP] [--range CIDR] [--reason S] [--country CC]\n"
                "           [--as S] [--limit N | --all] [--backend NAME]\n"
                "  ban add ip|range TARGET DURATION REASON... [--remediation ban|slow|captcha]\n"
-               "          [--backend NAME]\n"
+               "          [--backend NAME] [--force]\n"
                "  ban del ip|range TARGET\n"
                "  ban flush\n"
                "  send [FILE|-] [--ack queued|flushed] [--ingest[=PATH]]\n"
@@ -914,6 +935,7 @@ int main(int argc, char **argv) {
         int cmd_argc, r;
         char **cmd_argv;
 
+        signal(SIGPIPE, SIG_IGN); /* a closed socket is an error to report, not a reason to die */
         arg_socket = getenv("SPILLWAY_ADMIN_SOCKET") ? getenv("SPILLWAY_ADMIN_SOCKET") : SPW_RUNDIR "/admin.sock";
         /* completion must see the words as typed: no global parsing first */
         if (argc >= 2 && !strcmp(argv[1], "__complete"))

@@ -52,21 +52,25 @@ static void job_done(hub_item *it, bool discard) {
                 return;
         }
 
-        if (j->r < 0 && !r->job_error)
-                r->job_error = strdup(j->error[0] ? j->error : strerror(-j->r));
+        if (j->r < 0) {
+                r->job_failed = true; /* even if the copy of the message fails */
+                if (!r->job_error)
+                        r->job_error = strdup(j->error[0] ? j->error : strerror(-j->r));
+        }
         if (j->type == JOB_LIST && j->r >= 0) {
-                /* built as text: a list of all bans can be 100,000 rows */
-                strbuf b = STRBUF_INIT;
-                strbuf_puts(&b, "{\"ok\":true,\"backend\":");
-                strbuf_json_string(&b, j->backend);
-                strbuf_printf(&b, ",\"total\":%zu,\"rows\":[", j->total);
-                strbuf_append(&b, j->rows.data ? j->rows.data : "", j->rows.len);
-                strbuf_puts(&b, "]}");
+                /* The worker wrote the reply's head and rows into j->rows
+                 * (handle_ban_list started it): close it and take the
+                 * buffer as the reply, no copy. A list of 1,000,000 bans is
+                 * hundreds of MB: copying it on the loop stalled everyone. */
+                strbuf_printf(&j->rows, "],\"total\":%zu}", j->total);
                 free(r->list_reply);
-                r->list_reply = b.oom ? NULL : strbuf_steal(&b);
-                strbuf_deinit(&b);
-                if (!r->list_reply && !r->job_error)
-                        r->job_error = strdup("out of memory");
+                r->list_reply = NULL;
+                if (!j->rows.oom) {
+                        r->list_reply_len = j->rows.len;
+                        r->list_reply = strbuf_steal(&j->rows);
+                }
+                if (!r->list_reply)
+                        r->job_failed = true;
         }
         r->job_count += j->count;
         if (j->type == JOB_INSERT && j->r >= 0)
@@ -76,11 +80,12 @@ static void job_done(hub_item *it, bool discard) {
         if (--r->jobs_pending > 0)
                 return;
         d->n_waiting--;
-        if (r->job_error)
-                request_error(r, "%s", r->job_error);
+        if (r->job_failed || r->job_error)
+                request_error(r, "%s", r->job_error ? r->job_error : "out of memory");
         else if (r->job_kind == JOBK_LIST) {
                 free(r->reply);
                 r->reply = TAKE_PTR(r->list_reply);
+                r->reply_len = r->list_reply_len;
                 r->state = REQ_DONE;
         }
         else
@@ -102,14 +107,19 @@ static int start_jobs(daemon_t *d, request *r, admin_job_type type, json_t *req,
                 if (only && !streq(only, backend_name(b)))
                         continue;
                 j = admin_job_new(type);
-                if (!j || !(j->backend = strdup(backend_name(b)))) {
+                if (!j || !(j->backend = strdup(backend_name(b))) ||
+                    (type == JOB_DELETE && !(j->target = strdup(get_str(req, "target"))))) {
                         admin_job_free(j);
-                        return -ENOMEM;
+                        if (n == 0)
+                                return -ENOMEM;
+                        /* jobs already posted point at r: it must wait for
+                         * them (freeing it now would leave them a dangling
+                         * request), then answer the failure */
+                        r->job_failed = true;
+                        break;
                 }
                 j->cookie = r;
                 j->done.fn = job_done;
-                if (type == JOB_DELETE)
-                        j->target = strdup(get_str(req, "target"));
                 if (type == JOB_INSERT)
                         j->msg = msg_ref(r->msg);
                 backend_post_job(b, j);
@@ -167,12 +177,15 @@ static void handle_ban_list(daemon_t *d, request *r, json_t *req) {
                 }
                 j->filter.has_range = true;
         }
-        if ((s = get_str(req, "reason")))
-                j->filter.reason = strdup(s);
-        if ((s = get_str(req, "country")))
-                j->filter.country = strdup(s);
-        if ((s = get_str(req, "as")))
-                j->filter.as = strdup(s);
+        /* a filter that cannot be copied must fail the request, not vanish
+         * (an unfiltered list is a different answer) */
+        if (((s = get_str(req, "reason")) && !(j->filter.reason = strdup(s))) ||
+            ((s = get_str(req, "country")) && !(j->filter.country = strdup(s))) ||
+            ((s = get_str(req, "as")) && !(j->filter.as = strdup(s)))) {
+                admin_job_free(j);
+                request_error(r, "out of memory");
+                return;
+        }
         v = json_object_get(req, "limit");
         j->limit = 50;
         if (v) {
@@ -182,6 +195,15 @@ static void handle_ban_list(daemon_t *d, request *r, json_t *req) {
                         return;
                 }
                 j->limit = (size_t) json_integer_value(v);
+        }
+        /* the reply's head; the worker appends the rows, job_done the tail */
+        strbuf_puts(&j->rows, "{\"ok\":true,\"backend\":");
+        strbuf_json_string(&j->rows, backend_name(b));
+        strbuf_puts(&j->rows, ",\"rows\":[");
+        if (j->rows.oom) {
+                admin_job_free(j);
+                request_error(r, "out of memory");
+                return;
         }
         j->cookie = r;
         j->done.fn = job_done;
@@ -234,6 +256,19 @@ static void handle_ban_add(daemon_t *d, request *r, json_t *req) {
                 request_error(r, "ban.add: target: %s", err.msg);
                 return;
         }
+        {
+                /* the admin may go broader than the producers' limit, but only explicitly */
+                const spw_config *c = engine_config(d->engine);
+                ip_range rg;
+                if (ip_parse_cidr(ban->ip_text, false, &rg) == 0 && rg.prefix < (rg.is_v4 ? c->min_prefix_v4 : c->min_prefix_v6) &&
+                    !json_is_true(json_object_get(req, "force"))) {
+                        request_error(r, "ban.add: target: %s is broader than /%u (bans.min_prefix_%s): refused; "
+                                      "add \"force\": true (spillwayctl ban add --force) to ban it anyway",
+                                      ban->ip_text, rg.is_v4 ? c->min_prefix_v4 : c->min_prefix_v6, rg.is_v4 ? "v4" : "v6");
+                        msg_unref(m);
+                        return;
+                }
+        }
         m->sig.scenario = ban->reason;
         m->sig.alert_message = arena_printf(&m->arena, "manual '%s' from 'cscli'", remediation);
         m->sig.start_at = m->sig.stop_at = now;
@@ -259,11 +294,19 @@ static void handle_ban_delete(daemon_t *d, request *r, json_t *req, bool all) {
                         request_error(r, "ban.delete: target: required (the exact IP or CIDR of the ban)");
                         return;
                 }
-                if (scope && streq(scope, "range") ? ip_parse_cidr(target, false, &range) < 0 : ip_parse_addr(target, &range) < 0) {
+                bool is_range = scope && streq(scope, "range");
+                char canon[IP_RANGE_TEXT_MAX];
+                if (is_range ? ip_parse_cidr(target, false, &range) < 0 : ip_parse_addr(target, &range) < 0) {
                         request_error(r, "ban.delete: target: '%s' is not %s", target,
-                                      scope && streq(scope, "range") ? "a CIDR range" : "an IP address");
+                                      is_range ? "a CIDR range" : "an IP address");
                         return;
                 }
+                /* the text the ban was stored under (::ffff:1.2.3.4 is 1.2.3.4) */
+                if (json_object_set_new(req, "target", json_string(ip_range_text(canon, sizeof canon, &range, is_range))) < 0) {
+                        request_error(r, "out of memory");
+                        return;
+                }
+                target = get_str(req, "target");
         }
         log_admin(r, all ? "ban.flush" : "ban.delete", target);
         if (start_jobs(d, r, all ? JOB_DELETE_ALL : JOB_DELETE, req, all ? "ban.flush" : "ban.delete") < 0)

@@ -37,7 +37,14 @@
 
 #define READ_CHUNK (64 * 1024)
 #define OUT_HIGH   (4 * 1024 * 1024)
+#define OUT_ADOPT  (64 * 1024)  /* a reply this large becomes the output buffer as is */
 #define MAX_PIPELINE 10000      /* requests in flight per connection */
+/* One connection's lines are handled for at most this long per turn of
+ * the event loop; then the others (the admin socket first of all) get
+ * their turn and this one resumes (a deferred event). A signal costs
+ * microseconds, but a flood of signals that each route for ~70 ms
+ * (ROUTE_MAX_WORK) must not hold the loop for a whole pipeline. */
+#define CONN_SLICE (20 * USEC_PER_MSEC)
 
 struct conn {
         daemon_t *d;
@@ -47,14 +54,19 @@ struct conn {
         sd_event_source *source;
         struct ucred peer;
         strbuf in;
+        size_t counted;            /* in.len as counted in d->buffered_input */
         size_t scanned;            /* bytes of `in` known to hold no newline */
         bool discarding;           /* skipping the rest of an oversized line */
         strbuf out;
+        size_t out_off;            /* bytes of `out` already written */
         request *head, *tail;
         unsigned n_requests;
         bool paused;               /* `parked` holds the line order */
         request *parked;
         bool eof;
+        bool oom;                  /* a line could not get a request: close after the replies */
+        bool yielded;              /* complete lines left for the next turn (CONN_SLICE) */
+        sd_event_source *resume;   /* defer source: the next turn */
         usec_t last_input;         /* monotonic */
         uint64_t lines;
         bool dirty;                /* has replies to flush (in daemon.dirty) */
@@ -75,6 +87,13 @@ bool conn_warning_allowed(void) {
 
 static void conn_flush_replies(conn *c);
 static void conn_process(conn *c);
+static void conn_kick(conn *c, const char *error);
+
+/* The daemon-wide count of buffered input (max_buffered_input). */
+static void conn_input_changed(conn *c, size_t len) {
+        c->d->buffered_input = c->d->buffered_input - c->counted + len;
+        c->counted = len;
+}
 
 /* ------------------------------------------------------------ requests */
 
@@ -129,7 +148,10 @@ static void handle_line(conn *c, const char *line, size_t len) {
         request *r = conn_request(c);
 
         if (!r) {
-                log_error("out of memory handling a request");
+                /* no request, no reply: rather than leave the line
+                 * unanswered, say so and close (conn_process) */
+                log_error("out of memory handling a request from pid %d; disconnecting it", (int) c->peer.pid);
+                c->oom = true;
                 return;
         }
         c->lines++;
@@ -173,25 +195,43 @@ static void handle_line(conn *c, const char *line, size_t len) {
 
 /* ------------------------------------------------------------ connections */
 
+static size_t conn_out_pending(const conn *c) {
+        return c->out.len - c->out_off;
+}
+
 static void conn_update_events(conn *c) {
         uint32_t ev = 0;
-        if (!c->paused && !c->eof && !c->d->stopping && c->out.len < OUT_HIGH && c->n_requests < MAX_PIPELINE)
+        if (!c->paused && !c->yielded && !c->eof && !c->d->stopping && conn_out_pending(c) < OUT_HIGH && c->n_requests < MAX_PIPELINE)
                 ev |= EPOLLIN;
-        if (c->out.len > 0)
+        if (conn_out_pending(c) > 0)
                 ev |= EPOLLOUT;
         sd_event_source_set_io_events(c->source, ev);
         sd_event_source_set_enabled(c->source, ev ? SD_EVENT_ON : SD_EVENT_OFF);
 }
 
+/* Write what the socket takes. Written bytes are skipped with out_off, not
+ * moved: a 400 MB reply written 200 KB at a time used to be memmove()d
+ * once per write. The rest moves to the front only when no larger than
+ * what was written (amortised linear). */
 static int conn_write(conn *c) {
-        while (c->out.len > 0) {
-                ssize_t n = write(c->fd, c->out.data, c->out.len);
+        while (conn_out_pending(c) > 0) {
+                ssize_t n = write(c->fd, c->out.data + c->out_off, conn_out_pending(c));
                 if (n < 0) {
                         if (errno == EAGAIN || errno == EINTR)
-                                return 0;
+                                break;
                         return -errno;
                 }
-                strbuf_consume(&c->out, (size_t) n);
+                c->out_off += (size_t) n;
+        }
+        if (c->out_off == c->out.len) {
+                if (c->out.cap > 2 * OUT_HIGH)
+                        strbuf_deinit(&c->out); /* give a huge reply's memory back */
+                c->out.len = 0;
+                c->out_off = 0;
+        } else if (c->out_off >= OUT_ADOPT && c->out_off >= conn_out_pending(c)) {
+                memmove(c->out.data, c->out.data + c->out_off, conn_out_pending(c));
+                c->out.len -= c->out_off;
+                c->out_off = 0;
         }
         return 0;
 }
@@ -200,8 +240,21 @@ static int conn_write(conn *c) {
 static void conn_take_replies(conn *c) {
         while (c->head && c->head->state == REQ_DONE) {
                 request *r = c->head;
-                strbuf_puts(&c->out, r->reply ? r->reply : "{\"ok\":false,\"error\":\"out of memory\"}");
-                strbuf_putc(&c->out, '\n');
+                c->last_input = now_monotonic(); /* idle_timeout counts from the last reply too */
+                size_t len = r->reply ? (r->reply_len ? r->reply_len : strlen(r->reply)) : 0;
+                if (len >= OUT_ADOPT && c->out.len == 0) {
+                        /* a large reply (ban.list) becomes the output buffer:
+                         * no copy; its NUL slot takes the newline */
+                        strbuf_deinit(&c->out);
+                        c->out = (strbuf) { .data = TAKE_PTR(r->reply), .len = len + 1, .cap = len + 1 };
+                        c->out.data[len] = '\n';
+                } else if (r->reply) {
+                        strbuf_append(&c->out, r->reply, len);
+                        strbuf_putc(&c->out, '\n');
+                } else {
+                        strbuf_puts(&c->out, "{\"ok\":false,\"error\":\"out of memory\"}");
+                        strbuf_putc(&c->out, '\n');
+                }
                 c->head = r->next;
                 if (!c->head)
                         c->tail = NULL;
@@ -212,24 +265,47 @@ static void conn_take_replies(conn *c) {
 
 static void conn_flush_replies(conn *c) {
         conn_take_replies(c);
-        if (conn_write(c) < 0 || (c->eof && !c->head && c->out.len == 0)) {
+        if (conn_write(c) < 0 || (c->eof && !c->head && conn_out_pending(c) == 0)) {
                 conn_free(c);
                 return;
         }
         /* unparked: lines that were waiting behind the parked one */
-        if (!c->paused && c->in.len > 0 && !c->discarding)
+        if (!c->paused && !c->yielded && c->in.len > 0 && !c->discarding)
                 conn_process(c);
         else
                 conn_update_events(c);
 }
 
 /* Handle every complete line in the input buffer. */
+static int on_conn_resume(sd_event_source *s, void *userdata) {
+        conn *c = userdata;
+        daemon_t *d = c->d;
+        c->yielded = false;
+        conn_process(c); /* may free c */
+        ingest_wake(d);
+        daemon_flush_replies(d);
+        return 0;
+}
+
+/* Leave the rest of the input for the next turn of the loop. */
+static void conn_yield(conn *c) {
+        if (!c->resume) {
+                if (sd_event_add_defer(c->d->event, &c->resume, on_conn_resume, c) < 0)
+                        return; /* cannot defer: go on now rather than stall */
+                /* after every other ready event (accepts, the admin socket) */
+                (void) sd_event_source_set_priority(c->resume, SD_EVENT_PRIORITY_IDLE);
+        }
+        c->yielded = true;
+        sd_event_source_set_enabled(c->resume, SD_EVENT_ONESHOT);
+}
+
 static void conn_process(conn *c) {
         daemon_t *d = c->d;
         size_t max_line = engine_config(d->engine)->max_line;
         size_t start = 0;
+        usec_t t0 = now_monotonic();
 
-        while (!c->paused && !d->stopping && c->n_requests < MAX_PIPELINE) {
+        while (!c->paused && !c->oom && !d->stopping && c->n_requests < MAX_PIPELINE) {
                 char *nl = memchr(c->in.data + start + c->scanned, '\n', c->in.len - start - c->scanned);
                 if (!nl) {
                         c->scanned = c->in.len - start;
@@ -246,17 +322,28 @@ static void conn_process(conn *c) {
                         if (r)
                                 request_error(r, "line %llu is %zu bytes, longer than max_line (%zu): rejected",
                                               (unsigned long long) ++c->lines, len, max_line);
+                        else
+                                c->oom = true;
                 } else
                         handle_line(c, c->in.data + start, len);
                 start += len + 1;
                 if (c->paused)
                         break;
+                if (now_monotonic() - t0 > CONN_SLICE && start < c->in.len) {
+                        conn_yield(c);
+                        if (c->yielded)
+                                break;
+                }
         }
         strbuf_consume(&c->in, start);
+        if (c->oom) {
+                conn_kick(c, "out of memory: a request could not be handled; disconnected");
+                return;
+        }
 
         /* a line longer than max_line with no newline yet: answer now and
          * skip the rest of it, so a client cannot make us buffer without bound */
-        if (!c->discarding && c->in.len > max_line) {
+        if (!c->discarding && c->scanned == c->in.len && c->in.len > max_line) {
                 request *r = conn_request(c);
                 d->stats.oversized++;
                 d->stats.rejected++;
@@ -272,20 +359,19 @@ static void conn_process(conn *c) {
                 c->scanned = 0;
         }
 
-        if (c->eof && c->in.len > 0 && !c->paused) {
-                request *r = conn_request(c);
-                if (conn_warning_allowed())
-                        log_warning("client pid %d (uid %u) closed its side with %zu bytes of an unterminated line; discarded",
-                                    (int) c->peer.pid, (unsigned) c->peer.uid, c->in.len);
-                if (r)
-                        request_error(r, "incomplete line at end of input (%zu bytes without a newline): discarded", c->in.len);
+        /* the client closed its side after a last line without a newline:
+         * that line is complete (end of input ends it) */
+        if (c->eof && c->in.len > 0 && !c->paused && !c->yielded && !c->discarding && c->n_requests < MAX_PIPELINE &&
+            !memchr(c->in.data, '\n', c->in.len)) {
+                handle_line(c, c->in.data, c->in.len);
                 strbuf_reset(&c->in);
                 c->scanned = 0;
         }
+        conn_input_changed(c, c->in.len);
 
         /* replies that are ready (without recursing into conn_process) */
         conn_take_replies(c);
-        if (conn_write(c) < 0 || (c->eof && !c->head && c->out.len == 0 && c->in.len == 0)) {
+        if (conn_write(c) < 0 || (c->eof && !c->head && conn_out_pending(c) == 0 && c->in.len == 0 && !c->yielded)) {
                 conn_free(c);
                 return;
         }
@@ -310,10 +396,52 @@ static int conn_read(conn *c) {
                 c->in.len += (size_t) n;
                 c->in.data[c->in.len] = 0;
                 c->last_input = now_monotonic();
+                conn_input_changed(c, c->in.len);
                 if (c->in.len > engine_config(c->d->engine)->max_line + READ_CHUNK)
                         break; /* let conn_process deal with the oversized line */
         }
         return 0;
+}
+
+/* Disconnect a misbehaving client with one last error line (best effort:
+ * it goes after the replies already queued, if the socket takes them). */
+static void conn_kick(conn *c, const char *error) {
+        strbuf line = STRBUF_INIT;
+        conn_take_replies(c);
+        strbuf_puts(&line, "{\"ok\":false,\"error\":");
+        strbuf_json_string(&line, error);
+        strbuf_puts(&line, "}\n");
+        if (!line.oom && !c->head) /* not mistaken for the reply to a waiting request */
+                strbuf_append(&c->out, line.data, line.len);
+        (void) conn_write(c);
+        strbuf_deinit(&line);
+        conn_free(c);
+}
+
+/* Over max_buffered_input: cut the connections holding the most input,
+ * largest first, until the total is back under the budget. One client can
+ * hold at most max_line + a read; many cannot add up to gigabytes. */
+static void conn_shed_input(daemon_t *d) {
+        size_t budget = engine_config(d->engine)->max_buffered_input;
+
+        while (d->buffered_input > budget) {
+                conn *worst = NULL;
+                char msg[300];
+                for (conn *c = d->conns; c; c = c->next)
+                        if (!worst || c->counted > worst->counted)
+                                worst = c;
+                if (!worst || worst->counted == 0)
+                        break;
+                d->stats.shed_input++;
+                if (conn_warning_allowed())
+                        log_warning("client pid %d (uid %u): %zu bytes of unfinished input while all clients hold %zu "
+                                    "(max_buffered_input %zu): disconnecting the largest",
+                                    (int) worst->peer.pid, (unsigned) worst->peer.uid, worst->counted, d->buffered_input,
+                                    budget);
+                snprintf(msg, sizeof msg, "spillwayd holds more unfinished input than max_buffered_input (%zu bytes) and "
+                         "this connection held the most (%zu bytes): disconnected; send complete lines", budget, worst->counted);
+                conn_kick(worst, msg);
+        }
 }
 
 static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -340,6 +468,7 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                 }
         }
         conn_process(c); /* may free c */
+        conn_shed_input(d);
         ingest_wake(d); /* one wake-up per burst of signals */
         return 0;
 }
@@ -368,7 +497,10 @@ void conn_free(conn *c) {
         if (c->next)
                 c->next->prev = c->prev;
         d->n_conns--;
+        d->n_conns_kind[c->kind]--;
+        conn_input_changed(c, 0);
         sd_event_source_disable_unref(c->source);
+        sd_event_source_disable_unref(c->resume);
         close(c->fd);
         strbuf_deinit(&c->in);
         strbuf_deinit(&c->out);
@@ -378,8 +510,7 @@ void conn_free(conn *c) {
 }
 
 
-int conn_new(daemon_t *d, int fd, listener_kind kind) {
-        socklen_t len = sizeof(struct ucred);
+int conn_new(daemon_t *d, int fd, listener_kind kind, const struct ucred *peer) {
         conn *c = calloc(1, sizeof *c);
         int r;
 
@@ -390,8 +521,7 @@ int conn_new(daemon_t *d, int fd, listener_kind kind) {
         c->kind = kind;
         c->fd = fd;
         c->last_input = now_monotonic();
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->peer, &len) < 0)
-                c->peer = (struct ucred) { .pid = 0, .uid = (uid_t) -1, .gid = (gid_t) -1 };
+        c->peer = *peer;
         r = sd_event_add_io(d->event, &c->source, fd, EPOLLIN, on_conn_io, c);
         if (r < 0) {
                 free(c);
@@ -402,9 +532,17 @@ int conn_new(daemon_t *d, int fd, listener_kind kind) {
                 d->conns->prev = c;
         d->conns = c;
         d->n_conns++;
+        d->n_conns_kind[kind]++;
         d->stats.connections_total++;
         d->idle_since = 0;
         return 0;
+}
+
+unsigned conn_count_uid(daemon_t *d, listener_kind kind, uid_t uid) {
+        unsigned n = 0;
+        for (conn *c = d->conns; c; c = c->next)
+                n += c->kind == kind && c->peer.uid == uid;
+        return n;
 }
 
 void conn_free_all(daemon_t *d) {
@@ -416,11 +554,28 @@ void conn_free_all(daemon_t *d) {
  * disconnected (with an error line), so idle half-lines cannot pin memory. */
 void conn_expire_idle(daemon_t *d, usec_t now) {
         usec_t limit = engine_config(d->engine)->client_timeout;
+        usec_t idle = engine_config(d->engine)->idle_timeout;
         conn *c = d->conns;
-        if (limit <= 0)
-                return;
         while (c) {
                 conn *next = c->next;
+                if (idle > 0 && c->in.len == 0 && !c->discarding && !c->head && conn_out_pending(c) == 0 &&
+                    now - c->last_input > idle) {
+                        char msg[160];
+                        d->stats.idle_disconnects++;
+                        if (conn_warning_allowed())
+                                log_info("client pid %d (uid %u) on the %s socket sent nothing for %lld s (idle_timeout); "
+                                         "disconnecting", (int) c->peer.pid, (unsigned) c->peer.uid,
+                                         c->kind == LISTENER_ADMIN ? "admin" : "ingest", (long long) (idle / USEC_PER_SEC));
+                        snprintf(msg, sizeof msg, "nothing received for %lld s (idle_timeout): disconnected",
+                                 (long long) (idle / USEC_PER_SEC));
+                        conn_kick(c, msg);
+                        c = next;
+                        continue;
+                }
+                if (limit <= 0) {
+                        c = next;
+                        continue;
+                }
                 if ((c->in.len > 0 || c->discarding) && !c->paused && now - c->last_input > limit) {
                         char line[160];
                         int n = snprintf(line, sizeof line,

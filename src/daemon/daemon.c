@@ -239,18 +239,33 @@ int daemon_run(const daemon_options *opt) {
                 sd_event_unref(d.event);
                 return EXIT_FAILURE;
         }
-        sd_event_add_signal(d.event, NULL, SIGTERM, on_sigterm, &d);
-        sd_event_add_signal(d.event, NULL, SIGINT, on_sigterm, &d);
-        sd_event_add_signal(d.event, NULL, SIGHUP, on_sighup, &d);
-        sd_event_add_io(d.event, &d.hub_source, hub_fd(engine_hub(d.engine)), EPOLLIN, on_hub, &d);
-        sd_event_add_time_relative(d.event, &d.status_timer, CLOCK_MONOTONIC, (uint64_t) engine_config(d.engine)->status_interval,
-                                   50 * USEC_PER_MSEC, on_status_timer, &d);
-        sd_event_add_time_relative(d.event, &d.idle_timer, CLOCK_MONOTONIC, 500 * USEC_PER_MSEC, 50 * USEC_PER_MSEC,
-                                   on_idle_timer, &d);
-        if (sd_watchdog_enabled(0, &wd) > 0 && wd > 0) {
-                d.watchdog_usec = (usec_t) wd;
-                sd_event_add_time_relative(d.event, &d.watchdog_timer, CLOCK_MONOTONIC, wd / 2, 0, on_watchdog, &d);
+        /* without these the daemon would run deaf (no SIGTERM, no worker
+         * results, no timeouts): a failure is a failed start */
+        if ((r = sd_event_add_signal(d.event, NULL, SIGTERM, on_sigterm, &d)) < 0 ||
+            (r = sd_event_add_signal(d.event, NULL, SIGINT, on_sigterm, &d)) < 0 ||
+            (r = sd_event_add_signal(d.event, NULL, SIGHUP, on_sighup, &d)) < 0 ||
+            (r = sd_event_add_io(d.event, &d.hub_source, hub_fd(engine_hub(d.engine)), EPOLLIN, on_hub, &d)) < 0 ||
+            (r = sd_event_add_time_relative(d.event, &d.status_timer, CLOCK_MONOTONIC,
+                                            (uint64_t) engine_config(d.engine)->status_interval, 50 * USEC_PER_MSEC,
+                                            on_status_timer, &d)) < 0 ||
+            (r = sd_event_add_time_relative(d.event, &d.idle_timer, CLOCK_MONOTONIC, 500 * USEC_PER_MSEC, 50 * USEC_PER_MSEC,
+                                            on_idle_timer, &d)) < 0 ||
+            (sd_watchdog_enabled(0, &wd) > 0 && wd > 0 &&
+             (r = sd_event_add_time_relative(d.event, &d.watchdog_timer, CLOCK_MONOTONIC, wd / 2, 0, on_watchdog, &d)) < 0)) {
+                log_error_errno(r, "cannot set up the event loop (signals, hub, timers): %m; not starting");
+                sd_notifyf(0, "STATUS=failed to set up the event loop: %s", strerror(-r));
+                d.hub_source = sd_event_source_disable_unref(d.hub_source);
+                d.status_timer = sd_event_source_disable_unref(d.status_timer);
+                d.idle_timer = sd_event_source_disable_unref(d.idle_timer);
+                d.watchdog_timer = sd_event_source_disable_unref(d.watchdog_timer);
+                listener_close_all(&d);
+                ingest_done(&d);
+                engine_free(d.engine);
+                sd_event_unref(d.event);
+                return EXIT_FAILURE;
         }
+        if (d.watchdog_timer)
+                d.watchdog_usec = (usec_t) wd;
         d.idle_since = now_monotonic();
 
         {

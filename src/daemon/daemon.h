@@ -39,6 +39,9 @@ typedef struct daemon_stats {
         uint64_t blocked_timeouts;
         uint64_t connections_total;
         uint64_t oversized;
+        uint64_t refused_connections; /* a connection limit */
+        uint64_t idle_disconnects;
+        uint64_t shed_input;       /* connections cut for max_buffered_input */
 } daemon_stats;
 
 struct daemon {
@@ -49,6 +52,8 @@ struct daemon {
         size_t n_listeners;
         conn *conns;
         unsigned n_conns;
+        unsigned n_conns_kind[LISTENER_MAX]; /* per listener_kind */
+        size_t buffered_input;     /* bytes of partial lines held, all connections (conn.c) */
         uint64_t next_conn_id;
         conn *dirty;               /* connections with replies completed since the last flush (conn.c) */
         park *park;                /* signals waiting for room in a full block queue */

@@ -59,6 +59,10 @@ static void reply_signal(daemon_t *d, request *r) {
         }
         if (m->sig.n_bans > 0)
                 strbuf_printf(&b, ",\"bans\":%zu", m->sig.n_bans);
+        if (m->bans_refused) {
+                strbuf_puts(&b, ",\"bans_refused\":");
+                strbuf_json_string(&b, m->bans_refused);
+        }
         strbuf_putc(&b, '}');
         free(r->reply);
         r->reply = b.oom ? NULL : strbuf_steal(&b);
@@ -113,8 +117,11 @@ static bool routed_nowhere(const request *r) {
 
 static void accept_routed_nowhere(daemon_t *d, request *r) {
         d->stats.accepted++;
-        request_reply_json(r, json_pack("{s:b, s:I, s:s, s:[]}", "ok", 1, "id", (json_int_t) r->msg->sig.id, "ack",
-                                         r->msg->ack == ACK_FLUSHED ? "flushed" : "queued", "backends"));
+        json_t *o = json_pack("{s:b, s:I, s:s, s:[]}", "ok", 1, "id", (json_int_t) r->msg->sig.id, "ack",
+                              r->msg->ack == ACK_FLUSHED ? "flushed" : "queued", "backends");
+        if (o && r->msg->bans_refused)
+                json_object_set_new(o, "bans_refused", json_string(r->msg->bans_refused));
+        request_reply_json(r, o);
 }
 
 static void handle_signal(daemon_t *d, request *r, json_t *sigobj, ack_level ack, const char *line, size_t line_len) {
@@ -174,8 +181,15 @@ void ingest_handle(daemon_t *d, request *r, json_t *obj, const char *line, size_
         const char *key;
         json_t *val;
 
-        if (!env || !json_is_object(env)) {
+        if (!env) {
                 handle_signal(d, r, obj, ACK_QUEUED, line, size);
+                return;
+        }
+        if (!json_is_object(env)) {
+                d->stats.rejected++;
+                request_error(r, "signal: expected an object (the signal inside an envelope {\"signal\": {...}, "
+                              "\"ack\": \"flushed\"}), got %s", json_is_string(env) ? "a string" : json_is_array(env) ? "an array" :
+                              json_is_null(env) ? "null" : json_is_boolean(env) ? "a boolean" : "a number");
                 return;
         }
         json_object_foreach(obj, key, val)

@@ -19,6 +19,7 @@
 #include "listener.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "strbuf.h"
 #include "strutil.h"
 
 /* Out of file descriptors (EMFILE, ENFILE) or kernel memory: the pending
@@ -48,6 +49,42 @@ static void pause_accepting(listener *l, int err) {
                 sd_event_source_set_enabled(l->source, SD_EVENT_ON);
 }
 
+/* Room on the admin socket kept for root whatever else is connected. */
+#define ADMIN_ROOT_RESERVE 4u
+
+/* Why a new connection is refused, or NULL. Each socket has its own limit,
+ * so producers cannot take the operator's room; root keeps a few admin
+ * slots beyond max_admin_connections; one uid cannot take the whole
+ * ingest socket. */
+static const char *accept_refusal(listener *l, const struct ucred *peer) {
+        static char why[200];
+        daemon_t *d = l->d;
+        const spw_config *c = engine_config(d->engine);
+        unsigned n = d->n_conns_kind[l->kind];
+
+        if (l->kind == LISTENER_ADMIN) {
+                unsigned max = c->max_admin_connections + (peer->uid == 0 ? ADMIN_ROOT_RESERVE : 0);
+                if (n >= max) {
+                        snprintf(why, sizeof why, "too many connections on the admin socket (%u open, max_admin_connections %u); "
+                                 "try again later", n, c->max_admin_connections);
+                        return why;
+                }
+                return NULL;
+        }
+        if (n >= c->max_connections) {
+                snprintf(why, sizeof why, "too many connections on the ingest socket (%u open, max_connections %u); try again later",
+                         n, c->max_connections);
+                return why;
+        }
+        unsigned mine = conn_count_uid(d, LISTENER_INGEST, peer->uid);
+        if (mine >= c->max_connections_per_uid) {
+                snprintf(why, sizeof why, "too many connections from uid %u on the ingest socket (%u open, "
+                         "max_connections_per_uid %u); try again later", (unsigned) peer->uid, mine, c->max_connections_per_uid);
+                return why;
+        }
+        return NULL;
+}
+
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         listener *l = userdata;
         daemon_t *d = l->d;
@@ -61,17 +98,31 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         log_warning_errno(errno, "accept on the %s socket failed: %m", l->kind == LISTENER_ADMIN ? "admin" : "ingest");
                 return 0;
         }
-        if (d->n_conns >= engine_config(d->engine)->max_connections) {
-                static const char msg[] = "{\"ok\":false,\"error\":\"too many connections (max_connections); try again later\"}\n";
-                ssize_t k = write(cfd, msg, sizeof msg - 1);
-                (void) k;
+        struct ucred peer;
+        socklen_t len = sizeof peer;
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &peer, &len) < 0)
+                peer = (struct ucred) { .pid = 0, .uid = (uid_t) -1, .gid = (gid_t) -1 };
+        const char *why = accept_refusal(l, &peer);
+        if (why) {
+                strbuf msg = STRBUF_INIT;
+                /* "refused": a client can tell "no room" from an operation
+                 * that failed (spillwayctl exits 3, unreachable) */
+                strbuf_puts(&msg, "{\"ok\":false,\"refused\":\"connection limit\",\"error\":");
+                strbuf_json_string(&msg, why);
+                strbuf_puts(&msg, "}\n");
+                if (!msg.oom) {
+                        ssize_t k = write(cfd, msg.data, msg.len);
+                        (void) k;
+                }
+                strbuf_deinit(&msg);
                 close(cfd);
+                d->stats.refused_connections++;
                 if (conn_warning_allowed())
-                        log_warning("refused a connection on the %s socket: %u connections open (max_connections)",
-                                    l->kind == LISTENER_ADMIN ? "admin" : "ingest", d->n_conns);
+                        log_warning("refused a connection on the %s socket from pid %d (uid %u): %s",
+                                    l->kind == LISTENER_ADMIN ? "admin" : "ingest", (int) peer.pid, (unsigned) peer.uid, why);
                 return 0;
         }
-        if (conn_new(d, cfd, l->kind) < 0)
+        if (conn_new(d, cfd, l->kind, &peer) < 0)
                 close(cfd);
         return 0;
 }

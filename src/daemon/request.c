@@ -45,6 +45,7 @@ request *request_free(request *r) {
 void request_reply_json(request *r, json_t *o) {
         free(r->reply);
         r->reply = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        r->reply_len = 0;
         json_decref(o);
         r->state = REQ_DONE;
 }

@@ -36,6 +36,7 @@ typedef enum request_state {
 struct request {
         request_state state;
         char *reply;               /* one JSON object, no newline */
+        size_t reply_len;          /* strlen(reply) when known (large replies), else 0 */
         /* the transport */
         request_done_fn done;
         void *userdata;
@@ -54,7 +55,9 @@ struct request {
         unsigned jobs_pending;
         int job_kind;
         char *list_reply;          /* ban.list: the whole reply */
+        size_t list_reply_len;
         char *job_error;
+        bool job_failed;           /* a job or the reply failed (job_error may be NULL: out of memory) */
         uint64_t job_count;
 };
 

@@ -9,6 +9,13 @@
 #define SPW_DEFAULT_MAX_LINE          (1u << 20)              /* 1 MiB per JSON line */
 #define SPW_DEFAULT_MAX_CONNECTIONS   1024u
 #define SPW_DEFAULT_CLIENT_TIMEOUT    (60 * USEC_PER_SEC)     /* partial line with no progress */
+#define SPW_DEFAULT_MAX_ADMIN_CONNECTIONS 64u                 /* admin socket; root gets a reserve beyond */
+#define SPW_DEFAULT_MAX_CONNECTIONS_PER_UID 512u              /* ingest socket, per peer uid */
+#define SPW_DEFAULT_IDLE_TIMEOUT      (300 * USEC_PER_SEC)    /* connection that sends nothing */
+#define SPW_DEFAULT_MAX_BUFFERED_INPUT (32u << 20)            /* partial lines, all connections */
+#define SPW_DEFAULT_MIN_PREFIX_V4     16u                     /* broadest automatic IPv4 ban */
+#define SPW_DEFAULT_MIN_PREFIX_V6     32u                     /* broadest automatic IPv6 ban */
+#define SPW_DEFAULT_MAX_BAN_DURATION  (8760ULL * 3600 * USEC_PER_SEC) /* one year */
 #define SPW_DEFAULT_QUEUE_SIZE        10000u
 #define SPW_DEFAULT_BLOCK_TIMEOUT     (5 * USEC_PER_SEC)
 #define SPW_DEFAULT_FLUSH_INTERVAL    (200 * USEC_PER_MSEC)

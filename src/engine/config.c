@@ -82,6 +82,17 @@ static const key_spec sockets_keys[] = {
         { "max_line", K_SIZE, offsetof(spw_config, max_line), .min = 1024, .max = 64u << 20 },
         { "max_connections", K_UINT, offsetof(spw_config, max_connections), .min = 1, .max = 65536 },
         { "client_timeout", K_DURATION, offsetof(spw_config, client_timeout) },
+        { "max_admin_connections", K_UINT, offsetof(spw_config, max_admin_connections), .min = 1, .max = 65536 },
+        { "max_connections_per_uid", K_UINT, offsetof(spw_config, max_connections_per_uid), .min = 1, .max = 65536 },
+        { "idle_timeout", K_DURATION, offsetof(spw_config, idle_timeout) },
+        { "max_buffered_input", K_SIZE, offsetof(spw_config, max_buffered_input), .min = 64u << 10, .max = 4ull << 30 },
+        { NULL },
+};
+
+static const key_spec bans_keys[] = {
+        { "min_prefix_v4", K_UINT, offsetof(spw_config, min_prefix_v4), .min = 0, .max = 32 },
+        { "min_prefix_v6", K_UINT, offsetof(spw_config, min_prefix_v6), .min = 0, .max = 128 },
+        { "max_duration", K_DURATION, offsetof(spw_config, max_ban_duration) },
         { NULL },
 };
 
@@ -120,6 +131,7 @@ static const key_spec main_keys[] = {
         { "exit_on_idle", K_DURATION, offsetof(spw_config, exit_on_idle) },
         { "status_interval", K_DURATION, offsetof(spw_config, status_interval) },
         { "sockets", K_SECTION, .section = sockets_keys },
+        { "bans", K_SECTION, .section = bans_keys },
         { "defaults", K_SECTION, .section = defaults_keys },
         { "queue", K_SECTION, .section = queue_keys },
         { NULL },
@@ -371,6 +383,13 @@ static spw_config *config_new(void) {
         c->max_line = SPW_DEFAULT_MAX_LINE;
         c->max_connections = SPW_DEFAULT_MAX_CONNECTIONS;
         c->client_timeout = SPW_DEFAULT_CLIENT_TIMEOUT;
+        c->max_admin_connections = SPW_DEFAULT_MAX_ADMIN_CONNECTIONS;
+        c->max_connections_per_uid = SPW_DEFAULT_MAX_CONNECTIONS_PER_UID;
+        c->idle_timeout = SPW_DEFAULT_IDLE_TIMEOUT;
+        c->max_buffered_input = SPW_DEFAULT_MAX_BUFFERED_INPUT;
+        c->min_prefix_v4 = SPW_DEFAULT_MIN_PREFIX_V4;
+        c->min_prefix_v6 = SPW_DEFAULT_MIN_PREFIX_V6;
+        c->max_ban_duration = SPW_DEFAULT_MAX_BAN_DURATION;
         c->q = (queue_settings) {
                 .size = SPW_DEFAULT_QUEUE_SIZE,
                 .policy = ON_FULL_BLOCK,

@@ -93,6 +93,13 @@ typedef struct spw_config {
         size_t max_line;
         unsigned max_connections;
         usec_t client_timeout;     /* idle client with a partial line */
+        unsigned max_admin_connections;
+        unsigned max_connections_per_uid; /* ingest socket */
+        usec_t idle_timeout;       /* a connection that sends nothing; 0: off */
+        size_t max_buffered_input; /* partial lines across all connections */
+        unsigned min_prefix_v4;    /* automatic bans: nothing broader */
+        unsigned min_prefix_v6;
+        usec_t max_ban_duration;   /* automatic bans: longest until - received */
         char *defaults_flush;
         char *defaults_max_records;
         char *defaults_max_records_age;

@@ -18,6 +18,9 @@
 #include <string.h>
 
 #include "engine.h"
+#include "ipaddr.h"
+#include "strbuf.h"
+#include "strutil.h"
 #include "log.h"
 #include "msgid.h"
 #include "sigmodel.h"
@@ -344,6 +347,75 @@ static void log_decisions(engine *e, const spw_msg *m, const route_result *res) 
         }
 }
 
+/* The ban policy, applied to every automatic ban (the producer's and the
+ * profiles'), after routing and again after a reload's re-routing:
+ *   - nothing broader than bans.min_prefix_v4 / _v6 (a /0 from a producer
+ *     would ban the whole internet): such a ban is refused, the signal goes
+ *     on without it, the reply says so and the journal warns (rate-limited);
+ *   - a ban lasts what the producer asked for, counted from when Spillway
+ *     received the signal, not from the producer's clock: until - stop_at
+ *     (or - received_at without stop_at), at most bans.max_duration, then
+ *     re-based on received_at. A ban that ends before its own signal's
+ *     stop_at is an already expired ban: refused.
+ * Manual bans (ban.add) do not come through here. */
+static int apply_ban_policy(engine *e, spw_msg *m) {
+        const spw_config *c = engine_config(e);
+        spw_signal *sig = &m->sig;
+        spw_usec_t base = sig->stop_at ? sig->stop_at : sig->received_at;
+        strbuf why = STRBUF_INIT;
+        spw_ban *out;
+        size_t n = 0;
+
+        m->bans_refused = NULL;
+        if (sig->n_bans == 0)
+                return 0;
+        out = arena_alloc(&m->arena, sizeof *out * sig->n_bans);
+        if (!out)
+                return -ENOMEM;
+        for (size_t i = 0; i < sig->n_bans; i++) {
+                spw_ban b = sig->bans[i];
+                ip_range rg;
+                char problem[200] = "";
+
+                if (ip_parse_cidr(b.ip_text, false, &rg) == 0) {
+                        unsigned min = rg.is_v4 ? c->min_prefix_v4 : c->min_prefix_v6;
+                        if (rg.prefix < min)
+                                snprintf(problem, sizeof problem, "broader than /%u (bans.min_prefix_%s)", min, rg.is_v4 ? "v4" : "v6");
+                }
+                if (!problem[0] && b.until <= base)
+                        snprintf(problem, sizeof problem, "ends before the signal's stop_at (an expired ban)");
+                if (problem[0]) {
+                        uint64_t suppressed = 0;
+                        if (why.len)
+                                strbuf_puts(&why, "; ");
+                        strbuf_printf(&why, "%.64s: %s", strna(b.ip_text), problem);
+                        if (ratelimit_below(&e->warn_rl, &suppressed))
+                                log_struct(LOG_WARNING, LOG_FIELDS({ "SPILLWAY_SCENARIO", sig->scenario }, { "SPILLWAY_TARGET", b.ip_text }),
+                                           "signal %llu (scenario %s): ban of %s refused: %s%s",
+                                           (unsigned long long) sig->id, strna(sig->scenario), strna(b.ip_text), problem,
+                                           suppressed ? " (earlier warnings suppressed by the rate limit)" : "");
+                        continue;
+                }
+                /* manual bans come from the admin socket only */
+                if (b.measure_source && streq(b.measure_source, "cscli"))
+                        b.measure_source = "api";
+                spw_usec_t d = b.until - base;
+                if (c->max_ban_duration > 0 && d > (spw_usec_t) c->max_ban_duration)
+                        d = (spw_usec_t) c->max_ban_duration;
+                b.until = sig->received_at + d;
+                out[n++] = b;
+        }
+        if (why.len) {
+                m->bans_refused = why.oom ? "(out of memory)" : arena_strdup(&m->arena, why.data);
+                if (!m->bans_refused)
+                        m->bans_refused = "(out of memory)";
+        }
+        strbuf_deinit(&why);
+        sig->bans = out;
+        sig->n_bans = n;
+        return 0;
+}
+
 int engine_route(engine *e, spw_msg *m, fanout *f) {
         uint64_t mask = 0;
 
@@ -377,6 +449,8 @@ int engine_route(engine *e, spw_msg *m, fanout *f) {
                 log_decisions(e, m, &res);
         } else
                 mask = e->n_slots >= 64 ? UINT64_MAX : (UINT64_C(1) << e->n_slots) - 1;
+        if (apply_ban_policy(e, m) < 0)
+                return -ENOMEM;
 
         for (size_t i = 0; i < e->n_slots; i++) {
                 if (!(mask & (UINT64_C(1) << i)))

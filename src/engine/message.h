@@ -51,6 +51,7 @@ struct spw_msg {
         /* ACK_QUEUED with disk-spooled backends: `pending` counts the spools
          * that still have to write it; the ack waits for them (spool.h) */
         bool wait_spool;
+        const char *bans_refused;    /* arena: bans the ban policy refused, and why (engine_route) */
         atomic_int pending;          /* outcomes still owed (ACK_FLUSHED) */
         atomic_int n_failed;
         _Atomic(char *) failure;     /* first failure, malloc'd */

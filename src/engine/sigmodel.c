@@ -41,17 +41,24 @@ static int type_error(spw_error *err, const char *field, const char *expected, c
 
 /* ------------------------------------------------------------ converters */
 
-static int get_string(json_t *v, const char *field, arena *a, const char **ret, spw_error *err) {
+static int get_string_max(json_t *v, const char *field, size_t max, arena *a, const char **ret, spw_error *err) {
         if (json_is_null(v)) {
                 *ret = NULL;
                 return 0;
         }
         if (!json_is_string(v))
                 return type_error(err, field, "a string", v);
+        if (json_string_length(v) > max)
+                return spw_error_set(err, -EINVAL, "%s: %zu bytes, longer than the limit of %zu: signal rejected", field,
+                                     json_string_length(v), max);
         if (strlen(json_string_value(v)) != json_string_length(v))
                 return spw_error_set(err, -EINVAL, "%s: NUL byte in string", field);
         *ret = arena_strndup(a, json_string_value(v), json_string_length(v));
         return *ret ? 0 : -ENOMEM;
+}
+
+static int get_string(json_t *v, const char *field, arena *a, const char **ret, spw_error *err) {
+        return get_string_max(v, field, SPW_SIGNAL_MAX_STRING, a, ret, err);
 }
 
 /* CrowdSec stores AS numbers as strings; accept a JSON number too. */
@@ -259,6 +266,9 @@ static int parse_labels(json_t *v, arena *a, spw_signal *sig, spw_error *err) {
                 return 0;
         if (!json_is_object(v))
                 return type_error(err, "Labels", "an object of strings", v);
+        if (json_object_size(v) > SPW_SIGNAL_MAX_LABELS)
+                return spw_error_set(err, -EINVAL, "Labels: %zu members, more than the limit of %u: signal rejected",
+                                     json_object_size(v), SPW_SIGNAL_MAX_LABELS);
         labels = arena_alloc(a, sizeof *labels * (json_object_size(v) + 1));
         if (!labels)
                 return -ENOMEM;
@@ -299,6 +309,10 @@ static int parse_events(json_t *v, arena *a, spw_signal *sig, spw_error *err) {
                 return 0;
         if (!json_is_array(v))
                 return type_error(err, "events_sequence", "an array", v);
+        if (json_array_size(v) > SPW_SIGNAL_MAX_EVENTS)
+                return spw_error_set(err, -EINVAL, "events_sequence: %zu events, more than the limit of %u: signal rejected",
+                                     json_array_size(v), SPW_SIGNAL_MAX_EVENTS);
+        size_t total = 0;
         events = arena_alloc(a, sizeof *events * (json_array_size(v) + 1));
         if (!events)
                 return -ENOMEM;
@@ -318,8 +332,14 @@ static int parse_events(json_t *v, arena *a, spw_signal *sig, spw_error *err) {
                                 r = get_time(val, field, &events[i].time, err);
                         else if (!strcasecmp(key, "source_ip"))
                                 r = get_string(val, field, a, &events[i].source_ip, err);
-                        else if (!strcasecmp(key, "serialized"))
-                                r = get_string(val, field, a, &events[i].serialized, err);
+                        else if (!strcasecmp(key, "serialized")) {
+                                r = get_string_max(val, field, SPW_SIGNAL_MAX_EVENT, a, &events[i].serialized, err);
+                                if (r == 0 && events[i].serialized &&
+                                    (total += strlen(events[i].serialized)) > SPW_SIGNAL_MAX_EVENTS_BYTES)
+                                        return spw_error_set(err, -EINVAL, "events_sequence: the serialized events add up to "
+                                                             "more than the limit of %u bytes: signal rejected",
+                                                             SPW_SIGNAL_MAX_EVENTS_BYTES);
+                        }
                         if (r < 0)
                                 return r;
                 }
@@ -336,12 +356,13 @@ int ban_from_target(const char *target, bool range, spw_usec_t until, const char
         if ((range ? ip_parse_cidr(target, true, &r) : ip_parse_addr(target, &r)) < 0)
                 return spw_error_set(err, -EINVAL, range ? "'%.64s' is not a CIDR range with zero host bits (like 192.0.2.0/24)"
                                                          : "'%.64s' is not an IPv4 or IPv6 address", target);
+        char text[IP_RANGE_TEXT_MAX];
         *ban = (spw_ban) {
                 .measure_source = arena_strdup(a, measure_source),
                 .measure_type = arena_strdup(a, measure_type),
                 .until = until,
                 .scope = range ? SPW_SCOPE_RANGE : SPW_SCOPE_IP,
-                .ip_text = arena_strdup(a, target),
+                .ip_text = arena_strdup(a, ip_range_text(text, sizeof text, &r, range)),
                 .reason = arena_strdup(a, reason),
                 .scenario = arena_strdup(a, reason),
         };
@@ -359,6 +380,9 @@ static int parse_bans(json_t *v, arena *a, spw_signal *sig, spw_error *err) {
                 return 0;
         if (!json_is_array(v))
                 return type_error(err, "ban_applications", "an array", v);
+        if (json_array_size(v) > SPW_SIGNAL_MAX_BANS)
+                return spw_error_set(err, -EINVAL, "ban_applications: %zu bans, more than the limit of %u: signal rejected",
+                                     json_array_size(v), SPW_SIGNAL_MAX_BANS);
         bans = arena_alloc(a, sizeof *bans * (json_array_size(v) + 1));
         if (!bans)
                 return -ENOMEM;
@@ -407,7 +431,10 @@ static int parse_bans(json_t *v, arena *a, spw_signal *sig, spw_error *err) {
                 if ((is_range ? ip_parse_cidr(ip_text, false, &range) : ip_parse_addr(ip_text, &range)) < 0)
                         return spw_error_set(err, -EINVAL, "ban_applications[%zu].IpText: '%.64s' is not an IP address or CIDR range",
                                              i, ip_text);
-                ban->ip_text = ip_text;
+                char canon[IP_RANGE_TEXT_MAX];
+                ban->ip_text = arena_strdup(a, ip_range_text(canon, sizeof canon, &range, is_range));
+                if (!ban->ip_text)
+                        return -ENOMEM;
                 ban->scope = is_range ? SPW_SCOPE_RANGE : SPW_SCOPE_IP;
                 memcpy(ban->start_ip, range.start, 16);
                 memcpy(ban->end_ip, range.end, 16);
@@ -512,7 +539,9 @@ int signal_from_json(json_t *obj, arena *a, spw_signal *sig, spw_error *err) {
                 switch (f) {
                 case F_SCENARIO: r = get_string(val, "scenario", a, &sig->scenario, err); break;
                 case F_BUCKET_ID: r = get_string(val, "bucket_id", a, &sig->bucket_id, err); break;
-                case F_ALERT_MESSAGE: r = get_string(val, "alert_message", a, &sig->alert_message, err); break;
+                case F_ALERT_MESSAGE:
+                        r = get_string_max(val, "alert_message", SPW_SIGNAL_MAX_ALERT_MESSAGE, a, &sig->alert_message, err);
+                        break;
                 case F_EVENTS_COUNT: r = get_count(val, "events_count", &sig->events_count, err); break;
                 case F_START_AT: r = get_time(val, "start_at", &sig->start_at, err); break;
                 case F_STOP_AT: r = get_time(val, "stop_at", &sig->stop_at, err); break;

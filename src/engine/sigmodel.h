@@ -18,6 +18,17 @@
 #include "error.h"
 #include "strbuf.h"
 
+/* Per-field size limits (documented in spillwayd(8) and README): a legal
+ * line of max_line bytes must not become megabytes in every database. A
+ * signal over one is rejected with an error naming the field. */
+#define SPW_SIGNAL_MAX_STRING        4096u   /* any string field not named below */
+#define SPW_SIGNAL_MAX_ALERT_MESSAGE 16384u  /* alert_message */
+#define SPW_SIGNAL_MAX_LABELS        64u     /* Labels: members */
+#define SPW_SIGNAL_MAX_EVENTS        1000u   /* events_sequence: entries */
+#define SPW_SIGNAL_MAX_EVENT         16384u  /* events_sequence[i].serialized */
+#define SPW_SIGNAL_MAX_EVENTS_BYTES  (256u << 10) /* events_sequence: all serialized texts */
+#define SPW_SIGNAL_MAX_BANS          64u     /* ban_applications: entries */
+
 /* Parse one JSON text holding a signal object. err says which field is wrong
  * and why ("source.Ip: 'x' is not an IPv4 or IPv6 address"). */
 int signal_parse(const char *buf, size_t len, arena *a, spw_signal *sig, spw_error *err);

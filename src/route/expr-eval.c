@@ -398,6 +398,10 @@ int expr_eval_in(expr *e, const spw_signal *sig, const expr_context *ctx, expr_v
                 }
                 case OP_MATCH: {
                         int m = rx_search(e->regexes[in->arg], b->str.ptr, b->str.len);
+                        if (m < 0 && rx_budget_exhausted())
+                                return expr_runtime_error(e, in->pos, err, "matches: the signal's routing budget "
+                                                          "(%" PRIu64 " regex steps over all profiles) is spent",
+                                                          (uint64_t) ROUTE_MAX_WORK);
                         if (m < 0)
                                 return expr_runtime_error(e, in->pos, err, "matches: the subject (%zu bytes) needs more "
                                                           "than %" PRIu64 " steps with this pattern", b->str.len,

@@ -42,6 +42,7 @@
 #include "expr.h"
 #include "ipaddr.h"
 #include "route.h"
+#include "rx.h"
 #include "strutil.h"
 #include "yamltree.h"
 
@@ -1233,6 +1234,9 @@ int router_route(const spw_router *r, const spw_signal *sig, usec_t now, arena *
         int k;
 
         *res = (route_result) { 0 };
+        /* one budget for all the profiles' regexes: 30 profiles with heavy
+         * patterns must not cost a second per signal */
+        rx_budget_begin(ROUTE_MAX_WORK);
         for (size_t i = 0; i < r->n_profiles; i++) {
                 const route_profile *p = &r->profiles[i];
                 size_t first_ban = res->n_bans;
@@ -1275,8 +1279,10 @@ int router_route(const spw_router *r, const spw_signal *sig, usec_t now, arena *
                         break;
                 }
         }
+        rx_budget_end();
         return 0;
 fail:
+        rx_budget_end();
         *res = (route_result) { 0 };
         return -ENOMEM;
 }

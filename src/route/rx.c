@@ -897,7 +897,25 @@ static bool add_thread(rx *re, int l, uint32_t pc0, const uint8_t *s, size_t len
         return false;
 }
 
-int rx_search(rx *re, const char *subject, size_t len) {
+/* The routing budget of the current signal (per thread: routing runs on
+ * the main thread, tests and fuzzers anywhere). */
+static _Thread_local bool budget_on;
+static _Thread_local uint64_t budget_left;
+
+void rx_budget_begin(uint64_t steps) {
+        budget_on = true;
+        budget_left = steps;
+}
+
+void rx_budget_end(void) {
+        budget_on = false;
+}
+
+bool rx_budget_exhausted(void) {
+        return budget_on && budget_left == 0;
+}
+
+static int search(rx *re, const char *subject, size_t len, uint64_t limit, uint64_t *workp) {
         const uint8_t *s = (const uint8_t *) subject;
         uint64_t work = 0;
         int cur = 0;
@@ -913,7 +931,8 @@ int rx_search(rx *re, const char *subject, size_t len) {
                         continue;
                 }
                 work += re->count[cur];
-                if (work > RX_MAX_WORK)
+                *workp = work;
+                if (work > limit)
                         return -E2BIG;
                 int next = cur ^ 1;
                 uint8_t c = s[pos];
@@ -929,4 +948,20 @@ int rx_search(rx *re, const char *subject, size_t len) {
                 re->count[cur] = 0;
                 cur = next;
         }
+}
+
+int rx_search(rx *re, const char *subject, size_t len) {
+        uint64_t work = 0;
+        uint64_t limit = RX_MAX_WORK;
+        int r;
+
+        if (budget_on) {
+                if (budget_left == 0)
+                        return -E2BIG;
+                limit = MIN(limit, budget_left);
+        }
+        r = search(re, subject, len, limit, &work);
+        if (budget_on)
+                budget_left -= MIN(work, budget_left);
+        return r;
 }

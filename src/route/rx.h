@@ -31,6 +31,9 @@ typedef struct rx rx;
  * than ~70 ms. A 100-state pattern gets there on an 80 KiB subject, a
  * 10-state one on 800 KiB. */
 #define RX_MAX_WORK (UINT64_C(1) << 23)
+/* Steps all the regex searches of one signal's routing may take together
+ * (router_route): the same ~70 ms, however many profiles. */
+#define ROUTE_MAX_WORK RX_MAX_WORK
 
 /* Compile `len` bytes. On error returns -EINVAL (or -ENOMEM) and writes a
  * message (without position) to `msg` and the byte offset of the problem in
@@ -42,6 +45,13 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(rx *, rx_free);
 /* Does the pattern match anywhere in s[0..len)? 1 yes, 0 no, -E2BIG when
  * the search would take more than RX_MAX_WORK steps. */
 int rx_search(rx *re, const char *s, size_t len);
+
+/* A budget of steps shared by every search until rx_budget_end() on this
+ * thread: a signal's routing across all profiles (route.c). Once it is
+ * spent, searches fail with -E2BIG at once. */
+void rx_budget_begin(uint64_t steps);
+void rx_budget_end(void);
+bool rx_budget_exhausted(void);
 
 /* Instructions in the compiled program (for tests). */
 size_t rx_program_size(const rx *re);

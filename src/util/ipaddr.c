@@ -95,6 +95,15 @@ char *ip_format(char *buf, size_t size, const uint8_t addr[16]) {
         return buf;
 }
 
+char *ip_range_text(char *buf, size_t size, const ip_range *r, bool range) {
+        ip_format(buf, size, r->start);
+        if (range) {
+                size_t n = strlen(buf);
+                snprintf(buf + n, size - n, "/%u", r->prefix);
+        }
+        return buf;
+}
+
 char *ip_hex(char *buf, const uint8_t addr[16]) {
         for (int i = 0; i < 16; i++)
                 sprintf(buf + 2 * i, "%02x", addr[i]);

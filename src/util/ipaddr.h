@@ -28,6 +28,11 @@ bool ip_addr_in(const uint8_t addr[16], const uint8_t start[16], const uint8_t e
 /* Text of a 16-byte address (IPv4-mapped shown as dotted quad). */
 #define IP_TEXT_MAX 46
 char *ip_format(char *buf, size_t size, const uint8_t addr[16]);
+/* The canonical text of a ban target: the address (IPv4-mapped as a dotted
+ * quad), and "/prefix" for a range. ban.add, ban.delete and the producers'
+ * IpText all go through it, so the same target is the same text. */
+#define IP_RANGE_TEXT_MAX (IP_TEXT_MAX + 4)
+char *ip_range_text(char *buf, size_t size, const ip_range *r, bool range);
 /* Hex text of 16 bytes, 32 characters: sortable as a string. */
 #define IP_HEX_MAX 33
 char *ip_hex(char *buf, const uint8_t addr[16]);

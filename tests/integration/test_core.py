@@ -296,10 +296,10 @@ def test_half_written_line_at_disconnect():
         r1 = c.readline()
         r2 = c.readline()
         assert r1["ok"], r1
-        assert not r2["ok"] and "incomplete line" in r2["error"], r2
+        # end of input ends the last line: it is parsed (and here it is not JSON)
+        assert not r2["ok"] and "invalid JSON" in r2["error"], r2
         c.close()
         wait_for(lambda: len(recorded(log)) == 1, what="the complete signal to arrive")
-        assert "unterminated line" in d.read_log()
         # an abrupt close with a partial line is not a crash either
         c = d.client()
         c.send_raw('{"scenario": "abrupt')

@@ -2,11 +2,14 @@
 # SPDX-License-Identifier: MIT
 """A hostile producer against the real daemon (issue 11): what it sends must
 not forge log lines, and what the operator loads must not weaken the daemon."""
+import calendar
 import os
 import shutil
+import socket
 import subprocess
+import time
 
-from spwtest import TEST_PLUGIN_DIR, Daemon, mock_backend, run, signal_obj, wait_for
+from spwtest import SLOW, TEST_PLUGIN_DIR, Client, Daemon, mock_backend, recorded, run, signal_obj, wait_for
 
 FORGED = "spillway: admin: ban.flush (peer uid 0 gid 0 pid 1)"
 
@@ -46,5 +49,237 @@ def test_plugin_with_executable_stack_is_refused():
         assert p.returncode != 0 and "executable stack" in p.stdout + p.stderr, (p.returncode, p.stdout, p.stderr)
 
 
+def test_idle_ingest_connections_cannot_lock_the_operator_out():
+    """Item 1: each socket has its own limit, one uid cannot take the whole
+    ingest socket, and spillwayctl says "unreachable" (3) when refused."""
+    main = "sockets:\n  max_connections: 12\n  max_connections_per_uid: 6\n  max_admin_connections: 2\n"
+    with Daemon({}) as d:
+        d.write_config({"n": "name: n\npath: null\n"}, main=main)
+        d.start()
+        held = [Client(d.ingest) for _ in range(6)]
+        for c in held:  # all really accepted
+            assert c.request(signal_obj())["ok"]
+        # the 7th from the same uid is refused with a reason
+        c = Client(d.ingest)
+        r = c.readline()
+        assert not r["ok"] and "max_connections_per_uid" in r["error"] and r.get("refused"), r
+        c.close()
+        # the ingest side being busy leaves the admin socket alone
+        d.ctl("status", check=0)
+        # fill the admin socket: 2 + root's reserve of 4
+        admins = [Client(d.admin) for _ in range(6)]
+        for a in admins:
+            assert a.request({"op": "status"})["ok"]
+        p = d.ctl("status")
+        assert p.returncode == 3, (p.returncode, p.stderr)
+        assert "refused" in p.stderr and "max_admin_connections" in p.stderr, p.stderr
+        for a in admins:
+            a.close()
+        wait_for(lambda: d.ctl("status").returncode == 0, what="room on the admin socket")
+        for c in held:
+            c.close()
+        assert d.stop() == 0
+
+
+def test_connections_that_send_nothing_are_disconnected():
+    with Daemon({}) as d:
+        d.write_config({"n": "name: n\npath: null\n"}, main="sockets:\n  idle_timeout: 1s\nstatus_interval: 100ms\n")
+        d.start()
+        quiet = Client(d.ingest)
+        busy = Client(d.ingest)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 2.5 * SLOW:
+            assert busy.request(signal_obj())["ok"]
+            time.sleep(0.2)
+        r = quiet.readline()
+        assert not r["ok"] and "idle_timeout" in r["error"], r
+        assert quiet.sock.recv(100) == b""
+        assert busy.request(signal_obj())["ok"]  # a client that talks is kept
+        assert d.stop() == 0
+
+
+def test_last_line_without_newline_at_eof_is_accepted():
+    with Daemon({}) as d:
+        log = d.path("m.log")
+        d.write_config({"m": mock_backend("m", log)})
+        d.start()
+        c = d.client()
+        c.send_raw('{"scenario": "one"}\n{"scenario": "last"}')
+        c.shutdown_write()
+        assert c.readline()["ok"]
+        assert c.readline()["ok"]
+        wait_for(lambda: len(recorded(log)) == 2, what="both signals")
+        assert d.stop() == 0
+
+
+def test_signal_member_that_is_not_an_object():
+    with Daemon({}) as d:
+        d.write_config({"n": "name: n\npath: null\n"})
+        d.start()
+        c = d.client()
+        for bad in ("x", 1, [], None):
+            r = c.request({"signal": bad})
+            assert not r["ok"] and "signal: expected an object" in r["error"], (bad, r)
+        assert d.stop() == 0
+
+
+SQLITE = "name: sqlite\npath: sqlite\nconfig:\n  db_path: bans.db\n"
+
+
+def iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def ban_signal(ip_text, stop_at, until, ip="192.0.2.99", **ban):
+    s = signal_obj(ip=ip)
+    s["start_at"] = s["stop_at"] = stop_at
+    b = {"IpText": ip_text, "Until": until, "MeasureType": "ban", "Reason": "hostile test"}
+    b.update(ban)
+    s["ban_applications"] = [b]
+    return s
+
+
+def active_until(d, ip_text):
+    """The until of ip_text's active ban (seconds since the epoch), or None."""
+    lst = d.admin_request({"op": "ban.list", "limit": 0})
+    assert lst["ok"], lst
+    rows = [r for r in lst["rows"] if r["iptext"] == ip_text]
+    assert len(rows) <= 1, rows
+    if not rows:
+        return None
+    return calendar.timegm(time.strptime(rows[0]["until"].split(".")[0].rstrip("Z"), "%Y-%m-%dT%H:%M:%S"))
+
+
+def test_automatic_ban_cannot_cover_the_internet():
+    """Item 2: nothing broader than /16 (IPv4) or /32 (IPv6) from producers;
+    the admin only with force."""
+    with Daemon({"sqlite": SQLITE}) as d:
+        d.start()
+        c = d.client()
+        now = time.time()
+        for wide, canon in (("0.0.0.0/0", "0.0.0.0/0"), ("::/0", "::/0"), ("1.2.3.4/0", "0.0.0.0/0"),
+                            ("10.0.0.0/8", "10.0.0.0/8"), ("2001:db8::/16", "2001::/16")):
+            r = c.request({"signal": ban_signal(wide, iso(now), iso(now + 3600)), "ack": "flushed"})
+            assert r["ok"] and "bans" not in r, (wide, r)
+            assert canon + ": broader than" in r["bans_refused"] and "bans.min_prefix_v" in r["bans_refused"], r
+        # what the limits allow goes through
+        for ok in ("198.51.100.0/24", "10.1.0.0/16", "2001:db8::/32"):
+            r = c.request({"signal": ban_signal(ok, iso(now), iso(now + 3600)), "ack": "flushed"})
+            assert r["ok"] and r.get("bans") == 1 and "bans_refused" not in r, (ok, r)
+        lst = d.admin_request({"op": "ban.list", "limit": 0})
+        assert sorted(x["iptext"] for x in lst["rows"]) == ["10.1.0.0/16", "198.51.100.0/24", "2001:db8::/32"], lst
+        assert "ban of 0.0.0.0/0 refused: broader than /16 (bans.min_prefix_v4)" in d.read_log(), d.read_log()
+        # the admin: refused unless forced
+        p = d.ctl("ban", "add", "range", "0.0.0.0/0", "1h", "oops")
+        assert p.returncode == 1 and "broader than /16" in p.stderr and "--force" in p.stderr, (p.returncode, p.stderr)
+        d.ctl("ban", "add", "range", "0.0.0.0/1", "1h", "really", "--force", check=0)
+        assert active_until(d, "0.0.0.0/1") is not None
+        assert d.stop() == 0
+
+
+def test_bans_cannot_be_lifted_or_shortened():
+    """Item 3: until counts from reception, capped; a new ban extends, never
+    shortens or expires; automatic bans never replace manual ones."""
+    with Daemon({"sqlite": SQLITE}, main="bans:\n  max_duration: 48h\n") as d:
+        d.start()
+        c = d.client()
+
+        def send(ip, stop_at, until):
+            r = c.request({"signal": ban_signal(ip, stop_at, until), "ack": "flushed"})
+            assert r["ok"], r
+            return r
+
+        # the admin bans for 720h; a producer's 4h ban dated 2000 must not lift it
+        d.ctl("ban", "add", "ip", "192.0.2.50", "720h", "manual", check=0)
+        t0 = time.time()
+        send("192.0.2.50", "2000-01-01T00:00:00Z", "2000-01-01T04:00:00Z")
+        u = active_until(d, "192.0.2.50")
+        assert u is not None and u > t0 + 719 * 3600, (u, t0)
+        # ...nor a longer automatic one replace it
+        send("192.0.2.50", iso(t0), iso(t0 + 40 * 3600))
+        assert active_until(d, "192.0.2.50") > t0 + 719 * 3600
+        # a ban dated in 2000 lasts its 4h from now, not already expired
+        send("192.0.2.51", "2000-01-01T00:00:00Z", "2000-01-01T04:00:00Z")
+        u = active_until(d, "192.0.2.51")
+        assert u is not None and abs(u - (t0 + 4 * 3600)) < 120, (u, t0)
+        # a shorter one does not shorten it; a longer one extends it
+        send("192.0.2.51", iso(t0), iso(t0 + 3600))
+        assert abs(active_until(d, "192.0.2.51") - (t0 + 4 * 3600)) < 120
+        send("192.0.2.51", iso(t0), iso(t0 + 8 * 3600))
+        assert abs(active_until(d, "192.0.2.51") - (t0 + 8 * 3600)) < 120
+        # stop_at centuries ahead: still 4h from now; a century-long ban: capped at max_duration
+        send("192.0.2.52", "2500-01-01T00:00:00Z", "2500-01-01T04:00:00Z")
+        assert abs(active_until(d, "192.0.2.52") - (t0 + 4 * 3600)) < 120
+        send("192.0.2.53", iso(t0), "2999-01-01T00:00:00Z")
+        assert abs(active_until(d, "192.0.2.53") - (t0 + 48 * 3600)) < 120
+        # a ban that ends before its own stop_at is refused, and lifts nothing
+        r = send("192.0.2.51", iso(t0), iso(t0 - 60))
+        assert "bans" not in r and "expired" in r["bans_refused"], r
+        assert abs(active_until(d, "192.0.2.51") - (t0 + 8 * 3600)) < 120
+        # a producer cannot pass its ban off as manual
+        send("192.0.2.54", iso(t0), iso(t0 + 3600))
+        c.request({"signal": ban_signal("192.0.2.54", iso(t0), iso(t0 + 1800), MeasureSource="cscli"), "ack": "flushed"})
+        send("192.0.2.54", iso(t0), iso(t0 + 7200))
+        assert abs(active_until(d, "192.0.2.54") - (t0 + 7200)) < 120
+        # the admin can still delete
+        d.ctl("ban", "del", "ip", "192.0.2.50", check=0)
+        assert active_until(d, "192.0.2.50") is None
+        assert d.stop() == 0
+
+
+def test_ban_delete_mapped_ipv4_and_invalid_utf8_rows():
+    """Item 6: ::ffff:1.2.3.4 is one target whichever way it is written; a
+    row holding invalid UTF-8 still gives valid JSON."""
+    import json
+    import sqlite3
+    with Daemon({"sqlite": SQLITE}) as d:
+        d.start()
+        now = time.time()
+        d.ctl("ban", "add", "ip", "::ffff:1.2.3.4", "1h", "mapped", check=0)
+        c = d.client()
+        r = c.request({"signal": ban_signal("::FFFF:1.2.3.5", iso(now), iso(now + 3600)), "ack": "flushed"})
+        assert r["ok"] and r["bans"] == 1, r
+        lst = d.admin_request({"op": "ban.list", "ip": "::ffff:1.2.3.4"})
+        assert [x["iptext"] for x in lst["rows"]] == ["1.2.3.4"], lst
+        r = d.admin_request({"op": "ban.delete", "scope": "ip", "target": "::ffff:1.2.3.4"})
+        assert r["ok"] and r["count"] == 1, r
+        r = d.admin_request({"op": "ban.delete", "scope": "ip", "target": "1.2.3.5"})
+        assert r["ok"] and r["count"] == 1, r
+        # a row written by something else, with bytes that are not UTF-8
+        d.ctl("ban", "add", "ip", "192.0.2.77", "1h", "fine", check=0)
+        db = sqlite3.connect(d.path("state", "bans.db") if os.path.exists(d.path("state", "bans.db")) else d.path("bans.db"))
+        db.execute("UPDATE ban_applications SET reason = CAST(X'6261649fff20c3' AS TEXT) WHERE ip_text = '192.0.2.77'")
+        db.commit()
+        db.close()
+        p = d.ctl("-o", "json", "ban", "list", check=0)
+        rows = json.loads(p.stdout)
+        text = json.dumps(rows)
+        assert "192.0.2.77" in text and "bad\\ufffd\\ufffd \\ufffd" in text, text
+        assert d.stop() == 0
+
+
+def test_field_size_caps():
+    """Item 4: documented per-field limits, with errors naming the field."""
+    with Daemon({"n": "name: n\npath: null\n"}) as d:
+        d.start()
+        c = d.client()
+        assert c.request(signal_obj(alert_message="m" * 16384))["ok"]
+        r = c.request(signal_obj(alert_message="m" * 1000000))  # before: stored as is, 1 MB a signal
+        assert not r["ok"] and "alert_message: 1000000 bytes, longer than the limit of 16384" in r["error"], r
+        r = c.request(signal_obj(scenario="s" * 5000))
+        assert not r["ok"] and "scenario" in r["error"] and "limit of 4096" in r["error"], r
+        r = c.request(signal_obj(Labels={"k%d" % i: "v" for i in range(65)}))
+        assert not r["ok"] and "Labels: 65 members" in r["error"], r
+        r = c.request(signal_obj(events_sequence=[{"serialized": "e" * 16000}] * 17))
+        assert not r["ok"] and "events_sequence" in r["error"] and "262144" in r["error"], r
+        assert c.request(signal_obj())["ok"]
+        assert d.stop() == 0
+
+
 if __name__ == "__main__":
-    run([test_producer_strings_cannot_forge_log_lines, test_plugin_with_executable_stack_is_refused])
+    run([test_producer_strings_cannot_forge_log_lines, test_plugin_with_executable_stack_is_refused,
+         test_idle_ingest_connections_cannot_lock_the_operator_out, test_connections_that_send_nothing_are_disconnected,
+         test_last_line_without_newline_at_eof_is_accepted, test_signal_member_that_is_not_an_object,
+         test_automatic_ban_cannot_cover_the_internet, test_bans_cannot_be_lifted_or_shortened,
+         test_ban_delete_mapped_ipv4_and_invalid_utf8_rows,
+         test_field_size_caps])
