@@ -67,6 +67,18 @@ static const key_spec sockets_keys[] = {
         { "max_line", K_SIZE, offsetof(spw_config, max_line), .min = 1024, .max = 64u << 20 },
         { "max_connections", K_UINT, offsetof(spw_config, max_connections), .min = 1, .max = 65536 },
         { "client_timeout", K_DURATION, offsetof(spw_config, client_timeout) },
+        /* the HTTP ingest (src/daemon/http.c) */
+        { "http", K_STRING, offsetof(spw_config, http.listen) },
+        { "http_token", K_STRING, offsetof(spw_config, http.token) },
+        { "http_token_file", K_PATH, offsetof(spw_config, http.token_file) },
+        { "http_unix_uids", K_STRING, offsetof(spw_config, http.unix_uids) },
+        { "http_tls_cert", K_PATH, offsetof(spw_config, http.tls_cert) },
+        { "http_tls_key", K_PATH, offsetof(spw_config, http.tls_key) },
+        { "http_max_body", K_SIZE, offsetof(spw_config, http.max_body), .min = 1024, .max = 1u << 30 },
+        { "http_max_header", K_SIZE, offsetof(spw_config, http.max_header), .min = 4096, .max = 1u << 20 },
+        { "http_max_connections", K_UINT, offsetof(spw_config, http.max_connections), .min = 1, .max = 65536 },
+        { "http_timeout", K_DURATION, offsetof(spw_config, http.timeout) },
+        { "crowdsec_decisions", K_STRING, offsetof(spw_config, http.crowdsec_decisions) },
         { NULL },
 };
 
@@ -332,6 +344,10 @@ static spw_config *config_new(void) {
         c->max_line = SPW_DEFAULT_MAX_LINE;
         c->max_connections = SPW_DEFAULT_MAX_CONNECTIONS;
         c->client_timeout = SPW_DEFAULT_CLIENT_TIMEOUT;
+        c->http.max_body = 16u << 20;
+        c->http.max_header = 32u << 10;
+        c->http.max_connections = 256;
+        c->http.timeout = 30 * USEC_PER_SEC;
         c->q = (queue_settings) {
                 .size = SPW_DEFAULT_QUEUE_SIZE,
                 .policy = ON_FULL_BLOCK,
@@ -376,6 +392,13 @@ spw_config *config_free(spw_config *c) {
         free(c->plugin_dir);
         free(c->state_dir);
         free(c->ingest_socket);
+        free(c->http.listen);
+        free(c->http.token);
+        free(c->http.token_file);
+        free(c->http.unix_uids);
+        free(c->http.tls_cert);
+        free(c->http.tls_key);
+        free(c->http.crowdsec_decisions);
         free(c->admin_socket);
         free(c->defaults_flush);
         free(c->defaults_max_records);
@@ -929,6 +952,11 @@ int config_load(const char *path, const config_overrides *o, spw_config **ret, s
         r = load_backend_dir(c, err);
         if (r < 0)
                 return r;
+        if (c->http.crowdsec_decisions && !streq(c->http.crowdsec_decisions, "apply") && !streq(c->http.crowdsec_decisions, "ignore"))
+                return spw_error_set(err, -EINVAL, "%s: sockets.crowdsec_decisions: expected \"apply\" or \"ignore\", not '%s'", c->file,
+                                     c->http.crowdsec_decisions);
+        if (!c->http.tls_cert != !c->http.tls_key)
+                return spw_error_set(err, -EINVAL, "%s: sockets.http_tls_cert and http_tls_key: give both or neither", c->file);
         if (c->ban_backend && !config_find_backend(c, c->ban_backend))
                 return spw_error_set(err, -EINVAL, "%s: ban_backend: no backend is named '%s'", c->file, c->ban_backend);
         *ret = TAKE_PTR(c);

@@ -74,6 +74,18 @@ typedef struct spw_config {
         size_t max_line;
         unsigned max_connections;
         usec_t client_timeout;     /* idle client with a partial line */
+        struct {
+                char *listen;      /* "127.0.0.1:7422 /run/spillway/http.sock", NULL: off */
+                char *token;       /* after ${CREDENTIAL:...} expansion */
+                char *token_file;
+                char *unix_uids;   /* uids/user names allowed without a token over a unix socket */
+                char *tls_cert, *tls_key;
+                size_t max_body;
+                size_t max_header;
+                unsigned max_connections;
+                usec_t timeout;    /* idle or slow client */
+                char *crowdsec_decisions; /* "apply" | "ignore" (NULL: ignore) */
+        } http;
         char *defaults_flush;
         char *defaults_max_records;
         char *defaults_max_records_age;
