@@ -317,6 +317,7 @@ typedef struct http_state {
         http_req *suspended;       /* list, to resume them all at exit */
         bool need_run;
         unsigned in_run;
+        unsigned n_open;           /* open connections, every server */
         uint64_t next_id;
         http_stats stats;
         /* the token, read again when the configuration changes */
@@ -754,6 +755,8 @@ static enum MHD_Result serve_get(http_req *q, struct MHD_Connection *c) {
         return reply(q, c, healthy ? 200 : 503, "application/json", s);
 }
 
+static void touch(struct MHD_Connection *c);
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
                                  const char *upload, size_t *upload_size, void **con_cls) {
         http_server *srv = cls;
@@ -763,6 +766,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         http_req *q = *con_cls;
         char why[1024];
 
+        touch(c);
         if (!q) {
                 bool method_ok;
                 q = calloc(1, sizeof *q);
@@ -859,9 +863,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
         http_state *h = srv->h;
         http_req *q = *con_cls;
 
-        if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
-                h->stats.timeouts++;
-        else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && toe != MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN)
+        /* timeouts are counted when the connection closes (on_connection) */
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && toe != MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN &&
+            toe != MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
                 h->stats.aborted++;
         if (!q)
                 return;
@@ -884,6 +888,34 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
         json_decref(q->items);
         strbuf_deinit(&q->body);
         free(q);
+}
+
+/* MHD does not say why it closed a connection, and a client that never
+ * finished its headers has no request to complete: a connection that
+ * closes after http_timeout without any activity was closed for it. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode code) {
+        http_server *srv = cls;
+        usec_t *last = *socket_context;
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+                srv->h->n_open++;
+                last = malloc(sizeof *last);
+                if (last)
+                        *last = now_monotonic();
+                *socket_context = last;
+                return;
+        }
+        if (srv->h->n_open > 0)
+                srv->h->n_open--;
+        if (last && now_monotonic() - *last + 100 * USEC_PER_MSEC >= engine_config(srv->h->d->engine)->http.timeout)
+                srv->h->stats.timeouts++;
+        free(last);
+        *socket_context = NULL;
+}
+
+static void touch(struct MHD_Connection *c) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (ci && ci->socket_context)
+                *(usec_t *) ci->socket_context = now_monotonic();
 }
 
 static enum MHD_Result on_accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
@@ -957,12 +989,7 @@ static int on_mhd_timer(sd_event_source *es, uint64_t usec, void *userdata) {
 }
 
 unsigned http_connections(daemon_t *d) {
-        unsigned n = 0;
-        if (!d->http)
-                return 0;
-        for (http_server *s = d->http->servers; s; s = s->next)
-                n += MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS)->num_connections;
-        return n;
+        return d->http ? d->http->n_open : 0;
 }
 
 /* ------------------------------------------------------------ servers */
@@ -1036,6 +1063,7 @@ static int server_start(http_state *h, int fd, bool is_unix, const char *name, h
                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned) c->http.max_connections + 16,
                                   MHD_OPTION_CONNECTION_MEMORY_LIMIT, c->http.max_header,
                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                  MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                                   MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                                   MHD_OPTION_ARRAY, tls,
                                   MHD_OPTION_END);
@@ -1056,6 +1084,7 @@ static int server_start(http_state *h, int fd, bool is_unix, const char *name, h
                 return spw_error_set(err, r, "http %s: event loop: %s", name, strerror(-r));
         }
         arm_timer(s);
+        log_info("HTTP ingest on %s%s", name, cert ? " (TLS)" : "");
         *ret = s;
         return 0;
 }
