@@ -1076,7 +1076,7 @@ static int server_start(http_state *h, int fd, bool is_unix, const char *name, h
         const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
         r = di ? sd_event_add_io(d->event, &s->io, di->epoll_fd, EPOLLIN, on_mhd_io, s) : -EIO;
         if (r >= 0)
-                r = sd_event_add_time_relative(d->event, &s->timer, CLOCK_MONOTONIC, USEC_PER_SEC, 0, on_mhd_timer, s);
+                r = sd_event_add_time_relative(d->event, &s->timer, CLOCK_MONOTONIC, USEC_PER_SEC, 1 /* sd-event: 0 would mean 250 ms */, on_mhd_timer, s);
         s->next = h->servers;
         h->servers = s;
         if (r < 0) {
