@@ -173,9 +173,9 @@ json_t *http_alert_to_signal(json_t *alert, size_t index, bool apply, long long 
         set_copy(sig, "stop_at", alert, "stop_at");
 
         /* source: the scope says what value is */
-        if (!strcasecmp(scope, "ip"))
+        if (strcasecmp(scope, "ip") == 0)
                 json_object_set_new(s, "Ip", json_string(value));
-        else if (!strcasecmp(scope, "range"))
+        else if (strcasecmp(scope, "range") == 0)
                 json_object_set_new(s, "Range", json_string(value));
         if (jstr(src, "ip") && *jstr(src, "ip"))
                 set_copy(s, "Ip", src, "ip");
@@ -248,7 +248,9 @@ json_t *http_alert_to_signal(json_t *alert, size_t index, bool apply, long long 
                                 json_decref(sig);
                                 return NULL;
                         }
-                        if (!!strcasecmp(dscope, "ip") && !!strcasecmp(dscope, "range"))
+                        if (json_is_true(json_object_get(v, "simulated")))
+                                continue; /* CrowdSec's simulation mode: not enforced */
+                        if (strcasecmp(dscope, "ip") != 0 && strcasecmp(dscope, "range") != 0)
                                 continue; /* a country, an AS...: not an address ban */
                         if (http_parse_go_duration(dur, &usec) < 0) {
                                 spw_error_set(err, -EINVAL, "alert %zu: decisions[%zu].duration: '%.40s' is not a Go duration like \"4h0m0s\"",
