@@ -931,6 +931,7 @@ static enum MHD_Result on_accept_policy(void *cls, const struct sockaddr *addr, 
         return MHD_YES;
 }
 
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) _printf_(2, 0);
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
         static ratelimit rl = RATELIMIT_INIT(10 * USEC_PER_SEC, 10);
         char text[512];
