@@ -1060,6 +1060,7 @@ static int server_start(http_state *h, int fd, bool is_unix, const char *name, h
                 { MHD_OPTION_END, 0, NULL },
         };
         s->mhd = MHD_start_daemon(flags, 0, on_accept_policy, s, on_access, s,
+                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                                   MHD_OPTION_LISTEN_SOCKET, fd,
                                   MHD_OPTION_CONNECTION_TIMEOUT, timeout,
                                   /* our accept policy refuses (and counts) first */
@@ -1067,7 +1068,6 @@ static int server_start(http_state *h, int fd, bool is_unix, const char *name, h
                                   MHD_OPTION_CONNECTION_MEMORY_LIMIT, c->http.max_header,
                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                                   MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                                   MHD_OPTION_ARRAY, tls,
                                   MHD_OPTION_END);
         if (!s->mhd) {

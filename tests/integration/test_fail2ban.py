@@ -52,6 +52,10 @@ class Fail2ban:
     def start(self):
         self.client("-x", "start")
         wait_for(lambda: self.client("ping", check=False).returncode == 0, 20, "fail2ban-server")
+        # the jail watches the log once it has started; the polling backend
+        # sees a change by the file's stat (one-second mtime): then write
+        wait_for(lambda: self.client("status", "spwtest", check=False).returncode == 0, 20, "the jail")
+        time.sleep(1.1)
 
     def stop(self):
         self.client("stop", check=False)

@@ -142,6 +142,8 @@ def test_reply_codes():
         assert "spillway_backend_up" in json.dumps(admin)
         # the log never shows a token
         assert TOKEN not in d.read_log() and "wrong" not in d.read_log()
+        # a clean stop (sanitizer builds: no leak, no error)
+        assert d.stop() == 0, d.read_log()
 
 
 def test_oversized_bodies():
@@ -195,6 +197,17 @@ def test_queue_full_503():
         assert "block_timeout" in refused[0]["error"], refused
         assert all("not tried" in x["error"] for x in refused[1:]), refused
         assert metric(d, 'spillway_http_refused_total{reason="queue_full"}') == 1
+        # stopping while a request waits on the hung backend: it is answered, nothing leaks
+        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30 * SLOW)
+        c.request("POST", "/v1/signals?ack=flushed", body=json.dumps([signal_obj(ip="192.0.2.77")]),
+                  headers={"Authorization": "Bearer " + TOKEN})
+        time.sleep(0.3)
+        assert d.stop() == 0, d.read_log()
+        try:
+            r = c.getresponse()
+            r.read()
+        except (http.client.HTTPException, OSError):
+            pass
 
 
 def test_healthz_names_failing_backend():
@@ -227,9 +240,18 @@ def test_slow_clients_and_connection_limit():
                 pass
             s.close()
     with start({"sqlite": SQLITE}, extra="  http_max_connections: 5\n") as d:
+        def admin_metric(name):
+            for line in d.admin_request({"op": "metrics"})["metrics"].splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[-1])
+        # start() probed the port: that connection is gone first
+        wait_for(lambda: admin_metric("spillway_http_connections") == 0, 10, "the probe connection to close")
         idle = [socket.create_connection(("127.0.0.1", d.port)) for _ in range(5)]
-        wait_for(lambda: d.proc.poll() is None and len(idle) == 5, 1)
-        time.sleep(0.3)
+        try:
+            wait_for(lambda: admin_metric("spillway_http_connections") == 5, 10, "5 open HTTP connections")
+        except AssertionError:
+            raise AssertionError("%s open, %s refused" % (admin_metric("spillway_http_connections"),
+                                                          admin_metric('spillway_http_refused_total{reason="connection_limit"}')))
         extra = socket.create_connection(("127.0.0.1", d.port))
         extra.settimeout(5)
         extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -330,6 +352,7 @@ def test_tls_and_reload_renews_certificate():
         make_cert(d.dir, "tls", cn="second")
         assert d.ctl("reload").returncode == 0
         wait_for(lambda: served_cert(port) != first, 10, "the renewed certificate")
+        assert d.stop() == 0, d.read_log()
 
 
 def test_crowdsec_alerts():
