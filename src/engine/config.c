@@ -955,6 +955,18 @@ int config_load(const char *path, const config_overrides *o, spw_config **ret, s
         if (c->http.crowdsec_decisions && !streq(c->http.crowdsec_decisions, "apply") && !streq(c->http.crowdsec_decisions, "ignore"))
                 return spw_error_set(err, -EINVAL, "%s: sockets.crowdsec_decisions: expected \"apply\" or \"ignore\", not '%s'", c->file,
                                      c->http.crowdsec_decisions);
+        if (c->http.token && strchr(c->http.token, '$')) {
+                /* ${CREDENTIAL:name} (LoadCredential=), as in backend files */
+                char *expanded;
+                r = str_expand_vars_full(c->http.token, c->credential_placeholders ? STR_EXPAND_CREDENTIAL_PLACEHOLDERS : 0,
+                                         &c->unchecked_credentials, &expanded, err);
+                if (r < 0) {
+                        spw_error_prefix(err, "%s: sockets.http_token", c->file);
+                        return r;
+                }
+                free(c->http.token);
+                c->http.token = expanded;
+        }
         if (!c->http.tls_cert != !c->http.tls_key)
                 return spw_error_set(err, -EINVAL, "%s: sockets.http_tls_cert and http_tls_key: give both or neither", c->file);
         if (c->ban_backend && !config_find_backend(c, c->ban_backend))

@@ -401,7 +401,44 @@ outputs:
         assert until, "no ban from the CrowdSec decision"
 
 
+def test_token_sources_reload_and_header_limit():
+    port = free_port()
+    d = Daemon({"sqlite": SQLITE}, main="queue:\n  flush_interval: 50ms\nsockets:\n  http: 127.0.0.1:%d\n"
+               "  http_token: ${CREDENTIAL:spillway-http-token}\n  http_max_header: 8K\n" % port)
+    with d:
+        d.port = port
+        creds = d.path("creds")
+        os.makedirs(creds)
+        with open(os.path.join(creds, "spillway-http-token"), "w") as f:
+            f.write("from-credential\n")
+        d.start(env={"CREDENTIALS_DIRECTORY": creds})
+        wait_for(lambda: port_open(port), 10, "the HTTP port")
+        sig = json.dumps(signal_obj())
+        assert post(d, "/v1/signals", sig, token="from-credential")[0] == 200
+        assert post(d, "/v1/signals", sig, token="from-credential-and-more")[0] == 401
+        # a token file; a reload takes it, the old token stops working
+        with open(d.path("token"), "w") as f:
+            f.write("from-file\n")
+        with open(d.config, "w") as f:
+            f.write("queue:\n  flush_interval: 50ms\nsockets:\n  http: 127.0.0.1:%d\n  http_token_file: token\n"
+                    "  http_max_header: 8K\n" % port)
+        assert d.ctl("reload").returncode == 0
+        wait_for(lambda: post(d, "/v1/signals", sig, token="from-file")[0] == 200, 10, "the new token")
+        assert post(d, "/v1/signals", sig, token="from-credential")[0] == 401
+        assert "from-file" not in d.read_log() and "from-credential" not in d.read_log()
+        # headers over http_max_header: refused by MHD (431), the connection closed
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            c.request("POST", "/v1/signals", body=sig, headers={"X-Api-Key": "from-file", "X-Padding": "x" * 20000})
+            st = c.getresponse().status
+        except (http.client.HTTPException, OSError):
+            st = None
+        assert st in (None, 413, 414, 431), st
+        assert post(d, "/v1/signals", sig, token="from-file")[0] == 200
+        assert d.stop() == 0, d.read_log()
+
+
 if __name__ == "__main__":
     run([test_reply_codes, test_oversized_bodies, test_ndjson_10000_flushed_exactly_once, test_queue_full_503,
          test_healthz_names_failing_backend, test_slow_clients_and_connection_limit, test_unix_socket_peer,
-         test_tls_and_reload_renews_certificate, test_crowdsec_alerts])
+         test_tls_and_reload_renews_certificate, test_crowdsec_alerts, test_token_sources_reload_and_header_limit])
