@@ -438,7 +438,26 @@ def test_token_sources_reload_and_header_limit():
         assert d.stop() == 0, d.read_log()
 
 
+def test_config_errors():
+    for extra, expect in (("  crowdsec_decisions: maybe\n", "crowdsec_decisions: expected"),
+                          ("  http_tls_cert: a.crt\n", "http_tls_cert and http_tls_key: give both"),
+                          ("  http_max_body: 10\n", "http_max_body")):
+        with Daemon({"sqlite": SQLITE}, main=main_yaml(free_port(), extra)) as d:
+            p = subprocess.run(d.args(["--check-config"]), capture_output=True, text=True, timeout=30)
+            assert p.returncode != 0 and expect in p.stdout + p.stderr, (extra, p)
+    # a busy port: spillwayd refuses to start and names it
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    with Daemon({"sqlite": SQLITE}, main=main_yaml(busy.getsockname()[1])) as d:
+        d.start(wait=False)
+        assert d.proc.wait(30) != 0
+        assert "cannot listen on 127.0.0.1:%d" % busy.getsockname()[1] in d.read_log(), d.read_log()
+    busy.close()
+
+
 if __name__ == "__main__":
     run([test_reply_codes, test_oversized_bodies, test_ndjson_10000_flushed_exactly_once, test_queue_full_503,
          test_healthz_names_failing_backend, test_slow_clients_and_connection_limit, test_unix_socket_peer,
-         test_tls_and_reload_renews_certificate, test_crowdsec_alerts, test_token_sources_reload_and_header_limit])
+         test_tls_and_reload_renews_certificate, test_crowdsec_alerts, test_token_sources_reload_and_header_limit,
+         test_config_errors])
