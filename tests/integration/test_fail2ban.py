@@ -93,6 +93,9 @@ def test_ban_and_unban():
             p = subprocess.run(["sqlite3", d.path("state", "bans.db"),
                                 "select scenario, events_count from signal_occurences"], capture_output=True, text=True)
             assert "fail2ban/spwtest|" in p.stdout, p
+            p = subprocess.run(["sqlite3", d.path("state", "bans.db"), "select count(*) from event_sequences where serialized "
+                                "like '%Failed login for root from 198.51.100.23%'"], capture_output=True, text=True)
+            assert int(p.stdout.strip() or 0) >= 3, p
             f.client("set", "spwtest", "unbanip", "198.51.100.23")
             wait_for(lambda: "198.51.100.23" not in bans(d), 20, "the unban to reach spillway (fail2ban log:\n%s)" % f.read_log())
         finally:
