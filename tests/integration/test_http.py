@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import socket
 import sqlite3
 import ssl
@@ -456,8 +457,34 @@ def test_config_errors():
     busy.close()
 
 
+def test_socket_activation():
+    """The fd named "http" from systemd (as spillway-http.socket passes it),
+    with no sockets.http in the configuration; its first connection starts
+    the daemon."""
+    if not shutil.which("systemd-socket-activate"):
+        raise SkipTest("systemd-socket-activate not installed")
+    from spwtest import PLUGIN_DIR, SPILLWAYD
+    port = free_port()
+    d = Daemon({"sqlite": SQLITE}, main="queue:\n  flush_interval: 50ms\nsockets:\n  http_token: %s\n" % TOKEN)
+    with d:
+        d.port = port
+        ingest, admin = d.path("act-ingest.sock"), d.path("act-admin.sock")
+        log = open(d.log_path, "ab")
+        d.proc = subprocess.Popen(["systemd-socket-activate", "-l", ingest, "--fdname=ingest", "-l", admin, "--fdname=admin",
+                                   "-l", "127.0.0.1:%d" % port, "--fdname=http",
+                                   SPILLWAYD, "-c", d.config, "--plugin-dir", PLUGIN_DIR, "--state-dir", d.state_dir,
+                                   "--allow-unsafe-plugins", "--log-target", "console"], stdout=log, stderr=subprocess.STDOUT)
+        wait_for(lambda: port_open(port), 10, "the activation socket")
+        st, _, r = post(d, "/v1/signals?ack=flushed", json.dumps(signal_obj()))
+        assert st == 200 and r["accepted"] == 1, (st, r, d.read_log())
+        assert "HTTP ingest on activated fd" in d.read_log(), d.read_log()
+        assert db_count(d) == 1
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(20) == 0, d.read_log()
+
+
 if __name__ == "__main__":
     run([test_reply_codes, test_oversized_bodies, test_ndjson_10000_flushed_exactly_once, test_queue_full_503,
          test_healthz_names_failing_backend, test_slow_clients_and_connection_limit, test_unix_socket_peer,
          test_tls_and_reload_renews_certificate, test_crowdsec_alerts, test_token_sources_reload_and_header_limit,
-         test_config_errors])
+         test_config_errors, test_socket_activation])
