@@ -189,7 +189,6 @@ static void *produce_http(void *userdata) {
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t) http_port),
                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-        static char resp[1 << 22];
         unsigned done = 0;
 
         if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
@@ -201,7 +200,6 @@ static void *produce_http(void *userdata) {
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         char *in = malloc(1 << 22);
-        (void) resp;
         while (done < p->count) {
                 unsigned n = MIN_U(HTTP_BODY, p->count - done);
                 size_t blen = p->offsets[done + n] - p->offsets[done];
