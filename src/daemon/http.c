@@ -404,7 +404,7 @@ static enum MHD_Result reply_results(http_req *q) {
         size_t ok = 0;
         bool failed = false;
         for (size_t i = 0; i < q->n_items; i++) {
-                const char *rp = q->reqs[i] && q->reqs[i]->reply ? q->reqs[i]->reply : "{\"ok\":false,\"error\":\"out of memory\"}";
+                const char *rp = q->reqs[i] && q->reqs[i]->reply ? q->reqs[i]->reply : "{\"ok\":false,\"error\":\"no reply (out of memory)\"}";
                 if (strncmp(rp, "{\"ok\":true", 10) == 0)
                         ok++;
                 else
@@ -417,7 +417,7 @@ static enum MHD_Result reply_results(http_req *q) {
         for (size_t i = 0; i < q->n_items; i++) {
                 if (i)
                         strbuf_putc(&b, ',');
-                strbuf_puts(&b, q->reqs[i] && q->reqs[i]->reply ? q->reqs[i]->reply : "{\"ok\":false,\"error\":\"out of memory\"}");
+                strbuf_puts(&b, q->reqs[i] && q->reqs[i]->reply ? q->reqs[i]->reply : "{\"ok\":false,\"error\":\"no reply (out of memory)\"}");
         }
         strbuf_puts(&b, "]}\n");
         if (b.oom) {
@@ -441,8 +441,11 @@ static void mark_dirty(http_req *q) {
 static void item_done(request *r, void *userdata) {
         http_req *q = userdata;
         if (r == q->parked) {
+                /* out of the park: answered, or now waiting for its flush */
                 q->parked = NULL;
-                if (r->reply && strncmp(r->reply, "{\"ok\":false", 11) == 0)
+                if (r->state != REQ_DONE)
+                        q->waiting++;
+                else if (r->reply && strncmp(r->reply, "{\"ok\":false", 11) == 0)
                         q->queue_refused = true; /* block_timeout passed, or stopping */
         } else if (q->waiting > 0)
                 q->waiting--;

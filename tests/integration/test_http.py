@@ -483,8 +483,25 @@ def test_socket_activation():
         assert d.proc.wait(20) == 0, d.read_log()
 
 
+def test_parked_then_flushed():
+    """ack=flushed with a full block queue: the items wait for room in order,
+    then for their flush; the reply comes once every item is flushed."""
+    mock = mock_backend("m", queue_size=1, on_full="block", block_timeout="10s", hang_on="hang/me", hang="1s")
+    with start({"m": mock}) as d:
+        sigs = [signal_obj(scenario="hang/me")] + [signal_obj(ip="192.0.2.%d" % i) for i in range(1, 6)]
+        t0 = time.monotonic()
+        st, _, r = post(d, "/v1/signals?ack=flushed", json.dumps(sigs))
+        assert st == 200 and r["accepted"] == 6, (st, r)
+        assert [x["ack"] for x in r["results"]] == ["flushed"] * 6, r
+        ids = [x["id"] for x in r["results"]]
+        assert ids == sorted(ids), ids
+        assert time.monotonic() - t0 >= 0.9, "answered before the hung insert finished"
+        assert d.stop() == 0, d.read_log()
+
+
 if __name__ == "__main__":
     run([test_reply_codes, test_oversized_bodies, test_ndjson_10000_flushed_exactly_once, test_queue_full_503,
          test_healthz_names_failing_backend, test_slow_clients_and_connection_limit, test_unix_socket_peer,
          test_tls_and_reload_renews_certificate, test_crowdsec_alerts, test_token_sources_reload_and_header_limit,
-         test_config_errors, test_socket_activation])
+         test_config_errors, test_socket_activation,
+         test_parked_then_flushed])
