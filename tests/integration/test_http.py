@@ -499,9 +499,20 @@ def test_parked_then_flushed():
         assert d.stop() == 0, d.read_log()
 
 
+def test_backend_failure_502():
+    with start({"m": mock_backend("m", mode="permanent")}) as d:
+        st, _, r = post(d, "/v1/signals?ack=flushed", json.dumps([signal_obj(), signal_obj(ip="192.0.2.9")]))
+        assert st == 502 and not r["ok"] and r["refused"] == 2, (st, r)
+        assert all(not x["ok"] and x["ack"] == "flushed" and x["error"] for x in r["results"]), r
+        # queued: accepted before the backend fails it
+        st, _, r = post(d, "/v1/signals", json.dumps(signal_obj()))
+        assert st == 200, (st, r)
+        assert metric(d, 'spillway_http_responses_total{code="5xx"}') == 1
+
+
 if __name__ == "__main__":
     run([test_reply_codes, test_oversized_bodies, test_ndjson_10000_flushed_exactly_once, test_queue_full_503,
          test_healthz_names_failing_backend, test_slow_clients_and_connection_limit, test_unix_socket_peer,
          test_tls_and_reload_renews_certificate, test_crowdsec_alerts, test_token_sources_reload_and_header_limit,
          test_config_errors, test_socket_activation,
-         test_parked_then_flushed])
+         test_parked_then_flushed, test_backend_failure_502])
