@@ -9,6 +9,7 @@ fail2ban is not installed."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -58,7 +59,23 @@ class Fail2ban:
         time.sleep(1.1)
 
     def stop(self):
+        try:
+            pid = int(open(self.pid).read().strip())
+        except (OSError, ValueError):
+            pid = None
         self.client("stop", check=False)
+        if pid:
+            # the server we started: never leave it behind
+            for _ in range(50):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.1)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def fail(self, ip, n):
         with open(self.authlog, "a") as f:
