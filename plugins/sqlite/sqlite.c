@@ -289,10 +289,15 @@ static int bandb_watch(bandb *b) {
                 bandb_mark_broken(b, "the database file was truncated to 0 bytes");
                 return -1;
         }
-        int fd = open(b->path, O_RDONLY | O_CLOEXEC);
-        ssize_t k = fd >= 0 ? pread(fd, head, sizeof head, 0) : -1;
-        if (fd >= 0)
-                close(fd);
+        /* Read the header through SQLite's own file handle: opening and
+         * closing another descriptor of the file would drop every POSIX lock
+         * this process holds on it (fcntl locks belong to the process and
+         * inode), and an outside reader would then believe it is alone,
+         * checkpoint and delete the -wal file under our feet. */
+        sqlite3_file *f = NULL;
+        ssize_t k = -1;
+        if (sqlite3_file_control(b->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) == SQLITE_OK && f && f->pMethods)
+                k = f->pMethods->xRead(f, head, (int) sizeof head, 0) == SQLITE_OK ? (ssize_t) sizeof head : 0;
         if (k != (ssize_t) sizeof head || memcmp(head, magic, sizeof magic) != 0) {
                 bandb_mark_broken(b, k < (ssize_t) sizeof head ? "the database file was truncated"
                                                                 : "the database file was overwritten: it is no longer an SQLite database");
@@ -737,15 +742,12 @@ static int bandb_check_location(bandb *b) {
         for (int i = 0; r == 0 && i < 2; i++) {
                 const char *suffix = i == 0 ? "-wal" : "-shm";
                 char side[PATH_MAX];
-                int fd;
 
                 snprintf(side, sizeof side, "%s%s", b->path, suffix);
-                fd = open(side, O_RDWR | O_CLOEXEC | O_NOCTTY);
-                if (fd >= 0) {
-                        close(fd);
-                        continue;
-                }
-                if (errno == ENOENT)
+                /* never open() it: closing that descriptor would drop the
+                 * POSIX locks another instance of this process (the one a
+                 * reload replaces) holds on it */
+                if (faccessat(AT_FDCWD, side, R_OK | W_OK, AT_EACCESS) == 0 || errno == ENOENT)
                         continue;
                 r = -errno;
                 spwp_bandb_set_error(&b->core, "%s: %s is not writable by uid %u (%s): SQLite writes it beside the "

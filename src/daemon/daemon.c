@@ -17,6 +17,7 @@
 #include "build-config.h"
 #include "conn.h"
 #include "daemon.h"
+#include "http.h"
 #include "ingest.h"
 #include "listener.h"
 #include "log.h"
@@ -26,6 +27,7 @@
 
 void daemon_flush_replies(daemon_t *d) {
         conn_flush_dirty(d);
+        http_flush_dirty(d);
 }
 
 /* Results from the workers and the reload thread. */
@@ -97,6 +99,7 @@ void daemon_begin_stop(daemon_t *d, const char *why) {
         log_info("stopping (%s): draining the queues for up to %lld ms", why,
                  (long long) (engine_config(d->engine)->drain_timeout / USEC_PER_MSEC));
         listener_close_all(d);
+        http_quiesce(d);
         ingest_expire_parked(d);
         daemon_flush_replies(d);
         conn_pause_all(d);
@@ -159,7 +162,7 @@ static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static bool daemon_idle(daemon_t *d) {
-        return d->n_conns == 0 && park_count(d->park) == 0 && d->n_waiting == 0 && !daemon_reloading(d) &&
+        return d->n_conns == 0 && http_connections(d) == 0 && park_count(d->park) == 0 && d->n_waiting == 0 && !daemon_reloading(d) &&
                !engine_busy(d->engine);
 }
 
@@ -239,6 +242,17 @@ int daemon_run(const daemon_options *opt) {
                 sd_event_unref(d.event);
                 return EXIT_FAILURE;
         }
+        r = http_start(&d, &err);
+        if (r < 0) {
+                log_error("%s", r == -ENOMEM ? "out of memory" : err.msg);
+                sd_notifyf(0, "STATUS=failed to listen: %s", err.msg);
+                http_free_all(&d);
+                listener_close_all(&d);
+                ingest_done(&d);
+                engine_free(d.engine);
+                sd_event_unref(d.event);
+                return EXIT_FAILURE;
+        }
         /* without these the daemon would run deaf (no SIGTERM, no worker
          * results, no timeouts): a failure is a failed start */
         if ((r = sd_event_add_signal(d.event, NULL, SIGTERM, on_sigterm, &d)) < 0 ||
@@ -258,6 +272,7 @@ int daemon_run(const daemon_options *opt) {
                 d.status_timer = sd_event_source_disable_unref(d.status_timer);
                 d.idle_timer = sd_event_source_disable_unref(d.idle_timer);
                 d.watchdog_timer = sd_event_source_disable_unref(d.watchdog_timer);
+                http_free_all(&d);
                 listener_close_all(&d);
                 ingest_done(&d);
                 engine_free(d.engine);
@@ -286,6 +301,7 @@ int daemon_run(const daemon_options *opt) {
 
         listener_close_all(&d);
         conn_free_all(&d);
+        http_free_all(&d);
         ingest_done(&d);
         engine_free(d.engine); /* already stopped: joins the workers */
         sd_event_source_disable_unref(d.hub_source);

@@ -50,6 +50,9 @@ struct daemon {
         engine *engine;
         listener listeners[LISTENER_MAX];
         size_t n_listeners;
+        int http_fds[4];           /* activated sockets named "http" (http.c takes them) */
+        size_t n_http_fds;
+        struct http_state *http;   /* the HTTP ingest (http.c), NULL when off */
         conn *conns;
         unsigned n_conns;
         unsigned n_conns_kind[LISTENER_MAX]; /* per listener_kind */

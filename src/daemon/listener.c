@@ -193,6 +193,16 @@ int listener_open_all(daemon_t *d, spw_error *err) {
                 int fd = SD_LISTEN_FDS_START + i;
                 const char *name = names && names[i] ? names[i] : "unknown";
                 listener_kind kind;
+                if (streq(name, "http")) {
+                        /* served by http.c (TCP or unix, checked there) */
+                        if (d->n_http_fds >= ELEMENTSOF(d->http_fds)) {
+                                r = spw_error_set(err, -EINVAL, "socket activation: more than %zu 'http' sockets", ELEMENTSOF(d->http_fds));
+                                break;
+                        }
+                        fcntl(fd, F_SETFD, FD_CLOEXEC);
+                        d->http_fds[d->n_http_fds++] = fd;
+                        continue;
+                }
                 if (streq(name, "ingest"))
                         kind = LISTENER_INGEST;
                 else if (streq(name, "admin"))
@@ -200,7 +210,7 @@ int listener_open_all(daemon_t *d, spw_error *err) {
                 else if (n == 1 || (i == 0 && streq(name, "unknown")))
                         kind = LISTENER_INGEST; /* a single unnamed socket: ingest */
                 else {
-                        r = spw_error_set(err, -EINVAL, "socket activation: fd %d has name '%s'; expected FileDescriptorName=ingest or admin",
+                        r = spw_error_set(err, -EINVAL, "socket activation: fd %d has name '%s'; expected FileDescriptorName=ingest, admin or http",
                                           fd, name);
                         break;
                 }

@@ -27,6 +27,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "msgid.h"
+#include "http.h"
 #include "reload.h"
 
 typedef struct reload_waiter {
@@ -140,6 +141,7 @@ static void finish(reload_job *job, bool discard) {
                 d->reloads++;
                 d->last_reload = now_realtime();
                 ingest_reroute_parked(d);
+                http_reload(d);
                 daemon_flush_replies(d);
                 snprintf(n, sizeof n, "%zu", engine_n_backends(d->engine));
                 log_struct(LOG_INFO, LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_RELOADED }, { "SPILLWAY_BACKENDS", n }),

@@ -13,6 +13,7 @@
 #include "daemon.h"
 #include "reload.h"
 #include "status.h"
+#include "http.h"
 #include "strbuf.h"
 
 static json_t *backend_json(const char *name, backend *b, const char *failure, usec_t now_mono) {
@@ -140,6 +141,7 @@ char *metrics_text(daemon_t *d) {
         strbuf_printf(&m, "spillway_signals_rejected_total %llu\n", (unsigned long long) d->stats.rejected);
         metric(&m, "connections", "gauge", "Open client connections.");
         strbuf_printf(&m, "spillway_connections %u\n", d->n_conns);
+        http_metrics(d, &m);
         metric(&m, "reloads_total", "counter", "Successful configuration reloads.");
         strbuf_printf(&m, "spillway_reloads_total %llu\n", (unsigned long long) d->reloads);
 

@@ -86,6 +86,18 @@ static const key_spec sockets_keys[] = {
         { "max_connections_per_uid", K_UINT, offsetof(spw_config, max_connections_per_uid), .min = 1, .max = 65536 },
         { "idle_timeout", K_DURATION, offsetof(spw_config, idle_timeout) },
         { "max_buffered_input", K_SIZE, offsetof(spw_config, max_buffered_input), .min = 64u << 10, .max = 4ull << 30 },
+        /* the HTTP ingest (src/daemon/http.c) */
+        { "http", K_STRING, offsetof(spw_config, http.listen) },
+        { "http_token", K_STRING, offsetof(spw_config, http.token) },
+        { "http_token_file", K_PATH, offsetof(spw_config, http.token_file) },
+        { "http_unix_uids", K_STRING, offsetof(spw_config, http.unix_uids) },
+        { "http_tls_cert", K_PATH, offsetof(spw_config, http.tls_cert) },
+        { "http_tls_key", K_PATH, offsetof(spw_config, http.tls_key) },
+        { "http_max_body", K_SIZE, offsetof(spw_config, http.max_body), .min = 1024, .max = 1u << 30 },
+        { "http_max_header", K_SIZE, offsetof(spw_config, http.max_header), .min = 4096, .max = 1u << 20 },
+        { "http_max_connections", K_UINT, offsetof(spw_config, http.max_connections), .min = 1, .max = 65536 },
+        { "http_timeout", K_DURATION, offsetof(spw_config, http.timeout) },
+        { "crowdsec_decisions", K_STRING, offsetof(spw_config, http.crowdsec_decisions) },
         { NULL },
 };
 
@@ -390,6 +402,10 @@ static spw_config *config_new(void) {
         c->min_prefix_v4 = SPW_DEFAULT_MIN_PREFIX_V4;
         c->min_prefix_v6 = SPW_DEFAULT_MIN_PREFIX_V6;
         c->max_ban_duration = SPW_DEFAULT_MAX_BAN_DURATION;
+        c->http.max_body = 16u << 20;
+        c->http.max_header = 32u << 10;
+        c->http.max_connections = 256;
+        c->http.timeout = 30 * USEC_PER_SEC;
         c->q = (queue_settings) {
                 .size = SPW_DEFAULT_QUEUE_SIZE,
                 .policy = ON_FULL_BLOCK,
@@ -437,6 +453,13 @@ spw_config *config_free(spw_config *c) {
         free(c->plugin_dir);
         free(c->state_dir);
         free(c->ingest_socket);
+        free(c->http.listen);
+        free(c->http.token);
+        free(c->http.token_file);
+        free(c->http.unix_uids);
+        free(c->http.tls_cert);
+        free(c->http.tls_key);
+        free(c->http.crowdsec_decisions);
         free(c->admin_socket);
         free(c->defaults_flush);
         free(c->defaults_max_records);
@@ -1007,6 +1030,23 @@ int config_load(const char *path, const config_overrides *o, spw_config **ret, s
         r = load_backend_dir(c, err);
         if (r < 0)
                 return r;
+        if (c->http.crowdsec_decisions && !streq(c->http.crowdsec_decisions, "apply") && !streq(c->http.crowdsec_decisions, "ignore"))
+                return spw_error_set(err, -EINVAL, "%s: sockets.crowdsec_decisions: expected \"apply\" or \"ignore\", not '%s'", c->file,
+                                     c->http.crowdsec_decisions);
+        if (c->http.token && strchr(c->http.token, '$')) {
+                /* ${CREDENTIAL:name} (LoadCredential=), as in backend files */
+                char *expanded;
+                r = str_expand_vars_full(c->http.token, c->credential_placeholders ? STR_EXPAND_CREDENTIAL_PLACEHOLDERS : 0,
+                                         &c->unchecked_credentials, &expanded, err);
+                if (r < 0) {
+                        spw_error_prefix(err, "%s: sockets.http_token", c->file);
+                        return r;
+                }
+                free(c->http.token);
+                c->http.token = expanded;
+        }
+        if (!c->http.tls_cert != !c->http.tls_key)
+                return spw_error_set(err, -EINVAL, "%s: sockets.http_tls_cert and http_tls_key: give both or neither", c->file);
         if (c->ban_backend && !config_find_backend(c, c->ban_backend))
                 return spw_error_set(err, -EINVAL, "%s: ban_backend: no backend is named '%s'", c->file, c->ban_backend);
         *ret = TAKE_PTR(c);

@@ -100,6 +100,18 @@ typedef struct spw_config {
         unsigned min_prefix_v4;    /* automatic bans: nothing broader */
         unsigned min_prefix_v6;
         usec_t max_ban_duration;   /* automatic bans: longest until - received */
+        struct {
+                char *listen;      /* "127.0.0.1:7422 /run/spillway/http.sock", NULL: off */
+                char *token;       /* after ${CREDENTIAL:...} expansion */
+                char *token_file;
+                char *unix_uids;   /* uids/user names allowed without a token over a unix socket */
+                char *tls_cert, *tls_key;
+                size_t max_body;
+                size_t max_header;
+                unsigned max_connections;
+                usec_t timeout;    /* idle or slow client */
+                char *crowdsec_decisions; /* "apply" | "ignore" (NULL: ignore) */
+        } http;
         char *defaults_flush;
         char *defaults_max_records;
         char *defaults_max_records_age;

@@ -81,6 +81,24 @@ int main(void) {
         main_fails("queue:\n  durability: tape\n", "spillway.yaml:2:15: queue.durability: expected memory or disk, got 'tape'");
         main_fails("queue:\n  spool_sync: sometimes\n", "queue.spool_sync: expected batch, always or never, got 'sometimes'");
         main_fails("queue:\n  spool_max_size: 1K\n", "queue.spool_max_size: expected a size in bytes between");
+        /* the HTTP ingest's keys (src/daemon/http.c) */
+        spw_config *h;
+        h = main_ok("");
+        CHECK(!h->http.listen);
+        CHECK_EQ(h->http.max_body, (size_t) 16 << 20);
+        CHECK_EQ(h->http.max_connections, 256);
+        CHECK_EQ(h->http.timeout, 30 * USEC_PER_SEC);
+        config_free(h);
+        h = main_ok("sockets:\n  http: 127.0.0.1:7422 /run/x.sock\n  http_token: abc\n  http_max_body: 1M\n"
+                    "  http_max_connections: 7\n  http_timeout: 5s\n  crowdsec_decisions: apply\n");
+        CHECK_STREQ(h->http.listen, "127.0.0.1:7422 /run/x.sock");
+        CHECK_STREQ(h->http.token, "abc");
+        CHECK_EQ(h->http.max_body, (size_t) 1 << 20);
+        CHECK_EQ(h->http.max_connections, 7);
+        CHECK_EQ(h->http.timeout, 5 * USEC_PER_SEC);
+        CHECK_STREQ(h->http.crowdsec_decisions, "apply");
+        config_free(h);
+        main_fails("sockets:\n  http_max_body: 10\n", "sockets.http_max_body");
 
         /* errors: file:line:column, the key, what was expected */
         main_fails("queue:\n  sise: 5\n", "spillway.yaml:2:3: unknown key 'sise' in 'queue'; did you mean 'size'?");

@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <dirent.h>
 #include <sys/resource.h>
@@ -34,6 +36,10 @@
 static const char *arg_daemon, *arg_plugins, *arg_ceiling, *arg_ctl;
 static unsigned arg_signals = 100000, arg_producers = 4, arg_window = 1024, arg_batch = 1000;
 static const char *arg_only;
+/* 0: producers use the unix ingest socket; else POST /v1/signals on this
+ * loopback port, NDJSON bodies of HTTP_BODY signals, keep-alive */
+static unsigned http_port;
+#define HTTP_BODY 100
 static char start_at[32], stop_at[32];   /* "now" for every signal, so bans are active */
 
 #define MIN_U(a, b) ((a) < (b) ? (a) : (b))
@@ -158,6 +164,87 @@ out:
         p->errors += p->count - done;
         close(fd);
         free(sent);
+        return NULL;
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -1;
+                }
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+/* HTTP producer: one keep-alive connection, one request in flight (HTTP/1.1
+ * without pipelining), each body HTTP_BODY NDJSON signals; every signal of a
+ * body gets the body's latency. */
+static void *produce_http(void *userdata) {
+        producer *p = userdata;
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t) http_port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+        unsigned done = 0;
+
+        if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+                snprintf(p->errtext, sizeof p->errtext, "connect 127.0.0.1:%u: %s", http_port, strerror(errno));
+                p->errors = p->count;
+                if (fd >= 0)
+                        close(fd);
+                return NULL;
+        }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        char *in = malloc(1 << 22);
+        while (done < p->count) {
+                unsigned n = MIN_U(HTTP_BODY, p->count - done);
+                size_t blen = p->offsets[done + n] - p->offsets[done];
+                char head[256];
+                int hl = snprintf(head, sizeof head,
+                                  "POST /v1/signals?ack=%s HTTP/1.1\r\nHost: bench\r\nX-Api-Key: bench\r\n"
+                                  "Content-Type: application/x-ndjson\r\nContent-Length: %zu\r\n\r\n",
+                                  p->flushed ? "flushed" : "queued", blen);
+                int64_t t = now_ns();
+                if (write_all(fd, head, (size_t) hl) < 0 || write_all(fd, p->lines + p->offsets[done], blen) < 0) {
+                        snprintf(p->errtext, sizeof p->errtext, "write: %s", strerror(errno));
+                        break;
+                }
+                size_t got = 0, need = 0;
+                char *body = NULL;
+                while (!body || got < need) {
+                        ssize_t k = read(fd, in + got, (1 << 22) - 1 - got);
+                        if (k <= 0) {
+                                snprintf(p->errtext, sizeof p->errtext, "spillwayd closed the HTTP connection");
+                                goto out;
+                        }
+                        got += (size_t) k;
+                        in[got] = 0;
+                        if (!body && (body = strstr(in, "\r\n\r\n"))) {
+                                const char *cl = strcasestr(in, "Content-Length:");
+                                body += 4;
+                                need = (size_t) (body - in) + (cl ? strtoul(cl + 15, NULL, 10) : 0);
+                        }
+                }
+                int64_t lat = now_ns() - t;
+                char want[48];
+                snprintf(want, sizeof want, "\"accepted\":%u,", n);
+                if (strncmp(in, "HTTP/1.1 200", 12) != 0 || !strstr(body, want)) {
+                        if (!p->errors)
+                                snprintf(p->errtext, sizeof p->errtext, "%.200s", in);
+                        p->errors += n;
+                }
+                for (unsigned i = 0; i < n; i++)
+                        p->lat[done + i] = lat;
+                done += n;
+        }
+out:
+        p->errors += p->count - done;
+        free(in);
+        close(fd);
         return NULL;
 }
 
@@ -347,6 +434,11 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
         snprintf(main_yaml, sizeof main_yaml,
                  "queue:\n  size: 20000\n  flush_interval: 100ms\n  flush_batch: %u\n  on_full: block\n  block_timeout: 60s\n"
                  "defaults:\n  flush: false\n", arg_batch);
+        if (http_port) {
+                size_t l = strlen(main_yaml);
+                snprintf(main_yaml + l, sizeof main_yaml - l, "sockets:\n  http: 127.0.0.1:%u\n  http_token: bench\n  http_max_body: 64M\n",
+                         http_port);
+        }
         snprintf(path, sizeof path, "%s/spillway.yaml", dir);
         write_file(path, main_yaml);
         for (int i = 0; backends_yaml[i]; i++) {
@@ -395,7 +487,7 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
                 ps[i].lines = malloc((size_t) per * sizeof line);
                 ps[i].offsets = malloc(((size_t) per + 1) * sizeof *ps[i].offsets);
                 for (unsigned k = 0; k < per; k++) {
-                        int n = make_line(line, sizeof line, ps[i].first + k, flushed);
+                        int n = make_line(line, sizeof line, ps[i].first + k, flushed && !http_port);
                         ps[i].offsets[k] = len;
                         memcpy(ps[i].lines + len, line, (size_t) n);
                         len += (size_t) n;
@@ -410,7 +502,7 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
         pthread_create(&sampler.thread, NULL, sample_spool, &sampler);
         int64_t t0 = now_ns();
         for (unsigned i = 0; i < arg_producers; i++)
-                pthread_create(&ps[i].thread, NULL, produce, &ps[i]);
+                pthread_create(&ps[i].thread, NULL, http_port ? produce_http : produce, &ps[i]);
         for (unsigned i = 0; i < arg_producers; i++)
                 pthread_join(ps[i].thread, NULL);
         int64_t t1 = now_ns();
@@ -636,7 +728,7 @@ int main(int argc, char **argv) {
                 case 'C': arg_ctl = optarg; break;
                 default:
                         fprintf(stderr, "usage: spillway-bench --daemon PATH --plugins DIR [--ceiling PATH] [--signals N] "
-                                        "[--producers N] [--window N] [--batch N] [--only null|sqlite|durability|both|lockstep] [--ctl SPILLWAYCTL]\n");
+                                        "[--producers N] [--window N] [--batch N] [--only null|sqlite|durability|both|http|lockstep] [--ctl SPILLWAYCTL]\n");
                         return 2;
                 }
         }
@@ -742,6 +834,28 @@ int main(int argc, char **argv) {
                 r = run_daemon("both", both, true, true, NULL, 0, NULL);
                 print_row("sqlite + null, ack flushed", &r);
                 errors += r.errors;
+        }
+        if (!arg_only || !strcmp(arg_only, "http")) {
+                /* the same work over POST /v1/signals, beside the unix socket in this run */
+                int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+                socklen_t sl = sizeof sa;
+                if (fd < 0 || bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 || getsockname(fd, (struct sockaddr *) &sa, &sl) < 0) {
+                        perror("spillway-bench: a free TCP port");
+                        return 1;
+                }
+                close(fd);
+                printf("HTTP ingest: POST /v1/signals, NDJSON bodies of %d signals, keep-alive, %u connections:\n", HTTP_BODY, arg_producers);
+                for (int http = 0; http <= 1; http++) {
+                        http_port = http ? ntohs(sa.sin_port) : 0;
+                        r = run_daemon("null", null_only, false, false, NULL, 0, NULL);
+                        print_row(http ? "HTTP null, ack queued (to delivery)" : "unix null, ack queued (to delivery)", &r);
+                        errors += r.errors;
+                        r = run_daemon("sqlite", sqlite_only, true, true, NULL, 0, NULL);
+                        print_row(http ? "HTTP sqlite, ack flushed" : "unix sqlite, ack flushed", &r);
+                        errors += r.errors;
+                }
+                http_port = 0;
         }
         if (!arg_only || !strcmp(arg_only, "lockstep"))
                 errors += lockstep(sqlite_only);

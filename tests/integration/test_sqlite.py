@@ -181,6 +181,41 @@ def test_corrupt_database_leaves_other_backends_running():
         d.stop()
 
 
+def test_outside_reader_does_not_take_the_wal_away():
+    # The file watch once read the database header through a descriptor of
+    # its own and closed it, which dropped the daemon's POSIX locks on the
+    # file: an outside reader (sqlite3, a monitoring script) then believed it
+    # was the only connection, checkpointed and deleted the -wal on close, and
+    # every later commit went into an unlinked file: acknowledged `flushed`,
+    # invisible to others, lost at the next start.
+    import sqlite3
+    with Daemon({"sqlite": SQLITE}) as d:
+        d.start()
+        db = d.path("state", "bans.db")
+        c = d.client()
+
+        def count():
+            con = sqlite3.connect(db)
+            try:
+                return con.execute("SELECT COUNT(*) FROM signal_occurences").fetchone()[0]
+            finally:
+                con.close()
+        for i in range(1, 6):
+            r = c.request({"signal": signal_obj(ip="192.0.2.%d" % i), "ack": "flushed"})
+            assert r["ok"], r
+            time.sleep(2.5)  # the watch runs every 2 s: let it run between the outside reads
+            assert count() == i, (i, count())
+        assert os.path.exists(db + "-wal"), "the daemon's -wal file was deleted under it"
+        d.proc.kill()
+        d.proc.wait()
+        for sock in (d.ingest, d.admin):  # left behind by the kill
+            os.unlink(sock)
+        d.start()
+        assert d.status()["ok"]
+        assert count() == 5
+        assert d.stop() == 0
+
+
 if __name__ == "__main__":
-    run([test_ban_list_formats_and_filters, test_ban_add_del_flush_and_restart, test_database_readable_with_sqlite3,
+    run([test_outside_reader_does_not_take_the_wal_away, test_ban_list_formats_and_filters, test_ban_add_del_flush_and_restart, test_database_readable_with_sqlite3,
          test_status_and_metrics, test_ctl_unreachable_and_send, test_corrupt_database_leaves_other_backends_running])
