@@ -200,7 +200,7 @@ def test_crowdsec_http_plugin_burst():
         try:
             cs.start()
             jwt = cs.login()
-            n, per = 200, 20
+            n, per = 1000, 50  # the burst of 1,000
             now = time.time()
             sent = 0
             retried = 0
