@@ -560,6 +560,25 @@ int spwp_bandb_flush(void *userdata) {
 
 /* ------------------------------------------------------------ read_at */
 
+/* The current row of a ban query (read_at, read_changes) as the ABI's row. */
+static void row_read(spwp_bandb *b, spw_ban_row *row) {
+        const spwp_bandb_driver *d = b->drv;
+
+        *row = (spw_ban_row) {
+                .size = sizeof(spw_ban_row),
+                .source = d->col_text(b, SPWP_BANDB_ROW_SOURCE),
+                .iptext = d->col_text(b, SPWP_BANDB_ROW_IPTEXT),
+                .reason = d->col_text(b, SPWP_BANDB_ROW_REASON),
+                .bancount = d->col_int(b, SPWP_BANDB_ROW_BANCOUNT),
+                .action = d->col_text(b, SPWP_BANDB_ROW_ACTION),
+                .cn = d->col_text(b, SPWP_BANDB_ROW_CN),
+                .as = d->col_text(b, SPWP_BANDB_ROW_AS),
+                .as_number = d->col_int(b, SPWP_BANDB_ROW_AS_NUMBER),
+                .events_count = d->col_int(b, SPWP_BANDB_ROW_EVENTS_COUNT),
+        };
+        d->col_time(b, SPWP_BANDB_ROW_UNTIL, &row->until);
+}
+
 /* Run the query and call fn per row. Returns 0 with *stop set to fn's
  * non-zero return (if any), or -1 with b->e set. */
 static int read_walk(spwp_bandb *b, spw_usec_t at, spw_row_fn fn, void *fn_userdata, int *stop, uint64_t *n_rows) {
@@ -572,20 +591,9 @@ static int read_walk(spwp_bandb *b, spw_usec_t at, spw_row_fn fn, void *fn_userd
                 return -1;
         }
         while ((r = d->read_next(b)) > 0) {
-                spw_ban_row row = {
-                        .size = sizeof(spw_ban_row),
-                        .source = d->col_text(b, SPWP_BANDB_ROW_SOURCE),
-                        .iptext = d->col_text(b, SPWP_BANDB_ROW_IPTEXT),
-                        .reason = d->col_text(b, SPWP_BANDB_ROW_REASON),
-                        .bancount = d->col_int(b, SPWP_BANDB_ROW_BANCOUNT),
-                        .action = d->col_text(b, SPWP_BANDB_ROW_ACTION),
-                        .cn = d->col_text(b, SPWP_BANDB_ROW_CN),
-                        .as = d->col_text(b, SPWP_BANDB_ROW_AS),
-                        .as_number = d->col_int(b, SPWP_BANDB_ROW_AS_NUMBER),
-                        .events_count = d->col_int(b, SPWP_BANDB_ROW_EVENTS_COUNT),
-                };
+                spw_ban_row row;
 
-                d->col_time(b, SPWP_BANDB_ROW_UNTIL, &row.until);
+                row_read(b, &row);
                 (*n_rows)++;
                 *stop = fn(&row, fn_userdata);
                 if (*stop != 0)
@@ -660,22 +668,11 @@ static int changes_walk(spwp_bandb *b, uint64_t cursor, spw_change_fn fn, void *
                 return -1;
         }
         while ((r = d->read_next(b)) > 0) {
-                spw_ban_row row = {
-                        .size = sizeof(spw_ban_row),
-                        .source = d->col_text(b, SPWP_BANDB_ROW_SOURCE),
-                        .iptext = d->col_text(b, SPWP_BANDB_ROW_IPTEXT),
-                        .reason = d->col_text(b, SPWP_BANDB_ROW_REASON),
-                        .bancount = d->col_int(b, SPWP_BANDB_ROW_BANCOUNT),
-                        .action = d->col_text(b, SPWP_BANDB_ROW_ACTION),
-                        .cn = d->col_text(b, SPWP_BANDB_ROW_CN),
-                        .as = d->col_text(b, SPWP_BANDB_ROW_AS),
-                        .as_number = d->col_int(b, SPWP_BANDB_ROW_AS_NUMBER),
-                        .events_count = d->col_int(b, SPWP_BANDB_ROW_EVENTS_COUNT),
-                };
+                spw_ban_row row;
                 spw_ban_change ch = { .size = sizeof ch, .seq = (uint64_t) d->col_int(b, SPWP_BANDB_ROW_SEQ),
                                       .kind = (int) d->col_int(b, SPWP_BANDB_ROW_KIND), .row = &row };
 
-                d->col_time(b, SPWP_BANDB_ROW_UNTIL, &row.until);
+                row_read(b, &row);
                 d->col_time(b, SPWP_BANDB_ROW_AT, &ch.at);
                 *stop = fn(&ch, fn_userdata);
                 if (*stop != 0)
