@@ -186,6 +186,21 @@ static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* Undo a start that failed once ingest was set up (each step accepts what
+ * was never made). */
+static int start_failed(daemon_t *d) {
+        d->hub_source = sd_event_source_disable_unref(d->hub_source);
+        d->status_timer = sd_event_source_disable_unref(d->status_timer);
+        d->idle_timer = sd_event_source_disable_unref(d->idle_timer);
+        d->watchdog_timer = sd_event_source_disable_unref(d->watchdog_timer);
+        http_free_all(d);
+        listener_close_all(d);
+        ingest_done(d);
+        engine_free(d->engine);
+        sd_event_unref(d->event);
+        return EXIT_FAILURE;
+}
+
 int daemon_run(const daemon_options *opt) {
         daemon_t d = { .opt = *opt, .exit_code = 0 };
         spw_error err = { 0 };
@@ -236,22 +251,13 @@ int daemon_run(const daemon_options *opt) {
         if (r < 0) {
                 log_error("%s", err.msg);
                 sd_notifyf(0, "STATUS=failed to listen: %s", err.msg);
-                listener_close_all(&d);
-                ingest_done(&d);
-                engine_free(d.engine);
-                sd_event_unref(d.event);
-                return EXIT_FAILURE;
+                return start_failed(&d);
         }
         r = http_start(&d, &err);
         if (r < 0) {
                 log_error("%s", r == -ENOMEM ? "out of memory" : err.msg);
                 sd_notifyf(0, "STATUS=failed to listen: %s", err.msg);
-                http_free_all(&d);
-                listener_close_all(&d);
-                ingest_done(&d);
-                engine_free(d.engine);
-                sd_event_unref(d.event);
-                return EXIT_FAILURE;
+                return start_failed(&d);
         }
         /* without these the daemon would run deaf (no SIGTERM, no worker
          * results, no timeouts): a failure is a failed start */
@@ -268,16 +274,7 @@ int daemon_run(const daemon_options *opt) {
              (r = sd_event_add_time_relative(d.event, &d.watchdog_timer, CLOCK_MONOTONIC, wd / 2, 0, on_watchdog, &d)) < 0)) {
                 log_error_errno(r, "cannot set up the event loop (signals, hub, timers): %m; not starting");
                 sd_notifyf(0, "STATUS=failed to set up the event loop: %s", strerror(-r));
-                d.hub_source = sd_event_source_disable_unref(d.hub_source);
-                d.status_timer = sd_event_source_disable_unref(d.status_timer);
-                d.idle_timer = sd_event_source_disable_unref(d.idle_timer);
-                d.watchdog_timer = sd_event_source_disable_unref(d.watchdog_timer);
-                http_free_all(&d);
-                listener_close_all(&d);
-                ingest_done(&d);
-                engine_free(d.engine);
-                sd_event_unref(d.event);
-                return EXIT_FAILURE;
+                return start_failed(&d);
         }
         if (d.watchdog_timer)
                 d.watchdog_usec = (usec_t) wd;
