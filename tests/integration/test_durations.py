@@ -11,7 +11,7 @@ both accept."""
 import os
 import subprocess
 
-from spwtest import Daemon, run, wait_for
+from spwtest import listening, Daemon, run, wait_for
 
 # text -> accepted? (Go's time.ParseDuration plus "d"; not negative; at most 2562047h)
 CASES = {
@@ -29,7 +29,8 @@ def check_and_start(backend, name):
     with Daemon({name: backend}) as d:
         p = subprocess.run(d.args(["--check-config"]), capture_output=True, text=True, timeout=60)
         d.start(wait=False)
-        wait_for(lambda: d.proc.poll() is not None or (os.path.exists(d.admin) and os.path.exists(d.ingest)),
+        # listening, not only bound: bind() creates the file before listen()
+        wait_for(lambda: d.proc.poll() is not None or (listening(d.admin, d.proc.pid) and listening(d.ingest, d.proc.pid)),
                  20, "spillwayd to start or exit")
         if d.proc.poll() is not None:
             assert d.proc.returncode == 1, d.read_log()
