@@ -46,7 +46,13 @@ static char *field(const uint8_t **p, const uint8_t *end) {
                 return NULL;
         nul = memchr(*p, 0, (size_t) (end - *p));
         size_t n = nul ? (size_t) (nul - *p) : (size_t) (end - *p);
-        f = strndup((const char *) *p, n);
+        /* not strndup(): the field may end at the buffer's end without a
+         * NUL, and ASan's strndup checks one byte past n */
+        f = malloc(n + 1);
+        if (f) {
+                memcpy(f, *p, n);
+                f[n] = 0;
+        }
         *p += n + (nul ? 1 : 0);
         return f;
 }

@@ -582,6 +582,8 @@ static int kv_cmp(const void *a, const void *b) {
  * where it comes the second time. Sorting first keeps this O(n log n): a
  * search per key took 16 s for a config: map of 100,000 keys. */
 static int kv_list_check_unique(kv_list *l, const char *file, spw_error *err) {
+        if (l->n < 2)
+                return 0; /* nothing to compare (and qsort() must not see a NULL array) */
         qsort(l->items, l->n, sizeof *l->items, kv_cmp);
         for (size_t i = 1; i < l->n; i++)
                 if (streq(l->items[i - 1].key, l->items[i].key)) {
