@@ -173,8 +173,13 @@ def test_regex_bomb_profiles_do_not_stall_the_admin_socket():
         note("regex bomb", profiles=30, signals=n, per_signal_s="%.3f" % per_signal,
              admin_probe_worst_s="%.3f" % probe.worst, probes=probe.count)
         assert all(r["ok"] for r in replies), replies[:2]
-        assert per_signal < 0.5 * SLOW, per_signal
-        assert not probe.errors and probe.worst < 1.0 * SLOW, (probe.errors[:3], probe.worst)
+        assert not probe.errors, probe.errors[:3]
+        if SLOW == 1:
+            # the budget counts regex steps, not time: under a sanitizer each
+            # step costs tens of times more, so the times mean something only
+            # in a plain build (the gcc stage of the test command)
+            assert per_signal < 0.5, per_signal
+            assert probe.worst < 1.0, probe.worst
         assert "routing budget" in d.read_log()
         assert d.stop() == 0
 
