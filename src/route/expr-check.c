@@ -482,26 +482,30 @@ static int check_binary(compiler *c, node *n) {
         }
 }
 
+/* The type of a literal node, known from its kind alone. */
+static expr_type literal_type(node_kind kind) {
+        switch (kind) {
+        case N_BOOL:
+                return EXPR_BOOL;
+        case N_INT:
+                return EXPR_INT;
+        case N_FLOAT:
+                return EXPR_FLOAT;
+        case N_STRING:
+                return EXPR_STRING;
+        default:
+                return EXPR_NIL;
+        }
+}
+
 static int check(compiler *c, node *n) {
         switch (n->kind) {
         case N_NIL:
-                n->type = EXPR_NIL;
-                n->how = H_CONST;
-                return 0;
         case N_BOOL:
-                n->type = EXPR_BOOL;
-                n->how = H_CONST;
-                return 0;
         case N_INT:
-                n->type = EXPR_INT;
-                n->how = H_CONST;
-                return 0;
         case N_FLOAT:
-                n->type = EXPR_FLOAT;
-                n->how = H_CONST;
-                return 0;
         case N_STRING:
-                n->type = EXPR_STRING;
+                n->type = literal_type(n->kind);
                 n->how = H_CONST;
                 return 0;
         case N_LIST:

@@ -165,6 +165,22 @@ static int parse_items(compiler *c, tok_kind close, const char *close_text, uint
         return expect(c, close, close_text, open_pos);
 }
 
+/* Consumes a postfix operator ('.', '[' or '(') and makes its node over
+ * base, the operator's position as op_pos. */
+static int open_postfix(compiler *c, node_kind kind, node *base, node **ret) {
+        uint32_t op_pos = c->tok.pos;
+        int r = expr_lex(c);
+        if (r < 0)
+                return r;
+        node *n = new_node(c, kind, base->pos);
+        if (!n)
+                return -ENOMEM;
+        n->op_pos = op_pos;
+        n->lhs = base;
+        *ret = n;
+        return 0;
+}
+
 static int parse_postfix(compiler *c, node **inout) {
         char buf[64];
         int r;
@@ -174,30 +190,21 @@ static int parse_postfix(compiler *c, node **inout) {
                 token t = c->tok;
 
                 if (t.kind == T_DOT) {
-                        r = expr_lex(c);
+                        r = open_postfix(c, N_MEMBER, base, &n);
                         if (r < 0)
                                 return r;
                         /* keywords are valid field names after '.', as in expr */
                         if (c->tok.kind != T_IDENT && !(c->tok.s && c->tok.kind >= T_NOT))
                                 return expr_compile_error(c, c->tok.pos, "expected a field name after '.', got %s",
                                                           expr_tok_text(c, &c->tok, buf, sizeof buf));
-                        n = new_node(c, N_MEMBER, base->pos);
-                        if (!n)
-                                return -ENOMEM;
                         n->op_pos = c->tok.pos;
                         n->s = c->tok.s;
                         n->slen = c->tok.slen;
-                        n->lhs = base;
                         r = expr_lex(c);
                 } else if (t.kind == T_LBRACKET) {
-                        r = expr_lex(c);
+                        r = open_postfix(c, N_INDEX, base, &n);
                         if (r < 0)
                                 return r;
-                        n = new_node(c, N_INDEX, base->pos);
-                        if (!n)
-                                return -ENOMEM;
-                        n->op_pos = t.pos;
-                        n->lhs = base;
                         if (c->tok.kind == T_COLON)
                                 return slice_error(c, t.pos);
                         r = parse_expr(c, 0, &n->rhs);
@@ -207,14 +214,9 @@ static int parse_postfix(compiler *c, node **inout) {
                                 return slice_error(c, t.pos);
                         r = expect(c, T_RBRACKET, "']'", t.pos);
                 } else if (t.kind == T_LPAREN) {
-                        r = expr_lex(c);
+                        r = open_postfix(c, N_CALL, base, &n);
                         if (r < 0)
                                 return r;
-                        n = new_node(c, N_CALL, base->pos);
-                        if (!n)
-                                return -ENOMEM;
-                        n->op_pos = t.pos;
-                        n->lhs = base;
                         const char *outer = c->callee;
                         c->callee = base->kind == N_IDENT ? base->s : NULL;
                         r = parse_items(c, T_RPAREN, "')'", t.pos, &n->items, &n->n_items);

@@ -258,25 +258,31 @@ def test_corrupt_tail_is_truncated_and_reported():
         d.stop()
 
 
+def fill_spool_then_replay(d, rec, queue, refusal):
+    """Sends 400 large signals to a backend that keeps failing until the spool
+    refuses some with `refusal`, then restarts on a working backend and checks
+    that exactly the acknowledged ones are delivered, in order."""
+    d.write_config({"m": mock_disk("m", rec, mode="transient", queue=queue, fail_count=0)}, main=MAIN)
+    d.start()
+    big = "x" * 4000
+    replies = send_all(d, [signal_obj(scenario="f%d" % i, Alert_message=big) for i in range(400)])
+    ok = [r for r in replies if r["ok"]]
+    refused = [r for r in replies if not r["ok"]]
+    assert ok and refused, (len(ok), len(refused))
+    assert refusal in refused[0]["error"], refused[0]
+    d.stop()
+    d.write_config({"m": mock_disk("m", rec)}, main=MAIN)
+    d.start()
+    wait_for(lambda: len(recorded(rec)) >= len(ok), 20 * SLOW, "the acknowledged ones")
+    time.sleep(0.3)
+    assert [x[0] for x in recorded(rec)] == [r["id"] for r in ok]
+    d.stop()
+
+
 def test_full_spool_refuses_with_errors():
     with Daemon({}) as d:
         rec = d.path("rec.log")
-        d.write_config({"m": mock_disk("m", rec, mode="transient", fail_count=0,
-                                       queue={"spool_max_size": "1M", "on_full": "drop_newest"})}, main=MAIN)
-        d.start()
-        big = "x" * 4000
-        replies = send_all(d, [signal_obj(scenario="f%d" % i, Alert_message=big) for i in range(400)])
-        ok = [r for r in replies if r["ok"]]
-        refused = [r for r in replies if not r["ok"]]
-        assert ok and refused, (len(ok), len(refused))
-        assert "spool is full" in refused[0]["error"], refused[0]
-        d.stop()
-        d.write_config({"m": mock_disk("m", rec)}, main=MAIN)
-        d.start()
-        wait_for(lambda: len(recorded(rec)) >= len(ok), 20 * SLOW, "the acknowledged ones")
-        time.sleep(0.3)
-        assert [x[0] for x in recorded(rec)] == [r["id"] for r in ok]
-        d.stop()
+        fill_spool_then_replay(d, rec, {"spool_max_size": "1M", "on_full": "drop_newest"}, "spool is full")
 
 
 def test_disk_full_on_the_spool_filesystem():
@@ -289,21 +295,7 @@ def test_disk_full_on_the_spool_filesystem():
         if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", sd], capture_output=True).returncode != 0:
             raise SkipTest("cannot mount a tmpfs here")
         try:
-            d.write_config({"m": mock_disk("m", rec, mode="transient", fail_count=0)}, main=MAIN)
-            d.start()
-            big = "y" * 4000
-            replies = send_all(d, [signal_obj(scenario="d%d" % i, Alert_message=big) for i in range(400)])
-            ok = [r for r in replies if r["ok"]]
-            refused = [r for r in replies if not r["ok"]]
-            assert ok and refused, (len(ok), len(refused))
-            assert "No space left on device" in refused[0]["error"], refused[0]
-            d.stop()
-            d.write_config({"m": mock_disk("m", rec)}, main=MAIN)
-            d.start()
-            wait_for(lambda: len(recorded(rec)) >= len(ok), 20 * SLOW, "the acknowledged ones")
-            time.sleep(0.3)
-            assert [x[0] for x in recorded(rec)] == [r["id"] for r in ok]
-            d.stop()
+            fill_spool_then_replay(d, rec, None, "No space left on device")
         finally:
             if d.proc and d.proc.poll() is None:
                 d.proc.kill()
