@@ -79,9 +79,10 @@ __attribute__((destructor)) static void mydb_library_fini(void) {
 #define CHUNK_ROWS    SPWP_BANDB_CHUNK_ROWS
 
 /* Creating or upgrading the schema: how long a statement may take (copying
- * CrowdSec's tables) and how long to wait for another host doing it. */
-#define MIGRATE_TIMEOUT_SEC   3600
-#define MIGRATE_LOCK_WAIT_SEC 600
+ * CrowdSec's tables) and how many passes lose a race to other hosts (each
+ * after a random pause of up to 50 ms times the pass) before giving up. */
+#define MIGRATE_TIMEOUT_SEC 3600
+#define MIGRATE_ATTEMPTS    30
 
 /* varchar(255) holds 255 characters; mediumtext 16 MiB. */
 #define VARCHAR_CHARS 255
@@ -682,7 +683,7 @@ static int mydb_upgrade(mydb *b, int *from, bool *crowdsec) {
 
         if (mydb_open(b, MIGRATE_TIMEOUT_SEC, &c) < 0)
                 return -EIO;
-        r = mydb_migrate(c, MIGRATE_LOCK_WAIT_SEC, local_utc_offset(), from, crowdsec, &b->core.e);
+        r = mydb_migrate(c, MIGRATE_ATTEMPTS, local_utc_offset(), from, crowdsec, &b->core.e);
         mysql_close(c);
         return r;
 }
@@ -723,10 +724,6 @@ static int mydb_connect(mydb *b, bool at_init) {
                                              "the existing tables do not have CrowdSec v0.3's layout; rename or "
                                              "drop them, or set db_name to another database; the backend is not "
                                              "started", b->where, from, b->core.e.msg, b->core.e.doing);
-                else if (r == -EBUSY)
-                        spwp_bandb_set_error(&b->core, "%s: %s: another host is creating or upgrading the tables "
-                                             "(see SHOW PROCESSLIST); the backend is not started",
-                                             b->where, b->core.e.msg);
                 else
                         spwp_bandb_set_error(&b->core, "%s: cannot create or upgrade the schema: %s (error %u) while "
                                              "%s: %s; the backend is not started", b->where, b->core.e.msg,

@@ -572,23 +572,67 @@ static void *open_thread(void *userdata) {
         return NULL;
 }
 
+/* Six hosts at once, while a client holds the named lock the plugin used
+ * to take (GET_LOCK is per node on Galera: nothing may wait for it now):
+ * all start, one version row, and the key keeps it one. */
 static void test_concurrent_creation(void) {
-        pthread_t th[3];
-        opener o[3];
-        char db[64];
+        pthread_t th[6];
+        opener o[6];
+        char db[64], lock[128];
+        MYSQL *holder;
 
         new_db(db, sizeof db);
-        for (int i = 0; i < 3; i++) {
+        holder = mariadb_connect_root(&srv, db);
+        CHECK(holder);
+        snprintf(lock, sizeof lock, "DO GET_LOCK(CONCAT('spillway-schema-', LEFT(MD5('%s'), 16)), 0)", db);
+        CHECK_EQ(mysql_query(holder, lock), 0);
+        for (int i = 0; i < 6; i++) {
                 o[i] = (opener) { .db = db };
                 CHECK_EQ(pthread_create(&th[i], NULL, open_thread, &o[i]), 0);
         }
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 6; i++) {
                 CHECK_EQ(pthread_join(th[i], NULL), 0);
                 CHECK_OK(o[i].r);
         }
+        mysql_close(holder);
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM " MYDB_VERSION_TABLE), 1);
+        CHECK_EQ(q_int(db, "SELECT version FROM " MYDB_VERSION_TABLE), MYDB_SCHEMA_VERSION);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE()"
+                           " AND TABLE_NAME = '" MYDB_VERSION_TABLE "' AND CONSTRAINT_NAME = 'PRIMARY'"), 1);
         /* the three tables, the ban-change log and the version table */
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"), 5);
+}
+
+/* A version table from before the primary key, with the two rows a race
+ * could leave: one row remains, the highest version, now under the key;
+ * and the pass is run again after a lost race. */
+static void test_version_table_gets_key(void) {
+        fixture f;
+        char db[64];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        fixture_close(&f);
+        db_exec(db, "DROP TABLE " MYDB_VERSION_TABLE);
+        db_exec(db, "CREATE TABLE " MYDB_VERSION_TABLE " (version int NOT NULL, migrated_at datetime(6) NOT NULL)");
+        db_exec(db, "INSERT INTO " MYDB_VERSION_TABLE " VALUES (1, NOW()), (1, NOW())");
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM " MYDB_VERSION_TABLE), 1);
+        CHECK_EQ(q_int(db, "SELECT version FROM " MYDB_VERSION_TABLE), MYDB_SCHEMA_VERSION);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE()"
+                           " AND TABLE_NAME = '" MYDB_VERSION_TABLE "' AND CONSTRAINT_NAME = 'PRIMARY'"), 1);
+        fixture_close(&f);
+        /* the key refuses a second row */
+        {
+                char sql[256];
+                snprintf(sql, sizeof sql, "INSERT INTO `%s`." MYDB_VERSION_TABLE " (version, migrated_at)"
+                         " VALUES (1, NOW())", db);
+                CHECK(mysql_query(root, sql) != 0);
+                CHECK_EQ(mysql_errno(root), 1062u);
+        }
+        CHECK(mydb_migrate_retryable(1213));
+        CHECK(mydb_migrate_retryable(1047));
+        CHECK(!mydb_migrate_retryable(1045));
 }
 
 static int count_change(const spw_ban_change *c, void *userdata) {
@@ -1431,6 +1475,7 @@ int main(int argc, char **argv) {
         BANDB_RUN(test_schema_created);
         BANDB_RUN(test_migrate_from_crowdsec);
         BANDB_RUN(test_concurrent_creation);
+        BANDB_RUN(test_version_table_gets_key);
         BANDB_RUN(test_migrate_1_to_2);
         bandb_suite_run(&suite);
         BANDB_RUN(test_long_strings_cut);
