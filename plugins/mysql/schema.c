@@ -497,6 +497,45 @@ int mydb_migrate(MYSQL *c, int max_attempts, long crowdsec_utc_offset, int *from
         return r;
 }
 
+/* ------------------------------------------------------------ tables outside the versioned schema */
+
+/* The lease table (one row per kind of cluster-wide background work: who
+ * does it, until when) and the batch tokens (one row per committed batch,
+ * written in the batch's transaction: after a connection lost during
+ * COMMIT, the token says whether it committed). They belong to this plugin
+ * only, so they are not part of CrowdSec's versioned layout: created when
+ * missing, at every connection, idempotently (a read first: on Galera even
+ * a CREATE of an existing table is replicated DDL). */
+int mydb_aux_tables(MYSQL *c, mydb_error *e) {
+        long n = 0;
+        bool found;
+
+        for (int attempt = 1;; attempt++) {
+                int r = 0;
+
+                if (query_long(c, e, "looking for the lease and batch tables",
+                               "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+                               " AND TABLE_NAME IN ('" MYDB_LEASE_TABLE "', '" MYDB_BATCH_TABLE "')", &n, &found) < 0)
+                        return -1;
+                if (n >= 2)
+                        return 0;
+                if (exec(c, e, "creating the lease table",
+                         "CREATE TABLE IF NOT EXISTS `" MYDB_LEASE_TABLE "` (`name` varchar(64) NOT NULL,"
+                         " `owner` varchar(255) NOT NULL, `expires_at` datetime(6) NOT NULL,"
+                         " `renewed_at` datetime(6) NOT NULL, PRIMARY KEY (`name`))" TABLE_OPTIONS) < 0 ||
+                    exec(c, e, "creating the batch token table",
+                         "CREATE TABLE IF NOT EXISTS `" MYDB_BATCH_TABLE "` (`token` binary(16) NOT NULL,"
+                         " `committed_at` datetime(6) NOT NULL, PRIMARY KEY (`token`),"
+                         " KEY `idx_spillway_batches_committed_at` (`committed_at`))" TABLE_OPTIONS) < 0)
+                        r = -1;
+                if (r == 0)
+                        return 0;
+                if (!mydb_migrate_retryable(e->code) || attempt >= 10)
+                        return -1;
+                nanosleep(&(struct timespec) { 0, 20000000L * attempt }, NULL);
+        }
+}
+
 /* ------------------------------------------------------------ statements */
 
 #define Q10 "?,?,?,?,?,?,?,?,?,?"

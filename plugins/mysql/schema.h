@@ -75,6 +75,14 @@ int mydb_migrate(MYSQL *conn, int max_attempts, long crowdsec_utc_offset, int *f
 /* A server error after which the migration is run again (a lost race). */
 bool mydb_migrate_retryable(unsigned code);
 
+/* The plugin's own tables outside the versioned schema: the lease table
+ * (cluster-wide background work) and the batch tokens (did a batch whose
+ * COMMIT lost its connection commit?). Created when missing. Returns 0 or
+ * -1 with e set. */
+#define MYDB_LEASE_TABLE "spillway_lease"
+#define MYDB_BATCH_TABLE "spillway_batches"
+int mydb_aux_tables(MYSQL *conn, mydb_error *e);
+
 /* The statements, prepared once per connection. */
 enum {
         MYDB_SQL_INSERT_SIGNAL,
