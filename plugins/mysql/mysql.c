@@ -50,7 +50,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <errmsg.h>
 #include <mysql.h>
@@ -79,9 +81,10 @@ __attribute__((destructor)) static void mydb_library_fini(void) {
 #define CHUNK_ROWS    SPWP_BANDB_CHUNK_ROWS
 
 /* Creating or upgrading the schema: how long a statement may take (copying
- * CrowdSec's tables) and how long to wait for another host doing it. */
-#define MIGRATE_TIMEOUT_SEC   3600
-#define MIGRATE_LOCK_WAIT_SEC 600
+ * CrowdSec's tables) and how many passes lose a race to other hosts (each
+ * after a random pause of up to 50 ms times the pass) before giving up. */
+#define MIGRATE_TIMEOUT_SEC 3600
+#define MIGRATE_ATTEMPTS    30
 
 /* varchar(255) holds 255 characters; mediumtext 16 MiB. */
 #define VARCHAR_CHARS 255
@@ -146,8 +149,75 @@ static void read_buf_bind(read_buf *rb) {
         }
 }
 
+/* What the backend was doing when a server error came: `status` keeps the
+ * last error of each kind (last_error_KIND), so a flush failure does not
+ * hide the insert or connection error behind it. */
+typedef enum mydb_phase {
+        PHASE_BACKGROUND,       /* the timers: expiry, GC */
+        PHASE_CONNECT,
+        PHASE_INSERT,
+        PHASE_FLUSH,
+        PHASE_READ,
+        PHASE_ADMIN,            /* delete_target, delete_all */
+        _PHASE_MAX,
+} mydb_phase;
+
+static const char *const phase_name[_PHASE_MAX] = {
+        [PHASE_BACKGROUND] = "background", [PHASE_CONNECT] = "connect", [PHASE_INSERT] = "insert",
+        [PHASE_FLUSH] = "flush",           [PHASE_READ] = "read",       [PHASE_ADMIN] = "admin",
+};
+
+/* Server errors are logged once per code and kind per ERROR_LOG_EVERY;
+ * the repeats meanwhile are counted and shown with the next line. */
+#define ERROR_LOG_EVERY (10 * USEC_PER_SEC)
+#define ERROR_LOG_SLOTS 8
+
+typedef struct error_slot {
+        unsigned code;
+        mydb_phase phase;
+        spw_usec_t logged_at;   /* CLOCK_MONOTONIC */
+        uint64_t suppressed;
+} error_slot;
+
+/* One entry of db_host: a TCP host (and port), or a unix socket. */
+typedef struct mydb_host {
+        char *name;                     /* host name or address; NULL: the unix socket */
+        char *socket;                   /* its path (name NULL) */
+        unsigned port;
+        char label[300];                /* as the operator wrote it, for the journal */
+        char where[600];                /* mysql://user@host:port/db, for messages */
+} mydb_host;
+
 typedef struct mydb {
         spwp_bandb core;                /* first: the plugin's userdata */
+
+        /* db_host, in preference order; cur is the one connected (or last tried) */
+        mydb_host *hosts;
+        size_t n_hosts, cur;
+        bool ever_connected;
+        spw_usec_t failback_interval, failback_at; /* CLOCK_MONOTONIC */
+        uint64_t n_switches;
+
+        /* the background-work lease, on a connection of its own (autocommit:
+         * never inside a batch, whose commit it would make conflict) */
+        MYSQL *lease_conn;
+        size_t lease_host;
+        char owner[200];
+        spw_usec_t lease_ttl;
+        bool lease_held;
+        spw_usec_t lease_valid_until;   /* host clock: held for sure until then */
+        spw_usec_t lease_checked_at;    /* host clock: the last try */
+        spw_usec_t tokens_collected_at;
+        uint64_t n_lease_takeovers;
+
+        /* the batch token written with each flush's commit */
+        uint8_t token[16];
+        uint64_t token_seq;
+
+        mydb_phase phase;
+        bool connecting;                /* errors now are connection errors */
+        error_slot errlog[ERROR_LOG_SLOTS];
+        uint64_t n_server_errors[_PHASE_MAX];
         MYSQL *conn;
         MYSQL_STMT *st[_MYDB_SQL_MAX];
         bool broken;                    /* the connection must be opened again */
@@ -159,7 +229,6 @@ typedef struct mydb {
         spw_usec_t connect_timeout, query_timeout, lock_wait_timeout;
 
         char where[600];                /* mysql://user@host:port/db, for messages */
-        char lock_expire[65], lock_gc[65];
 
         uint64_t n_reconnects;          /* for `spillwayctl status` */
 
@@ -185,7 +254,14 @@ static mydb *mydb_of(spwp_bandb *core) {
 
 static const spw_config_key mydb_config_keys[] = {
         { "db_host", SPW_CONFIG_STRING, "localhost", NULL,
-          "server host name or address; localhost means the unix socket (db_socket), use 127.0.0.1 for TCP" },
+          "server host name or address, or a list of them in preference order (a YAML list or "
+          "comma-separated; each may be host:port, [v6]:port, or /path/to/socket); localhost means the unix "
+          "socket (db_socket), use 127.0.0.1 for TCP; when a host fails the backend moves to the next" },
+        { "failback_interval", SPW_CONFIG_DURATION, "10s", NULL,
+          "on a host other than the first of db_host: how often to try the preferred ones again" },
+        { "lease_ttl", SPW_CONFIG_DURATION, "15s", NULL,
+          "background work (expiry, garbage collection) is done by one host at a time, which holds a lease "
+          "in the database; another host takes over at most this long after the holder stops" },
         { "db_port", SPW_CONFIG_INT, "3306", NULL, "server TCP port" },
         { "db_socket", SPW_CONFIG_STRING, "/run/mysqld/mysqld.sock", NULL,
           "unix socket path, used when db_host is localhost" },
@@ -268,6 +344,12 @@ static int mydb_config_key(spwp_bandb *core, const char *k, const char *v, const
                 if (*v)
                         spwp_bandb_log(core, LOG_NOTICE,
                                        "config key db_path is CrowdSec's SQLite path; the mysql backend ignores it");
+        } else if (strcmp(k, "failback_interval") == 0 || strcmp(k, "lease_ttl") == 0) {
+                spw_usec_t t;
+                *expected = "a duration like 10s or 1m, from 1s to 24h";
+                if (spwp_parse_duration(v, &t) < 0 || t < USEC_PER_SEC || t > 86400 * USEC_PER_SEC)
+                        return -EINVAL;
+                *(k[0] == 'f' ? &b->failback_interval : &b->lease_ttl) = t;
         } else if (strcmp(k, "connect_timeout") == 0 || strcmp(k, "query_timeout") == 0 ||
                    strcmp(k, "lock_wait_timeout") == 0) {
                 spw_usec_t t;
@@ -280,10 +362,107 @@ static int mydb_config_key(spwp_bandb *core, const char *k, const char *v, const
         return 1;
 }
 
+static void hosts_free(mydb *b) {
+        for (size_t i = 0; i < b->n_hosts; i++) {
+                free(b->hosts[i].name);
+                free(b->hosts[i].socket);
+        }
+        free(b->hosts);
+        b->hosts = NULL;
+        b->n_hosts = 0;
+}
+
+/* One entry of db_host (trimmed, not empty) into h. */
+static int host_parse(mydb *b, const char *entry, mydb_host *h) {
+        const char *colon = strrchr(entry, ':'), *port_s = NULL;
+        size_t name_len = strlen(entry);
+        uint64_t port = b->db_port;
+
+        *h = (mydb_host) { .port = b->db_port };
+        snprintf(h->label, sizeof h->label, "%s", entry);
+        if (strcmp(entry, "localhost") == 0 || entry[0] == '/') {
+                h->socket = strdup(entry[0] == '/' ? entry : b->db_socket);
+                if (!h->socket)
+                        return -ENOMEM;
+                snprintf(h->where, sizeof h->where, "mysql://%s@localhost/%s (socket %s)", b->db_username,
+                         b->db_name, h->socket);
+                return 0;
+        }
+        if (entry[0] == '[') {
+                const char *close = strchr(entry, ']');
+                if (!close || close == entry + 1 || (close[1] && close[1] != ':'))
+                        return -EINVAL;
+                entry++;
+                name_len = (size_t) (close - entry);
+                port_s = close[1] == ':' ? close + 2 : NULL;
+        } else if (colon && strchr(entry, ':') == colon) {
+                /* exactly one colon: host:port (several: an IPv6 address alone) */
+                name_len = (size_t) (colon - entry);
+                port_s = colon + 1;
+        }
+        if (name_len == 0)
+                return -EINVAL;
+        if (port_s && (spwp_parse_uint(port_s, 65535, &port) < 0 || port < 1))
+                return -EINVAL;
+        h->port = (unsigned) port;
+        h->name = strndup(entry, name_len);
+        if (!h->name)
+                return -ENOMEM;
+        snprintf(h->where, sizeof h->where, "mysql://%s@%s%s%s:%u/%s", b->db_username, strchr(h->name, ':') ? "[" : "",
+                 h->name, strchr(h->name, ':') ? "]" : "", h->port, b->db_name);
+        return 0;
+}
+
+/* db_host: one host, or a comma-separated list (a YAML list arrives so). */
+static int hosts_parse(mydb *b) {
+        char *copy = strdup(b->db_host), *save = NULL;
+        int r = 0;
+
+        if (!copy) {
+                spwp_bandb_set_error(&b->core, "out of memory");
+                return -ENOMEM;
+        }
+        hosts_free(b);
+        for (char *tok = strtok_r(copy, ",", &save); tok && r == 0; tok = strtok_r(NULL, ",", &save)) {
+                char *end;
+                mydb_host *n;
+
+                while (*tok == ' ' || *tok == '\t')
+                        tok++;
+                end = tok + strlen(tok);
+                while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
+                        *--end = 0;
+                if (!*tok)
+                        continue;
+                n = realloc(b->hosts, (b->n_hosts + 1) * sizeof *n);
+                if (!n) {
+                        r = -ENOMEM;
+                        break;
+                }
+                b->hosts = n;
+                r = host_parse(b, tok, &b->hosts[b->n_hosts]);
+                if (r == 0)
+                        b->n_hosts++;
+                else if (r == -EINVAL)
+                        r = spwp_bandb_config_error(&b->core, "db_host", tok,
+                                                    "a host name or address, host:port, [IPv6]:port, localhost or "
+                                                    "a socket path, in a list separated by commas");
+        }
+        free(copy);
+        if (r == -ENOMEM)
+                spwp_bandb_set_error(&b->core, "out of memory");
+        if (r == 0 && b->n_hosts == 0)
+                r = spwp_bandb_config_error(&b->core, "db_host", b->db_host, "at least one host");
+        return r;
+}
+
 static int mydb_configure(mydb *b, const spw_kv *config, size_t n_config) {
         int r;
 
         r = spwp_bandb_configure(&b->core, config, n_config, mydb_config_key);
+        if (r < 0)
+                return r;
+        r = hosts_parse(b);
         if (r < 0)
                 return r;
         if (b->tls_ca && *b->tls_ca)
@@ -401,9 +580,60 @@ static int code_errno(unsigned code) {
         }
 }
 
+static spw_usec_t mono_now(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (spw_usec_t) ts.tv_sec * USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
+/* Every server error, where it happens (the core may retry it and report
+ * only "will retry" or "lost after an earlier error"): the status keeps it
+ * as the last error of its kind, and the log shows it with the server's
+ * code and message, once per code and kind every ERROR_LOG_EVERY. */
+static void mydb_report(mydb *b) {
+        const mydb_error *e = &b->core.e;
+        mydb_phase ph = b->connecting ? PHASE_CONNECT : b->phase;
+        spw_usec_t now = mono_now();
+        error_slot *slot = NULL, *oldest = &b->errlog[0];
+        char key[32], val[700], more[64] = "";
+
+        b->n_server_errors[ph]++;
+        snprintf(key, sizeof key, "last_error_%s", phase_name[ph]);
+        snprintf(val, sizeof val, "%s (error %u) while %s", e->msg, e->code, e->doing ? e->doing : "?");
+        spwp_bandb_status(&b->core, key, val);
+        snprintf(key, sizeof key, "errors_%s", phase_name[ph]);
+        spwp_bandb_status_u64(&b->core, key, b->n_server_errors[ph]);
+
+        for (size_t i = 0; i < ERROR_LOG_SLOTS; i++) {
+                if (b->errlog[i].logged_at != 0 && b->errlog[i].code == e->code && b->errlog[i].phase == ph) {
+                        slot = &b->errlog[i];
+                        break;
+                }
+                if (b->errlog[i].logged_at < oldest->logged_at)
+                        oldest = &b->errlog[i];
+        }
+        if (slot && now - slot->logged_at < ERROR_LOG_EVERY) {
+                slot->suppressed++;
+                return;
+        }
+        if (!slot) {
+                slot = oldest;
+                *slot = (error_slot) { .code = e->code, .phase = ph };
+        }
+        if (slot->suppressed > 0)
+                snprintf(more, sizeof more, " (and %" PRIu64 " more like it since the last report)", slot->suppressed);
+        slot->logged_at = now;
+        slot->suppressed = 0;
+        spwp_bandb_log(&b->core, LOG_WARNING, "%s: server error during %s: %s (error %u) while %s%s; %s", b->where,
+                       phase_name[ph], e->msg, e->code, e->doing ? e->doing : "?", more,
+                       code_transient(e->code) ? "will retry" : "not retried");
+}
+
 /* Record a statement's or the connection's failure in b->core.e. Returns -1. */
 static int mydb_fail_stmt(mydb *b, MYSQL_STMT *st, const char *doing) {
         mydb_error_from_stmt(&b->core.e, st, doing);
+        mydb_report(b);
         if (code_connection(b->core.e.code))
                 b->broken = true;
         return -1;
@@ -411,6 +641,7 @@ static int mydb_fail_stmt(mydb *b, MYSQL_STMT *st, const char *doing) {
 
 static int mydb_fail_conn(mydb *b, const char *doing) {
         mydb_error_from_conn(&b->core.e, b->conn, doing);
+        mydb_report(b);
         if (code_connection(b->core.e.code))
                 b->broken = true;
         return -1;
@@ -591,18 +822,6 @@ static void mydb_disconnect(mydb *b) {
         b->broken = false;
 }
 
-/* Named locks are server-wide: qualify them with the database, and keep
- * them under MySQL's 64 characters. */
-static void lock_name(char buf[static 65], const char *db, const char *what) {
-        uint64_t h = UINT64_C(0xcbf29ce484222325);
-
-        if (snprintf(buf, 65, "spillway.%s.%s", db, what) < 65)
-                return;
-        for (const char *p = db; *p; p++)
-                h = (h ^ (unsigned char) *p) * UINT64_C(0x100000001b3);
-        snprintf(buf, 65, "spillway.%016" PRIx64 ".%s", h, what);
-}
-
 /* The UTC offset of the local zone, in seconds east: the zone CrowdSec
  * (go-sql-driver with loc=Local) wrote its DATETIMEs in. */
 static long local_utc_offset(void) {
@@ -630,12 +849,13 @@ static int mydb_session(mydb *b, MYSQL *c) {
         return 0;
 }
 
-/* Open a connection with the configured options and set its session up.
- * Returns 0, or -1 with b->e set (and nothing left open). */
-static int mydb_open(mydb *b, unsigned read_timeout, MYSQL **ret) {
+/* Open a connection to host h with the configured options and set its
+ * session up. Returns 0, or -1 with b->e set (and nothing left open). */
+static int mydb_open(mydb *b, size_t h, unsigned read_timeout, MYSQL **ret) {
+        const mydb_host *host = &b->hosts[h];
         unsigned ct = timeout_sec(b->connect_timeout), protocol = MYSQL_PROTOCOL_SOCKET;
         my_bool off = 0, on = 1;
-        bool socket = strcmp(b->db_host, "localhost") == 0;
+        bool socket = !host->name;
         MYSQL *c = mysql_init(NULL);
 
         if (!c) {
@@ -659,8 +879,8 @@ static int mydb_open(mydb *b, unsigned read_timeout, MYSQL **ret) {
                 if (b->tls_ca && *b->tls_ca)
                         mysql_options(c, MYSQL_OPT_SSL_CA, b->tls_ca);
         }
-        if (!mysql_real_connect(c, b->db_host, b->db_username, b->db_password, b->db_name,
-                                socket ? 0 : b->db_port, socket ? b->db_socket : NULL, 0)) {
+        if (!mysql_real_connect(c, socket ? "localhost" : host->name, b->db_username, b->db_password, b->db_name,
+                                socket ? 0 : host->port, socket ? host->socket : NULL, 0)) {
                 mydb_error_from_conn(&b->core.e, c, "connecting");
                 mysql_close(c);
                 return -1;
@@ -674,80 +894,88 @@ static int mydb_open(mydb *b, unsigned read_timeout, MYSQL **ret) {
 }
 
 /* Bring the schema up to date over a connection of its own: copying a big
- * CrowdSec table, or waiting for another host doing so, may take longer
- * than query_timeout allows a statement. */
-static int mydb_upgrade(mydb *b, int *from, bool *crowdsec) {
+ * CrowdSec table may take longer than query_timeout allows a statement. */
+static int mydb_upgrade(mydb *b, size_t h, int *from, bool *crowdsec) {
         MYSQL *c = NULL;
         int r;
 
-        if (mydb_open(b, MIGRATE_TIMEOUT_SEC, &c) < 0)
+        if (mydb_open(b, h, MIGRATE_TIMEOUT_SEC, &c) < 0)
                 return -EIO;
-        r = mydb_migrate(c, MIGRATE_LOCK_WAIT_SEC, local_utc_offset(), from, crowdsec, &b->core.e);
+        r = mydb_migrate(c, MIGRATE_ATTEMPTS, local_utc_offset(), from, crowdsec, &b->core.e);
         mysql_close(c);
         return r;
 }
 
-/* Open the connection, set up the session, check (or migrate) the schema
- * and prepare the statements. Returns 0 or a negative errno with b->e set
- * and, at init, the backend's error message. */
-static int mydb_connect(mydb *b, bool at_init) {
+/* Connect to host h: open, set up the session, check (or migrate) the
+ * schema, create the plugin's own tables if missing and prepare the
+ * statements, into *conn and st. Returns 0, or a negative errno with b->e
+ * set, the failure reported (mydb_report) and, at init, the backend's error
+ * message; nothing is left open. */
+static int mydb_try_host(mydb *b, size_t h, bool at_init, MYSQL **conn, MYSQL_STMT *st[static _MYDB_SQL_MAX]) {
+        const char *where = b->hosts[h].where;
         bool crowdsec = false;
         int from = -1, failed = -1, r;
 
-        mydb_disconnect(b);
+        *conn = NULL;
+        memset(st, 0, _MYDB_SQL_MAX * sizeof st[0]);
         memset(&b->core.e, 0, sizeof b->core.e);
-        if (mydb_open(b, timeout_sec(b->query_timeout), &b->conn) < 0) {
+        if (mydb_open(b, h, timeout_sec(b->query_timeout), conn) < 0) {
+                mydb_report(b);
                 r = connect_errno(b->core.e.code);
                 if (at_init && strcmp(b->core.e.doing, "connecting") == 0)
                         spwp_bandb_set_error(&b->core, "%s: cannot connect: %s (error %u): %s; the backend is not "
                                              "started",
-                                             b->where, b->core.e.msg, b->core.e.code, connect_advice(b->core.e.code));
+                                             where, b->core.e.msg, b->core.e.code, connect_advice(b->core.e.code));
                 else if (at_init)
                         spwp_bandb_set_error(&b->core, "%s: cannot set up the session: %s (error %u); the backend is "
-                                             "not started", b->where, b->core.e.msg, b->core.e.code);
+                                             "not started", where, b->core.e.msg, b->core.e.code);
                 return r;
         }
 
         /* the version is one cheap read; anything to do runs elsewhere */
-        r = mydb_schema_version(b->conn, &from, &b->core.e);
+        r = mydb_schema_version(*conn, &from, &b->core.e);
         if (r == 0 && from != MYDB_SCHEMA_VERSION)
-                r = mydb_upgrade(b, &from, &crowdsec);
-        if (r < 0 && at_init) {
-                if (r == -EPROTO)
-                        spwp_bandb_set_error(&b->core, "%s: schema version %d is newer than this plugin's (%d): the "
-                                             "database was set up by a newer Spillway; upgrade the plugin on this "
-                                             "host or set db_name to another database; the backend is not started",
-                                             b->where, from, MYDB_SCHEMA_VERSION);
-                else if (r == -EBADMSG)
-                        spwp_bandb_set_error(&b->core, "%s: cannot upgrade the schema from version %d: %s while %s: "
-                                             "the existing tables do not have CrowdSec v0.3's layout; rename or "
-                                             "drop them, or set db_name to another database; the backend is not "
-                                             "started", b->where, from, b->core.e.msg, b->core.e.doing);
-                else if (r == -EBUSY)
-                        spwp_bandb_set_error(&b->core, "%s: %s: another host is creating or upgrading the tables "
-                                             "(see SHOW PROCESSLIST); the backend is not started",
-                                             b->where, b->core.e.msg);
-                else
-                        spwp_bandb_set_error(&b->core, "%s: cannot create or upgrade the schema: %s (error %u) while "
-                                             "%s: %s; the backend is not started", b->where, b->core.e.msg,
-                                             b->core.e.code,
-                                             b->core.e.doing, connect_advice(b->core.e.code));
-        }
+                r = mydb_upgrade(b, h, &from, &crowdsec);
+        if (r == 0 && mydb_aux_tables(*conn, &b->core.e) < 0)
+                r = -EIO;
         if (r < 0) {
+                mydb_report(b);
+                if (at_init) {
+                        if (r == -EPROTO)
+                                spwp_bandb_set_error(&b->core, "%s: schema version %d is newer than this plugin's (%d): "
+                                                     "the database was set up by a newer Spillway; upgrade the plugin "
+                                                     "on this host or set db_name to another database; the backend is "
+                                                     "not started", where, from, MYDB_SCHEMA_VERSION);
+                        else if (r == -EBADMSG)
+                                spwp_bandb_set_error(&b->core, "%s: cannot upgrade the schema from version %d: %s while "
+                                                     "%s: the existing tables do not have CrowdSec v0.3's layout; "
+                                                     "rename or drop them, or set db_name to another database; the "
+                                                     "backend is not started", where, from, b->core.e.msg,
+                                                     b->core.e.doing);
+                        else
+                                spwp_bandb_set_error(&b->core, "%s: cannot create or upgrade the schema: %s (error %u) "
+                                                     "while %s: %s; the backend is not started", where,
+                                                     b->core.e.msg, b->core.e.code, b->core.e.doing,
+                                                     connect_advice(b->core.e.code));
+                }
                 if (r == -EIO)
                         r = code_errno(b->core.e.code);
-                mydb_disconnect(b);
+                mysql_close(*conn);
+                *conn = NULL;
                 return r;
         }
 
-        if (mydb_prepare(b->conn, b->st, &failed, &b->core.e) < 0) {
+        if (mydb_prepare(*conn, st, &failed, &b->core.e) < 0) {
+                mydb_report(b);
                 r = code_connection(b->core.e.code) ? -ECONNRESET : -EBADMSG;
                 if (at_init)
                         spwp_bandb_set_error(&b->core, "%s: the tables do not have the layout this plugin needs "
                                              "(%s, in \"%.50s...\"); check the schema (README.md); the backend is "
-                                             "not started", b->where, b->core.e.msg,
+                                             "not started", where, b->core.e.msg,
                                              failed >= 0 ? mydb_sql[failed] : "?");
-                mydb_disconnect(b);
+                mydb_finalize(st);
+                mysql_close(*conn);
+                *conn = NULL;
                 return r;
         }
 
@@ -755,16 +983,96 @@ static int mydb_connect(mydb *b, bool at_init) {
                 spwp_bandb_log(&b->core, LOG_INFO, "%s: upgraded CrowdSec v0.3's tables to schema version %d "
                                "(times converted from UTC%+ld s; CrowdSec's tables kept as *"
                                MYDB_CROWDSEC_SUFFIX ")",
-                               b->where, MYDB_SCHEMA_VERSION, local_utc_offset());
+                               where, MYDB_SCHEMA_VERSION, local_utc_offset());
         else if (from == 0)
-                spwp_bandb_log(&b->core, LOG_INFO, "%s: created the ban database (schema version %d)", b->where,
+                spwp_bandb_log(&b->core, LOG_INFO, "%s: created the ban database (schema version %d)", where,
                                MYDB_SCHEMA_VERSION);
         else if (from >= 0 && from < MYDB_SCHEMA_VERSION)
                 spwp_bandb_log(&b->core, LOG_INFO, "%s: upgraded the ban database from schema version %d to %d",
-                               b->where, from, MYDB_SCHEMA_VERSION);
+                               where, from, MYDB_SCHEMA_VERSION);
+        return 0;
+}
+
+/* Make host h's connection (from mydb_try_host) the backend's, with a
+ * journal entry when it is another host than before. */
+static void mydb_install(mydb *b, size_t h, MYSQL *conn, MYSQL_STMT *st[static _MYDB_SQL_MAX], const char *why) {
+        size_t prev = b->cur;
+        bool had = b->ever_connected;
+
+        mydb_disconnect(b);
+        b->conn = conn;
+        memcpy(b->st, st, sizeof b->st);
+        b->cur = h;
+        b->ever_connected = true;
+        snprintf(b->where, sizeof b->where, "%s", b->hosts[h].where);
+        if (had && prev != h) {
+                b->n_switches++;
+                spwp_bandb_log(&b->core, h > prev ? LOG_WARNING : LOG_NOTICE,
+                               "%s: switched from host %s (preference %zu of %zu) to host %s (preference %zu)%s%s",
+                               b->where, b->hosts[prev].label, prev + 1, b->n_hosts, b->hosts[h].label, h + 1,
+                               h < prev ? ": the preferred host is back" : ": ", h < prev ? "" : why);
+        } else if (!had && h > 0)
+                spwp_bandb_log(&b->core, LOG_WARNING, "%s: started on host %s (preference %zu of %zu): %s",
+                               b->where, b->hosts[h].label, h + 1, b->n_hosts, why);
+        spwp_bandb_status(&b->core, "server", b->where);
+        spwp_bandb_status(&b->core, "host", b->hosts[h].label);
+        spwp_bandb_status_u64(&b->core, "host_switches", b->n_switches);
         spwp_bandb_status(&b->core, "server_version", mysql_get_server_info(b->conn));
         spwp_bandb_status(&b->core, "connection", "up");
-        return 0;
+        /* after a switch, try the preferred host again in failback_interval */
+        b->failback_at = mono_now() + b->failback_interval;
+}
+
+/* Connect to the first host, in preference order, that works. Returns 0 or
+ * the last host's negative errno with b->e set and, at init, the backend's
+ * error message. */
+static int mydb_connect(mydb *b, bool at_init) {
+        MYSQL_STMT *st[_MYDB_SQL_MAX];
+        char why[1200] = "";
+        MYSQL *conn;
+        int r = -ECONNREFUSED;
+
+        mydb_disconnect(b);
+        b->connecting = true;
+        for (size_t h = 0; h < b->n_hosts; h++) {
+                snprintf(b->where, sizeof b->where, "%s", b->hosts[h].where);
+                r = mydb_try_host(b, h, at_init, &conn, st);
+                if (r == 0) {
+                        b->connecting = false;
+                        mydb_install(b, h, conn, st, why);
+                        return 0;
+                }
+                /* the database's contents are the same behind every host */
+                if (r == -EPROTO || r == -EBADMSG)
+                        break;
+                if (!why[0])
+                        snprintf(why, sizeof why, "host %s: %s (error %u) while %s", b->hosts[h].label,
+                                 b->core.e.msg, b->core.e.code, b->core.e.doing);
+        }
+        b->connecting = false;
+        return r;
+}
+
+/* Connected to a host after the first: every failback_interval, with no
+ * batch open, try the preferred ones again and move back to the first that
+ * works. A failure keeps the connection we have. */
+static void mydb_failback(mydb *b) {
+        MYSQL_STMT *st[_MYDB_SQL_MAX];
+        MYSQL *conn;
+
+        if (b->cur == 0 || !b->conn || b->broken || b->core.in_txn || mono_now() < b->failback_at)
+                return;
+        b->failback_at = mono_now() + b->failback_interval;
+        b->connecting = true;
+        for (size_t h = 0; h < b->cur; h++)
+                if (mydb_try_host(b, h, false, &conn, st) == 0) {
+                        b->connecting = false;
+                        mydb_install(b, h, conn, st, "");
+                        return;
+                }
+        b->connecting = false;
+        snprintf(b->where, sizeof b->where, "%s", b->hosts[b->cur].where);
+        memset(&b->core.e, 0, sizeof b->core.e);
 }
 
 /* A connection that works, opened again if it was lost. A batch that was
@@ -952,9 +1260,91 @@ static int op_begin(spwp_bandb *core, const char *doing) {
         return mydb_query(mydb_of(core), "START TRANSACTION", doing);
 }
 
+/* The batch token as SQL: X'...'. */
+static void token_sql(const mydb *b, char out[static 40]) {
+        static const char hex[] = "0123456789abcdef";
+        char *o = out;
+
+        *o++ = 'X';
+        *o++ = '\'';
+        for (size_t i = 0; i < sizeof b->token; i++) {
+                *o++ = hex[b->token[i] >> 4];
+                *o++ = hex[b->token[i] & 15];
+        }
+        *o++ = '\'';
+        *o = 0;
+}
+
+/* After a connection lost during COMMIT: did the batch commit? Asked on
+ * whichever host works now (on Galera, after waiting for the node to have
+ * applied everything the cluster committed: wsrep_sync_wait). 1 yes, 0 no,
+ * -1 cannot tell. */
+static int token_committed(mydb *b) {
+        char tok[40], sql[160];
+        MYSQL_RES *res;
+        int found;
+
+        if (mydb_ensure(b) < 0)
+                return -1;
+        token_sql(b, tok);
+        /* not Galera: unknown variable, ignored */
+        (void) mysql_query(b->conn, "SET SESSION wsrep_sync_wait = 1");
+        snprintf(sql, sizeof sql, "SELECT 1 FROM `" MYDB_BATCH_TABLE "` WHERE token = %s", tok);
+        if (mysql_real_query(b->conn, sql, (unsigned long) strlen(sql)) != 0 || !(res = mysql_store_result(b->conn))) {
+                mydb_fail_conn(b, "asking whether the batch committed");
+                return -1;
+        }
+        found = mysql_num_rows(res) > 0;
+        mysql_free_result(res);
+        (void) mysql_query(b->conn, "SET SESSION wsrep_sync_wait = 0");
+        return found;
+}
+
+/* A flush's commit writes the batch's token in the batch: if the
+ * connection is lost during COMMIT, the outcome is unknown (on Galera the
+ * write set may have reached the other nodes before the node died), and
+ * the token, read on the host we fail over to, tells. Without it the batch
+ * would be inserted again, twice in the database. */
 static int op_commit(spwp_bandb *core) {
         mydb *b = mydb_of(core);
-        return mysql_commit(b->conn) == 0 ? 0 : mydb_fail_conn(b, "committing");
+        bool with_token = b->phase == PHASE_FLUSH && b->core.dirty;
+        char tok[40], sql[200];
+        mydb_error keep;
+        uint64_t n = b->core.n_pending;
+        int r;
+
+        if (with_token) {
+                if (getrandom(b->token, sizeof b->token, 0) != (ssize_t) sizeof b->token) {
+                        /* not random enough to matter for uniqueness: a counter and the owner */
+                        b->token_seq++;
+                        memcpy(b->token, &b->token_seq, sizeof b->token_seq);
+                        memcpy(b->token + 8, &b->conn, sizeof(void *) < 8 ? sizeof(void *) : 8);
+                }
+                token_sql(b, tok);
+                snprintf(sql, sizeof sql, "INSERT INTO `" MYDB_BATCH_TABLE "` VALUES (%s, UTC_TIMESTAMP(6))", tok);
+                if (mydb_query(b, sql, "writing the batch token") < 0)
+                        return -1;
+        }
+        if (mysql_commit(b->conn) == 0)
+                return 0;
+        mydb_fail_conn(b, "committing");
+        if (!with_token || !b->broken)
+                return -1;
+        keep = b->core.e;
+        r = token_committed(b);
+        if (r == 1) {
+                spwp_bandb_log(&b->core, LOG_NOTICE, "%s: the connection was lost during the commit of %" PRIu64
+                               " signal(s), and the batch is in the database: it committed (not inserted again)",
+                               b->where, n);
+                return 0;
+        }
+        b->core.e = keep;
+        if (r == 0)
+                spwp_bandb_log(&b->core, LOG_NOTICE, "%s: the connection was lost during the commit of %" PRIu64
+                               " signal(s), and the batch is not in the database: it will be inserted again",
+                               b->where, n);
+        /* a reconnection, if any, has no transaction open: the core's rollback is harmless */
+        return -1;
 }
 
 static void op_rollback(spwp_bandb *core) {
@@ -1127,38 +1517,6 @@ static int mydb_select_ids(mydb *b, int which, MYSQL_BIND *params, uint64_t *a, 
         return 0;
 }
 
-/* A named lock, without waiting: true if we hold it now. */
-static int mydb_try_lock(mydb *b, const char *name, bool *got) {
-        MYSQL_BIND p[2];
-        unsigned long len = 0;
-        int64_t zero = 0;
-        uint64_t v = 0;
-        size_t n;
-
-        memset(p, 0, sizeof p);
-        p_text(&p[0], &len, name);
-        p_i64(&p[1], &zero);
-        if (mydb_select_ids(b, MYDB_SQL_GET_LOCK, p, &v, NULL, 1, &n, "taking the background work's lock") < 0)
-                return -1;
-        *got = n == 1 && v == 1;
-        return 0;
-}
-
-static void mydb_unlock(mydb *b, const char *name) {
-        MYSQL_BIND p[1];
-        mydb_error keep = b->core.e;
-        unsigned long len = 0;
-        uint64_t v;
-        size_t n;
-
-        if (b->broken)
-                return;
-        memset(p, 0, sizeof p);
-        p_text(&p[0], &len, name);
-        (void) mydb_select_ids(b, MYDB_SQL_RELEASE_LOCK, p, &v, NULL, 1, &n, "releasing the background work's lock");
-        b->core.e = keep;
-}
-
 static int cmp_u64(const void *x, const void *y) {
         uint64_t a = *(const uint64_t *) x, c = *(const uint64_t *) y;
         return a < c ? -1 : a > c;
@@ -1263,14 +1621,148 @@ static int op_gc_delete(spwp_bandb *core, bool bans, uint64_t *n_bans, uint64_t 
                                "removing the event sequences of removed signals");
 }
 
+/* ------------------------------------------------------------ the lease */
+
+/*
+ * Cluster-wide background work (expiry, garbage collection, the batch
+ * tokens' collection) is done by the holder of one lease row,
+ * spillway_lease.background: its owner (host:pid:random of this instance)
+ * and an expiry in the server's clock. Taking and renewing are one
+ * statement: the row is inserted, or updated only if it is ours or has
+ * expired (MySQL evaluates the assignments left to right, so expires_at
+ * sees the new owner); one row changed means we hold it. The holder renews
+ * it after a third of lease_ttl; the others try once a second, and take it
+ * over once it has expired: at most lease_ttl after the holder stopped
+ * (at once after a clean stop, which deletes the row). It runs on a
+ * connection of its own in autocommit, never inside a batch: the lease
+ * row's writes would make every host's batch commits conflict (Galera's
+ * certification) or wait (row locks).
+ */
+#define LEASE_NAME "background"
+#define LEASE_RETRY (1 * USEC_PER_SEC)
+#define TOKENS_KEEP_SEC 3600
+#define TOKENS_GC_EVERY (60 * USEC_PER_SEC)
+
+static void lease_conn_close(mydb *b) {
+        if (b->lease_conn)
+                mysql_close(b->lease_conn);
+        b->lease_conn = NULL;
+}
+
+static void lease_lost(mydb *b, const char *why) {
+        if (b->lease_held)
+                spwp_bandb_log(&b->core, LOG_NOTICE, "%s: no longer holds the background-work lease (%s); another "
+                               "host does expiry and garbage collection", b->where, why);
+        b->lease_held = false;
+        spwp_bandb_status(&b->core, "lease", "not held");
+}
+
+static int lease_query(mydb *b, const char *sql, const char *doing) {
+        if (mysql_real_query(b->lease_conn, sql, (unsigned long) strlen(sql)) == 0)
+                return 0;
+        mydb_error_from_conn(&b->core.e, b->lease_conn, doing);
+        mydb_report(b);
+        if (code_connection(b->core.e.code))
+                lease_conn_close(b);
+        return -1;
+}
+
+/* The old batch tokens go, by the lease holder, once a minute. */
+static void tokens_collect(mydb *b) {
+        char sql[256];
+        spw_usec_t now = b->core.host->now(b->core.ctx);
+
+        if (b->tokens_collected_at != 0 && now - b->tokens_collected_at < TOKENS_GC_EVERY)
+                return;
+        b->tokens_collected_at = now;
+        snprintf(sql, sizeof sql, "DELETE FROM `" MYDB_BATCH_TABLE "` WHERE committed_at < UTC_TIMESTAMP(6) -"
+                 " INTERVAL %d SECOND LIMIT 10000", TOKENS_KEEP_SEC);
+        (void) lease_query(b, sql, "collecting old batch tokens");
+}
+
+static int mydb_lease(mydb *b, bool *got) {
+        char owner[2 * sizeof b->owner + 1], sql[1024];
+        spw_usec_t now = b->core.host->now(b->core.ctx); /* the core's clock: tests move it */
+        mydb_error keep = b->core.e;
+
+        *got = false;
+        if (b->lease_held && now < b->lease_valid_until - b->lease_ttl * 2 / 3) {
+                *got = true;
+                return 0;
+        }
+        if (!b->lease_held && b->lease_checked_at != 0 && now - b->lease_checked_at < LEASE_RETRY)
+                return 0;
+        b->lease_checked_at = now;
+        /* on the host the backend uses */
+        if (b->lease_conn && b->lease_host != b->cur)
+                lease_conn_close(b);
+        if (!b->lease_conn) {
+                if (mydb_open(b, b->cur, timeout_sec(b->query_timeout), &b->lease_conn) < 0) {
+                        mydb_report(b);
+                        b->lease_conn = NULL;
+                        lease_lost(b, "cannot connect");
+                        b->core.e = keep;
+                        return 0;
+                }
+                b->lease_host = b->cur;
+        }
+        mysql_real_escape_string(b->lease_conn, owner, b->owner, (unsigned long) strlen(b->owner));
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO `" MYDB_LEASE_TABLE "` (name, owner, expires_at, renewed_at) VALUES ('" LEASE_NAME "',"
+                 " '%s', UTC_TIMESTAMP(6) + INTERVAL %" PRId64 " MICROSECOND, UTC_TIMESTAMP(6))"
+                 " ON DUPLICATE KEY UPDATE"
+                 " owner = IF(owner = VALUES(owner) OR expires_at < UTC_TIMESTAMP(6), VALUES(owner), owner),"
+                 " expires_at = IF(owner = VALUES(owner), VALUES(expires_at), expires_at),"
+                 " renewed_at = IF(owner = VALUES(owner), VALUES(renewed_at), renewed_at)",
+                 owner, (int64_t) b->lease_ttl);
+        if (lease_query(b, sql, "taking or renewing the background-work lease") < 0) {
+                /* a conflict (another host took it at the same moment) or a lost connection */
+                lease_lost(b, b->core.e.msg);
+                b->core.e = keep;
+                return 0;
+        }
+        *got = mysql_affected_rows(b->lease_conn) > 0;
+        b->core.e = keep;
+        if (*got) {
+                b->lease_valid_until = now + b->lease_ttl;
+                if (!b->lease_held) {
+                        b->n_lease_takeovers++;
+                        spwp_bandb_log(&b->core, LOG_NOTICE, "%s: took the background-work lease (expiry and garbage "
+                                       "collection run on this host now; owner %s)", b->where, b->owner);
+                        spwp_bandb_status(&b->core, "lease", "held");
+                        spwp_bandb_status_u64(&b->core, "lease_takeovers", b->n_lease_takeovers);
+                }
+                b->lease_held = true;
+                tokens_collect(b);
+                b->core.e = keep;
+        } else
+                lease_lost(b, "another host holds it");
+        return 0;
+}
+
+/* At a clean stop: hand the lease over at once. */
+static void mydb_lease_release(mydb *b) {
+        char owner[2 * sizeof b->owner + 1], sql[512];
+
+        if (b->lease_conn && b->lease_held) {
+                mysql_real_escape_string(b->lease_conn, owner, b->owner, (unsigned long) strlen(b->owner));
+                snprintf(sql, sizeof sql, "DELETE FROM `" MYDB_LEASE_TABLE "` WHERE name = '" LEASE_NAME "'"
+                         " AND owner = '%s'", owner);
+                (void) mysql_real_query(b->lease_conn, sql, (unsigned long) strlen(sql));
+        }
+        b->lease_held = false;
+        lease_conn_close(b);
+}
+
 static int op_try_lock(spwp_bandb *core, spwp_bandb_lock which, bool *got) {
-        mydb *b = mydb_of(core);
-        return mydb_try_lock(b, which == SPWP_BANDB_LOCK_EXPIRE ? b->lock_expire : b->lock_gc, got);
+        (void) which;
+        return mydb_lease(mydb_of(core), got);
 }
 
 static void op_unlock(spwp_bandb *core, spwp_bandb_lock which) {
-        mydb *b = mydb_of(core);
-        mydb_unlock(b, which == SPWP_BANDB_LOCK_EXPIRE ? b->lock_expire : b->lock_gc);
+        /* the lease is kept, and renewed, while this host lives */
+        (void) core;
+        (void) which;
 }
 
 static const spwp_bandb_driver mydb_driver = {
@@ -1303,15 +1795,17 @@ static int mydb_setup(mydb *b, const spw_kv *config, size_t n_config) {
         r = mydb_configure(b, config, n_config);
         if (r < 0)
                 return r;
-        if (strcmp(b->db_host, "localhost") == 0)
-                snprintf(b->where, sizeof b->where, "mysql://%s@localhost/%s (socket %s)", b->db_username,
-                         b->db_name, b->db_socket);
-        else
-                snprintf(b->where, sizeof b->where, "mysql://%s@%s%s%s:%u/%s", b->db_username,
-                         strchr(b->db_host, ':') ? "[" : "", b->db_host, strchr(b->db_host, ':') ? "]" : "",
-                         b->db_port, b->db_name);
-        lock_name(b->lock_expire, b->db_name, "expire");
-        lock_name(b->lock_gc, b->db_name, "gc");
+        snprintf(b->where, sizeof b->where, "%s", b->hosts[0].where);
+        {
+                char hn[64] = "?";
+                uint64_t rnd = 0;
+                struct timespec ts;
+
+                gethostname(hn, sizeof hn - 1);
+                clock_gettime(CLOCK_REALTIME, &ts);
+                rnd = (uint64_t) ts.tv_nsec ^ ((uint64_t) ts.tv_sec << 20) ^ (uint64_t) (uintptr_t) b;
+                snprintf(b->owner, sizeof b->owner, "%s:%ld:%016" PRIx64, hn, (long) getpid(), rnd);
+        }
 
         /* once per process, thread-safe (pthread_once in libmariadb) */
         if (mysql_library_init(0, NULL, NULL) != 0) {
@@ -1338,6 +1832,8 @@ static int mydb_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *co
         b->query_timeout = 30 * USEC_PER_SEC;
         b->lock_wait_timeout = 5 * USEC_PER_SEC;
         b->db_port = 3306;
+        b->failback_interval = 10 * USEC_PER_SEC;
+        b->lease_ttl = 15 * USEC_PER_SEC;
         b->db_host = strdup("localhost");
         b->db_socket = strdup("/run/mysqld/mysqld.sock");
         b->db_username = strdup("spillway");
@@ -1355,7 +1851,6 @@ static int mydb_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *co
                 return r;
         }
 
-        spwp_bandb_status(core, "server", b->where);
         *selfp = b;
         return 0;
 }
@@ -1366,7 +1861,9 @@ static mydb *mydb_free(mydb *b) {
         if (!b)
                 return NULL;
         spwp_bandb_close(&b->core);
+        mydb_lease_release(b);
         mydb_disconnect(b);
+        hosts_free(b);
         free(b->db_host);
         free(b->db_socket);
         free(b->db_username);
@@ -1384,6 +1881,54 @@ static void mydb_shutdown(void *userdata) {
         mydb_free(userdata);
 }
 
+/* ------------------------------------------------------------ entry points */
+
+/* The core's entry points, with what the backend is doing (for the status'
+ * last error of each kind) and, after a flush, the way back to the
+ * preferred host. */
+#define PHASED(ph, call)                        \
+        do {                                    \
+                mydb *b_ = userdata;            \
+                int r_;                         \
+                b_->phase = (ph);               \
+                r_ = (call);                    \
+                b_->phase = PHASE_BACKGROUND;   \
+                return r_;                      \
+        } while (0)
+
+static int mydb_insert(void *userdata, const spw_signal *sig) {
+        PHASED(PHASE_INSERT, spwp_bandb_insert(userdata, sig));
+}
+
+static int mydb_flush(void *userdata) {
+        mydb *b = userdata;
+        int r;
+
+        b->phase = PHASE_FLUSH;
+        r = spwp_bandb_flush(userdata);
+        b->phase = PHASE_BACKGROUND;
+        if (r == 0)
+                mydb_failback(b);
+        return r;
+}
+
+static int mydb_read_at(void *userdata, spw_usec_t at, spw_row_fn fn, void *fn_userdata) {
+        PHASED(PHASE_READ, spwp_bandb_read_at(userdata, at, fn, fn_userdata));
+}
+
+static int mydb_read_changes(void *userdata, uint64_t cursor, spw_change_fn fn, void *fn_userdata,
+                             uint64_t *next_cursor) {
+        PHASED(PHASE_READ, spwp_bandb_read_changes(userdata, cursor, fn, fn_userdata, next_cursor));
+}
+
+static int mydb_delete_target(void *userdata, const char *target, uint64_t *count) {
+        PHASED(PHASE_ADMIN, spwp_bandb_delete_target(userdata, target, count));
+}
+
+static int mydb_delete_all(void *userdata, uint64_t *count) {
+        PHASED(PHASE_ADMIN, spwp_bandb_delete_all(userdata, count));
+}
+
 static const struct spw_backend mydb_backend = {
         SPW_BACKEND_HEADER,
         .name = "mysql",
@@ -1391,7 +1936,13 @@ static const struct spw_backend mydb_backend = {
         .description = "MySQL/MariaDB ban database shared by many hosts, with CrowdSec v0.3's schema",
         .config_keys = mydb_config_keys,
         .init = mydb_init,
-        SPWP_BANDB_BACKEND_OPS,
+        .insert = mydb_insert,
+        .flush = mydb_flush,
+        .start_autocommit = spwp_bandb_start_autocommit,
+        .read_at = mydb_read_at,
+        .read_changes = mydb_read_changes,
+        .delete_target = mydb_delete_target,
+        .delete_all = mydb_delete_all,
         .shutdown = mydb_shutdown,
 };
 

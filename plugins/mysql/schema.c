@@ -7,11 +7,16 @@
  *
  * Invariants:
  *   - MySQL has no transactional DDL, so a migration cannot be one
- *     transaction as SQLite's is. Instead it runs under a named lock
- *     (GET_LOCK: hosts starting together migrate one after the other, and
- *     the second finds the work done), every step can be run again, and the
- *     version row is written last: a migration cut short is finished by the
- *     next start.
+ *     transaction as SQLite's is. It takes no lock either: GET_LOCK is per
+ *     node on a Galera cluster, so hosts starting together on different
+ *     nodes would all "hold" it. Instead every step can be run by any
+ *     number of hosts at once (CREATE ... IF NOT EXISTS; the CrowdSec copy
+ *     is swapped in by one atomic RENAME that only one host can win), the
+ *     version table has a primary key so it holds one row whoever writes
+ *     it, the version row is written last (a migration cut short is
+ *     finished by the next start), and a pass that lost a race (deadlock,
+ *     Galera certification failure, a table swapped under it) is run
+ *     again after a random pause: the next pass finds the work done.
  *   - Migrations only add: CrowdSec v0.3's tables are copied into new tables
  *     of our layout, then swapped in with one atomic RENAME TABLE that keeps
  *     CrowdSec's under the name TABLE_crowdsec_v03 (an operator drops them
@@ -25,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "schema.h"
 #include "spwp-time.h"
@@ -258,16 +264,21 @@ typedef struct layout {
 } layout;
 
 static int read_layout(MYSQL *c, layout *l, mydb_error *e) {
+        /* One statement: another host creating the tables between two reads
+         * would make ours look like a foreign table without created_at. */
         static const char sql[] =
-                "SELECT TABLE_NAME, DATETIME_PRECISION FROM information_schema.COLUMNS"
-                " WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_NAME = 'created_at'"
-                " AND TABLE_NAME IN ('signal_occurences', 'event_sequences', 'ban_applications')";
+                "SELECT t.TABLE_NAME, c.DATETIME_PRECISION FROM information_schema.TABLES AS t"
+                " LEFT JOIN information_schema.COLUMNS AS c ON c.TABLE_SCHEMA = t.TABLE_SCHEMA"
+                "  AND c.TABLE_NAME = t.TABLE_NAME AND c.COLUMN_NAME = 'created_at'"
+                " WHERE t.TABLE_SCHEMA = DATABASE()"
+                " AND t.TABLE_NAME IN ('signal_occurences', 'event_sequences', 'ban_applications')";
         MYSQL_RES *res;
         MYSQL_ROW row;
 
         memset(l, 0, sizeof *l);
         if (mysql_real_query(c, sql, sizeof sql - 1) != 0 || !(res = mysql_store_result(c)))
                 return mydb_error_from_conn(e, c, "reading the tables' layout from information_schema");
+        /* a table without created_at is no CrowdSec table: the copy says which column is missing */
         while ((row = mysql_fetch_row(res)))
                 for (size_t i = 0; i < N_TABLES; i++)
                         if (row[0] && strcmp(row[0], tables[i].name) == 0) {
@@ -275,21 +286,6 @@ static int read_layout(MYSQL *c, layout *l, mydb_error *e) {
                                 l->ours[i] = row[1] && strtol(row[1], NULL, 10) == 6;
                         }
         mysql_free_result(res);
-
-        /* a table without created_at is no CrowdSec table: the copy says which column is missing */
-        for (size_t i = 0; i < N_TABLES; i++) {
-                char q[256];
-                long n = 0;
-                bool found;
-
-                if (l->exists[i])
-                        continue;
-                snprintf(q, sizeof q, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
-                         " AND TABLE_NAME = '%s'", tables[i].name);
-                if (query_long(c, e, "reading the tables' layout from information_schema", q, &n, &found) < 0)
-                        return -1;
-                l->exists[i] = n > 0;
-        }
         return 0;
 }
 
@@ -391,69 +387,153 @@ static int migrate_1_to_2(MYSQL *c, mydb_error *e) {
                        ? -EIO : 0;
 }
 
-static int write_version(MYSQL *c, mydb_error *e) {
+/* The version table: one row, id 1, that the primary key keeps single
+ * (hosts writing it at once collide on the key instead of adding rows). A
+ * table from before (no id column, maybe two rows after a race) is given
+ * the key: ALTER IGNORE keeps one row per id, the highest version first. */
+static int version_table(MYSQL *c, mydb_error *e) {
+        long n = 0;
+        bool found;
+
         if (exec(c, e, "creating the schema version table",
-                 "CREATE TABLE IF NOT EXISTS `" MYDB_VERSION_TABLE "` (`version` int NOT NULL,"
-                 " `migrated_at` datetime(6) NOT NULL)" TABLE_OPTIONS) < 0 ||
-            exec(c, e, "writing the schema version", "START TRANSACTION") < 0)
-                return -EIO;
-        if (exec(c, e, "writing the schema version", "DELETE FROM `" MYDB_VERSION_TABLE "`") < 0 ||
-            exec(c, e, "writing the schema version",
-                 "INSERT INTO `" MYDB_VERSION_TABLE "` VALUES (%d, UTC_TIMESTAMP(6))", MYDB_SCHEMA_VERSION) < 0 ||
-            exec(c, e, "writing the schema version", "COMMIT") < 0) {
-                mysql_rollback(c);
-                return -EIO;
+                 "CREATE TABLE IF NOT EXISTS `" MYDB_VERSION_TABLE "` (`id` tinyint unsigned NOT NULL DEFAULT 1,"
+                 " `version` int NOT NULL, `migrated_at` datetime(6) NOT NULL, PRIMARY KEY (`id`))" TABLE_OPTIONS) < 0 ||
+            query_long(c, e, "reading the schema version table's layout",
+                       "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
+                       " AND TABLE_NAME = '" MYDB_VERSION_TABLE "' AND COLUMN_NAME = 'id'", &n, &found) < 0)
+                return -1;
+        if (n > 0)
+                return 0;
+        if (exec(c, e, "giving the schema version table its primary key",
+                 "DELETE v FROM `" MYDB_VERSION_TABLE "` AS v JOIN (SELECT MAX(version) AS m FROM `"
+                 MYDB_VERSION_TABLE "`) AS x ON v.version < x.m") < 0 ||
+            exec(c, e, "giving the schema version table its primary key",
+                 "ALTER IGNORE TABLE `" MYDB_VERSION_TABLE "` ADD COLUMN IF NOT EXISTS `id` tinyint unsigned NOT NULL"
+                 " DEFAULT 1 FIRST, ADD PRIMARY KEY IF NOT EXISTS (`id`)") < 0) {
+                /* another host did it meanwhile */
+                if (e->code == 1060 || e->code == 1068)
+                        return 0;
+                return -1;
         }
         return 0;
 }
 
-int mydb_migrate(MYSQL *c, int lock_wait_sec, long crowdsec_utc_offset, int *from, bool *crowdsec, mydb_error *e) {
-        char sql[160];
-        long got = 0;
-        bool found;
+/* The version row, written last (one statement, autocommit): it never goes
+ * down, and the key makes it one row whoever writes it. */
+static int write_version(MYSQL *c, mydb_error *e) {
+        return exec(c, e, "writing the schema version",
+                    "INSERT INTO `" MYDB_VERSION_TABLE "` (id, version, migrated_at) VALUES (1, %d, UTC_TIMESTAMP(6))"
+                    " ON DUPLICATE KEY UPDATE migrated_at = IF(version < VALUES(version), VALUES(migrated_at),"
+                    " migrated_at), version = GREATEST(version, VALUES(version))",
+                    MYDB_SCHEMA_VERSION) < 0 ? -EIO : 0;
+}
+
+/* Worth running the migration again: another host's concurrent DDL or
+ * version write won (InnoDB's deadlock, Galera's certification failure,
+ * which it reports as a deadlock, or a brute-force abort), a lock wait
+ * timed out, the node is not ready yet, or the tables another host was
+ * swapping in appeared under our feet. */
+bool mydb_migrate_retryable(unsigned code) {
+        switch (code) {
+        case 1205: /* ER_LOCK_WAIT_TIMEOUT */
+        case 1213: /* ER_LOCK_DEADLOCK: also Galera's certification failure */
+        case 1047: /* ER_UNKNOWN_COM_ERROR: Galera node not ready (WSREP has not yet prepared node) */
+        case 1050: /* ER_TABLE_EXISTS_ERROR: the copy's RENAME after another host's */
+        case 1146: /* ER_NO_SUCH_TABLE: the same, the other way round */
+        case 1180: /* ER_ERROR_DURING_COMMIT */
+        case 1181: /* ER_ERROR_DURING_ROLLBACK */
+        case 1412: /* ER_TABLE_DEF_CHANGED: a table changed by another host's DDL */
+        case 1684: /* ER_QUERY_INTERRUPTED in Galera (BF abort) */
+        case 1317: /* ER_QUERY_INTERRUPTED */
+        case 1062: /* ER_DUP_ENTRY: the version row, written at once (older tables) */
+                return true;
+        default:
+                return false;
+        }
+}
+
+/* One pass: every step can be run again, by any number of hosts at once. */
+static int migrate_once(MYSQL *c, long utc_offset, int *from, bool *crowdsec, mydb_error *e) {
         int v, r;
 
-        *from = -1;
-        *crowdsec = false;
-        /* Cheap and lock-free when there is nothing to do (every reconnect). */
-        if (mydb_schema_version(c, &v, e) < 0)
-                return -EIO;
-        *from = v;
-        if (v == MYDB_SCHEMA_VERSION)
-                return 0;
-        if (v > MYDB_SCHEMA_VERSION || v < 0)
-                return -EPROTO;
-
-        snprintf(sql, sizeof sql, "SELECT GET_LOCK(CONCAT('spillway-schema-', LEFT(MD5(DATABASE()), 16)), %d)",
-                 lock_wait_sec);
-        if (query_long(c, e, "taking the schema lock", sql, &got, &found) < 0)
-                return -EIO;
-        if (!found || got != 1) {
-                e->code = 0;
-                snprintf(e->msg, sizeof e->msg, "another client held the schema lock for %d s", lock_wait_sec);
-                e->doing = "taking the schema lock";
-                return -EBUSY;
-        }
-
-        /* Another host may have migrated while we waited for the lock. */
         r = mydb_schema_version(c, &v, e) < 0 ? -EIO : 0;
         if (r == 0)
                 *from = v;
         if (r == 0 && (v > MYDB_SCHEMA_VERSION || v < 0))
-                r = -EPROTO;
+                return -EPROTO;
+        if (r == 0 && v == MYDB_SCHEMA_VERSION)
+                return 0;
         if (r == 0 && v == 0)
-                r = migrate_0_to_1(c, crowdsec_utc_offset, crowdsec, e);
+                r = migrate_0_to_1(c, utc_offset, crowdsec, e);
         if (r == 0 && v <= 1)
                 r = migrate_1_to_2(c, e);
         if (r == 0 && v < MYDB_SCHEMA_VERSION)
-                r = write_version(c, e);
+                r = version_table(c, e) < 0 ? -EIO : write_version(c, e);
+        return r;
+}
 
-        {
-                mydb_error ignored;
-                exec(c, &ignored, "releasing the schema lock",
-                     "DO RELEASE_LOCK(CONCAT('spillway-schema-', LEFT(MD5(DATABASE()), 16)))");
+int mydb_migrate(MYSQL *c, int max_attempts, long crowdsec_utc_offset, int *from, bool *crowdsec, mydb_error *e) {
+        unsigned seed = (unsigned) mysql_thread_id(c);
+        int r = 0;
+
+        *from = -1;
+        *crowdsec = false;
+        for (int attempt = 1; attempt <= max_attempts; attempt++) {
+                struct timespec ts;
+                long ms;
+
+                r = migrate_once(c, crowdsec_utc_offset, from, crowdsec, e);
+                if (r != -EIO && r != -EBADMSG)
+                        return r;
+                if (!mydb_migrate_retryable(e->code) || attempt == max_attempts)
+                        return r;
+                /* a deadlock rolled back what was open; back off at random so
+                 * that the hosts do not collide again */
+                mysql_rollback(c);
+                ms = 20 + (long) (rand_r(&seed) % (unsigned) (50 * attempt));
+                ts = (struct timespec) { ms / 1000, (ms % 1000) * 1000000L };
+                nanosleep(&ts, NULL);
         }
         return r;
+}
+
+/* ------------------------------------------------------------ tables outside the versioned schema */
+
+/* The lease table (one row per kind of cluster-wide background work: who
+ * does it, until when) and the batch tokens (one row per committed batch,
+ * written in the batch's transaction: after a connection lost during
+ * COMMIT, the token says whether it committed). They belong to this plugin
+ * only, so they are not part of CrowdSec's versioned layout: created when
+ * missing, at every connection, idempotently (a read first: on Galera even
+ * a CREATE of an existing table is replicated DDL). */
+int mydb_aux_tables(MYSQL *c, mydb_error *e) {
+        long n = 0;
+        bool found;
+
+        for (int attempt = 1;; attempt++) {
+                int r = 0;
+
+                if (query_long(c, e, "looking for the lease and batch tables",
+                               "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+                               " AND TABLE_NAME IN ('" MYDB_LEASE_TABLE "', '" MYDB_BATCH_TABLE "')", &n, &found) < 0)
+                        return -1;
+                if (n >= 2)
+                        return 0;
+                if (exec(c, e, "creating the lease table",
+                         "CREATE TABLE IF NOT EXISTS `" MYDB_LEASE_TABLE "` (`name` varchar(64) NOT NULL,"
+                         " `owner` varchar(255) NOT NULL, `expires_at` datetime(6) NOT NULL,"
+                         " `renewed_at` datetime(6) NOT NULL, PRIMARY KEY (`name`))" TABLE_OPTIONS) < 0 ||
+                    exec(c, e, "creating the batch token table",
+                         "CREATE TABLE IF NOT EXISTS `" MYDB_BATCH_TABLE "` (`token` binary(16) NOT NULL,"
+                         " `committed_at` datetime(6) NOT NULL, PRIMARY KEY (`token`),"
+                         " KEY `idx_spillway_batches_committed_at` (`committed_at`))" TABLE_OPTIONS) < 0)
+                        r = -1;
+                if (r == 0)
+                        return 0;
+                if (!mydb_migrate_retryable(e->code) || attempt >= 10)
+                        return -1;
+                nanosleep(&(struct timespec) { 0, 20000000L * attempt }, NULL);
+        }
 }
 
 /* ------------------------------------------------------------ statements */

@@ -58,18 +58,30 @@ int mydb_time_from_mysql(const MYSQL_TIME *t, spw_usec_t *ret);
  * Returns 0, or -EIO with e set. */
 int mydb_schema_version(MYSQL *conn, int *version, mydb_error *e);
 
-/* Bring the schema to MYDB_SCHEMA_VERSION. Serialised across hosts with a
- * named lock (GET_LOCK, waiting up to lock_wait_sec), idempotent, so hosts
- * starting together migrate once and a migration interrupted half-way is
- * finished by the next start. *from is the version found (-1 if unknown);
- * *crowdsec is set when CrowdSec v0.3's tables were copied into ours.
- * crowdsec_utc_offset is the UTC offset in seconds of the zone CrowdSec
- * wrote its times in (the local zone: go-sql-driver's loc=Local).
+/* Bring the schema to MYDB_SCHEMA_VERSION. Takes no lock (GET_LOCK is per
+ * node on Galera): every step is idempotent and safe with hosts running it
+ * at once, the version table's primary key keeps it one row, and a pass
+ * that lost a race (mydb_migrate_retryable) is run again, up to
+ * max_attempts passes; a migration interrupted half-way is finished by the
+ * next start. *from is the version found (-1 if unknown); *crowdsec is set
+ * when CrowdSec v0.3's tables were copied into ours. crowdsec_utc_offset is
+ * the UTC offset in seconds of the zone CrowdSec wrote its times in (the
+ * local zone: go-sql-driver's loc=Local).
  * Returns 0, -EPROTO (newer version than ours), -EBADMSG (the tables do not
- * have CrowdSec's layout: e says which), -EBUSY (the lock was held longer
- * than lock_wait_sec), or -EIO for any other server error (e). */
-int mydb_migrate(MYSQL *conn, int lock_wait_sec, long crowdsec_utc_offset, int *from, bool *crowdsec,
+ * have CrowdSec's layout: e says which), or -EIO for any other server error
+ * (e). */
+int mydb_migrate(MYSQL *conn, int max_attempts, long crowdsec_utc_offset, int *from, bool *crowdsec,
                  mydb_error *e);
+/* A server error after which the migration is run again (a lost race). */
+bool mydb_migrate_retryable(unsigned code);
+
+/* The plugin's own tables outside the versioned schema: the lease table
+ * (cluster-wide background work) and the batch tokens (did a batch whose
+ * COMMIT lost its connection commit?). Created when missing. Returns 0 or
+ * -1 with e set. */
+#define MYDB_LEASE_TABLE "spillway_lease"
+#define MYDB_BATCH_TABLE "spillway_batches"
+int mydb_aux_tables(MYSQL *conn, mydb_error *e);
 
 /* The statements, prepared once per connection. */
 enum {

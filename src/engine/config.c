@@ -565,7 +565,20 @@ static int flatten(kv_list *l, const char *file, const char *prefix, const ynode
                 if (v->type == YNODE_MAPPING) {
                         r = flatten(l, file, key, v, err);
                 } else if (v->type == YNODE_SEQUENCE) {
-                        return fail_at(err, file, v, "config.%s: expected a value or a mapping, got a list", key);
+                        /* a list of plain values (mysql's db_host) arrives comma-separated */
+                        char joined[4096];
+                        size_t o = 0;
+
+                        for (size_t j = 0; j < v->n_items; j++) {
+                                const ynode *it = v->items[j];
+                                if (it->type != YNODE_SCALAR || ynode_is_null(it) || strchr(it->value, ',') ||
+                                    o + strlen(it->value) + 2 >= sizeof joined)
+                                        return fail_at(err, file, it, "config.%s: expected a list of values without "
+                                                       "commas, or a value, or a mapping", key);
+                                o += (size_t) snprintf(joined + o, sizeof joined - o, "%s%s", j ? "," : "", it->value);
+                        }
+                        joined[o] = 0;
+                        r = kv_list_add(l, key, joined, k, v);
                 } else
                         r = kv_list_add(l, key, ynode_is_null(v) ? "" : v->value, k, v); /* twice: kv_list_check_unique() */
                 if (r < 0)

@@ -134,7 +134,8 @@ int main(void) {
         backend_fails(c, "path: x\n", "needs a `name:`");
         backend_fails(c, "name: three\n", "needs a `path:`");
         backend_fails(c, "name: bad name\npath: x\n", "b.yaml:1:7: name: expected letters");
-        backend_fails(c, "name: four\npath: x\nconfig:\n  list: [1, 2]\n", "b.yaml:4:9: config.list: expected a value or a mapping, got a list");
+        backend_fails(c, "name: four\npath: x\nconfig:\n  list: [{a: 1}, 2]\n", "b.yaml:4:10: config.list: expected a list of values without commas");
+        backend_fails(c, "name: four\npath: x\nconfig:\n  list: [1, '2,3']\n", "config.list: expected a list of values without commas");
         unsetenv("SPW_TEST_UNSET");
         backend_fails(c, "name: five\npath: x\nconfig:\n  token: ${SPW_TEST_UNSET}\n", "b.yaml:4:10: config.token: environment variable 'SPW_TEST_UNSET' is not set");
 
@@ -178,6 +179,17 @@ int main(void) {
                 }
         CHECK(found);
         free(text);
+
+        /* a list of values (mysql's db_host) arrives comma-separated */
+        static const char lst[] = "name: listed\npath: x\nconfig:\n  db_host:\n    - 10.0.0.1:3306\n    - db2\n";
+        CHECK_OK(config_parse_backend_buffer(c, "l.yaml", lst, sizeof lst - 1, &err));
+        found = false;
+        for (size_t i = 0; i < config_find_backend(c, "listed")->n_config; i++)
+                if (streq(config_find_backend(c, "listed")->config[i].key, "db_host")) {
+                        CHECK_STREQ(config_find_backend(c, "listed")->config[i].value, "10.0.0.1:3306,db2");
+                        found = true;
+                }
+        CHECK(found);
 
         backend_fails(c, "type: slack\nname: s\n", "b.yaml:1:7: type: only CrowdSec's 'http' notification plugin");
         CHECK_STREQ(config_find_backend(c, "hook")->name, "hook");

@@ -191,12 +191,19 @@ static void suite_add_trigger(const char *db, const char *name, bool update, con
                 update ? "OLD" : "NEW", reason, message);
 }
 
+/* Another host holds the background-work lease (expiry and GC alike). */
 static void suite_hold_lock(const char *db, const char *what, bool hold) {
-        db_exec(db, "DO %s('spillway.%s.%s'%s)", hold ? "GET_LOCK" : "RELEASE_LOCK", db, what, hold ? ", 0" : "");
+        (void) what;
+        if (hold)
+                db_exec(db, "INSERT INTO " MYDB_LEASE_TABLE " VALUES ('background', 'other-host:1:x',"
+                            " UTC_TIMESTAMP(6) + INTERVAL 1 HOUR, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE"
+                            " owner = 'other-host:1:x', expires_at = UTC_TIMESTAMP(6) + INTERVAL 1 HOUR");
+        else
+                db_exec(db, "DELETE FROM " MYDB_LEASE_TABLE " WHERE owner = 'other-host:1:x'");
 }
 
 static const char *const suite_keys[] = {
-        "db_host", "db_port", "db_socket", "db_username", "db_password", "db_name", "tls", "tls_ca",
+        "db_host", "failback_interval", "lease_ttl", "db_port", "db_socket", "db_username", "db_password", "db_name", "tls", "tls_ca",
         "connect_timeout", "query_timeout", "lock_wait_timeout", "type", "db_path", "flush", "max_records",
         "max_records_age", "max_db_size", "gc_max_pause", "debug",
 };
@@ -572,23 +579,67 @@ static void *open_thread(void *userdata) {
         return NULL;
 }
 
+/* Six hosts at once, while a client holds the named lock the plugin used
+ * to take (GET_LOCK is per node on Galera: nothing may wait for it now):
+ * all start, one version row, and the key keeps it one. */
 static void test_concurrent_creation(void) {
-        pthread_t th[3];
-        opener o[3];
-        char db[64];
+        pthread_t th[6];
+        opener o[6];
+        char db[64], lock[128];
+        MYSQL *holder;
 
         new_db(db, sizeof db);
-        for (int i = 0; i < 3; i++) {
+        holder = mariadb_connect_root(&srv, db);
+        CHECK(holder);
+        snprintf(lock, sizeof lock, "DO GET_LOCK(CONCAT('spillway-schema-', LEFT(MD5('%s'), 16)), 0)", db);
+        CHECK_EQ(mysql_query(holder, lock), 0);
+        for (int i = 0; i < 6; i++) {
                 o[i] = (opener) { .db = db };
                 CHECK_EQ(pthread_create(&th[i], NULL, open_thread, &o[i]), 0);
         }
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 6; i++) {
                 CHECK_EQ(pthread_join(th[i], NULL), 0);
                 CHECK_OK(o[i].r);
         }
+        mysql_close(holder);
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM " MYDB_VERSION_TABLE), 1);
-        /* the three tables, the ban-change log and the version table */
-        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"), 5);
+        CHECK_EQ(q_int(db, "SELECT version FROM " MYDB_VERSION_TABLE), MYDB_SCHEMA_VERSION);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE()"
+                           " AND TABLE_NAME = '" MYDB_VERSION_TABLE "' AND CONSTRAINT_NAME = 'PRIMARY'"), 1);
+        /* the three tables, the ban-change log, the version table, the lease and the batch tokens */
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"), 7);
+}
+
+/* A version table from before the primary key, with the two rows a race
+ * could leave: one row remains, the highest version, now under the key;
+ * and the pass is run again after a lost race. */
+static void test_version_table_gets_key(void) {
+        fixture f;
+        char db[64];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        fixture_close(&f);
+        db_exec(db, "DROP TABLE " MYDB_VERSION_TABLE);
+        db_exec(db, "CREATE TABLE " MYDB_VERSION_TABLE " (version int NOT NULL, migrated_at datetime(6) NOT NULL)");
+        db_exec(db, "INSERT INTO " MYDB_VERSION_TABLE " VALUES (1, NOW()), (1, NOW())");
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM " MYDB_VERSION_TABLE), 1);
+        CHECK_EQ(q_int(db, "SELECT version FROM " MYDB_VERSION_TABLE), MYDB_SCHEMA_VERSION);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE()"
+                           " AND TABLE_NAME = '" MYDB_VERSION_TABLE "' AND CONSTRAINT_NAME = 'PRIMARY'"), 1);
+        fixture_close(&f);
+        /* the key refuses a second row */
+        {
+                char sql[256];
+                snprintf(sql, sizeof sql, "INSERT INTO `%s`." MYDB_VERSION_TABLE " (version, migrated_at)"
+                         " VALUES (1, NOW())", db);
+                CHECK(mysql_query(root, sql) != 0);
+                CHECK_EQ(mysql_errno(root), 1062u);
+        }
+        CHECK(mydb_migrate_retryable(1213));
+        CHECK(mydb_migrate_retryable(1047));
+        CHECK(!mydb_migrate_retryable(1045));
 }
 
 static int count_change(const spw_ban_change *c, void *userdata) {
@@ -1397,6 +1448,168 @@ static void test_tls(void) {
 
 /* ------------------------------------------------------------ main */
 
+
+/* ------------------------------------------------------------ tests: several hosts */
+
+static int64_t q_int_on(MYSQL *m, const char *db, const char *sql) {
+        MYSQL_RES *res;
+        MYSQL_ROW r0;
+        int64_t v;
+
+        if (mysql_select_db(m, db) != 0 || mysql_query(m, sql) != 0 || !(res = mysql_store_result(m))) {
+                fprintf(stderr, "query failed: %s\n%s\n", mysql_error(m), sql);
+                abort();
+        }
+        r0 = mysql_fetch_row(res);
+        v = r0 && r0[0] ? strtoll(r0[0], NULL, 10) : -1;
+        mysql_free_result(res);
+        return v;
+}
+
+/* db_host lists two servers: the first dies under an open batch, the
+ * backend moves to the second and the batch is inserted there (nothing
+ * acknowledged is lost); once the first is back, a flush after
+ * failback_interval moves back. Each switch is a journal entry; the
+ * errors behind the retries are logged with the server's code and kept
+ * per kind in the status. */
+static void test_failover(void) {
+        mariadb_server srv2;
+        MYSQL *root2;
+        char dir[320], db[64], hosts[700], sql[256];
+        fixture f;
+        int r;
+
+        snprintf(dir, sizeof dir, "%s/server2", tmpdir);
+        r = mariadb_start(&srv2, dir, false, NULL);
+        CHECK_EQ(r, 0);
+        root2 = mariadb_connect_root(&srv2, NULL);
+        CHECK(root2);
+        new_db(db, sizeof db);
+        snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
+        CHECK_EQ(mysql_query(root2, sql), 0);
+        CHECK_EQ(mysql_query(root2, "CREATE USER 'spillway'@'localhost' IDENTIFIED BY '" PASSWORD "'"), 0);
+        snprintf(sql, sizeof sql, "GRANT ALL PRIVILEGES ON %s.* TO 'spillway'@'localhost'", db);
+        CHECK_EQ(mysql_query(root2, sql), 0);
+
+        snprintf(hosts, sizeof hosts, " %s , %s", srv.socket, srv2.socket);
+        CHECK_OK(fixture_open(&f, db, "db_host", hosts, "failback_interval", "1s", "connect_timeout", "1s", NULL));
+        CHECK_STREQ(testhost_status(f.host, "host"), srv.socket);
+        CHECK_EQ(insert(&f, "192.0.2.1", "first", T0 + 3600 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 1);
+
+        /* the preferred server dies under an open batch of two */
+        CHECK_EQ(insert(&f, "192.0.2.2", "batch", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.3", "batch", T0 + 3600 * SEC), 0);
+        CHECK_OK(mariadb_kill(&srv));
+        CHECK_EQ(insert(&f, "192.0.2.4", "batch", T0 + 3600 * SEC), -EAGAIN);
+        /* the daemon's retry: on the second host at once */
+        CHECK_EQ(insert(&f, "192.0.2.4", "batch", T0 + 3600 * SEC), 0);
+        CHECK_STREQ(testhost_status(f.host, "host"), srv2.socket);
+        CHECK_CONTAINS(testhost_log(f.host), "switched from host");
+        CHECK_EQ(plugin->flush(f.self), -EAGAIN);
+        /* the daemon inserts the whole batch again */
+        CHECK_EQ(insert(&f, "192.0.2.2", "batch", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.3", "batch", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "192.0.2.4", "batch", T0 + 3600 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int_on(root2, db, "SELECT COUNT(*) FROM signal_occurences"), 3);
+        CHECK_EQ(q_int_on(root2, db, "SELECT COUNT(DISTINCT source_ip) FROM signal_occurences"), 3);
+        /* the error behind the retry: logged with its code, kept as the insert's */
+        CHECK_CONTAINS(testhost_log(f.host), "server error during insert");
+        CHECK(testhost_status(f.host, "last_error_insert"));
+        CHECK_CONTAINS(testhost_status(f.host, "last_error_insert"), "(error 20");
+        CHECK(testhost_status(f.host, "last_error_connect"));
+        CHECK_CONTAINS(testhost_status(f.host, "last_error_connect"), "(error 2002)");
+        CHECK_STREQ(testhost_status(f.host, "host_switches"), "1");
+
+        /* not before failback_interval, then back to the preferred host */
+        CHECK_EQ(mariadb_restart(&srv), 0);
+        mysql_close(root);
+        root = root_connect();
+        usleep(1100 * 1000);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_STREQ(testhost_status(f.host, "host"), srv.socket);
+        CHECK_CONTAINS(testhost_log(f.host), "the preferred host is back");
+        CHECK_STREQ(testhost_status(f.host, "host_switches"), "2");
+        CHECK_EQ(insert(&f, "192.0.2.5", "back", T0 + 3600 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 2);
+        fixture_close(&f);
+
+        /* a bad entry is refused, naming it */
+        CHECK_EQ(fixture_open(&f, db, "db_host", "127.0.0.1:0", NULL), -EINVAL);
+        CHECK_CONTAINS(testhost_last_error(f.host), "127.0.0.1:0");
+        fixture_close(&f);
+
+        mysql_close(root2);
+        CHECK_OK(mariadb_stop(&srv2));
+}
+
+/* Expiry and GC run on one host, the lease holder; the lease moves at once
+ * after a clean stop, and within lease_ttl after a holder stops renewing
+ * (a host that died). */
+static void test_lease(void) {
+        fixture a, b, c;
+        char db[64];
+        struct timespec t0, t1;
+        double waited;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&a, db, "lease_ttl", "2s", "max_records", "0", "max_records_age", "0", NULL));
+        CHECK_OK(fixture_open(&b, db, "lease_ttl", "2s", "max_records", "0", "max_records_age", "0", NULL));
+        CHECK_OK(plugin->start_autocommit(a.self));
+        CHECK_OK(plugin->start_autocommit(b.self));
+        CHECK_EQ(insert(&a, "192.0.2.1", "expires", T0 + 10 * SEC), 0);
+        CHECK_OK(plugin->flush(a.self));
+
+        /* a takes the lease and expires the ban */
+        advance(&a, 20 * SEC);
+        CHECK_EQ(testhost_run_timers(a.host), 1);
+        CHECK_STREQ(testhost_status(a.host, "lease"), "held");
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 0);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM " MYDB_LEASE_TABLE), 1);
+
+        /* b finds work but not the lease: it skips */
+        CHECK_EQ(insert(&b, "192.0.2.2", "expires", T0 + 10 * SEC), 0);
+        CHECK_OK(plugin->flush(b.self));
+        advance(&b, 20 * SEC);
+        CHECK_EQ(testhost_run_timers(b.host), 1);
+        CHECK_STREQ(testhost_status(b.host, "lease"), "not held");
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 1);
+
+        /* a stops cleanly: b takes over at its next tick */
+        fixture_close(&a);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM " MYDB_LEASE_TABLE), 0);
+        advance(&b, 2 * SEC);
+        CHECK_EQ(testhost_run_timers(b.host), 1);
+        CHECK_STREQ(testhost_status(b.host, "lease"), "held");
+        CHECK_CONTAINS(testhost_log(b.host), "took the background-work lease");
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 0);
+
+        /* b stops renewing (as a dead host): c takes over once it expired */
+        CHECK_OK(fixture_open(&c, db, "lease_ttl", "2s", "max_records", "0", "max_records_age", "0", NULL));
+        CHECK_OK(plugin->start_autocommit(c.self));
+        CHECK_EQ(insert(&c, "192.0.2.3", "expires", T0 + 10 * SEC), 0);
+        CHECK_OK(plugin->flush(c.self));
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (int i = 0;; i++) {
+                advance(&c, 2 * SEC);
+                CHECK_EQ(testhost_run_timers(c.host), 1);
+                if (testhost_status(c.host, "lease") && strcmp(testhost_status(c.host, "lease"), "held") == 0)
+                        break;
+                CHECK(i < 100);
+                usleep(100 * 1000);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        waited = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
+        CHECK(waited < 3.5);
+        CHECK(waited > 0.3 || getenv("SLOW"));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL"), 0);
+        fixture_close(&b);
+        fixture_close(&c);
+}
+
 int main(int argc, char **argv) {
         char dir[300], extra[1024];
         void *h = bandb_suite_load(&suite, argc, argv);
@@ -1431,6 +1644,7 @@ int main(int argc, char **argv) {
         BANDB_RUN(test_schema_created);
         BANDB_RUN(test_migrate_from_crowdsec);
         BANDB_RUN(test_concurrent_creation);
+        BANDB_RUN(test_version_table_gets_key);
         BANDB_RUN(test_migrate_1_to_2);
         bandb_suite_run(&suite);
         BANDB_RUN(test_long_strings_cut);
@@ -1445,6 +1659,8 @@ int main(int argc, char **argv) {
         BANDB_RUN(test_busy_hosts);
         BANDB_RUN(test_tls);
         BANDB_RUN(test_server_restart);
+        BANDB_RUN(test_lease);
+        BANDB_RUN(test_failover);
 
         mysql_close(root);
         CHECK_OK(mariadb_stop(&srv));
