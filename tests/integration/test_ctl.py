@@ -24,7 +24,7 @@ remediation:
 outputs:
   - plugin: bans
 """
-CSV_HEADER = "source,ip,reason,bans,action,country,as,events_count,expiration"
+CSV_HEADER = "source,ip,reason,bans,action,country,as,events_count,expiration,scope,value"
 
 
 def ctl(*args, env=None, input=None):
