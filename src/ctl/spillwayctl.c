@@ -874,11 +874,11 @@ static void complete_dynamic(const char *what, const ctl_globals *g, FILE *out) 
                         fprintf(out, "%s\n", jstr(v, "name"));
                 json_decref(st);
         } else if (!strncmp(what, "targets:", 8)) {
-                bool range = !strcmp(what + 8, "range");
-                json_t *bl = request(json_pack("{s:s, s:i}", "op", "ban.list", "limit", 1000));
+                /* the values of the active bans of the scope typed before */
+                json_t *bl = request(json_pack("{s:s, s:s, s:i}", "op", "ban.list", "scope", what + 8, "limit", 1000));
                 json_array_foreach(json_object_get(bl, "rows"), i, v) {
-                        const char *t = jstr(v, "iptext");
-                        if (*t && (strchr(t, '/') != NULL) == range)
+                        const char *t = *jstr(v, "value") ? jstr(v, "value") : jstr(v, "iptext");
+                        if (*t)
                                 fprintf(out, "%s\n", t);
                 }
                 json_decref(bl);
@@ -896,6 +896,9 @@ static const ctl_command commands[] = {
         { "ban", "add", NULL, ban_add_options, "ip|range|SCOPE TARGET DURATION REASON...", "ip range Country AS", ban_add },
         { "ban", "del", "delete", no_opts, "ip|range|SCOPE VALUE", "ip range Country AS|@targets", ban_del },
         { "ban", "flush", NULL, no_opts, NULL, NULL, ban_flush },
+        { "deadletter", "list", NULL, deadletter_list_options, "BACKEND", "@backends", cmd_deadletter_list },
+        { "deadletter", "retry", NULL, deadletter_change_options, "BACKEND ID...|--all", "@backends", cmd_deadletter_retry },
+        { "deadletter", "drop", NULL, deadletter_change_options, "BACKEND ID...|--all", "@backends", cmd_deadletter_drop },
         { "send", NULL, NULL, send_options, "[FILE|-]", "@files", cmd_send },
         { "route", "test", NULL, no_opts, "[FILE|-]", "@files", cmd_route },
         { "status", NULL, NULL, no_opts, NULL, NULL, cmd_status },
@@ -927,6 +930,8 @@ static void help(void) {
                "          [--backend NAME] [--force]\n"
                "  ban del ip|range|SCOPE VALUE   (or ban del IP|CIDR)\n"
                "  ban flush\n"
+               "  deadletter list BACKEND [--limit N]\n"
+               "  deadletter retry|drop BACKEND ID...|--all\n"
                "  send [FILE|-] [--ack queued|flushed] [--ingest[=PATH]]\n"
                "  route test [FILE|-]\n"
                "  status\n"

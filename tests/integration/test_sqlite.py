@@ -106,7 +106,7 @@ def test_ban_add_del_flush_and_restart():
         assert "not an IPv4 or IPv6 address" in p.stderr, p.stderr
         p = d.ctl("ban", "add", "ip", "198.51.100.21", "forever", "bad", check=2)
         assert "DURATION" in p.stderr
-        d.ctl("ban", "add", "host", "x", "1h", "bad", check=2)
+        d.ctl("ban", "add", "no/such", "x", "1h", "bad", check=2)  # not a scope name (any other scope is one: Country, host...)
         # restart: the bans are still there
         assert d.stop() == 0
         d.start()
