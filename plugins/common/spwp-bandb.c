@@ -62,6 +62,7 @@
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "spwp-bandb.h"
 
@@ -90,6 +91,27 @@
 
 /* ------------------------------------------------------------ set-up */
 
+/* The signal ids' origin (spwp_bandb.origin): "MACHINE-ID:STATE-DIR". The
+ * daemon's ids are unique per state directory (they start at its start
+ * time and survive restarts through the spool), not across hosts: two
+ * hosts sharing a MariaDB must not take each other's signals for
+ * duplicates. Without /etc/machine-id, the host name stands in. */
+static void origin_init(spwp_bandb *b) {
+        const char *dir = b->host->state_directory ? b->host->state_directory(b->ctx) : NULL;
+        char machine[64] = "";
+        FILE *f = fopen("/etc/machine-id", "re");
+
+        if (f) {
+                if (!fgets(machine, sizeof machine, f))
+                        machine[0] = 0;
+                fclose(f);
+                machine[strcspn(machine, "\r\n")] = 0;
+        }
+        if (!machine[0] && gethostname(machine, sizeof machine - 1) < 0)
+                snprintf(machine, sizeof machine, "unknown");
+        snprintf(b->origin, sizeof b->origin, "%.63s:%.190s", machine, dir ? dir : "");
+}
+
 int spwp_bandb_new(const spwp_bandb_driver *drv, size_t size, spw_ctx *ctx, const struct spw_host *host,
                    spwp_bandb **ret) {
         spwp_bandb *b;
@@ -107,6 +129,7 @@ int spwp_bandb_new(const spwp_bandb_driver *drv, size_t size, spw_ctx *ctx, cons
         b->where = drv->name;
         b->keys = SPWP_BANDB_KEYS_DEFAULT;
         b->gc_max_pause = GC_MAX_PAUSE_DEFAULT;
+        origin_init(b);
         *ret = b;
         return 0;
 }
@@ -301,11 +324,14 @@ static spwp_bandb_value v_int(int64_t i) {
 /* The signal's rows: the signal, its events, its bans, then the soft-delete
  * of older active bans of the same targets. *id is the new signal's id once
  * its row exists (0 before). */
-static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, uint64_t *id) {
+_Static_assert((int) _SPWP_BANDB_SIG_MAX >= (int) _SPWP_BANDB_BAN_MAX &&
+               (int) _SPWP_BANDB_SIG_MAX >= (int) _SPWP_BANDB_EVENT_MAX, "write_signal's value array");
+static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, uint64_t *id, bool *duplicate) {
         const spwp_bandb_driver *d = b->drv;
         const spw_source *src = sig->source;
-        spwp_bandb_value v[_SPWP_BANDB_SIG_MAX];
-        uint64_t first_ban = 0;
+        spwp_bandb_value v[_SPWP_BANDB_SIG_MAX]; /* the widest: see the assertion below */
+        uint64_t first_ban = 0, inserted = 0;
+        bool has_scope = sig->n_bans > 0 && SPW_SIGNAL_BAN_HAS(sig, value);
         const char *doing = "soft-deleting the targets' older active bans";
 
 #define FALLBACK(field, srcfield) v_str(sig->field ? sig->field : src ? src->srcfield : NULL)
@@ -332,9 +358,23 @@ static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, ui
         v[SPWP_BANDB_SIG_CAPACITY] = (spwp_bandb_value) { .kind = SPWP_BANDB_INT32, .i = sig->capacity };
         v[SPWP_BANDB_SIG_LEAK_SPEED] = v_int(sig->leak_speed_ns);
         v[SPWP_BANDB_SIG_REPROCESS] = v_int(sig->reprocess);
+        /* ids above INT64_MAX cannot be stored (never made: they start at
+         * the start time in microseconds); they are not deduplicated */
+        v[SPWP_BANDB_SIG_SPILLWAY_ID] = (spwp_bandb_value) {
+                .kind = SPWP_BANDB_NONZERO, .i = sig->id <= INT64_MAX ? (int64_t) sig->id : 0 };
+        v[SPWP_BANDB_SIG_ORIGIN] = v_str(b->origin);
 #undef FALLBACK
-        if (d->run(b, SPWP_BANDB_Q_INSERT_SIGNAL, v, _SPWP_BANDB_SIG_MAX, NULL, "inserting into signal_occurences") < 0)
+        /* a signal id already stored (the spool redelivers the batch that
+         * was in flight at a crash) inserts nothing: the statement ignores
+         * the unique (spillway_signal_id, spillway_origin) conflict */
+        *duplicate = false;
+        if (d->run(b, SPWP_BANDB_Q_INSERT_SIGNAL, v, _SPWP_BANDB_SIG_MAX, &inserted,
+                   "inserting into signal_occurences") < 0)
                 return -1;
+        if (inserted == 0) {
+                *duplicate = true;
+                return 0;
+        }
         *id = d->last_id(b, SPWP_BANDB_Q_INSERT_SIGNAL);
 
         for (size_t i = 0; i < sig->n_events; i++) {
@@ -367,6 +407,11 @@ static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, ui
                 v[SPWP_BANDB_BAN_REASON] = v_str(ban->reason);
                 v[SPWP_BANDB_BAN_SCENARIO] = v_str(ban->scenario);
                 v[SPWP_BANDB_BAN_SIGNAL_ID] = v_id(*id);
+                /* plugins of ABI 2.2 see the scope's name; an older daemon's
+                 * bans are Ip or Range, told apart by the int */
+                v[SPWP_BANDB_BAN_SCOPE] = v_str(has_scope && ban->scope_name ? ban->scope_name
+                                                : ban->scope == SPW_SCOPE_RANGE ? "Range" : "Ip");
+                v[SPWP_BANDB_BAN_VALUE] = v_str(has_scope && ban->value ? ban->value : ban->ip_text);
                 if (d->run(b, SPWP_BANDB_Q_INSERT_BAN, v, _SPWP_BANDB_BAN_MAX, NULL,
                            "inserting into ban_applications") < 0)
                         return -1;
@@ -422,6 +467,22 @@ static void undo(spwp_bandb *b, uint64_t id) {
         b->dirty = false;
 }
 
+/* Bans of scopes other than Ip and Range: stored and listed, and counted
+ * in status, which says that address-based backends do not enforce them. */
+static void other_scope_count(spwp_bandb *b, const spw_signal *sig) {
+        uint64_t n = 0;
+
+        for (size_t i = 0; i < sig->n_bans; i++)
+                if (spw_signal_ban(sig, i)->scope == SPW_SCOPE_OTHER)
+                        n++;
+        if (n == 0)
+                return;
+        b->n_other_scope += n;
+        spwp_bandb_status_u64(b, "other_scope_bans", b->n_other_scope);
+        spwp_bandb_status(b, "other_scopes", "stored and listed; not enforced by address-based backends "
+                          "(only Ip and Range are); forwarded by webhook and journal");
+}
+
 static int reject(spwp_bandb *b, const spw_signal *sig, const char *why) {
         b->host->set_error(b->ctx, "%s: signal %" PRIu64 " (scenario %s) %s; signal rejected",
                            b->where, sig->id, scenario(sig), why);
@@ -432,7 +493,7 @@ int spwp_bandb_insert(void *userdata, const spw_signal *sig) {
         spwp_bandb *b = userdata;
         char buf[600];
         uint64_t id = 0;
-        bool retry;
+        bool retry, duplicate = false;
         int r;
 
         if (!sig || !SPW_HAS_MEMBER(sig, spw_signal, ban_size)) {
@@ -460,10 +521,20 @@ int spwp_bandb_insert(void *userdata, const spw_signal *sig) {
                 id = 0;
                 r = begin_batch(b);
                 if (r == 0)
-                        r = write_signal(b, sig, b->host->now(b->ctx), &id);
+                        r = write_signal(b, sig, b->host->now(b->ctx), &id, &duplicate);
+                if (r == 0 && duplicate) {
+                        /* stored before (a redelivery): done, and counted */
+                        b->n_duplicates++;
+                        spwp_bandb_status_u64(b, "duplicates_skipped", b->n_duplicates);
+                        if (b->keys.debug)
+                                b->host->log(b->ctx, LOG_DEBUG, "signal %" PRIu64 " (scenario %s) is stored "
+                                             "already: not stored again", sig->id, scenario(sig));
+                        return 0;
+                }
                 if (r == 0) {
                         b->dirty = true;
                         b->n_pending++;
+                        other_scope_count(b, sig);
                         if (!b->keys.debug)
                                 return 0;
                         if (b->drv->log_row_id)
@@ -575,8 +646,15 @@ static void row_read(spwp_bandb *b, spw_ban_row *row) {
                 .as = d->col_text(b, SPWP_BANDB_ROW_AS),
                 .as_number = d->col_int(b, SPWP_BANDB_ROW_AS_NUMBER),
                 .events_count = d->col_int(b, SPWP_BANDB_ROW_EVENTS_COUNT),
+                .scope = d->col_text(b, SPWP_BANDB_ROW_SCOPE),
+                .value = d->col_text(b, SPWP_BANDB_ROW_VALUE),
         };
         d->col_time(b, SPWP_BANDB_ROW_UNTIL, &row->until);
+        /* rows stored before schema 3 hold an Ip or a Range */
+        if (!row->scope && row->iptext)
+                row->scope = strchr(row->iptext, '/') ? "Range" : "Ip";
+        if (!row->value)
+                row->value = row->iptext;
 }
 
 /* Run the query and call fn per row. Returns 0 with *stop set to fn's
@@ -766,7 +844,7 @@ int spwp_bandb_delete_target(void *userdata, const char *target, uint64_t *count
         spwp_bandb *b = userdata;
 
         if (!target || !*target) {
-                b->host->set_error(b->ctx, "%s: delete needs a target (an IP or range as stored in ip_text)",
+                b->host->set_error(b->ctx, "%s: delete needs a target (an IP or range, or Scope:value, as stored in ip_text)",
                                    b->where);
                 return -EINVAL;
         }

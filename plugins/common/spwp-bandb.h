@@ -139,6 +139,8 @@ enum {
         SPWP_BANDB_SIG_CAPACITY,
         SPWP_BANDB_SIG_LEAK_SPEED,
         SPWP_BANDB_SIG_REPROCESS,
+        SPWP_BANDB_SIG_SPILLWAY_ID,     /* schema 3: the daemon's stable signal id (0 binds NULL) */
+        SPWP_BANDB_SIG_ORIGIN,          /* schema 3: whose id sequence it is (spwp_bandb.origin) */
         _SPWP_BANDB_SIG_MAX,
 };
 
@@ -166,6 +168,8 @@ enum {
         SPWP_BANDB_BAN_REASON,
         SPWP_BANDB_BAN_SCENARIO,
         SPWP_BANDB_BAN_SIGNAL_ID,
+        SPWP_BANDB_BAN_SCOPE,           /* schema 3: "Ip", "Range", "Country", ... */
+        SPWP_BANDB_BAN_VALUE,           /* schema 3: the target within the scope */
         _SPWP_BANDB_BAN_MAX,
 };
 
@@ -181,6 +185,8 @@ enum {
         SPWP_BANDB_ROW_AS_NUMBER,
         SPWP_BANDB_ROW_EVENTS_COUNT,
         SPWP_BANDB_ROW_UNTIL,
+        SPWP_BANDB_ROW_SCOPE,           /* NULL for rows stored before schema 3 */
+        SPWP_BANDB_ROW_VALUE,
         _SPWP_BANDB_ROW_MAX,
         /* and, for the changes walk, after them: */
         SPWP_BANDB_ROW_SEQ = _SPWP_BANDB_ROW_MAX,
@@ -351,6 +357,14 @@ struct spwp_bandb {
 
         /* totals for `spillwayctl status` */
         uint64_t n_expired, n_collected;
+        uint64_t n_duplicates;          /* signals not stored again: their id was there */
+        uint64_t n_other_scope;         /* bans stored of scopes other than Ip and Range */
+
+        /* Whose signal ids these are: the machine id and the daemon's
+         * state directory (ids are unique per spool, not across hosts
+         * sharing a MariaDB). Stored beside each signal's id; the pair is
+         * unique (schema 3). */
+        char origin[256];
 
         /* storage limit (max_db_size, 0: none) and the GC's pacing */
         uint64_t max_db_size;

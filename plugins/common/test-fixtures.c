@@ -92,6 +92,8 @@ int collect(const spw_ban_row *br, void *userdata) {
         copy(r->action, sizeof r->action, br->action);
         copy(r->cn, sizeof r->cn, br->cn);
         copy(r->as, sizeof r->as, br->as);
+        copy(r->scope, sizeof r->scope, SPW_HAS_MEMBER(br, spw_ban_row, value) ? br->scope : NULL);
+        copy(r->value, sizeof r->value, SPW_HAS_MEMBER(br, spw_ban_row, value) ? br->value : NULL);
         r->bancount = br->bancount;
         r->as_number = br->as_number;
         r->events_count = br->events_count;

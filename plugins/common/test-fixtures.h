@@ -46,7 +46,7 @@ int insert(fixture *f, const char *target, const char *reason, spw_usec_t until)
 
 /* What read_at returned, strings copied ("(null)" for NULL). */
 typedef struct read_row {
-        char source[32], iptext[64], reason[64], action[32], cn[8], as[64];
+        char source[32], iptext[64], reason[64], action[32], cn[8], as[64], scope[32], value[64];
         int64_t bancount, as_number, events_count;
         spw_usec_t until;
 } read_row;

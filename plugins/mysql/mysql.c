@@ -1111,10 +1111,11 @@ static const struct {
         unsigned char n;
         unsigned char pos[_MYDB_SIG_MAX];
 } mydb_q[_SPWP_BANDB_Q_MAX] = {
-        [SPWP_BANDB_Q_INSERT_SIGNAL] = { MYDB_SQL_INSERT_SIGNAL, 20,
-                                         { 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18 } },
+        [SPWP_BANDB_Q_INSERT_SIGNAL] = { MYDB_SQL_INSERT_SIGNAL, 22,
+                                         { 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20 } },
         [SPWP_BANDB_Q_INSERT_EVENT] = { MYDB_SQL_INSERT_EVENT, 6, { 0, 0, 1, 2, 3, 4 } },
-        [SPWP_BANDB_Q_INSERT_BAN] = { MYDB_SQL_INSERT_BAN, 15, { 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13 } },
+        [SPWP_BANDB_Q_INSERT_BAN] = { MYDB_SQL_INSERT_BAN, 17,
+                                      { 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 } },
         [SPWP_BANDB_Q_SUPERSEDE] = { MYDB_SQL_SUPERSEDE, 7, { 0, 0, 1, 1, 2, 3, 0 } },
         [SPWP_BANDB_Q_UNDO_BANS] = { MYDB_SQL_UNDO_BANS, 1, { 0 } },
         [SPWP_BANDB_Q_UNDO_EVENTS] = { MYDB_SQL_UNDO_EVENTS, 1, { 0 } },

@@ -387,6 +387,22 @@ static int migrate_1_to_2(MYSQL *c, mydb_error *e) {
                        ? -EIO : 0;
 }
 
+/* 2 to 3: decision scopes other than Ip and Range (scope, value; ip_text
+ * stays the target's key, "Scope:value" for those) and the daemon's stable
+ * signal id with its origin, unique together: a redelivered signal is
+ * stored once. Each step can run again (IF NOT EXISTS). Rows from before
+ * keep NULL: read as Ip/Range, never duplicates (NULLs are distinct). */
+static int migrate_2_to_3(MYSQL *c, mydb_error *e) {
+        return exec(c, e, "adding the scope columns to ban_applications",
+                    "ALTER TABLE `ban_applications` ADD COLUMN IF NOT EXISTS `scope` varchar(255) NULL,"
+                    " ADD COLUMN IF NOT EXISTS `value` varchar(255) COLLATE utf8mb4_bin NULL") < 0 ||
+               exec(c, e, "adding the signal id columns to signal_occurences",
+                    "ALTER TABLE `signal_occurences` ADD COLUMN IF NOT EXISTS `spillway_signal_id` bigint unsigned NULL,"
+                    " ADD COLUMN IF NOT EXISTS `spillway_origin` varchar(255) COLLATE utf8mb4_bin NULL,"
+                    " ADD UNIQUE KEY IF NOT EXISTS `" MYDB_SIGNAL_ID_INDEX "` (`spillway_signal_id`, `spillway_origin`)") < 0
+                       ? -EIO : 0;
+}
+
 /* The version table: one row, id 1, that the primary key keeps single
  * (hosts writing it at once collide on the key instead of adding rows). A
  * table from before (no id column, maybe two rows after a race) is given
@@ -467,6 +483,8 @@ static int migrate_once(MYSQL *c, long utc_offset, int *from, bool *crowdsec, my
                 r = migrate_0_to_1(c, utc_offset, crowdsec, e);
         if (r == 0 && v <= 1)
                 r = migrate_1_to_2(c, e);
+        if (r == 0 && v <= 2)
+                r = migrate_2_to_3(c, e);
         if (r == 0 && v < MYDB_SCHEMA_VERSION)
                 r = version_table(c, e) < 0 ? -EIO : write_version(c, e);
         return r;
@@ -547,14 +565,17 @@ const char *const mydb_sql[_MYDB_SQL_MAX] = {
                 " alert_message, events_count, start_at, stop_at, source_ip, source_range,"
                 " source_autonomous_system_number, source_autonomous_system_organization,"
                 " source_country, source_latitude, source_longitude, dest_ip, capacity, leak_speed,"
-                " reprocess) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " reprocess, spillway_signal_id, spillway_origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                /* a signal id stored before: no row written (affected rows 0;
+                 * the connection does not ask for CLIENT_FOUND_ROWS) */
+                " ON DUPLICATE KEY UPDATE id = id",
         [MYDB_SQL_INSERT_EVENT] =
                 "INSERT INTO event_sequences (created_at, updated_at, time, source_ip, signal_occurence_id,"
                 " serialized) VALUES (?,?,?,?,?,?)",
         [MYDB_SQL_INSERT_BAN] =
                 "INSERT INTO ban_applications (created_at, updated_at, measure_source, measure_type,"
                 " measure_extra, until, start_ip, end_ip, target_cn, target_as, target_as_name, ip_text,"
-                " reason, scenario, signal_occurence_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " reason, scenario, signal_occurence_id, scope, value) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 
         /* One active ban per target: once a signal's bans are inserted, every
          * active ban of each target but one is soft-deleted. The one kept:
@@ -592,7 +613,7 @@ const char *const mydb_sql[_MYDB_SQL_MAX] = {
          * plan and the rows the server reads). */
         [MYDB_SQL_READ_AT] =
                 "SELECT b.measure_source, b.ip_text, b.reason, g.n, b.measure_type, b.target_cn,"
-                " b.target_as_name, b.target_as, s.events_count, b.until"
+                " b.target_as_name, b.target_as, s.events_count, b.until, b.scope, b.value"
                 " FROM (SELECT MAX(id) AS id, COUNT(*) AS n FROM"
                 "        (SELECT id, ip_text FROM ban_applications FORCE INDEX (idx_ban_applications_deleted_at_until)"
                 "         WHERE deleted_at IS NULL AND until >= ?"
@@ -622,7 +643,8 @@ const char *const mydb_sql[_MYDB_SQL_MAX] = {
         [MYDB_SQL_CHANGES_GC] = "DELETE FROM ban_changes WHERE at < ? AND seq < ?",
         [MYDB_SQL_READ_CHANGES] =
                 "SELECT b.measure_source, c.ip_text, b.reason, 1, b.measure_type, b.target_cn,"
-                " b.target_as_name, b.target_as, s.events_count, b.until, c.seq, c.kind, c.at"
+                " b.target_as_name, b.target_as, s.events_count, b.until, b.scope, b.value,"
+                " c.seq, c.kind, c.at"
                 " FROM ban_changes AS c"
                 " LEFT JOIN ban_applications AS b ON b.id = c.ban_id"
                 " LEFT JOIN signal_occurences AS s ON s.id = b.signal_occurence_id"

@@ -29,12 +29,16 @@
 
 #include "spwp-bandb.h"
 
-#define MYDB_SCHEMA_VERSION 2 /* 2: the ban-change log ban_changes (read_changes, ABI 2.1) */
+#define MYDB_SCHEMA_VERSION 3 /* 2: the ban-change log ban_changes (read_changes, ABI 2.1);
+                                * 3: ban scopes (scope, value) and unique signal ids */
 
 /* Where the version lives, and the names CrowdSec's tables are kept under
  * once a migration has copied their rows into ours. */
 #define MYDB_VERSION_TABLE "spillway_schema"
 #define MYDB_CROWDSEC_SUFFIX "_crowdsec_v03"
+
+/* Schema 3: one row per (daemon signal id, origin). */
+#define MYDB_SIGNAL_ID_INDEX "idx_signal_occurences_spillway_signal_id"
 
 /* The index the soft-delete lookup is pinned to (FORCE INDEX). */
 #define MYDB_IP_TEXT_INDEX "idx_ban_applications_ip_text_deleted_at"
@@ -154,6 +158,8 @@ enum {
         MYDB_SIG_CAPACITY,
         MYDB_SIG_LEAK_SPEED,
         MYDB_SIG_REPROCESS,
+        MYDB_SIG_SPILLWAY_ID,
+        MYDB_SIG_ORIGIN,
         _MYDB_SIG_MAX,
 };
 
@@ -183,6 +189,8 @@ enum {
         MYDB_BAN_REASON,
         MYDB_BAN_SCENARIO,
         MYDB_BAN_SIGNAL_ID,
+        MYDB_BAN_SCOPE,
+        MYDB_BAN_VALUE,
         _MYDB_BAN_MAX,
 };
 
@@ -198,6 +206,8 @@ enum {
         MYDB_ROW_AS_NUMBER,
         MYDB_ROW_EVENTS_COUNT,
         MYDB_ROW_UNTIL,
+        MYDB_ROW_SCOPE,
+        MYDB_ROW_VALUE,
         _MYDB_ROW_MAX,
         /* MYDB_SQL_READ_CHANGES: the same, then */
         MYDB_ROW_SEQ = _MYDB_ROW_MAX,

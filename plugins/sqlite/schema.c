@@ -195,10 +195,25 @@ static const char migrate_1_to_2[] =
         "CREATE INDEX IF NOT EXISTS idx_ban_changes_at ON ban_changes (at);\n"
         "CREATE INDEX IF NOT EXISTS idx_ban_changes_ban_id ON ban_changes (ban_id);\n";
 
+/* Version 2 to 3: decision scopes other than Ip and Range (the ban's scope
+ * and its value; ip_text stays the target's key, "Scope:value" for those),
+ * and the daemon's stable signal id with its origin, unique together, so a
+ * redelivered signal is not stored twice. Rows from before keep NULL in
+ * the new columns: read as Ip/Range (from ip_text) and never duplicates
+ * (NULLs are distinct in a unique index). */
+static const char migrate_2_to_3[] =
+        "ALTER TABLE ban_applications ADD COLUMN scope varchar(255);\n"
+        "ALTER TABLE ban_applications ADD COLUMN value varchar(255);\n"
+        "ALTER TABLE signal_occurences ADD COLUMN spillway_signal_id integer;\n"
+        "ALTER TABLE signal_occurences ADD COLUMN spillway_origin varchar(255);\n"
+        "CREATE UNIQUE INDEX IF NOT EXISTS " BANDB_SIGNAL_ID_INDEX
+        " ON signal_occurences (spillway_signal_id, spillway_origin);\n";
+
 /* migrations[v] takes version v to v + 1 */
 static const char *const migrations[BANDB_SCHEMA_VERSION] = {
         [0] = migrate_0_to_1,
         [1] = migrate_1_to_2,
+        [2] = migrate_2_to_3,
 };
 
 /* bandb_time(x): a stored time in any format we can parse, as ours; other
@@ -345,9 +360,11 @@ const char *const bandb_sql[_BANDB_SQL_MAX] = {
                 " alert_message, events_count, start_at, stop_at, source_ip, source_range,"
                 " source_autonomous_system_number, source_autonomous_system_organization,"
                 " source_country, source_latitude, source_longitude, dest_ip, capacity, leak_speed,"
-                " reprocess)"
+                " reprocess, spillway_signal_id, spillway_origin)"
                 " VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
-                " ?17, ?18, ?19)",
+                " ?17, ?18, ?19, ?20, ?21)"
+                /* a signal id stored before: nothing inserted, changes() 0 */
+                " ON CONFLICT (spillway_signal_id, spillway_origin) DO NOTHING",
         [BANDB_SQL_INSERT_EVENT] =
                 "INSERT INTO event_sequences (created_at, updated_at, time, source_ip,"
                 " signal_occurence_id, serialized)"
@@ -355,8 +372,8 @@ const char *const bandb_sql[_BANDB_SQL_MAX] = {
         [BANDB_SQL_INSERT_BAN] =
                 "INSERT INTO ban_applications (created_at, updated_at, measure_source, measure_type,"
                 " measure_extra, until, start_ip, end_ip, target_cn, target_as, target_as_name,"
-                " ip_text, reason, scenario, signal_occurence_id)"
-                " VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                " ip_text, reason, scenario, signal_occurence_id, scope, value)"
+                " VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
 
         /* One active ban per target: once a signal's bans are inserted, every
          * active ban of each target but one is soft-deleted. The one kept:
@@ -400,7 +417,7 @@ const char *const bandb_sql[_BANDB_SQL_MAX] = {
          * tables backwards instead of at random. */
         [BANDB_SQL_READ_AT] =
                 "SELECT b.measure_source, b.ip_text, b.reason, g.n, b.measure_type, b.target_cn,"
-                " b.target_as_name, b.target_as, s.events_count, b.until"
+                " b.target_as_name, b.target_as, s.events_count, b.until, b.scope, b.value"
                 " FROM (SELECT max(id) AS id, count(*) AS n FROM"
                 "        (SELECT id, ip_text FROM ban_applications INDEXED BY " BANDB_DELETED_UNTIL_INDEX
                 "         WHERE deleted_at IS NULL AND until >= ?1"
@@ -432,7 +449,8 @@ const char *const bandb_sql[_BANDB_SQL_MAX] = {
          * ip_text stays */
         [BANDB_SQL_READ_CHANGES] =
                 "SELECT b.measure_source, c.ip_text, b.reason, 1, b.measure_type, b.target_cn,"
-                " b.target_as_name, b.target_as, s.events_count, b.until, c.seq, c.kind, c.at"
+                " b.target_as_name, b.target_as, s.events_count, b.until, b.scope, b.value,"
+                " c.seq, c.kind, c.at"
                 " FROM ban_changes AS c"
                 " LEFT JOIN ban_applications AS b ON b.id = c.ban_id"
                 " LEFT JOIN signal_occurences AS s ON s.id = b.signal_occurence_id"

@@ -23,6 +23,12 @@
  *   2  the ban-change log ban_changes (read_changes, ABI 2.1): seq
  *      (AUTOINCREMENT: never reused, also after a rollback), at, kind
  *      (1 add, 2 delete), ban_id, ip_text.
+ *   3  decision scopes and signal ids: ban_applications.scope ("Ip",
+ *      "Range", "Country", ...) and .value (the target within the scope;
+ *      ip_text is its key, "Scope:value" for scopes that are not
+ *      addresses); signal_occurences.spillway_signal_id and
+ *      .spillway_origin, unique together (a redelivered signal is stored
+ *      once). NULL in rows from before.
  */
 
 #include <stdbool.h>
@@ -32,7 +38,7 @@
 #include <sqlite3.h>
 #include <spillway/backend.h>
 
-#define BANDB_SCHEMA_VERSION 2
+#define BANDB_SCHEMA_VERSION 3
 
 /* "YYYY-MM-DD HH:MM:SS.ffffff+00:00" and its NUL. */
 #define BANDB_TIME_LEN 32
@@ -138,6 +144,8 @@ enum {
         BANDB_SIG_CAPACITY,
         BANDB_SIG_LEAK_SPEED,
         BANDB_SIG_REPROCESS,
+        BANDB_SIG_SPILLWAY_ID,
+        BANDB_SIG_ORIGIN,
 };
 
 enum {
@@ -163,6 +171,8 @@ enum {
         BANDB_BAN_REASON,
         BANDB_BAN_SCENARIO,
         BANDB_BAN_SIGNAL_ID,
+        BANDB_BAN_SCOPE,
+        BANDB_BAN_VALUE,
 };
 
 /* Columns of BANDB_SQL_READ_AT. */
@@ -177,6 +187,8 @@ enum {
         BANDB_ROW_AS_NUMBER,
         BANDB_ROW_EVENTS_COUNT,
         BANDB_ROW_UNTIL,
+        BANDB_ROW_SCOPE,
+        BANDB_ROW_VALUE,
 };
 
 /* The index expiry, DeleteAll, ReadAT and the GC by age are pinned to. */
@@ -186,6 +198,9 @@ enum {
  * converted (VACUUM) when the plugin opens it; larger ones are left to the
  * operator (README.md). */
 #define BANDB_AUTO_VACUUM_CONVERT_MAX (UINT64_C(64) << 20)
+
+/* Schema 3: one row per (daemon signal id, origin). */
+#define BANDB_SIGNAL_ID_INDEX "idx_signal_occurences_spillway_signal_id"
 
 /* The index the soft-delete lookup is pinned to (INDEXED BY). */
 #define BANDB_IP_TEXT_INDEX "idx_ban_applications_ip_text_deleted_at"

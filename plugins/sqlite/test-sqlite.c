@@ -293,6 +293,60 @@ static int count_change(const spw_ban_change *c, void *userdata) {
         return 0;
 }
 
+/* Turn a database this plugin made into exactly what schema version 2
+ * made: without version 3's index and columns (DROP COLUMN rewrites the
+ * table's definition back to version 2's text). */
+static void downgrade_to_2(const char *path) {
+        suite_exec(path, "DROP INDEX " BANDB_SIGNAL_ID_INDEX);
+        suite_exec(path, "ALTER TABLE ban_applications DROP COLUMN scope");
+        suite_exec(path, "ALTER TABLE ban_applications DROP COLUMN value");
+        suite_exec(path, "ALTER TABLE signal_occurences DROP COLUMN spillway_signal_id");
+        suite_exec(path, "ALTER TABLE signal_occurences DROP COLUMN spillway_origin");
+        suite_exec(path, "PRAGMA user_version = 2");
+}
+
+/* A version 2 file (before scopes and signal ids) is upgraded in place: its
+ * bans stay and read as Ip/Range, its signals (no id) are never taken for
+ * duplicates, and new signals are deduplicated by id. */
+static void test_migrate_2_to_3(void) {
+        fixture f;
+        char path[256], buf[256];
+        sigbuf s;
+
+        new_path(path, sizeof path);
+        CHECK_OK(fixture_open(&f, path, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.1", "before", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "198.51.100.0/24", "before", T0 + 3600 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        fixture_close(&f);
+        downgrade_to_2(path);
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM pragma_table_info('ban_applications') WHERE name = 'scope'"), 0);
+        CHECK(!strstr(q_text(buf, sizeof buf, path, "SELECT sql FROM sqlite_master WHERE name = 'signal_occurences'"),
+                      "spillway"));
+
+        CHECK_OK(fixture_open(&f, path, NULL));
+        CHECK_EQ(q_int(path, "PRAGMA user_version"), 3);
+        CHECK_CONTAINS(testhost_log(f.host), "upgraded the ban database from schema version 2 to 3");
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM pragma_table_info('ban_applications') WHERE name IN ('scope', 'value')"), 2);
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM sqlite_master WHERE name = '" BANDB_SIGNAL_ID_INDEX "'"), 1);
+        {
+                rows rs = read_at(&f, T0);
+                CHECK_EQ(rs.n, 2);
+                CHECK_STREQ(rs.r[0].scope, "Range");
+                CHECK_STREQ(rs.r[0].value, "198.51.100.0/24");
+                CHECK_STREQ(rs.r[1].scope, "Ip");
+                CHECK_STREQ(rs.r[1].value, "192.0.2.1");
+        }
+        mk_signal(&s, "192.0.2.3", "after", T0 + 3600 * SEC);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), 0);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), 0);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM signal_occurences"), 3);
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM signal_occurences WHERE spillway_signal_id IS NULL"), 2);
+        CHECK_STREQ(testhost_status(f.host, "duplicates_skipped"), "1");
+        fixture_close(&f);
+}
+
 /* A version 1 database (before the change log) is upgraded in place: its
  * bans stay, the change log starts empty, and cursor 0 lists them. */
 static void test_migrate_1_to_2(void) {
@@ -306,12 +360,13 @@ static void test_migrate_1_to_2(void) {
         CHECK_EQ(insert(&f, "192.0.2.1", "before", T0 + 3600 * SEC), 0);
         CHECK_OK(plugin->flush(f.self));
         fixture_close(&f);
+        downgrade_to_2(path);
         suite_exec(path, "DROP TABLE ban_changes");
         suite_exec(path, "PRAGMA user_version = 1");
 
         CHECK_OK(fixture_open(&f, path, NULL));
-        CHECK_EQ(q_int(path, "PRAGMA user_version"), 2);
-        CHECK_CONTAINS(testhost_log(f.host), "upgraded the ban database from schema version 1 to 2");
+        CHECK_EQ(q_int(path, "PRAGMA user_version"), BANDB_SCHEMA_VERSION);
+        CHECK_CONTAINS(testhost_log(f.host), "upgraded the ban database from schema version 1 to 3");
         CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_changes"), 0);
         CHECK_OK(plugin->read_changes(f.self, 0, count_change, &n, &cur));
         CHECK_EQ(n, 1);
@@ -353,7 +408,7 @@ static void test_schema_created(void) {
                              "'idx_ban_applications_signal_occurence_id','idx_event_sequences_signal_occurence_id')"),
                  4);
         CHECK_STREQ(testhost_status(f.host, "db_path"), path);
-        CHECK_CONTAINS(testhost_log(f.host), "created the ban database (schema version 2)");
+        CHECK_CONTAINS(testhost_log(f.host), "created the ban database (schema version 3)");
         fixture_close(&f);
 
         /* reopening a current database migrates nothing */
@@ -424,7 +479,7 @@ static void test_migrate_from_crowdsec(void) {
 
         CHECK_OK(fixture_open(&f, path, NULL));
         CHECK_EQ(q_int(path, "PRAGMA user_version"), BANDB_SCHEMA_VERSION);
-        CHECK_CONTAINS(testhost_log(f.host), "upgraded the CrowdSec v0.3 database from schema version 0 to 2");
+        CHECK_CONTAINS(testhost_log(f.host), "upgraded the CrowdSec v0.3 database from schema version 0 to 3");
         /* rows kept, times normalised to UTC with microseconds */
         CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications"), 2);
         CHECK_STREQ(q_text(buf, sizeof buf, path, "SELECT created_at FROM ban_applications WHERE id = 1"),
@@ -1134,6 +1189,7 @@ int main(int argc, char **argv) {
         BANDB_RUN(test_schema_created);
         BANDB_RUN(test_migrate_from_crowdsec);
         BANDB_RUN(test_migrate_1_to_2);
+        BANDB_RUN(test_migrate_2_to_3);
         bandb_suite_run(&suite);
         BANDB_RUN(test_batch_lost);
         BANDB_RUN(test_timer_errors);

@@ -63,7 +63,7 @@ static void set_time(json_t *o, const char *key, spw_usec_t t, bool *ok) {
                 set_new(o, key, json_string(format_rfc3339(buf, sizeof buf, t)), ok);
 }
 
-static json_t *ban_to_json(const spw_ban *b) {
+static json_t *ban_to_json(const spw_ban *b, bool has_scope) {
         json_t *o = json_object();
         bool ok = o != NULL;
 
@@ -72,6 +72,9 @@ static json_t *ban_to_json(const spw_ban *b) {
         set_str(o, "MeasureExtra", b->measure_extra, &ok);
         set_time(o, "Until", b->until, &ok);
         set_str(o, "IpText", b->ip_text, &ok);
+        /* ABI 2.2: the decision's scope ("Ip", "Range", "Country", ...) and value */
+        set_str(o, "Scope", has_scope && b->scope_name ? b->scope_name : b->scope == SPW_SCOPE_RANGE ? "Range" : "Ip", &ok);
+        set_str(o, "Value", has_scope && b->value ? b->value : b->ip_text, &ok);
         set_str(o, "Reason", b->reason, &ok);
         set_str(o, "Scenario", b->scenario, &ok);
         set_str(o, "TargetCN", b->target_cn, &ok);
@@ -167,7 +170,7 @@ json_t *payload_signal_to_json(const spw_signal *s) {
                 json_t *bans = json_array();
                 bool bok = bans != NULL;
                 for (size_t i = 0; i < s->n_bans && bok; i++) {
-                        json_t *b = ban_to_json(spw_signal_ban(s, i));
+                        json_t *b = ban_to_json(spw_signal_ban(s, i), SPW_SIGNAL_BAN_HAS(s, value));
                         if (!b || json_array_append_new(bans, b) < 0)
                                 bok = false;
                 }

@@ -49,3 +49,10 @@ int cmd_status(const ctl_command *cmd, int argc, char **argv);
 /* top.c */
 extern const ctl_option top_options[];
 int cmd_top(const ctl_command *cmd, int argc, char **argv);
+
+/* deadletter.c */
+extern const ctl_option deadletter_list_options[];
+extern const ctl_option deadletter_change_options[];
+int cmd_deadletter_list(const ctl_command *cmd, int argc, char **argv);
+int cmd_deadletter_retry(const ctl_command *cmd, int argc, char **argv);
+int cmd_deadletter_drop(const ctl_command *cmd, int argc, char **argv);

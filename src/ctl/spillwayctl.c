@@ -247,7 +247,7 @@ static void expiration(char *buf, size_t size, const char *until) {
 
 /* CrowdSec's cscli table. */
 static void ban_table(FILE *o, json_t *rows, size_t total) {
-        static const char *const head[] = { "Source", "Ip", "Reason", "Bans", "Action", "Country", "AS", "Events", "Expiration" };
+        static const char *const head[] = { "Source", "Scope:Value", "Reason", "Bans", "Action", "Country", "AS", "Events", "Expiration" };
         size_t n = json_array_size(rows), i;
         json_t *row;
         char ***cells = calloc(n + 1, sizeof *cells);
@@ -263,7 +263,10 @@ static void ban_table(FILE *o, json_t *rows, size_t total) {
                 if (!cells[i])
                         break;
                 cells[i][0] = strdup(jstr(row, "source"));
-                cells[i][1] = strdup(jstr(row, "iptext"));
+                /* cscli's "Scope:Value": Ip:192.0.2.7, Country:FR */
+                snprintf(buf, sizeof buf, "%s:%s", *jstr(row, "scope") ? jstr(row, "scope") : "Ip",
+                         *jstr(row, "value") ? jstr(row, "value") : jstr(row, "iptext"));
+                cells[i][1] = strdup(buf);
                 cells[i][2] = strdup(jstr(row, "reason"));
                 snprintf(buf, sizeof buf, "%lld", jint(row, "bancount"));
                 cells[i][3] = strdup(buf);
@@ -314,6 +317,7 @@ static void ban_table(FILE *o, json_t *rows, size_t total) {
 
 static const ctl_option ban_list_options[] = {
         { "at", 0, required_argument, "TIME", NULL }, { "ip", 0, required_argument, "IP", NULL },
+        { "scope", 0, required_argument, "SCOPE", "Ip Range Country AS" },
         { "range", 0, required_argument, "CIDR", NULL }, { "reason", 0, required_argument, "S", NULL },
         { "country", 0, required_argument, "CC", NULL }, { "as", 0, required_argument, "S", NULL },
         { "limit", 0, required_argument, "N", NULL }, { "all", 0, no_argument, NULL, NULL },
@@ -361,7 +365,7 @@ static int ban_list(const ctl_command *cmd, int argc, char **argv) {
         if (arg_output == OUT_JSON) {
                 print_json(reply);
         } else if (arg_output == OUT_RAW) {
-                printf("source,ip,reason,bans,action,country,as,events_count,expiration\n");
+                printf("source,ip,reason,bans,action,country,as,events_count,expiration,scope,value\n");
                 json_array_foreach(rows, i, row) {
                         char n[32];
                         csv_field(jstr(row, "source"), false);
@@ -374,7 +378,9 @@ static int ban_list(const ctl_command *cmd, int argc, char **argv) {
                         csv_field(jstr(row, "as"), false);
                         snprintf(n, sizeof n, "%lld", jint(row, "events_count"));
                         csv_field(n, false);
-                        csv_field(jstr(row, "until"), true);
+                        csv_field(jstr(row, "until"), false);
+                        csv_field(jstr(row, "scope"), false);
+                        csv_field(jstr(row, "value"), true);
                 }
         } else {
                 char *text = NULL;
@@ -393,10 +399,12 @@ static int ban_list(const ctl_command *cmd, int argc, char **argv) {
         return 0;
 }
 
+/* ip, range, or another decision scope (Country, AS, username...): the
+ * daemon checks the name; here only that it is one word. */
 static int ban_scope(const char *s) {
-        if (!strcmp(s, "ip") || !strcmp(s, "range"))
+        if (*s && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") == strlen(s))
                 return 0;
-        fprintf(stderr, "spillwayctl: expected 'ip' or 'range', got '%s'\n", s);
+        fprintf(stderr, "spillwayctl: expected a scope (ip, range, or another such as Country, AS or username), got '%s'\n", s);
         return EXIT_USAGE;
 }
 
@@ -440,7 +448,7 @@ static int ban_add(const ctl_command *cmd, int argc, char **argv) {
         char **words = argv + optind;
         int nw = argc - optind;
         if (nw < 4) {
-                fprintf(stderr, "spillwayctl: usage: ban add ip|range TARGET DURATION REASON... [--remediation ban|slow|captcha] [--force]\n");
+                fprintf(stderr, "spillwayctl: usage: ban add ip|range|SCOPE TARGET DURATION REASON... [--remediation ban|slow|captcha] [--force]\n");
                 return EXIT_USAGE;
         }
         if (ban_scope(words[0]))
@@ -471,11 +479,16 @@ int no_options(const ctl_command *cmd, int argc, char **argv) {
         return 0;
 }
 
+/* ban del SCOPE VALUE (ip 192.0.2.7, range 198.51.100.0/24, Country FR),
+ * or ban del IP|CIDR alone. */
 static int ban_del(const ctl_command *cmd, int argc, char **argv) {
         if (no_options(cmd, argc, argv))
                 return EXIT_USAGE;
+        if (argc - optind == 1)
+                return count_reply(request(json_pack("{s:s, s:s}", "op", "ban.delete", "target", argv[optind])),
+                                   "ban(s) deleted");
         if (argc - optind != 2) {
-                fprintf(stderr, "spillwayctl: usage: ban del ip|range TARGET\n");
+                fprintf(stderr, "spillwayctl: usage: ban del ip|range|SCOPE VALUE, or ban del IP|CIDR\n");
                 return EXIT_USAGE;
         }
         if (ban_scope(argv[optind]))
@@ -761,7 +774,10 @@ static void print_route(size_t lineno, json_t *reply, void *userdata) {
                 putchar('\n');
         }
         json_array_foreach(json_object_get(reply, "bans"), i, v)
-                printf("  ban: %s %s until %s (%s)\n", jstr(v, "MeasureType"), jstr(v, "IpText"), jstr(v, "Until"), jstr(v, "Scope"));
+                printf("  ban: %s %s:%s until %s%s\n", jstr(v, "MeasureType"), jstr(v, "Scope"),
+                       *jstr(v, "Value") ? jstr(v, "Value") : jstr(v, "IpText"), jstr(v, "Until"),
+                       json_is_false(json_object_get(v, "Enforceable"))
+                               ? " (not an address: stored and forwarded, not enforced by address-based backends)" : "");
         json_array_foreach(json_object_get(reply, "warnings"), i, v)
                 printf("  warning: profile %s: %s\n", jstr(v, "profile"), jstr(v, "message"));
         printf("  backends:");
@@ -858,11 +874,11 @@ static void complete_dynamic(const char *what, const ctl_globals *g, FILE *out) 
                         fprintf(out, "%s\n", jstr(v, "name"));
                 json_decref(st);
         } else if (!strncmp(what, "targets:", 8)) {
-                bool range = !strcmp(what + 8, "range");
-                json_t *bl = request(json_pack("{s:s, s:i}", "op", "ban.list", "limit", 1000));
+                /* the values of the active bans of the scope typed before */
+                json_t *bl = request(json_pack("{s:s, s:s, s:i}", "op", "ban.list", "scope", what + 8, "limit", 1000));
                 json_array_foreach(json_object_get(bl, "rows"), i, v) {
-                        const char *t = jstr(v, "iptext");
-                        if (*t && (strchr(t, '/') != NULL) == range)
+                        const char *t = *jstr(v, "value") ? jstr(v, "value") : jstr(v, "iptext");
+                        if (*t)
                                 fprintf(out, "%s\n", t);
                 }
                 json_decref(bl);
@@ -877,9 +893,12 @@ static const ctl_option no_opts[] = { {} };
 
 static const ctl_command commands[] = {
         { "ban", "list", NULL, ban_list_options, NULL, NULL, ban_list },
-        { "ban", "add", NULL, ban_add_options, "ip|range TARGET DURATION REASON...", "ip range", ban_add },
-        { "ban", "del", "delete", no_opts, "ip|range TARGET", "ip range|@targets", ban_del },
+        { "ban", "add", NULL, ban_add_options, "ip|range|SCOPE TARGET DURATION REASON...", "ip range Country AS", ban_add },
+        { "ban", "del", "delete", no_opts, "ip|range|SCOPE VALUE", "ip range Country AS|@targets", ban_del },
         { "ban", "flush", NULL, no_opts, NULL, NULL, ban_flush },
+        { "deadletter", "list", NULL, deadletter_list_options, "BACKEND", "@backends", cmd_deadletter_list },
+        { "deadletter", "retry", NULL, deadletter_change_options, "BACKEND ID...|--all", "@backends", cmd_deadletter_retry },
+        { "deadletter", "drop", NULL, deadletter_change_options, "BACKEND ID...|--all", "@backends", cmd_deadletter_drop },
         { "send", NULL, NULL, send_options, "[FILE|-]", "@files", cmd_send },
         { "route", "test", NULL, no_opts, "[FILE|-]", "@files", cmd_route },
         { "status", NULL, NULL, no_opts, NULL, NULL, cmd_status },
@@ -905,12 +924,14 @@ static void help(void) {
         printf("Usage: spillwayctl [OPTIONS] COMMAND ... [OPTIONS]\n"
                "Control spillwayd through its admin socket. Options go anywhere on the line.\n\n"
                "Commands:\n"
-               "  ban list [--at TIME] [--ip IP] [--range CIDR] [--reason S] [--country CC]\n"
+               "  ban list [--at TIME] [--scope SCOPE] [--ip IP] [--range CIDR] [--reason S] [--country CC]\n"
                "           [--as S] [--limit N | --all] [--backend NAME]\n"
-               "  ban add ip|range TARGET DURATION REASON... [--remediation ban|slow|captcha]\n"
+               "  ban add ip|range|SCOPE TARGET DURATION REASON... [--remediation ban|slow|captcha]\n"
                "          [--backend NAME] [--force]\n"
-               "  ban del ip|range TARGET\n"
+               "  ban del ip|range|SCOPE VALUE   (or ban del IP|CIDR)\n"
                "  ban flush\n"
+               "  deadletter list BACKEND [--limit N]\n"
+               "  deadletter retry|drop BACKEND ID...|--all\n"
                "  send [FILE|-] [--ack queued|flushed] [--ingest[=PATH]]\n"
                "  route test [FILE|-]\n"
                "  status\n"

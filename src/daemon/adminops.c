@@ -179,7 +179,13 @@ static void handle_ban_list(daemon_t *d, request *r, json_t *req) {
         }
         /* a filter that cannot be copied must fail the request, not vanish
          * (an unfiltered list is a different answer) */
-        if (((s = get_str(req, "reason")) && !(j->filter.reason = strdup(s))) ||
+        if ((s = get_str(req, "scope")) && !ban_scope_canonical(s)) {
+                admin_job_free(j);
+                request_error(r, "ban.list: scope: '%s' is not a scope name (Ip, Range, Country, AS, username...)", s);
+                return;
+        }
+        if (((s = get_str(req, "scope")) && !(j->filter.scope = strdup(ban_scope_canonical(s)))) ||
+            ((s = get_str(req, "reason")) && !(j->filter.reason = strdup(s))) ||
             ((s = get_str(req, "country")) && !(j->filter.country = strdup(s))) ||
             ((s = get_str(req, "as")) && !(j->filter.as = strdup(s)))) {
                 admin_job_free(j);
@@ -223,12 +229,15 @@ static void handle_ban_add(daemon_t *d, request *r, json_t *req) {
         spw_ban *ban;
         char detail[512];
 
-        if (!scope || (!streq(scope, "ip") && !streq(scope, "range"))) {
-                request_error(r, "ban.add: scope: expected \"ip\" or \"range\"");
+        const char *canon = scope ? ban_scope_canonical(scope) : NULL;
+        if (!canon) {
+                request_error(r, "ban.add: scope: expected ip, range, or another scope name such as Country, AS or "
+                              "username (letters, digits, '_', '-', '.'), got '%s'", strna(scope));
                 return;
         }
+        bool address = streq(canon, "Ip") || streq(canon, "Range");
         if (!target) {
-                request_error(r, "ban.add: target: required (the IP or CIDR to ban)");
+                request_error(r, "ban.add: target: required (the IP or CIDR, or the %s value, to ban)", canon);
                 return;
         }
         if (!dur || parse_duration(dur, &duration) < 0 || duration <= 0) {
@@ -251,7 +260,7 @@ static void handle_ban_add(daemon_t *d, request *r, json_t *req) {
                 request_error(r, "out of memory");
                 return;
         }
-        if (ban_from_target(target, streq(scope, "range"), now + duration, remediation, "cscli", reason, &m->arena, ban, &err) < 0) {
+        if (ban_from_scope(canon, target, now + duration, remediation, "cscli", reason, &m->arena, ban, &err) < 0) {
                 msg_unref(m);
                 request_error(r, "ban.add: target: %s", err.msg);
                 return;
@@ -260,7 +269,7 @@ static void handle_ban_add(daemon_t *d, request *r, json_t *req) {
                 /* the admin may go broader than the producers' limit, but only explicitly */
                 const spw_config *c = engine_config(d->engine);
                 ip_range rg;
-                if (ip_parse_cidr(ban->ip_text, false, &rg) == 0 && rg.prefix < (rg.is_v4 ? c->min_prefix_v4 : c->min_prefix_v6) &&
+                if (address && ip_parse_cidr(ban->ip_text, false, &rg) == 0 && rg.prefix < (rg.is_v4 ? c->min_prefix_v4 : c->min_prefix_v6) &&
                     !json_is_true(json_object_get(req, "force"))) {
                         request_error(r, "ban.add: target: %s is broader than /%u (bans.min_prefix_%s): refused; "
                                       "add \"force\": true (spillwayctl ban add --force) to ban it anyway",
@@ -274,38 +283,63 @@ static void handle_ban_add(daemon_t *d, request *r, json_t *req) {
         m->sig.start_at = m->sig.stop_at = now;
         m->sig.received_at = now;
         m->sig.id = engine_next_signal_id(d->engine);
-        m->sig.source_ip = streq(scope, "ip") ? ban->ip_text : NULL;
-        m->sig.source_range = streq(scope, "range") ? ban->ip_text : NULL;
+        m->sig.source_ip = streq(canon, "Ip") ? ban->ip_text : NULL;
+        m->sig.source_range = streq(canon, "Range") ? ban->ip_text : NULL;
         m->sig.bans = ban;
         m->sig.n_bans = 1;
         r->msg = m;
-        snprintf(detail, sizeof detail, "%s %s for %s: %s", remediation, target, dur, reason);
+        snprintf(detail, sizeof detail, "%s %s%s%s for %s: %s%s", remediation, address ? "" : canon, address ? "" : " ",
+                 target, dur, reason, address ? "" : " (not an address: stored and forwarded, not enforced by address)");
         log_admin(r, "ban.add", detail);
         if (start_jobs(d, r, JOB_INSERT, req, "ban.add") < 0)
                 request_error(r, "out of memory");
 }
 
-static void handle_ban_delete(daemon_t *d, request *r, json_t *req, bool all) {
-        const char *target = get_str(req, "target"), *scope = get_str(req, "scope");
+/* The key a ban of `scope` and `target` was stored under, set as req's
+ * "target": the normalised address text for Ip and Range (::ffff:1.2.3.4
+ * is 1.2.3.4), "Scope:value" for other scopes. Without a scope, an address
+ * or a range is what it looks like. 0, or -1 with the request failed. */
+static int delete_key(request *r, json_t *req, const char *target, const char *scope) {
+        const char *sc = scope ? ban_scope_canonical(scope) : strchr(target, '/') ? "Range" : "Ip";
+        _cleanup_free_ char *key = NULL;
+        char canon[IP_RANGE_TEXT_MAX];
+        spw_error err = { 0 };
         ip_range range;
 
-        if (!all) {
-                if (!target) {
-                        request_error(r, "ban.delete: target: required (the exact IP or CIDR of the ban)");
-                        return;
-                }
-                bool is_range = scope && streq(scope, "range");
-                char canon[IP_RANGE_TEXT_MAX];
+        if (!sc) {
+                request_error(r, "ban.delete: scope: '%s' is not a scope name (ip, range, Country, AS, username...)", scope);
+                return -1;
+        }
+        if (streq(sc, "Ip") || streq(sc, "Range")) {
+                bool is_range = streq(sc, "Range");
                 if (is_range ? ip_parse_cidr(target, false, &range) < 0 : ip_parse_addr(target, &range) < 0) {
                         request_error(r, "ban.delete: target: '%s' is not %s", target,
                                       is_range ? "a CIDR range" : "an IP address");
+                        return -1;
+                }
+                key = strdup(ip_range_text(canon, sizeof canon, &range, is_range));
+        } else if (ban_value_check(target, &err) < 0) {
+                request_error(r, "ban.delete: target: %s", err.msg);
+                return -1;
+        } else if (asprintf(&key, "%s:%s", sc, target) < 0)
+                key = NULL;
+        if (!key || json_object_set_new(req, "target", json_string(key)) < 0) {
+                request_error(r, "out of memory");
+                return -1;
+        }
+        return 0;
+}
+
+static void handle_ban_delete(daemon_t *d, request *r, json_t *req, bool all) {
+        const char *target = get_str(req, "target");
+
+        if (!all) {
+                if (!target) {
+                        request_error(r, "ban.delete: target: required (the exact IP or CIDR, or the scope's value, of the ban)");
                         return;
                 }
-                /* the text the ban was stored under (::ffff:1.2.3.4 is 1.2.3.4) */
-                if (json_object_set_new(req, "target", json_string(ip_range_text(canon, sizeof canon, &range, is_range))) < 0) {
-                        request_error(r, "out of memory");
+                if (delete_key(r, req, target, get_str(req, "scope")) < 0)
                         return;
-                }
                 target = get_str(req, "target");
         }
         log_admin(r, all ? "ban.flush" : "ban.delete", target);

@@ -250,8 +250,6 @@ json_t *http_alert_to_signal(json_t *alert, size_t index, bool apply, long long 
                         }
                         if (json_is_true(json_object_get(v, "simulated")))
                                 continue; /* CrowdSec's simulation mode: not enforced */
-                        if (strcasecmp(dscope, "ip") != 0 && strcasecmp(dscope, "range") != 0)
-                                continue; /* a country, an AS...: not an address ban */
                         if (http_parse_go_duration(dur, &usec) < 0) {
                                 spw_error_set(err, -EINVAL, "alert %zu: decisions[%zu].duration: '%.40s' is not a Go duration like \"4h0m0s\"",
                                               index, i, dur);
@@ -260,8 +258,10 @@ json_t *http_alert_to_signal(json_t *alert, size_t index, bool apply, long long 
                                 return NULL;
                         }
                         rfc3339(now_usec + usec, until, sizeof until);
-                        json_t *b = json_pack("{s:s, s:s, s:s}", "IpText", dval, "Until", until, "Reason",
-                                              jstr(v, "scenario") ? jstr(v, "scenario") : scenario);
+                        /* a country, an AS, a user name...: stored and forwarded
+                         * under its scope, never enforced by address */
+                        json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:s}", "IpText", dval, "Scope", dscope, "Value", dval,
+                                              "Until", until, "Reason", jstr(v, "scenario") ? jstr(v, "scenario") : scenario);
                         set_copy(b, "MeasureType", v, "type");
                         set_copy(b, "MeasureSource", v, "origin");
                         json_object_set_new(b, "Scenario", json_string(scenario));

@@ -77,12 +77,19 @@ static void test_alert(bool apply) {
         CHECK_EQ(s.n_events, 1);
         CHECK_STREQ(s.events[0].source_ip, "192.0.2.7");
         if (apply) {
-                /* the Country decision is not an address ban */
-                CHECK_EQ(s.n_bans, 1);
+                /* the Country decision is kept with its scope: stored and
+                 * forwarded, not an address (SPW_SCOPE_OTHER) */
+                CHECK_EQ(s.n_bans, 2);
                 CHECK_STREQ(s.bans[0].ip_text, "192.0.2.7");
+                CHECK_EQ(s.bans[0].scope, SPW_SCOPE_IP);
+                CHECK_STREQ(s.bans[0].scope_name, "Ip");
                 CHECK_STREQ(s.bans[0].measure_type, "ban");
                 CHECK_STREQ(s.bans[0].measure_source, "crowdsec");
                 CHECK_EQ(s.bans[0].until, (spw_usec_t) (now + 4LL * 3600 * 1000000));
+                CHECK_EQ(s.bans[1].scope, SPW_SCOPE_OTHER);
+                CHECK_STREQ(s.bans[1].scope_name, "Country");
+                CHECK_STREQ(s.bans[1].ip_text, "Country:FR");
+                CHECK_STREQ(s.bans[1].value, "FR");
         } else
                 CHECK_EQ(s.n_bans, 0);
         arena_deinit(&ar);

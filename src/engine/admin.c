@@ -30,6 +30,7 @@ admin_job *admin_job_free(admin_job *j) {
                 return NULL;
         free(j->backend);
         free(j->target);
+        free(j->filter.scope);
         free(j->filter.reason);
         free(j->filter.country);
         free(j->filter.as);
@@ -49,7 +50,22 @@ static bool icontains(const char *haystack, const char *needle) {
         return n == 0;
 }
 
+/* A row's scope: the plugin's (ABI 2.2), else Ip or Range from iptext. */
+static const char *row_scope(const spw_ban_row *row) {
+        if (SPW_HAS_MEMBER(row, spw_ban_row, scope) && row->scope)
+                return row->scope;
+        return row->iptext && strchr(row->iptext, '/') ? "Range" : "Ip";
+}
+
+static const char *row_value(const spw_ban_row *row) {
+        if (SPW_HAS_MEMBER(row, spw_ban_row, value) && row->value)
+                return row->value;
+        return row->iptext;
+}
+
 bool ban_filter_match(const ban_filter *f, const spw_ban_row *row) {
+        if (f->scope && strcasecmp(row_scope(row), f->scope) != 0)
+                return false;
         if (f->has_ip || f->has_range) {
                 ip_range target;
                 if (!row->iptext || ip_parse_cidr(row->iptext, false, &target) < 0)
@@ -82,6 +98,8 @@ void ban_row_append_json(strbuf *b, const spw_ban_row *row) {
         strbuf_putc(b, '{');
         member(b, "source", row->source, true);
         member(b, "iptext", row->iptext, false);
+        member(b, "scope", row_scope(row), false);
+        member(b, "value", row_value(row), false);
         member(b, "reason", row->reason, false);
         strbuf_printf(b, ",\"bancount\":%lld", (long long) row->bancount);
         member(b, "action", row->action, false);

@@ -31,6 +31,7 @@ typedef enum admin_job_type {
 } admin_job_type;
 
 typedef struct ban_filter {
+        char *scope;      /* exact, case-insensitive: Ip, Range, Country... */
         bool has_ip;      /* bans whose target contains this address */
         ip_range ip;
         bool has_range;   /* bans whose target lies inside this range */

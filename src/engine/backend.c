@@ -362,6 +362,15 @@ static bool retry_sleep(backend *b, unsigned attempt) {
         return true;
 }
 
+/* The final line of a burst of failures the rate limit kept out of the
+ * log: once its window closes (the worker wakes for it), or at exit. */
+static void fail_summary(backend *b, bool at_exit) {
+        uint64_t n = ratelimit_take_summary(&b->fail_rl, at_exit);
+        if (n > 0)
+                log_struct(LOG_WARNING, LOG_FIELDS({ "SPILLWAY_BACKEND", b->name }),
+                           "backend %s: %llu more failed signals not logged (rate limit)", b->name, (unsigned long long) n);
+}
+
 static void fail_msg(backend *b, spw_msg *m, const char *why) {
         uint64_t suppressed = 0;
         atomic_fetch_add(&b->stats.failed, 1);
@@ -672,6 +681,8 @@ static void *worker_main(void *userdata) {
                         deadline = USEC_INFINITY;
                 if (next_timer(b) < deadline)
                         deadline = next_timer(b);
+                if (ratelimit_summary_due(&b->fail_rl) < deadline)
+                        deadline = ratelimit_summary_due(&b->fail_rl);
                 if (stopping)
                         deadline = 0; /* never sleep while draining */
                 if (b->abandon)
@@ -720,9 +731,10 @@ static void *worker_main(void *userdata) {
                         commit_spool(b);
                 }
 
-                /* 4. timers */
+                /* 4. timers, and the summary of a burst of failures */
                 if (!stopping && next_timer(b) <= now_monotonic())
                         run_timers(b);
+                fail_summary(b, false);
 
                 if (stopping && n == 0 && b->n_unflushed == 0) {
                         /* queue empty (or deadline passed and emptied): done */
@@ -734,6 +746,8 @@ static void *worker_main(void *userdata) {
                         break;
                 }
         }
+
+        fail_summary(b, true);
 
         /* last jobs (answer them rather than leaving callers waiting) */
         admin_job *jobs = take_jobs(b);

@@ -365,10 +365,82 @@ int ban_from_target(const char *target, bool range, spw_usec_t until, const char
                 .ip_text = arena_strdup(a, ip_range_text(text, sizeof text, &r, range)),
                 .reason = arena_strdup(a, reason),
                 .scenario = arena_strdup(a, reason),
+                .scope_name = range ? "Range" : "Ip",
         };
+        ban->value = ban->ip_text;
         memcpy(ban->start_ip, r.start, 16);
         memcpy(ban->end_ip, r.end, 16);
         return ban->ip_text && ban->reason ? 0 : -ENOMEM;
+}
+
+/* ------------------------------------------------------------ scopes */
+
+const char *ban_scope_canonical(const char *scope) {
+        static const char *const known[] = { "Ip", "Range", "Country", "AS" };
+        size_t n;
+
+        if (!scope)
+                return NULL;
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+                if (strcasecmp(scope, known[i]) == 0)
+                        return known[i];
+        n = strlen(scope);
+        if (n == 0 || n > SPW_BAN_MAX_SCOPE)
+                return NULL;
+        for (const char *p = scope; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                      *p == '_' || *p == '-' || *p == '.'))
+                        return NULL;
+        return scope;
+}
+
+int ban_value_check(const char *value, spw_error *err) {
+        size_t n = value ? strlen(value) : 0;
+
+        if (n == 0)
+                return spw_error_set(err, -EINVAL, "the value is empty");
+        if (n > SPW_BAN_MAX_VALUE)
+                return spw_error_set(err, -EINVAL, "the value is %zu bytes, longer than the limit of %u", n,
+                                     SPW_BAN_MAX_VALUE);
+        for (const char *p = value; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        return spw_error_set(err, -EINVAL, "the value '%.64s' has a control character", value);
+        return 0;
+}
+
+char *ban_scope_key(arena *a, const char *scope, const char *value) {
+        return arena_printf(a, "%s:%s", scope, value);
+}
+
+int ban_from_scope(const char *scope, const char *value, spw_usec_t until, const char *measure_type,
+                   const char *measure_source, const char *reason, arena *a, spw_ban *ban, spw_error *err) {
+        const char *canon = ban_scope_canonical(scope);
+        int r;
+
+        if (!canon)
+                return spw_error_set(err, -EINVAL, "scope '%.64s' is not a scope name (letters, digits, '_', '-' "
+                                     "and '.', at most %u: Ip, Range, Country, AS, username...)", strempty(scope),
+                                     SPW_BAN_MAX_SCOPE);
+        if (streq(canon, "Ip") || streq(canon, "Range"))
+                return ban_from_target(value, streq(canon, "Range"), until, measure_type, measure_source, reason, a,
+                                       ban, err);
+        r = ban_value_check(value, err);
+        if (r < 0)
+                return r;
+        /* not an address: stored and forwarded, never enforced by address */
+        *ban = (spw_ban) {
+                .measure_source = arena_strdup(a, measure_source),
+                .measure_type = arena_strdup(a, measure_type),
+                .until = until,
+                .scope = SPW_SCOPE_OTHER,
+                .scope_name = arena_strdup(a, canon),
+                .value = arena_strdup(a, value),
+                .ip_text = ban_scope_key(a, canon, value),
+                .reason = arena_strdup(a, reason),
+                .scenario = arena_strdup(a, reason),
+        };
+        return ban->measure_source && ban->measure_type && ban->scope_name && ban->value && ban->ip_text &&
+                               ban->reason ? 0 : -ENOMEM;
 }
 
 static int parse_bans(json_t *v, arena *a, spw_signal *sig, spw_error *err) {
@@ -387,7 +459,7 @@ static int parse_bans(json_t *v, arena *a, spw_signal *sig, spw_error *err) {
         if (!bans)
                 return -ENOMEM;
         json_array_foreach(v, i, b) {
-                const char *key, *ip_text = NULL;
+                const char *key, *ip_text = NULL, *scope = NULL, *value = NULL;
                 json_t *val;
                 char field[96];
                 spw_ban *ban = &bans[i];
@@ -419,11 +491,46 @@ static int parse_bans(json_t *v, arena *a, spw_signal *sig, spw_error *err) {
                                 r = get_string(val, field, a, &ban->reason, err);
                         else if (!strcasecmp(key, "Scenario"))
                                 r = get_string(val, field, a, &ban->scenario, err);
+                        else if (!strcasecmp(key, "Scope"))
+                                r = get_string(val, field, a, &scope, err);
+                        else if (!strcasecmp(key, "Value"))
+                                r = get_string(val, field, a, &value, err);
                         /* StartIp/EndIp are derived from IpText; CrowdSec's uint32
                          * values cannot express IPv6 and are ignored. */
                         if (r < 0)
                                 return r;
                 }
+                if (!ban->measure_source)
+                        ban->measure_source = "api";
+                if (!ban->measure_type)
+                        ban->measure_type = "ban";
+                if (!ban->until)
+                        return spw_error_set(err, -EINVAL, "ban_applications[%zu].Until: required (RFC 3339 end of the ban)", i);
+                if (scope && *scope && !streq(strempty(ban_scope_canonical(scope)), "Ip") &&
+                    !streq(strempty(ban_scope_canonical(scope)), "Range")) {
+                        /* a decision on a country, an AS, a user name...: stored
+                         * and forwarded under the key "Scope:value" */
+                        const char *canon = ban_scope_canonical(scope);
+                        if (!canon)
+                                return spw_error_set(err, -EINVAL, "ban_applications[%zu].Scope: '%.64s' is not a scope name "
+                                                     "(letters, digits, '_', '-' and '.', at most %u)", i, scope, SPW_BAN_MAX_SCOPE);
+                        if (!value || !*value)
+                                value = ip_text;
+                        if (ban_value_check(value, err) < 0)
+                                return spw_error_set(err, -EINVAL, "ban_applications[%zu].Value: %s (give the %s banned)", i,
+                                                     value ? err->msg : "required", canon);
+                        ban->scope = SPW_SCOPE_OTHER;
+                        ban->scope_name = canon == scope ? scope : canon;
+                        ban->value = value;
+                        ban->ip_text = ban_scope_key(a, canon, value);
+                        if (!ban->ip_text)
+                                return -ENOMEM;
+                        memset(ban->start_ip, 0, 16);
+                        memset(ban->end_ip, 0, 16);
+                        continue;
+                }
+                if ((!ip_text || !*ip_text) && value && *value)
+                        ip_text = value; /* CrowdSec's decision form: Scope Ip/Range with Value */
                 if (!ip_text || !*ip_text)
                         return spw_error_set(err, -EINVAL, "ban_applications[%zu].IpText: required (the banned IP or CIDR)", i);
                 ip_range range;
@@ -435,15 +542,14 @@ static int parse_bans(json_t *v, arena *a, spw_signal *sig, spw_error *err) {
                 ban->ip_text = arena_strdup(a, ip_range_text(canon, sizeof canon, &range, is_range));
                 if (!ban->ip_text)
                         return -ENOMEM;
+                if (scope && *scope && streq(ban_scope_canonical(scope), "Range") != is_range)
+                        return spw_error_set(err, -EINVAL, "ban_applications[%zu]: Scope is %s but '%.64s' is %s", i, scope,
+                                             ban->ip_text, is_range ? "a range" : "an address");
                 ban->scope = is_range ? SPW_SCOPE_RANGE : SPW_SCOPE_IP;
+                ban->scope_name = is_range ? "Range" : "Ip";
+                ban->value = ban->ip_text;
                 memcpy(ban->start_ip, range.start, 16);
                 memcpy(ban->end_ip, range.end, 16);
-                if (!ban->measure_source)
-                        ban->measure_source = "api";
-                if (!ban->measure_type)
-                        ban->measure_type = "ban";
-                if (!ban->until)
-                        return spw_error_set(err, -EINVAL, "ban_applications[%zu].Until: required (RFC 3339 end of the ban)", i);
         }
         sig->bans = bans;
         sig->n_bans = json_array_size(v);
@@ -630,6 +736,12 @@ static void set_time(json_t *o, const char *k, spw_usec_t t) {
                 json_object_set_new(o, k, json_string(format_rfc3339(buf, sizeof buf, t)));
 }
 
+const char *ban_scope_name(const spw_ban *b) {
+        if (b->scope_name)
+                return b->scope_name;
+        return b->scope == SPW_SCOPE_RANGE ? "Range" : b->scope == SPW_SCOPE_OTHER ? "Other" : "Ip";
+}
+
 json_t *ban_to_json(const spw_ban *b) {
         json_t *o = json_object();
         if (!o)
@@ -644,6 +756,8 @@ json_t *ban_to_json(const spw_ban *b) {
         set_str(o, "IpText", b->ip_text);
         set_str(o, "Reason", b->reason);
         set_str(o, "Scenario", b->scenario);
-        set_str(o, "Scope", b->scope == SPW_SCOPE_RANGE ? "range" : "ip");
+        set_str(o, "Scope", ban_scope_name(b));
+        set_str(o, "Value", b->value ? b->value : b->ip_text);
+        json_object_set_new(o, "Enforceable", json_boolean(b->scope != SPW_SCOPE_OTHER));
         return o;
 }

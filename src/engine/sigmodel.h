@@ -28,6 +28,8 @@
 #define SPW_SIGNAL_MAX_EVENT         16384u  /* events_sequence[i].serialized */
 #define SPW_SIGNAL_MAX_EVENTS_BYTES  (256u << 10) /* events_sequence: all serialized texts */
 #define SPW_SIGNAL_MAX_BANS          64u     /* ban_applications: entries */
+#define SPW_BAN_MAX_SCOPE            64u     /* a decision's scope name */
+#define SPW_BAN_MAX_VALUE            200u    /* a non-address decision's value ("Scope:value" fits varchar(255)) */
 
 /* Parse one JSON text holding a signal object. err says which field is wrong
  * and why ("source.Ip: 'x' is not an IPv4 or IPv6 address"). */
@@ -40,8 +42,27 @@ int signal_from_json(json_t *obj, arena *a, spw_signal *sig, spw_error *err);
 const char *signal_source_ip(const spw_signal *sig);
 const char *signal_source_range(const spw_signal *sig);
 
-/* A ban in CrowdSec's BanApplication JSON (for `route.test` replies). */
+/* A ban in CrowdSec's BanApplication JSON (for `route.test` replies), with
+ * Scope, Value and Enforceable (false: not an address). */
 json_t *ban_to_json(const spw_ban *ban);
+/* "Ip", "Range" or the other scope's name. */
+const char *ban_scope_name(const spw_ban *ban);
+
+/* Decision scopes (ABI 2.2): CrowdSec's Ip and Range, and any other scope
+ * (Country, AS, username...) stored and forwarded but not enforced by
+ * address. The canonical spelling of a scope name: ip/range/country/as in
+ * any case become Ip/Range/Country/AS, other names are kept as given; NULL
+ * for a name that is not one (empty, too long, characters other than
+ * letters, digits, '_', '-', '.'). */
+const char *ban_scope_canonical(const char *scope);
+/* A non-address value: 1..SPW_BAN_MAX_VALUE bytes, no control characters. */
+int ban_value_check(const char *value, spw_error *err);
+/* The target key of a non-address ban, "Scope:value" (spw_ban.ip_text). */
+char *ban_scope_key(arena *a, const char *scope, const char *value);
+/* A ban of any scope: Ip and Range as ban_from_target(), others with
+ * SPW_SCOPE_OTHER. */
+int ban_from_scope(const char *scope, const char *value, spw_usec_t until, const char *measure_type,
+                   const char *measure_source, const char *reason, arena *a, spw_ban *ban, spw_error *err);
 
 /* A ban for `spillwayctl ban add`: target is an IP or CIDR; fills ban with
  * arena memory. */

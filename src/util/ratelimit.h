@@ -4,7 +4,11 @@
 /*
  * A token-window rate limiter: at most `burst` events per `interval`.
  * Thread-safe. When a window opens after suppressed events, the caller is
- * told how many were suppressed so it can log one summary line.
+ * told how many were suppressed so it can log one summary line. A burst
+ * that ends is summed up too: ratelimit_summary_due() says when its window
+ * closes, and ratelimit_take_summary() then hands the count over once, so
+ * the caller can log the final "N more" line without waiting for an event
+ * that may never come.
  */
 
 #include <pthread.h>
@@ -28,3 +32,12 @@ typedef struct ratelimit {
  * set to the number of events dropped since the last allowed one (only
  * non-zero on the first allowed event of a new window). */
 bool ratelimit_below(ratelimit *rl, uint64_t *suppressed_before);
+
+/* When the events suppressed so far may be summed up (the end of their
+ * window, monotonic), or INT64_MAX when none were. */
+usec_t ratelimit_summary_due(ratelimit *rl);
+
+/* The number of events suppressed, once their window has closed (or at
+ * once with `now_anyway`, at exit), and 0 otherwise; the count is handed
+ * over only once (a later ratelimit_below() does not report it again). */
+uint64_t ratelimit_take_summary(ratelimit *rl, bool now_anyway);

@@ -24,7 +24,7 @@ remediation:
 outputs:
   - plugin: bans
 """
-CSV_HEADER = "source,ip,reason,bans,action,country,as,events_count,expiration"
+CSV_HEADER = "source,ip,reason,bans,action,country,as,events_count,expiration,scope,value"
 
 
 def ctl(*args, env=None, input=None):
@@ -244,7 +244,7 @@ def test_ban_list_pages_when_long_on_a_terminal():
         pager = {"PAGER": "sed s/^/PAGED:/"}
         # 40 rows on a 20-row terminal: paged
         rc, out = on_tty(["-s", d.admin, "ban", "list"], env=pager, rows=20)
-        assert rc == 0 and "PAGED:Source | Ip" in out and "PAGED:40 active bans" in out, out
+        assert rc == 0 and "PAGED:Source | Scope:Value" in out and "PAGED:40 active bans" in out, out
         # SYSTEMD_PAGER first
         rc, out = on_tty(["-s", d.admin, "ban", "list"], env=dict(pager, SYSTEMD_PAGER="sed s/^/SYSTEMD:/"), rows=20)
         assert "SYSTEMD:Source | Ip" in out and "PAGED:" not in out, out

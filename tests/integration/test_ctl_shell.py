@@ -128,6 +128,7 @@ def ban_daemon():
     assert c.request({"signal": banning("192.0.2.7"), "ack": "flushed"})["ok"]
     c.close()
     d.ctl("ban", "add", "range", "198.51.100.0/24", "1h", "manual", check=0)
+    d.ctl("ban", "add", "Country", "FR", "1h", "geo", check=0)
     with open(d.path("signals.jsonl"), "w") as f:
         f.write(json.dumps(signal_obj()) + "\n")
     return d
@@ -141,6 +142,9 @@ CASES = [
     ("spillwayctl ban list --backend ", "spillwayctl ban list --backend bans "),        # from the daemon
     ("spillwayctl ban del ip ", "spillwayctl ban del ip 192.0.2.7 "),                  # active targets
     ("spillwayctl ban del range ", "spillwayctl ban del range 198.51.100.0/24 "),
+    ("spillwayctl ban del Country ", "spillwayctl ban del Country FR "),                # any scope's values
+    ("spillwayctl dead", "spillwayctl deadletter "),
+    ("spillwayctl deadletter l", "spillwayctl deadletter list "),
     ("spillwayctl -o js", "spillwayctl -o json "),
     ("spillwayctl status --no-p", "spillwayctl status --no-pager "),
     ("spillwayctl send --ack f", "spillwayctl send --ack flushed "),

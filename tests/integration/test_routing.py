@@ -97,7 +97,7 @@ def test_route_test_command():
         p = d.ctl("route", "test", "-", input=lines, check=0)
         out = p.stdout
         assert "profile default_remediation" in out and "-> database" in out, out
-        assert "ban: ban 203.0.113.1 until 2024-01-01T14:00:20Z (ip)" in out, out
+        assert "ban: ban Ip:203.0.113.1 until 2024-01-01T14:00:20Z\n" in out, out
         assert "profile default_notification" in out and "(no output)" in out, out
         assert "backends: none (not delivered)" in out, out
         p = d.ctl("-o", "json", "route", "test", "-", input=lines, check=0)

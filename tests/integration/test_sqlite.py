@@ -53,7 +53,7 @@ def test_ban_list_formats_and_filters():
         p = d.ctl("ban", "list", check=0)
         lines = p.stdout.splitlines()
         assert lines[0].split(" | ")[0].strip() == "Source", p.stdout
-        assert [h.strip() for h in lines[0].split("|")] == ["Source", "Ip", "Reason", "Bans", "Action", "Country", "AS",
+        assert [h.strip() for h in lines[0].split("|")] == ["Source", "Scope:Value", "Reason", "Bans", "Action", "Country", "AS",
                                                          "Events", "Expiration"], lines[0]
         assert "3 active bans" in p.stdout, p.stdout
         row7 = [l for l in lines if "192.0.2.7 " in l][0]
@@ -62,7 +62,7 @@ def test_ban_list_formats_and_filters():
         # raw: CSV with CrowdSec's header
         p = d.ctl("-o", "raw", "ban", "list", check=0)
         rows = list(csv.reader(io.StringIO(p.stdout)))
-        assert rows[0] == ["source", "ip", "reason", "bans", "action", "country", "as", "events_count", "expiration"], rows[0]
+        assert rows[0] == ["source", "ip", "reason", "bans", "action", "country", "as", "events_count", "expiration", "scope", "value"], rows[0]
         assert sorted(r[1] for r in rows[1:]) == ["192.0.2.7", "192.0.2.8", "2001:db8::5"], rows
         # json
         p = d.ctl("-o", "json", "ban", "list", check=0)
@@ -106,7 +106,7 @@ def test_ban_add_del_flush_and_restart():
         assert "not an IPv4 or IPv6 address" in p.stderr, p.stderr
         p = d.ctl("ban", "add", "ip", "198.51.100.21", "forever", "bad", check=2)
         assert "DURATION" in p.stderr
-        d.ctl("ban", "add", "host", "x", "1h", "bad", check=2)
+        d.ctl("ban", "add", "no/such", "x", "1h", "bad", check=2)  # not a scope name (any other scope is one: Country, host...)
         # restart: the bans are still there
         assert d.stop() == 0
         d.start()

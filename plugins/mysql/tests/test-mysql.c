@@ -429,7 +429,7 @@ static void test_schema_created(void) {
                            " TABLE_SCHEMA = DATABASE() AND INDEX_NAME IN ('" MYDB_IP_TEXT_INDEX "',"
                            " 'idx_ban_applications_deleted_at_until', 'idx_ban_applications_signal_occurence_id',"
                            " 'idx_event_sequences_signal_occurence_id')"), 4);
-        CHECK_CONTAINS(testhost_log(f.host), "created the ban database (schema version 2)");
+        CHECK_CONTAINS(testhost_log(f.host), "created the ban database (schema version 3)");
         fixture_close(&f);
 
         /* reopening a current database migrates nothing */
@@ -513,7 +513,7 @@ static void test_migrate_from_crowdsec(void) {
         tzset();
 
         CHECK_EQ(q_int(db, "SELECT version FROM " MYDB_VERSION_TABLE), MYDB_SCHEMA_VERSION);
-        CHECK_CONTAINS(testhost_log(f.host), "upgraded CrowdSec v0.3's tables to schema version 2");
+        CHECK_CONTAINS(testhost_log(f.host), "upgraded CrowdSec v0.3's tables to schema version 3");
         CHECK_CONTAINS(testhost_log(f.host), "UTC+7200 s");
         /* rows kept, times in UTC with microseconds */
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 2);
@@ -647,6 +647,56 @@ static int count_change(const spw_ban_change *c, void *userdata) {
         return 0;
 }
 
+/* A version 2 database (before scopes and signal ids) is upgraded in
+ * place; its rows read as Ip/Range and are never duplicates; a migration
+ * cut short (some columns added, no version row) is finished. */
+static void test_migrate_2_to_3(void) {
+        fixture f;
+        char db[64];
+        sigbuf s;
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(insert(&f, "192.0.2.1", "before", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "198.51.100.0/24", "before", T0 + 3600 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        fixture_close(&f);
+        db_exec(db, "ALTER TABLE signal_occurences DROP INDEX " MYDB_SIGNAL_ID_INDEX ","
+                    " DROP COLUMN spillway_signal_id, DROP COLUMN spillway_origin");
+        db_exec(db, "ALTER TABLE ban_applications DROP COLUMN scope, DROP COLUMN value");
+        db_exec(db, "UPDATE " MYDB_VERSION_TABLE " SET version = 2");
+
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(q_int(db, "SELECT version FROM " MYDB_VERSION_TABLE), 3);
+        CHECK_CONTAINS(testhost_log(f.host), "upgraded the ban database from schema version 2 to 3");
+        {
+                rows rs = read_at(&f, T0);
+                CHECK_EQ(rs.n, 2);
+                CHECK_STREQ(rs.r[0].scope, "Range");
+                CHECK_STREQ(rs.r[1].scope, "Ip");
+                CHECK_STREQ(rs.r[1].value, "192.0.2.1");
+        }
+        mk_signal(&s, "192.0.2.3", "after", T0 + 3600 * SEC);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), 0);
+        CHECK_EQ(plugin->insert(f.self, &s.sig), 0);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 3);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE spillway_signal_id IS NULL"), 2);
+        CHECK_STREQ(testhost_status(f.host, "duplicates_skipped"), "1");
+        fixture_close(&f);
+
+        /* cut short: the ban columns added, the signal columns not, no version row */
+        db_exec(db, "ALTER TABLE signal_occurences DROP INDEX " MYDB_SIGNAL_ID_INDEX ","
+                    " DROP COLUMN spillway_signal_id, DROP COLUMN spillway_origin");
+        db_exec(db, "UPDATE " MYDB_VERSION_TABLE " SET version = 2");
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK_EQ(q_int(db, "SELECT version FROM " MYDB_VERSION_TABLE), 3);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()"
+                           " AND INDEX_NAME = '" MYDB_SIGNAL_ID_INDEX "' AND NON_UNIQUE = 0"), 2);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE scope = 'Ip'"), 1);
+        fixture_close(&f);
+}
+
 /* A version 1 database (before the change log) is upgraded in place: its
  * bans stay, the change log starts empty, and cursor 0 lists them. */
 static void test_migrate_1_to_2(void) {
@@ -664,8 +714,8 @@ static void test_migrate_1_to_2(void) {
         db_exec(db, "UPDATE " MYDB_VERSION_TABLE " SET version = 1");
 
         CHECK_OK(fixture_open(&f, db, NULL));
-        CHECK_EQ(q_int(db, "SELECT version FROM " MYDB_VERSION_TABLE), 2);
-        CHECK_CONTAINS(testhost_log(f.host), "upgraded the ban database from schema version 1 to 2");
+        CHECK_EQ(q_int(db, "SELECT version FROM " MYDB_VERSION_TABLE), MYDB_SCHEMA_VERSION);
+        CHECK_CONTAINS(testhost_log(f.host), "upgraded the ban database from schema version 1 to 3");
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_changes"), 0);
         CHECK_OK(plugin->read_changes(f.self, 0, count_change, &n, &cur));
         CHECK_EQ(n, 1);
@@ -1646,6 +1696,7 @@ int main(int argc, char **argv) {
         BANDB_RUN(test_concurrent_creation);
         BANDB_RUN(test_version_table_gets_key);
         BANDB_RUN(test_migrate_1_to_2);
+        BANDB_RUN(test_migrate_2_to_3);
         bandb_suite_run(&suite);
         BANDB_RUN(test_long_strings_cut);
         BANDB_RUN(test_lock_wait_is_retry);

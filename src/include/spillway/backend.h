@@ -39,7 +39,9 @@
  *     enums                   values are only added
  *
  *   History: 2.0 (this layout); 2.1 adds read_changes (the ban-change
- *   cursor). ABI 1 plugins must be rebuilt.
+ *   cursor); 2.2 adds decision scopes other than Ip and Range
+ *   (SPW_SCOPE_OTHER, spw_ban.scope_name/value, spw_ban_row.scope/value).
+ *   ABI 1 plugins must be rebuilt.
  *
  * Threading
  *   Each plugin instance (the `self` returned by init) is only ever called
@@ -89,7 +91,7 @@ extern "C" {
 
 #define SPW_BACKEND_MAGIC     UINT32_C(0x53505742) /* "SPWB" */
 #define SPW_BACKEND_ABI_MAJOR 2
-#define SPW_BACKEND_ABI_MINOR 1
+#define SPW_BACKEND_ABI_MINOR 2
 
 /* The exported entry point, and the string the loader resolves. */
 #define SPW_BACKEND_ENTRY        spw_backend_v2
@@ -135,6 +137,13 @@ typedef struct spw_event {
 enum spw_scope {
         SPW_SCOPE_IP = 0,
         SPW_SCOPE_RANGE = 1,
+        /* [2.2] Any other CrowdSec decision scope ("Country", "AS",
+         * "username", ...): not an address. start_ip/end_ip are all zero,
+         * scope_name and value say what is banned, and ip_text is the
+         * target's key "Scope:value" (e.g. "Country:FR"), which no address
+         * text can equal. Address-based backends (firewalls) must skip such
+         * bans; ban databases store them, forwarders forward them. */
+        SPW_SCOPE_OTHER = 2,
 };
 
 /* A ban application (CrowdSec's BanApplication). Grows: reach bans
@@ -155,6 +164,9 @@ typedef struct spw_ban {
         const char *ip_text;        /* "192.0.2.7", "2001:db8::/64" */
         const char *reason;
         const char *scenario;
+        /* ---- 2.2 (check SPW_SIGNAL_BAN_HAS(sig, value)) ---- */
+        const char *scope_name;     /* "Ip", "Range", or the other scope as given ("Country") */
+        const char *value;          /* the target within the scope: "192.0.2.7", "FR" */
 } spw_ban;
 
 /* One overflow signal (CrowdSec v0.3's SignalOccurence), parsed. Strings
@@ -234,6 +246,9 @@ typedef struct spw_ban_row {
         int64_t as_number;
         int64_t events_count;
         spw_usec_t until;
+        /* ---- 2.2 (check SPW_HAS_MEMBER(row, spw_ban_row, value)) ---- */
+        const char *scope;          /* "Ip", "Range", "Country", ...; NULL if unknown */
+        const char *value;          /* the target within the scope ("FR"); iptext is its key */
 } spw_ban_row;
 
 /* Called once per row by read_at; a non-zero return stops the walk and is
