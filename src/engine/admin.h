@@ -30,6 +30,7 @@ typedef enum admin_job_type {
         JOB_INSERT,      /* insert msg, then flush */
         JOB_CHANGES,     /* flush, then read_changes from `cursor` (bansync.c) */
         JOB_RESYNC,      /* delete_all, insert msg (may be NULL), flush: one batch (bansync.c) */
+        JOB_HISTORY,     /* flush, then read_history since `at` into change_fn (bansync.c) */
 } admin_job_type;
 
 typedef struct ban_filter {
@@ -58,8 +59,9 @@ struct admin_job {
         strbuf rows;              /* JOB_LIST: the rows as JSON objects, comma separated */
         size_t n_rows;            /* JOB_LIST: rows in `rows` */
         size_t total;             /* JOB_LIST: matching rows, shown or not */
-        /* JOB_CHANGES: change_fn(change, change_userdata) on the worker per
-         * change; cursor is the start, next_cursor where the walk ended */
+        /* JOB_CHANGES, JOB_HISTORY: change_fn(change, change_userdata) on
+         * the worker per change; cursor is the start, next_cursor where the
+         * walk ended (JOB_CHANGES) */
         uint64_t cursor, next_cursor;
         spw_change_fn change_fn;
         void *change_userdata;

@@ -832,6 +832,21 @@ static void run_job(backend *b, admin_job *j) {
                 if (j->r < 0)
                         job_error(b, j, "reading ban changes failed");
                 return;
+        case JOB_HISTORY:
+                if (!b->plugin->ops.read_history) {
+                        j->r = -EOPNOTSUPP;
+                        snprintf(j->error, sizeof j->error, "backend '%s' keeps no ban history (a plugin built "
+                                 "for ABI 2.1 or older)", b->name);
+                        return;
+                }
+                if (b->n_unflushed > 0 && !job_flush(b, j))
+                        return;
+                enter_plugin(b);
+                j->r = b->plugin->ops.read_history(b->self, j->at, j->change_fn, j->change_userdata);
+                leave_plugin(b);
+                if (j->r < 0)
+                        job_error(b, j, "reading the ban history failed");
+                return;
         case JOB_RESYNC: {
                 uint64_t count = 0;
                 if (!b->plugin->ops.delete_all) {

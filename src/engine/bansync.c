@@ -33,6 +33,7 @@ struct bansync {
         backend **subs;
         size_t n_subs;
         banhist *hist;
+        bool load_history;
         usec_t interval;
 
         pthread_t thread;
@@ -278,6 +279,27 @@ static void record_history(bansync *s) {
         }
 }
 
+/* At start: the ban history the source keeps, into the index. A source
+ * without it (-EOPNOTSUPP) is fine: the index starts from the active bans
+ * of the first walk. */
+static int load_history(bansync *s, char *why, size_t size) {
+        admin_job *j = job_new(s, JOB_HISTORY);
+        if (!j)
+                return -ENOMEM;
+        j->at = 0;
+        j->change_fn = collect;
+        j->change_userdata = s;
+        pending_clear(s);
+        post(s, s->source, j);
+        int r = wait_jobs(s, why, size);
+        if (r >= 0) {
+                record_history(s);
+                s->stats.history_loaded = s->n_pending;
+        }
+        pending_clear(s);
+        return r == -EOPNOTSUPP ? 0 : r;
+}
+
 /* One walk: read the changes, deliver them, move the cursor. */
 static int walk(bansync *s, char *why, size_t size) {
         uint64_t from;
@@ -341,6 +363,17 @@ static void *bansync_thread(void *userdata) {
 
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, NULL);
+        if (s->hist && s->load_history) {
+                why[0] = 0;
+                int r = load_history(s, why, sizeof why);
+                if (r < 0) {
+                        pthread_mutex_lock(&s->lock);
+                        s->stats.failures++;
+                        snprintf(s->stats.last_error, sizeof s->stats.last_error, "%.500s",
+                                 why[0] ? why : strerror(-r));
+                        pthread_mutex_unlock(&s->lock);
+                }
+        }
         for (;;) {
                 why[0] = 0;
                 int r = walk(s, why, sizeof why);
@@ -394,6 +427,7 @@ int bansync_new(backend *source, backend *const *subs, size_t n_subs, banhist *h
         for (size_t i = 0; i < n_subs; i++)
                 s->subs[s->n_subs++] = backend_ref(subs[i]);
         s->hist = hist;
+        s->load_history = o && o->load_history;
         s->interval = o && o->interval > 0 ? o->interval : BANSYNC_DEFAULT_INTERVAL;
         pthread_mutex_init(&s->lock, NULL);
         pthread_condattr_init(&ca);

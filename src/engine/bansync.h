@@ -23,9 +23,11 @@
  *     address or a CIDR (other decision scopes) and bans that already
  *     ended are not sent. The thread waits for the subscribers' jobs before
  *     it moves its cursor: a failed delivery is read again next time.
- *   - History: every ADD is recorded in the ban-history index (banhist.h);
- *     a RESYNC clears it first. At start the index is loaded from the ban
- *     database's history read (read_history, when the plugin has it).
+ *   - History: every ADD is recorded in the ban-history index (banhist.h),
+ *     which knows a ban seen twice by its target and end. At start (not at
+ *     a reload: the index outlives it) the index is first loaded with every
+ *     ban the source keeps (read_history, ABI 2.2); a source without it
+ *     starts the index from the active bans of the first walk.
  *   - Start: bansync_wait_first() blocks (bounded) until the first walk
  *     has been delivered, so the daemon sends READY=1 only once the kernel
  *     sets hold the ban database's active bans.
@@ -50,6 +52,7 @@ typedef struct bansync bansync;
 
 typedef struct bansync_options {
         usec_t interval;       /* between walks; 0: BANSYNC_DEFAULT_INTERVAL */
+        bool load_history;     /* first read the source's ban history into hist (start) */
 } bansync_options;
 
 /* Start following `source` for `subs` (references are taken) and `hist`
@@ -71,6 +74,7 @@ typedef struct bansync_stats {
         uint64_t failures;     /* walks or deliveries that failed */
         uint64_t adds, deletes, resyncs;
         uint64_t cursor;
+        uint64_t history_loaded; /* bans read by the history load at start */
         usec_t last_ok;        /* realtime of the last good walk, 0: none */
         char last_error[512];
 } bansync_stats;

@@ -220,7 +220,7 @@ static void start_sync(engine *e, bool wait) {
                     !backend_can(b, "read_changes"))
                         subs[n_subs++] = b;
         }
-        bansync_options o = { .interval = c->ban_sync_interval };
+        bansync_options o = { .interval = c->ban_sync_interval, .load_history = wait };
         int r = bansync_new(e->slots[src].b, subs, n_subs, e->hist, &o, &e->sync);
         if (r < 0) {
                 log_struct(LOG_ERR, LOG_FIELDS({ "SPILLWAY_BACKEND", e->slots[src].name }),

@@ -39,7 +39,8 @@
  *     enums                   values are only added
  *
  *   History: 2.0 (this layout); 2.1 adds read_changes (the ban-change
- *   cursor). ABI 1 plugins must be rebuilt.
+ *   cursor); 2.2 adds read_history (every ban the store keeps, for the
+ *   ban-history index). ABI 1 plugins must be rebuilt.
  *
  * Threading
  *   Each plugin instance (the `self` returned by init) is only ever called
@@ -56,7 +57,7 @@
  *                         thread the plugin started and joins in shutdown)
  *     set_error,
  *     retry_after         only during a call the worker made (init, insert,
- *                         flush, a timer, read_at, read_changes,
+ *                         flush, a timer, read_at, read_changes, read_history,
  *                         delete_*), on that worker thread
  *     schedule            only during init or start_autocommit
  *   global_init's host argument offers log with ctx == NULL only.
@@ -89,7 +90,7 @@ extern "C" {
 
 #define SPW_BACKEND_MAGIC     UINT32_C(0x53505742) /* "SPWB" */
 #define SPW_BACKEND_ABI_MAJOR 2
-#define SPW_BACKEND_ABI_MINOR 1
+#define SPW_BACKEND_ABI_MINOR 2
 
 /* The exported entry point, and the string the loader resolves. */
 #define SPW_BACKEND_ENTRY        spw_backend_v2
@@ -462,6 +463,20 @@ struct spw_backend {
          * NULL when the backend stores no bans. */
         int (*read_changes)(void *self, uint64_t cursor, spw_change_fn fn, void *userdata,
                             uint64_t *next_cursor);
+
+        /* ---- 2.2 ---- */
+
+        /* ReadHistory(since): every ban the store still keeps (active,
+         * ended, superseded or deleted: what garbage collection left) made
+         * at or after `since` (0: all), oldest first, one fn() call each
+         * as an SPW_CHANGE_ADD whose `at` is when the ban was made and
+         * whose row has at least iptext and until. The daemon reads it once
+         * at start to load its ban-history index (GetDecisionsCount());
+         * read_changes keeps the index current from then on. Called with
+         * no batch open. A non-zero fn() return stops the walk and is
+         * returned. NULL (or -EOPNOTSUPP) when the backend keeps no ban
+         * history: the index then starts from the active bans. */
+        int (*read_history)(void *self, spw_usec_t since, spw_change_fn fn, void *userdata);
 };
 
 /* Declare the entry point in a plugin:
