@@ -735,13 +735,15 @@ static int resync_row(const spw_ban_row *row, void *userdata) {
         return c->fn(&ch, c->userdata);
 }
 
-static int changes_walk(spwp_bandb *b, uint64_t cursor, spw_change_fn fn, void *fn_userdata, int *stop,
-                        uint64_t *next_cursor) {
+/* The change log after `cursor`, or (history) every ban made at or after
+ * `since`: the same columns, the same walk. */
+static int changes_walk(spwp_bandb *b, uint64_t cursor, bool history, spw_usec_t since, spw_change_fn fn,
+                        void *fn_userdata, int *stop, uint64_t *next_cursor) {
         const spwp_bandb_driver *d = b->drv;
         int r;
 
         *stop = 0;
-        if (d->changes_start(b, cursor) < 0) {
+        if ((history ? d->history_start(b, since) : d->changes_start(b, cursor)) < 0) {
                 d->read_end(b, -1);
                 return -1;
         }
@@ -791,11 +793,39 @@ int spwp_bandb_read_changes(void *userdata, uint64_t cursor, spw_change_fn fn, v
                         if (r == 0 && stop == 0)
                                 *next_cursor = (uint64_t) max;
                 } else
-                        r = changes_walk(b, cursor, fn, fn_userdata, &stop, next_cursor);
+                        r = changes_walk(b, cursor, false, 0, fn, fn_userdata, &stop, next_cursor);
         }
         if (r == 0)
                 return stop;
         b->host->set_error(b->ctx, "%s: cannot read ban changes: %s%s", b->where, describe(b, buf),
+                           lost(b) ? "; the connection was lost, the next call reconnects" : "");
+        check_txn(b);
+        return err_errno(b);
+}
+
+int spwp_bandb_read_history(void *userdata, spw_usec_t since, spw_change_fn fn, void *fn_userdata) {
+        spwp_bandb *b = userdata;
+        uint64_t last = 0;
+        char buf[600];
+        int stop = 0, r;
+
+        if (!b->drv->history_start) {
+                b->host->set_error(b->ctx, "%s: this driver cannot read the ban history", b->where);
+                return -EOPNOTSUPP;
+        }
+        if (b->in_txn && b->dirty) {
+                b->host->set_error(b->ctx, "%s: cannot read the ban history while a batch is open (flush first)", b->where);
+                return -EBUSY;
+        }
+        if (ensure(b) < 0) {
+                b->host->set_error(b->ctx, "%s: cannot read the ban history: cannot connect: %s (error %u): %s",
+                                   b->where, b->e.msg, b->e.code, b->drv->advice(b->e.code));
+                return b->drv->connect_errno(b->e.code);
+        }
+        r = changes_walk(b, 0, true, since, fn, fn_userdata, &stop, &last);
+        if (r == 0)
+                return stop;
+        b->host->set_error(b->ctx, "%s: cannot read the ban history: %s%s", b->where, describe(b, buf),
                            lost(b) ? "; the connection was lost, the next call reconnects" : "");
         check_txn(b);
         return err_errno(b);

@@ -316,6 +316,11 @@ typedef struct spwp_bandb_driver {
          * then SEQ, KIND, AT), oldest first; read_next, col_* and read_end
          * then apply to it. */
         int (*changes_start)(spwp_bandb *b, uint64_t cursor);
+        /* The same walk over every ban kept, made at or after `since`, in
+         * id order (ROW columns, then SEQ = the ban's id, KIND = 1 (ADD), AT
+         * = when it was made). NULL: the driver cannot (read_history
+         * answers -EOPNOTSUPP). */
+        int (*history_start)(spwp_bandb *b, spw_usec_t since);
         int (*read_next)(spwp_bandb *b);
         const char *(*col_text)(spwp_bandb *b, int col);
         int64_t (*col_int)(spwp_bandb *b, int col);
@@ -425,6 +430,7 @@ int spwp_bandb_insert(void *userdata, const spw_signal *sig);
 int spwp_bandb_flush(void *userdata);
 int spwp_bandb_start_autocommit(void *userdata);
 int spwp_bandb_read_at(void *userdata, spw_usec_t at, spw_row_fn fn, void *fn_userdata);
+int spwp_bandb_read_history(void *userdata, spw_usec_t since, spw_change_fn fn, void *fn_userdata);
 int spwp_bandb_read_changes(void *userdata, uint64_t cursor, spw_change_fn fn, void *fn_userdata,
                             uint64_t *next_cursor);
 
@@ -466,6 +472,7 @@ int spwp_bandb_delete_all(void *userdata, uint64_t *count);
         .start_autocommit = spwp_bandb_start_autocommit,        \
         .read_at = spwp_bandb_read_at,                          \
         .read_changes = spwp_bandb_read_changes,                \
+        .read_history = spwp_bandb_read_history,                \
         .delete_target = spwp_bandb_delete_target,              \
         .delete_all = spwp_bandb_delete_all
 

@@ -1320,6 +1320,55 @@ void bandb_suite_run_static(const bandb_suite *suite) {
         test_readme();
 }
 
+/* read_history (ABI 2.2): every ban kept, superseded and deleted ones
+ * too, with when it was made, filtered by `since`. A driver without it
+ * answers -EOPNOTSUPP. */
+static int history_cb(const spw_ban_change *c, void *userdata) {
+        changes *x = userdata;
+        size_t l = strlen(x->log);
+
+        CHECK(c->kind == SPW_CHANGE_ADD);
+        CHECK(c->row && c->row->iptext);
+        snprintf(x->log + l, sizeof x->log - l, "%s%s@%lld", l ? " " : "", c->row->iptext,
+                 (long long) ((c->at - T0) / SEC));
+        x->n++;
+        return 0;
+}
+
+static void test_read_history(void) {
+        fixture f;
+        char db[256];
+        uint64_t n;
+        changes c = { 0 };
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, NULL));
+        CHECK(plugin->read_history != NULL);
+        int r = plugin->read_history(f.self, 0, history_cb, &c);
+        if (r == -EOPNOTSUPP) {
+                fixture_close(&f);
+                return;
+        }
+        CHECK_OK(r);
+        CHECK_EQ(c.n, 0);
+        CHECK_EQ(insert(&f, "192.0.2.1", "a", T0 + 3600 * SEC), 0);
+        CHECK_OK(plugin->flush(f.self));
+        advance(&f, 10 * SEC);
+        CHECK_EQ(insert(&f, "192.0.2.1", "a", T0 + 7200 * SEC), 0); /* supersedes the first */
+        CHECK_EQ(insert(&f, "192.0.2.2", "b", T0 + 7200 * SEC), 0);
+        CHECK_EQ(plugin->read_history(f.self, 0, history_cb, &c), -EBUSY); /* a batch is open */
+        CHECK_OK(plugin->flush(f.self));
+        advance(&f, 10 * SEC);
+        CHECK_OK(plugin->delete_target(f.self, "192.0.2.2", &n));
+        memset(&c, 0, sizeof c);
+        CHECK_OK(plugin->read_history(f.self, 0, history_cb, &c));
+        CHECK_STREQ(c.log, "192.0.2.1@0 192.0.2.1@10 192.0.2.2@10");
+        memset(&c, 0, sizeof c);
+        CHECK_OK(plugin->read_history(f.self, T0 + 5 * SEC, history_cb, &c));
+        CHECK_STREQ(c.log, "192.0.2.1@10 192.0.2.2@10");
+        fixture_close(&f);
+}
+
 void bandb_suite_run(const bandb_suite *suite) {
         S = suite;
         plugin = suite->plugin;
@@ -1344,5 +1393,6 @@ void bandb_suite_run(const bandb_suite *suite) {
         BANDB_RUN(test_read_changes);
         BANDB_RUN(test_duplicate_signal_ids);
         BANDB_RUN(test_other_scope);
+        BANDB_RUN(test_read_history);
         BANDB_RUN(test_shutdown_rolls_back);
 }

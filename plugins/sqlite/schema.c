@@ -456,6 +456,13 @@ const char *const bandb_sql[_BANDB_SQL_MAX] = {
                 " LEFT JOIN signal_occurences AS s ON s.id = b.signal_occurence_id"
                 " WHERE c.seq > ?1 ORDER BY c.seq",
 
+        /* read_changes' columns over every ban kept: seq = the ban's id,
+         * kind 1 (ADD), at = when it was made (read_history, ABI 2.2) */
+        [BANDB_SQL_READ_HISTORY] =
+                "SELECT b.measure_source, b.ip_text, b.reason, 1, b.measure_type, b.target_cn,"
+                " b.target_as_name, b.target_as, NULL, b.until, b.id, 1, b.created_at"
+                " FROM ban_applications AS b WHERE b.created_at >= ?1 ORDER BY b.id",
+
         [BANDB_SQL_DELETE_ALL] =
                 "UPDATE ban_applications INDEXED BY " BANDB_DELETED_UNTIL_INDEX
                 " SET deleted_at = ?1, updated_at = ?1 WHERE deleted_at IS NULL",

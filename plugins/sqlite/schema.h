@@ -110,6 +110,7 @@ enum {
         BANDB_SQL_CHANGES_MAX,
         BANDB_SQL_CHANGES_GC,     /* ?1 cutoff, ?2 newest seq */
         BANDB_SQL_READ_CHANGES,   /* ?1 cursor */
+        BANDB_SQL_READ_HISTORY,   /* ?1 since (read_history, ABI 2.2) */
         _BANDB_SQL_MAX,
 };
 

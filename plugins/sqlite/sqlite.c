@@ -536,6 +536,16 @@ static int op_changes_start(spwp_bandb *core, uint64_t cursor) {
         return rc == SQLITE_OK ? 0 : bandb_fail(b, rc, "reading ban changes");
 }
 
+static int op_history_start(spwp_bandb *core, spw_usec_t since) {
+        bandb *b = bandb_of(core);
+        int rc;
+
+        b->reading = BANDB_SQL_READ_HISTORY;
+        rc = sqlite3_bind_text(b->st[BANDB_SQL_READ_HISTORY], 1, bandb_time_format(b->at_text, since), BANDB_TIME_LEN,
+                               SQLITE_STATIC);
+        return rc == SQLITE_OK ? 0 : bandb_fail(b, rc, "reading the ban history");
+}
+
 static int op_read_next(spwp_bandb *core) {
         bandb *b = bandb_of(core);
         int rc = sqlite3_step(b->st[b->reading]);
@@ -544,7 +554,9 @@ static int op_read_next(spwp_bandb *core) {
                 return 1;
         if (rc == SQLITE_DONE)
                 return 0;
-        return bandb_fail(b, rc, b->reading == BANDB_SQL_READ_AT ? "reading active bans" : "reading ban changes");
+        return bandb_fail(b, rc, b->reading == BANDB_SQL_READ_AT        ? "reading active bans"
+                                 : b->reading == BANDB_SQL_READ_HISTORY ? "reading the ban history"
+                                                                        : "reading ban changes");
 }
 
 static const char *op_col_text(spwp_bandb *core, int col) {
@@ -688,6 +700,7 @@ static const spwp_bandb_driver bandb_driver = {
         .lost_after = " signal(s) back after an earlier error (logged with that insert)",
         .lost_delete = "nothing deleted",
         SPWP_BANDB_DRIVER_OPS,
+        .history_start = op_history_start,
         .reclaim = op_reclaim,
 };
 

@@ -28,6 +28,9 @@ typedef enum admin_job_type {
         JOB_DELETE,      /* delete_target */
         JOB_DELETE_ALL,  /* delete_all */
         JOB_INSERT,      /* insert msg, then flush */
+        JOB_CHANGES,     /* flush, then read_changes from `cursor` (bansync.c) */
+        JOB_RESYNC,      /* delete_all, insert msg (may be NULL), flush: one batch (bansync.c) */
+        JOB_HISTORY,     /* flush, then read_history since `at` into change_fn (bansync.c) */
 } admin_job_type;
 
 typedef struct ban_filter {
@@ -57,8 +60,18 @@ struct admin_job {
         strbuf rows;              /* JOB_LIST: the rows as JSON objects, comma separated */
         size_t n_rows;            /* JOB_LIST: rows in `rows` */
         size_t total;             /* JOB_LIST: matching rows, shown or not */
+        /* JOB_CHANGES, JOB_HISTORY: change_fn(change, change_userdata) on
+         * the worker per change; cursor is the start, next_cursor where the
+         * walk ended (JOB_CHANGES) */
+        uint64_t cursor, next_cursor;
+        spw_change_fn change_fn;
+        void *change_userdata;
         /* bookkeeping */
         void *cookie;             /* main thread: the waiting request */
+        /* If set, the worker calls it once the job ran, instead of posting
+         * `done` to the hub (a waiting thread that is not the main one,
+         * bansync.c); it owns the job from then on. */
+        void (*worker_done)(admin_job *j);
         admin_job *next;          /* the backend's job list */
         hub_item done;            /* posted when the job ran; done.fn frees the job */
 };

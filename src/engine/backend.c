@@ -567,6 +567,13 @@ static void do_flush(backend *b) {
 
 static void run_job(backend *b, admin_job *j);
 
+static void job_finished(backend *b, admin_job *j) {
+        if (j->worker_done)
+                j->worker_done(j);
+        else
+                hub_post(b->hub, &j->done);
+}
+
 static admin_job *take_jobs(backend *b) {
         admin_job *j;
         pthread_mutex_lock(&b->jobs_lock);
@@ -665,7 +672,7 @@ static void *worker_main(void *userdata) {
                 while (jobs) {
                         admin_job *next = jobs->next;
                         run_job(b, jobs);
-                        hub_post(b->hub, &jobs->done);
+                        job_finished(b, jobs);
                         jobs = next;
                 }
 
@@ -754,7 +761,7 @@ static void *worker_main(void *userdata) {
         while (jobs) {
                 admin_job *next = jobs->next;
                 run_job(b, jobs);
-                hub_post(b->hub, &jobs->done);
+                job_finished(b, jobs);
                 jobs = next;
         }
         if (b->plugin->ops.shutdown) {
@@ -797,9 +804,87 @@ static void job_error(backend *b, admin_job *j, const char *what) {
         snprintf(j->error, sizeof j->error, "backend '%.64s': %s: %.400s", b->name, what, why);
 }
 
+/* Commit the open batch (with what the job added); false on failure, the
+ * job's result then says why. */
+static bool job_flush(backend *b, admin_job *j) {
+        if (!b->plugin->ops.flush)
+                return true;
+        enter_plugin(b);
+        int r = b->plugin->ops.flush(b->self);
+        leave_plugin(b);
+        if (r < 0) {
+                j->r = r;
+                job_error(b, j, "committing failed");
+                /* the plugin rolled its batch back: signals inserted
+                 * before the job go through the normal retry path */
+                reinsert_unflushed(b);
+                return false;
+        }
+        atomic_fetch_add(&b->stats.flushes, 1);
+        settle_unflushed(b, true, NULL);
+        b->last_flush = now_monotonic();
+        return true;
+}
+
 static void run_job(backend *b, admin_job *j) {
         b->call_error[0] = 0;
         switch (j->type) {
+        case JOB_CHANGES:
+                if (!b->plugin->ops.read_changes) {
+                        j->r = -EOPNOTSUPP;
+                        snprintf(j->error, sizeof j->error, "backend '%s' cannot read ban changes (a plugin "
+                                 "built for ABI 2.0)", b->name);
+                        return;
+                }
+                /* read_changes wants no batch open: commit ours first */
+                if (b->n_unflushed > 0 && !job_flush(b, j))
+                        return;
+                j->next_cursor = j->cursor;
+                enter_plugin(b);
+                j->r = b->plugin->ops.read_changes(b->self, j->cursor, j->change_fn, j->change_userdata, &j->next_cursor);
+                leave_plugin(b);
+                if (j->r < 0)
+                        job_error(b, j, "reading ban changes failed");
+                return;
+        case JOB_HISTORY:
+                if (!b->plugin->ops.read_history) {
+                        j->r = -EOPNOTSUPP;
+                        snprintf(j->error, sizeof j->error, "backend '%s' keeps no ban history (a plugin built "
+                                 "for ABI 2.1 or older)", b->name);
+                        return;
+                }
+                if (b->n_unflushed > 0 && !job_flush(b, j))
+                        return;
+                enter_plugin(b);
+                j->r = b->plugin->ops.read_history(b->self, j->at, j->change_fn, j->change_userdata);
+                leave_plugin(b);
+                if (j->r < 0)
+                        job_error(b, j, "reading the ban history failed");
+                return;
+        case JOB_RESYNC: {
+                uint64_t count = 0;
+                if (!b->plugin->ops.delete_all) {
+                        j->r = -EOPNOTSUPP;
+                        snprintf(j->error, sizeof j->error, "backend '%s' cannot delete bans", b->name);
+                        return;
+                }
+                enter_plugin(b);
+                j->r = b->plugin->ops.delete_all(b->self, &count);
+                leave_plugin(b);
+                if (j->r < 0) {
+                        job_error(b, j, "forgetting the bans before a resync failed");
+                        return;
+                }
+                if (j->msg) {
+                        int r = call_insert(b, j->msg);
+                        if (r != 0) {
+                                j->r = r < 0 ? r : -EPROTO;
+                                job_error(b, j, "storing the resynced bans failed");
+                                return;
+                        }
+                }
+                break;
+        }
         case JOB_LIST: {
                 list_ctx ctx = { j };
                 if (!b->plugin->ops.read_at) {
@@ -844,22 +929,7 @@ static void run_job(backend *b, admin_job *j) {
         }
         }
         /* administrative writes are made durable before the reply */
-        if (b->plugin->ops.flush) {
-                enter_plugin(b);
-                int r = b->plugin->ops.flush(b->self);
-                leave_plugin(b);
-                if (r < 0) {
-                        j->r = r;
-                        job_error(b, j, "committing failed");
-                        /* the plugin rolled its batch back: signals inserted
-                         * before the job go through the normal retry path */
-                        reinsert_unflushed(b);
-                        return;
-                }
-                atomic_fetch_add(&b->stats.flushes, 1);
-                settle_unflushed(b, true, NULL);
-                b->last_flush = now_monotonic();
-        }
+        job_flush(b, j);
 }
 
 /* ------------------------------------------------------------ main thread API */
@@ -1109,6 +1179,8 @@ bool backend_can(const backend *b, const char *op) {
                 return b->plugin->ops.delete_target != NULL;
         if (streq(op, "delete_all"))
                 return b->plugin->ops.delete_all != NULL;
+        if (streq(op, "read_changes"))
+                return b->plugin->ops.read_changes != NULL;
         return false;
 }
 

@@ -102,7 +102,7 @@ bool backend_is_stuck(backend *b, usec_t now, usec_t *busy_for);
 /* Inside a plugin call right now (not waiting for work). */
 bool backend_busy(backend *b);
 backend_state backend_get_state(backend *b);
-bool backend_can(const backend *b, const char *op);  /* "read_at", "delete_target", "delete_all" */
+bool backend_can(const backend *b, const char *op);  /* "read_at", "delete_target", "delete_all", "read_changes" */
 
 /* What the main thread may read about a backend. */
 const char *backend_name(const backend *b);

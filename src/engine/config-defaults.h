@@ -16,6 +16,8 @@
 #define SPW_DEFAULT_MIN_PREFIX_V4     16u                     /* broadest automatic IPv4 ban */
 #define SPW_DEFAULT_MIN_PREFIX_V6     32u                     /* broadest automatic IPv6 ban */
 #define SPW_DEFAULT_MAX_BAN_DURATION  (8760ULL * 3600 * USEC_PER_SEC) /* one year */
+#define SPW_DEFAULT_BAN_SYNC_INTERVAL (2 * USEC_PER_SEC)        /* ban database -> nftables, history */
+#define SPW_DEFAULT_BAN_HISTORY_MAX   1000000u                /* ban-history records (~60 MB at most) */
 #define SPW_DEFAULT_QUEUE_SIZE        10000u
 #define SPW_DEFAULT_BLOCK_TIMEOUT     (5 * USEC_PER_SEC)
 #define SPW_DEFAULT_FLUSH_INTERVAL    (200 * USEC_PER_MSEC)

@@ -105,6 +105,8 @@ static const key_spec bans_keys[] = {
         { "min_prefix_v4", K_UINT, offsetof(spw_config, min_prefix_v4), .min = 0, .max = 32 },
         { "min_prefix_v6", K_UINT, offsetof(spw_config, min_prefix_v6), .min = 0, .max = 128 },
         { "max_duration", K_DURATION, offsetof(spw_config, max_ban_duration) },
+        { "sync_interval", K_DURATION, offsetof(spw_config, ban_sync_interval), .min = 10 * USEC_PER_MSEC },
+        { "history_max", K_UINT, offsetof(spw_config, ban_history_max), .min = 1, .max = 100000000 },
         { NULL },
 };
 
@@ -308,6 +310,9 @@ static int apply_value(void *base, const key_spec *k, const char *file, const ch
                         return fail_at(err, file, v, "%s: expected a duration like 500ms, 30s, 4h or 2d (at most 2562047h), got '%s'", keyname, v->value);
                 if (k->type == K_DURATION_TEXT)
                         return replace_str((char **) ((char *) base + k->offset), v->value);
+                if (k->min && (unsigned long long) d < k->min)
+                        return fail_at(err, file, v, "%s: '%s' is too short: at least %llums", keyname, v->value,
+                                       k->min / 1000);
                 *(usec_t *) ((char *) base + k->offset) = d;
                 return 0;
         case K_BOOL_TEXT:
@@ -402,6 +407,8 @@ static spw_config *config_new(void) {
         c->min_prefix_v4 = SPW_DEFAULT_MIN_PREFIX_V4;
         c->min_prefix_v6 = SPW_DEFAULT_MIN_PREFIX_V6;
         c->max_ban_duration = SPW_DEFAULT_MAX_BAN_DURATION;
+        c->ban_sync_interval = SPW_DEFAULT_BAN_SYNC_INTERVAL;
+        c->ban_history_max = SPW_DEFAULT_BAN_HISTORY_MAX;
         c->http.max_body = 16u << 20;
         c->http.max_header = 32u << 10;
         c->http.max_connections = 256;

@@ -100,6 +100,8 @@ typedef struct spw_config {
         unsigned min_prefix_v4;    /* automatic bans: nothing broader */
         unsigned min_prefix_v6;
         usec_t max_ban_duration;   /* automatic bans: longest until - received */
+        usec_t ban_sync_interval;  /* bans.sync_interval: ban database -> enforcement, history (bansync.h) */
+        unsigned ban_history_max;  /* bans.history_max: records in the ban-history index (banhist.h) */
         struct {
                 char *listen;      /* "127.0.0.1:7422 /run/spillway/http.sock", NULL: off */
                 char *token;       /* after ${CREDENTIAL:...} expansion */

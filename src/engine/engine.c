@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bansync.h"
 #include "engine.h"
 #include "ipaddr.h"
 #include "strbuf.h"
@@ -43,6 +44,9 @@ struct engine {
         uint64_t next_id;
         ratelimit ban_rl;
         ratelimit warn_rl;
+        banhist *hist;               /* ban history (GetDecisionsCount), kept across reloads */
+        bansync *sync;               /* NULL: no ban backend with a change log */
+        size_t sync_slot;            /* the slot bansync follows (valid when sync) */
 };
 
 static int load_plugins(spw_config *c, const engine_options *o, spw_plugin **plugins, spw_error *err) {
@@ -63,6 +67,20 @@ static int load_plugins(spw_config *c, const engine_options *o, spw_plugin **plu
         return 0;
 }
 
+/* The backend the ban sync follows: ban_backend if its plugin keeps a
+ * change log, else (no ban_backend) the first that does; -1: none. */
+static ssize_t sync_source(const spw_config *c, spw_plugin **plugins) {
+        for (size_t i = 0; i < c->n_backends; i++) {
+                if (c->ban_backend && !streq(c->ban_backend, c->backends[i].name))
+                        continue;
+                if (plugins[i]->ops.read_changes)
+                        return (ssize_t) i;
+                if (c->ban_backend)
+                        return -1;
+        }
+        return -1;
+}
+
 /* Warnings (not errors) found while loading are handed to `warn`: the
  * caller decides whether they go to the journal (start, reload) or into a
  * reply (config check). */
@@ -75,9 +93,12 @@ static int load_router(spw_config *c, spw_plugin **plugins, spw_router **ret, en
                 *ret = NULL; /* no routing file: every signal to every backend */
                 return 0;
         }
+        ssize_t src = sync_source(c, plugins);
         for (size_t i = 0; i < c->n_backends; i++) {
                 names[i] = c->backends[i].name;
                 flags[i] = plugins[i]->ops.read_at ? ROUTE_BACKEND_STORES_BANS : 0;
+                if ((ssize_t) i == src)
+                        flags[i] |= ROUTE_BACKEND_HISTORY;
         }
         int r = router_load_file(c->profiles, names, flags, c->n_backends, ret, err);
         if (r < 0)
@@ -166,6 +187,69 @@ static void slots_free(engine_slot *slots, size_t n) {
         free(slots);
 }
 
+/* Start the ban sync over the running backends (bansync.h). `wait`: block
+ * until its first walk is delivered (start: before READY=1). Logs. */
+static void start_sync(engine *e, bool wait) {
+        const spw_config *c = e->config->config;
+        backend *subs[ENGINE_MAX_BACKENDS];
+        size_t n_subs = 0;
+        ssize_t src = -1;
+
+        for (size_t i = 0; i < e->n_slots && src < 0; i++) {
+                backend *b = e->slots[i].b;
+                if (c->ban_backend && !streq(c->ban_backend, e->slots[i].name))
+                        continue;
+                if (b && backend_can(b, "read_changes"))
+                        src = (ssize_t) i;
+                else if (c->ban_backend || (b && backend_can(b, "read_at"))) {
+                        if (b)
+                                log_struct(LOG_NOTICE, LOG_FIELDS({ "SPILLWAY_BACKEND", e->slots[i].name }),
+                                           "ban sync disabled: ban backend %s (plugin %s) has no change log (a plugin "
+                                           "built for ABI 2.0, or one that stores no bans); enforcement backends follow "
+                                           "this daemon's own bans only, and GetDecisionsCount() is refused",
+                                           e->slots[i].name, backend_plugin(b)->ops.name);
+                        if (c->ban_backend)
+                                return;
+                }
+        }
+        if (src < 0)
+                return;
+        for (size_t i = 0; i < e->n_slots; i++) {
+                backend *b = e->slots[i].b;
+                if (b && (ssize_t) i != src && backend_can(b, "delete_target") && backend_can(b, "delete_all") &&
+                    !backend_can(b, "read_changes"))
+                        subs[n_subs++] = b;
+        }
+        bansync_options o = { .interval = c->ban_sync_interval, .load_history = wait };
+        int r = bansync_new(e->slots[src].b, subs, n_subs, e->hist, &o, &e->sync);
+        if (r < 0) {
+                log_struct(LOG_ERR, LOG_FIELDS({ "SPILLWAY_BACKEND", e->slots[src].name }),
+                           "ban sync from %s could not start: %s; enforcement backends follow this daemon's own bans only",
+                           e->slots[src].name, strerror(-r));
+                return;
+        }
+        e->sync_slot = (size_t) src;
+        log_struct(LOG_INFO, LOG_FIELDS({ "SPILLWAY_BACKEND", e->slots[src].name }),
+                   "ban sync: following %s every %llums for %zu enforcement backend%s and the ban history",
+                   e->slots[src].name, (unsigned long long) (o.interval / USEC_PER_MSEC), n_subs, n_subs == 1 ? "" : "s");
+        if (!wait)
+                return;
+        usec_t t0 = now_monotonic();
+        usec_t timeout = e->opt.init_timeout ? e->opt.init_timeout : BACKEND_INIT_TIMEOUT;
+        r = bansync_wait_first(e->sync, timeout);
+        if (r < 0) {
+                bansync_stats st;
+                bansync_get_stats(e->sync, &st);
+                log_struct(LOG_WARNING, LOG_FIELDS({ "SPILLWAY_BACKEND", e->slots[src].name }),
+                           "ban sync: the active bans of %s could not be loaded at start: %s; starting with what the "
+                           "enforcement backends hold, retrying every %llums", e->slots[src].name,
+                           r == -ETIMEDOUT ? "timed out" : st.last_error, (unsigned long long) (o.interval / USEC_PER_MSEC));
+        } else
+                log_struct(LOG_INFO, LOG_FIELDS({ "SPILLWAY_BACKEND", e->slots[src].name }),
+                           "ban sync: active bans of %s loaded in %llums", e->slots[src].name,
+                           (unsigned long long) ((now_monotonic() - t0) / USEC_PER_MSEC));
+}
+
 int engine_new(spw_config *c, const engine_options *o, engine **ret, spw_error *err) {
         spw_plugin *plugins[ENGINE_MAX_BACKENDS];
         engine *e;
@@ -216,6 +300,12 @@ int engine_new(spw_config *c, const engine_options *o, engine **ret, spw_error *
                 r = spw_error_set(err, -ENODEV, "no backend could be started (%zu configured, see the errors above)", c->n_backends);
                 goto fail;
         }
+        e->hist = banhist_new(c->ban_history_max);
+        if (!e->hist) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        start_sync(e, true);
         *ret = e;
         return 0;
 fail:
@@ -226,6 +316,8 @@ fail:
 engine *engine_free(engine *e) {
         if (!e)
                 return NULL;
+        /* before the backends stop: its jobs run on their workers */
+        e->sync = bansync_free(e->sync);
         engine_stop(e, now_monotonic() + e->config->config->drain_timeout);
         slots_free(e->slots, e->n_slots);
         for (size_t i = 0; i < e->n_retiring; i++)
@@ -234,6 +326,7 @@ engine *engine_free(engine *e) {
         router_free(e->router);
         hub_deinit(&e->hub);
         config_ref_unref(e->config);
+        banhist_free(e->hist);
         free(e);
         return NULL;
 }
@@ -432,7 +525,8 @@ int engine_route(engine *e, spw_msg *m, fanout *f) {
                 route_result res = { 0 };
                 /* received_at, so a ban without stop_at and its logged
                  * duration count from the same instant */
-                int r = router_route(e->router, &m->sig, m->sig.received_at, &m->arena, &res);
+                int r = router_route_history(e->router, &m->sig, m->sig.received_at, e->sync ? banhist_count : NULL,
+                                             e->hist, &m->arena, &res);
                 if (r < 0)
                         return r;
                 mask = res.backends;
@@ -451,6 +545,12 @@ int engine_route(engine *e, spw_msg *m, fanout *f) {
                 mask = e->n_slots >= 64 ? UINT64_MAX : (UINT64_C(1) << e->n_slots) - 1;
         if (apply_ban_policy(e, m) < 0)
                 return -ENOMEM;
+
+        /* this daemon's own bans count in the history at once (the change
+         * log brings them back later: the index knows them by their end) */
+        if (e->sync && (mask & (UINT64_C(1) << e->sync_slot)))
+                for (size_t i = 0; i < m->sig.n_bans; i++)
+                        (void) banhist_record(e->hist, m->sig.bans[i].ip_text, m->sig.received_at, m->sig.bans[i].until);
 
         for (size_t i = 0; i < e->n_slots; i++) {
                 if (!(mask & (UINT64_C(1) << i)))
@@ -680,6 +780,10 @@ int engine_next_commit(engine *e, engine_next *n) {
                 n->slots[i].b = backend_ref(b);
         }
 
+        /* the sync follows the old backends: stop it before they retire
+         * (it waits for the job it has out, a plugin call at most) */
+        e->sync = bansync_free(e->sync);
+
         /* swap: backends not carried over drain and stop in the background */
         for (size_t i = 0; i < e->n_slots; i++) {
                 backend *b = e->slots[i].b;
@@ -707,6 +811,9 @@ int engine_next_commit(engine *e, engine_next *n) {
         config_ref_unref(e->config);
         e->config = TAKE_PTR(n->ref);
         engine_next_free(n);
+        /* from cursor 0: the enforcement sets are rebuilt from the ban
+         * database (in the background: the loop keeps serving) */
+        start_sync(e, false);
         return 0;
 }
 
@@ -762,6 +869,18 @@ void engine_reap(engine *e) {
                         e->retiring[k++] = b;
         }
         e->n_retiring = k;
+}
+
+banhist *engine_banhist(engine *e) {
+        return e->hist;
+}
+
+bansync *engine_bansync(engine *e) {
+        return e->sync;
+}
+
+void engine_bansync_kick(engine *e) {
+        bansync_kick(e->sync);
 }
 
 backend *engine_find(engine *e, const char *name) {

@@ -119,6 +119,15 @@ size_t engine_n_retiring(engine *e);
 backend *engine_retiring(engine *e, size_t i);
 /* NULL: no profiles file, every signal goes to every backend. */
 const spw_router *engine_router(engine *e);
+/* The ban-history index (GetDecisionsCount) and the ban sync that feeds
+ * it and the enforcement backends (NULL: no ban backend with a change
+ * log). Kick: walk the change log now (after `spillwayctl ban ...`). */
+typedef struct banhist banhist;
+typedef struct bansync bansync;
+banhist *engine_banhist(engine *e);
+bansync *engine_bansync(engine *e);
+void engine_bansync_kick(engine *e);
+
 /* A new signal id (main thread). */
 uint64_t engine_next_signal_id(engine *e);
 /* Signals in a queue, or a worker inside a plugin call. */

@@ -238,6 +238,8 @@ static int load_locked(const char *path, bool check_owner, spw_plugin **ret, spw
          * its descriptor happens to be larger (padding, private members) */
         if (d->abi_minor < 1)
                 p->ops.read_changes = NULL;
+        if (d->abi_minor < 2)
+                p->ops.read_history = NULL;
         if (p->ops.global_init) {
                 r = p->ops.global_init(&backend_host);
                 if (r < 0) {

@@ -181,8 +181,9 @@ static int check_builtin(compiler *c, node *n, int b) {
         const builtin_def *def = &expr_builtins[b];
 
         if (def->env && !(c->env & def->env))
-                return expr_compile_error(c, n->lhs->pos, "%s() is not yet supported: it counts the bans a target has "
-                                          "had, and Spillway keeps no ban history yet; give the decisions a fixed "
+                return expr_compile_error(c, n->lhs->pos, "%s() needs the ban history: it counts the bans a target has "
+                                          "had, which Spillway keeps for a ban_backend that has a change log "
+                                          "(sqlite or mysql); configure one, or give the decisions a fixed "
                                           "duration", def->name);
         if (def->max_args == EXPR_VARIADIC && n->n_items < def->min_args)
                 return expr_compile_error(c, n->op_pos, "%s() takes at least %u argument%s, got %zu", def->name,

@@ -131,6 +131,7 @@ typedef struct loader {
         const unsigned *flags;
         size_t n_backends;
         uint64_t stores_mask;
+        unsigned history_env;      /* EXPR_ENV_HISTORY when a backend feeds the ban-history index */
         spw_error *err;
         spw_router *r;
         bool have_grammar;
@@ -625,7 +626,7 @@ static int load_duration_expr(loader *l, route_profile *p, const ynode *v) {
                 return fail(l, v, "duration_expr: expected an expression (a string) such as "
                             "Sprintf('%%dh', 4), got %s", ynode_type_name(v->type));
         scalar_origin(l, v, &o);
-        r = expr_compile(v->value, v->len, EXPR_ENV_ALERT, &o, &e, l->err);
+        r = expr_compile(v->value, v->len, EXPR_ENV_ALERT | l->history_env, &o, &e, l->err);
         if (r < 0)
                 return r;
         if (expr_result_type(e) != EXPR_STRING) {
@@ -671,7 +672,7 @@ static int load_v1(loader *l, route_profile *p, const ynode *root) {
                                         return fail(l, v->items[j], "%s: expected an expression (a string), got %s",
                                                     ctx, ynode_is_null(v->items[j]) ? "nothing"
                                                                                     : ynode_type_name(v->items[j]->type));
-                                r = add_filter(l, p, v->items[j], EXPR_ENV_ALERT, ctx);
+                                r = add_filter(l, p, v->items[j], EXPR_ENV_ALERT | l->history_env, ctx);
                         }
                 } else if (streq(k->value, "decisions")) {
                         if (ynode_is_null(v))
@@ -835,9 +836,12 @@ int router_load_buffer(const char *filename, const char *buf, size_t len, const 
         if (n_backends > ROUTE_MAX_BACKENDS)
                 return spw_error_set(err, -E2BIG, "%s: %zu backends are loaded, routing supports at most %d",
                                      l.filename, n_backends, ROUTE_MAX_BACKENDS);
-        for (size_t i = 0; i < n_backends; i++)
+        for (size_t i = 0; i < n_backends; i++) {
                 if (backend_flags && (backend_flags[i] & ROUTE_BACKEND_STORES_BANS))
                         l.stores_mask |= UINT64_C(1) << i;
+                if (backend_flags && (backend_flags[i] & ROUTE_BACKEND_HISTORY))
+                        l.history_env = EXPR_ENV_HISTORY;
+        }
 
         k = ydocs_parse(l.filename, buf, len, &docs, err);
         if (k < 0)
@@ -938,6 +942,7 @@ typedef struct route_state {
         usec_t now;
         arena *a;
         route_result *res;
+        expr_context ctx;  /* the ban-history callback for GetDecisions*() */
         target targets[2]; /* SPW_SCOPE_IP, SPW_SCOPE_RANGE */
 } route_state;
 
@@ -986,7 +991,10 @@ static int profile_matches(route_state *st, const route_profile *p) {
                 return 1;
         for (size_t i = 0; i < p->n_filters; i++) {
                 spw_error err;
-                int m = expr_eval_bool(p->filters[i], st->sig, &err);
+                expr_value v;
+                int m = expr_eval_in(p->filters[i], st->sig, &st->ctx, &v, &err);
+                if (m >= 0)
+                        m = v.b ? 1 : 0; /* a filter's type is boolean (checked at load) */
 
                 if (m < 0) {
                         r = add_warning(st, p, LOG_WARNING, "%s at %s", filter_label(st, i, label, sizeof label),
@@ -1114,7 +1122,7 @@ static int eval_duration_expr(route_state *st, const route_profile *p, usec_t *r
         usec_t d;
         int r;
 
-        r = expr_eval(p->duration_expr, st->sig, &v, &err);
+        r = expr_eval_in(p->duration_expr, st->sig, &st->ctx, &v, &err);
         if (r >= 0) {
                 if (parse_duration(v.str.ptr, &d) < 0)
                         snprintf(why, sizeof why, "duration_expr gave \"%.64s\", not a duration (Go syntax such as "
@@ -1230,7 +1238,13 @@ static int profile_bans(route_state *st, const route_profile *p) {
 }
 
 int router_route(const spw_router *r, const spw_signal *sig, usec_t now, arena *a, route_result *res) {
-        route_state st = { .r = r, .sig = sig, .now = now, .a = a, .res = res };
+        return router_route_history(r, sig, now, NULL, NULL, a, res);
+}
+
+int router_route_history(const spw_router *r, const spw_signal *sig, usec_t now, expr_history_fn history,
+                         void *history_userdata, arena *a, route_result *res) {
+        route_state st = { .r = r, .sig = sig, .now = now, .a = a, .res = res,
+                           .ctx = { .now = now, .history = history, .history_userdata = history_userdata } };
         int k;
 
         *res = (route_result) { 0 };

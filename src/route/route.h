@@ -23,6 +23,7 @@
 
 #include "arena.h"
 #include "error.h"
+#include "expr.h"
 #include "macro.h"
 #include "timeutil.h"
 
@@ -30,6 +31,9 @@ typedef struct spw_router spw_router;
 
 enum {
         ROUTE_BACKEND_STORES_BANS = 1 << 0, /* the sqlite/mysql ban databases */
+        /* the ban-history index follows this backend: GetDecisionsCount()
+         * and GetDecisionsSinceCount() may be used (router_route_history) */
+        ROUTE_BACKEND_HISTORY = 1 << 1,
 };
 
 /* At most this many backends (one bit each in the masks below). */
@@ -120,3 +124,10 @@ typedef struct route_result {
  * Returns 0, or -ENOMEM (res is then empty). Filter errors at run time are
  * not failures: they are route_warnings. */
 int router_route(const spw_router *r, const spw_signal *sig, usec_t now, arena *a, route_result *res);
+
+/* The same, with the ban history that GetDecisionsCount() and
+ * GetDecisionsSinceCount() ask (expr.h's expr_history_fn; it must answer
+ * from memory). Without it (router_route) they are run-time errors, and the
+ * profile's decisions keep their `duration`. */
+int router_route_history(const spw_router *r, const spw_signal *sig, usec_t now, expr_history_fn history,
+                         void *history_userdata, arena *a, route_result *res);

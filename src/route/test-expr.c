@@ -583,10 +583,9 @@ static void test_unsupported(void) {
         expect_compile_error("CrowdsecCTI(Alert.GetValue()).GetMaliciousnessScore() > 0.5", EXPR_ENV_ALERT,
                              "1:1: CrowdsecCTI() needs CrowdSec's online CTI service");
         expect_compile_error("GetDecisionsCount(Alert.GetValue()) > 2", EXPR_ENV_ALERT,
-                             "GetDecisionsCount() is not yet supported: it counts the bans a target has had, and "
-                             "Spillway keeps no ban history yet");
+                             "GetDecisionsCount() needs the ban history: it counts the bans a target has had");
         expect_compile_error("GetDecisionsSinceCount(Alert.GetValue(), '24h') > 2", EXPR_ENV_ALERT,
-                             "GetDecisionsSinceCount() is not yet supported");
+                             "GetDecisionsSinceCount() needs the ban history");
         expect_compile_error("GetActiveDecisionsCount(Alert.GetValue()) > 2", EXPR_ENV_ALERT,
                              "GetActiveDecisionsCount() is not yet supported");
         expect_compile_error("ParseUri('x') == nil", EXPR_ENV_ALL,

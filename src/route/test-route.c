@@ -718,11 +718,11 @@ static void test_load_errors(void) {
                           "t.yaml:3:13: on_success: expected break or continue, got 'brake'; did you mean 'break'?");
         expect_load_error("name: a\nfilters: [true]\ndecisions:\n - type: ban\n   duration: 4h\n"
                           "duration_expr: Sprintf('%dh', (GetDecisionsCount(Alert.GetValue()) + 1) * 4)\n",
-                          "t.yaml:6:32: duration_expr: GetDecisionsCount() is not yet supported: it counts the bans a "
-                          "target has had, and Spillway keeps no ban history yet");
+                          "t.yaml:6:32: duration_expr: GetDecisionsCount() needs the ban history: it counts the bans a "
+                          "target has had");
         expect_load_error("name: a\nfilters: [true]\ndecisions: [{type: ban}]\n"
                           "duration_expr: \"Sprintf('%dh', GetDecisionsSinceCount(Alert.GetValue(), '24h') * 4)\"\n",
-                          "t.yaml:4:32: duration_expr: GetDecisionsSinceCount() is not yet supported");
+                          "t.yaml:4:32: duration_expr: GetDecisionsSinceCount() needs the ban history");
         expect_load_error("name: a\nfilters: [true]\ndecisions: [{type: ban}]\nduration_expr: Alert.EventsCount * 4\n",
                           "t.yaml:4:16: duration_expr: the expression must give a duration text such as \"8h\" (e.g. "
                           "Sprintf('%dh', ...)), this one is an int");

@@ -40,8 +40,9 @@
  *
  *   History: 2.0 (this layout); 2.1 adds read_changes (the ban-change
  *   cursor); 2.2 adds decision scopes other than Ip and Range
- *   (SPW_SCOPE_OTHER, spw_ban.scope_name/value, spw_ban_row.scope/value).
- *   ABI 1 plugins must be rebuilt.
+ *   (SPW_SCOPE_OTHER, spw_ban.scope_name/value, spw_ban_row.scope/value)
+ *   and read_history (every ban the store keeps, for the ban-history
+ *   index). ABI 1 plugins must be rebuilt.
  *
  * Threading
  *   Each plugin instance (the `self` returned by init) is only ever called
@@ -58,7 +59,7 @@
  *                         thread the plugin started and joins in shutdown)
  *     set_error,
  *     retry_after         only during a call the worker made (init, insert,
- *                         flush, a timer, read_at, read_changes,
+ *                         flush, a timer, read_at, read_changes, read_history,
  *                         delete_*), on that worker thread
  *     schedule            only during init or start_autocommit
  *   global_init's host argument offers log with ctx == NULL only.
@@ -477,6 +478,20 @@ struct spw_backend {
          * NULL when the backend stores no bans. */
         int (*read_changes)(void *self, uint64_t cursor, spw_change_fn fn, void *userdata,
                             uint64_t *next_cursor);
+
+        /* ---- 2.2 ---- */
+
+        /* ReadHistory(since): every ban the store still keeps (active,
+         * ended, superseded or deleted: what garbage collection left) made
+         * at or after `since` (0: all), oldest first, one fn() call each
+         * as an SPW_CHANGE_ADD whose `at` is when the ban was made and
+         * whose row has at least iptext and until. The daemon reads it once
+         * at start to load its ban-history index (GetDecisionsCount());
+         * read_changes keeps the index current from then on. Called with
+         * no batch open. A non-zero fn() return stops the walk and is
+         * returned. NULL (or -EOPNOTSUPP) when the backend keeps no ban
+         * history: the index then starts from the active bans. */
+        int (*read_history)(void *self, spw_usec_t since, spw_change_fn fn, void *userdata);
 };
 
 /* Declare the entry point in a plugin:

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Ban sync with real backends on the mock plugin: "db" (mock.so, with a
+ * change log: the ban backend) and "enf" (mock20.so, built for ABI 2.0:
+ * no change log, so an enforcement subscriber). A ban stored in db only
+ * reaches enf through the sync and counts in the history; a delete in db
+ * removes it from enf; a reload resyncs enf from nothing; a ban backend
+ * without a change log leaves the sync off. (The mock keeps one ban per
+ * signal: the test sends bans one walk apart.)
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "banhist.h"
+#include "bansync.h"
+#include "engine.h"
+#include "sigmodel.h"
+#include "test-common.h"
+
+static bool job_seen;
+
+static void job_done(hub_item *it, bool discard) {
+        admin_job *j = (admin_job *) ((char *) it - offsetof(admin_job, done));
+        job_seen = true;
+        CHECK_EQ(j->r, 0);
+        admin_job_free(j);
+}
+
+static bool seen(void *userdata) {
+        return job_seen;
+}
+
+/* Run one admin job on backend `name` and wait for it. */
+static void run(engine *e, const char *name, admin_job *j) {
+        job_seen = false;
+        j->done.fn = job_done;
+        backend *b = engine_find(e, name);
+        CHECK(b);
+        backend_post_job(b, j);
+        backend_wake(b);
+        hub_wait(engine_hub(e), seen, NULL);
+}
+
+static void ban_in(engine *e, const char *name, const char *target, usec_t until) {
+        admin_job *j = admin_job_new(JOB_INSERT);
+        spw_error err;
+        spw_msg *m = msg_new();
+        spw_ban *ban = arena_alloc(&m->arena, sizeof *ban);
+        CHECK(ban);
+        CHECK_OK(ban_from_target(target, strchr(target, '/') != NULL, until, "ban", "cscli", "unit", &m->arena, ban, &err));
+        m->sig.scenario = "unit";
+        m->sig.received_at = now_realtime();
+        m->sig.id = engine_next_signal_id(e);
+        m->sig.bans = ban;
+        m->sig.n_bans = 1;
+        j->msg = m;
+        run(e, name, j);
+}
+
+static size_t list_count;
+
+static void list_done(hub_item *it, bool discard) {
+        admin_job *j = (admin_job *) ((char *) it - offsetof(admin_job, done));
+        job_seen = true;
+        CHECK_EQ(j->r, 0);
+        list_count = j->total;
+        admin_job_free(j);
+}
+
+/* How many active bans `name` holds. */
+static size_t active(engine *e, const char *name) {
+        admin_job *j = admin_job_new(JOB_LIST);
+        j->at = now_realtime();
+        job_seen = false;
+        j->done.fn = list_done;
+        backend *b = engine_find(e, name);
+        backend_post_job(b, j);
+        backend_wake(b);
+        hub_wait(engine_hub(e), seen, NULL);
+        return list_count;
+}
+
+static bool all_stopped(void *userdata) {
+        return engine_all_stopped(userdata);
+}
+
+static void stop(engine *e) {
+        engine_stop(e, now_monotonic() + 10 * USEC_PER_SEC);
+        hub_wait(engine_hub(e), all_stopped, e);
+        engine_free(e);
+}
+
+/* Poll (dispatching the hub) until `name` holds n bans; 5 s at most. */
+static void wait_active(engine *e, const char *name, size_t n) {
+        size_t got = 0;
+        for (int i = 0; i < 500; i++) {
+                got = active(e, name);
+                if (got == n)
+                        return;
+                usleep(10000);
+        }
+        fprintf(stderr, "%s holds %zu bans, expected %zu\n", name, got, n);
+        CHECK(false);
+}
+
+static void write_config(testdir *t, const char *ban_backend) {
+        char text[256], file[256];
+        snprintf(text, sizeof text, "ban_backend: %s\nbans:\n  sync_interval: 50ms\nqueue:\n  flush_interval: 20ms\n",
+                 ban_backend);
+        testdir_write(t, "spillway.yaml", text);
+        testdir_mock_backend(t, "db", NULL, NULL);
+        snprintf(text, sizeof text, "name: enf\npath: %s/mock20.so\nconfig:\n  record: %s/enf.log\n",
+                 getenv("SPW_TEST_PLUGIN_DIR"), t->path);
+        snprintf(file, sizeof file, "plugins/backend/enf.yaml");
+        testdir_write(t, file, text);
+}
+
+static void test_sync(void) {
+        engine_options o = { .allow_unsafe_plugins = true };
+        spw_error err = { 0 };
+        engine *e = NULL;
+        testdir t;
+        uint64_t n;
+
+        testdir_init(&t);
+        write_config(&t, "db");
+        CHECK_OK(engine_new(testdir_load(&t), &o, &e, &err));
+        CHECK(engine_bansync(e) != NULL);
+        CHECK_STREQ(bansync_source_name(engine_bansync(e)), "db");
+
+        /* stored in db only: enf gets it from the change log */
+        ban_in(e, "db", "192.0.2.7", now_realtime() + 3600 * USEC_PER_SEC);
+        wait_active(e, "enf", 1);
+        CHECK(testdir_count(&t, "enf", "spillway/ban-sync 192.0.2.7") >= 1);
+        CHECK_OK(banhist_count(engine_banhist(e), "192.0.2.7", 0, &n));
+        CHECK_EQ(n, 1u);
+
+        /* a second ban of the same target and a range */
+        ban_in(e, "db", "192.0.2.7", now_realtime() + 7200 * USEC_PER_SEC);
+        wait_active(e, "enf", 2); /* the mock keeps superseded bans */
+        ban_in(e, "db", "198.51.100.0/24", now_realtime() + 3600 * USEC_PER_SEC);
+        wait_active(e, "enf", 3);
+        CHECK_OK(banhist_count(engine_banhist(e), "192.0.2.7", 0, &n));
+        CHECK_EQ(n, 2u);
+
+        /* a ban that already ended is not enforced */
+        ban_in(e, "db", "192.0.2.9", now_realtime() - USEC_PER_SEC);
+
+        /* a delete in db reaches enf */
+        admin_job *j = admin_job_new(JOB_DELETE);
+        j->target = strdup("192.0.2.7");
+        run(e, "db", j);
+        wait_active(e, "enf", 1);
+
+        /* a reload resyncs from nothing: enf holds what db holds */
+        ban_in(e, "enf", "203.0.113.5", now_realtime() + 3600 * USEC_PER_SEC); /* enf only: dropped by the resync */
+        CHECK_EQ(active(e, "enf"), 2u);
+        write_config(&t, "db");
+        testdir_write(&t, "plugins/backend/enf.yaml", ""); /* placeholder, rewritten below */
+        {
+                char text[256];
+                /* a changed enf (new fingerprint) starts empty; an unchanged
+                 * one keeps its bans: keep it, and see the resync drop the
+                 * extra ban */
+                snprintf(text, sizeof text, "name: enf\npath: %s/mock20.so\nconfig:\n  record: %s/enf.log\n",
+                         getenv("SPW_TEST_PLUGIN_DIR"), t.path);
+                testdir_write(&t, "plugins/backend/enf.yaml", text);
+        }
+        CHECK_OK(engine_reload(e, testdir_load(&t), &err));
+        CHECK(engine_bansync(e) != NULL);
+        wait_active(e, "enf", 1);
+        bansync_stats st;
+        bansync_get_stats(engine_bansync(e), &st);
+        CHECK(st.resyncs >= 1);
+        stop(e);
+        testdir_remove(t.path);
+}
+
+static void test_no_change_log(void) {
+        engine_options o = { .allow_unsafe_plugins = true };
+        spw_error err = { 0 };
+        engine *e = NULL;
+        testdir t;
+
+        testdir_init(&t);
+        write_config(&t, "enf"); /* a ban backend built for ABI 2.0 */
+        CHECK_OK(engine_new(testdir_load(&t), &o, &e, &err));
+        CHECK(engine_bansync(e) == NULL);
+        stop(e);
+        testdir_remove(t.path);
+}
+
+int main(void) {
+        test_sync();
+        test_no_change_log();
+        return 0;
+}
