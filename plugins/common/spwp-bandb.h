@@ -378,6 +378,7 @@ struct spwp_bandb {
                 uint64_t runs;
         } gc;
         spw_usec_t changes_collected_at; /* the change log's last collection */
+        bool changes_left;              /* that collection ran out of time */
 };
 
 /* "500MB", "2GiB", "1048576" (bytes), "0": a storage size. kB/MB/GB/TB are
