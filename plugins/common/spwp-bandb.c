@@ -40,8 +40,10 @@
  *     worker's real stall).
  *
  * Garbage collection keeps every bound at any rate the database ingests:
- *   - pacing: the timer ticks every second; a run is due a minute after a
- *     run that finished, a second after one that left work. Its budget
+ *   - pacing: the timer ticks every second; a run is due a second after
+ *     one that left work; after one that finished, when GC_RUN_ROWS rows
+ *     have arrived at the rate measured since the previous such run, and
+ *     at most gc_interval (a minute) later. Its budget
  *     starts at gc_max_pause / 4 and doubles after each unfinished run, up
  *     to gc_max_pause; it is checked before each chunk after the first
  *     round, so a run lasts at most gc_max_pause plus one chunk;
@@ -81,6 +83,13 @@
  * GC_WARN_EVERY. */
 #define GC_TICK              (1 * USEC_PER_SEC)
 #define GC_INTERVAL          (60 * USEC_PER_SEC)
+/* Rows one run is meant to find (bans, signals and event sequences count
+ * alike): after a run that finished, the next is due when about this many
+ * rows have arrived at the rate measured since the last such run, at most
+ * gc_interval later. At 2,000 signals/s this is about once a second, each
+ * run a few tens of ms, instead of 120,000 bans once a minute (issue 19:
+ * soft-deleted bans swung up to max_records plus a minute of arrivals). */
+#define GC_RUN_ROWS          (4 * CHUNK_ROWS)
 #define GC_MAX_PAUSE_DEFAULT (200 * USEC_PER_MSEC)
 #define GC_WARN_AFTER        (60 * USEC_PER_SEC)
 #define GC_WARN_EVERY        (300 * USEC_PER_SEC)
@@ -112,6 +121,13 @@ static void origin_init(spwp_bandb *b) {
         snprintf(b->origin, sizeof b->origin, "%.63s:%.190s", machine, dir ? dir : "");
 }
 
+static spw_usec_t mono_now(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (spw_usec_t) ts.tv_sec * USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
 int spwp_bandb_new(const spwp_bandb_driver *drv, size_t size, spw_ctx *ctx, const struct spw_host *host,
                    spwp_bandb **ret) {
         spwp_bandb *b;
@@ -130,6 +146,7 @@ int spwp_bandb_new(const spwp_bandb_driver *drv, size_t size, spw_ctx *ctx, cons
         b->keys = SPWP_BANDB_KEYS_DEFAULT;
         b->gc_max_pause = GC_MAX_PAUSE_DEFAULT;
         origin_init(b);
+        b->gc_interval = GC_INTERVAL;
         *ret = b;
         return 0;
 }
@@ -177,6 +194,12 @@ int spwp_bandb_configure(spwp_bandb *b, const spw_kv *config, size_t n_config,
                         if (spwp_parse_duration(v, &t) < 0 || t < USEC_PER_MSEC || t > 60 * USEC_PER_SEC)
                                 return spwp_bandb_config_error(b, k, v, "a duration from 1ms to 1m, like 200ms");
                         b->gc_max_pause = t;
+                } else if (strcmp(k, "gc_interval") == 0) {
+                        int64_t t;
+
+                        if (spwp_parse_duration(v, &t) < 0 || t < USEC_PER_SEC || t > 3600 * USEC_PER_SEC)
+                                return spwp_bandb_config_error(b, k, v, "a duration from 1s to 1h, like 1m");
+                        b->gc_interval = t;
                 } else if ((r = spwp_bandb_keys_set(&b->keys, k, v, &expected)) != 0) {
                         if (r < 0)
                                 return spwp_bandb_config_error(b, k, v, expected);
@@ -571,19 +594,46 @@ int spwp_bandb_insert(void *userdata, const spw_signal *sig) {
 /* After a commit, at most once a minute: forget the ban changes older than
  * SPWP_BANDB_CHANGES_KEEP (never the newest: it keeps the sequence's
  * position visible to readers). The log only grows with writes, each
- * followed by a flush, so it stays bounded without a timer of its own. A
- * failure is logged; the next minute tries again. */
+ * followed by a flush, so it stays bounded without a timer of its own.
+ * In chunks of CHANGES_CHUNK sequence numbers, each its own statement, for
+ * at most a quarter of gc_max_pause: at 2,000 signals/s a minute of the log
+ * is ~240,000 rows, one DELETE of which held the worker for seconds; what
+ * is left goes a second later. A failure is logged; the next minute tries
+ * again. */
+#define CHANGES_CHUNK (4 * CHUNK_ROWS)
 static void changes_collect(spwp_bandb *b) {
-        spw_usec_t now = b->host->now(b->ctx);
-        int64_t max = 0;
-        bool found = false;
+        spw_usec_t now = b->host->now(b->ctx), start;
+        int64_t max = 0, min = 0;
+        bool found = false, left = false;
+        int r;
 
-        if (b->changes_collected_at != 0 && now - b->changes_collected_at < GC_INTERVAL)
+        if (b->changes_collected_at != 0 && now - b->changes_collected_at < GC_INTERVAL &&
+            !(b->changes_left && now - b->changes_collected_at >= GC_TICK))
                 return;
         b->changes_collected_at = now;
-        if (b->drv->select_int(b, SPWP_BANDB_Q_CHANGES_MAX, NULL, 0, &max, &found, "reading the newest ban change") < 0 ||
-            b->drv->run(b, SPWP_BANDB_Q_CHANGES_GC, VALUES(v_now(now - SPWP_BANDB_CHANGES_KEEP), v_id((uint64_t) max)),
-                        NULL, "collecting old ban changes") < 0)
+        start = mono_now();
+        r = b->drv->select_int(b, SPWP_BANDB_Q_CHANGES_MAX, NULL, 0, &max, &found, "reading the newest ban change");
+        if (r == 0)
+                r = b->drv->select_int(b, SPWP_BANDB_Q_CHANGES_MIN, NULL, 0, &min, &found,
+                                       "reading the oldest ban change");
+        while (r == 0 && min < max) {
+                int64_t hi = max - min > CHANGES_CHUNK ? min + CHANGES_CHUNK : max;
+                uint64_t changed = 0;
+
+                r = b->drv->run(b, SPWP_BANDB_Q_CHANGES_GC,
+                                VALUES(v_now(now - SPWP_BANDB_CHANGES_KEEP), v_id((uint64_t) hi)), &changed,
+                                "collecting old ban changes");
+                /* nothing older than the limit in the chunk: the rest is younger */
+                if (r < 0 || changed == 0 || hi == max)
+                        break;
+                min = hi;
+                if (mono_now() - start >= b->gc_max_pause / 4) {
+                        left = true;
+                        break;
+                }
+        }
+        b->changes_left = left;
+        if (r < 0)
                 b->host->log(b->ctx, LOG_WARNING, "%s: cannot collect old ban changes: %s; will try again in a minute",
                              b->where, b->e.msg);
 }
@@ -964,13 +1014,6 @@ static int expire_tick(void *userdata, spw_usec_t now) {
 
 /* ------------------------------------------------------------ garbage collection */
 
-static spw_usec_t mono_now(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (spw_usec_t) ts.tv_sec * USEC_PER_SEC + ts.tv_nsec / 1000;
-}
-
 /* "1h2m3s", "45s", "250ms" */
 static const char *fmt_duration(char buf[static 32], spw_usec_t d) {
         int64_t s = d / USEC_PER_SEC;
@@ -1284,6 +1327,28 @@ static void gc_log_size(spwp_bandb *b, spw_usec_t now, const gc_run *g) {
 
 static int gc_tick_run(spwp_bandb *b, spw_usec_t now);
 
+/* After a run that left nothing: the next is due when GC_RUN_ROWS rows
+ * have come at the rate seen since the last such run (removed rows are
+ * what arrived), between GC_TICK and gc_interval from now. */
+static void gc_pace(spwp_bandb *b, spw_usec_t now) {
+        spw_usec_t interval = b->gc_interval;
+
+        if (b->gc.settled_at > 0 && now > b->gc.settled_at && b->gc.removed_since > GC_RUN_ROWS) {
+                double per_usec = (double) b->gc.removed_since / (double) (now - b->gc.settled_at);
+                double t = (double) GC_RUN_ROWS / per_usec;
+
+                interval = t < (double) GC_TICK ? GC_TICK : t > (double) b->gc_interval ? b->gc_interval
+                                                                                          : (spw_usec_t) t;
+        }
+        if (interval != b->gc.interval) {
+                b->gc.interval = interval;
+                spwp_bandb_status_u64(b, "gc_interval_ms", (uint64_t) (interval / USEC_PER_MSEC));
+        }
+        b->gc.settled_at = now;
+        b->gc.removed_since = 0;
+        b->gc.next = now + interval;
+}
+
 /* Every second: a garbage-collection run when one is due (see GC_TICK),
  * timed whole: the worker stores nothing meanwhile. */
 static int gc_tick(void *userdata, spw_usec_t now) {
@@ -1311,7 +1376,7 @@ static int gc_tick_run(spwp_bandb *b, spw_usec_t now) {
         char d1[32];
         int r = 0;
 
-        b->gc.next = now + GC_INTERVAL;
+        b->gc.next = now + b->gc_interval;
         if (b->gc.budget <= 0)
                 b->gc.budget = b->gc_max_pause / 4;
         if (ensure(b) < 0)
@@ -1333,6 +1398,7 @@ static int gc_tick_run(spwp_bandb *b, spw_usec_t now) {
 
         b->gc.runs++;
         removed = g.by_count + g.by_age + g.by_size + g.signals;
+        b->gc.removed_since += removed + g.events;
         b->n_collected += g.by_count + g.by_age + g.by_size;
         if (removed > 0)
                 spwp_bandb_status_u64(b, "collected", b->n_collected);
@@ -1372,6 +1438,7 @@ static int gc_tick_run(spwp_bandb *b, spw_usec_t now) {
                 spwp_bandb_status(b, "gc", "caught up");
         }
         b->gc.budget = b->gc_max_pause / 4;
+        gc_pace(b, now);
         /* free space still to give back: the next step in a second */
         if (g.reclaim_left)
                 b->gc.next = now + GC_TICK;
@@ -1398,7 +1465,8 @@ int spwp_bandb_start_autocommit(void *userdata) {
                 }
         }
         if (b->keys.max_records > 0 || b->keys.max_records_age > 0 || b->max_db_size > 0) {
-                b->gc.next = b->host->now(b->ctx) + GC_INTERVAL;
+                b->gc.next = b->host->now(b->ctx) + b->gc_interval;
+                b->gc.settled_at = b->host->now(b->ctx);
                 b->gc.budget = b->gc_max_pause / 4;
                 r = b->host->schedule(b->ctx, GC_TICK, gc_tick, b);
                 if (r < 0) {

@@ -70,7 +70,10 @@
           "0 = no limit" },                                                                             \
         { "gc_max_pause", SPW_CONFIG_DURATION, "200ms", NULL,                                           \
           "the longest one garbage-collection run may hold the backend (inserts wait meanwhile); "      \
-          "when collection is behind it runs every second with up to this much work" }
+          "when collection is behind it runs every second with up to this much work" },                 \
+        { "gc_interval", SPW_CONFIG_DURATION, "1m", NULL,                                               \
+          "the longest time between two garbage-collection runs (1s-1h); under a sustained rate "       \
+          "they come more often, so that each run has a few thousand rows to remove" }
 #define SPWP_BANDB_CONFIG_KEY_DEBUG \
         { "debug", SPW_CONFIG_BOOL, "false", NULL, "log every stored signal at debug level" }
 
@@ -374,6 +377,7 @@ struct spwp_bandb {
         /* storage limit (max_db_size, 0: none) and the GC's pacing */
         uint64_t max_db_size;
         spw_usec_t gc_max_pause;
+        spw_usec_t gc_interval;         /* the longest time between two runs */
         struct {
                 spw_usec_t next;        /* the next run is due (host clock) */
                 spw_usec_t budget;      /* this run's time budget (monotonic) */
@@ -386,10 +390,14 @@ struct spwp_bandb {
                 spw_usec_t sig_boundary_cutoff;
                 spw_usec_t longest_run; /* the longest run (wall time): inserts waited this long */
                 spw_usec_t max_pause_used;
+                spw_usec_t settled_at;  /* the last run that left nothing (0: none yet) */
+                uint64_t removed_since; /* rows removed since settled_at */
+                spw_usec_t interval;    /* the time to the next run after one that finished */
                 bool warned;            /* warned in this episode of falling behind */
                 uint64_t runs;
         } gc;
         spw_usec_t changes_collected_at; /* the change log's last collection */
+        bool changes_left;              /* that collection ran out of time */
 };
 
 /* "500MB", "2GiB", "1048576" (bytes), "0": a storage size. kB/MB/GB/TB are

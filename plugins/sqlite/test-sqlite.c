@@ -214,7 +214,8 @@ static void suite_add_trigger(const char *path, const char *name, bool update, c
 }
 
 static const char *const suite_keys[] = {
-        "db_path", "type", "flush", "max_records", "max_records_age", "max_db_size", "gc_max_pause", "synchronous",
+        "db_path", "type", "flush", "max_records", "max_records_age", "max_db_size", "gc_max_pause", "gc_interval",
+        "synchronous",
         "busy_timeout", "debug", "watch_interval",
 };
 
@@ -1041,6 +1042,8 @@ static void test_config(void) {
                 { "gc_max_pause", "0", "config key gc_max_pause: expected a duration from 1ms to 1m" },
                 { "gc_max_pause", "2m", "config key gc_max_pause: expected a duration from 1ms to 1m" },
                 { "gc_max_pause", "soon", "config key gc_max_pause" },
+                { "gc_interval", "500ms", "config key gc_interval: expected a duration from 1s to 1h" },
+                { "gc_interval", "2h", "config key gc_interval: expected a duration from 1s to 1h" },
         };
         fixture f;
         char path[256];

@@ -205,7 +205,7 @@ static void suite_hold_lock(const char *db, const char *what, bool hold) {
 static const char *const suite_keys[] = {
         "db_host", "failback_interval", "lease_ttl", "db_port", "db_socket", "db_username", "db_password", "db_name", "tls", "tls_ca",
         "connect_timeout", "query_timeout", "lock_wait_timeout", "type", "db_path", "flush", "max_records",
-        "max_records_age", "max_db_size", "gc_max_pause", "debug",
+        "max_records_age", "max_db_size", "gc_max_pause", "gc_interval", "debug",
 };
 
 static const char *const suite_hidden[] = { "mydb_migrate", "mydb_sql", "mydb_time_to_mysql", NULL };
