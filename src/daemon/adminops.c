@@ -268,6 +268,17 @@ static void handle_ban_add(daemon_t *d, request *r, json_t *req) {
                         msg_unref(m);
                         return;
                 }
+                /* never_ban holds for the admin too: lockout protection
+                 * that --force could lift would not protect */
+                int nb = config_never_ban(c, ban->ip_text);
+                if (nb >= 0) {
+                        char text[IP_RANGE_TEXT_MAX];
+                        request_error(r, "ban.add: target: %s overlaps bans.never_ban entry %s: refused; remove the entry "
+                                      "from bans.never_ban in %s and reload to ban it", ban->ip_text,
+                                      ip_range_text(text, sizeof text, &c->never_ban_ranges[nb], true), c->file);
+                        msg_unref(m);
+                        return;
+                }
         }
         m->sig.scenario = ban->reason;
         m->sig.alert_message = arena_printf(&m->arena, "manual '%s' from 'cscli'", remediation);
