@@ -7,15 +7,19 @@
  *   byte 0 bit 0  raw: the rest is written as one segment file verbatim
  *                 (torn tails, bad lengths, bad CRCs);
  *          bit 1  structured records are split over two segments;
- *          bit 2  the last record's CRC is wrong (a corrupt tail).
+ *          bit 2  the last record's CRC is wrong (a corrupt tail);
+ *          bit 3  open the spool a second time after the commit.
  * Structured: the rest is a series of [u16 length][payload] (payload: id,
  * received_at, line length, the producer's line, the routed bans as JSON);
  * the harness adds each record's length and CRC32C, so the fuzzer reaches
  * the parser behind the checksum. Then the spool is opened, every record
  * popped and committed, and closed. Beyond sanitizers: no more messages
  * come out than spool_open counted for replay, and a second open after
- * the commit counts no more than the first did.
+ * the commit counts no more than the first did. (Each open starts the
+ * spool's writer thread: with ASan that is most of an execution's cost.)
  */
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,10 +42,14 @@ static void put_file(uint64_t seg, const uint8_t *data, size_t len) {
 }
 
 static void clear(void) {
-        char cmd[160];
-        snprintf(cmd, sizeof cmd, "rm -f %s/*", spool_dir_path);
-        if (system(cmd) != 0)
+        DIR *d = opendir(spool_dir_path);
+        struct dirent *de;
+        if (!d)
                 abort();
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        (void) unlinkat(dirfd(d), de->d_name, 0);
+        closedir(d);
 }
 
 static uint64_t drain(uint64_t expect_max) {
@@ -133,7 +141,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         put_file(1, out, len);
                 free(out);
         }
-        /* again: what was committed is not replayed, what was cut stays cut */
-        drain(drain(records));
+        uint64_t replay = drain(records);
+        if (flags & 8) /* again: what was committed is not replayed, what was cut stays cut */
+                drain(replay);
         return 0;
 }
