@@ -57,12 +57,24 @@ static void job_done(hub_item *it, bool discard) {
                 if (!r->job_error)
                         r->job_error = strdup(j->error[0] ? j->error : strerror(-j->r));
         }
-        if (j->type == JOB_LIST && j->r >= 0) {
-                /* The worker wrote the reply's head and rows into j->rows
-                 * (handle_ban_list started it): close it and take the
-                 * buffer as the reply, no copy. A list of 1,000,000 bans is
-                 * hundreds of MB: copying it on the loop stalled everyone. */
-                strbuf_printf(&j->rows, "],\"total\":%zu}", j->total);
+        if (j->type == JOB_LIST)
+                r->stream_ctx = NULL; /* the job is gone: nothing to give credit to */
+        if (j->type == JOB_LIST && (j->r >= 0 || j->streamed)) {
+                /* What the worker did not stream yet (all of it for a short
+                 * list: the head handle_ban_list wrote, and the rows) plus
+                 * the tail is the rest of the reply, taken without a copy.
+                 * Once rows went out, a failure can only end the object:
+                 * "ok" comes last for that reason. */
+                if (j->r >= 0)
+                        strbuf_printf(&j->rows, "],\"total\":%zu,\"ok\":true}", j->total);
+                else {
+                        strbuf_printf(&j->rows, "],\"total\":%zu,\"ok\":false,\"error\":", j->n_rows);
+                        strbuf_json_string(&j->rows, j->error[0] ? j->error : strerror(-j->r));
+                        strbuf_putc(&j->rows, '}');
+                        r->job_failed = false;
+                        free(r->job_error);
+                        r->job_error = NULL;
+                }
                 free(r->list_reply);
                 r->list_reply = NULL;
                 if (!j->rows.oom) {
@@ -91,6 +103,26 @@ static void job_done(hub_item *it, bool discard) {
         else
                 request_reply_json(r, json_pack("{s:b, s:I}", "ok", 1, "count", (json_int_t) r->job_count));
         request_complete(r);
+}
+
+/* A chunk of a streaming ban list (admin.h), on the main thread: on to the
+ * request's transport, or, if its client went away, stop the listing. */
+static void list_chunk(admin_job *j, char *data, size_t len, bool discard) {
+        request *r = j->cookie;
+        if (!discard) {
+                if (r->detached)
+                        admin_job_list_cancel(j);
+                else if (request_stream(r, data, len) < 0) {
+                        r->job_failed = true;
+                        admin_job_list_cancel(j);
+                }
+        }
+        free(data);
+}
+
+static void list_taken(request *r, size_t n) {
+        if (r->stream_ctx)
+                admin_job_list_taken(r->stream_ctx, n);
 }
 
 static int start_jobs(daemon_t *d, request *r, admin_job_type type, json_t *req, const char *op) {
@@ -202,8 +234,17 @@ static void handle_ban_list(daemon_t *d, request *r, json_t *req) {
                 }
                 j->limit = (size_t) json_integer_value(v);
         }
-        /* the reply's head; the worker appends the rows, job_done the tail */
-        strbuf_puts(&j->rows, "{\"ok\":true,\"backend\":");
+        /* the reply's head; the worker appends the rows and streams them
+         * in chunks (a slow reader is given client_timeout, 5 s at most,
+         * of waiting in all), job_done appends the tail */
+        {
+                usec_t t = engine_config(d->engine)->client_timeout;
+                j->max_wait = t > 0 && t < 5 * USEC_PER_SEC ? t : 5 * USEC_PER_SEC;
+        }
+        j->chunk_fn = list_chunk;
+        r->stream_taken = list_taken;
+        r->stream_ctx = j;
+        strbuf_puts(&j->rows, "{\"backend\":");
         strbuf_json_string(&j->rows, backend_name(b));
         strbuf_puts(&j->rows, ",\"rows\":[");
         if (j->rows.oom) {
@@ -274,6 +315,17 @@ static void handle_ban_add(daemon_t *d, request *r, json_t *req) {
                         request_error(r, "ban.add: target: %s is broader than /%u (bans.min_prefix_%s): refused; "
                                       "add \"force\": true (spillwayctl ban add --force) to ban it anyway",
                                       ban->ip_text, rg.is_v4 ? c->min_prefix_v4 : c->min_prefix_v6, rg.is_v4 ? "v4" : "v6");
+                        msg_unref(m);
+                        return;
+                }
+                /* never_ban holds for the admin too: lockout protection
+                 * that --force could lift would not protect */
+                int nb = config_never_ban(c, ban->ip_text);
+                if (nb >= 0) {
+                        char text[IP_RANGE_TEXT_MAX];
+                        request_error(r, "ban.add: target: %s overlaps bans.never_ban entry %s: refused; remove the entry "
+                                      "from bans.never_ban in %s and reload to ban it", ban->ip_text,
+                                      ip_range_text(text, sizeof text, &c->never_ban_ranges[nb], true), c->file);
                         msg_unref(m);
                         return;
                 }

@@ -38,6 +38,7 @@
 #define READ_CHUNK (64 * 1024)
 #define OUT_HIGH   (4 * 1024 * 1024)
 #define OUT_ADOPT  (64 * 1024)  /* a reply this large becomes the output buffer as is */
+#define OUT_STREAM (256 * 1024) /* of a streaming reply, at most this much waits here */
 #define MAX_PIPELINE 10000      /* requests in flight per connection */
 /* One connection's lines are handled for at most this long per turn of
  * the event loop; then the others (the admin socket first of all) get
@@ -236,10 +237,16 @@ static int conn_write(conn *c) {
         return 0;
 }
 
-/* Move the replies that are ready, in request order, to the output buffer. */
+/* Move the replies that are ready, in request order, to the output buffer.
+ * A reply that streams (ban.list) moves while the client keeps up: at most
+ * OUT_STREAM bytes wait here, the rest waits in its producer's window. */
 static void conn_take_replies(conn *c) {
-        while (c->head && c->head->state == REQ_DONE) {
+        while (c->head) {
                 request *r = c->head;
+                if (r->stream.len > 0 && conn_out_pending(c) < OUT_STREAM)
+                        request_stream_take(r, &c->out, OUT_STREAM - conn_out_pending(c));
+                if (r->state != REQ_DONE || r->stream.len > 0)
+                        break;
                 c->last_input = now_monotonic(); /* idle_timeout counts from the last reply too */
                 size_t len = r->reply ? (r->reply_len ? r->reply_len : strlen(r->reply)) : 0;
                 if (len >= OUT_ADOPT && c->out.len == 0) {

@@ -272,6 +272,103 @@ json_t *http_alert_to_signal(json_t *alert, size_t index, bool apply, long long 
         return sig;
 }
 
+/* ------------------------------------------------------------ bodies */
+
+/* application/x-ndjson (or jsonl): one signal per line. Anything else: one
+ * signal object or an array of them. */
+int http_parse_signals(const char *body, size_t len, const char *ctype, json_t **ret, char *why, size_t whysize) {
+        const char *p = body ? body : "";
+        json_error_t jerr;
+        bool ndjson = ctype && (strncasecmp(ctype, "application/x-ndjson", 20) == 0 || strncasecmp(ctype, "application/ndjson", 18) == 0 ||
+                                strncasecmp(ctype, "application/jsonl", 17) == 0 || strncasecmp(ctype, "application/json-lines", 22) == 0);
+        json_t *items = json_array();
+
+        *ret = NULL;
+        if (!items)
+                return -ENOMEM;
+        if (ndjson) {
+                size_t line = 0;
+                while (len > 0) {
+                        const char *nl = memchr(p, '\n', len);
+                        size_t l = nl ? (size_t) (nl - p) : len;
+                        line++;
+                        size_t t = l;
+                        while (t > 0 && (p[t - 1] == '\r' || p[t - 1] == ' ' || p[t - 1] == '\t'))
+                                t--;
+                        if (t > 0) {
+                                json_t *o = json_loadb(p, t, JSON_REJECT_DUPLICATES, &jerr);
+                                if (!o) {
+                                        snprintf(why, whysize, "line %zu, column %d: %s", line, jerr.column, jerr.text);
+                                        json_decref(items);
+                                        return -EINVAL;
+                                }
+                                json_array_append_new(items, o);
+                        }
+                        p += nl ? l + 1 : l;
+                        len -= nl ? l + 1 : l;
+                }
+        } else {
+                json_t *o = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr);
+                if (!o) {
+                        snprintf(why, whysize, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+                        json_decref(items);
+                        return -EINVAL;
+                }
+                if (json_is_array(o)) {
+                        json_decref(items);
+                        items = o;
+                } else
+                        json_array_append_new(items, o);
+        }
+        if (json_array_size(items) == 0) {
+                snprintf(why, whysize, "no signal in the body");
+                json_decref(items);
+                return -EINVAL;
+        }
+        *ret = items;
+        return 0;
+}
+
+int http_parse_alerts(const char *body, size_t len, bool apply, long long now_usec, json_t **ret, char *why, size_t whysize) {
+        json_error_t jerr;
+        json_t *o = json_loadb(body ? body : "", len, 0, &jerr), *a, *items;
+        size_t i;
+
+        *ret = NULL;
+        if (!o) {
+                snprintf(why, whysize, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+                return -EINVAL;
+        }
+        if (!json_is_array(o)) {
+                json_t *arr = json_array();
+                if (!arr) {
+                        json_decref(o);
+                        return -ENOMEM;
+                }
+                json_array_append_new(arr, o);
+                o = arr;
+        }
+        items = json_array();
+        if (!items) {
+                json_decref(o);
+                return -ENOMEM;
+        }
+        json_array_foreach(o, i, a) {
+                spw_error err = { 0 };
+                json_t *sig = http_alert_to_signal(a, i, apply, now_usec, &err);
+                if (!sig) {
+                        snprintf(why, whysize, "%s", err.msg);
+                        json_decref(o);
+                        json_decref(items);
+                        return -EINVAL;
+                }
+                json_array_append_new(items, sig);
+        }
+        json_decref(o);
+        *ret = items;
+        return 0;
+}
+
 #if HAVE_MICROHTTPD
 #include <microhttpd.h>
 
@@ -528,88 +625,17 @@ void http_flush_dirty(daemon_t *d) {
 
 /* ------------------------------------------------------------ bodies */
 
-/* application/x-ndjson (or jsonl): one signal per line. Anything else: one
- * signal object or an array of them. Items are checked as signals here (a
- * scratch parse), so that nothing of a bad body is accepted. */
+/* The items are checked as signals in check_items (a scratch parse), so
+ * that nothing of a bad body is accepted. */
 static int parse_signals(http_req *q, const char *ctype, char *why, size_t whysize) {
-        const char *p = q->body.data ? q->body.data : "";
-        size_t len = q->body.len;
-        json_error_t jerr;
-        bool ndjson = ctype && (strncasecmp(ctype, "application/x-ndjson", 20) == 0 || strncasecmp(ctype, "application/ndjson", 18) == 0 ||
-                                strncasecmp(ctype, "application/jsonl", 17) == 0 || strncasecmp(ctype, "application/json-lines", 22) == 0);
-
-        q->items = json_array();
-        if (!q->items)
-                return -ENOMEM;
-        if (ndjson) {
-                size_t line = 0;
-                while (len > 0) {
-                        const char *nl = memchr(p, '\n', len);
-                        size_t l = nl ? (size_t) (nl - p) : len;
-                        line++;
-                        size_t t = l;
-                        while (t > 0 && (p[t - 1] == '\r' || p[t - 1] == ' ' || p[t - 1] == '\t'))
-                                t--;
-                        if (t > 0) {
-                                json_t *o = json_loadb(p, t, JSON_REJECT_DUPLICATES, &jerr);
-                                if (!o) {
-                                        snprintf(why, whysize, "line %zu, column %d: %s", line, jerr.column, jerr.text);
-                                        return -EINVAL;
-                                }
-                                json_array_append_new(q->items, o);
-                        }
-                        p += nl ? l + 1 : l;
-                        len -= nl ? l + 1 : l;
-                }
-        } else {
-                json_t *o = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr);
-                if (!o) {
-                        snprintf(why, whysize, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
-                        return -EINVAL;
-                }
-                if (json_is_array(o)) {
-                        json_decref(q->items);
-                        q->items = o;
-                } else
-                        json_array_append_new(q->items, o);
-        }
-        if (json_array_size(q->items) == 0) {
-                snprintf(why, whysize, "no signal in the body");
-                return -EINVAL;
-        }
-        return 0;
+        return http_parse_signals(q->body.data, q->body.len, ctype, &q->items, why, whysize);
 }
 
 /* Alerts → signals. */
 static int parse_alerts(http_req *q, char *why, size_t whysize) {
-        json_error_t jerr;
-        json_t *o = json_loadb(q->body.data ? q->body.data : "", q->body.len, 0, &jerr), *a;
         const spw_config *c = engine_config(q->srv->h->d->engine);
         bool apply = c->http.crowdsec_decisions && streq(c->http.crowdsec_decisions, "apply");
-        size_t i;
-
-        if (!o) {
-                snprintf(why, whysize, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
-                return -EINVAL;
-        }
-        if (!json_is_array(o)) {
-                json_t *arr = json_array();
-                json_array_append_new(arr, o);
-                o = arr;
-        }
-        q->items = json_array();
-        json_array_foreach(o, i, a) {
-                spw_error err = { 0 };
-                json_t *sig = http_alert_to_signal(a, i, apply, (long long) now_realtime(), &err);
-                if (!sig) {
-                        snprintf(why, whysize, "%s", err.msg);
-                        json_decref(o);
-                        return -EINVAL;
-                }
-                json_array_append_new(q->items, sig);
-        }
-        json_decref(o);
-        return 0;
+        return http_parse_alerts(q->body.data, q->body.len, apply, (long long) now_realtime(), &q->items, why, whysize);
 }
 
 static int check_items(http_req *q, bool flushed, char *why, size_t whysize) {

@@ -35,3 +35,10 @@ bool http_token_equal(const char *presented, const char *expected);
  * NULL with err naming the missing or wrong field. apply: CrowdSec's
  * decisions become ban_applications. */
 json_t *http_alert_to_signal(struct json_t *alert, size_t index, bool apply, long long now_usec, spw_error *err);
+/* A POST /v1/signals body (ctype: its Content-Type; NDJSON types take one
+ * signal per line, anything else one object or an array) → *ret, a new
+ * array of the items (not yet checked as signals); or -EINVAL with why. */
+int http_parse_signals(const char *body, size_t len, const char *ctype, json_t **ret, char *why, size_t whysize);
+/* A POST /v1/crowdsec/alerts body (one alert or an array) → *ret, a new
+ * array of signal objects; or -EINVAL with why naming the alert. */
+int http_parse_alerts(const char *body, size_t len, bool apply, long long now_usec, json_t **ret, char *why, size_t whysize);

@@ -5,6 +5,7 @@
  * by its transport alone: that is why a detached request lives on until it
  * is done.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ request *request_free(request *r) {
         free(r->unavailable);
         free(r->job_error);
         free(r->list_reply);
+        strbuf_deinit(&r->stream);
         fanout_release(&r->fan);
         if (r->msg) {
                 r->msg->cookie = NULL;
@@ -67,6 +69,28 @@ void request_complete(request *r) {
         }
         if (r->done)
                 r->done(r, r->userdata);
+}
+
+int request_stream(request *r, const char *data, size_t len) {
+        strbuf_append(&r->stream, data, len);
+        if (r->stream.oom)
+                return -ENOMEM;
+        if (!r->detached && r->done)
+                r->done(r, r->userdata);
+        return 0;
+}
+
+size_t request_stream_take(request *r, strbuf *out, size_t max) {
+        size_t n = MIN(max, r->stream.len);
+        if (n == 0)
+                return 0;
+        strbuf_append(out, r->stream.data, n);
+        if (out->oom)
+                return 0;
+        strbuf_consume(&r->stream, n);
+        if (r->stream_taken)
+                r->stream_taken(r, n);
+        return n;
 }
 
 void request_detach(request *r) {

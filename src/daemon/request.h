@@ -22,6 +22,7 @@
 #include "engine.h"
 #include "macro.h"
 #include "park.h"
+#include "strbuf.h"
 
 typedef struct request request;
 typedef void (*request_done_fn)(request *r, void *userdata);
@@ -54,8 +55,14 @@ struct request {
         /* administrative jobs (adminops.c) */
         unsigned jobs_pending;
         int job_kind;
-        char *list_reply;          /* ban.list: the whole reply */
+        char *list_reply;          /* ban.list: the rest of the reply */
         size_t list_reply_len;
+        /* a reply that streams (ban.list): bytes ready before the request is
+         * done; the transport takes them in order (request_stream_take),
+         * then `reply` when done */
+        strbuf stream;
+        void (*stream_taken)(request *r, size_t n); /* credit back to the producer */
+        void *stream_ctx;
         char *job_error;
         bool job_failed;           /* a job or the reply failed (job_error may be NULL: out of memory) */
         uint64_t job_count;
@@ -71,5 +78,10 @@ void request_error(request *r, const char *fmt, ...) _printf_(2, 3);
 /* A waiting request became done: run the transport's callback, or free it
  * if detached. */
 void request_complete(request *r);
+/* Streaming: the handler adds bytes of the reply (copied) and the
+ * transport is told as by request_complete (the request is not done);
+ * the transport moves up to max of them to out. */
+int request_stream(request *r, const char *data, size_t len);
+size_t request_stream_take(request *r, strbuf *out, size_t max);
 /* The transport lets go: freed now if done, else when it is. */
 void request_detach(request *r);

@@ -2,8 +2,10 @@
 /*
  * Administrative job objects and the ban-list row filter. Filtering happens
  * on the worker thread while rows stream out of read_at(), so a list of
- * 100,000 bans with --limit 50 copies 50 rows, not 100,000.
+ * 100,000 bans with --limit 50 copies 50 rows, not 100,000. A list
+ * without a limit streams in chunks with back-pressure (admin.h).
  */
+#include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,8 @@ admin_job *admin_job_new(admin_job_type type) {
                 return NULL;
         j->type = type;
         j->done.fn = job_free_item;
+        pthread_mutex_init(&j->flow_lock, NULL);
+        pthread_cond_init(&j->flow_cond, NULL);
         return j;
 }
 
@@ -36,8 +40,85 @@ admin_job *admin_job_free(admin_job *j) {
         free(j->filter.as);
         msg_unref(j->msg);
         strbuf_deinit(&j->rows);
+        pthread_mutex_destroy(&j->flow_lock);
+        pthread_cond_destroy(&j->flow_cond);
         free(j);
         return NULL;
+}
+
+typedef struct list_chunk {
+        hub_item it;
+        admin_job *job;
+        char *data;
+        size_t len;
+} list_chunk;
+
+static void chunk_run(hub_item *it, bool discard) {
+        list_chunk *c = (list_chunk *) it;
+        if (discard) /* torn down: nobody takes it; let the worker go */
+                admin_job_list_cancel(c->job);
+        c->job->chunk_fn(c->job, c->data, c->len, discard);
+        free(c);
+}
+
+void admin_job_list_taken(admin_job *j, size_t n) {
+        pthread_mutex_lock(&j->flow_lock);
+        j->in_flight -= MIN(n, j->in_flight);
+        pthread_cond_signal(&j->flow_cond);
+        pthread_mutex_unlock(&j->flow_lock);
+}
+
+void admin_job_list_cancel(admin_job *j) {
+        pthread_mutex_lock(&j->flow_lock);
+        j->cancel = true;
+        pthread_cond_signal(&j->flow_cond);
+        pthread_mutex_unlock(&j->flow_lock);
+}
+
+int admin_job_list_push(admin_job *j, hub *h) {
+        list_chunk *c;
+        int r = 0;
+
+        if (j->rows.oom)
+                return -ENOMEM;
+        if (j->rows.len > 0) {
+                c = calloc(1, sizeof *c);
+                if (!c)
+                        return -ENOMEM;
+                c->job = j;
+                c->it.fn = chunk_run;
+                c->len = j->rows.len;
+                c->data = strbuf_steal(&j->rows);
+                if (!c->data) {
+                        free(c);
+                        return -ENOMEM;
+                }
+                j->streamed = true;
+                pthread_mutex_lock(&j->flow_lock);
+                j->in_flight += c->len;
+                pthread_mutex_unlock(&j->flow_lock);
+                hub_post(h, &c->it);
+        }
+        pthread_mutex_lock(&j->flow_lock);
+        while (!j->cancel && j->in_flight > ADMIN_LIST_WINDOW && r == 0) {
+                usec_t t0 = now_monotonic();
+                struct timespec ts;
+                usec_t until;
+                if (j->max_wait <= 0) {
+                        r = -ETIMEDOUT;
+                        break;
+                }
+                until = now_realtime() + j->max_wait;
+                ts.tv_sec = (time_t) (until / USEC_PER_SEC);
+                ts.tv_nsec = (long) (until % USEC_PER_SEC) * 1000;
+                (void) pthread_cond_timedwait(&j->flow_cond, &j->flow_lock, &ts);
+                usec_t spent = now_monotonic() - t0;
+                j->max_wait = spent >= j->max_wait ? 0 : j->max_wait - spent;
+        }
+        if (j->cancel)
+                r = -ECANCELED;
+        pthread_mutex_unlock(&j->flow_lock);
+        return r;
 }
 
 static bool icontains(const char *haystack, const char *needle) {

@@ -11,6 +11,7 @@
  */
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -22,6 +23,19 @@
 #include "timeutil.h"
 
 typedef struct admin_job admin_job;
+
+/* A JOB_LIST whose caller set chunk_fn streams: the worker hands the rows
+ * over in chunks of about ADMIN_LIST_CHUNK bytes through the hub, in
+ * order, and done.fn comes after the last one. Back-pressure: while more
+ * than ADMIN_LIST_WINDOW bytes handed over are not yet taken (the taker
+ * calls admin_job_list_taken() as its client reads them), the worker
+ * waits; after max_wait of waiting in all, or when the taker cancels
+ * (client gone), it stops the listing and fails the job. So a list of a
+ * million bans costs about a window of memory, not the whole reply, and a
+ * reader that does not read holds the backend's worker for max_wait at
+ * most. Without chunk_fn the whole list is left in `rows`. */
+#define ADMIN_LIST_CHUNK  ((size_t) 128 << 10)
+#define ADMIN_LIST_WINDOW ((size_t) 1 << 20)
 
 typedef enum admin_job_type {
         JOB_LIST,        /* read_at + filter */
@@ -58,7 +72,7 @@ struct admin_job {
         char error[512];
         uint64_t count;           /* deleted rows */
         strbuf rows;              /* JOB_LIST: the rows as JSON objects, comma separated */
-        size_t n_rows;            /* JOB_LIST: rows in `rows` */
+        size_t n_rows;            /* JOB_LIST: rows listed */
         size_t total;             /* JOB_LIST: matching rows, shown or not */
         /* JOB_CHANGES, JOB_HISTORY: change_fn(change, change_userdata) on
          * the worker per change; cursor is the start, next_cursor where the
@@ -66,6 +80,15 @@ struct admin_job {
         uint64_t cursor, next_cursor;
         spw_change_fn change_fn;
         void *change_userdata;
+        /* JOB_LIST streaming (see above); chunk_fn runs on the main thread
+         * and owns data (discard: the hub is torn down; free it only) */
+        void (*chunk_fn)(admin_job *j, char *data, size_t len, bool discard);
+        usec_t max_wait;
+        pthread_mutex_t flow_lock;
+        pthread_cond_t flow_cond;
+        size_t in_flight;         /* bytes handed over, not yet taken */
+        bool cancel;              /* the taker is gone */
+        bool streamed;            /* some rows went out as chunks already */
         /* bookkeeping */
         void *cookie;             /* main thread: the waiting request */
         /* If set, the worker calls it once the job ran, instead of posting
@@ -80,6 +103,15 @@ struct admin_job {
 admin_job *admin_job_new(admin_job_type type);
 admin_job *admin_job_free(admin_job *j);
 DEFINE_TRIVIAL_CLEANUP_FUNC(admin_job *, admin_job_free);
+
+/* Main thread, streaming lists: n bytes of chunks were taken; or the
+ * taker is gone (the worker stops at its next row). */
+void admin_job_list_taken(admin_job *j, size_t n);
+void admin_job_list_cancel(admin_job *j);
+/* Worker: hand the rows gathered so far over as a chunk (posted to h),
+ * then wait for room in the window. -ECANCELED: cancelled; -ETIMEDOUT:
+ * the taker took nothing for max_wait in all. */
+int admin_job_list_push(admin_job *j, hub *h);
 
 /* Does a row match? (used by the worker while walking read_at rows) */
 bool ban_filter_match(const ban_filter *f, const spw_ban_row *row);

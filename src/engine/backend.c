@@ -781,10 +781,13 @@ static void *worker_main(void *userdata) {
 
 typedef struct list_ctx {
         admin_job *job;
+        backend *b;
+        int stopped;              /* the stream stopped the listing (admin.h) */
 } list_ctx;
 
 static int list_row(const spw_ban_row *row, void *userdata) {
-        admin_job *j = ((list_ctx *) userdata)->job;
+        list_ctx *ctx = userdata;
+        admin_job *j = ctx->job;
         if (!ban_filter_match(&j->filter, row))
                 return 0;
         j->total++;
@@ -794,6 +797,11 @@ static int list_row(const spw_ban_row *row, void *userdata) {
                 ban_row_append_json(&j->rows, row);
                 if (j->rows.oom)
                         return -ENOMEM;
+                if (j->chunk_fn && j->rows.len >= ADMIN_LIST_CHUNK) {
+                        int r = admin_job_list_push(j, ctx->b->hub);
+                        if (r < 0)
+                                return ctx->stopped = r;
+                }
         }
         return 0;
 }
@@ -886,7 +894,7 @@ static void run_job(backend *b, admin_job *j) {
                 break;
         }
         case JOB_LIST: {
-                list_ctx ctx = { j };
+                list_ctx ctx = { j, b, 0 };
                 if (!b->plugin->ops.read_at) {
                         j->r = -EOPNOTSUPP;
                         snprintf(j->error, sizeof j->error, "backend '%s' stores no bans", b->name);
@@ -895,8 +903,16 @@ static void run_job(backend *b, admin_job *j) {
                 enter_plugin(b);
                 j->r = b->plugin->ops.read_at(b->self, j->at, list_row, &ctx);
                 leave_plugin(b);
-                if (j->r < 0)
+                if (ctx.stopped == -ETIMEDOUT)
+                        snprintf(j->error, sizeof j->error, "the client did not read the ban list in time: stopped "
+                                 "after %zu rows (the listing holds backend '%.64s' while the client does not read)",
+                                 j->n_rows, b->name);
+                else if (ctx.stopped == -ECANCELED)
+                        snprintf(j->error, sizeof j->error, "the client went away");
+                else if (j->r < 0)
                         job_error(b, j, "reading bans failed");
+                if (ctx.stopped < 0 && j->r >= 0)
+                        j->r = ctx.stopped;
                 return;
         }
         case JOB_DELETE:

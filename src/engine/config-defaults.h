@@ -15,6 +15,8 @@
 #define SPW_DEFAULT_MAX_BUFFERED_INPUT (32u << 20)            /* partial lines, all connections */
 #define SPW_DEFAULT_MIN_PREFIX_V4     16u                     /* broadest automatic IPv4 ban */
 #define SPW_DEFAULT_MIN_PREFIX_V6     32u                     /* broadest automatic IPv6 ban */
+/* never banned, whatever the source: loopback and link-local (as the nftables plugin) */
+#define SPW_DEFAULT_NEVER_BAN         "127.0.0.0/8, ::1/128, 169.254.0.0/16, fe80::/10"
 #define SPW_DEFAULT_MAX_BAN_DURATION  (8760ULL * 3600 * USEC_PER_SEC) /* one year */
 #define SPW_DEFAULT_BAN_SYNC_INTERVAL (2 * USEC_PER_SEC)        /* ban database -> nftables, history */
 #define SPW_DEFAULT_BAN_HISTORY_MAX   1000000u                /* ban-history records (~60 MB at most) */

@@ -107,6 +107,7 @@ static const key_spec bans_keys[] = {
         { "max_duration", K_DURATION, offsetof(spw_config, max_ban_duration) },
         { "sync_interval", K_DURATION, offsetof(spw_config, ban_sync_interval), .min = 10 * USEC_PER_MSEC },
         { "history_max", K_UINT, offsetof(spw_config, ban_history_max), .min = 1, .max = 100000000 },
+        { "never_ban", K_STRING, offsetof(spw_config, never_ban) },
         { NULL },
 };
 
@@ -473,6 +474,8 @@ spw_config *config_free(spw_config *c) {
         free(c->defaults_max_records_age);
         free(c->defaults_debug);
         free(c->ban_backend);
+        free(c->never_ban);
+        free(c->never_ban_ranges);
         for (size_t i = 0; i < c->n_backends; i++)
                 backend_config_deinit(&c->backends[i]);
         free(c->backends);
@@ -480,13 +483,42 @@ spw_config *config_free(spw_config *c) {
         return NULL;
 }
 
+/* bans.never_ban: CIDRs or addresses separated by commas or spaces, or
+ * "none". Absent: SPW_DEFAULT_NEVER_BAN. */
+static int parse_never_ban(spw_config *c, const char *file, spw_error *err) {
+        const char *text = c->never_ban ? c->never_ban : SPW_DEFAULT_NEVER_BAN;
+        _cleanup_free_ char *copy = strdup(text);
+        char *save = NULL;
+        size_t n = 0;
+
+        if (!copy)
+                return -ENOMEM;
+        if (streq(text, "none"))
+                return 0;
+        c->never_ban_ranges = calloc(strlen(text) / 2 + 1, sizeof *c->never_ban_ranges);
+        if (!c->never_ban_ranges)
+                return -ENOMEM;
+        for (char *tok = strtok_r(copy, ", \t\n", &save); tok; tok = strtok_r(NULL, ", \t\n", &save)) {
+                ip_range *r = &c->never_ban_ranges[n];
+                if ((strchr(tok, '/') ? ip_parse_cidr(tok, true, r) : ip_parse_addr(tok, r)) < 0)
+                        return spw_error_set(err, -EINVAL, "%s: bans.never_ban: '%s' is not an IP address or CIDR range "
+                                             "(host bits must be zero; \"none\" for an empty list)", file, tok);
+                n++;
+        }
+        c->n_never_ban = n;
+        return 0;
+}
+
 static int parse_main_docs(spw_config *c, const ydocs *d, spw_error *err) {
         if (d->n_docs > 1)
                 return spw_error_set(err, -EINVAL, "%s:%u:1: the main configuration is one YAML document, found %zu",
                                      d->filename, d->doc_lines[1], d->n_docs);
-        if (d->n_docs == 0 || !d->docs[0])
-                return 0; /* empty file: all defaults */
-        return walk_section(c, main_keys, d->filename, c->dir, NULL, d->docs[0], err);
+        if (d->n_docs > 0 && d->docs[0]) { /* else an empty file: all defaults */
+                int r = walk_section(c, main_keys, d->filename, c->dir, NULL, d->docs[0], err);
+                if (r < 0)
+                        return r;
+        }
+        return parse_never_ban(c, d->filename, err);
 }
 
 int config_parse_main_buffer(const char *filename, const char *buf, size_t len, spw_config **ret, spw_error *err) {
@@ -1073,6 +1105,18 @@ int config_load(const char *path, const config_overrides *o, spw_config **ret, s
                 return spw_error_set(err, -EINVAL, "%s: ban_backend: no backend is named '%s'", c->file, c->ban_backend);
         *ret = TAKE_PTR(c);
         return 0;
+}
+
+int config_never_ban(const spw_config *c, const char *text) {
+        ip_range t;
+        if (!text || ip_parse_cidr(text, false, &t) < 0)
+                return -1;
+        for (size_t i = 0; i < c->n_never_ban; i++) {
+                const ip_range *nb = &c->never_ban_ranges[i];
+                if (ip_range_contains(nb, &t) || ip_range_contains(&t, nb))
+                        return (int) i;
+        }
+        return -1;
 }
 
 const backend_config *config_find_backend(const spw_config *c, const char *name) {

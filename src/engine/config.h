@@ -24,6 +24,7 @@
 #include <spillway/backend.h>
 
 #include "error.h"
+#include "ipaddr.h"
 #include "timeutil.h"
 
 typedef struct spw_plugin spw_plugin;
@@ -102,6 +103,9 @@ typedef struct spw_config {
         usec_t max_ban_duration;   /* automatic bans: longest until - received */
         usec_t ban_sync_interval;  /* bans.sync_interval: ban database -> enforcement, history (bansync.h) */
         unsigned ban_history_max;  /* bans.history_max: records in the ban-history index (banhist.h) */
+        char *never_ban;           /* bans.never_ban as written ("none": empty) */
+        ip_range *never_ban_ranges; /* parsed: no ban from any source may overlap one */
+        size_t n_never_ban;
         struct {
                 char *listen;      /* "127.0.0.1:7422 /run/spillway/http.sock", NULL: off */
                 char *token;       /* after ${CREDENTIAL:...} expansion */
@@ -161,3 +165,9 @@ char *backend_config_describe(const backend_config *b, const spw_plugin *p);
 bool config_key_is_secret(const spw_plugin *p, const char *key);
 
 const backend_config *config_find_backend(const spw_config *c, const char *name);
+
+/* The bans.never_ban entry that the ban target `text` (an IP or CIDR)
+ * overlaps (contains or lies inside), as an index; -1 if none or if text
+ * is no address. Every ban source asks: signals (producers' bans and the
+ * profiles'), ban.add, CrowdSec alerts and fail2ban through ingest. */
+int config_never_ban(const spw_config *c, const char *text);

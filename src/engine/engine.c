@@ -445,12 +445,15 @@ static void log_decisions(engine *e, const spw_msg *m, const route_result *res) 
  *   - nothing broader than bans.min_prefix_v4 / _v6 (a /0 from a producer
  *     would ban the whole internet): such a ban is refused, the signal goes
  *     on without it, the reply says so and the journal warns (rate-limited);
+ *   - nothing that overlaps bans.never_ban (loopback, link-local, the
+ *     operator's own networks): refused the same way;
  *   - a ban lasts what the producer asked for, counted from when Spillway
  *     received the signal, not from the producer's clock: until - stop_at
  *     (or - received_at without stop_at), at most bans.max_duration, then
  *     re-based on received_at. A ban that ends before its own signal's
  *     stop_at is an already expired ban: refused.
- * Manual bans (ban.add) do not come through here. */
+ * Manual bans (ban.add) do not come through here; adminops.c applies
+ * never_ban to them itself. */
 static int apply_ban_policy(engine *e, spw_msg *m) {
         const spw_config *c = engine_config(e);
         spw_signal *sig = &m->sig;
@@ -474,6 +477,12 @@ static int apply_ban_policy(engine *e, spw_msg *m) {
                         unsigned min = rg.is_v4 ? c->min_prefix_v4 : c->min_prefix_v6;
                         if (rg.prefix < min)
                                 snprintf(problem, sizeof problem, "broader than /%u (bans.min_prefix_%s)", min, rg.is_v4 ? "v4" : "v6");
+                }
+                int nb = problem[0] ? -1 : config_never_ban(c, b.ip_text);
+                if (nb >= 0) {
+                        char text[IP_RANGE_TEXT_MAX];
+                        snprintf(problem, sizeof problem, "it overlaps bans.never_ban entry %s",
+                                 ip_range_text(text, sizeof text, &c->never_ban_ranges[nb], true));
                 }
                 if (!problem[0] && b.until <= base)
                         snprintf(problem, sizeof problem, "ends before the signal's stop_at (an expired ban)");

@@ -172,8 +172,11 @@ def test_automatic_ban_cannot_cover_the_internet():
         # the admin: refused unless forced
         p = d.ctl("ban", "add", "range", "0.0.0.0/0", "1h", "oops")
         assert p.returncode == 1 and "broader than /16" in p.stderr and "--force" in p.stderr, (p.returncode, p.stderr)
-        d.ctl("ban", "add", "range", "0.0.0.0/1", "1h", "really", "--force", check=0)
-        assert active_until(d, "0.0.0.0/1") is not None
+        d.ctl("ban", "add", "range", "0.0.0.0/2", "1h", "really", "--force", check=0)
+        assert active_until(d, "0.0.0.0/2") is not None
+        # ...but not over bans.never_ban (0.0.0.0/1 holds 127.0.0.0/8), even forced
+        p = d.ctl("ban", "add", "range", "0.0.0.0/1", "1h", "really", "--force")
+        assert p.returncode == 1 and "overlaps bans.never_ban entry 127.0.0.0/8" in p.stderr, (p.returncode, p.stderr)
         assert d.stop() == 0
 
 
@@ -276,10 +279,114 @@ def test_field_size_caps():
         assert d.stop() == 0
 
 
+def fail2ban_signal(ip, jail="sshd"):
+    """What the shipped fail2ban action's actionban pipes into spillwayctl:
+    its _signal program, taken from etc/fail2ban/action.d/spillway.conf."""
+    import configparser
+    cp = configparser.RawConfigParser()
+    cp.read(os.path.join(os.environ["SPW_SOURCE_ROOT"], "etc", "fail2ban", "action.d", "spillway.conf"))
+    code = cp.get("Definition", "_signal").replace("%%", "%")
+    p = subprocess.run(["python3", "-c", code, "fail2ban/" + jail, ip, "5", "600", str(time.time()),
+                        "Failed password for root from " + ip], capture_output=True, text=True, check=True)
+    return p.stdout
+
+
+def test_never_ban_holds_for_every_ban_source():
+    """Item 2: bans.never_ban (default loopback and link-local) is refused
+    whatever made the ban: a producer's ban_applications, a profile, the
+    admin's ban add (even with --force), a CrowdSec alert over HTTP and the
+    fail2ban action. Each source also bans an address outside the list, so
+    the refusal is the list's doing."""
+    import socket as _s
+    s = _s.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    main = ("queue:\n  flush_interval: 50ms\n"
+            "sockets:\n  http: 127.0.0.1:%d\n  http_token: tok\n  crowdsec_decisions: apply\n"
+            "bans:\n  never_ban: 127.0.0.0/8, ::1, 198.51.100.0/24\n" % port)
+    profiles = ("profile: ban_remediation\nfilter: \"sig.Labels.remediation == 'true'\"\n"
+                "remediation:\n  ban: true\n  duration: 1h\noutputs:\n  - plugin: sqlite\n"
+                "---\nprofile: store_all\nfilter: \"true\"\noutputs:\n  - plugin: sqlite\n")
+    with Daemon({"sqlite": SQLITE}, main=main, profiles=profiles) as d:
+        d.start()
+        wait_for(lambda: _port_open(port), 10, "the HTTP port")
+        c = d.client()
+        now = time.time()
+
+        def banned():
+            lst = d.admin_request({"op": "ban.list", "limit": 0})
+            assert lst["ok"], lst
+            return {x["iptext"] for x in lst["rows"]}
+
+        # 1. a producer's own ban (no profile involved: no remediation label)
+        for ip, refused in (("127.0.0.1", True), ("192.0.2.61", False)):
+            r = c.request({"signal": ban_signal(ip, iso(now), iso(now + 3600)), "ack": "flushed"})
+            assert r["ok"], r
+            if refused:
+                assert "bans" not in r and "127.0.0.1: it overlaps bans.never_ban entry 127.0.0.0/8" in r["bans_refused"], r
+            else:
+                assert r.get("bans") == 1 and "bans_refused" not in r, r
+        assert "ban of 127.0.0.1 refused: it overlaps bans.never_ban entry 127.0.0.0/8" in d.read_log()
+        # a range that contains a never_ban entry is refused too
+        r = c.request({"signal": ban_signal("198.51.0.0/16", iso(now), iso(now + 3600)), "ack": "flushed"})
+        assert "198.51.0.0/16: it overlaps bans.never_ban entry 198.51.100.0/24" in r.get("bans_refused", ""), r
+        # 2. a profile's ban
+        for ip in ("198.51.100.7", "192.0.2.62"):
+            sig = signal_obj(ip=ip, remediation=True)
+            r = c.request({"signal": sig, "ack": "flushed"})
+            assert r["ok"], r
+        # 3. the admin, even with --force
+        for args in (("ip", "127.0.0.1"), ("ip", "::1"), ("range", "198.51.0.0/16")):
+            p = d.ctl("ban", "add", *args, "1h", "oops", "--force")
+            assert p.returncode == 1 and "overlaps bans.never_ban entry" in p.stderr and "spillway.yaml" in p.stderr, \
+                (args, p.returncode, p.stderr)
+        d.ctl("ban", "add", "ip", "192.0.2.63", "1h", "manual", check=0)
+        # 4. a CrowdSec alert over HTTP, its decision applied
+        import http.client, json
+        for ip in ("127.0.0.9", "192.0.2.64"):
+            alert = {"scenario": "crowdsecurity/ssh-bf", "message": "m", "events_count": 1,
+                     "start_at": iso(now), "stop_at": iso(now),
+                     "source": {"scope": "Ip", "value": ip, "ip": ip},
+                     "decisions": [{"duration": "3h59m0s", "origin": "crowdsec", "scenario": "crowdsecurity/ssh-bf",
+                                    "scope": "Ip", "type": "ban", "value": ip}]}
+            h = http.client.HTTPConnection("127.0.0.1", port, timeout=30 * SLOW)
+            h.request("POST", "/v1/crowdsec/alerts?ack=flushed", body=json.dumps([alert]).encode(),
+                      headers={"Content-Type": "application/json", "Authorization": "Bearer tok"})
+            resp = h.getresponse()
+            body = json.loads(resp.read())
+            h.close()
+            assert resp.status == 200, body
+        # 5. the fail2ban action (fail2ban itself ignores 127.0.0.1/8 by default:
+        # here a jail that does not, like ignoreself = false)
+        for ip in ("127.0.0.5", "192.0.2.65"):
+            d.ctl("send", "--ack", "flushed", "-", input=fail2ban_signal(ip), check=0)
+        got = banned()
+        assert got == {"192.0.2.61", "192.0.2.62", "192.0.2.63", "192.0.2.64", "192.0.2.65"}, got
+        assert d.stop() == 0
+    # the list is checked at load, naming the file; "none" empties it
+    with Daemon({"sqlite": SQLITE}, main="bans:\n  never_ban: 127.0.0.0/8, 10.0.0.1/8\n") as d:
+        p = subprocess.run(d.args(["--check-config"]), capture_output=True, text=True, timeout=60)
+        assert p.returncode != 0 and "spillway.yaml: bans.never_ban: '10.0.0.1/8' is not an IP address or CIDR range" \
+            in p.stdout + p.stderr, (p.stdout, p.stderr)
+    with Daemon({"sqlite": SQLITE}, main="bans:\n  never_ban: none\n") as d:
+        d.start()
+        d.ctl("ban", "add", "ip", "127.0.0.1", "1h", "allowed now", check=0)
+        assert d.stop() == 0
+
+
+def _port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.5).close()
+        return True
+    except OSError:
+        return False
+
+
 if __name__ == "__main__":
     run([test_producer_strings_cannot_forge_log_lines, test_plugin_with_executable_stack_is_refused,
          test_idle_ingest_connections_cannot_lock_the_operator_out, test_connections_that_send_nothing_are_disconnected,
          test_last_line_without_newline_at_eof_is_accepted, test_signal_member_that_is_not_an_object,
          test_automatic_ban_cannot_cover_the_internet, test_bans_cannot_be_lifted_or_shortened,
          test_ban_delete_mapped_ipv4_and_invalid_utf8_rows,
-         test_field_size_caps])
+         test_field_size_caps, test_never_ban_holds_for_every_ban_source])
