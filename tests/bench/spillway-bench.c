@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 static const char *arg_daemon, *arg_plugins, *arg_ceiling, *arg_ctl;
 static unsigned arg_signals = 100000, arg_producers = 4, arg_window = 1024, arg_batch = 1000;
 static const char *arg_only;
@@ -287,8 +289,58 @@ static long admin_request(const char *sock, const char *req, long *total) {
         return n;
 }
 
+/* The admin socket's status: over every backend, the fewest signals
+ * settled (flushed or failed) and the number of flushes. */
+static int status_counts(const char *sock, unsigned long long *settled, unsigned long long *flushes) {
+        int fd = connect_unix(sock);
+        char *buf = NULL;
+        size_t len = 0, cap = 0;
+        json_t *o = NULL, *bs, *b;
+        size_t i;
+        int r = -1;
+
+        if (fd < 0)
+                return -1;
+        if (write(fd, "{\"op\":\"status\"}\n", 16) != 16)
+                goto out;
+        for (;;) {
+                if (cap - len < 4096) {
+                        char *n = realloc(buf, cap = cap ? 2 * cap : 65536);
+                        if (!n)
+                                goto out;
+                        buf = n;
+                }
+                ssize_t k = read(fd, buf + len, cap - len - 1);
+                if (k <= 0)
+                        break;
+                len += (size_t) k;
+                if (buf[len - 1] == '\n')
+                        break;
+        }
+        if (!buf || !(o = json_loadb(buf, len, 0, NULL)) || !json_is_array(bs = json_object_get(o, "backends")))
+                goto out;
+        *settled = ~0ULL;
+        *flushes = 0;
+        json_array_foreach(bs, i, b) {
+                unsigned long long s = (unsigned long long) (json_integer_value(json_object_get(b, "flushed")) +
+                                                             json_integer_value(json_object_get(b, "failed")));
+                if (s < *settled)
+                        *settled = s;
+                *flushes += (unsigned long long) json_integer_value(json_object_get(b, "flushes"));
+        }
+        r = 0;
+out:
+        json_decref(o);
+        free(buf);
+        close(fd);
+        return r;
+}
+
 typedef struct result {
         char threads[256];
+        double main_us, worker_us; /* CPU per signal: the event loop thread, the backend workers */
+        double commit_size;        /* signals per successful flush, over all backends */
+        long idle_rss_kb;          /* after start, before any signal */
         double producer_cpu;       /* seconds of CPU the producers used */
         double rate;
         double cpu_us_per_signal;
@@ -366,10 +418,11 @@ static double cpu_seconds(pid_t pid) {
 }
 
 /* "main 45%, spw-sqlite 80%": CPU of each daemon thread over `wall` seconds */
-static void thread_cpu(pid_t pid, double wall, char *out, size_t size) {
+static void thread_cpu(pid_t pid, double wall, char *out, size_t size, double *main_s, double *worker_s) {
         char path[300], buf[1024], comm[64];
         size_t o = 0;
         out[0] = 0;
+        *main_s = *worker_s = 0;
         snprintf(path, sizeof path, "/proc/%d/task", (int) pid);
         DIR *dir = opendir(path);
         if (!dir)
@@ -393,25 +446,37 @@ static void thread_cpu(pid_t pid, double wall, char *out, size_t size) {
                 comm[r - l - 1] = 0;
                 if (sscanf(r + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
                         continue;
-                double pct = 100.0 * (double) (ut + st) / (double) sysconf(_SC_CLK_TCK) / wall;
+                double secs = (double) (ut + st) / (double) sysconf(_SC_CLK_TCK);
+                double pct = 100.0 * secs / wall;
+                if (!strncmp(comm, "spw-", 4))
+                        *worker_s += secs; /* backend workers (and their helpers) */
+                else
+                        *main_s += secs;   /* the event loop: read, parse, route, reply */
                 if (pct >= 1)
                         o += (size_t) snprintf(out + o, size - o, "%s%.20s %.0f%%", o ? ", " : "", comm, pct);
         }
         closedir(dir);
 }
 
-static long peak_rss_kb(pid_t pid) {
+static long status_kb(pid_t pid, const char *field) {
         char path[64], line[256];
+        size_t fl = strlen(field);
         long kb = -1;
         snprintf(path, sizeof path, "/proc/%d/status", (int) pid);
         FILE *f = fopen(path, "r");
         if (!f)
                 return -1;
         while (fgets(line, sizeof line, f))
-                if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+                if (!strncmp(line, field, fl) && line[fl] == ':') {
+                        kb = strtol(line + fl + 1, NULL, 10);
                         break;
+                }
         fclose(f);
         return kb;
+}
+
+static long peak_rss_kb(pid_t pid) {
+        return status_kb(pid, "VmHWM");
 }
 
 /* One measured run: start spillwayd with `backends` in a fresh folder, send
@@ -432,7 +497,7 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
         mkdir(path, 0755);
         char main_yaml[512];
         snprintf(main_yaml, sizeof main_yaml,
-                 "queue:\n  size: 20000\n  flush_interval: 100ms\n  flush_batch: %u\n  on_full: block\n  block_timeout: 60s\n"
+                 "queue:\n  flush_batch: %u\n  on_full: block\n  block_timeout: 60s\n"
                  "defaults:\n  flush: false\n", arg_batch);
         if (http_port) {
                 size_t l = strlen(main_yaml);
@@ -477,6 +542,11 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
                 usleep(10000);
         }
 
+        usleep(200000); /* the backends' init (SQLite opens its file) */
+        res.idle_rss_kb = status_kb(pid, "VmRSS");
+        char admin_sock[512];
+        snprintf(admin_sock, sizeof admin_sock, "%s/run/admin.sock", dir);
+
         producer *ps = calloc(arg_producers, sizeof *ps);
         unsigned per = arg_signals / arg_producers;
         for (unsigned i = 0; i < arg_producers; i++) {
@@ -511,7 +581,23 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
         res.producer_cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6 - cpu_before;
 
         /* for queued acks the work is not done until the backends drained:
-         * wait for the daemon to finish (SIGTERM drains) and count that time */
+         * poll the status until every backend settled every signal, and
+         * count that time (the daemon keeps running: its stop is not measured) */
+        int64_t t_done = t1;
+        unsigned long long settled = 0, flushes = 0;
+        unsigned expect = per * arg_producers;
+        for (int64_t give_up = now_ns() + 120 * (int64_t) 1000000000; now_ns() < give_up; usleep(1000))
+                if (status_counts(admin_sock, &settled, &flushes) == 0 && settled >= expect)
+                        break;
+        if (!flushed)
+                t_done = now_ns();
+        if (settled < expect) {
+                fprintf(stderr, "%s: the backends settled %llu of %u signals\n", label, settled, expect);
+                res.errors++;
+        }
+        res.commit_size = flushes ? (double) settled / (double) flushes : 0;
+        /* before the ban list below: a list of every ban is a reply of tens of MiB */
+        res.peak_rss_kb = peak_rss_kb(pid);
         if (lt) {
                 char admin[512];
                 snprintf(admin, sizeof admin, "%s/run/admin.sock", dir);
@@ -523,11 +609,13 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
                 lt->first50_ms = (b - a) / 1e6;
                 lt->all_ms = (e - b) / 1e6;
         }
-        res.peak_rss_kb = peak_rss_kb(pid);
-        if (!flushed)
-                usleep(300000); /* let the workers finish before sampling CPU */
-        res.cpu_us_per_signal = cpu_seconds(pid) * 1e6 / arg_signals;
-        thread_cpu(pid, (now_ns() - t0) / 1e9, res.threads, sizeof res.threads);
+        res.cpu_us_per_signal = cpu_seconds(pid) * 1e6 / expect;
+        {
+                double main_s, worker_s;
+                thread_cpu(pid, (now_ns() - t0) / 1e9, res.threads, sizeof res.threads, &main_s, &worker_s);
+                res.main_us = main_s * 1e6 / expect;
+                res.worker_us = worker_s * 1e6 / expect;
+        }
         {
                 size_t l = strlen(res.threads);
                 snprintf(res.threads + l, sizeof res.threads - l, "; producers %.0f%%", 100.0 * res.producer_cpu / ((now_ns() - t0) / 1e9));
@@ -535,7 +623,6 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
         kill(pid, SIGTERM);
         int status;
         waitpid(pid, &status, 0);
-        int64_t t2 = now_ns();
         sampler.stop = true;
         pthread_join(sampler.thread, NULL);
         res.peak_spool_bytes = sampler.peak;
@@ -557,7 +644,7 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
         res.p99_ms = all[n * 99 / 100] / 1e6;
         res.max_ms = all[n - 1] / 1e6;
         /* signals/s: until every signal is delivered (queued acks) or acked durable (flushed) */
-        res.rate = n / ((flushed ? (t1 - t0) : (t2 - t0)) / 1e9);
+        res.rate = n / ((t_done - t0) / 1e9);
         free(all);
         free(ps);
         if (!dbpath) {
@@ -571,6 +658,156 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
                 res.errors++;
         }
         return res;
+}
+
+/* ------------------------------------------------------------ ceilings without the daemon */
+
+/* The producers' lines, as run_daemon makes them. */
+static producer *make_producers(const char *sock, bool flushed) {
+        producer *ps = calloc(arg_producers, sizeof *ps);
+        unsigned per = arg_signals / arg_producers;
+        for (unsigned i = 0; i < arg_producers; i++) {
+                char line[2048];
+                size_t len = 0;
+                ps[i] = (producer) { .sock = sock, .first = i * per, .count = per, .flushed = flushed };
+                ps[i].lat = calloc(per, sizeof *ps[i].lat);
+                ps[i].lines = malloc((size_t) per * sizeof line);
+                ps[i].offsets = malloc(((size_t) per + 1) * sizeof *ps[i].offsets);
+                for (unsigned k = 0; k < per; k++) {
+                        int n = make_line(line, sizeof line, ps[i].first + k, flushed);
+                        ps[i].offsets[k] = len;
+                        memcpy(ps[i].lines + len, line, (size_t) n);
+                        len += (size_t) n;
+                }
+                ps[i].offsets[per] = len;
+        }
+        return ps;
+}
+
+static void free_producers(producer *ps) {
+        for (unsigned i = 0; i < arg_producers; i++) {
+                free(ps[i].lines);
+                free(ps[i].offsets);
+                free(ps[i].lat);
+        }
+        free(ps);
+}
+
+/* JSON parse alone (jansson, as the daemon calls it), one thread: signals/s */
+static double parse_ceiling(void) {
+        producer *ps = make_producers("", false);
+        int64_t t0 = now_ns();
+        for (unsigned i = 0; i < arg_producers; i++)
+                for (unsigned k = 0; k < ps[i].count; k++) {
+                        json_error_t e;
+                        json_t *o = json_loadb(ps[i].lines + ps[i].offsets[k], ps[i].offsets[k + 1] - ps[i].offsets[k] - 1,
+                                               JSON_REJECT_DUPLICATES, &e);
+                        json_decref(o);
+                }
+        double rate = ps[0].count * arg_producers / ((now_ns() - t0) / 1e9);
+        free_producers(ps);
+        return rate;
+}
+
+typedef struct echo_server {
+        int lfd;
+        unsigned clients;
+} echo_server;
+
+/* The daemon's transport with nothing behind it: one thread polls every
+ * producer connection, reads, frames lines, parses each one and answers
+ * with one write per read. */
+static void *echo_serve(void *userdata) {
+        echo_server *e = userdata;
+        struct pollfd pfd[64];
+        struct { char *in; size_t len; } cs[64] = { 0 };
+        unsigned n = 0, open_ = 0;
+        char out[1 << 17];
+        unsigned long long id = 0;
+
+        while (n < e->clients && n < 64) {
+                int fd = accept4(e->lfd, NULL, NULL, SOCK_CLOEXEC);
+                if (fd < 0)
+                        return NULL;
+                pfd[n] = (struct pollfd) { .fd = fd, .events = POLLIN };
+                cs[n].in = malloc(1 << 20);
+                n++;
+                open_++;
+        }
+        while (open_ > 0) {
+                if (poll(pfd, n, -1) < 0)
+                        break;
+                for (unsigned i = 0; i < n; i++) {
+                        if (pfd[i].fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                                continue;
+                        ssize_t k = read(pfd[i].fd, cs[i].in + cs[i].len, (1 << 20) - cs[i].len);
+                        if (k <= 0) {
+                                close(pfd[i].fd);
+                                pfd[i].fd = -1;
+                                open_--;
+                                continue;
+                        }
+                        cs[i].len += (size_t) k;
+                        size_t o = 0;
+                        char *s = cs[i].in, *nl;
+                        while ((nl = memchr(s, '\n', (size_t) (cs[i].in + cs[i].len - s))) && o < sizeof out - 64) {
+                                json_error_t je;
+                                json_t *j = json_loadb(s, (size_t) (nl - s), JSON_REJECT_DUPLICATES, &je);
+                                o += (size_t) snprintf(out + o, sizeof out - o, "{\"ok\":%s,\"id\":%llu,\"ack\":\"queued\"}\n",
+                                                       j ? "true" : "false", ++id);
+                                json_decref(j);
+                                s = nl + 1;
+                        }
+                        cs[i].len = (size_t) (cs[i].in + cs[i].len - s);
+                        memmove(cs[i].in, s, cs[i].len);
+                        if (write_all(pfd[i].fd, out, o) < 0) {
+                                close(pfd[i].fd);
+                                pfd[i].fd = -1;
+                                open_--;
+                        }
+                }
+        }
+        for (unsigned i = 0; i < n; i++)
+                free(cs[i].in);
+        return NULL;
+}
+
+/* socket + framing + parse + reply, the same producers as the daemon runs */
+static double socket_parse_ceiling(void) {
+        char dir[] = "/tmp/spw-bench-echo-XXXXXX", sock[sizeof dir + 2];
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        echo_server e = { .clients = arg_producers };
+        pthread_t srv;
+        double rate = -1;
+
+        if (!mkdtemp(dir))
+                return -1;
+        snprintf(sock, sizeof sock, "%s/s", dir);
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock);
+        e.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (e.lfd < 0 || bind(e.lfd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen(e.lfd, 64) < 0)
+                goto out;
+        producer *ps = make_producers(sock, false);
+        pthread_create(&srv, NULL, echo_serve, &e);
+        int64_t t0 = now_ns();
+        for (unsigned i = 0; i < arg_producers; i++)
+                pthread_create(&ps[i].thread, NULL, produce, &ps[i]);
+        unsigned errors = 0;
+        for (unsigned i = 0; i < arg_producers; i++) {
+                pthread_join(ps[i].thread, NULL);
+                errors += ps[i].errors;
+        }
+        rate = ps[0].count * arg_producers / ((now_ns() - t0) / 1e9);
+        pthread_join(srv, NULL);
+        free_producers(ps);
+        if (errors)
+                rate = -1;
+out:
+        if (e.lfd >= 0)
+                close(e.lfd);
+        unlink(sock);
+        rmdir(dir);
+        return rate;
 }
 
 static double run_ceiling_batch(const char *dbpath, unsigned signals, unsigned batch) {
@@ -603,6 +840,42 @@ static void print_row(const char *label, const result *r) {
                 printf("%-34s threads: %s (CPU over the run, 100%% = one core)\n", "", r->threads);
         if (r->peak_spool_bytes)
                 printf("%-34s peak spool on disk: %.1f MiB\n", "", r->peak_spool_bytes / 1048576.0);
+}
+
+/* The summary (issue 17): each path beside its ceiling, where the daemon's
+ * CPU goes (the event loop: socket, parse, routing, replies; the worker:
+ * the backend's statements and commits), and whether "queued" is at least
+ * as fast as "flushed", which asks more of the daemon. */
+static void print_table(result rows[2][2], const bool have[2], double ceil_parse, double ceil_sock, double ceil_sqlite) {
+        static const char *const names[2] = { "null", "sqlite" }, *const acks[2] = { "queued", "flushed" };
+        printf("\nsummary (%u signals, %u producers, window %u, batch %u; CPU per signal from /proc, 100%% = one core):\n",
+               arg_signals, arg_producers, arg_window, arg_batch);
+        printf("%-15s %9s %9s %6s %9s %9s %9s %8s %8s %8s\n", "path", "rate/s", "ceiling", "ratio", "loop us", "worker us",
+               "total us", "commit", "peak MiB", "idle MiB");
+        for (int b = 0; b < 2; b++) {
+                if (!have[b])
+                        continue;
+                double ceiling = b == 0 ? ceil_sock : ceil_sqlite;
+                for (int a = 0; a < 2; a++) {
+                        const result *x = &rows[b][a];
+                        char label[32], cs[16] = "-", rs[16] = "-";
+                        snprintf(label, sizeof label, "%s %s", names[b], acks[a]);
+                        if (ceiling > 0) {
+                                snprintf(cs, sizeof cs, "%.0f", ceiling);
+                                snprintf(rs, sizeof rs, "%.2f", x->rate / ceiling);
+                        }
+                        printf("%-15s %9.0f %9s %6s %9.1f %9.1f %9.1f %8.0f %8.1f %8.1f\n", label, x->rate, cs, rs, x->main_us,
+                               x->worker_us, x->cpu_us_per_signal, x->commit_size, x->peak_rss_kb / 1024.0, x->idle_rss_kb / 1024.0);
+                }
+        }
+        printf("  ceilings: null = socket+parse (%s), sqlite = bench-ceiling (same rows, pragmas and batch); "
+               "parse alone %.1f us/signal; 'commit' = signals per flush\n", ceil_sock > 0 ? "one thread" : "not measured",
+               ceil_parse > 0 ? 1e6 / ceil_parse : 0);
+        for (int b = 0; b < 2; b++)
+                if (have[b])
+                        printf("  check: %s queued >= flushed: %s (%.0f vs %.0f signals/s, %.2f)\n", names[b],
+                               rows[b][0].rate >= rows[b][1].rate ? "yes" : "NO", rows[b][0].rate, rows[b][1].rate,
+                               rows[b][0].rate / rows[b][1].rate);
 }
 
 /* Lock-step producers (issue 18): each connection waits for the `flushed`
@@ -756,20 +1029,29 @@ int main(int argc, char **argv) {
         result r;
         char db[512];
 
-        if (!arg_only || !strcmp(arg_only, "null")) {
-                r = run_daemon("null", null_only, false, false, NULL, 0, NULL);
+        result rows[2][2];          /* [null, sqlite][queued, flushed] */
+        bool have[2] = { false, false };
+        double ceil_parse = -1, ceil_sock = -1, ceil_sqlite = -1;
+        if (!arg_only || !strcmp(arg_only, "null") || !strcmp(arg_only, "table")) {
+                ceil_parse = parse_ceiling();
+                ceil_sock = socket_parse_ceiling();
+                printf("  ceiling: JSON parse alone, one thread: %.0f signals/s (%.1f us/signal)\n", ceil_parse, 1e6 / ceil_parse);
+                printf("  ceiling: socket + framing + parse + reply, one thread, the same producers: %.0f signals/s\n", ceil_sock);
+                r = rows[0][0] = run_daemon("null", null_only, false, false, NULL, 0, NULL);
                 print_row("null, ack queued (to delivery)", &r);
                 errors += r.errors;
-                r = run_daemon("null", null_only, false, true, NULL, 0, NULL);
+                r = rows[0][1] = run_daemon("null", null_only, false, true, NULL, 0, NULL);
                 print_row("null, ack flushed", &r);
                 errors += r.errors;
+                have[0] = true;
         }
-        if (!arg_only || !strcmp(arg_only, "sqlite")) {
-                r = run_daemon("sqlite", sqlite_only, true, false, NULL, 0, NULL);
+        if (!arg_only || !strcmp(arg_only, "sqlite") || !strcmp(arg_only, "table")) {
+                r = rows[1][0] = run_daemon("sqlite", sqlite_only, true, false, NULL, 0, NULL);
                 print_row("sqlite, ack queued (to delivery)", &r);
                 errors += r.errors;
                 list_timing lt = { 0 };
-                r = run_daemon("sqlite", sqlite_only, true, true, db, sizeof db, &lt);
+                r = rows[1][1] = run_daemon("sqlite", sqlite_only, true, true, db, sizeof db, &lt);
+                have[1] = true;
                 print_row("sqlite, ack flushed", &r);
                 printf("  ban list over %ld active bans: first 50 in %.1f ms, all of them (JSON over the admin socket) in %.1f ms\n",
                        lt.total, lt.first50_ms, lt.all_ms);
@@ -784,9 +1066,10 @@ int main(int argc, char **argv) {
                 if (arg_ceiling) {
                         char cdb[600];
                         snprintf(cdb, sizeof cdb, "%s.ceiling", db);
-                        double ceiling = run_ceiling(cdb);
+                        double ceiling = ceil_sqlite = run_ceiling(cdb);
                         if (ceiling > 0)
                                 printf("  daemon (ack flushed) / ceiling = %.2f\n", r.rate / ceiling);
+                        unlink(cdb);
                 }
                 char cmd[700];
                 char *slash = strrchr(db, '/');
@@ -801,6 +1084,8 @@ int main(int argc, char **argv) {
                         }
                 }
         }
+        if (have[0] || have[1])
+                print_table(rows, have, ceil_parse, ceil_sock, ceil_sqlite);
         if (!arg_only || !strcmp(arg_only, "durability")) {
                 /* issue 12: the disk spool beside memory, same run, both sync modes */
                 static const char *null_mem[] = { "name: null_backend\npath: null\n", NULL };
