@@ -460,7 +460,7 @@ const char *const bandb_sql[_BANDB_SQL_MAX] = {
          * kind 1 (ADD), at = when it was made (read_history, ABI 2.2) */
         [BANDB_SQL_READ_HISTORY] =
                 "SELECT b.measure_source, b.ip_text, b.reason, 1, b.measure_type, b.target_cn,"
-                " b.target_as_name, b.target_as, NULL, b.until, b.id, 1, b.created_at"
+                " b.target_as_name, b.target_as, NULL, b.until, b.scope, b.value, b.id, 1, b.created_at"
                 " FROM ban_applications AS b WHERE b.created_at >= ?1 ORDER BY b.id",
 
         [BANDB_SQL_DELETE_ALL] =
