@@ -1433,6 +1433,23 @@ static int op_changes_start(spwp_bandb *core, uint64_t cursor) {
         return 0;
 }
 
+static int op_history_start(spwp_bandb *core, spw_usec_t since) {
+        mydb *b = mydb_of(core);
+        MYSQL_STMT *st = b->st[MYDB_SQL_READ_HISTORY];
+        MYSQL_BIND p[1];
+        MYSQL_TIME since_tm;
+
+        b->reading = MYDB_SQL_READ_HISTORY;
+        memset(p, 0, sizeof p);
+        mydb_time_to_mysql(since, &since_tm);
+        p_now(&p[0], &since_tm);
+        memset(&b->rb, 0, sizeof b->rb);
+        read_buf_bind(&b->rb);
+        if (mysql_stmt_bind_param(st, p) || mysql_stmt_execute(st) || mysql_stmt_bind_result(st, b->rb.res))
+                return mydb_fail_stmt(b, st, "reading the ban history");
+        return 0;
+}
+
 static int op_read_next(spwp_bandb *core) {
         mydb *b = mydb_of(core);
         int f = mysql_stmt_fetch(b->st[b->reading]);
@@ -1442,7 +1459,9 @@ static int op_read_next(spwp_bandb *core) {
         if (f == MYSQL_NO_DATA)
                 return 0;
         return mydb_fail_stmt(b, b->st[b->reading],
-                              b->reading == MYDB_SQL_READ_AT ? "reading active bans" : "reading ban changes");
+                              b->reading == MYDB_SQL_READ_AT ? "reading active bans"
+                              : b->reading == MYDB_SQL_READ_HISTORY ? "reading the ban history"
+                                                                    : "reading ban changes");
 }
 
 static const char *op_col_text(spwp_bandb *core, int col) {
@@ -1780,6 +1799,7 @@ static const spwp_bandb_driver mydb_driver = {
         .lost_delete = "the connection was lost: the deletion may have been applied or not, run it again (the "
                        "next call reconnects)",
         SPWP_BANDB_DRIVER_OPS,
+        .history_start = op_history_start,
         .ensure = op_ensure,
         .connect_errno = connect_errno,
         .advice = connect_advice,

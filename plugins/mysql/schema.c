@@ -649,6 +649,12 @@ const char *const mydb_sql[_MYDB_SQL_MAX] = {
                 " LEFT JOIN ban_applications AS b ON b.id = c.ban_id"
                 " LEFT JOIN signal_occurences AS s ON s.id = b.signal_occurence_id"
                 " WHERE c.seq > ? ORDER BY c.seq",
+        /* read_changes' columns over every ban kept: seq = the ban's id,
+         * kind 1 (ADD), at = when it was made (read_history, ABI 2.2) */
+        [MYDB_SQL_READ_HISTORY] =
+                "SELECT b.measure_source, b.ip_text, b.reason, 1, b.measure_type, b.target_cn,"
+                " b.target_as_name, b.target_as, NULL, b.until, b.scope, b.value, b.id, 1, b.created_at"
+                " FROM ban_applications AS b WHERE b.created_at >= ? ORDER BY b.id",
 
         [MYDB_SQL_EXPIRE_PROBE] =
                 "SELECT 1 FROM ban_applications WHERE deleted_at IS NULL AND until < ? LIMIT 1",

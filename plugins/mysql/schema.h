@@ -122,6 +122,7 @@ enum {
         MYDB_SQL_CHANGES_MAX,
         MYDB_SQL_CHANGES_GC,       /* cutoff, newest seq */
         MYDB_SQL_READ_CHANGES,     /* cursor */
+        MYDB_SQL_READ_HISTORY,     /* since (read_history, ABI 2.2) */
         _MYDB_SQL_MAX,
 };
 
