@@ -1907,8 +1907,17 @@ static int mydb_flush(void *userdata) {
         b->phase = PHASE_FLUSH;
         r = spwp_bandb_flush(userdata);
         b->phase = PHASE_BACKGROUND;
-        if (r == 0)
+        if (r == 0) {
+                bool got;
+
                 mydb_failback(b);
+                /* a host with traffic keeps the lease taken (or renewed) even
+                 * while no expiry or GC run asks for it: after a flush, on the
+                 * lease's own connection, at most once a second */
+                if (!b->core.in_txn && (b->core.keys.expire || b->core.keys.max_records || b->core.keys.max_records_age ||
+                                         b->core.max_db_size))
+                        (void) mydb_lease(b, &got);
+        }
         return r;
 }
 
