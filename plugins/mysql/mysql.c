@@ -12,7 +12,7 @@
  * delete and timer logic shared with the sqlite backend. Here: the config
  * keys of a server, the connection and its loss, the schema check, and the
  * driver's operations (statement and parameter maps, binding, MySQL's
- * error codes, named locks).
+ * error codes, the host list, the lease).
  *
  * One instance owns one connection and is only ever called from its own
  * worker thread (the ABI's rule), so there is no locking here. libmariadb
@@ -35,11 +35,23 @@
  *     reconnects (session settings, schema check, statements prepared
  *     again). The client library never reconnects by itself: it would lose
  *     the batch and the prepared statements silently.
- *   - Background work is safe with several daemons on one database: each
- *     run takes a named lock (GET_LOCK, no wait) and skips its turn if
- *     another host holds it; every statement is correct if run twice. The
- *     probe for expired bans is a consistent read that takes no lock, so it
- *     runs inside the batch too.
+ *   - db_host is a list in preference order: a (re)connection takes the
+ *     first host that works, a host after the first is left for a
+ *     preferred one every failback_interval (after a flush, no batch open);
+ *     each switch is a journal entry. A batch lost with its host is
+ *     inserted again on the next (the core's batch_lost).
+ *   - A flush writes a token row in the batch; a COMMIT that lost its
+ *     connection is followed by a look for the token on the host we fail
+ *     over to: a committed batch is not inserted twice.
+ *   - Background work (expiry, GC) is done by the holder of a lease row
+ *     (spillway_lease), taken and renewed on a connection of its own in
+ *     autocommit; GET_LOCK is not used (per node on Galera). Every
+ *     statement is still correct if run twice. The probe for expired bans
+ *     is a consistent read that takes no lock, so it runs inside the batch
+ *     too.
+ *   - Server errors are logged where they happen (rate-limited per code and
+ *     kind) and kept in the status per kind: the core's retries no longer
+ *     hide them.
  *   - Time is stored as UTC DATETIME(6), bound as MYSQL_TIME.
  *   - The password is passed to the client library and never logged.
  */
