@@ -220,6 +220,7 @@ typedef struct mydb {
         spw_usec_t lease_valid_until;   /* host clock: held for sure until then */
         spw_usec_t lease_checked_at;    /* host clock: the last try */
         spw_usec_t tokens_collected_at;
+        spw_usec_t lease_flush_at;      /* CLOCK_MONOTONIC: the last try after a flush */
         uint64_t n_lease_takeovers;
 
         /* the batch token written with each flush's commit */
@@ -892,7 +893,7 @@ static int mydb_open(mydb *b, size_t h, unsigned read_timeout, MYSQL **ret) {
                         mysql_options(c, MYSQL_OPT_SSL_CA, b->tls_ca);
         }
         if (!mysql_real_connect(c, socket ? "localhost" : host->name, b->db_username, b->db_password, b->db_name,
-                                socket ? 0 : host->port, socket ? host->socket : NULL, 0)) {
+                                socket ? 0 : host->port, socket ? host->socket : NULL, CLIENT_MULTI_STATEMENTS)) {
                 mydb_error_from_conn(&b->core.e, c, "connecting");
                 mysql_close(c);
                 return -1;
@@ -1333,11 +1334,19 @@ static int op_commit(spwp_bandb *core) {
                         memcpy(b->token + 8, &b->conn, sizeof(void *) < 8 ? sizeof(void *) : 8);
                 }
                 token_sql(b, tok);
-                snprintf(sql, sizeof sql, "INSERT INTO `" MYDB_BATCH_TABLE "` VALUES (%s, UTC_TIMESTAMP(6))", tok);
-                if (mydb_query(b, sql, "writing the batch token") < 0)
-                        return -1;
-        }
-        if (mysql_commit(b->conn) == 0)
+                /* one round trip: the token, then COMMIT (the server stops at
+                 * the first statement that fails) */
+                snprintf(sql, sizeof sql, "INSERT INTO `" MYDB_BATCH_TABLE "` VALUES (%s, UTC_TIMESTAMP(6)); COMMIT",
+                         tok);
+                if (mysql_real_query(b->conn, sql, (unsigned long) strlen(sql)) == 0) {
+                        int more;
+
+                        while ((more = mysql_next_result(b->conn)) == 0)
+                                ;
+                        if (more < 0)
+                                return 0;
+                }
+        } else if (mysql_commit(b->conn) == 0)
                 return 0;
         mydb_fail_conn(b, "committing");
         if (!with_token || !b->broken)
@@ -1926,9 +1935,12 @@ static int mydb_flush(void *userdata) {
                 /* a host with traffic keeps the lease taken (or renewed) even
                  * while no expiry or GC run asks for it: after a flush, on the
                  * lease's own connection, at most once a second */
-                if (!b->core.in_txn && (b->core.keys.expire || b->core.keys.max_records || b->core.keys.max_records_age ||
-                                         b->core.max_db_size))
+                if (!b->core.in_txn && mono_now() - b->lease_flush_at >= LEASE_RETRY &&
+                    (b->core.keys.expire || b->core.keys.max_records || b->core.keys.max_records_age ||
+                     b->core.max_db_size)) {
+                        b->lease_flush_at = mono_now();
                         (void) mydb_lease(b, &got);
+                }
         }
         return r;
 }
