@@ -12,7 +12,7 @@
  * delete and timer logic shared with the sqlite backend. Here: the config
  * keys of a server, the connection and its loss, the schema check, and the
  * driver's operations (statement and parameter maps, binding, MySQL's
- * error codes, named locks).
+ * error codes, the host list, the lease).
  *
  * One instance owns one connection and is only ever called from its own
  * worker thread (the ABI's rule), so there is no locking here. libmariadb
@@ -35,11 +35,23 @@
  *     reconnects (session settings, schema check, statements prepared
  *     again). The client library never reconnects by itself: it would lose
  *     the batch and the prepared statements silently.
- *   - Background work is safe with several daemons on one database: each
- *     run takes a named lock (GET_LOCK, no wait) and skips its turn if
- *     another host holds it; every statement is correct if run twice. The
- *     probe for expired bans is a consistent read that takes no lock, so it
- *     runs inside the batch too.
+ *   - db_host is a list in preference order: a (re)connection takes the
+ *     first host that works, a host after the first is left for a
+ *     preferred one every failback_interval (after a flush, no batch open);
+ *     each switch is a journal entry. A batch lost with its host is
+ *     inserted again on the next (the core's batch_lost).
+ *   - A flush writes a token row in the batch; a COMMIT that lost its
+ *     connection is followed by a look for the token on the host we fail
+ *     over to: a committed batch is not inserted twice.
+ *   - Background work (expiry, GC) is done by the holder of a lease row
+ *     (spillway_lease), taken and renewed on a connection of its own in
+ *     autocommit; GET_LOCK is not used (per node on Galera). Every
+ *     statement is still correct if run twice. The probe for expired bans
+ *     is a consistent read that takes no lock, so it runs inside the batch
+ *     too.
+ *   - Server errors are logged where they happen (rate-limited per code and
+ *     kind) and kept in the status per kind: the core's retries no longer
+ *     hide them.
  *   - Time is stored as UTC DATETIME(6), bound as MYSQL_TIME.
  *   - The password is passed to the client library and never logged.
  */
@@ -208,6 +220,7 @@ typedef struct mydb {
         spw_usec_t lease_valid_until;   /* host clock: held for sure until then */
         spw_usec_t lease_checked_at;    /* host clock: the last try */
         spw_usec_t tokens_collected_at;
+        spw_usec_t lease_flush_at;      /* CLOCK_MONOTONIC: the last try after a flush */
         uint64_t n_lease_takeovers;
 
         /* the batch token written with each flush's commit */
@@ -880,7 +893,7 @@ static int mydb_open(mydb *b, size_t h, unsigned read_timeout, MYSQL **ret) {
                         mysql_options(c, MYSQL_OPT_SSL_CA, b->tls_ca);
         }
         if (!mysql_real_connect(c, socket ? "localhost" : host->name, b->db_username, b->db_password, b->db_name,
-                                socket ? 0 : host->port, socket ? host->socket : NULL, 0)) {
+                                socket ? 0 : host->port, socket ? host->socket : NULL, CLIENT_MULTI_STATEMENTS)) {
                 mydb_error_from_conn(&b->core.e, c, "connecting");
                 mysql_close(c);
                 return -1;
@@ -1322,11 +1335,19 @@ static int op_commit(spwp_bandb *core) {
                         memcpy(b->token + 8, &b->conn, sizeof(void *) < 8 ? sizeof(void *) : 8);
                 }
                 token_sql(b, tok);
-                snprintf(sql, sizeof sql, "INSERT INTO `" MYDB_BATCH_TABLE "` VALUES (%s, UTC_TIMESTAMP(6))", tok);
-                if (mydb_query(b, sql, "writing the batch token") < 0)
-                        return -1;
-        }
-        if (mysql_commit(b->conn) == 0)
+                /* one round trip: the token, then COMMIT (the server stops at
+                 * the first statement that fails) */
+                snprintf(sql, sizeof sql, "INSERT INTO `" MYDB_BATCH_TABLE "` VALUES (%s, UTC_TIMESTAMP(6)); COMMIT",
+                         tok);
+                if (mysql_real_query(b->conn, sql, (unsigned long) strlen(sql)) == 0) {
+                        int more;
+
+                        while ((more = mysql_next_result(b->conn)) == 0)
+                                ;
+                        if (more < 0)
+                                return 0;
+                }
+        } else if (mysql_commit(b->conn) == 0)
                 return 0;
         mydb_fail_conn(b, "committing");
         if (!with_token || !b->broken)
@@ -1928,8 +1949,20 @@ static int mydb_flush(void *userdata) {
         b->phase = PHASE_FLUSH;
         r = spwp_bandb_flush(userdata);
         b->phase = PHASE_BACKGROUND;
-        if (r == 0)
+        if (r == 0) {
+                bool got;
+
                 mydb_failback(b);
+                /* a host with traffic keeps the lease taken (or renewed) even
+                 * while no expiry or GC run asks for it: after a flush, on the
+                 * lease's own connection, at most once a second */
+                if (!b->core.in_txn && mono_now() - b->lease_flush_at >= LEASE_RETRY &&
+                    (b->core.keys.expire || b->core.keys.max_records || b->core.keys.max_records_age ||
+                     b->core.max_db_size)) {
+                        b->lease_flush_at = mono_now();
+                        (void) mydb_lease(b, &got);
+                }
+        }
         return r;
 }
 
