@@ -491,19 +491,28 @@ static void undo(spwp_bandb *b, uint64_t id) {
 }
 
 /* Bans of scopes other than Ip and Range: stored and listed, and counted
- * in status, which says that address-based backends do not enforce them. */
+ * in status (once committed), which says that address-based backends do
+ * not enforce them. */
 static void other_scope_count(spwp_bandb *b, const spw_signal *sig) {
-        uint64_t n = 0;
-
         for (size_t i = 0; i < sig->n_bans; i++)
                 if (spw_signal_ban(sig, i)->scope == SPW_SCOPE_OTHER)
-                        n++;
-        if (n == 0)
-                return;
-        b->n_other_scope += n;
-        spwp_bandb_status_u64(b, "other_scope_bans", b->n_other_scope);
-        spwp_bandb_status(b, "other_scopes", "stored and listed; not enforced by address-based backends "
-                          "(only Ip and Range are); forwarded by webhook and journal");
+                        b->pending_other_scope++;
+}
+
+/* The batch committed (true) or is gone (false): its counts become totals
+ * or are forgotten (a batch inserted again counts again). */
+static void batch_counts(spwp_bandb *b, bool committed) {
+        if (committed && b->pending_duplicates > 0) {
+                b->n_duplicates += b->pending_duplicates;
+                spwp_bandb_status_u64(b, "duplicates_skipped", b->n_duplicates);
+        }
+        if (committed && b->pending_other_scope > 0) {
+                b->n_other_scope += b->pending_other_scope;
+                spwp_bandb_status_u64(b, "other_scope_bans", b->n_other_scope);
+                spwp_bandb_status(b, "other_scopes", "stored and listed; not enforced by address-based backends "
+                                  "(only Ip and Range are); forwarded by webhook and journal");
+        }
+        b->pending_duplicates = b->pending_other_scope = 0;
 }
 
 static int reject(spwp_bandb *b, const spw_signal *sig, const char *why) {
@@ -546,9 +555,9 @@ int spwp_bandb_insert(void *userdata, const spw_signal *sig) {
                 if (r == 0)
                         r = write_signal(b, sig, b->host->now(b->ctx), &id, &duplicate);
                 if (r == 0 && duplicate) {
-                        /* stored before (a redelivery): done, and counted */
-                        b->n_duplicates++;
-                        spwp_bandb_status_u64(b, "duplicates_skipped", b->n_duplicates);
+                        /* stored before (a redelivery): done, and counted
+                         * once the batch commits */
+                        b->pending_duplicates++;
                         if (b->keys.debug)
                                 b->host->log(b->ctx, LOG_DEBUG, "signal %" PRIu64 " (scenario %s) is stored "
                                              "already: not stored again", sig->id, scenario(sig));
@@ -654,6 +663,7 @@ int spwp_bandb_flush(void *userdata) {
                         b->drv->rollback(b);
                 b->in_txn = b->batch_lost = b->dirty = false;
                 b->n_pending = 0;
+                batch_counts(b, false);
                 b->host->set_error(b->ctx, "%s: %s%" PRIu64 "%s; the batch will be inserted again", b->where,
                                    b->drv->lost_before, n, b->drv->lost_after);
                 return -EAGAIN;
@@ -664,6 +674,7 @@ int spwp_bandb_flush(void *userdata) {
         if (b->drv->commit(b) == 0) {
                 b->in_txn = b->dirty = false;
                 b->n_pending = 0;
+                batch_counts(b, true);
                 changes_collect(b);
                 return 0;
         }
@@ -674,6 +685,7 @@ int spwp_bandb_flush(void *userdata) {
         b->drv->rollback(b);
         b->in_txn = b->dirty = false;
         b->n_pending = 0;
+        batch_counts(b, false);
         /* a lost connection may have committed or not: at-least-once, the
          * daemon inserts the batch again */
         return retry ? -EAGAIN : err_errno(b);

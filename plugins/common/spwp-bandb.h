@@ -367,6 +367,7 @@ struct spwp_bandb {
         uint64_t n_expired, n_collected;
         uint64_t n_duplicates;          /* signals not stored again: their id was there */
         uint64_t n_other_scope;         /* bans stored of scopes other than Ip and Range */
+        uint64_t pending_duplicates, pending_other_scope; /* the open batch's, counted at commit */
 
         /* Whose signal ids these are: the machine id and the daemon's
          * state directory (ids are unique per spool, not across hosts

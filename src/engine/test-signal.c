@@ -141,6 +141,63 @@ int main(void) {
         CHECK_OK(ban_from_target("2001:db8::/48", true, 1, "ban", "cscli", "manual", &a, &ban, &err));
         CHECK_EQ(ban.scope, SPW_SCOPE_RANGE);
         CHECK_EQ(ban_from_target("10.0.0.1/8", true, 1, "ban", "cscli", "manual", &a, &ban, &err), -EINVAL);
+
+        /* decision scopes (issue 15): any scope CrowdSec accepts */
+        CHECK_STREQ(ban_scope_canonical("ip"), "Ip");
+        CHECK_STREQ(ban_scope_canonical("RANGE"), "Range");
+        CHECK_STREQ(ban_scope_canonical("country"), "Country");
+        CHECK_STREQ(ban_scope_canonical("as"), "AS");
+        CHECK_STREQ(ban_scope_canonical("username"), "username");
+        CHECK(!ban_scope_canonical(""));
+        CHECK(!ban_scope_canonical("no such"));
+        CHECK(!ban_scope_canonical("a/b"));
+        CHECK_OK(ban_from_scope("country", "FR", 1, "ban", "cscli", "geo", &a, &ban, &err));
+        CHECK_EQ(ban.scope, SPW_SCOPE_OTHER);
+        CHECK_STREQ(ban.scope_name, "Country");
+        CHECK_STREQ(ban.value, "FR");
+        CHECK_STREQ(ban.ip_text, "Country:FR");
+        CHECK(memcmp(ban.start_ip, (uint8_t[16]) { 0 }, 16) == 0 && memcmp(ban.end_ip, (uint8_t[16]) { 0 }, 16) == 0);
+        CHECK_OK(ban_from_scope("Ip", "::ffff:192.0.2.1", 1, "ban", "cscli", "x", &a, &ban, &err));
+        CHECK_EQ(ban.scope, SPW_SCOPE_IP);
+        CHECK_STREQ(ban.ip_text, "192.0.2.1");
+        CHECK_STREQ(ban.scope_name, "Ip");
+        CHECK_STREQ(ban.value, "192.0.2.1");
+        CHECK_EQ(ban_from_scope("username", "", 1, "ban", "cscli", "x", &a, &ban, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "empty");
+        CHECK_EQ(ban_from_scope("username", "a\nb", 1, "ban", "cscli", "x", &a, &ban, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "control character");
+        CHECK_EQ(ban_from_scope("bad scope", "x", 1, "ban", "cscli", "x", &a, &ban, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "not a scope name");
+
+        /* a producer's decisions of any scope, in ban_applications */
+        CHECK_OK(parse("{\"scenario\":\"s\",\"ban_applications\":["
+                       "{\"Scope\":\"Country\",\"Value\":\"FR\",\"Until\":\"2030-01-01T00:00:00Z\"},"
+                       "{\"Scope\":\"Ip\",\"Value\":\"192.0.2.9\",\"Until\":\"2030-01-01T00:00:00Z\"},"
+                       "{\"IpText\":\"198.51.100.0/24\",\"Until\":\"2030-01-01T00:00:00Z\"}]}", &s, &a, &err));
+        CHECK_EQ(s.n_bans, 3);
+        CHECK_EQ(s.bans[0].scope, SPW_SCOPE_OTHER);
+        CHECK_STREQ(s.bans[0].ip_text, "Country:FR");
+        CHECK_STREQ(s.bans[0].value, "FR");
+        CHECK_EQ(s.bans[1].scope, SPW_SCOPE_IP);
+        CHECK_STREQ(s.bans[1].ip_text, "192.0.2.9");
+        CHECK_EQ(s.bans[2].scope, SPW_SCOPE_RANGE);
+        CHECK_STREQ(s.bans[2].scope_name, "Range");
+        {
+                json_t *bj = ban_to_json(&s.bans[0]);
+                CHECK_STREQ(json_string_value(json_object_get(bj, "Scope")), "Country");
+                CHECK_STREQ(json_string_value(json_object_get(bj, "Value")), "FR");
+                CHECK(json_is_false(json_object_get(bj, "Enforceable")));
+                json_decref(bj);
+        }
+        CHECK_EQ(parse("{\"scenario\":\"s\",\"ban_applications\":[{\"Scope\":\"Country\","
+                       "\"Until\":\"2030-01-01T00:00:00Z\"}]}", &s, &a, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "ban_applications[0].Value: required");
+        CHECK_EQ(parse("{\"scenario\":\"s\",\"ban_applications\":[{\"Scope\":\"Ip\",\"IpText\":\"10.0.0.0/8\","
+                       "\"Until\":\"2030-01-01T00:00:00Z\"}]}", &s, &a, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "Scope is Ip but '10.0.0.0/8' is a range");
+        CHECK_EQ(parse("{\"scenario\":\"s\",\"ban_applications\":[{\"Scope\":\"x y\",\"Value\":\"v\","
+                       "\"Until\":\"2030-01-01T00:00:00Z\"}]}", &s, &a, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "ban_applications[0].Scope: 'x y' is not a scope name");
         arena_deinit(&a);
         return 0;
 }

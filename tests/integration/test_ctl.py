@@ -151,7 +151,7 @@ def test_unknown_or_misplaced_options_name_the_valid_ones():
         p = ctl("--bogus", "-s", s)
         assert p.returncode == 2 and "not a global option" in p.stderr, p.stderr
         p = ctl("-s", s, "bna", "list")
-        assert p.returncode == 2 and "unknown command 'bna'" in p.stderr and "ban, send" in p.stderr, p.stderr
+        assert p.returncode == 2 and "unknown command 'bna'" in p.stderr and "ban, deadletter, send" in p.stderr, p.stderr
         p = ctl("-s", s, "ban", "lsit")
         assert p.returncode == 2 and "unknown subcommand 'lsit'" in p.stderr and "list, add, del, flush" in p.stderr, p.stderr
         d.stop()
@@ -247,7 +247,7 @@ def test_ban_list_pages_when_long_on_a_terminal():
         assert rc == 0 and "PAGED:Source | Scope:Value" in out and "PAGED:40 active bans" in out, out
         # SYSTEMD_PAGER first
         rc, out = on_tty(["-s", d.admin, "ban", "list"], env=dict(pager, SYSTEMD_PAGER="sed s/^/SYSTEMD:/"), rows=20)
-        assert "SYSTEMD:Source | Ip" in out and "PAGED:" not in out, out
+        assert "SYSTEMD:Source | Scope:Value" in out and "PAGED:" not in out, out
         # --no-pager anywhere, an empty or cat pager: not paged
         for args, env in ((["--no-pager", "-s", d.admin, "ban", "list"], pager),
                           (["-s", d.admin, "ban", "list", "--no-pager"], pager),
