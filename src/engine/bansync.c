@@ -48,6 +48,7 @@ struct bansync {
         char jobs_error[512];
 
         uint64_t cursor;
+        bool synced_once;       /* a walk was delivered (bansync thread only) */
         change *pending;        /* filled by the source's worker */
         size_t n_pending, cap_pending;
         bool pending_oom;
@@ -200,10 +201,10 @@ static spw_msg *bans_msg(bansync *s, size_t from, size_t to, usec_t now, bool *o
         return m;
 }
 
-/* Replay pending[] on every subscriber. */
-static int deliver(bansync *s, char *why, size_t size) {
+/* Replay pending[] on every subscriber; `resync`: pending[] is the whole
+ * active set (possibly empty), replacing what the subscribers hold. */
+static int deliver(bansync *s, bool resync, char *why, size_t size) {
         usec_t now = now_realtime();
-        bool resync = s->n_pending > 0 && s->pending[0].resync;
         bool oom;
         size_t i = 0;
 
@@ -328,11 +329,18 @@ static int walk(bansync *s, char *why, size_t size) {
                 return r;
         }
         record_history(s);
-        r = deliver(s, why, size);
+        /* a walk from nothing is the whole set: flagged by the backend, or
+         * our first walk from cursor 0 (an empty ban database gives no
+         * change to flag, and the subscribers' stale bans must go; later
+         * walks from 0 while the change log is still empty are not
+         * resyncs, or bans routed only to a subscriber would be wiped) */
+        bool resync = (s->n_pending > 0 && s->pending[0].resync) || (from == 0 && !s->synced_once);
+        r = deliver(s, resync, why, size);
+        if (r >= 0)
+                s->synced_once = true;
         if (r < 0) {
                 /* read these changes again next time (a RESYNC from 0 if
                  * this walk was one: the subscriber may hold half of it) */
-                bool resync = s->n_pending > 0 && s->pending[0].resync;
                 pthread_mutex_lock(&s->lock);
                 s->cursor = resync ? 0 : from;
                 pthread_mutex_unlock(&s->lock);
