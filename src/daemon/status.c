@@ -86,6 +86,8 @@ json_t *status_json(daemon_t *d) {
                       "blocked_timeouts", (json_int_t) d->stats.blocked_timeouts, "oversized_lines", (json_int_t) d->stats.oversized,
                       "connections", (json_int_t) d->n_conns, "parked", (json_int_t) park_count(d->park), "reloads", (json_int_t) d->reloads,
                       "backends", backends, "config", d->opt.config_path, "watchdog_usec", (json_int_t) d->watchdog_usec);
+        if (o)
+                json_object_set_new(o, "ban_history", engine_bansync_json(e));
         if (o && d->reload_error[0])
                 json_object_set_new(o, "reload_error", json_string(d->reload_error));
         if (o && daemon_reloading(d))
@@ -179,6 +181,7 @@ char *metrics_text(daemon_t *d) {
                 if (engine_backend(e, i))
                         strbuf_printf(&m, "spillway_backend_queue_capacity{backend=\"%s\"} %zu\n", engine_backend_name(e, i),
                                       backend_queue_capacity(engine_backend(e, i)));
+        engine_bansync_metrics(e, &m);
         metric(&m, "backend_up", "gauge", "1 if the backend is running.");
         for (size_t i = 0; i < engine_n_backends(e); i++)
                 strbuf_printf(&m, "spillway_backend_up{backend=\"%s\"} %d\n", engine_backend_name(e, i),

@@ -18,6 +18,7 @@
 
 #include "admin.h"
 #include "bansync.h"
+#include "log.h"
 #include "message.h"
 #include "sigmodel.h"
 
@@ -48,6 +49,7 @@ struct bansync {
         char jobs_error[512];
 
         uint64_t cursor;
+        bool synced_once;       /* a walk was delivered (bansync thread only) */
         change *pending;        /* filled by the source's worker */
         size_t n_pending, cap_pending;
         bool pending_oom;
@@ -200,10 +202,18 @@ static spw_msg *bans_msg(bansync *s, size_t from, size_t to, usec_t now, bool *o
         return m;
 }
 
-/* Replay pending[] on every subscriber. */
-static int deliver(bansync *s, char *why, size_t size) {
+static void count_stats(bansync *s, uint64_t adds, uint64_t deletes, uint64_t resyncs) {
+        pthread_mutex_lock(&s->lock);
+        s->stats.adds += adds;
+        s->stats.deletes += deletes;
+        s->stats.resyncs += resyncs;
+        pthread_mutex_unlock(&s->lock);
+}
+
+/* Replay pending[] on every subscriber; `resync`: pending[] is the whole
+ * active set (possibly empty), replacing what the subscribers hold. */
+static int deliver(bansync *s, bool resync, char *why, size_t size) {
         usec_t now = now_realtime();
-        bool resync = s->n_pending > 0 && s->pending[0].resync;
         bool oom;
         size_t i = 0;
 
@@ -225,8 +235,7 @@ static int deliver(bansync *s, char *why, size_t size) {
                         post(s, s->subs[k], j);
                 }
                 msg_unref(m);
-                s->stats.resyncs++;
-                s->stats.adds += s->n_pending;
+                count_stats(s, s->n_pending, 0, 1);
                 return wait_jobs(s, why, size);
         }
         while (i < s->n_pending) {
@@ -239,7 +248,7 @@ static int deliver(bansync *s, char *why, size_t size) {
                                 wait_jobs(s, NULL, 0);
                                 return -ENOMEM;
                         }
-                        s->stats.adds += end - i;
+                        count_stats(s, end - i, 0, 0);
                         for (size_t k = 0; m && k < s->n_subs; k++) {
                                 admin_job *j = job_new(s, JOB_INSERT);
                                 if (!j) {
@@ -253,7 +262,7 @@ static int deliver(bansync *s, char *why, size_t size) {
                         msg_unref(m);
                 } else {
                         end = i + 1;
-                        s->stats.deletes++;
+                        count_stats(s, 0, 1, 0);
                         for (size_t k = 0; k < s->n_subs; k++) {
                                 admin_job *j = job_new(s, JOB_DELETE);
                                 if (!j || !(j->target = strdup(s->pending[i].target))) {
@@ -294,7 +303,9 @@ static int load_history(bansync *s, char *why, size_t size) {
         int r = wait_jobs(s, why, size);
         if (r >= 0) {
                 record_history(s);
+                pthread_mutex_lock(&s->lock);
                 s->stats.history_loaded = s->n_pending;
+                pthread_mutex_unlock(&s->lock);
         }
         pending_clear(s);
         return r == -EOPNOTSUPP ? 0 : r;
@@ -328,11 +339,18 @@ static int walk(bansync *s, char *why, size_t size) {
                 return r;
         }
         record_history(s);
-        r = deliver(s, why, size);
+        /* a walk from nothing is the whole set: flagged by the backend, or
+         * our first walk from cursor 0 (an empty ban database gives no
+         * change to flag, and the subscribers' stale bans must go; later
+         * walks from 0 while the change log is still empty are not
+         * resyncs, or bans routed only to a subscriber would be wiped) */
+        bool resync = (s->n_pending > 0 && s->pending[0].resync) || (from == 0 && !s->synced_once);
+        r = deliver(s, resync, why, size);
+        if (r >= 0)
+                s->synced_once = true;
         if (r < 0) {
                 /* read these changes again next time (a RESYNC from 0 if
                  * this walk was one: the subscriber may hold half of it) */
-                bool resync = s->n_pending > 0 && s->pending[0].resync;
                 pthread_mutex_lock(&s->lock);
                 s->cursor = resync ? 0 : from;
                 pthread_mutex_unlock(&s->lock);
@@ -360,6 +378,7 @@ static void *bansync_thread(void *userdata) {
         bansync *s = userdata;
         sigset_t all;
         char why[512];
+        bool failing = false;
 
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, NULL);
@@ -402,6 +421,16 @@ static void *bansync_thread(void *userdata) {
                 bool stop = s->stop;
                 s->kick = false;
                 pthread_mutex_unlock(&s->lock);
+                /* the journal hears of a change of health, not of every walk */
+                if (r < 0 && !failing)
+                        log_struct(LOG_WARNING, LOG_FIELDS({ "SPILLWAY_BACKEND", backend_name(s->source) }),
+                                   "ban sync from %s failed: %s; enforcement and the ban history keep what they "
+                                   "have, retrying every %llums", backend_name(s->source), why[0] ? why : strerror(-r),
+                                   (unsigned long long) (s->interval / USEC_PER_MSEC));
+                else if (r >= 0 && failing)
+                        log_struct(LOG_NOTICE, LOG_FIELDS({ "SPILLWAY_BACKEND", backend_name(s->source) }),
+                                   "ban sync from %s works again", backend_name(s->source));
+                failing = r < 0;
                 if (stop)
                         return NULL;
         }

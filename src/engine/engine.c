@@ -844,6 +844,9 @@ int engine_reload(engine *e, spw_config *c, spw_error *err) {
 /* ------------------------------------------------------------ stop */
 
 void engine_stop(engine *e, usec_t deadline) {
+        /* first: its jobs need running workers (it waits for the one it has
+         * out; the workers still run jobs while they drain) */
+        e->sync = bansync_free(e->sync);
         for (size_t i = 0; i < e->n_slots; i++)
                 if (e->slots[i].b)
                         backend_stop(e->slots[i].b, deadline);
@@ -886,6 +889,58 @@ banhist *engine_banhist(engine *e) {
 
 bansync *engine_bansync(engine *e) {
         return e->sync;
+}
+
+json_t *engine_bansync_json(engine *e) {
+        banhist_stats h;
+        banhist_get_stats(e->hist, &h);
+        json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "records", (json_int_t) h.records, "targets",
+                              (json_int_t) h.targets, "max", (json_int_t) h.cap, "evicted", (json_int_t) h.evicted,
+                              "lookups", (json_int_t) h.lookups, "hits", (json_int_t) h.hits);
+        if (!o)
+                return NULL;
+        if (e->sync) {
+                bansync_stats st;
+                char at[RFC3339_MAX];
+                bansync_get_stats(e->sync, &st);
+                json_t *sj = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "source",
+                                       bansync_source_name(e->sync), "interval_ms",
+                                       (json_int_t) (e->config->config->ban_sync_interval / USEC_PER_MSEC), "walks",
+                                       (json_int_t) st.walks, "failures", (json_int_t) st.failures, "adds",
+                                       (json_int_t) st.adds, "deletes", (json_int_t) st.deletes, "resyncs",
+                                       (json_int_t) st.resyncs, "cursor", (json_int_t) st.cursor, "history_loaded",
+                                       (json_int_t) st.history_loaded);
+                if (sj && st.last_ok)
+                        json_object_set_new(sj, "last_ok", json_string(format_rfc3339(at, sizeof at, st.last_ok)));
+                if (sj && st.failures && st.last_error[0])
+                        json_object_set_new(sj, "last_error", json_string(st.last_error));
+                json_object_set_new(o, "sync", sj ? sj : json_null());
+        }
+        return o;
+}
+
+void engine_bansync_metrics(engine *e, strbuf *m) {
+        banhist_stats h;
+        banhist_get_stats(e->hist, &h);
+        strbuf_printf(m, "# HELP spillway_ban_history_records Ban-history records kept (GetDecisionsCount).\n"
+                         "# TYPE spillway_ban_history_records gauge\nspillway_ban_history_records %zu\n"
+                         "# HELP spillway_ban_history_evicted_total Records forgotten at bans.history_max.\n"
+                         "# TYPE spillway_ban_history_evicted_total counter\nspillway_ban_history_evicted_total %llu\n"
+                         "# HELP spillway_ban_history_lookups_total GetDecisions* queries.\n"
+                         "# TYPE spillway_ban_history_lookups_total counter\nspillway_ban_history_lookups_total %llu\n"
+                         "# HELP spillway_ban_history_hits_total GetDecisions* queries that found the target.\n"
+                         "# TYPE spillway_ban_history_hits_total counter\nspillway_ban_history_hits_total %llu\n",
+                      h.records, (unsigned long long) h.evicted, (unsigned long long) h.lookups,
+                      (unsigned long long) h.hits);
+        if (e->sync) {
+                bansync_stats st;
+                bansync_get_stats(e->sync, &st);
+                strbuf_printf(m, "# HELP spillway_ban_sync_walks_total Walks of the ban database's change log.\n"
+                                 "# TYPE spillway_ban_sync_walks_total counter\nspillway_ban_sync_walks_total %llu\n"
+                                 "# HELP spillway_ban_sync_failures_total Walks or deliveries that failed.\n"
+                                 "# TYPE spillway_ban_sync_failures_total counter\nspillway_ban_sync_failures_total %llu\n",
+                              (unsigned long long) st.walks, (unsigned long long) st.failures);
+        }
 }
 
 void engine_bansync_kick(engine *e) {

@@ -15,11 +15,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "backend.h"
 #include "config.h"
 #include "message.h"
 #include "ratelimit.h"
 #include "route.h"
+#include "strbuf.h"
 
 #define ENGINE_MAX_BACKENDS 64
 
@@ -127,6 +130,10 @@ typedef struct bansync bansync;
 banhist *engine_banhist(engine *e);
 bansync *engine_bansync(engine *e);
 void engine_bansync_kick(engine *e);
+/* status: {records, targets, max, evicted, lookups, hits, sync: {...}} */
+json_t *engine_bansync_json(engine *e);
+/* Prometheus lines of the same. */
+void engine_bansync_metrics(engine *e, strbuf *m);
 
 /* A new signal id (main thread). */
 uint64_t engine_next_signal_id(engine *e);

@@ -173,6 +173,16 @@ static void test_sync(void) {
         bansync_stats st;
         bansync_get_stats(engine_bansync(e), &st);
         CHECK(st.resyncs >= 1);
+
+        /* the ban database empties: a reload's resync empties enf too,
+         * although an empty store gives no change to flag as a resync */
+        admin_job *all = admin_job_new(JOB_DELETE_ALL);
+        run(e, "db", all);
+        wait_active(e, "enf", 0);
+        ban_in(e, "enf", "203.0.113.6", now_realtime() + 3600 * USEC_PER_SEC);
+        CHECK_EQ(active(e, "enf"), 1u);
+        CHECK_OK(engine_reload(e, testdir_load(&t), &err));
+        wait_active(e, "enf", 0);
         stop(e);
         testdir_remove(t.path);
 }

@@ -144,7 +144,7 @@ for d in $DEBS; do
 	printf '#   %-48s %6s KiB installed, %5s KiB .deb\n' "$(basename "$d")" \
 		"$(dpkg-deb -f "$d" Installed-Size)" "$(du -k "$d" | cut -f1)"
 done
-for p in spillway spillway-plugin-webhook spillway-plugin-mysql libspillway-backend-dev; do
+for p in spillway spillway-plugin-webhook spillway-plugin-mysql spillway-plugin-nftables libspillway-backend-dev; do
 	ls "$WORK"/src/${p}_*.deb >/dev/null 2>&1 && ok "built $p" || notok "no $p package"
 done
 
@@ -293,6 +293,41 @@ else
 fi
 mark "plugin from the -dev package"
 
+# ---------------------------------------------------------------- 7b. the nftables backend and its drop-in
+# Its libraries (libnftables1 ...) are not in the cached root: apt fetches
+# them from the root's mirror. The container shares the host's network
+# namespace, where nspawn keeps no CAP_NET_ADMIN: this checks the package
+# and the drop-in it ships; tests/system/test_nftables_systemd.py runs the
+# backend under systemd in a network namespace of its own.
+if in_sh "apt-get install -y /srv/debs/spillway-plugin-nftables_*.deb" >"$WORK/nft-install.log" 2>&1; then
+	ok "apt-get install spillway-plugin-nftables"
+else
+	sed 's/^/#   /' "$WORK/nft-install.log" | tail -n 20
+	notok "apt-get install spillway-plugin-nftables failed"
+fi
+"${IN[@]}" systemctl daemon-reload
+NFT_DROPIN=$(in_sh 'ls /lib/systemd/system/spillway.service.d/nftables.conf /usr/lib/systemd/system/spillway.service.d/nftables.conf 2>/dev/null' | head -n 1)
+if [ -n "$NFT_DROPIN" ] && "${IN[@]}" systemctl show -p DropInPaths --value spillway.service | grep -q nftables.conf; then
+	ok "the drop-in $NFT_DROPIN applies to spillway.service"
+else
+	notok "the nftables drop-in is not installed or not applied"
+fi
+nft_caps=$("${IN[@]}" systemctl show -p AmbientCapabilities -p CapabilityBoundingSet -p PrivateUsers --value spillway.service | tr '\n' ' ')
+if echo "$nft_caps" | grep -qi "cap_net_admin.*cap_net_admin.*no"; then
+	ok "with it the service gets exactly CAP_NET_ADMIN, PrivateUsers=no ($nft_caps)"
+else
+	notok "unexpected capabilities with the nftables drop-in: $nft_caps"
+fi
+nft_owner=$(in_sh "stat -c '%U %a' $PLUGINDIR/nftables.so" 2>/dev/null)
+if [ "$nft_owner" = "root 644" ]; then
+	ok "$PLUGINDIR/nftables.so installed, root-owned, mode 644 (the loader's check)"
+else
+	notok "nftables.so missing or not root-owned 0644: '$nft_owner'"
+fi
+nft_exposure=$(in_sh 'systemd-analyze security --no-pager spillway.service' 2>/dev/null | sed -n 's/.*Overall exposure level for spillway.service: //p')
+echo "# systemd-analyze security spillway.service with the nftables drop-in: ${nft_exposure:-?}"
+mark "nftables package and drop-in"
+
 # ---------------------------------------------------------------- 8. upgrade to the same version
 sock_since=$("${IN[@]}" systemctl show -p ActiveEnterTimestampMonotonic --value spillway.socket)
 db_before=$(in_sh 'ls /var/lib/spillway/spillway.db' 2>/dev/null)
@@ -328,7 +363,7 @@ in_sh 'ls /etc/spillway/*.dpkg-* /etc/spillway/plugins/backend/*.dpkg-* 2>/dev/n
 mark "upgrade (same version)"
 
 # ---------------------------------------------------------------- 9. remove
-if in_sh 'apt-get remove -y spillway-plugin-webhook spillway-plugin-mysql libspillway-backend-dev spillway' >"$WORK/remove.log" 2>&1; then
+if in_sh 'apt-get remove -y spillway-plugin-webhook spillway-plugin-mysql spillway-plugin-nftables libspillway-backend-dev spillway' >"$WORK/remove.log" 2>&1; then
 	ok "apt-get remove"
 else
 	sed 's/^/#   /' "$WORK/remove.log" | tail -n 30

@@ -220,6 +220,7 @@ class Container:
         cmd = ["systemd-nspawn", "-D", self.skel, "-b", "-M", self.name, "--register=no", "--keep-unit",
                "--console=read-only", "--overlay-ro=/usr:%s:/usr" % usr, "--bind=%s:%s" % (self.conf, CONFDIR),
                "systemd.firstboot=off"]
+        cmd[1:1] = list(getattr(self, "extra_nspawn_args", ()))   # nspawn options (before the init's arguments)
         cgroups = self.make_cgroups()
         def into_cgroups():   # in the child, before exec
             for cg in cgroups:
