@@ -1181,6 +1181,53 @@ static void test_locked_database(void) {
 }
 
 
+/* The target index holds active bans only: soft-deleted history is not in
+ * it (garbage collection never touches it), a file whose index covers
+ * every row (schema versions 1 and 2) has it rebuilt when opened, and the
+ * statements pinned to it still prepare and search it. */
+static void test_target_index_active_only(void) {
+        char path[256], buf[512];
+        fixture f;
+        uint64_t n;
+        sqlite3 *db;
+
+        new_path(path, sizeof path);
+        CHECK_OK(fixture_open(&f, path, NULL));
+        CHECK_EQ(insert(&f, "10.7.0.1", "a", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "10.7.0.2", "b", T0 + 3600 * SEC), 0);
+        CHECK_EQ(insert(&f, "10.7.0.2", "c", T0 + 7200 * SEC), 0);   /* soft-deletes b */
+        CHECK_OK(plugin->flush(f.self));
+        fixture_close(&f);
+        CHECK_CONTAINS(q_text(buf, sizeof buf, path, "SELECT sql FROM sqlite_master WHERE name = '"
+                                                     BANDB_IP_TEXT_INDEX "'"), "WHERE deleted_at IS NULL");
+        /* 3 bans, 2 active: the index has 2 entries */
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications"), 3);
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications INDEXED BY " BANDB_IP_TEXT_INDEX
+                             " WHERE deleted_at IS NULL AND ip_text > ''"), 2);
+
+        /* an older file: the whole-table index, rebuilt at open */
+        db = db_open(path);
+        db_exec(db, "DROP INDEX " BANDB_IP_TEXT_INDEX "; CREATE INDEX " BANDB_IP_TEXT_INDEX
+                    " ON ban_applications (ip_text, deleted_at)");
+        sqlite3_close(db);
+        CHECK_OK(fixture_open(&f, path, NULL));
+        CHECK_CONTAINS(testhost_log(f.host), "rebuilt " BANDB_IP_TEXT_INDEX " for active bans only");
+        CHECK_CONTAINS(q_text(buf, sizeof buf, path, "SELECT sql FROM sqlite_master WHERE name = '"
+                                                     BANDB_IP_TEXT_INDEX "'"), "WHERE deleted_at IS NULL");
+        /* the one-active-ban rule and Delete(target) work through it */
+        CHECK_EQ(insert(&f, "10.7.0.1", "d", T0 + 9000 * SEC), 0);
+        CHECK_OK(plugin->delete_target(f.self, "10.7.0.2", &n));
+        CHECK_EQ(n, 1);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications WHERE deleted_at IS NULL"), 1);
+        CHECK_EQ(q_int(path, "SELECT count(*) FROM ban_applications WHERE deleted_at IS NULL AND reason = 'd'"), 1);
+        fixture_close(&f);
+        /* opened again: nothing to rebuild */
+        CHECK_OK(fixture_open(&f, path, NULL));
+        CHECK(!strstr(testhost_log(f.host), "rebuilt"));
+        fixture_close(&f);
+}
+
 int main(int argc, char **argv) {
         void *h = bandb_suite_load(&suite, argc, argv);
 
@@ -1199,6 +1246,7 @@ int main(int argc, char **argv) {
         BANDB_RUN(test_busy_is_retry);
         BANDB_RUN(test_flush_failure_rolls_back);
         BANDB_RUN(test_query_plans);
+        BANDB_RUN(test_target_index_active_only);
         BANDB_RUN(test_read_at_ignores_history);
         BANDB_RUN(test_gc_falls_behind);
         BANDB_RUN(test_max_db_size);

@@ -62,6 +62,8 @@ ap.add_argument("--minutes", type=float)
 ap.add_argument("--rate", type=int, help="signals per second (both connections together)")
 ap.add_argument("--sources", type=int)
 ap.add_argument("--table", help="also write the Markdown table to this file")
+ap.add_argument("--backend", choices=("sqlite", "mysql"), default="sqlite",
+                help="the ban database (mysql: a MariaDB server started for the run; skip without one)")
 args = ap.parse_args()
 if args.build:
     env_from_build(args.build)
@@ -74,6 +76,8 @@ if args.long:
 else:
     P = dict(seconds=60, rate=500, sources=20000, ban="5s", max_records=2000, max_age=20,
              gc_interval=5, sample=2, reload_every=25, noban_every=10)
+if args.backend == "mysql" and not args.long and not args.rate:
+    P["rate"] = 150
 if args.minutes:
     P["seconds"] = int(args.minutes * 60)
 if args.rate:
@@ -90,25 +94,32 @@ remediation:
   ban: true
   duration: %(ban)s
 outputs:
-  - plugin: sqlite
+  - plugin: bans
   - plugin: webhook
   - plugin: discard
 ---
 profile: noban
 filter: "sig.Labels.remediation == 'false'"
 outputs:
-  - plugin: sqlite
+  - plugin: bans
   - plugin: webhook
   - plugin: discard
 """
 
 
-def sqlite_conf(gen):
+MYSQL = None   # the MariaDB server's folder and socket (--backend mysql)
+
+
+def bans_conf(gen):
     # flush: expiry on (CrowdSec's key; off by default). The reload changes
-    # nothing the sqlite backend sees: it stays (the null backend, changed,
-    # is replaced at each reload)
-    c = "name: sqlite\npath: sqlite\nqueue_size: 100000\nconfig:\n  db_path: %s\n  flush: true\n  max_records: %d\n  max_records_age: %ds\n" % (
-        "bans.db", P["max_records"], P["max_age"])
+    # nothing the ban database backend sees: it stays (the null backend,
+    # changed, is replaced at each reload)
+    if MYSQL:
+        c = "name: bans\npath: mysql\nqueue_size: 100000\nconfig:\n  db_socket: %s\n  db_username: root\n  db_name: spillway\n" % (
+            MYSQL[1])
+    else:
+        c = "name: bans\npath: sqlite\nqueue_size: 100000\nconfig:\n  db_path: bans.db\n"
+    c += "  flush: true\n  max_records: %d\n  max_records_age: %ds\n" % (P["max_records"], P["max_age"])
     if P["gc_interval"]:
         c += "  gc_interval: %ds\n" % P["gc_interval"]
     return c
@@ -116,7 +127,7 @@ def sqlite_conf(gen):
 
 def configs(d, port, gen):
     d.write_config({
-        "sqlite": sqlite_conf(gen),
+        "bans": bans_conf(gen),
         "webhook": "name: webhook\npath: webhook\nqueue_size: 100000\nconfig:\n  url: http://127.0.0.1:%d/hook\n"
                    "  group_threshold: 1000\n" % port,
         "discard": "name: discard\npath: null\nqueue_size: %d\n" % (100000 + gen),
@@ -214,6 +225,30 @@ def db_figures(path, max_age):
     return soft, age, active, old_noban, signals
 
 
+def mysql_sql(q):
+    p = subprocess.run([MARIADB_SERVER, "sql", MYSQL[0], q], capture_output=True, text=True, check=True)
+    return [line.split("\t") for line in p.stdout.splitlines()]
+
+
+def mysql_figures(max_age):
+    """db_figures for the MariaDB server: the same counts, times in UTC."""
+    (soft, age, active), = mysql_sql(
+        "SELECT (SELECT count(*) FROM spillway.ban_applications WHERE deleted_at IS NOT NULL),"
+        " COALESCE(TIMESTAMPDIFF(MICROSECOND, (SELECT min(deleted_at) FROM spillway.ban_applications"
+        "  WHERE deleted_at IS NOT NULL), UTC_TIMESTAMP(6)) / 1e6, 0),"
+        " (SELECT count(*) FROM spillway.ban_applications WHERE deleted_at IS NULL)")
+    (old_noban,), = mysql_sql(
+        "SELECT count(*) FROM spillway.signal_occurences s WHERE s.created_at < UTC_TIMESTAMP(6) - INTERVAL %d SECOND"
+        " AND NOT EXISTS (SELECT 1 FROM spillway.ban_applications b WHERE b.signal_occurence_id = s.id)" % max_age)
+    return int(soft), max(0.0, float(age)), int(active), int(old_noban), 0
+
+
+def mysql_size():
+    (n,), = mysql_sql("SELECT COALESCE(sum(data_length + index_length + data_free), 0) FROM information_schema.tables"
+                      " WHERE table_schema = 'spillway'")
+    return int(float(n))
+
+
 def file_size(path):
     n = 0
     for p in (path, path + "-wal"):
@@ -245,6 +280,8 @@ def main():
             configs(d, port, gen)
             d.start()
             dbfile = os.path.join(d.state_dir, "bans.db")
+            figures = (lambda: mysql_figures(P["max_age"])) if MYSQL else (lambda: db_figures(dbfile, P["max_age"]))
+            size = mysql_size if MYSQL else (lambda: file_size(dbfile))
             if not os.path.exists(dbfile):
                 dbfile = d.path("bans.db")
             stop = threading.Event()
@@ -258,7 +295,7 @@ def main():
             print("# %s: %d s at %d signals/s, %d sources, bans %s, max_records %d, max_records_age %ds%s" % (
                 "long" if args.long else "short", P["seconds"], P["rate"], P["sources"], P["ban"], P["max_records"],
                 P["max_age"], ", gc_interval %ds" % P["gc_interval"] if P["gc_interval"] else ""), flush=True)
-            hdr = ("| time | signals acked | DB size (MiB) | soft-deleted bans | oldest soft-deleted (s) | active bans "
+            hdr = ("| time | signals acked | stored (queued) | DB size (MiB) | soft-deleted bans | oldest soft-deleted (s) | active bans "
                    "| ban-less signals > max_records_age | `ban list --limit 50` (ms) | RSS (MiB) | gc | collected |")
             print(hdr, flush=True)
             print("|" + "---|" * (hdr.count("|") - 1), flush=True)
@@ -282,24 +319,25 @@ def main():
                 next_sample += P["sample"]
                 # status first: a sample after a collection run is one
                 # that the bounds must hold for
-                st = d.backend_status("sqlite")
+                st = d.backend_status("bans")
                 ps = st.get("plugin_status", {})
                 t1 = time.monotonic()
                 lst = d.ctl("-o", "json", "ban", "list", "--limit", "50")
                 list_ms = (time.monotonic() - t1) * 1000
                 if lst.returncode != 0:
                     failures.append("ban list failed: %s" % lst.stderr.strip())
-                soft, age, active, old_noban, _ = db_figures(dbfile, P["max_age"])
+                soft, age, active, old_noban, _ = figures()
                 row = dict(t=time.monotonic() - t0, acked=sum(p.acked for p in producers),
-                           size=file_size(dbfile), soft=soft, age=age, active=active, old_noban=old_noban,
+                           stored=st.get("flushed", 0), queued=st.get("queue", {}).get("depth", 0),
+                           size=size(), soft=soft, age=age, active=active, old_noban=old_noban,
                            list_ms=list_ms, rss=rss_kib(d.proc.pid), gc=ps.get("gc", "-"),
                            collected=int(ps.get("collected", 0) or 0))
                 row["after_gc"] = last_collected is not None and row["collected"] > last_collected
                 last_collected = row["collected"]
                 rows.append(row)
                 m, s = divmod(int(row["t"] + 0.5), 60)
-                print("| %d:%02d | %d | %.1f | %d | %.0f | %d | %d | %.0f | %.1f | %s | %d |" % (
-                    m, s, row["acked"], row["size"] / 2**20, soft, age, active, old_noban, list_ms,
+                print("| %d:%02d | %d | %d (%d) | %.1f | %d | %.0f | %d | %d | %.0f | %.1f | %s | %d |" % (
+                    m, s, row["acked"], row["stored"], row["queued"], row["size"] / 2**20, soft, age, active, old_noban, list_ms,
                     row["rss"] / 1024, row["gc"], row["collected"]), flush=True)
             stop.set()
             for p in producers:
@@ -308,8 +346,8 @@ def main():
             acked = sum(p.acked for p in producers)
             bad = [b for p in producers for b in p.bad]
             errors = [p.error for p in producers if p.error]
-            st = d.backend_status("sqlite")
-            print("# sent %d, acknowledged %d, refused %d; sqlite status: %s" % (
+            st = d.backend_status("bans")
+            print("# sent %d, acknowledged %d, refused %d; bans status: %s" % (
                 sent, acked, len(bad), json.dumps(st.get("plugin_status", {}))), flush=True)
             if errors:
                 failures.append("producer errors: %r" % errors)
@@ -362,6 +400,12 @@ def check_bounds(rows):
         # (one interval and a sample of lag allowed)
         if r["old_noban"] > per_s * (interval + 2 * P["sample"]) * SLOW / P["noban_every"] + 100:
             out.append("at %.0f s: %d signals without a ban older than max_records_age" % (r["t"], r["old_noban"]))
+    # the backend kept up: what was acknowledged was stored, give or take
+    # a few seconds of queue (else the bounds above say little)
+    last = rows[-1]
+    if last["stored"] < last["acked"] - per_s * 10 * SLOW:
+        out.append("the ban database fell behind: %d of %d acknowledged signals stored, %d queued" % (
+            last["stored"], last["acked"], last["queued"]))
     # the file levels off: the last third of the run adds at most 10% to
     # the size at the end of the second third
     n = len(rows)
@@ -373,13 +417,13 @@ def check_bounds(rows):
 
 def write_table(path, rows):
     with open(path, "w") as f:
-        f.write("| time | signals acked | DB size (MiB) | soft-deleted bans | oldest soft-deleted (s) | active bans "
+        f.write("| time | signals acked | stored (queued) | DB size (MiB) | soft-deleted bans | oldest soft-deleted (s) | active bans "
                 "| ban-less signals > max_records_age | `ban list --limit 50` (ms) | RSS (MiB) |\n")
-        f.write("|---|---|---|---|---|---|---|---|---|\n")
+        f.write("|---|---|---|---|---|---|---|---|---|---|\n")
         for r in rows:
             m, s = divmod(int(r["t"] + 0.5), 60)
-            f.write("| %d:%02d | %d | %.1f | %d | %.0f | %d | %d | %.0f | %.1f |\n" % (
-                m, s, r["acked"], r["size"] / 2**20, r["soft"], r["age"], r["active"], r["old_noban"], r["list_ms"],
+            f.write("| %d:%02d | %d | %d (%d) | %.1f | %d | %.0f | %d | %d | %.0f | %.1f |\n" % (
+                m, s, r["acked"], r["stored"], r["queued"], r["size"] / 2**20, r["soft"], r["age"], r["active"], r["old_noban"], r["list_ms"],
                 r["rss"] / 1024))
 
 
@@ -387,4 +431,27 @@ if __name__ == "__main__":
     if not os.path.exists(os.environ.get("SPILLWAYD", "")):
         print("ok - soak # SKIP no spillwayd (set --build DIR)")
         sys.exit(77)
+    if args.backend == "mysql":
+        import shutil
+        import tempfile
+        MARIADB_SERVER = os.path.join(ROOT, "plugins", "mysql", "tests", "mariadb-server.sh")
+        if not os.path.exists(os.path.join(os.environ.get("SPW_PLUGIN_DIR", ""), "mysql.so")):
+            print("ok - soak # SKIP the mysql backend is not built")
+            sys.exit(77)
+        mdir = tempfile.mkdtemp(prefix="spw-soak-mariadb-")
+        p = subprocess.run([MARIADB_SERVER, "start", mdir, "--watch-pid", str(os.getpid()), "--cleanup"],
+                           capture_output=True, text=True)
+        if p.returncode == 77:
+            shutil.rmtree(mdir, ignore_errors=True)
+            print("ok - soak # SKIP MariaDB server binaries are not installed")
+            sys.exit(77)
+        assert p.returncode == 0, p.stderr
+        menv = dict(line.split("=", 1) for line in p.stdout.split())
+        MYSQL = (mdir, menv["MARIADB_SOCKET"])
+        mysql_sql("CREATE DATABASE spillway")
+        try:
+            rc = main()
+        finally:
+            subprocess.run([MARIADB_SERVER, "stop", mdir], capture_output=True)
+        sys.exit(rc)
     sys.exit(main())
