@@ -21,7 +21,8 @@
  * any (end of input ends it). The connection must be done within 20 s.
  *
  * The plugins come from SPW_FUZZ_PLUGIN_DIR (environment, else the build
- * tree's staged build/plugins, set by meson).
+ * tree's staged build/plugins, set by meson, else `plugins` beside the
+ * program, where oss-fuzz-build.sh puts them).
  */
 
 #include <errno.h>
@@ -75,11 +76,30 @@ static int fz_on_hub(sd_event_source *s, int fd, uint32_t revents, void *userdat
         return 0;
 }
 
+static const char *fz_plugin_dir(void) {
+        static char beside[4096];
+        char probe[4200];
+        ssize_t n;
+
+        if (getenv("SPW_FUZZ_PLUGIN_DIR"))
+                return getenv("SPW_FUZZ_PLUGIN_DIR");
+        snprintf(probe, sizeof probe, "%s/null.so", SPW_FUZZ_PLUGIN_DIR);
+        if (access(probe, R_OK) == 0)
+                return SPW_FUZZ_PLUGIN_DIR;
+        n = readlink("/proc/self/exe", beside, sizeof beside - 16);
+        if (n <= 0)
+                return SPW_FUZZ_PLUGIN_DIR;
+        beside[n] = 0;
+        char *slash = strrchr(beside, '/');
+        snprintf(slash ? slash + 1 : beside, 16, "plugins");
+        return beside;
+}
+
 static void fz_setup(void) {
-        const char *plugins = getenv("SPW_FUZZ_PLUGIN_DIR") ? getenv("SPW_FUZZ_PLUGIN_DIR") : SPW_FUZZ_PLUGIN_DIR;
+        const char *plugins = fz_plugin_dir();
         spw_error err = { 0 };
         spw_config *c = NULL;
-        char text[1024], p[128];
+        char text[8192], p[128];
 
         signal(SIGPIPE, SIG_IGN);
         log_set_max_level(getenv("SPW_FUZZ_LOG") ? LOG_DEBUG : LOG_CRIT);
