@@ -295,6 +295,16 @@ def test_slow_ban_list_reader_is_bounded():
         # SQLite takes to sort the bans before the first row, ~1 s here)
         assert admin_probe.worst < 0.3 * SLOW and ingest_probe.worst < 5 * SLOW, (admin_probe.worst, ingest_probe.worst)
         assert not CHECK_RSS or peak - base < 45, (base, peak)
+        # a reader that goes away mid-list: the listing stops (no reply is
+        # left to anyone; the sanitizer builds check the freeing) and the
+        # backend goes on
+        gone = Client(d.admin, timeout=60)
+        gone.send({"op": "ban.list", "limit": 0})
+        assert gone.sock.recv(65536)
+        gone.close()
+        c = d.client()
+        assert c.request({"signal": signal_obj(ip="192.0.2.201"), "ack": "flushed"})["ok"]
+        c.close()
         # the backend serves the next list in full
         c = Client(d.admin, timeout=120)
         c.send({"op": "ban.list", "limit": 10})
