@@ -201,8 +201,8 @@ static inline void fz_check_replies(const strbuf *out, size_t want) {
                 start = i + 1;
         }
         if (start != out->len || n != want) {
-                fprintf(stderr, "fuzz: %zu lines sent, %zu replies (%zu bytes after the last newline)\n", want, n,
-                        out->len - start);
+                fprintf(stderr, "fuzz: %zu lines sent, %zu replies (%zu bytes after the last newline):\n%.*s\n", want, n,
+                        out->len - start, (int) MIN(out->len, (size_t) 4000), out->data);
                 abort();
         }
 }
