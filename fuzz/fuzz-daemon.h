@@ -130,7 +130,7 @@ static inline void fz_setup(void) {
         snprintf(text, sizeof text,
                  "ban_backend: bans\n"
                  "sockets:\n  max_line: 1024\n  http: 127.0.0.1:%d\n  http_token: " FZ_HTTP_TOKEN "\n"
-                 "  http_max_body: 16K\n  http_max_header: 4K\n  crowdsec_decisions: apply\n"
+                 "  http_max_body: 16K\n  http_max_header: 4K\n  http_timeout: 2s\n  crowdsec_decisions: apply\n"
                  "queue:\n  flush_interval: 5ms\n  size: 64\n  block_timeout: 50ms\n"
                  "bans:\n  max_duration: 48h\n", fz_http_port);
         fz_write("spillway.yaml", text);
@@ -255,7 +255,7 @@ static inline void fz_run_client(listener_kind kind, const uint8_t *data, size_t
 /* One HTTP client on the ingest's TCP port (fuzz-http): byte 0 chooses the
  * pieces as for the line protocol, the rest is the raw request bytes. The
  * client sends, reads until the server closes or stays quiet (8 ms), then
- * closes; the daemon must let go of the connection within 5 s. Whatever
+ * closes; the daemon must let go of its connections (see below). Whatever
  * came back must be an HTTP/1.x status line. */
 static inline void fz_run_http(const uint8_t *data, size_t size) {
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -308,11 +308,20 @@ static inline void fz_run_http(const uint8_t *data, size_t size) {
                 abort();
         }
         strbuf_deinit(&out);
+        /* Usually the daemon lets go at once. libmicrohttpd 0.9.75 (external
+         * epoll) notices a close during a pipelined, unfinished second
+         * request only at http_timeout (2 s here; fuzz/corpus/http keeps
+         * the input): give 50 ms, then go on while the loop reaps it; but
+         * connections that pile up beyond a timeout's worth are a leak. */
         t0 = now_monotonic();
-        while (http_connections(&fz_d) > 0) {
+        while (http_connections(&fz_d) > 0 && now_monotonic() - t0 < 50 * USEC_PER_MSEC)
+                (void) sd_event_run(fz_d.event, 1000);
+        t0 = now_monotonic();
+        while (http_connections(&fz_d) > 16) {
                 (void) sd_event_run(fz_d.event, 1000);
                 if (now_monotonic() - t0 > 5 * USEC_PER_SEC) {
-                        fprintf(stderr, "fuzz: the daemon holds the HTTP connection 5 s after the client closed\n");
+                        fprintf(stderr, "fuzz: %u HTTP connections still open 5 s after their clients closed (http_timeout 2 s)\n",
+                                http_connections(&fz_d));
                         abort();
                 }
         }

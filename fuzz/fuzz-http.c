@@ -6,7 +6,8 @@
  * libmicrohttpd listener on the event loop (fuzz-daemon.h), with the
  * token "fuzz-token", bodies up to 16 KiB and CrowdSec decisions applied.
  * Beyond sanitizers: a reply is an HTTP/1.x status line, the exchange ends,
- * and the daemon lets go of the connection once the client closes.
+ * and the daemon lets go of connections whose clients closed (within
+ * http_timeout: see fz_run_http() for libmicrohttpd's late notice).
  */
 #include "fuzz-daemon.h"
 
