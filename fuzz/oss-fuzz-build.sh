@@ -6,6 +6,7 @@
 #   fuzz-NAME_seed_corpus.zip  fuzz/corpus/NAME
 #   fuzz-NAME.dict             its dictionary, when it has one
 #   fuzz-NAME.options          libFuzzer options (the limits tools/fuzz uses)
+# and $OUT/plugins (null.so, sqlite.so) for the targets that run a daemon,
 # and in $OUT/lib the shared libraries the targets need beyond the base
 # runner image (libyaml, jansson, libsystemd...), found through an rpath of
 # $ORIGIN/lib.
@@ -51,6 +52,13 @@ for dir in "$src"/fuzz/corpus/*/; do
         printf '[libfuzzer]\nrss_limit_mb = 2048\ntimeout = 10\n' >"$out/fuzz-$name.options"
         # the libraries the runner image does not have
         ldd "$exe" | awk '/=> \// { print $3 }' | grep -Ev '/lib(c|m|dl|pthread|rt|gcc_s|stdc\+\+)\.so' |
+                while read -r lib; do cp -n "$lib" "$out/lib/" ; done
+done
+# the daemon targets (ingest, admin) load real plugins from plugins/ beside them
+mkdir -p "$out/plugins"
+for p in null sqlite; do
+        cp "$build/plugins/$p.so" "$out/plugins/"
+        ldd "$build/plugins/$p.so" | awk '/=> \// { print $3 }' | grep -Ev '/lib(c|m|dl|pthread|rt|gcc_s|stdc\+\+)\.so' |
                 while read -r lib; do cp -n "$lib" "$out/lib/" ; done
 done
 echo "oss-fuzz-build.sh: $(ls "$out"/fuzz-* | grep -vc '\.\(zip\|dict\|options\)$') targets in $out"

@@ -272,7 +272,9 @@ static void conn_take_replies(conn *c) {
 
 static void conn_flush_replies(conn *c) {
         conn_take_replies(c);
-        if (conn_write(c) < 0 || (c->eof && !c->head && conn_out_pending(c) == 0)) {
+        /* at EOF, done only once every line was read too: lines left for
+         * the next turn (yielded) or behind a parked one still get replies */
+        if (conn_write(c) < 0 || (c->eof && !c->head && conn_out_pending(c) == 0 && c->in.len == 0 && !c->yielded)) {
                 conn_free(c);
                 return;
         }

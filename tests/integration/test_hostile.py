@@ -3,6 +3,7 @@
 """A hostile producer against the real daemon (issue 11): what it sends must
 not forge log lines, and what the operator loads must not weaken the daemon."""
 import calendar
+import json
 import os
 import shutil
 import socket
@@ -109,6 +110,37 @@ def test_last_line_without_newline_at_eof_is_accepted():
         assert c.readline()["ok"]
         assert c.readline()["ok"]
         wait_for(lambda: len(recorded(log)) == 2, what="both signals")
+        assert d.stop() == 0
+
+
+def test_every_line_before_eof_is_answered_when_the_daemon_yields():
+    """Found by fuzz-admin: a client that pipelines lines and closes its side
+    lost the lines after a yield (a connection is served 20 ms per turn of
+    the loop): when the replies so far completed meanwhile (a flushed ack)
+    and were written, the connection was closed with lines still unread.
+    Heavy routing (a profile whose match costs its whole budget, ~70 ms)
+    makes every line yield."""
+    heavy = "([a-p]?){1000}([a-p]?){1000}z"  # as test_attack's regex bomb
+    profiles = ("profile: heavy\nfilter: \"sig.Alert_message matches '%s'\"\noutputs:\n  - plugin: n\n"
+                "---\nprofile: all\nfilter: \"true\"\noutputs:\n  - plugin: n\n" % heavy)
+    with Daemon({"n": "name: n\npath: null\n"}, profiles=profiles) as d:
+        d.start()
+        n = 6
+        c = Client(d.ingest, timeout=60 * SLOW)
+        lines = [json.dumps({"signal": signal_obj(scenario="s%d" % i, alert_message="a" * 4000), "ack": "flushed"})
+                 for i in range(n)]
+        c.send_raw("\n".join(lines))  # the last one without a newline, ended by EOF
+        c.shutdown_write()
+        data = b""
+        while True:
+            chunk = c.sock.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+        c.close()
+        replies = data.splitlines()
+        assert len(replies) == n, (len(replies), replies)
+        assert all(json.loads(r)["ok"] for r in replies), replies
         assert d.stop() == 0
 
 
@@ -386,7 +418,8 @@ def _port_open(port):
 if __name__ == "__main__":
     run([test_producer_strings_cannot_forge_log_lines, test_plugin_with_executable_stack_is_refused,
          test_idle_ingest_connections_cannot_lock_the_operator_out, test_connections_that_send_nothing_are_disconnected,
-         test_last_line_without_newline_at_eof_is_accepted, test_signal_member_that_is_not_an_object,
+         test_last_line_without_newline_at_eof_is_accepted, test_every_line_before_eof_is_answered_when_the_daemon_yields,
+         test_signal_member_that_is_not_an_object,
          test_automatic_ban_cannot_cover_the_internet, test_bans_cannot_be_lifted_or_shortened,
          test_ban_delete_mapped_ipv4_and_invalid_utf8_rows,
          test_field_size_caps, test_never_ban_holds_for_every_ban_source])
