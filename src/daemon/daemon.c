@@ -6,7 +6,6 @@
  * and WATCHDOG=1 only while every worker makes progress.
  */
 #include <errno.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,10 +209,10 @@ int daemon_run(const daemon_options *opt) {
         int r;
 
         d.started_at = now_realtime();
-        /* Messages are allocated here and freed by workers in bursts: keep
-         * freed memory instead of trimming and faulting it back in. */
-        mallopt(M_TRIM_THRESHOLD, 64 << 20);
-        mallopt(M_MMAP_THRESHOLD, 8 << 20);
+        /* No mallopt(): glibc's defaults return freed memory after a burst.
+         * Keeping it instead (a trim threshold) is an operator's choice,
+         * documented in README.md ("Performance"): GLIBC_TUNABLES=
+         * glibc.malloc.trim_threshold=... in the unit's environment. */
         /* Block signals before any thread starts, so workers inherit the mask. */
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);

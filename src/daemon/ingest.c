@@ -156,6 +156,15 @@ static void accept_routed_nowhere(daemon_t *d, request *r) {
         request_reply_json(r, o);
 }
 
+/* Does any backend keep a disk spool (which keeps the producer's line)? */
+static bool engine_has_spool(daemon_t *d) {
+        const spw_config *c = engine_config(d->engine);
+        for (size_t i = 0; i < c->n_backends; i++)
+                if (c->backends[i].q.durability == DURABILITY_DISK)
+                        return true;
+        return false;
+}
+
 static void handle_signal(daemon_t *d, request *r, json_t *sigobj, ack_level ack, const char *line, size_t line_len) {
         spw_error err = { 0 };
         spw_msg *m = msg_new();
@@ -166,11 +175,14 @@ static void handle_signal(daemon_t *d, request *r, json_t *sigobj, ack_level ack
                 request_error(r, "out of memory");
                 return;
         }
-        /* one arena chunk holds the whole parsed signal in the common case
-         * (a 900-byte CrowdSec alert takes ~400 bytes parsed), and the line
-         * too when a disk spool keeps it (keep_raw). It was 2.5 x the line:
-         * 2.3 KiB per queued signal, 23 MiB of a full 10,000-signal queue. */
-        m->arena.first_size = MAX((size_t) 1024, line_len + line_len / 2 + 256);
+        /* One arena chunk holds the whole message in the common case: a
+         * 900-byte CrowdSec alert takes ~400 bytes parsed and ~600 more
+         * once routed (its bans), and the line too when a disk spool keeps
+         * it (keep_raw). A message that outgrows its first chunk takes a
+         * second one twice as large: a first chunk of half the line made
+         * a full 10,000-signal queue 3.1 KiB per signal (+28 MiB); a 900-byte
+         * line now gets 1,308 bytes, 1,008 of them used. */
+        m->arena.first_size = MAX((size_t) 1024, line_len * 3 / 5 + 768 + (engine_has_spool(d) ? line_len : 0));
         k = signal_from_json(sigobj, &m->arena, &m->sig, &err);
         if (k < 0) {
                 d->stats.rejected++;

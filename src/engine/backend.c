@@ -97,6 +97,8 @@ struct backend {
         usec_t retry_after;
         spw_msg **unflushed;
         size_t n_unflushed, cap_unflushed;
+        size_t n_waiters;             /* of them, acknowledged "flushed": a producer waits for the commit */
+        usec_t flush_cost;            /* how long the last successful flush took */
         usec_t last_flush;
         spool_pos popped_end;         /* end of the last record taken from the spool */
         uint64_t n_uncommitted;       /* taken from the spool, handled, not yet committed */
@@ -407,6 +409,8 @@ static int remember_unflushed(backend *b, spw_msg *m) {
                 b->cap_unflushed = ncap;
         }
         b->unflushed[b->n_unflushed++] = m;
+        if (m->ack == ACK_FLUSHED)
+                b->n_waiters++;
         return 0;
 }
 
@@ -473,6 +477,7 @@ static void reinsert_unflushed(backend *b) {
 
         b->unflushed = NULL;
         b->n_unflushed = b->cap_unflushed = 0;
+        b->n_waiters = 0;
         for (size_t i = 0; i < n; i++) {
                 if (b->abandon)
                         msg_unref(batch[i]);  /* kept in the spool */
@@ -495,6 +500,7 @@ static void abandon_unflushed(backend *b) {
         for (size_t i = 0; i < b->n_unflushed; i++)
                 msg_unref(b->unflushed[i]);
         b->n_unflushed = 0;
+        b->n_waiters = 0;
         b->abandon = true;
 }
 
@@ -508,6 +514,7 @@ static void settle_unflushed(backend *b, bool ok, const char *why) {
                 }
                 hub_post_list(b->hub, &done);
                 b->n_unflushed = 0;
+                b->n_waiters = 0;
                 commit_spool(b);
         } else
                 for (size_t i = 0; i < b->n_unflushed; i++) {
@@ -516,6 +523,7 @@ static void settle_unflushed(backend *b, bool ok, const char *why) {
                         fail_msg(b, b->unflushed[i], why);
                 }
         b->n_unflushed = 0;
+        b->n_waiters = 0;
 }
 
 /* Flush; on a transient failure re-insert the batch and try again. */
@@ -528,11 +536,13 @@ static void do_flush(backend *b) {
         }
         for (unsigned attempt = 0;; attempt++) {
                 int r;
+                usec_t t0 = now_monotonic();
                 b->call_error[0] = 0;
                 enter_plugin(b);
                 r = b->plugin->ops.flush(b->self);
                 leave_plugin(b);
                 if (r >= 0) {
+                        b->flush_cost = now_monotonic() - t0;
                         atomic_fetch_add(&b->stats.flushes, 1);
                         settle_unflushed(b, true, NULL);
                         return;
@@ -613,6 +623,24 @@ static void run_timers(backend *b) {
         }
         if (ran)
                 do_flush(b);
+}
+
+/* How long a worker whose queue ran dry waits for company before it
+ * commits. A producer waiting for a "flushed" ack: flush_delay (0 by
+ * default: at once). Only "queued" signals pending: nobody waits for this
+ * commit, so wait IDLE_COMMIT_SHARE times what the last commit took (at
+ * most flush_interval). At any arrival rate a commit then costs at most a
+ * quarter of the worker's time, where committing whenever the queue ran
+ * dry made the commit the per-signal cost of a "queued" producer that
+ * the worker keeps up with (SQLite: 49-76 signals per commit with one
+ * lock-step producer, against ~850 under "flushed" pipelining). */
+#define IDLE_COMMIT_SHARE 4
+
+static usec_t idle_wait(const backend *b) {
+        usec_t w = b->flush_cost * IDLE_COMMIT_SHARE;
+        if (b->n_waiters > 0 || w <= b->cfg->q.flush_delay)
+                return b->cfg->q.flush_delay;
+        return w < b->cfg->q.flush_interval ? w : b->cfg->q.flush_interval;
 }
 
 static void *worker_main(void *userdata) {
@@ -696,6 +724,9 @@ static void *worker_main(void *userdata) {
                         n = 0;
                 else if (b->spool)
                         n = spool_pop(b->spool, b->spool_gen, (spw_msg **) items, ends, room, deadline);
+                else if (b->n_unflushed > 0 && b->n_waiters == 0 && idle_flush_at != USEC_INFINITY)
+                        /* waiting for company anyway: no wake-up per signal */
+                        n = queue_pop_lazy(&b->queue, items, room, deadline, room);
                 else
                         n = queue_pop(&b->queue, items, room, deadline);
                 atomic_store(&b->last_activity, now_monotonic());
@@ -727,8 +758,11 @@ static void *worker_main(void *userdata) {
                  * committed at once instead of waiting for flush_interval,
                  * which stays the upper bound on any signal's wait. */
                 now = now_monotonic();
-                if (b->n_unflushed > 0 && idle_flush_at == USEC_INFINITY && queue_count(&b->queue) == 0)
-                        idle_flush_at = now + b->cfg->q.flush_delay;
+                if (b->n_unflushed > 0 && queue_count(&b->queue) == 0) {
+                        usec_t at = now + idle_wait(b);
+                        if (at < idle_flush_at)
+                                idle_flush_at = at; /* a "flushed" signal may shorten the wait, never lengthen it */
+                }
                 if (b->n_unflushed > 0 &&
                     (b->n_unflushed >= b->cfg->q.flush_batch || now >= b->last_flush + b->cfg->q.flush_interval ||
                      now >= idle_flush_at || (stopping && n == 0)))
@@ -1114,14 +1148,14 @@ int backend_submit(backend *b, spw_msg *m) {
         }
         switch (b->cfg->q.policy) {
         case ON_FULL_BLOCK:
-                r = queue_push(&b->queue, msg_ref(m));
+                r = queue_push_urgent(&b->queue, msg_ref(m), m->ack == ACK_FLUSHED);
                 if (r < 0) {
                         atomic_fetch_sub(&b->stats.received, 1);
                         msg_unref(m);
                 }
                 return r;
         case ON_FULL_DROP_NEWEST:
-                r = queue_push(&b->queue, msg_ref(m));
+                r = queue_push_urgent(&b->queue, msg_ref(m), m->ack == ACK_FLUSHED);
                 if (r < 0) {
                         msg_unref(m);
                         atomic_fetch_add(&b->stats.dropped, 1);

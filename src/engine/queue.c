@@ -41,32 +41,39 @@ void queue_deinit(spw_queue *q, void (*free_item)(void *)) {
         pthread_cond_destroy(&q->wake);
 }
 
-static void push_locked(spw_queue *q, void *item) {
+static void push_locked(spw_queue *q, void *item, bool urgent) {
         q->ring[(q->head + q->count) % q->capacity] = item;
         q->count++;
         if (q->count > q->high_water)
                 q->high_water = q->count;
         q->unsignalled = true;
+        if (urgent)
+                q->urgent = true;
 }
 
 void queue_wake(spw_queue *q) {
         pthread_mutex_lock(&q->lock);
-        if (q->unsignalled && q->count > 0)
+        if (q->unsignalled && q->count > 0 && (q->urgent || q->count >= q->lazy_below)) {
                 pthread_cond_signal(&q->wake);
-        q->unsignalled = false;
+                q->unsignalled = false;
+        }
         pthread_mutex_unlock(&q->lock);
 }
 
-int queue_push(spw_queue *q, void *item) {
+int queue_push_urgent(spw_queue *q, void *item, bool urgent) {
         int r = 0;
         pthread_mutex_lock(&q->lock);
         if (q->count == q->capacity) {
                 q->space_wanted = true;
                 r = -EAGAIN;
         } else
-                push_locked(q, item);
+                push_locked(q, item, urgent);
         pthread_mutex_unlock(&q->lock);
         return r;
+}
+
+int queue_push(spw_queue *q, void *item) {
+        return queue_push_urgent(q, item, true);
 }
 
 bool queue_room_or_arm(spw_queue *q) {
@@ -87,16 +94,27 @@ void queue_push_evict(spw_queue *q, void *item, void **evicted) {
                 q->head = (q->head + 1) % q->capacity;
                 q->count--;
         }
-        push_locked(q, item);
+        push_locked(q, item, true);
         pthread_mutex_unlock(&q->lock);
 }
 
 size_t queue_pop(spw_queue *q, void **items, size_t max, usec_t deadline) {
+        return queue_pop_lazy(q, items, max, deadline, 0);
+}
+
+size_t queue_pop_lazy(spw_queue *q, void **items, size_t max, usec_t deadline, size_t lazy_below) {
         size_t n = 0;
         bool notify = false;
 
         pthread_mutex_lock(&q->lock);
-        while (q->count == 0 && !q->kicked) {
+        /* a lazy wait ends at the deadline, on a kick, on an urgent item, or
+         * once lazy_below items wait (or the queue is full) */
+        if (deadline == USEC_INFINITY)
+                lazy_below = 0; /* a lazy wait needs an end */
+        else if (lazy_below > q->capacity)
+                lazy_below = q->capacity;
+        q->lazy_below = lazy_below;
+        while ((q->count == 0 || (q->count < lazy_below && !q->urgent)) && !q->kicked) {
                 if (deadline == USEC_INFINITY)
                         pthread_cond_wait(&q->wake, &q->lock);
                 else {
@@ -112,6 +130,8 @@ size_t queue_pop(spw_queue *q, void **items, size_t max, usec_t deadline) {
         }
         q->kicked = false;
         q->unsignalled = false; /* we are awake */
+        q->urgent = false;
+        q->lazy_below = 0;
         while (n < max && q->count > 0) {
                 items[n++] = q->ring[q->head];
                 q->head = (q->head + 1) % q->capacity;

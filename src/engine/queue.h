@@ -38,6 +38,8 @@ typedef struct spw_queue {
         size_t high_water;    /* highest count seen */
         bool kicked;
         bool unsignalled;     /* items pushed since the consumer was last woken */
+        bool urgent;          /* an urgent item was pushed since the consumer was last woken */
+        size_t lazy_below;    /* the waiting consumer wants no wake-up below this count (0: any) */
         bool space_wanted;
         void (*on_space)(void *userdata);
         void *userdata;
@@ -50,7 +52,10 @@ void queue_deinit(spw_queue *q, void (*free_item)(void *));
  * The consumer is not woken: call queue_wake() once after a burst of pushes,
  * so a burst costs one wake-up instead of one per item. */
 int queue_push(spw_queue *q, void *item);
-/* Wake the consumer if items are waiting. */
+/* The same; a non-urgent item does not end a lazy wait (queue_pop_lazy). */
+int queue_push_urgent(spw_queue *q, void *item, bool urgent);
+/* Wake the consumer if items are waiting (and, if it waits lazily, if an
+ * urgent one or enough of them are). */
 void queue_wake(spw_queue *q);
 /* True if a push would succeed now; if not, arm on_space like a failed push. */
 bool queue_room_or_arm(spw_queue *q);
@@ -63,6 +68,10 @@ void queue_push_evict(spw_queue *q, void *item, void **evicted);
  * no deadline). Returns the number of items taken. */
 #define USEC_INFINITY INT64_MAX
 size_t queue_pop(spw_queue *q, void **items, size_t max, usec_t deadline);
+/* The same, but while waiting, queue_wake() wakes the consumer only once
+ * lazy_below items, or an urgent one, are waiting: a consumer that waits
+ * for company anyway until the deadline is not woken once per item. */
+size_t queue_pop_lazy(spw_queue *q, void **items, size_t max, usec_t deadline, size_t lazy_below);
 void queue_kick(spw_queue *q);
 
 size_t queue_count(spw_queue *q);

@@ -38,6 +38,7 @@
 static const char *arg_daemon, *arg_plugins, *arg_ceiling, *arg_ctl;
 static unsigned arg_signals = 100000, arg_producers = 4, arg_window = 1024, arg_batch = 1000;
 static const char *arg_only;
+static unsigned arg_queue = 10000;  /* the shipped queue size */
 /* 0: producers use the unix ingest socket; else POST /v1/signals on this
  * loopback port, NDJSON bodies of HTTP_BODY signals, keep-alive */
 static unsigned http_port;
@@ -497,8 +498,8 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
         mkdir(path, 0755);
         char main_yaml[512];
         snprintf(main_yaml, sizeof main_yaml,
-                 "queue:\n  flush_batch: %u\n  on_full: block\n  block_timeout: 60s\n"
-                 "defaults:\n  flush: false\n", arg_batch);
+                 "queue:\n  size: %u\n  flush_batch: %u\n  on_full: block\n  block_timeout: 60s\n"
+                 "defaults:\n  flush: false\n", arg_queue, arg_batch);
         if (http_port) {
                 size_t l = strlen(main_yaml);
                 snprintf(main_yaml + l, sizeof main_yaml - l, "sockets:\n  http: 127.0.0.1:%u\n  http_token: bench\n  http_max_body: 64M\n",
@@ -983,7 +984,7 @@ int main(int argc, char **argv) {
                 { "ceiling", required_argument, NULL, 'c' }, { "signals", required_argument, NULL, 'n' },
                 { "producers", required_argument, NULL, 'P' }, { "window", required_argument, NULL, 'w' },
                 { "batch", required_argument, NULL, 'b' }, { "only", required_argument, NULL, 'o' },
-                { "ctl", required_argument, NULL, 'C' }, {}
+                { "ctl", required_argument, NULL, 'C' }, { "queue-size", required_argument, NULL, 'q' }, {}
         };
         int c;
         unsigned errors = 0;
@@ -999,9 +1000,10 @@ int main(int argc, char **argv) {
                 case 'b': arg_batch = (unsigned) strtoul(optarg, NULL, 10); break;
                 case 'o': arg_only = optarg; break;
                 case 'C': arg_ctl = optarg; break;
+                case 'q': arg_queue = (unsigned) strtoul(optarg, NULL, 10); break;
                 default:
                         fprintf(stderr, "usage: spillway-bench --daemon PATH --plugins DIR [--ceiling PATH] [--signals N] "
-                                        "[--producers N] [--window N] [--batch N] [--only null|sqlite|durability|both|http|lockstep] [--ctl SPILLWAYCTL]\n");
+                                        "[--producers N] [--window N] [--batch N] [--queue-size N] [--only table|null|sqlite|durability|both|http|lockstep] [--ctl SPILLWAYCTL]\n");
                         return 2;
                 }
         }
