@@ -975,8 +975,9 @@ static int nft_insert(void *self, const spw_signal *sig) {
                 nfaddr_range rg;
                 int allow, r;
 
-                if (!ban->measure_type || strcmp(ban->measure_type, "ban") != 0) {
-                        /* captcha, slow, simulation:ban ...: not a firewall's job */
+                if (!ban->measure_type || strcmp(ban->measure_type, "ban") != 0 || ban->scope == SPW_SCOPE_OTHER) {
+                        /* captcha, slow, simulation:ban ...: not a firewall's
+                         * job; nor is a Country or username scope (no address) */
                         b->pending_not_enforced++;
                         continue;
                 }
