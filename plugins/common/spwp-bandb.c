@@ -100,14 +100,17 @@
 
 /* ------------------------------------------------------------ set-up */
 
-/* The signal ids' origin (spwp_bandb.origin): "MACHINE-ID:STATE-DIR". The
- * daemon's ids are unique per state directory (they start at its start
- * time and survive restarts through the spool), not across hosts: two
- * hosts sharing a MariaDB must not take each other's signals for
- * duplicates. Without /etc/machine-id, the host name stands in. */
+/* The signal ids' origin (spwp_bandb.origin): a 63-bit FNV-1a hash of
+ * "MACHINE-ID:STATE-DIR". The daemon's ids are unique per state directory
+ * (they start at its start time and survive restarts through the spool),
+ * not across hosts: two hosts sharing a MariaDB must not take each other's
+ * signals for duplicates. A number, not the text: the unique index stays
+ * two integers wide (the text made every insert 1.6 times slower in
+ * bench-ceiling). Without /etc/machine-id, the host name stands in. */
 static void origin_init(spwp_bandb *b) {
         const char *dir = b->host->state_directory ? b->host->state_directory(b->ctx) : NULL;
-        char machine[64] = "";
+        char machine[64] = "", text[320];
+        uint64_t h = UINT64_C(0xcbf29ce484222325);
         FILE *f = fopen("/etc/machine-id", "re");
 
         if (f) {
@@ -118,7 +121,10 @@ static void origin_init(spwp_bandb *b) {
         }
         if (!machine[0] && gethostname(machine, sizeof machine - 1) < 0)
                 snprintf(machine, sizeof machine, "unknown");
-        snprintf(b->origin, sizeof b->origin, "%.63s:%.190s", machine, dir ? dir : "");
+        snprintf(text, sizeof text, "%.63s:%.250s", machine, dir ? dir : "");
+        for (const char *p = text; *p; p++)
+                h = (h ^ (unsigned char) *p) * UINT64_C(0x100000001b3);
+        b->origin = (int64_t) (h >> 1); /* positive in a signed 64-bit column */
 }
 
 static spw_usec_t mono_now(void) {
@@ -385,7 +391,7 @@ static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, ui
          * the start time in microseconds); they are not deduplicated */
         v[SPWP_BANDB_SIG_SPILLWAY_ID] = (spwp_bandb_value) {
                 .kind = SPWP_BANDB_NONZERO, .i = sig->id <= INT64_MAX ? (int64_t) sig->id : 0 };
-        v[SPWP_BANDB_SIG_ORIGIN] = v_str(b->origin);
+        v[SPWP_BANDB_SIG_ORIGIN] = v_int(b->origin);
 #undef FALLBACK
         /* a signal id already stored (the spool redelivers the batch that
          * was in flight at a crash) inserts nothing: the statement ignores

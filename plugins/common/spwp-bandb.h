@@ -369,11 +369,11 @@ struct spwp_bandb {
         uint64_t n_other_scope;         /* bans stored of scopes other than Ip and Range */
         uint64_t pending_duplicates, pending_other_scope; /* the open batch's, counted at commit */
 
-        /* Whose signal ids these are: the machine id and the daemon's
-         * state directory (ids are unique per spool, not across hosts
-         * sharing a MariaDB). Stored beside each signal's id; the pair is
-         * unique (schema 3). */
-        char origin[256];
+        /* Whose signal ids these are: a hash of the machine id and the
+         * daemon's state directory (ids are unique per spool, not across
+         * hosts sharing a MariaDB). Stored beside each signal's id; the pair
+         * is unique (schema 3). */
+        int64_t origin;
 
         /* storage limit (max_db_size, 0: none) and the GC's pacing */
         uint64_t max_db_size;

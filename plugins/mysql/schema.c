@@ -398,7 +398,7 @@ static int migrate_2_to_3(MYSQL *c, mydb_error *e) {
                     " ADD COLUMN IF NOT EXISTS `value` varchar(255) COLLATE utf8mb4_bin NULL") < 0 ||
                exec(c, e, "adding the signal id columns to signal_occurences",
                     "ALTER TABLE `signal_occurences` ADD COLUMN IF NOT EXISTS `spillway_signal_id` bigint unsigned NULL,"
-                    " ADD COLUMN IF NOT EXISTS `spillway_origin` varchar(255) COLLATE utf8mb4_bin NULL,"
+                    " ADD COLUMN IF NOT EXISTS `spillway_origin` bigint NULL,"
                     " ADD UNIQUE KEY IF NOT EXISTS `" MYDB_SIGNAL_ID_INDEX "` (`spillway_signal_id`, `spillway_origin`)") < 0
                        ? -EIO : 0;
 }

@@ -205,7 +205,7 @@ static const char migrate_2_to_3[] =
         "ALTER TABLE ban_applications ADD COLUMN scope varchar(255);\n"
         "ALTER TABLE ban_applications ADD COLUMN value varchar(255);\n"
         "ALTER TABLE signal_occurences ADD COLUMN spillway_signal_id integer;\n"
-        "ALTER TABLE signal_occurences ADD COLUMN spillway_origin varchar(255);\n"
+        "ALTER TABLE signal_occurences ADD COLUMN spillway_origin integer;\n"
         "CREATE UNIQUE INDEX IF NOT EXISTS " BANDB_SIGNAL_ID_INDEX
         " ON signal_occurences (spillway_signal_id, spillway_origin);\n";
 
