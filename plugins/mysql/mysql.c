@@ -215,6 +215,7 @@ typedef struct mydb {
         MYSQL *lease_conn;
         size_t lease_host;
         char owner[200];
+        char db_quoted[300];            /* `db_name`, for the lease connection's statements */
         spw_usec_t lease_ttl;
         bool lease_held;
         spw_usec_t lease_valid_until;   /* host clock: held for sure until then */
@@ -864,7 +865,7 @@ static int mydb_session(mydb *b, MYSQL *c) {
 
 /* Open a connection to host h with the configured options and set its
  * session up. Returns 0, or -1 with b->e set (and nothing left open). */
-static int mydb_open(mydb *b, size_t h, unsigned read_timeout, MYSQL **ret) {
+static int mydb_open(mydb *b, size_t h, unsigned read_timeout, bool with_db, MYSQL **ret) {
         const mydb_host *host = &b->hosts[h];
         unsigned ct = timeout_sec(b->connect_timeout), protocol = MYSQL_PROTOCOL_SOCKET;
         my_bool off = 0, on = 1;
@@ -892,7 +893,8 @@ static int mydb_open(mydb *b, size_t h, unsigned read_timeout, MYSQL **ret) {
                 if (b->tls_ca && *b->tls_ca)
                         mysql_options(c, MYSQL_OPT_SSL_CA, b->tls_ca);
         }
-        if (!mysql_real_connect(c, socket ? "localhost" : host->name, b->db_username, b->db_password, b->db_name,
+        if (!mysql_real_connect(c, socket ? "localhost" : host->name, b->db_username, b->db_password,
+                                with_db ? b->db_name : NULL,
                                 socket ? 0 : host->port, socket ? host->socket : NULL, CLIENT_MULTI_STATEMENTS)) {
                 mydb_error_from_conn(&b->core.e, c, "connecting");
                 mysql_close(c);
@@ -912,7 +914,7 @@ static int mydb_upgrade(mydb *b, size_t h, int *from, bool *crowdsec) {
         MYSQL *c = NULL;
         int r;
 
-        if (mydb_open(b, h, MIGRATE_TIMEOUT_SEC, &c) < 0)
+        if (mydb_open(b, h, MIGRATE_TIMEOUT_SEC, true, &c) < 0)
                 return -EIO;
         r = mydb_migrate(c, MIGRATE_ATTEMPTS, local_utc_offset(), from, crowdsec, &b->core.e);
         mysql_close(c);
@@ -932,7 +934,7 @@ static int mydb_try_host(mydb *b, size_t h, bool at_init, MYSQL **conn, MYSQL_ST
         *conn = NULL;
         memset(st, 0, _MYDB_SQL_MAX * sizeof st[0]);
         memset(&b->core.e, 0, sizeof b->core.e);
-        if (mydb_open(b, h, timeout_sec(b->query_timeout), conn) < 0) {
+        if (mydb_open(b, h, timeout_sec(b->query_timeout), true, conn) < 0) {
                 mydb_report(b);
                 r = connect_errno(b->core.e.code);
                 if (at_init && strcmp(b->core.e.doing, "connecting") == 0)
@@ -1353,7 +1355,16 @@ static int op_commit(spwp_bandb *core) {
         if (!with_token || !b->broken)
                 return -1;
         keep = b->core.e;
-        r = token_committed(b);
+        {
+                /* the core settles this batch from our answer: the reconnection
+                 * must not also mark it lost for the next flush */
+                bool lost_before = b->core.batch_lost;
+
+                b->core.in_txn = b->core.dirty = false;
+                r = token_committed(b);
+                b->core.batch_lost = lost_before;
+                b->core.in_txn = true;
+        }
         if (r == 1) {
                 spwp_bandb_log(&b->core, LOG_NOTICE, "%s: the connection was lost during the commit of %" PRIu64
                                " signal(s), and the batch is in the database: it committed (not inserted again)",
@@ -1710,19 +1721,19 @@ static int lease_query(mydb *b, const char *sql, const char *doing) {
 
 /* The old batch tokens go, by the lease holder, once a minute. */
 static void tokens_collect(mydb *b) {
-        char sql[256];
+        char sql[1024];
         spw_usec_t now = b->core.host->now(b->core.ctx);
 
         if (b->tokens_collected_at != 0 && now - b->tokens_collected_at < TOKENS_GC_EVERY)
                 return;
         b->tokens_collected_at = now;
-        snprintf(sql, sizeof sql, "DELETE FROM `" MYDB_BATCH_TABLE "` WHERE committed_at < UTC_TIMESTAMP(6) -"
-                 " INTERVAL %d SECOND LIMIT 10000", TOKENS_KEEP_SEC);
+        snprintf(sql, sizeof sql, "DELETE FROM %s.`" MYDB_BATCH_TABLE "` WHERE committed_at < UTC_TIMESTAMP(6) -"
+                 " INTERVAL %d SECOND LIMIT 10000", b->db_quoted, TOKENS_KEEP_SEC);
         (void) lease_query(b, sql, "collecting old batch tokens");
 }
 
 static int mydb_lease(mydb *b, bool *got) {
-        char owner[2 * sizeof b->owner + 1], sql[1024];
+        char owner[2 * sizeof b->owner + 1], sql[2048];
         spw_usec_t now = b->core.host->now(b->core.ctx); /* the core's clock: tests move it */
         mydb_error keep = b->core.e;
 
@@ -1738,7 +1749,9 @@ static int mydb_lease(mydb *b, bool *got) {
         if (b->lease_conn && b->lease_host != b->cur)
                 lease_conn_close(b);
         if (!b->lease_conn) {
-                if (mydb_open(b, b->cur, timeout_sec(b->query_timeout), &b->lease_conn) < 0) {
+                /* no default database: tables named in full, and the
+                 * connection tells itself apart in the process list */
+                if (mydb_open(b, b->cur, timeout_sec(b->query_timeout), false, &b->lease_conn) < 0) {
                         mydb_report(b);
                         b->lease_conn = NULL;
                         lease_lost(b, "cannot connect");
@@ -1749,13 +1762,13 @@ static int mydb_lease(mydb *b, bool *got) {
         }
         mysql_real_escape_string(b->lease_conn, owner, b->owner, (unsigned long) strlen(b->owner));
         snprintf(sql, sizeof sql,
-                 "INSERT INTO `" MYDB_LEASE_TABLE "` (name, owner, expires_at, renewed_at) VALUES ('" LEASE_NAME "',"
+                 "INSERT INTO %s.`" MYDB_LEASE_TABLE "` (name, owner, expires_at, renewed_at) VALUES ('" LEASE_NAME "',"
                  " '%s', UTC_TIMESTAMP(6) + INTERVAL %" PRId64 " MICROSECOND, UTC_TIMESTAMP(6))"
                  " ON DUPLICATE KEY UPDATE"
                  " owner = IF(owner = VALUES(owner) OR expires_at < UTC_TIMESTAMP(6), VALUES(owner), owner),"
                  " expires_at = IF(owner = VALUES(owner), VALUES(expires_at), expires_at),"
                  " renewed_at = IF(owner = VALUES(owner), VALUES(renewed_at), renewed_at)",
-                 owner, (int64_t) b->lease_ttl);
+                 b->db_quoted, owner, (int64_t) b->lease_ttl);
         if (lease_query(b, sql, "taking or renewing the background-work lease") < 0) {
                 /* a conflict (another host took it at the same moment) or a lost connection */
                 lease_lost(b, b->core.e.msg);
@@ -1783,12 +1796,12 @@ static int mydb_lease(mydb *b, bool *got) {
 
 /* At a clean stop: hand the lease over at once. */
 static void mydb_lease_release(mydb *b) {
-        char owner[2 * sizeof b->owner + 1], sql[512];
+        char owner[2 * sizeof b->owner + 1], sql[1024];
 
         if (b->lease_conn && b->lease_held) {
                 mysql_real_escape_string(b->lease_conn, owner, b->owner, (unsigned long) strlen(b->owner));
-                snprintf(sql, sizeof sql, "DELETE FROM `" MYDB_LEASE_TABLE "` WHERE name = '" LEASE_NAME "'"
-                         " AND owner = '%s'", owner);
+                snprintf(sql, sizeof sql, "DELETE FROM %s.`" MYDB_LEASE_TABLE "` WHERE name = '" LEASE_NAME "'"
+                         " AND owner = '%s'", b->db_quoted, owner);
                 (void) mysql_real_query(b->lease_conn, sql, (unsigned long) strlen(sql));
         }
         b->lease_held = false;
@@ -1838,6 +1851,18 @@ static int mydb_setup(mydb *b, const spw_kv *config, size_t n_config) {
         if (r < 0)
                 return r;
         snprintf(b->where, sizeof b->where, "%s", b->hosts[0].where);
+        {
+                size_t o = 0;
+
+                b->db_quoted[o++] = '`';
+                for (const char *p = b->db_name; *p && o + 3 < sizeof b->db_quoted; p++) {
+                        if (*p == '`')
+                                b->db_quoted[o++] = '`';
+                        b->db_quoted[o++] = *p;
+                }
+                b->db_quoted[o++] = '`';
+                b->db_quoted[o] = 0;
+        }
         {
                 char hn[64] = "?";
                 uint64_t rnd = 0;
