@@ -990,7 +990,13 @@ static void backend_free(backend *b) {
         admin_job *j = b->jobs_head;
         while (j) {
                 admin_job *n = j->next;
-                admin_job_free(j);
+                /* a job whose poster waits on another thread hears it was
+                 * not run (bansync.c frees its state with the last one) */
+                j->r = -ECANCELED;
+                if (j->worker_done)
+                        j->worker_done(j);
+                else
+                        admin_job_free(j);
                 j = n;
         }
         for (size_t i = 0; i < b->n_status; i++) {

@@ -45,6 +45,7 @@ struct bansync {
         bool first_done;
         int first_r;
         unsigned jobs_out;      /* jobs posted and not yet finished */
+        bool orphaned;          /* bansync_free() ran with jobs out: the last one frees */
         int jobs_r;             /* first failure among them */
         char jobs_error[512];
 
@@ -107,6 +108,15 @@ static int collect(const spw_ban_change *ch, void *userdata) {
         return 0;
 }
 
+static void destroy(bansync *s) {
+        pending_clear(s);
+        free(s->pending);
+        free(s->subs);
+        pthread_cond_destroy(&s->cond);
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+}
+
 /* On a worker: a job of ours finished. */
 static void job_back(admin_job *j) {
         bansync *s = j->cookie;
@@ -119,9 +129,12 @@ static void job_back(admin_job *j) {
         if (j->type == JOB_CHANGES)
                 s->cursor = j->r >= 0 ? j->next_cursor : s->cursor;
         s->jobs_out--;
+        bool last = s->orphaned && s->jobs_out == 0;
         pthread_cond_broadcast(&s->cond);
         pthread_mutex_unlock(&s->lock);
         admin_job_free(j);
+        if (last)
+                destroy(s);
 }
 
 static admin_job *job_new(bansync *s, admin_job_type type) {
@@ -141,11 +154,18 @@ static void post(bansync *s, backend *b, admin_job *j) {
         backend_wake(b);
 }
 
-/* Wait for every job posted; returns the first failure (and its text). */
+/* Wait for every job posted; returns the first failure (and its text), or
+ * -ECANCELED when stopping with jobs still out (a worker busy retrying a
+ * failed backend until its drain deadline must not hold up the stop; the
+ * jobs may still fill `pending`, which is then left alone). */
 static int wait_jobs(bansync *s, char *why, size_t size) {
         pthread_mutex_lock(&s->lock);
-        while (s->jobs_out > 0)
+        while (s->jobs_out > 0 && !s->stop)
                 pthread_cond_wait(&s->cond, &s->lock);
+        if (s->jobs_out > 0) {
+                pthread_mutex_unlock(&s->lock);
+                return -ECANCELED;
+        }
         int r = s->jobs_r;
         if (r < 0 && why)
                 snprintf(why, size, "%.500s", s->jobs_error);
@@ -301,6 +321,8 @@ static int load_history(bansync *s, char *why, size_t size) {
         pending_clear(s);
         post(s, s->source, j);
         int r = wait_jobs(s, why, size);
+        if (r == -ECANCELED)
+                return r;
         if (r >= 0) {
                 record_history(s);
                 pthread_mutex_lock(&s->lock);
@@ -329,6 +351,8 @@ static int walk(bansync *s, char *why, size_t size) {
         pending_clear(s);
         post(s, s->source, j);
         r = wait_jobs(s, why, size);
+        if (r == -ECANCELED)
+                return r;
         if (r < 0) {
                 if (s->pending_oom)
                         snprintf(why, size, "out of memory copying the ban changes");
@@ -484,15 +508,19 @@ bansync *bansync_free(bansync *s) {
                 pthread_mutex_unlock(&s->lock);
                 pthread_join(s->thread, NULL);
         }
-        pending_clear(s);
-        free(s->pending);
         backend_unref(s->source);
+        s->source = NULL;
         for (size_t i = 0; i < s->n_subs; i++)
                 backend_unref(s->subs[i]);
-        free(s->subs);
-        pthread_cond_destroy(&s->cond);
-        pthread_mutex_destroy(&s->lock);
-        free(s);
+        s->n_subs = 0;
+        /* a job still out on a worker (busy retrying until its drain
+         * deadline) holds `s`: the last one back frees it (job_back) */
+        pthread_mutex_lock(&s->lock);
+        bool later = s->jobs_out > 0;
+        s->orphaned = later;
+        pthread_mutex_unlock(&s->lock);
+        if (!later)
+                destroy(s);
         return NULL;
 }
 
