@@ -16,6 +16,7 @@
 #include "../engine/test-common.h"
 
 static int completions;
+static bool last_kept_line;    /* the last signal's message kept the producer's line */
 
 static void on_reply(request *r, void *userdata) {
         completions++;
@@ -46,6 +47,7 @@ static json_t *ask(daemon_t *d, const char *text, bool admin) {
         CHECK_EQ(r->state, REQ_DONE);
         json_t *reply = json_loads(r->reply, 0, &jerr);
         CHECK(reply);
+        last_kept_line = r->msg && r->msg->raw;
         request_free(r);
         return reply;
 }
@@ -87,6 +89,8 @@ int main(void) {
         CHECK(ok(rep));
         CHECK_STREQ(str(rep, "ack"), "flushed");
         CHECK_EQ(testdir_count(&t, "bans", "unit/env"), 1);
+        /* issue 17: only a disk spool reads the line; a memory queue does not keep a copy */
+        CHECK(!last_kept_line);
         json_decref(rep);
         /* errors name the problem */
         rep = ask(&d, "{\"signal\":{\"scenario\":\"x\"},\"ack\":\"later\"}", false);

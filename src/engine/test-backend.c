@@ -4,12 +4,14 @@
  * inserted and settled once flushed, administrative jobs run on the worker
  * and are committed before they are answered (a failed commit is an error
  * naming the backend and the plugin's reason, and nothing is listed
- * afterwards), the drop_newest policy, an init failure, and a stop that
- * shuts the plugin down.
+ * afterwards), the drop_newest policy, the idle commit (at once for a
+ * "flushed" signal, after 4 x the last commit when only "queued" ones are
+ * pending), an init failure, and a stop that shuts the plugin down.
  */
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "sigmodel.h"
@@ -212,6 +214,53 @@ static void test_drop_newest(void) {
         finish(&t, ref, b);
 }
 
+static uint64_t flushed_count(backend *b) {
+        backend_counters n;
+        backend_get_counters(b, &n);
+        return n.flushed;
+}
+
+/* Wait until `want` signals are flushed; the time it took. */
+static usec_t until_flushed(backend *b, uint64_t want) {
+        usec_t t0 = now_monotonic();
+        while (flushed_count(b) < want) {
+                CHECK(now_monotonic() - t0 < 30 * USEC_PER_SEC);
+                usleep(2000);
+        }
+        return now_monotonic() - t0;
+}
+
+static void submit(backend *b, uint64_t id, ack_level ack) {
+        spw_msg *m = new_msg(id, "unit/idle", ack, NULL);
+        msg_expect(m, &h, 1);
+        CHECK_EQ(backend_submit(b, m), 0);
+        msg_unref(m);
+        backend_wake(b);
+}
+
+/* Issue 17: with only "queued" signals pending, a worker whose queue ran
+ * dry waits 4 x its last commit for company (nobody waits for this
+ * commit); a "flushed" signal is committed at once (flush_delay 0). */
+static void test_idle_commit_waits_only_for_queued(void) {
+        testdir t;
+        spw_config_ref *ref;
+        /* each commit takes 100 ms; flush_interval (the bound) 10 s */
+        backend *b = start(&t, &ref, "flush_interval: 10s\n", "  commit_delay: 100ms\n");
+
+        msgs_done = 0;
+        submit(b, 1, ACK_QUEUED);
+        until_flushed(b, 1);   /* the first commit: its cost is not known yet */
+        submit(b, 2, ACK_QUEUED);
+        usec_t queued_wait = until_flushed(b, 2);
+        CHECK(queued_wait >= 350 * USEC_PER_MSEC);   /* 4 x 100 ms, then the 100 ms commit; at once before */
+        CHECK(queued_wait < 5 * USEC_PER_SEC);       /* well inside flush_interval */
+        submit(b, 3, ACK_FLUSHED);
+        usec_t flushed_wait = until_flushed(b, 3);
+        CHECK(flushed_wait < 350 * USEC_PER_MSEC);   /* the commit alone: a producer waits for it */
+        CHECK_EQ(testdir_count(&t, "m", "unit/idle"), 3);
+        finish(&t, ref, b);
+}
+
 static void test_init_failure(void) {
         testdir t;
         spw_config_ref *ref;
@@ -251,6 +300,7 @@ int main(void) {
         test_admin_jobs_commit_before_answering();
         test_commit_failure_inside_an_admin_job();
         test_drop_newest();
+        test_idle_commit_waits_only_for_queued();
         test_init_failure();
         test_stop_shuts_the_plugin_down();
         hub_deinit(&h);

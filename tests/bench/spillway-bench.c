@@ -290,9 +290,12 @@ static long admin_request(const char *sock, const char *req, long *total) {
         return n;
 }
 
-/* The admin socket's status: over every backend, the fewest signals
- * settled (flushed or failed) and the number of flushes. */
-static int status_counts(const char *sock, unsigned long long *settled, unsigned long long *flushes) {
+/* The admin socket's status, over every backend: the most signals one
+ * received, how many are not settled yet (neither flushed, failed nor
+ * dropped), how many were flushed or failed, and the number of flushes. A
+ * backend that routing sends nothing receives nothing. */
+static int status_counts(const char *sock, unsigned long long *received, unsigned long long *pending,
+                         unsigned long long *settled, unsigned long long *flushes) {
         int fd = connect_unix(sock);
         char *buf = NULL;
         size_t len = 0, cap = 0;
@@ -320,13 +323,17 @@ static int status_counts(const char *sock, unsigned long long *settled, unsigned
         }
         if (!buf || !(o = json_loadb(buf, len, 0, NULL)) || !json_is_array(bs = json_object_get(o, "backends")))
                 goto out;
-        *settled = ~0ULL;
-        *flushes = 0;
+        *received = *pending = *settled = *flushes = 0;
         json_array_foreach(bs, i, b) {
+                unsigned long long rcv = (unsigned long long) json_integer_value(json_object_get(b, "received"));
                 unsigned long long s = (unsigned long long) (json_integer_value(json_object_get(b, "flushed")) +
                                                              json_integer_value(json_object_get(b, "failed")));
-                if (s < *settled)
-                        *settled = s;
+                unsigned long long gone = s + (unsigned long long) json_integer_value(json_object_get(b, "dropped"));
+                if (rcv > *received)
+                        *received = rcv;
+                if (rcv > gone)
+                        *pending += rcv - gone;
+                *settled += s;
                 *flushes += (unsigned long long) json_integer_value(json_object_get(b, "flushes"));
         }
         r = 0;
@@ -585,15 +592,15 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
          * poll the status until every backend settled every signal, and
          * count that time (the daemon keeps running: its stop is not measured) */
         int64_t t_done = t1;
-        unsigned long long settled = 0, flushes = 0;
+        unsigned long long received = 0, pending = 1, settled = 0, flushes = 0;
         unsigned expect = per * arg_producers;
         for (int64_t give_up = now_ns() + 120 * (int64_t) 1000000000; now_ns() < give_up; usleep(1000))
-                if (status_counts(admin_sock, &settled, &flushes) == 0 && settled >= expect)
+                if (status_counts(admin_sock, &received, &pending, &settled, &flushes) == 0 && received >= expect && pending == 0)
                         break;
         if (!flushed)
                 t_done = now_ns();
-        if (settled < expect) {
-                fprintf(stderr, "%s: the backends settled %llu of %u signals\n", label, settled, expect);
+        if (received < expect || pending > 0) {
+                fprintf(stderr, "%s: a backend received %llu of %u signals, %llu not settled\n", label, received, expect, pending);
                 res.errors++;
         }
         res.commit_size = flushes ? (double) settled / (double) flushes : 0;

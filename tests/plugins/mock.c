@@ -31,7 +31,7 @@ typedef struct mock {
         char mode[32];
         long fail_count;          /* transient failures before success; <0: forever */
         long failures;
-        spw_usec_t delay, hang, retry_after;
+        spw_usec_t delay, hang, retry_after, commit_delay;
         char hang_on[128];
         char record[1024];
         pending *batch;
@@ -49,6 +49,7 @@ static const spw_config_key mock_keys[] = {
         { "mode", SPW_CONFIG_ENUM, "ok", "ok|transient|permanent|init_fail|flush_transient|flush_permanent", "what to do" },
         { "fail_count", SPW_CONFIG_INT, "0", NULL, "transient failures before succeeding (0: always fail)" },
         { "delay", SPW_CONFIG_DURATION, "0", NULL, "sleep in every insert" },
+        { "commit_delay", SPW_CONFIG_DURATION, "0", NULL, "sleep in every flush of a batch (a commit that costs time)" },
         { "hang_on", SPW_CONFIG_STRING, NULL, NULL, "scenario that makes insert sleep `hang`" },
         { "hang", SPW_CONFIG_DURATION, "0", NULL, "how long to hang" },
         { "retry_after", SPW_CONFIG_DURATION, "0", NULL, "retry_after() hint given with transient failures" },
@@ -112,6 +113,7 @@ static int mock_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *co
         if (m->fail_count == 0)
                 m->fail_count = -1;
         m->delay = parse_dur(host->config_get(ctx, "delay"));
+        m->commit_delay = parse_dur(host->config_get(ctx, "commit_delay"));
         m->hang = parse_dur(host->config_get(ctx, "hang"));
         m->retry_after = parse_dur(host->config_get(ctx, "retry_after"));
         v = host->config_get(ctx, "hang_on");
@@ -196,6 +198,8 @@ static int mock_flush(void *self) {
         mock *m = self;
         if (m->n_batch == 0)
                 return 0;
+        if (m->commit_delay)
+                sleep_usec(m->commit_delay);
         if (!strcmp(m->mode, "flush_transient") && fail_now(m)) {
                 m->failures++;
                 m->n_batch = 0; /* all or nothing: the batch is undone */
