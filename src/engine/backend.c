@@ -926,7 +926,11 @@ static void backend_free(backend *b) {
         admin_job *j = b->jobs_head;
         while (j) {
                 admin_job *n = j->next;
-                admin_job_free(j);
+                if (j->worker_done) { /* its owner waits for it: say it did not run */
+                        j->r = -ECANCELED;
+                        j->worker_done(j);
+                } else
+                        admin_job_free(j);
                 j = n;
         }
         for (size_t i = 0; i < b->n_status; i++) {

@@ -45,6 +45,7 @@ struct bansync {
         bool first_done;
         int first_r;
         unsigned jobs_out;      /* jobs posted and not yet finished */
+        bool freed;             /* bansync_free ran: the last job back frees */
         int jobs_r;             /* first failure among them */
         char jobs_error[512];
 
@@ -107,9 +108,13 @@ static int collect(const spw_ban_change *ch, void *userdata) {
         return 0;
 }
 
-/* On a worker: a job of ours finished. */
+static void destroy(bansync *s);
+
+/* On a worker: a job of ours finished (or, r == -ECANCELED, was freed
+ * unrun by a stopped backend). */
 static void job_back(admin_job *j) {
         bansync *s = j->cookie;
+        bool last;
 
         pthread_mutex_lock(&s->lock);
         if (j->r < 0 && s->jobs_r == 0) {
@@ -119,9 +124,12 @@ static void job_back(admin_job *j) {
         if (j->type == JOB_CHANGES)
                 s->cursor = j->r >= 0 ? j->next_cursor : s->cursor;
         s->jobs_out--;
+        last = s->freed && s->jobs_out == 0;
         pthread_cond_broadcast(&s->cond);
         pthread_mutex_unlock(&s->lock);
         admin_job_free(j);
+        if (last)
+                destroy(s);
 }
 
 static admin_job *job_new(bansync *s, admin_job_type type) {
@@ -135,17 +143,31 @@ static admin_job *job_new(bansync *s, admin_job_type type) {
 
 static void post(bansync *s, backend *b, admin_job *j) {
         pthread_mutex_lock(&s->lock);
+        if (s->stop) { /* stopping: the workers may be gone soon */
+                pthread_mutex_unlock(&s->lock);
+                admin_job_free(j);
+                return;
+        }
         s->jobs_out++;
         pthread_mutex_unlock(&s->lock);
         backend_post_job(b, j);
         backend_wake(b);
 }
 
-/* Wait for every job posted; returns the first failure (and its text). */
+/* Wait for every job posted; returns the first failure (and its text), or
+ * -ECANCELED when bansync_free asked to stop first: the jobs still out
+ * then own the struct (the last one back frees it) and may still be
+ * writing pending[], which the thread must not touch any more. A stop
+ * must not wait for them: a worker may be in a long retry that only the
+ * stop that follows ends. */
 static int wait_jobs(bansync *s, char *why, size_t size) {
         pthread_mutex_lock(&s->lock);
-        while (s->jobs_out > 0)
+        while (s->jobs_out > 0 && !s->stop)
                 pthread_cond_wait(&s->cond, &s->lock);
+        if (s->stop) {
+                pthread_mutex_unlock(&s->lock);
+                return -ECANCELED;
+        }
         int r = s->jobs_r;
         if (r < 0 && why)
                 snprintf(why, size, "%.500s", s->jobs_error);
@@ -224,6 +246,7 @@ static int deliver(bansync *s, bool resync, char *why, size_t size) {
                 spw_msg *m = bans_msg(s, 0, s->n_pending, now, &oom);
                 if (oom)
                         return -ENOMEM;
+                count_stats(s, s->n_pending, 0, 1);
                 for (size_t k = 0; k < s->n_subs; k++) {
                         admin_job *j = job_new(s, JOB_RESYNC);
                         if (!j) {
@@ -235,7 +258,6 @@ static int deliver(bansync *s, bool resync, char *why, size_t size) {
                         post(s, s->subs[k], j);
                 }
                 msg_unref(m);
-                count_stats(s, s->n_pending, 0, 1);
                 return wait_jobs(s, why, size);
         }
         while (i < s->n_pending) {
@@ -301,6 +323,8 @@ static int load_history(bansync *s, char *why, size_t size) {
         pending_clear(s);
         post(s, s->source, j);
         int r = wait_jobs(s, why, size);
+        if (r == -ECANCELED)
+                return r;
         if (r >= 0) {
                 record_history(s);
                 pthread_mutex_lock(&s->lock);
@@ -329,6 +353,8 @@ static int walk(bansync *s, char *why, size_t size) {
         pending_clear(s);
         post(s, s->source, j);
         r = wait_jobs(s, why, size);
+        if (r == -ECANCELED)
+                return r;
         if (r < 0) {
                 if (s->pending_oom)
                         snprintf(why, size, "out of memory copying the ban changes");
@@ -385,6 +411,8 @@ static void *bansync_thread(void *userdata) {
         if (s->hist && s->load_history) {
                 why[0] = 0;
                 int r = load_history(s, why, sizeof why);
+                if (r == -ECANCELED)
+                        return NULL;
                 if (r < 0) {
                         pthread_mutex_lock(&s->lock);
                         s->stats.failures++;
@@ -396,6 +424,8 @@ static void *bansync_thread(void *userdata) {
         for (;;) {
                 why[0] = 0;
                 int r = walk(s, why, sizeof why);
+                if (r == -ECANCELED)
+                        return NULL; /* stopping: the jobs out own the struct */
 
                 pthread_mutex_lock(&s->lock);
                 s->stats.walks++;
@@ -474,25 +504,38 @@ int bansync_new(backend *source, backend *const *subs, size_t n_subs, banhist *h
         return 0;
 }
 
-bansync *bansync_free(bansync *s) {
-        if (!s)
-                return NULL;
-        if (s->started) {
-                pthread_mutex_lock(&s->lock);
-                s->stop = true;
-                pthread_cond_broadcast(&s->cond);
-                pthread_mutex_unlock(&s->lock);
-                pthread_join(s->thread, NULL);
-        }
+static void destroy(bansync *s) {
         pending_clear(s);
         free(s->pending);
-        backend_unref(s->source);
-        for (size_t i = 0; i < s->n_subs; i++)
-                backend_unref(s->subs[i]);
         free(s->subs);
         pthread_cond_destroy(&s->cond);
         pthread_mutex_destroy(&s->lock);
         free(s);
+}
+
+bansync *bansync_free(bansync *s) {
+        bool last;
+
+        if (!s)
+                return NULL;
+        pthread_mutex_lock(&s->lock);
+        s->stop = true;
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        if (s->started)
+                pthread_join(s->thread, NULL);
+        /* the backends stay alive for jobs still queued: the engine holds
+         * them until their workers stopped, and a stopped backend hands
+         * back what it did not run (job_back with -ECANCELED) */
+        backend_unref(s->source);
+        for (size_t i = 0; i < s->n_subs; i++)
+                backend_unref(s->subs[i]);
+        pthread_mutex_lock(&s->lock);
+        s->freed = true;
+        last = s->jobs_out == 0;
+        pthread_mutex_unlock(&s->lock);
+        if (last)
+                destroy(s);
         return NULL;
 }
 
