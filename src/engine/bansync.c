@@ -51,6 +51,7 @@ struct bansync {
 
         uint64_t cursor;
         bool synced_once;       /* a walk was delivered (bansync thread only) */
+        size_t last_walk_changes; /* changes the last walk read (bansync thread only) */
         change *pending;        /* filled by the source's worker */
         size_t n_pending, cap_pending;
         bool pending_oom;
@@ -365,6 +366,7 @@ static int walk(bansync *s, char *why, size_t size) {
                 return r;
         }
         record_history(s);
+        s->last_walk_changes = s->n_pending;
         /* a walk from nothing is the whole set: flagged by the backend, or
          * our first walk from cursor 0 (an empty ban database gives no
          * change to flag, and the subscribers' stale bans must go; later
@@ -441,7 +443,13 @@ static void *bansync_thread(void *userdata) {
                         s->first_r = r;
                         pthread_cond_broadcast(&s->cond);
                 }
-                usec_t until = now_monotonic() + s->interval;
+                /* bans but no change log yet (rows written outside
+                 * Spillway, a database migrated from CrowdSec): every walk
+                 * from 0 reads the whole active set again, so not every
+                 * interval (a log appears with the first ban stored) */
+                usec_t until = now_monotonic() +
+                               (s->cursor == 0 && s->last_walk_changes > 0 ? MAX(s->interval, BANSYNC_NO_LOG_INTERVAL)
+                                                                           : s->interval);
                 while (!s->stop && !s->kick) {
                         usec_t now = now_monotonic();
                         if (now >= until)

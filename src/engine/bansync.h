@@ -51,6 +51,10 @@
 typedef struct bansync bansync;
 
 #define BANSYNC_DEFAULT_INTERVAL (2 * USEC_PER_SEC)
+/* While the ban database has bans but an empty change log (rows written
+ * outside Spillway, a database migrated from CrowdSec), each walk reads
+ * every active ban again: at most this often. */
+#define BANSYNC_NO_LOG_INTERVAL (60 * USEC_PER_SEC)
 
 typedef struct bansync_options {
         usec_t interval;       /* between walks; 0: BANSYNC_DEFAULT_INTERVAL */
