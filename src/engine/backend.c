@@ -990,12 +990,10 @@ static void backend_free(backend *b) {
         admin_job *j = b->jobs_head;
         while (j) {
                 admin_job *n = j->next;
-                /* a job whose poster waits on another thread hears it was
-                 * not run (bansync.c frees its state with the last one) */
-                j->r = -ECANCELED;
-                if (j->worker_done)
+                if (j->worker_done) { /* its owner waits for it: say it did not run */
+                        j->r = -ECANCELED;
                         j->worker_done(j);
-                else
+                } else
                         admin_job_free(j);
                 j = n;
         }

@@ -45,12 +45,13 @@ struct bansync {
         bool first_done;
         int first_r;
         unsigned jobs_out;      /* jobs posted and not yet finished */
-        bool orphaned;          /* bansync_free() ran with jobs out: the last one frees */
+        bool freed;             /* bansync_free ran: the last job back frees */
         int jobs_r;             /* first failure among them */
         char jobs_error[512];
 
         uint64_t cursor;
         bool synced_once;       /* a walk was delivered (bansync thread only) */
+        size_t last_walk_changes; /* changes the last walk read (bansync thread only) */
         change *pending;        /* filled by the source's worker */
         size_t n_pending, cap_pending;
         bool pending_oom;
@@ -108,18 +109,13 @@ static int collect(const spw_ban_change *ch, void *userdata) {
         return 0;
 }
 
-static void destroy(bansync *s) {
-        pending_clear(s);
-        free(s->pending);
-        free(s->subs);
-        pthread_cond_destroy(&s->cond);
-        pthread_mutex_destroy(&s->lock);
-        free(s);
-}
+static void destroy(bansync *s);
 
-/* On a worker: a job of ours finished. */
+/* On a worker: a job of ours finished (or, r == -ECANCELED, was freed
+ * unrun by a stopped backend). */
 static void job_back(admin_job *j) {
         bansync *s = j->cookie;
+        bool last;
 
         pthread_mutex_lock(&s->lock);
         if (j->r < 0 && s->jobs_r == 0) {
@@ -129,7 +125,7 @@ static void job_back(admin_job *j) {
         if (j->type == JOB_CHANGES)
                 s->cursor = j->r >= 0 ? j->next_cursor : s->cursor;
         s->jobs_out--;
-        bool last = s->orphaned && s->jobs_out == 0;
+        last = s->freed && s->jobs_out == 0;
         pthread_cond_broadcast(&s->cond);
         pthread_mutex_unlock(&s->lock);
         admin_job_free(j);
@@ -148,6 +144,11 @@ static admin_job *job_new(bansync *s, admin_job_type type) {
 
 static void post(bansync *s, backend *b, admin_job *j) {
         pthread_mutex_lock(&s->lock);
+        if (s->stop) { /* stopping: the workers may be gone soon */
+                pthread_mutex_unlock(&s->lock);
+                admin_job_free(j);
+                return;
+        }
         s->jobs_out++;
         pthread_mutex_unlock(&s->lock);
         backend_post_job(b, j);
@@ -155,14 +156,16 @@ static void post(bansync *s, backend *b, admin_job *j) {
 }
 
 /* Wait for every job posted; returns the first failure (and its text), or
- * -ECANCELED when stopping with jobs still out (a worker busy retrying a
- * failed backend until its drain deadline must not hold up the stop; the
- * jobs may still fill `pending`, which is then left alone). */
+ * -ECANCELED when bansync_free asked to stop first: the jobs still out
+ * then own the struct (the last one back frees it) and may still be
+ * writing pending[], which the thread must not touch any more. A stop
+ * must not wait for them: a worker may be in a long retry that only the
+ * stop that follows ends. */
 static int wait_jobs(bansync *s, char *why, size_t size) {
         pthread_mutex_lock(&s->lock);
         while (s->jobs_out > 0 && !s->stop)
                 pthread_cond_wait(&s->cond, &s->lock);
-        if (s->jobs_out > 0) {
+        if (s->stop) {
                 pthread_mutex_unlock(&s->lock);
                 return -ECANCELED;
         }
@@ -244,6 +247,7 @@ static int deliver(bansync *s, bool resync, char *why, size_t size) {
                 spw_msg *m = bans_msg(s, 0, s->n_pending, now, &oom);
                 if (oom)
                         return -ENOMEM;
+                count_stats(s, s->n_pending, 0, 1);
                 for (size_t k = 0; k < s->n_subs; k++) {
                         admin_job *j = job_new(s, JOB_RESYNC);
                         if (!j) {
@@ -255,7 +259,6 @@ static int deliver(bansync *s, bool resync, char *why, size_t size) {
                         post(s, s->subs[k], j);
                 }
                 msg_unref(m);
-                count_stats(s, s->n_pending, 0, 1);
                 return wait_jobs(s, why, size);
         }
         while (i < s->n_pending) {
@@ -363,6 +366,7 @@ static int walk(bansync *s, char *why, size_t size) {
                 return r;
         }
         record_history(s);
+        s->last_walk_changes = s->n_pending;
         /* a walk from nothing is the whole set: flagged by the backend, or
          * our first walk from cursor 0 (an empty ban database gives no
          * change to flag, and the subscribers' stale bans must go; later
@@ -409,6 +413,8 @@ static void *bansync_thread(void *userdata) {
         if (s->hist && s->load_history) {
                 why[0] = 0;
                 int r = load_history(s, why, sizeof why);
+                if (r == -ECANCELED)
+                        return NULL;
                 if (r < 0) {
                         pthread_mutex_lock(&s->lock);
                         s->stats.failures++;
@@ -420,6 +426,8 @@ static void *bansync_thread(void *userdata) {
         for (;;) {
                 why[0] = 0;
                 int r = walk(s, why, sizeof why);
+                if (r == -ECANCELED)
+                        return NULL; /* stopping: the jobs out own the struct */
 
                 pthread_mutex_lock(&s->lock);
                 s->stats.walks++;
@@ -435,7 +443,13 @@ static void *bansync_thread(void *userdata) {
                         s->first_r = r;
                         pthread_cond_broadcast(&s->cond);
                 }
-                usec_t until = now_monotonic() + s->interval;
+                /* bans but no change log yet (rows written outside
+                 * Spillway, a database migrated from CrowdSec): every walk
+                 * from 0 reads the whole active set again, so not every
+                 * interval (a log appears with the first ban stored) */
+                usec_t until = now_monotonic() +
+                               (s->cursor == 0 && s->last_walk_changes > 0 ? MAX(s->interval, BANSYNC_NO_LOG_INTERVAL)
+                                                                           : s->interval);
                 while (!s->stop && !s->kick) {
                         usec_t now = now_monotonic();
                         if (now >= until)
@@ -498,28 +512,37 @@ int bansync_new(backend *source, backend *const *subs, size_t n_subs, banhist *h
         return 0;
 }
 
+static void destroy(bansync *s) {
+        pending_clear(s);
+        free(s->pending);
+        free(s->subs);
+        pthread_cond_destroy(&s->cond);
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+}
+
 bansync *bansync_free(bansync *s) {
+        bool last;
+
         if (!s)
                 return NULL;
-        if (s->started) {
-                pthread_mutex_lock(&s->lock);
-                s->stop = true;
-                pthread_cond_broadcast(&s->cond);
-                pthread_mutex_unlock(&s->lock);
+        pthread_mutex_lock(&s->lock);
+        s->stop = true;
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        if (s->started)
                 pthread_join(s->thread, NULL);
-        }
+        /* the backends stay alive for jobs still queued: the engine holds
+         * them until their workers stopped, and a stopped backend hands
+         * back what it did not run (job_back with -ECANCELED) */
         backend_unref(s->source);
-        s->source = NULL;
         for (size_t i = 0; i < s->n_subs; i++)
                 backend_unref(s->subs[i]);
-        s->n_subs = 0;
-        /* a job still out on a worker (busy retrying until its drain
-         * deadline) holds `s`: the last one back frees it (job_back) */
         pthread_mutex_lock(&s->lock);
-        bool later = s->jobs_out > 0;
-        s->orphaned = later;
+        s->freed = true;
+        last = s->jobs_out == 0;
         pthread_mutex_unlock(&s->lock);
-        if (!later)
+        if (last)
                 destroy(s);
         return NULL;
 }

@@ -31,9 +31,11 @@
  *   - Start: bansync_wait_first() blocks (bounded) until the first walk
  *     has been delivered, so the daemon sends READY=1 only once the kernel
  *     sets hold the ban database's active bans.
- *   - Stop: bansync_free() is called before the backends stop; the thread
- *     finishes the job it waits for (a worker always runs its jobs, also
- *     while stopping), then exits.
+ *   - Stop: bansync_free() is called before the backends stop and never
+ *     waits for a job: a worker may be retrying a failing batch until the
+ *     stop that follows. The thread exits at once; jobs still out keep the
+ *     struct alive (the last one back frees it), and a stopped backend
+ *     hands back the jobs it never ran (-ECANCELED).
  *   - A source without read_changes (a plugin built for ABI 2.0) gets no
  *     thread: bansync_new() returns -EOPNOTSUPP and the caller logs it.
  */
@@ -49,6 +51,10 @@
 typedef struct bansync bansync;
 
 #define BANSYNC_DEFAULT_INTERVAL (2 * USEC_PER_SEC)
+/* While the ban database has bans but an empty change log (rows written
+ * outside Spillway, a database migrated from CrowdSec), each walk reads
+ * every active ban again: at most this often. */
+#define BANSYNC_NO_LOG_INTERVAL (60 * USEC_PER_SEC)
 
 typedef struct bansync_options {
         usec_t interval;       /* between walks; 0: BANSYNC_DEFAULT_INTERVAL */

@@ -201,7 +201,45 @@ static void test_no_change_log(void) {
         testdir_remove(t.path);
 }
 
+/* The ban backend's worker retries a failing signal until the stop (a
+ * deleted database, a server down): the sync's job waits behind it. The
+ * stop must not wait for that job, or the stop that ends the retries never
+ * comes (the daemon hung at exit). */
+static void test_stop_while_the_source_retries(void) {
+        engine_options o = { .allow_unsafe_plugins = true };
+        spw_error err = { 0 };
+        engine *e = NULL;
+        fanout f = { 0 };
+        push_result res;
+        testdir t;
+
+        testdir_init(&t);
+        testdir_write(&t, "spillway.yaml", "ban_backend: db\nbans:\n  sync_interval: 20ms\n");
+        testdir_mock_backend(&t, "db", "max_retry: 1000\nretry_backoff: 10ms\nretry_backoff_max: 10ms\n",
+                             "  mode: transient\n  fail_count: 0\n");
+        CHECK_OK(engine_new(testdir_load(&t), &o, &e, &err));
+        CHECK(engine_bansync(e) != NULL);
+        spw_msg *m = msg_new();
+        m->sig.id = engine_next_signal_id(e);
+        m->sig.scenario = "retried";
+        m->sig.received_at = now_realtime();
+        m->ack = ACK_QUEUED;
+        CHECK_OK(engine_route(e, m, &f));
+        CHECK_EQ(engine_push(e, m, &f, &res), 0);
+        fanout_release(&f);
+        msg_unref(m);
+        engine_wake(e);
+        usleep(200 * 1000); /* the worker retries; a sync job waits behind */
+        usec_t t0 = now_monotonic();
+        engine_stop(e, now_monotonic() + 500 * USEC_PER_MSEC);
+        hub_wait(engine_hub(e), all_stopped, e);
+        engine_free(e);
+        CHECK(now_monotonic() - t0 < 5 * USEC_PER_SEC);
+        testdir_remove(t.path);
+}
+
 int main(void) {
+        test_stop_while_the_source_retries();
         test_sync();
         test_no_change_log();
         return 0;
