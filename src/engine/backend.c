@@ -418,11 +418,36 @@ static int remember_unflushed(backend *b, spw_msg *m) {
  * reference: keeps it in `unflushed` on success, settles it on failure.
  * Returns false when the retries were cut short by the drain deadline. */
 static int call_insert(backend *b, spw_msg *m) {
+        const spw_signal *sig = &m->sig;
+        spw_signal shown;
+        spw_ban *kept = NULL;
         int r;
+
+        /* A plugin built before ABI 2.2 knows only Ip and Range: a ban of
+         * another scope (Country, AS, username) has no address and would
+         * read as 0.0.0.0, so it sees the signal without them. */
+        if (b->plugin->abi_minor < 2 && sig->n_bans > 0) {
+                size_t n = 0;
+                for (size_t i = 0; i < sig->n_bans; i++)
+                        n += sig->bans[i].scope != SPW_SCOPE_OTHER;
+                if (n < sig->n_bans) {
+                        kept = n ? calloc(n, sizeof *kept) : NULL;
+                        if (n && !kept)
+                                return -ENOMEM;
+                        shown = *sig;
+                        shown.n_bans = 0;
+                        for (size_t i = 0; i < sig->n_bans; i++)
+                                if (sig->bans[i].scope != SPW_SCOPE_OTHER)
+                                        kept[shown.n_bans++] = sig->bans[i];
+                        shown.bans = kept;
+                        sig = &shown;
+                }
+        }
         b->call_error[0] = 0;
         enter_plugin(b);
-        r = b->plugin->ops.insert(b->self, &m->sig);
+        r = b->plugin->ops.insert(b->self, sig);
         leave_plugin(b);
+        free(kept);
         return r;
 }
 

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from spwtest import Daemon, SLOW, SOURCE_ROOT, run, signal_obj, wait_for
+from spwtest import Daemon, SLOW, SOURCE_ROOT, TEST_PLUGIN_DIR, recorded, run, signal_obj, wait_for
 
 RECEIVER = os.path.join(SOURCE_ROOT, "plugins", "webhook", "tests", "receiver.py")
 MAIN = "queue:\n  flush_interval: 50ms\n"
@@ -173,8 +173,35 @@ def test_redelivered_signal_ids_stored_once():
         d.stop()
 
 
+def test_old_plugins_never_see_other_scopes():
+    """A plugin built against ABI 2.0 (mock20) knows only Ip and Range: a
+    Country ban would read to it as 0.0.0.0, so it gets the signal without
+    it; a 2.2 plugin (mock) gets it whole."""
+    with Daemon({}) as d:
+        new, old = d.path("new.log"), d.path("old.log")
+        conf = "name: %s\npath: %s\nconfig:\n  record: %s\n"
+        d.write_config({"new": conf % ("new", os.path.join(TEST_PLUGIN_DIR, "mock.so"), new),
+                        "old": conf % ("old", os.path.join(TEST_PLUGIN_DIR, "mock20.so"), old)}, main=MAIN)
+        d.start()
+        sig = signal_obj(ip="192.0.2.9", ban_applications=[
+            {"MeasureType": "ban", "MeasureSource": "crowdsec", "Until": future(4), "Scope": "Country", "Value": "FR",
+             "Reason": "geo"},
+            {"MeasureType": "ban", "MeasureSource": "crowdsec", "Until": future(4), "IpText": "192.0.2.9",
+             "Reason": "ssh-bf"},
+        ])
+        assert d.client().request({"signal": sig, "ack": "flushed"})["ok"]
+        only_country = signal_obj(ip="192.0.2.10", ban_applications=[
+            {"MeasureType": "ban", "MeasureSource": "crowdsec", "Until": future(4), "Scope": "Country", "Value": "DE",
+             "Reason": "geo"}])
+        assert d.client().request({"signal": only_country, "ack": "flushed"})["ok"]
+        assert [r[2] for r in recorded(new)] == ["Country:FR", "Country:DE"], recorded(new)
+        assert [r[2] for r in recorded(old)] == ["192.0.2.9", "-"], recorded(old)
+        d.stop()
+
+
 if __name__ == "__main__":
     run([
+        test_old_plugins_never_see_other_scopes,
         test_country_scope_stored_forwarded_not_enforced,
         test_redelivered_signal_ids_stored_once,
     ])
