@@ -211,12 +211,12 @@ static void handle_ban_list(daemon_t *d, request *r, json_t *req) {
         }
         /* a filter that cannot be copied must fail the request, not vanish
          * (an unfiltered list is a different answer) */
-        if ((s = get_str(req, "scope")) && !ban_scope_canonical(s)) {
+        if ((s = get_str(req, "scope")) && !scope_canonical(s)) {
                 admin_job_free(j);
                 request_error(r, "ban.list: scope: '%s' is not a scope name (Ip, Range, Country, AS, username...)", s);
                 return;
         }
-        if (((s = get_str(req, "scope")) && !(j->filter.scope = strdup(ban_scope_canonical(s)))) ||
+        if (((s = get_str(req, "scope")) && !(j->filter.scope = strdup(scope_canonical(s)))) ||
             ((s = get_str(req, "reason")) && !(j->filter.reason = strdup(s))) ||
             ((s = get_str(req, "country")) && !(j->filter.country = strdup(s))) ||
             ((s = get_str(req, "as")) && !(j->filter.as = strdup(s)))) {
@@ -270,7 +270,7 @@ static void handle_ban_add(daemon_t *d, request *r, json_t *req) {
         spw_ban *ban;
         char detail[512];
 
-        const char *canon = scope ? ban_scope_canonical(scope) : NULL;
+        const char *canon = scope ? scope_canonical(scope) : NULL;
         if (!canon) {
                 request_error(r, "ban.add: scope: expected ip, range, or another scope name such as Country, AS or "
                               "username (letters, digits, '_', '-', '.'), got '%s'", strna(scope));
@@ -352,7 +352,7 @@ static void handle_ban_add(daemon_t *d, request *r, json_t *req) {
  * is 1.2.3.4), "Scope:value" for other scopes. Without a scope, an address
  * or a range is what it looks like. 0, or -1 with the request failed. */
 static int delete_key(request *r, json_t *req, const char *target, const char *scope) {
-        const char *sc = scope ? ban_scope_canonical(scope) : strchr(target, '/') ? "Range" : "Ip";
+        const char *sc = scope ? scope_canonical(scope) : strchr(target, '/') ? "Range" : "Ip";
         _cleanup_free_ char *key = NULL;
         char canon[IP_RANGE_TEXT_MAX];
         spw_error err = { 0 };
@@ -370,7 +370,7 @@ static int delete_key(request *r, json_t *req, const char *target, const char *s
                         return -1;
                 }
                 key = strdup(ip_range_text(canon, sizeof canon, &range, is_range));
-        } else if (ban_value_check(target, &err) < 0) {
+        } else if (scope_value_check(target, &err) < 0) {
                 request_error(r, "ban.delete: target: %s", err.msg);
                 return -1;
         } else if (asprintf(&key, "%s:%s", sc, target) < 0)

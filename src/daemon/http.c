@@ -206,6 +206,7 @@ json_t *http_alert_to_signal(json_t *alert, size_t index, bool apply, long long 
         if (jstr(alert, "machine_id"))
                 json_object_set_new(labels, "crowdsec_machine_id", json_string(jstr(alert, "machine_id")));
         json_object_set_new(labels, "crowdsec_scope", json_string(scope));
+        json_object_set_new(labels, "crowdsec_value", json_string(value));
         json_object_set_new(sig, "labels", labels);
 
         /* events: one per event, its meta serialized */

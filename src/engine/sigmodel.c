@@ -375,46 +375,13 @@ int ban_from_target(const char *target, bool range, spw_usec_t until, const char
 
 /* ------------------------------------------------------------ scopes */
 
-const char *ban_scope_canonical(const char *scope) {
-        static const char *const known[] = { "Ip", "Range", "Country", "AS" };
-        size_t n;
-
-        if (!scope)
-                return NULL;
-        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-                if (strcasecmp(scope, known[i]) == 0)
-                        return known[i];
-        n = strlen(scope);
-        if (n == 0 || n > SPW_BAN_MAX_SCOPE)
-                return NULL;
-        for (const char *p = scope; *p; p++)
-                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                      *p == '_' || *p == '-' || *p == '.'))
-                        return NULL;
-        return scope;
-}
-
-int ban_value_check(const char *value, spw_error *err) {
-        size_t n = value ? strlen(value) : 0;
-
-        if (n == 0)
-                return spw_error_set(err, -EINVAL, "the value is empty");
-        if (n > SPW_BAN_MAX_VALUE)
-                return spw_error_set(err, -EINVAL, "the value is %zu bytes, longer than the limit of %u", n,
-                                     SPW_BAN_MAX_VALUE);
-        for (const char *p = value; *p; p++)
-                if ((unsigned char) *p < 0x20 || *p == 0x7f)
-                        return spw_error_set(err, -EINVAL, "the value '%.64s' has a control character", value);
-        return 0;
-}
-
 char *ban_scope_key(arena *a, const char *scope, const char *value) {
         return arena_printf(a, "%s:%s", scope, value);
 }
 
 int ban_from_scope(const char *scope, const char *value, spw_usec_t until, const char *measure_type,
                    const char *measure_source, const char *reason, arena *a, spw_ban *ban, spw_error *err) {
-        const char *canon = ban_scope_canonical(scope);
+        const char *canon = scope_canonical(scope);
         int r;
 
         if (!canon)
@@ -424,7 +391,7 @@ int ban_from_scope(const char *scope, const char *value, spw_usec_t until, const
         if (streq(canon, "Ip") || streq(canon, "Range"))
                 return ban_from_target(value, streq(canon, "Range"), until, measure_type, measure_source, reason, a,
                                        ban, err);
-        r = ban_value_check(value, err);
+        r = scope_value_check(value, err);
         if (r < 0)
                 return r;
         /* not an address: stored and forwarded, never enforced by address */
@@ -506,17 +473,17 @@ static int parse_bans(json_t *v, arena *a, spw_signal *sig, spw_error *err) {
                         ban->measure_type = "ban";
                 if (!ban->until)
                         return spw_error_set(err, -EINVAL, "ban_applications[%zu].Until: required (RFC 3339 end of the ban)", i);
-                if (scope && *scope && !streq(strempty(ban_scope_canonical(scope)), "Ip") &&
-                    !streq(strempty(ban_scope_canonical(scope)), "Range")) {
+                if (scope && *scope && !streq(strempty(scope_canonical(scope)), "Ip") &&
+                    !streq(strempty(scope_canonical(scope)), "Range")) {
                         /* a decision on a country, an AS, a user name...: stored
                          * and forwarded under the key "Scope:value" */
-                        const char *canon = ban_scope_canonical(scope);
+                        const char *canon = scope_canonical(scope);
                         if (!canon)
                                 return spw_error_set(err, -EINVAL, "ban_applications[%zu].Scope: '%.64s' is not a scope name "
                                                      "(letters, digits, '_', '-' and '.', at most %u)", i, scope, SPW_BAN_MAX_SCOPE);
                         if (!value || !*value)
                                 value = ip_text;
-                        if (ban_value_check(value, err) < 0)
+                        if (scope_value_check(value, err) < 0)
                                 return spw_error_set(err, -EINVAL, "ban_applications[%zu].Value: %s (give the %s banned)", i,
                                                      value ? err->msg : "required", canon);
                         ban->scope = SPW_SCOPE_OTHER;
@@ -542,7 +509,7 @@ static int parse_bans(json_t *v, arena *a, spw_signal *sig, spw_error *err) {
                 ban->ip_text = arena_strdup(a, ip_range_text(canon, sizeof canon, &range, is_range));
                 if (!ban->ip_text)
                         return -ENOMEM;
-                if (scope && *scope && streq(ban_scope_canonical(scope), "Range") != is_range)
+                if (scope && *scope && streq(scope_canonical(scope), "Range") != is_range)
                         return spw_error_set(err, -EINVAL, "ban_applications[%zu]: Scope is %s but '%.64s' is %s", i, scope,
                                              ban->ip_text, is_range ? "a range" : "an address");
                 ban->scope = is_range ? SPW_SCOPE_RANGE : SPW_SCOPE_IP;

@@ -16,6 +16,7 @@
 
 #include "arena.h"
 #include "error.h"
+#include "ipaddr.h"
 #include "strbuf.h"
 
 /* Per-field size limits (documented in spillwayd(8) and README): a legal
@@ -28,8 +29,8 @@
 #define SPW_SIGNAL_MAX_EVENT         16384u  /* events_sequence[i].serialized */
 #define SPW_SIGNAL_MAX_EVENTS_BYTES  (256u << 10) /* events_sequence: all serialized texts */
 #define SPW_SIGNAL_MAX_BANS          64u     /* ban_applications: entries */
-#define SPW_BAN_MAX_SCOPE            64u     /* a decision's scope name */
-#define SPW_BAN_MAX_VALUE            200u    /* a non-address decision's value ("Scope:value" fits varchar(255)) */
+#define SPW_BAN_MAX_SCOPE            SCOPE_NAME_MAX /* a decision's scope name */
+#define SPW_BAN_MAX_VALUE            SCOPE_VALUE_MAX    /* a non-address decision's value ("Scope:value" fits varchar(255)) */
 
 /* Parse one JSON text holding a signal object. err says which field is wrong
  * and why ("source.Ip: 'x' is not an IPv4 or IPv6 address"). */
@@ -50,13 +51,7 @@ const char *ban_scope_name(const spw_ban *ban);
 
 /* Decision scopes (ABI 2.2): CrowdSec's Ip and Range, and any other scope
  * (Country, AS, username...) stored and forwarded but not enforced by
- * address. The canonical spelling of a scope name: ip/range/country/as in
- * any case become Ip/Range/Country/AS, other names are kept as given; NULL
- * for a name that is not one (empty, too long, characters other than
- * letters, digits, '_', '-', '.'). */
-const char *ban_scope_canonical(const char *scope);
-/* A non-address value: 1..SPW_BAN_MAX_VALUE bytes, no control characters. */
-int ban_value_check(const char *value, spw_error *err);
+ * address; scope names as scope_canonical() (ipaddr.h) reads them. */
 /* The target key of a non-address ban, "Scope:value" (spw_ban.ip_text). */
 char *ban_scope_key(arena *a, const char *scope, const char *value);
 /* A ban of any scope: Ip and Range as ban_from_target(), others with

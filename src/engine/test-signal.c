@@ -143,14 +143,14 @@ int main(void) {
         CHECK_EQ(ban_from_target("10.0.0.1/8", true, 1, "ban", "cscli", "manual", &a, &ban, &err), -EINVAL);
 
         /* decision scopes (issue 15): any scope CrowdSec accepts */
-        CHECK_STREQ(ban_scope_canonical("ip"), "Ip");
-        CHECK_STREQ(ban_scope_canonical("RANGE"), "Range");
-        CHECK_STREQ(ban_scope_canonical("country"), "Country");
-        CHECK_STREQ(ban_scope_canonical("as"), "AS");
-        CHECK_STREQ(ban_scope_canonical("username"), "username");
-        CHECK(!ban_scope_canonical(""));
-        CHECK(!ban_scope_canonical("no such"));
-        CHECK(!ban_scope_canonical("a/b"));
+        CHECK_STREQ(scope_canonical("ip"), "Ip");
+        CHECK_STREQ(scope_canonical("RANGE"), "Range");
+        CHECK_STREQ(scope_canonical("country"), "Country");
+        CHECK_STREQ(scope_canonical("as"), "AS");
+        CHECK_STREQ(scope_canonical("username"), "username");
+        CHECK(!scope_canonical(""));
+        CHECK(!scope_canonical("no such"));
+        CHECK(!scope_canonical("a/b"));
         CHECK_OK(ban_from_scope("country", "FR", 1, "ban", "cscli", "geo", &a, &ban, &err));
         CHECK_EQ(ban.scope, SPW_SCOPE_OTHER);
         CHECK_STREQ(ban.scope_name, "Country");

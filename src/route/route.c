@@ -57,7 +57,8 @@ typedef struct route_decision {
         char *type;     /* measure type: ban, slow, captcha, or a v1 decision type */
         char *sim_type; /* "simulation:" + type */
         usec_t duration;
-        int scope;      /* SPW_SCOPE_IP, SPW_SCOPE_RANGE or SCOPE_FROM_LABELS */
+        int scope;      /* SPW_SCOPE_IP, SPW_SCOPE_RANGE, SPW_SCOPE_OTHER or SCOPE_FROM_LABELS */
+        char *scope_name; /* SPW_SCOPE_OTHER: "Country", "AS", "username"... */
         bool simulated; /* v1 `simulated: true` */
         bool has_value; /* v1 `value`: a fixed target */
         ip_range value;
@@ -570,10 +571,31 @@ static int load_decision(loader *l, route_profile *p, const ynode *item, size_t 
                         d->scope = SPW_SCOPE_IP;
                 else if (s && strcasecmp(s, "range") == 0)
                         d->scope = SPW_SCOPE_RANGE;
-                else if (s && *s)
-                        return fail(l, scope, "%s: Spillway bans an Ip or a Range, got '%s'", key, s);
+                else if (s && *s) {
+                        const char *canon = scope_canonical(s);
+                        if (!canon)
+                                return fail(l, scope, "%s: '%s' is not a scope name (letters, digits, '_', '-' and "
+                                            "'.', at most %u: Ip, Range, Country, AS, username...)", key, s,
+                                            SCOPE_NAME_MAX);
+                        d->scope = SPW_SCOPE_OTHER;
+                        d->scope_name = arena_strdup(&l->r->arena, canon);
+                        if (!d->scope_name)
+                                return oom(l);
+                }
         }
-        if (value) {
+        if (value && d->scope == SPW_SCOPE_OTHER) {
+                spw_error verr;
+                snprintf(key, sizeof key, "decisions[%zu].value", i);
+                r = get_string(l, value, key, false, &s);
+                if (r < 0)
+                        return r;
+                if (scope_value_check(s, &verr) < 0)
+                        return fail(l, value, "%s: %s", key, verr.msg);
+                d->has_value = true;
+                d->value_text = arena_strdup(&l->r->arena, s);
+                if (!d->value_text)
+                        return oom(l);
+        } else if (value) {
                 char text[IP_TEXT_MAX + 8];
                 snprintf(key, sizeof key, "decisions[%zu].value", i);
                 r = get_string(l, value, key, false, &s);
@@ -1150,6 +1172,23 @@ static int eval_duration_expr(route_state *st, const route_profile *p, usec_t *r
         return r < 0 ? r : 1;
 }
 
+/* The target of a decision on another scope, from the signal: Country and
+ * AS from its source, else the CrowdSec alert's source value when the
+ * alert has that scope, else Labels.value. NULL when it has none. */
+static const char *signal_scope_value(const spw_signal *sig, const char *scope_name) {
+        const char *as, *v;
+
+        if (streq(scope_name, "Country"))
+                return expr_signal_source_pick(sig, sig->source ? sig->source->country : NULL, sig->source_country);
+        if (streq(scope_name, "AS"))
+                return expr_signal_source_pick(sig, sig->source ? sig->source->as_number : NULL, sig->source_as_number);
+        as = expr_signal_label(sig, "crowdsec_scope");
+        v = expr_signal_label(sig, "crowdsec_value");
+        if (as && v && strcasecmp(as, scope_name) == 0)
+                return v;
+        return expr_signal_label(sig, "value");
+}
+
 /* 0 done (maybe without bans), 1 the profile must be skipped (warning made), -ENOMEM */
 static int profile_bans(route_state *st, const route_profile *p) {
         const spw_signal *sig = st->sig;
@@ -1169,29 +1208,51 @@ static int profile_bans(route_state *st, const route_profile *p) {
         for (size_t i = 0; i < p->n_decisions; i++) {
                 const route_decision *d = &p->decisions[i];
                 int scope = d->scope;
+                static const ip_range no_address;
                 const ip_range *range;
-                const char *text;
+                const char *text, *scope_name = NULL, *value = NULL;
                 spw_ban *b;
 
-                if (d->has_value) {
+                if (scope == SCOPE_FROM_LABELS) {
+                        /* v0.3's Labels.scope, or the CrowdSec alert's own scope */
+                        const char *ls = expr_signal_label(sig, "scope");
+                        if (!ls || !*ls)
+                                ls = expr_signal_label(sig, "crowdsec_scope");
+                        if (!ls || !*ls || strcasecmp(ls, "ip") == 0)
+                                scope = SPW_SCOPE_IP;
+                        else if (strcasecmp(ls, "range") == 0)
+                                scope = SPW_SCOPE_RANGE;
+                        else if ((scope_name = scope_canonical(ls)))
+                                scope = SPW_SCOPE_OTHER;
+                        else {
+                                r = add_warning(st, p, LOG_WARNING, "Labels.scope '%.64s' is not a scope name", ls);
+                                return r < 0 ? r : 1;
+                        }
+                } else if (scope == SPW_SCOPE_OTHER)
+                        scope_name = d->scope_name;
+
+                if (scope == SPW_SCOPE_OTHER) {
+                        spw_error verr;
+                        value = d->has_value ? d->value_text : signal_scope_value(sig, scope_name);
+                        if (!value || scope_value_check(value, &verr) < 0) {
+                                /* one note per decision: each may name its own scope */
+                                r = add_warning(st, p, LOG_DEBUG, "no %s to ban in the signal%s%s", scope_name,
+                                                value ? ": " : "", value ? verr.msg : "");
+                                if (r < 0)
+                                        return r;
+                                continue;
+                        }
+                        range = &no_address;
+                        text = arena_printf(st->a, "%s:%s", scope_name, value);
+                        if (!text)
+                                return -ENOMEM;
+                } else if (d->has_value) {
                         range = &d->value;
                         text = arena_strdup(st->a, d->value_text);
                         if (!text)
                                 return -ENOMEM;
                 } else {
                         target *t;
-                        if (scope == SCOPE_FROM_LABELS) {
-                                const char *ls = expr_signal_label(sig, "scope");
-                                if (!ls || !*ls || strcasecmp(ls, "ip") == 0)
-                                        scope = SPW_SCOPE_IP;
-                                else if (strcasecmp(ls, "range") == 0)
-                                        scope = SPW_SCOPE_RANGE;
-                                else {
-                                        r = add_warning(st, p, LOG_WARNING, "Labels.scope is '%.64s', but only ip and "
-                                                        "range can be banned", ls);
-                                        return r < 0 ? r : 1;
-                                }
-                        }
                         r = resolve_target(st, scope, &t);
                         if (r < 0)
                                 return r;
@@ -1220,6 +1281,8 @@ static int profile_bans(route_state *st, const route_profile *p) {
                         .until = add_saturating(sig->stop_at ? sig->stop_at : st->now,
                                                 have_expr_duration ? expr_duration : d->duration),
                         .scope = scope,
+                        .scope_name = scope_name ? scope_name : scope == SPW_SCOPE_RANGE ? "Range" : "Ip",
+                        .value = value ? value : text,
                         .target_cn = expr_signal_source_pick(sig, sig->source ? sig->source->country : NULL, sig->source_country),
                         .target_as = parse_as_number(expr_signal_source_pick(sig, sig->source ? sig->source->as_number : NULL,
                                                                              sig->source_as_number)),

@@ -31,6 +31,7 @@ static const unsigned three_flags[] = { ROUTE_BACKEND_STORES_BANS, 0, 0 };
 static const spw_kv remediation_labels[] = { { "remediation", "true" } };
 static const spw_kv range_labels[] = { { "remediation", "true" }, { "scope", "range" } };
 static const spw_kv country_labels[] = { { "remediation", "true" }, { "scope", "country" } };
+static const spw_kv bad_scope_labels[] = { { "remediation", "true" }, { "scope", "no scope!" } };
 static const spw_kv notify_labels[] = { { "service", "ssh" } };
 
 static const spw_source test_source_init = {
@@ -233,10 +234,26 @@ static void test_v03_defaults(void) {
         CHECK_STREQ(res.bans[0].ip_text, "2001:db8::/32");
         arena_deinit(&a);
 
-        /* a scope that cannot be banned: a warning, the profile is skipped */
+        /* another scope: its value from the signal (Country: the source's),
+         * no address (stored and forwarded, not enforced by address) */
         sig = remediation_signal();
         sig.labels = country_labels;
         sig.n_labels = ELEMENTSOF(country_labels);
+        route_ok(r, &sig, &a, &res);
+        CHECK_EQ(res.n_matches, 1);
+        CHECK_EQ(res.n_bans, 1);
+        CHECK_EQ(res.n_warnings, 0);
+        CHECK_EQ(res.bans[0].scope, SPW_SCOPE_OTHER);
+        CHECK_STREQ(res.bans[0].scope_name, "Country");
+        CHECK_STREQ(res.bans[0].value, "FR");
+        CHECK_STREQ(res.bans[0].ip_text, "Country:FR");
+        CHECK_STREQ(ip_format(text, sizeof text, res.bans[0].end_ip), "::");
+        arena_deinit(&a);
+
+        /* a Labels.scope that is no scope name: a warning, the profile is skipped */
+        sig = remediation_signal();
+        sig.labels = bad_scope_labels;
+        sig.n_labels = ELEMENTSOF(bad_scope_labels);
         route_ok(r, &sig, &a, &res);
         CHECK_EQ(res.n_matches, 0);
         CHECK_EQ(res.backends, 0);
@@ -244,7 +261,7 @@ static void test_v03_defaults(void) {
         CHECK_EQ(res.n_warnings, 1);
         CHECK_EQ(res.warnings[0].level, LOG_WARNING);
         CHECK_STREQ(res.warnings[0].profile, "default_remediation");
-        CHECK_STREQ(res.warnings[0].message, "Labels.scope is 'country', but only ip and range can be banned");
+        CHECK_STREQ(res.warnings[0].message, "Labels.scope 'no scope!' is not a scope name");
         arena_deinit(&a);
 
         /* no source at all: matched and delivered, no ban, a debug note */
@@ -472,6 +489,52 @@ static void test_v1_decisions(void) {
         CHECK_EQ(res.n_warnings, 1);
         CHECK_EQ(res.warnings[0].level, LOG_DEBUG);
         CHECK_STREQ(res.warnings[0].message, "filters[0] is true: Alert.Source.Cn == 'FR'");
+        arena_deinit(&a);
+}
+
+/* Decisions on scopes other than Ip and Range: a fixed value, the
+ * signal's (AS from the source; a CrowdSec alert's own scope and value; a
+ * Labels.value), and none to be had (a debug note, no ban). */
+static void test_v1_other_scopes(void) {
+        static const char text[] =
+                "name: scopes\n"
+                "filters: [true]\n"
+                "decisions:\n"
+                " - {type: ban, duration: 2h, scope: username, value: root}\n"
+                " - {type: ban, duration: 2h, scope: as}\n"
+                " - {type: captcha, duration: 1h, scope: username}\n";
+        static const spw_kv alert_labels[] = { { "crowdsec_scope", "Username" }, { "crowdsec_value", "bob" } };
+        _cleanup_(router_freep) spw_router *r = load_ok(text, three, three_flags, ELEMENTSOF(three));
+        route_result res;
+        arena a = ARENA_INIT;
+        spw_signal sig = remediation_signal();
+
+        test_source.as_number = "64496";
+        sig.labels = alert_labels;
+        sig.n_labels = ELEMENTSOF(alert_labels);
+        route_ok(r, &sig, &a, &res);
+        CHECK_EQ(res.n_bans, 3);
+        CHECK_STREQ(res.bans[0].ip_text, "username:root");
+        CHECK_EQ(res.bans[0].scope, SPW_SCOPE_OTHER);
+        CHECK_STREQ(res.bans[0].scope_name, "username");
+        CHECK_STREQ(res.bans[0].value, "root");
+        CHECK_STREQ(res.bans[1].ip_text, "AS:64496");
+        CHECK_STREQ(res.bans[1].scope_name, "AS");
+        CHECK_STREQ(res.bans[2].ip_text, "username:bob");
+        CHECK_STREQ(res.bans[2].measure_type, "captcha");
+        arena_deinit(&a);
+
+        /* no AS in the source, no username in the signal */
+        sig = remediation_signal();
+        test_source.as_number = NULL;
+        route_ok(r, &sig, &a, &res);
+        CHECK_EQ(res.n_matches, 1);
+        CHECK_EQ(res.n_bans, 1);
+        CHECK_STREQ(res.bans[0].ip_text, "username:root");
+        CHECK_EQ(res.n_warnings, 2);
+        CHECK_EQ(res.warnings[0].level, LOG_DEBUG);
+        CHECK_STREQ(res.warnings[0].message, "no AS to ban in the signal");
+        CHECK_STREQ(res.warnings[1].message, "no username to ban in the signal");
         arena_deinit(&a);
 }
 
@@ -706,8 +769,10 @@ static void test_load_errors(void) {
         expect_load_error("name: a\nfilters: [~]\n", "t.yaml:2:11: filters[0]: expected an expression (a string), got nothing");
         expect_load_error("name: a\nfilters: [Alert.Remediation]\ndecisions: [{duration: 1h}]\n",
                           "decisions[0]: 'type' is required");
-        expect_load_error("name: a\nfilters: [true]\ndecisions: [{type: ban, duration: 1h, scope: Country}]\n",
-                          "decisions[0].scope: Spillway bans an Ip or a Range, got 'Country'");
+        expect_load_error("name: a\nfilters: [true]\ndecisions: [{type: ban, duration: 1h, scope: 'a b'}]\n",
+                          "decisions[0].scope: 'a b' is not a scope name");
+        expect_load_error("name: a\nfilters: [true]\ndecisions: [{type: ban, duration: 1h, scope: username, value: ''}]\n",
+                          "decisions[0].value: the value is empty");
         expect_load_error("name: a\nfilters: [true]\ndecisions: [{type: ban, duration: -1h}]\n",
                           "decisions[0].duration: the duration must be positive");
         expect_load_error("name: a\nfilters: [true]\ndecisions: [{type: ban, duration: 1h, value: nope}]\n",
@@ -821,6 +886,7 @@ int main(int argc, char **argv) {
         test_v1_compat();
         test_v1_walk();
         test_v1_decisions();
+        test_v1_other_scopes();
         test_runtime_warnings();
         test_default_duration();
         test_duration_expr();

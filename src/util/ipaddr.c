@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "error.h"
 #include "ipaddr.h"
 #include "macro.h"
 
@@ -108,4 +110,39 @@ char *ip_hex(char *buf, const uint8_t addr[16]) {
         for (int i = 0; i < 16; i++)
                 sprintf(buf + 2 * i, "%02x", addr[i]);
         return buf;
+}
+
+/* ------------------------------------------------------------ scopes */
+
+const char *scope_canonical(const char *scope) {
+        static const char *const known[] = { "Ip", "Range", "Country", "AS" };
+        size_t n;
+
+        if (!scope)
+                return NULL;
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+                if (strcasecmp(scope, known[i]) == 0)
+                        return known[i];
+        n = strlen(scope);
+        if (n == 0 || n > SCOPE_NAME_MAX)
+                return NULL;
+        for (const char *p = scope; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                      *p == '_' || *p == '-' || *p == '.'))
+                        return NULL;
+        return scope;
+}
+
+int scope_value_check(const char *value, spw_error *err) {
+        size_t n = value ? strlen(value) : 0;
+
+        if (n == 0)
+                return spw_error_set(err, -EINVAL, "the value is empty");
+        if (n > SCOPE_VALUE_MAX)
+                return spw_error_set(err, -EINVAL, "the value is %zu bytes, longer than the limit of %u", n,
+                                     SCOPE_VALUE_MAX);
+        for (const char *p = value; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        return spw_error_set(err, -EINVAL, "the value '%.64s' has a control character", value);
+        return 0;
 }

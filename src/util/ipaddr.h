@@ -36,3 +36,15 @@ char *ip_range_text(char *buf, size_t size, const ip_range *r, bool range);
 /* Hex text of 16 bytes, 32 characters: sortable as a string. */
 #define IP_HEX_MAX 33
 char *ip_hex(char *buf, const uint8_t addr[16]);
+
+/* A CrowdSec decision scope's name: the known ones (Ip, Range, Country,
+ * AS) in their canonical spelling whatever the case, any other name of
+ * letters, digits, '_', '-' and '.' (at most SCOPE_NAME_MAX) as given,
+ * NULL for anything else. */
+#define SCOPE_NAME_MAX 64u
+const char *scope_canonical(const char *scope);
+/* A non-address decision's value: 1..SCOPE_VALUE_MAX bytes, no control
+ * characters ("Scope:value" then fits a varchar(255)). */
+#define SCOPE_VALUE_MAX 200u
+struct spw_error;
+int scope_value_check(const char *value, struct spw_error *err);

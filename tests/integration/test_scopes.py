@@ -173,6 +173,43 @@ def test_redelivered_signal_ids_stored_once():
         d.stop()
 
 
+SCOPE_PROFILES = """name: country_and_user
+filters:
+ - Alert.Remediation == true
+decisions:
+ - type: ban
+   duration: 4h
+ - type: ban
+   duration: 1h
+   scope: username
+on_success: break
+"""
+
+
+def test_profile_decisions_on_other_scopes():
+    """A CrowdSec v1 profile makes decisions on other scopes: the default
+    scope is the alert's (Labels.scope Country: the source's country), a
+    username decision takes Labels.value; both are stored under their scope
+    and listed by it; a signal without a username gets the Country ban only."""
+    with Daemon({}, profiles=SCOPE_PROFILES) as d:
+        db = d.path("bans.db")
+        d.write_config({"bans": "name: bans\npath: sqlite\nconfig:\n  db_path: %s\n" % db}, main=MAIN,
+                       profiles=SCOPE_PROFILES)
+        d.start()
+        c = d.client()
+        sig = signal_obj(Labels={"remediation": "true", "scope": "Country", "value": "alice"})
+        r = c.request({"signal": sig, "ack": "flushed"})
+        assert r["ok"] and r["bans"] == 2, r
+        got = sorted((x["scope"], x["value"]) for x in rows(d))
+        assert got == [("Country", "FR"), ("username", "alice")], got
+        assert [x["value"] for x in rows(d, "--scope", "username")] == ["alice"]
+        sig = signal_obj(ip="192.0.2.8", Labels={"remediation": "true", "scope": "Country"}, source={"Ip": "192.0.2.8", "Country": "DE"})
+        r = c.request({"signal": sig, "ack": "flushed"})
+        assert r["ok"] and r["bans"] == 1, r
+        assert sorted(x["value"] for x in rows(d, "--scope", "country")) == ["DE", "FR"]
+        d.stop()
+
+
 def test_old_plugins_never_see_other_scopes():
     """A plugin built against ABI 2.0 (mock20) knows only Ip and Range: a
     Country ban would read to it as 0.0.0.0, so it gets the signal without
@@ -201,6 +238,7 @@ def test_old_plugins_never_see_other_scopes():
 
 if __name__ == "__main__":
     run([
+        test_profile_decisions_on_other_scopes,
         test_old_plugins_never_see_other_scopes,
         test_country_scope_stored_forwarded_not_enforced,
         test_redelivered_signal_ids_stored_once,
