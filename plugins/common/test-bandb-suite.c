@@ -1453,7 +1453,11 @@ void bandb_suite_run(const bandb_suite *suite) {
         BANDB_RUN(test_gc_chunks);
         BANDB_RUN(test_gc_pacing);
         BANDB_RUN(test_gc_soak);
-        BANDB_RUN(test_gc_paced_by_rate);
+        /* the pacing is the core's, the same for every driver: run where
+         * 12,500 inserts take seconds, not the minute they take MariaDB on
+         * a loaded machine (the mysql suite is near its timeout already) */
+        if (S->db_bytes)
+                BANDB_RUN(test_gc_paced_by_rate);
         BANDB_RUN(test_ipv6);
         BANDB_RUN(test_insert_failure_keeps_batch);
         BANDB_RUN(test_multi_ban_signal);

@@ -25,7 +25,10 @@
  *     per insert would do the same but costs ~15% of the insert rate and
  *     46% more instructions (README.md).
  *   - The soft-delete of older bans goes through the (ip_text, deleted_at)
- *     index, pinned with INDEXED BY.
+ *     index, pinned with INDEXED BY. It indexes active bans only (WHERE
+ *     deleted_at IS NULL; rebuilt so once when an older file is opened):
+ *     history is not in it, so collecting history touches no random page
+ *     of it.
  *   - Time is stored as fixed-width UTC text, so SQL compares it as text.
  *   - Strings from the daemon are bound SQLITE_STATIC: they outlive the
  *     step, and bindings are cleared right after it. The garbage collector
