@@ -301,9 +301,9 @@ static void sb_addr(sqlbuf *b, const uint8_t a[16]) {
 }
 
 /* Time spent per statement of the multi-row batch (printed with the figure). */
-enum { MR_SIGNALS, MR_IDS, MR_EVENTS, MR_BANS, MR_CHANGES, MR_CONFLICTS, MR_SUPERSEDE, MR_COMMIT, _MR_MAX };
+enum { MR_SIGNALS, MR_IDS, MR_EVENTS, MR_BANS, MR_CHANGES, MR_SUPERSEDE, MR_COMMIT, _MR_MAX };
 static const char *const mr_name[_MR_MAX] = { "signals", "id read-back", "events", "bans", "change log",
-                                              "conflict probe", "soft-deletes", "commit" };
+                                              "soft-delete", "commit" };
 static usec_t mr_usec[_MR_MAX];
 static uint64_t mr_count[_MR_MAX];
 
@@ -324,10 +324,9 @@ static void sb_run_step(MYSQL *m, sqlbuf *b, int step) {
  * LAST_INSERT_ID() (auto_increment_increment differs per Galera node and
  * innodb_autoinc_lock_mode 2 does not promise consecutive ids). */
 static void write_batch_multirow(MYSQL *m, sqlbuf *b, const sample *s, size_t n, usec_t now, int64_t origin,
-                                 uint64_t *row_ids) {
+                                 uint64_t *row_ids, uint64_t *superseded) {
         MYSQL_RES *res;
         MYSQL_ROW row;
-        size_t conflicts = 0;
 
         /* 1. the signals; a duplicate (spillway id, origin) is skipped */
         sb_add(b, "INSERT IGNORE INTO signal_occurences (created_at, updated_at, map_key, scenario, bucket_id,"
@@ -447,33 +446,26 @@ static void write_batch_multirow(MYSQL *m, sqlbuf *b, const sample *s, size_t n,
         sb_add(b, ") ORDER BY id");
         sb_run_step(m, b, MR_CHANGES);
 
-        /* 6. the targets left with more than one active ban; 7. the
-         * soft-delete, per such target (none when the batch's targets are new) */
-        sb_add(b, "SELECT ip_text FROM ban_applications FORCE INDEX (" MYDB_IP_TEXT_INDEX ") WHERE ip_text IN (");
+        /* 6. the soft-delete, one statement for the batch: of each target's
+         * active bans all but one, ranked as MYDB_SQL_SUPERSEDE ranks them
+         * (a running manual ban first, then the one that ends last, the
+         * newest on a tie; a new manual ban's own rule is per target and
+         * left to that statement). The ranking is a window over the
+         * batch's targets, materialised, so the UPDATE may read its table. */
+        sb_add(b, "UPDATE ban_applications AS b JOIN (SELECT r.id FROM (SELECT id, ROW_NUMBER() OVER"
+               " (PARTITION BY ip_text ORDER BY (until > ");
+        sb_time(b, now);
+        sb_add(b, " AND COALESCE(measure_source, '') = 'cscli') DESC, until DESC, id DESC) AS rn"
+               " FROM ban_applications FORCE INDEX (" MYDB_IP_TEXT_INDEX ") WHERE deleted_at IS NULL AND ip_text IN (");
         for (size_t i = 0; i < n; i++) {
                 sb_add(b, i ? "," : "");
                 sb_str(b, m, s[i].ban.ip_text);
         }
-        sb_add(b, ") AND deleted_at IS NULL GROUP BY ip_text HAVING COUNT(*) > 1");
-        sb_run_step(m, b, MR_CONFLICTS);
-        res = mysql_store_result(m);
-        CHECK(res);
-        while ((row = mysql_fetch_row(res))) {
-                sb_add(b, "UPDATE ban_applications FORCE INDEX (" MYDB_IP_TEXT_INDEX ") SET deleted_at = ");
-                sb_time(b, now);
-                sb_add(b, ", updated_at = deleted_at WHERE ip_text = ");
-                sb_str(b, m, row[0]);
-                sb_add(b, " AND deleted_at IS NULL AND id <> (SELECT w.id FROM (SELECT id FROM ban_applications"
-                       " FORCE INDEX (" MYDB_IP_TEXT_INDEX ") WHERE ip_text = ");
-                sb_str(b, m, row[0]);
-                sb_add(b, " AND deleted_at IS NULL ORDER BY (until > ");
-                sb_time(b, now);
-                sb_add(b, " AND COALESCE(measure_source, '') = 'cscli') DESC, until DESC, id DESC LIMIT 1) AS w)");
-                sb_run_step(m, b, MR_SUPERSEDE);
-                conflicts++;
-        }
-        mysql_free_result(res);
-        (void) conflicts;
+        sb_add(b, ")) AS r WHERE r.rn > 1) AS l ON l.id = b.id SET b.deleted_at = ");
+        sb_time(b, now);
+        sb_add(b, ", b.updated_at = b.deleted_at");
+        sb_run_step(m, b, MR_SUPERSEDE);
+        *superseded += mysql_affected_rows(m);
 }
 
 static double bench_multirow(const options *o) {
@@ -483,6 +475,7 @@ static double bench_multirow(const options *o) {
         sqlbuf b = {};
         mydb_error e;
         usec_t start, elapsed;
+        uint64_t superseded = 0, active, total;
         bool crowdsec;
         int from;
 
@@ -505,7 +498,7 @@ static double bench_multirow(const options *o) {
                         s[k].sig.bans = &s[k].ban;
                 }
                 query(m, "START TRANSACTION");
-                write_batch_multirow(m, &b, s, n, now, 1, row_ids);
+                write_batch_multirow(m, &b, s, n, now, 1, row_ids, &superseded);
                 t0 = now_monotonic();
                 if (mysql_commit(m) != 0)
                         die_conn(m, "commit");
@@ -513,6 +506,24 @@ static double bench_multirow(const options *o) {
                 mr_count[MR_COMMIT]++;
         }
         elapsed = now_monotonic() - start;
+        /* every row is there, and one active ban per target is left */
+        query(m, "SELECT (SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL),"
+                 " (SELECT COUNT(*) FROM ban_applications), (SELECT COUNT(*) FROM ban_changes),"
+                 " (SELECT COUNT(*) FROM event_sequences)");
+        {
+                MYSQL_RES *res = mysql_store_result(m);
+                MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
+
+                CHECK(row);
+                active = strtoull(row[0], NULL, 10);
+                total = strtoull(row[1], NULL, 10);
+                CHECK_EQ(total, o->signals);
+                CHECK_EQ(strtoull(row[2], NULL, 10), o->signals);
+                CHECK_EQ(strtoull(row[3], NULL, 10), o->signals);
+                CHECK_EQ(active, o->targets < o->signals ? o->targets : o->signals);
+                CHECK_EQ(superseded, total - active);
+                mysql_free_result(res);
+        }
         free(b.s);
         free(row_ids);
         free(s);
