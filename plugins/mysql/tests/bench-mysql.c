@@ -6,12 +6,15 @@
  * Direct mode ("ceiling") writes each signal the way the plugin does, with
  * the plugin's own schema and prepared statements (schema.c): one row each
  * into signal_occurences, event_sequences and ban_applications, then the
- * soft-delete UPDATE of the target's older active bans, committing every
- * --batch signals. Through-plugin mode loads mysql.so and drives its
+ * change log's ADD and the soft-delete UPDATE of the target's older active
+ * bans, committing every --batch signals. Through-plugin mode loads mysql.so and drives its
  * insert() and flush() through tests/lib/testhost with the same rows and
  * batch size, then times one read_at() over the resulting active bans. The
  * difference between the two figures is the plugin's own overhead; both
- * are bound by round trips to the server (four statements per signal).
+ * are bound by round trips to the server (five statements per signal).
+ * --multirow adds a third figure: each batch written as a handful of
+ * multi-row statements (write_batch_multirow), the ceiling of issue 21's
+ * batched design, with the time each statement took.
  *
  * The server: by default a throw-away MariaDB started with
  * tests/mariadb-server.sh ($MARIADB_SERVER_SH) in a temporary folder, over
@@ -28,6 +31,7 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +59,7 @@ typedef struct options {
         const char *database;
         const char *plugin;
         bool direct_only, plugin_only;
+        bool multirow;                  /* also the multi-row ceiling */
 } options;
 
 static void die_conn(MYSQL *m, const char *what) {
@@ -114,7 +119,8 @@ static void write_direct(MYSQL_STMT **st, const sample *s, usec_t now) {
         unsigned long len[_MYDB_SIG_MAX];
         MYSQL_TIME tn, t1, t2;
         int64_t events = s->sig.events_count, capacity = s->sig.capacity, leak = s->sig.leak_speed_ns, zero = 0;
-        int64_t as = s->ban.target_as;
+        int64_t as = s->ban.target_as, origin = 1;
+        uint64_t sid = s->sig.id;
         double lat = s->sig.source_latitude, lon = s->sig.source_longitude;
         uint64_t id, ban_id;
 
@@ -142,6 +148,8 @@ static void write_direct(MYSQL_STMT **st, const sample *s, usec_t now) {
         p[MYDB_SIG_CAPACITY] = (MYSQL_BIND) { .buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &capacity };
         p[MYDB_SIG_LEAK_SPEED] = (MYSQL_BIND) { .buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &leak };
         p[MYDB_SIG_REPROCESS] = (MYSQL_BIND) { .buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &zero };
+        p[MYDB_SIG_SPILLWAY_ID] = (MYSQL_BIND) { .buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &sid, .is_unsigned = 1 };
+        p[MYDB_SIG_ORIGIN] = (MYSQL_BIND) { .buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &origin };
         run(st[MYDB_SQL_INSERT_SIGNAL], p);
         id = mysql_stmt_insert_id(st[MYDB_SQL_INSERT_SIGNAL]);
 
@@ -175,14 +183,26 @@ static void write_direct(MYSQL_STMT **st, const sample *s, usec_t now) {
         bind_str(&p[MYDB_BAN_REASON], &len[MYDB_BAN_REASON], s->ban.reason);
         bind_str(&p[MYDB_BAN_SCENARIO], &len[MYDB_BAN_SCENARIO], s->ban.scenario);
         p[MYDB_BAN_SIGNAL_ID] = (MYSQL_BIND) { .buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &id, .is_unsigned = 1 };
+        bind_str(&p[MYDB_BAN_SCOPE], &len[MYDB_BAN_SCOPE], "Ip");
+        bind_str(&p[MYDB_BAN_VALUE], &len[MYDB_BAN_VALUE], s->ban.ip_text);
         run(st[MYDB_SQL_INSERT_BAN], p);
         ban_id = mysql_stmt_insert_id(st[MYDB_SQL_INSERT_BAN]);
 
-        memset(p, 0, 4 * sizeof p[0]);
+        /* the change log's ADD (now, signal id) */
+        memset(p, 0, 2 * sizeof p[0]);
+        p[0] = (MYSQL_BIND) { .buffer_type = MYSQL_TYPE_DATETIME, .buffer = &tn };
+        p[1] = (MYSQL_BIND) { .buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &id, .is_unsigned = 1 };
+        run(st[MYDB_SQL_CHANGE_ADD], p);
+
+        /* the soft-delete: now, now, ip_text, ip_text, first ban id, manual, now */
+        memset(p, 0, 7 * sizeof p[0]);
         p[0] = (MYSQL_BIND) { .buffer_type = MYSQL_TYPE_DATETIME, .buffer = &tn };
         p[1] = p[0];
         bind_str(&p[2], &len[2], s->ban.ip_text);
-        p[3] = (MYSQL_BIND) { .buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &ban_id, .is_unsigned = 1 };
+        p[3] = p[2];
+        p[4] = (MYSQL_BIND) { .buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &ban_id, .is_unsigned = 1 };
+        p[5] = (MYSQL_BIND) { .buffer_type = MYSQL_TYPE_LONGLONG, .buffer = &zero };
+        p[6] = p[0];
         run(st[MYDB_SQL_SUPERSEDE], p);
 }
 
@@ -214,6 +234,299 @@ static double bench_direct(const options *o) {
         }
         elapsed = now_monotonic() - start;
         mydb_finalize(st);
+        mysql_close(m);
+        return (double) elapsed / 1e6;
+}
+
+/* ------------------------------------------------------------ multi-row ceiling */
+
+/* A growing SQL text. */
+typedef struct sqlbuf {
+        char *s;
+        size_t len, size;
+} sqlbuf;
+
+static void sb_add(sqlbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_add(sqlbuf *b, const char *fmt, ...) {
+        for (;;) {
+                va_list ap;
+                int n;
+
+                va_start(ap, fmt);
+                n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->size - b->len : 0, fmt, ap);
+                va_end(ap);
+                CHECK(n >= 0);
+                if (b->s && b->len + (size_t) n < b->size) {
+                        b->len += (size_t) n;
+                        return;
+                }
+                b->size = (b->size + (size_t) n + 1) * 2;
+                b->s = realloc(b->s, b->size);
+                CHECK(b->s);
+        }
+}
+
+static void sb_str(sqlbuf *b, MYSQL *m, const char *s) {
+        size_t n;
+
+        if (!s) {
+                sb_add(b, "NULL");
+                return;
+        }
+        n = strlen(s);
+        if (b->len + 2 * n + 4 > b->size) {
+                b->size = (b->len + 2 * n + 4) * 2;
+                b->s = realloc(b->s, b->size);
+                CHECK(b->s);
+        }
+        b->s[b->len++] = '\'';
+        b->len += mysql_real_escape_string(m, b->s + b->len, s, (unsigned long) n);
+        b->s[b->len++] = '\'';
+        b->s[b->len] = 0;
+}
+
+static void sb_time(sqlbuf *b, usec_t t) {
+        MYSQL_TIME tm;
+
+        mydb_time_to_mysql(t, &tm);
+        sb_add(b, "'%04u-%02u-%02u %02u:%02u:%02u.%06lu'", tm.year, tm.month, tm.day, tm.hour, tm.minute,
+               tm.second, tm.second_part);
+}
+
+static void sb_addr(sqlbuf *b, const uint8_t a[16]) {
+        sb_add(b, "X'");
+        for (int i = 0; i < 16; i++)
+                sb_add(b, "%02x", a[i]);
+        sb_add(b, "'");
+}
+
+/* Time spent per statement of the multi-row batch (printed with the figure). */
+enum { MR_SIGNALS, MR_IDS, MR_EVENTS, MR_BANS, MR_CHANGES, MR_SUPERSEDE, MR_COMMIT, _MR_MAX };
+static const char *const mr_name[_MR_MAX] = { "signals", "id read-back", "events", "bans", "change log",
+                                              "soft-delete", "commit" };
+static usec_t mr_usec[_MR_MAX];
+static uint64_t mr_count[_MR_MAX];
+
+static void sb_run_step(MYSQL *m, sqlbuf *b, int step) {
+        usec_t t0 = now_monotonic();
+
+        if (mysql_real_query(m, b->s, (unsigned long) b->len) != 0)
+                die_conn(m, "multi-row statement");
+        mr_usec[step] += now_monotonic() - t0;
+        mr_count[step]++;
+        b->len = 0;
+        b->s[0] = 0;
+}
+
+/* One batch the way the multi-row design writes it: a handful of
+ * statements whatever its size. Signal ids are read back by the unique
+ * (spillway_signal_id, spillway_origin) key, not derived from
+ * LAST_INSERT_ID() (auto_increment_increment differs per Galera node and
+ * innodb_autoinc_lock_mode 2 does not promise consecutive ids). */
+static void write_batch_multirow(MYSQL *m, sqlbuf *b, const sample *s, size_t n, usec_t now, int64_t origin,
+                                 uint64_t *row_ids, uint64_t *superseded) {
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+
+        /* 1. the signals; a duplicate (spillway id, origin) is skipped */
+        sb_add(b, "INSERT IGNORE INTO signal_occurences (created_at, updated_at, map_key, scenario, bucket_id,"
+               " alert_message, events_count, start_at, stop_at, source_ip, source_range,"
+               " source_autonomous_system_number, source_autonomous_system_organization,"
+               " source_country, source_latitude, source_longitude, dest_ip, capacity, leak_speed,"
+               " reprocess, spillway_signal_id, spillway_origin) VALUES ");
+        for (size_t i = 0; i < n; i++) {
+                const spw_signal *g = &s[i].sig;
+
+                sb_add(b, i ? ",(" : "(");
+                sb_time(b, now);
+                sb_add(b, ",");
+                sb_time(b, now);
+                sb_add(b, ",");
+                sb_str(b, m, g->map_key);
+                sb_add(b, ",");
+                sb_str(b, m, g->scenario);
+                sb_add(b, ",");
+                sb_str(b, m, g->bucket_id);
+                sb_add(b, ",");
+                sb_str(b, m, g->alert_message);
+                sb_add(b, ",%" PRId64 ",", (int64_t) g->events_count);
+                sb_time(b, g->start_at);
+                sb_add(b, ",");
+                sb_time(b, g->stop_at);
+                sb_add(b, ",");
+                sb_str(b, m, g->source_ip);
+                sb_add(b, ",NULL,");
+                sb_str(b, m, g->source_as_number);
+                sb_add(b, ",");
+                sb_str(b, m, g->source_as_org);
+                sb_add(b, ",");
+                sb_str(b, m, g->source_country);
+                sb_add(b, ",%.17g,%.17g,NULL,%" PRId64 ",%" PRId64 ",0,%" PRIu64 ",%" PRId64 ")", g->source_latitude,
+                       g->source_longitude, (int64_t) g->capacity, g->leak_speed_ns, g->id, origin);
+        }
+        sb_run_step(m, b, MR_SIGNALS);
+
+        /* 2. their row ids, by the unique key */
+        sb_add(b, "SELECT spillway_signal_id, id FROM signal_occurences WHERE spillway_origin = %" PRId64
+               " AND spillway_signal_id IN (", origin);
+        for (size_t i = 0; i < n; i++)
+                sb_add(b, "%s%" PRIu64, i ? "," : "", s[i].sig.id);
+        sb_add(b, ")");
+        sb_run_step(m, b, MR_IDS);
+        res = mysql_store_result(m);
+        CHECK(res);
+        while ((row = mysql_fetch_row(res))) {
+                uint64_t sid = strtoull(row[0], NULL, 10);
+
+                /* the samples' ids are consecutive within the batch */
+                CHECK(sid >= s[0].sig.id && sid < s[0].sig.id + n);
+                row_ids[sid - s[0].sig.id] = strtoull(row[1], NULL, 10);
+        }
+        mysql_free_result(res);
+
+        /* 3. the events, 4. the bans */
+        sb_add(b, "INSERT INTO event_sequences (created_at, updated_at, time, source_ip, signal_occurence_id,"
+               " serialized) VALUES ");
+        for (size_t i = 0; i < n; i++) {
+                sb_add(b, i ? ",(" : "(");
+                sb_time(b, now);
+                sb_add(b, ",");
+                sb_time(b, now);
+                sb_add(b, ",");
+                sb_time(b, s[i].ev.time);
+                sb_add(b, ",");
+                sb_str(b, m, s[i].ev.source_ip);
+                sb_add(b, ",%" PRIu64 ",", row_ids[i]);
+                sb_str(b, m, s[i].ev.serialized);
+                sb_add(b, ")");
+        }
+        sb_run_step(m, b, MR_EVENTS);
+        sb_add(b, "INSERT INTO ban_applications (created_at, updated_at, measure_source, measure_type,"
+               " measure_extra, until, start_ip, end_ip, target_cn, target_as, target_as_name, ip_text,"
+               " reason, scenario, signal_occurence_id, scope, value) VALUES ");
+        for (size_t i = 0; i < n; i++) {
+                const spw_ban *ban = &s[i].ban;
+
+                sb_add(b, i ? ",(" : "(");
+                sb_time(b, now);
+                sb_add(b, ",");
+                sb_time(b, now);
+                sb_add(b, ",");
+                sb_str(b, m, ban->measure_source);
+                sb_add(b, ",");
+                sb_str(b, m, ban->measure_type);
+                sb_add(b, ",NULL,");
+                sb_time(b, ban->until);
+                sb_add(b, ",");
+                sb_addr(b, ban->start_ip);
+                sb_add(b, ",");
+                sb_addr(b, ban->end_ip);
+                sb_add(b, ",");
+                sb_str(b, m, ban->target_cn);
+                sb_add(b, ",%" PRId64 ",", (int64_t) ban->target_as);
+                sb_str(b, m, ban->target_as_name);
+                sb_add(b, ",");
+                sb_str(b, m, ban->ip_text);
+                sb_add(b, ",");
+                sb_str(b, m, ban->reason);
+                sb_add(b, ",");
+                sb_str(b, m, ban->scenario);
+                sb_add(b, ",%" PRIu64 ",'Ip',", row_ids[i]);
+                sb_str(b, m, ban->ip_text);
+                sb_add(b, ")");
+        }
+        sb_run_step(m, b, MR_BANS);
+
+        /* 5. the change log: an ADD per ban of the batch */
+        sb_add(b, "INSERT INTO ban_changes (at, kind, ban_id, ip_text) SELECT ");
+        sb_time(b, now);
+        sb_add(b, ", 1, id, ip_text FROM ban_applications WHERE signal_occurence_id IN (");
+        for (size_t i = 0; i < n; i++)
+                sb_add(b, "%s%" PRIu64, i ? "," : "", row_ids[i]);
+        sb_add(b, ") ORDER BY id");
+        sb_run_step(m, b, MR_CHANGES);
+
+        /* 6. the soft-delete, one statement for the batch: of each target's
+         * active bans all but one, ranked as MYDB_SQL_SUPERSEDE ranks them
+         * (a running manual ban first, then the one that ends last, the
+         * newest on a tie; a new manual ban's own rule is per target and
+         * left to that statement). The ranking is a window over the
+         * batch's targets, materialised, so the UPDATE may read its table. */
+        sb_add(b, "UPDATE ban_applications AS b JOIN (SELECT r.id FROM (SELECT id, ROW_NUMBER() OVER"
+               " (PARTITION BY ip_text ORDER BY (until > ");
+        sb_time(b, now);
+        sb_add(b, " AND COALESCE(measure_source, '') = 'cscli') DESC, until DESC, id DESC) AS rn"
+               " FROM ban_applications FORCE INDEX (" MYDB_IP_TEXT_INDEX ") WHERE deleted_at IS NULL AND ip_text IN (");
+        for (size_t i = 0; i < n; i++) {
+                sb_add(b, i ? "," : "");
+                sb_str(b, m, s[i].ban.ip_text);
+        }
+        sb_add(b, ")) AS r WHERE r.rn > 1) AS l ON l.id = b.id SET b.deleted_at = ");
+        sb_time(b, now);
+        sb_add(b, ", b.updated_at = b.deleted_at");
+        sb_run_step(m, b, MR_SUPERSEDE);
+        *superseded += mysql_affected_rows(m);
+}
+
+static double bench_multirow(const options *o) {
+        MYSQL *m = connect_to(o, o->database);
+        sample *s = calloc(o->batch, sizeof *s);
+        uint64_t *row_ids = calloc(o->batch, sizeof *row_ids);
+        sqlbuf b = {};
+        mydb_error e;
+        usec_t start, elapsed;
+        uint64_t superseded = 0, active, total;
+        bool crowdsec;
+        int from;
+
+        CHECK(s && row_ids);
+        query(m, "SET SESSION time_zone = '+00:00'");
+        query(m, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+        if (mydb_migrate(m, 30, 0, &from, &crowdsec, &e) < 0) {
+                fprintf(stderr, "bench-mysql: schema: %s while %s\n", e.msg, e.doing);
+                exit(1);
+        }
+        start = now_monotonic();
+        for (uint64_t i = 0; i < o->signals; i += o->batch) {
+                usec_t now = now_realtime(), t0;
+                size_t n = (size_t) (o->signals - i < o->batch ? o->signals - i : o->batch);
+
+                for (size_t k = 0; k < n; k++) {
+                        sample_fill(&s[k], i + k, o->targets, now);
+                        /* sample_fill points into the sample itself */
+                        s[k].sig.events = &s[k].ev;
+                        s[k].sig.bans = &s[k].ban;
+                }
+                query(m, "START TRANSACTION");
+                write_batch_multirow(m, &b, s, n, now, 1, row_ids, &superseded);
+                t0 = now_monotonic();
+                if (mysql_commit(m) != 0)
+                        die_conn(m, "commit");
+                mr_usec[MR_COMMIT] += now_monotonic() - t0;
+                mr_count[MR_COMMIT]++;
+        }
+        elapsed = now_monotonic() - start;
+        /* every row is there, and one active ban per target is left */
+        query(m, "SELECT (SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NULL),"
+                 " (SELECT COUNT(*) FROM ban_applications), (SELECT COUNT(*) FROM ban_changes),"
+                 " (SELECT COUNT(*) FROM event_sequences)");
+        {
+                MYSQL_RES *res = mysql_store_result(m);
+                MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
+
+                CHECK(row);
+                active = strtoull(row[0], NULL, 10);
+                total = strtoull(row[1], NULL, 10);
+                CHECK_EQ(total, o->signals);
+                CHECK_EQ(strtoull(row[2], NULL, 10), o->signals);
+                CHECK_EQ(strtoull(row[3], NULL, 10), o->signals);
+                CHECK_EQ(active, o->targets < o->signals ? o->targets : o->signals);
+                CHECK_EQ(superseded, total - active);
+                mysql_free_result(res);
+        }
+        free(b.s);
+        free(row_ids);
+        free(s);
         mysql_close(m);
         return (double) elapsed / 1e6;
 }
@@ -253,6 +566,8 @@ static void usage(FILE *f) {
               "  --targets K       distinct source addresses (default: N, all distinct)\n"
               "  --direct-only     only the ceiling: the plugin's statements without the plugin\n"
               "  --plugin-only     only through mysql.so's insert()/flush()\n"
+              "  --multirow        also the multi-row ceiling: each batch as a handful of multi-row\n"
+              "                    statements (signals, id read-back, events, bans, change log, conflicts)\n"
               "  --plugin PATH     the plugin to load (default: the build tree's)\n"
               "  --socket PATH     a running server (default: start one with $MARIADB_SERVER_SH)\n"
               "  --user, --password  account on that server (default root, no password)\n"
@@ -266,6 +581,7 @@ int main(int argc, char **argv) {
                 { "targets", required_argument, NULL, 't' },
                 { "direct-only", no_argument, NULL, 'D' },
                 { "plugin-only", no_argument, NULL, 'P' },
+                { "multirow", no_argument, NULL, 'M' },
                 { "plugin", required_argument, NULL, 'p' },
                 { "socket", required_argument, NULL, 's' },
                 { "user", required_argument, NULL, 'u' },
@@ -299,6 +615,9 @@ int main(int argc, char **argv) {
                         break;
                 case 'P':
                         o.plugin_only = true;
+                        break;
+                case 'M':
+                        o.multirow = true;
                         break;
                 case 'p':
                         o.plugin = optarg;
@@ -357,6 +676,17 @@ int main(int argc, char **argv) {
                        (double) o.signals / secs, o.batch, o.signals * 3, desc);
                 printf("  %" PRIu64 " signals in %.3f s, %.1f us per signal, %" PRIu64 " distinct targets\n",
                        o.signals, secs, secs * 1e6 / (double) o.signals, o.targets);
+        }
+        if (o.multirow && !o.plugin_only) {
+                recreate_database(&o);
+                secs = bench_multirow(&o);
+                printf("ceiling (multi-row): %.0f signals/s (batch %" PRIu64 ", rows %" PRIu64 ", server %s)\n",
+                       (double) o.signals / secs, o.batch, o.signals * 4, desc);
+                printf("  %" PRIu64 " signals in %.3f s, %.1f us per signal, %" PRIu64 " distinct targets\n",
+                       o.signals, secs, secs * 1e6 / (double) o.signals, o.targets);
+                for (int k = 0; k < _MR_MAX; k++)
+                        printf("  %-15s %6" PRIu64 " statements, %8.1f ms\n", mr_name[k], mr_count[k],
+                               (double) mr_usec[k] / 1e3);
         }
         if (!o.direct_only) {
                 recreate_database(&o);
