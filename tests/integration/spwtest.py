@@ -87,6 +87,26 @@ def wait_for(cond, timeout=10.0, what="condition", interval=0.02):
         time.sleep(interval)
 
 
+def start_mariadb(password):
+    """A MariaDB server of the test's own (plugins/mysql/tests/mariadb-server.sh,
+    gone with this process), with a database `spillway` and a user `spw`
+    with `password`. Returns (its folder, its variables: MYSQL_SOCKET...).
+    Skips where the mysql backend or MariaDB is not installed."""
+    server = os.path.join(SOURCE_ROOT, "plugins", "mysql", "tests", "mariadb-server.sh")
+    if not os.path.exists(os.path.join(PLUGIN_DIR, "mysql.so")):
+        raise SkipTest("the mysql backend is not built (meson -Dmysql=enabled)")
+    d = tempfile.mkdtemp(prefix="spw-mariadb-")
+    p = subprocess.run([server, "start", d, "--watch-pid", str(os.getpid()), "--cleanup"], capture_output=True, text=True)
+    if p.returncode == 77:
+        shutil.rmtree(d, ignore_errors=True)
+        raise SkipTest("MariaDB server binaries are not installed")
+    assert p.returncode == 0, p.stderr
+    env = dict(line.split("=", 1) for line in p.stdout.split())
+    subprocess.run([server, "sql", d, "CREATE DATABASE spillway; CREATE USER 'spw'@'localhost' IDENTIFIED BY '%s'; "
+                    "GRANT ALL ON spillway.* TO 'spw'@'localhost'" % password], check=True, capture_output=True)
+    return d, env
+
+
 def signal_obj(scenario="crowdsecurity/ssh-bf", ip="192.0.2.7", remediation=None, **extra):
     s = {"scenario": scenario, "events_count": 6, "start_at": "2024-01-01T10:00:00Z",
          "stop_at": "2024-01-01T10:00:20Z", "source": {"Ip": ip, "Country": "FR"}}

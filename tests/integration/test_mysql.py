@@ -8,10 +8,9 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 
-from spwtest import PLUGIN_DIR, SOURCE_ROOT, Daemon, SkipTest, run, signal_obj
+from spwtest import SOURCE_ROOT, Daemon, run, signal_obj, start_mariadb
 
 SERVER = os.path.join(SOURCE_ROOT, "plugins", "mysql", "tests", "mariadb-server.sh")
 PROFILES = """profile: default_remediation
@@ -25,18 +24,7 @@ outputs:
 
 
 def start_server():
-    if not os.path.exists(os.path.join(PLUGIN_DIR, "mysql.so")):
-        raise SkipTest("the mysql backend is not built (meson -Dmysql=enabled)")
-    d = tempfile.mkdtemp(prefix="spw-mariadb-")
-    p = subprocess.run([SERVER, "start", d, "--watch-pid", str(os.getpid()), "--cleanup"], capture_output=True, text=True)
-    if p.returncode == 77:
-        shutil.rmtree(d, ignore_errors=True)
-        raise SkipTest("MariaDB server binaries are not installed")
-    assert p.returncode == 0, p.stderr
-    env = dict(line.split("=", 1) for line in p.stdout.split())
-    subprocess.run([SERVER, "sql", d, "CREATE DATABASE spillway; CREATE USER 'spw'@'localhost' IDENTIFIED BY 'Pw-123-secret'; "
-                    "GRANT ALL ON spillway.* TO 'spw'@'localhost'"], check=True, capture_output=True)
-    return d, env
+    return start_mariadb("Pw-123-secret")
 
 
 def backend(sock):

@@ -17,12 +17,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_nftables as T  # noqa: E402  (the namespaces and helpers)
-from spwtest import PLUGIN_DIR, SLOW, SOURCE_ROOT, SkipTest, run, wait_for  # noqa: E402
+from spwtest import SLOW, SOURCE_ROOT, run, start_mariadb, wait_for  # noqa: E402
 
 HOST2_NS = "spwg%d" % T.PID
 HOST2_4 = "198.51.100.1"
@@ -116,21 +115,6 @@ def connects(src, dst, timeout=0.3):
     return c.stdout.readline().strip() == "1"
 
 
-def start_mariadb():
-    if not os.path.exists(os.path.join(PLUGIN_DIR, "mysql.so")):
-        raise SkipTest("the mysql backend is not built (meson -Dmysql=enabled)")
-    d = tempfile.mkdtemp(prefix="spw-mariadb-")
-    p = subprocess.run([SERVER, "start", d, "--watch-pid", str(os.getpid()), "--cleanup"], capture_output=True, text=True)
-    if p.returncode == 77:
-        shutil.rmtree(d, ignore_errors=True)
-        raise SkipTest("MariaDB server binaries are not installed")
-    assert p.returncode == 0, p.stderr
-    env = dict(line.split("=", 1) for line in p.stdout.split())
-    subprocess.run([SERVER, "sql", d, "CREATE DATABASE spillway; CREATE USER 'spw'@'localhost' IDENTIFIED BY 'Pw-123'; "
-                    "GRANT ALL ON spillway.* TO 'spw'@'localhost'"], check=True, capture_output=True)
-    return d, env
-
-
 def mysql_backend(sock):
     return ("name: bans\npath: mysql\nconfig:\n  db_socket: %s\n  db_username: spw\n  db_password: Pw-123\n"
             "  db_name: spillway\n" % sock)
@@ -147,7 +131,7 @@ def until_true(cond, limit):
 
 
 def test_two_hosts_one_mariadb():
-    srv, env = start_mariadb()
+    srv, env = start_mariadb("Pw-123")
     net2 = Net2()
     try:
         bans = mysql_backend(env["MARIADB_SOCKET"])
