@@ -32,6 +32,8 @@ int check_reply(json_t *reply);
 void print_json(json_t *o);
 const char *jstr(json_t *o, const char *k);
 long long jint(json_t *o, const char *k);
+/* One CSV field on stdout (quoted when it must be), then ',' or, last, a newline. */
+void csv_field(const char *s, bool last);
 /* For commands without options: rejects any, naming the global ones. */
 int no_options(const ctl_command *cmd, int argc, char **argv);
 

@@ -48,21 +48,6 @@ static void entry_time(json_t *e, char *buf, size_t size) {
                 snprintf(buf, size, "?");
 }
 
-static void csv(const char *s, bool last) {
-        bool quote = strpbrk(s, ",\"\n\r") != NULL;
-        if (quote) {
-                putchar('"');
-                for (const char *p = s; *p; p++) {
-                        if (*p == '"')
-                                putchar('"');
-                        putchar(*p);
-                }
-                putchar('"');
-        } else
-                fputs(s, stdout);
-        putchar(last ? '\n' : ',');
-}
-
 int cmd_deadletter_list(const ctl_command *cmd, int argc, char **argv) {
         long limit = 50;
         int c;
@@ -99,11 +84,11 @@ int cmd_deadletter_list(const ctl_command *cmd, int argc, char **argv) {
                         char *sc = entry_scenario(e);
                         snprintf(id, sizeof id, "%lld", jint(e, "id"));
                         entry_time(e, at, sizeof at);
-                        csv(id, false);
-                        csv(at, false);
-                        csv(sc ? sc : "", false);
-                        csv(jstr(e, "reason"), false);
-                        csv(jstr(e, "line"), true);
+                        csv_field(id, false);
+                        csv_field(at, false);
+                        csv_field(sc ? sc : "", false);
+                        csv_field(jstr(e, "reason"), false);
+                        csv_field(jstr(e, "line"), true);
                         free(sc);
                 }
         } else if (n == 0)

@@ -218,7 +218,7 @@ long long jint(json_t *o, const char *k) {
         return (long long) json_integer_value(json_object_get(o, k));
 }
 
-static void csv_field(const char *s, bool last) {
+void csv_field(const char *s, bool last) {
         bool quote = strpbrk(s, ",\"\n\r") != NULL;
         if (quote) {
                 putchar('"');
