@@ -204,7 +204,9 @@ static void conn_update_events(conn *c) {
         uint32_t ev = 0;
         if (!c->paused && !c->yielded && !c->eof && !c->d->stopping && conn_out_pending(c) < OUT_HIGH && c->n_requests < MAX_PIPELINE)
                 ev |= EPOLLIN;
-        if (conn_out_pending(c) > 0)
+        /* a streaming reply with more to take: woken when the socket has
+         * room, even if everything taken so far went out already */
+        if (conn_out_pending(c) > 0 || (c->head && c->head->stream.len > 0))
                 ev |= EPOLLOUT;
         sd_event_source_set_io_events(c->source, ev);
         sd_event_source_set_enabled(c->source, ev ? SD_EVENT_ON : SD_EVENT_OFF);
