@@ -2000,6 +2000,10 @@ static int mydb_read_changes(void *userdata, uint64_t cursor, spw_change_fn fn, 
         PHASED(PHASE_READ, spwp_bandb_read_changes(userdata, cursor, fn, fn_userdata, next_cursor));
 }
 
+static int mydb_read_history(void *userdata, spw_usec_t since, spw_change_fn fn, void *fn_userdata) {
+        PHASED(PHASE_READ, spwp_bandb_read_history(userdata, since, fn, fn_userdata));
+}
+
 static int mydb_delete_target(void *userdata, const char *target, uint64_t *count) {
         PHASED(PHASE_ADMIN, spwp_bandb_delete_target(userdata, target, count));
 }
@@ -2020,6 +2024,7 @@ static const struct spw_backend mydb_backend = {
         .start_autocommit = spwp_bandb_start_autocommit,
         .read_at = mydb_read_at,
         .read_changes = mydb_read_changes,
+        .read_history = mydb_read_history,
         .delete_target = mydb_delete_target,
         .delete_all = mydb_delete_all,
         .shutdown = mydb_shutdown,
