@@ -251,7 +251,8 @@ typedef struct mydb {
         MYSQL_TIME now_tm;
 
         read_buf rb;                    /* ReadAT's (or the changes walk's) row */
-        int reading;                    /* MYDB_SQL_READ_AT or MYDB_SQL_READ_CHANGES */
+        int reading;                    /* MYDB_SQL_READ_AT, _READ_CHANGES or _READ_HISTORY */
+        const char *reading_doing;      /* what that read is, for its errors */
 
         /* the GC's picks */
         uint64_t pick_ban[CHUNK_ROWS], pick_sig[CHUNK_ROWS];
@@ -1427,59 +1428,56 @@ static void op_rollback_to(spwp_bandb *core) {
         b->core.e = keep;
 }
 
+/* Runs one of the row reads (read_at, read_changes, read_history: the
+ * same columns) with its bound parameters; the rows are then fetched one
+ * by one into b->rb. */
+static int read_begin(mydb *b, int which, MYSQL_BIND *p, const char *doing) {
+        MYSQL_STMT *st = b->st[which];
+
+        b->reading = which;
+        b->reading_doing = doing;
+        memset(&b->rb, 0, sizeof b->rb);
+        read_buf_bind(&b->rb);
+        if (mysql_stmt_bind_param(st, p) || mysql_stmt_execute(st) || mysql_stmt_bind_result(st, b->rb.res))
+                return mydb_fail_stmt(b, st, doing);
+        return 0;
+}
+
 /* ReadAT: rows are streamed, not stored: a long ban list costs no memory. */
 static int op_read_start(spwp_bandb *core, spw_usec_t at) {
         mydb *b = mydb_of(core);
-        MYSQL_STMT *st = b->st[MYDB_SQL_READ_AT];
         MYSQL_BIND p[3];
         MYSQL_TIME at_tm;
 
-        b->reading = MYDB_SQL_READ_AT;
         memset(p, 0, sizeof p);
         mydb_time_to_mysql(at, &at_tm);
         p_now(&p[0], &at_tm);
         p_now(&p[1], &at_tm);
         p_now(&p[2], &at_tm);
-        memset(&b->rb, 0, sizeof b->rb);
-        read_buf_bind(&b->rb);
-        if (mysql_stmt_bind_param(st, p) || mysql_stmt_execute(st) || mysql_stmt_bind_result(st, b->rb.res))
-                return mydb_fail_stmt(b, st, "reading active bans");
-        return 0;
+        return read_begin(b, MYDB_SQL_READ_AT, p, "reading active bans");
 }
 
 static int op_changes_start(spwp_bandb *core, uint64_t cursor) {
         mydb *b = mydb_of(core);
-        MYSQL_STMT *st = b->st[MYDB_SQL_READ_CHANGES];
         MYSQL_BIND p[1];
         unsigned long long c = cursor;
 
-        b->reading = MYDB_SQL_READ_CHANGES;
         memset(p, 0, sizeof p);
         p[0].buffer_type = MYSQL_TYPE_LONGLONG;
         p[0].buffer = &c;
         p[0].is_unsigned = 1;
-        memset(&b->rb, 0, sizeof b->rb);
-        read_buf_bind(&b->rb);
-        if (mysql_stmt_bind_param(st, p) || mysql_stmt_execute(st) || mysql_stmt_bind_result(st, b->rb.res))
-                return mydb_fail_stmt(b, st, "reading ban changes");
-        return 0;
+        return read_begin(b, MYDB_SQL_READ_CHANGES, p, "reading ban changes");
 }
 
 static int op_history_start(spwp_bandb *core, spw_usec_t since) {
         mydb *b = mydb_of(core);
-        MYSQL_STMT *st = b->st[MYDB_SQL_READ_HISTORY];
         MYSQL_BIND p[1];
         MYSQL_TIME since_tm;
 
-        b->reading = MYDB_SQL_READ_HISTORY;
         memset(p, 0, sizeof p);
         mydb_time_to_mysql(since, &since_tm);
         p_now(&p[0], &since_tm);
-        memset(&b->rb, 0, sizeof b->rb);
-        read_buf_bind(&b->rb);
-        if (mysql_stmt_bind_param(st, p) || mysql_stmt_execute(st) || mysql_stmt_bind_result(st, b->rb.res))
-                return mydb_fail_stmt(b, st, "reading the ban history");
-        return 0;
+        return read_begin(b, MYDB_SQL_READ_HISTORY, p, "reading the ban history");
 }
 
 static int op_read_next(spwp_bandb *core) {
@@ -1490,10 +1488,7 @@ static int op_read_next(spwp_bandb *core) {
                 return 1;
         if (f == MYSQL_NO_DATA)
                 return 0;
-        return mydb_fail_stmt(b, b->st[b->reading],
-                              b->reading == MYDB_SQL_READ_AT ? "reading active bans"
-                              : b->reading == MYDB_SQL_READ_HISTORY ? "reading the ban history"
-                                                                    : "reading ban changes");
+        return mydb_fail_stmt(b, b->st[b->reading], b->reading_doing);
 }
 
 static const char *op_col_text(spwp_bandb *core, int col) {
