@@ -521,14 +521,17 @@ static void op_rollback_to(spwp_bandb *core) {
         core->e = keep;
 }
 
-static int op_read_start(spwp_bandb *core, spw_usec_t at) {
-        bandb *b = bandb_of(core);
+/* Starts a row read whose one parameter is a time (read_at, read_history). */
+static int time_read_start(bandb *b, int which, spw_usec_t t, const char *doing) {
         int rc;
 
-        b->reading = BANDB_SQL_READ_AT;
-        rc = sqlite3_bind_text(b->st[BANDB_SQL_READ_AT], 1, bandb_time_format(b->at_text, at), BANDB_TIME_LEN,
-                               SQLITE_STATIC);
-        return rc == SQLITE_OK ? 0 : bandb_fail(b, rc, "reading active bans");
+        b->reading = which;
+        rc = sqlite3_bind_text(b->st[which], 1, bandb_time_format(b->at_text, t), BANDB_TIME_LEN, SQLITE_STATIC);
+        return rc == SQLITE_OK ? 0 : bandb_fail(b, rc, doing);
+}
+
+static int op_read_start(spwp_bandb *core, spw_usec_t at) {
+        return time_read_start(bandb_of(core), BANDB_SQL_READ_AT, at, "reading active bans");
 }
 
 static int op_changes_start(spwp_bandb *core, uint64_t cursor) {
@@ -541,13 +544,7 @@ static int op_changes_start(spwp_bandb *core, uint64_t cursor) {
 }
 
 static int op_history_start(spwp_bandb *core, spw_usec_t since) {
-        bandb *b = bandb_of(core);
-        int rc;
-
-        b->reading = BANDB_SQL_READ_HISTORY;
-        rc = sqlite3_bind_text(b->st[BANDB_SQL_READ_HISTORY], 1, bandb_time_format(b->at_text, since), BANDB_TIME_LEN,
-                               SQLITE_STATIC);
-        return rc == SQLITE_OK ? 0 : bandb_fail(b, rc, "reading the ban history");
+        return time_read_start(bandb_of(core), BANDB_SQL_READ_HISTORY, since, "reading the ban history");
 }
 
 static int op_read_next(spwp_bandb *core) {
