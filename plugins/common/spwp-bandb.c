@@ -91,8 +91,20 @@
  * soft-deleted bans swung up to max_records plus a minute of arrivals). */
 #define GC_RUN_ROWS          (4 * CHUNK_ROWS)
 #define GC_MAX_PAUSE_DEFAULT (200 * USEC_PER_MSEC)
-#define GC_WARN_AFTER        (60 * USEC_PER_SEC)
+/* Behind for GC_WARN_AFTER: a warning (at most every GC_WARN_EVERY); the
+ * size limit's, at most every GC_WARN_SIZE_EVERY. */
+#define GC_WARN_AFTER        (10 * USEC_PER_SEC)
 #define GC_WARN_EVERY        (300 * USEC_PER_SEC)
+#define GC_WARN_SIZE_EVERY   (60 * USEC_PER_SEC)
+/* Behind (a run left work): the excess is counted up to GC_EXCESS_LIMIT
+ * ended bans per rule, and after every flush a catch-up step removes
+ * GC_CATCHUP_FACTOR times the rows the flush stored plus a
+ * GC_EXCESS_SHARE-th of the excess, for at most GC_STEP_PAUSES times
+ * gc_max_pause (see gc_after_flush). */
+#define GC_EXCESS_LIMIT      (8 * GC_RUN_ROWS)
+#define GC_CATCHUP_FACTOR    2
+#define GC_EXCESS_SHARE      16
+#define GC_STEP_PAUSES       4
 #define MIN_DB_SIZE          (UINT64_C(1) << 20)
 #define SIZE_CHUNK_ROWS      (CHUNK_ROWS / 4)
 /* Free space returned per run at most (SQLite: incremental_vacuum). */
@@ -606,6 +618,8 @@ int spwp_bandb_insert(void *userdata, const spw_signal *sig) {
 
 /* ------------------------------------------------------------ flush */
 
+static void gc_after_flush(spwp_bandb *b, uint64_t n);
+
 /* After a commit, at most once a minute: forget the ban changes older than
  * SPWP_BANDB_CHANGES_KEEP (never the newest: it keeps the sequence's
  * position visible to readers). The log only grows with writes, each
@@ -682,6 +696,7 @@ int spwp_bandb_flush(void *userdata) {
                 b->n_pending = 0;
                 batch_counts(b, true);
                 changes_collect(b);
+                gc_after_flush(b, n);
                 return 0;
         }
 
@@ -1089,18 +1104,26 @@ int spwp_bandb_parse_size(const char *s, uint64_t *ret) {
 }
 
 /* The rules, in the order each run takes one chunk of each in turn. */
-enum { RULE_SIZE, RULE_COUNT, RULE_AGE, RULE_SIGNALS, _RULE_MAX };
+enum { RULE_SIZE, RULE_COUNT, RULE_AGE, RULE_EXPIRED, RULE_SIGNALS, _RULE_MAX };
 
 typedef struct gc_run {
+        spw_usec_t now;                 /* the host clock at the start: "ended" is until < now */
+        spw_usec_t budget;              /* time (monotonic), checked before each chunk after the first round */
+        uint64_t target;                /* a catch-up step: rows to remove (0: a timer run, the budget alone) */
         spw_usec_t cutoff;              /* max_records_age's */
         int64_t edge;                   /* max_records': the newest ban not kept */
         int64_t sig_before;             /* the first signal younger than cutoff */
         bool more[_RULE_MAX];           /* work is left for the rule */
         bool size_exhausted;            /* over max_db_size with no history left */
         bool reclaim_left;              /* more free space to give back than one step */
-        uint64_t by_count, by_age, by_size, signals, events, chunks, reclaimed;
+        uint64_t by_count, by_age, by_expired, by_size, signals, events, chunks, reclaimed;
         spwp_bandb_size size;           /* at the start (max_db_size) */
 } gc_run;
+
+/* Bans and signals removed (what catch-up steps count against their target). */
+static uint64_t gc_removed(const gc_run *g) {
+        return g->by_count + g->by_age + g->by_expired + g->by_size + g->signals;
+}
 
 /* One chunk: pick, then remove what was picked (bans, or with bans == NULL
  * ban-less signals) with the signals left without bans and their event
@@ -1124,14 +1147,14 @@ static int gc_chunk(spwp_bandb *b, spwp_bandb_pick what, const spwp_bandb_pick_a
 
 /* One chunk of one rule; updates g->more[rule]. */
 static int gc_rule(spwp_bandb *b, int rule, gc_run *g) {
-        spwp_bandb_pick_args a = { .limit = CHUNK_ROWS };
+        spwp_bandb_pick_args a = { .now = g->now, .limit = CHUNK_ROWS };
         uint64_t picked = 0;
         int64_t last = 0;
         int r;
 
         switch (rule) {
         case RULE_SIZE: {
-                /* the oldest history first: soft-deleted bans by age of id,
+                /* the oldest history first: ended bans by age of id,
                  * then signals without bans */
                 spwp_bandb_size now_size;
 
@@ -1166,6 +1189,12 @@ static int gc_rule(spwp_bandb *b, int rule, gc_run *g) {
         case RULE_AGE:
                 a.cutoff = g->cutoff;
                 r = gc_chunk(b, SPWP_BANDB_PICK_AGE, &a, &g->by_age, g, &picked, &last);
+                break;
+        case RULE_EXPIRED:
+                /* bans that ended long ago without a soft-delete (flush:
+                 * false, or expiry behind): history like the others */
+                a.cutoff = g->cutoff;
+                r = gc_chunk(b, SPWP_BANDB_PICK_EXPIRED, &a, &g->by_expired, g, &picked, &last);
                 break;
         case RULE_SIGNALS:
         default:
@@ -1226,13 +1255,15 @@ static int gc_reclaim(spwp_bandb *b, gc_run *g, bool now) {
         return step_end(b, own, r);
 }
 
-/* Hard-delete what the limits no longer keep: soft-deleted bans beyond the
- * newest max_records, bans soft-deleted longer than max_records_age ago
- * (with the signals and event sequences they leave behind), signals without
- * bans older than max_records_age, and above max_db_size the oldest history.
- * One chunk of each rule in turn, until nothing is left or the run's time
- * budget is spent: every rule makes progress every run. */
-static int gc_run_rules(spwp_bandb *b, spw_usec_t now, gc_run *g) {
+/* Hard-delete what the limits no longer keep: ended bans (soft-deleted, or
+ * past until: flush: false never soft-deletes them) beyond the newest
+ * max_records, bans that ended longer than max_records_age ago (with the
+ * signals and event sequences they leave behind), signals without bans
+ * older than max_records_age, and above max_db_size the oldest history.
+ * One chunk of each rule in turn, until nothing is left, the run's time
+ * budget is spent or (a catch-up step) its target is removed: every rule
+ * makes progress every run. */
+static int gc_run_rules(spwp_bandb *b, gc_run *g) {
         spw_usec_t start = mono_now();
         int r = 0;
 
@@ -1255,10 +1286,10 @@ static int gc_run_rules(spwp_bandb *b, spw_usec_t now, gc_run *g) {
                  * signals stored since, not the backlog before it. */
                 int64_t from = b->gc.sig_cursor;
 
-                g->cutoff = now - b->keys.max_records_age;
+                g->cutoff = g->now - b->keys.max_records_age;
                 if (g->cutoff >= b->gc.sig_boundary_cutoff && b->gc.sig_boundary - 1 > from)
                         from = b->gc.sig_boundary - 1;
-                g->more[RULE_AGE] = true;
+                g->more[RULE_AGE] = g->more[RULE_EXPIRED] = true;
                 r = b->drv->select_int(b, SPWP_BANDB_Q_GC_SIG_BOUNDARY, VALUES(v_int(from), v_now(g->cutoff)),
                                        &g->sig_before, &found, "finding the first signal younger than max_records_age");
                 if (r == 0 && found && g->cutoff >= b->gc.sig_boundary_cutoff) {
@@ -1270,12 +1301,13 @@ static int gc_run_rules(spwp_bandb *b, spw_usec_t now, gc_run *g) {
                 g->more[RULE_SIGNALS] = r == 0 && g->sig_before > b->gc.sig_cursor + 1;
         }
         /* the first round takes one chunk of every rule whatever the
-         * budget; after that the budget is checked before each chunk */
+         * budget; after that the budget (and a step's target) is checked
+         * before each chunk */
         for (bool first = true; r == 0 && gc_more(g); first = false)
                 for (int rule = 0; r == 0 && rule < _RULE_MAX; rule++) {
                         if (!g->more[rule])
                                 continue;
-                        if (!first && mono_now() - start >= b->gc.budget)
+                        if (!first && (mono_now() - start >= g->budget || (g->target && gc_removed(g) >= g->target)))
                                 goto out;
                         r = gc_rule(b, rule, g);
                 }
@@ -1283,47 +1315,78 @@ out:
         /* space back to the file system when at least half of the budget
          * is left (rows first; else the next run, a second later, does it) */
         if (r == 0)
-                r = gc_reclaim(b, g, mono_now() - start < b->gc.budget / 2);
+                r = gc_reclaim(b, g, !g->target && mono_now() - start < g->budget / 2);
         return r;
 }
 
-/* Falling behind: say so, with what waits and how fast it goes. The counts
- * cost a scan of the backlog's index entries: at most every GC_WARN_EVERY. */
-static void gc_warn_behind(spwp_bandb *b, spw_usec_t now, const gc_run *g) {
-        char d1[32], d2[32], d3[32], d4[32], counts[320] = "";
-        int64_t over_count = -1, oldest = 0;
+/* How far behind collection is: ended bans beyond max_records and ended
+ * longer than max_records_age ago, each counted up to GC_EXCESS_LIMIT (an
+ * index range or the start of the ban table: a few ms). After a timer run
+ * that left work; the catch-up steps take a share of it. */
+static int gc_measure_excess(spwp_bandb *b, const gc_run *g) {
+        int64_t n = 0;
+        bool found = false;
+        int r = 0;
+
+        b->gc.excess_count = b->gc.excess_age = 0;
+        if (b->keys.max_records > 0 && g->edge > 0) {
+                r = b->drv->select_int(b, SPWP_BANDB_Q_GC_EXCESS_COUNT,
+                                       VALUES(v_int(g->edge), v_now(g->now), v_int(GC_EXCESS_LIMIT)), &n, &found,
+                                       "counting the bans beyond max_records");
+                if (r == 0 && found && n > 0)
+                        b->gc.excess_count = (uint64_t) n;
+        }
+        if (r == 0 && b->keys.max_records_age > 0) {
+                r = b->drv->select_int(b, SPWP_BANDB_Q_GC_EXCESS_AGE, VALUES(v_now(g->cutoff), v_int(GC_EXCESS_LIMIT)),
+                                       &n, &found, "counting the bans older than max_records_age");
+                if (r == 0 && found && n > 0)
+                        b->gc.excess_age = (uint64_t) n;
+        }
+        b->gc.excess = b->gc.excess_count > b->gc.excess_age ? b->gc.excess_count : b->gc.excess_age;
+        spwp_bandb_status_u64(b, "gc_excess", b->gc.excess);
+        return r;
+}
+
+/* Falling behind: say so, with what waits, how fast it goes and what the
+ * catch-up steps take; at most every GC_WARN_EVERY. */
+static void gc_warn_behind(spwp_bandb *b, spw_usec_t now) {
+        char d1[32], d2[32], d3[32], d4[32], counts[400] = "";
+        int64_t oldest = 0;
         spwp_bandb_error keep = b->e;
         spw_usec_t behind = now - b->gc.behind_since;
         bool found = false;
 
-        /* cheap figures (index ends, not counts): the ids between the
-         * oldest ban and the edge, and the oldest deletion */
-        if (b->keys.max_records > 0 && g->edge > 0 &&
-            (b->drv->select_int(b, SPWP_BANDB_Q_GC_BACKLOG_COUNT, VALUES(v_int(g->edge)), &over_count, &found,
-                                "estimating the backlog") < 0 || !found))
-                over_count = -1;
+        if (b->keys.max_records > 0 && b->gc.excess_count > 0)
+                snprintf(counts, sizeof counts, "%s%" PRIu64 " ended ban(s) beyond max_records %" PRId64,
+                         b->gc.excess_count >= GC_EXCESS_LIMIT ? "at least " : "", b->gc.excess_count,
+                         b->keys.max_records);
+        if (b->keys.max_records_age > 0 && b->gc.excess_age > 0)
+                snprintf(counts + strlen(counts), sizeof counts - strlen(counts),
+                         "%s%s%" PRIu64 " ended longer than max_records_age (%s) ago", counts[0] ? ", " : "",
+                         b->gc.excess_age >= GC_EXCESS_LIMIT ? "at least " : "", b->gc.excess_age,
+                         fmt_duration(d1, b->keys.max_records_age));
+        /* the oldest deletion: the index's end, no scan */
         if (b->keys.max_records_age > 0 &&
             (b->drv->select_int(b, SPWP_BANDB_Q_GC_BACKLOG_AGE, NULL, 0, &oldest, &found,
                                 "estimating the backlog") < 0 || !found))
                 oldest = 0;
         b->e = keep;
-        if (over_count > 0)
-                snprintf(counts, sizeof counts, "up to %" PRId64 " soft-deleted ban(s) beyond max_records %" PRId64,
-                         over_count, b->keys.max_records);
         if (oldest > 0 && now / USEC_PER_SEC > oldest)
                 snprintf(counts + strlen(counts), sizeof counts - strlen(counts),
-                         "%sthe oldest soft-deleted ban was deleted %s ago (max_records_age %s)",
-                         counts[0] ? "; " : "", fmt_duration(d4, (now / USEC_PER_SEC - oldest) * USEC_PER_SEC),
-                         fmt_duration(d1, b->keys.max_records_age));
+                         "%sthe oldest soft-deleted ban was deleted %s ago", counts[0] ? "; " : "",
+                         fmt_duration(d4, (now / USEC_PER_SEC - oldest) * USEC_PER_SEC));
         b->host->log(b->ctx, LOG_WARNING,
-                     "%s: garbage collection is falling behind: for %s every run left work undone; waiting: %s; "
-                     "it removed %" PRIu64 " row(s) in that time (%" PRIu64 "/s), running every second for up to "
-                     "gc_max_pause (%s) each; the database grows until it catches up: raise gc_max_pause, lower "
-                     "the signal rate or max_records, or move the database to faster storage",
+                     "%s: garbage collection is behind: for %s every run left work undone; waiting: %s; "
+                     "it removed %" PRIu64 " row(s) in that time (%" PRIu64 "/s). Until it catches up it runs "
+                     "every second for up to gc_max_pause (%s), and after every flush removes %d times the rows "
+                     "stored plus 1/%d of the excess (%" PRIu64 " step(s), the longest %s), which slows the "
+                     "inserts down: the queue fills before the database grows. Raise gc_max_pause, lower the "
+                     "signal rate or max_records, or move the database to faster storage",
                      b->where, fmt_duration(d2, behind), counts[0] ? counts : "signals without bans",
                      b->gc.removed_behind,
                      behind >= USEC_PER_SEC ? b->gc.removed_behind / (uint64_t) (behind / USEC_PER_SEC) : 0,
-                     fmt_duration(d3, b->gc.max_pause_used));
+                     fmt_duration(d3, b->gc_max_pause), GC_CATCHUP_FACTOR, GC_EXCESS_SHARE, b->gc.steps,
+                     fmt_duration(d1, b->gc.longest_step));
         b->gc.warned_at = now;
         b->gc.warned = true;
 }
@@ -1331,19 +1394,17 @@ static void gc_warn_behind(spwp_bandb *b, spw_usec_t now, const gc_run *g) {
 static void gc_log_size(spwp_bandb *b, spw_usec_t now, const gc_run *g) {
         char s1[32], s2[32];
 
-        if (b->gc.size_warned_at && now - b->gc.size_warned_at < GC_WARN_AFTER)
+        if (b->gc.size_warned_at && now - b->gc.size_warned_at < GC_WARN_SIZE_EVERY)
                 return;
         b->gc.size_warned_at = now;
         b->host->log(b->ctx, LOG_WARNING,
                      "%s: max_db_size %s reached (the ban tables used %s): removed the oldest history first, "
-                     "%" PRIu64 " soft-deleted ban(s) and %" PRIu64 " signal(s) this run%s",
+                     "%" PRIu64 " ended ban(s) and %" PRIu64 " signal(s) this run%s",
                      b->where, fmt_size(s1, b->max_db_size), fmt_size(s2, g->size.used), g->by_size, g->signals,
                      g->size_exhausted ? "; only active bans are left and they alone exceed it: they are never "
                                          "removed, raise max_db_size or lower the ban durations"
                                        : "");
 }
-
-static int gc_tick_run(spwp_bandb *b, spw_usec_t now);
 
 /* After a run that left nothing: the next is due when GC_RUN_ROWS rows
  * have come at the rate seen since the last such run (removed rows are
@@ -1367,108 +1428,189 @@ static void gc_pace(spwp_bandb *b, spw_usec_t now) {
         b->gc.next = now + interval;
 }
 
-/* Every second: a garbage-collection run when one is due (see GC_TICK),
- * timed whole: the worker stores nothing meanwhile. */
-static int gc_tick(void *userdata, spw_usec_t now) {
-        spwp_bandb *b = userdata;
-        spw_usec_t t0, took;
-        int r;
-
-        if (now < b->gc.next)
-                return 0;
-        t0 = mono_now();
-        r = gc_tick_run(b, now);
-        took = mono_now() - t0;
-        if (took > b->gc.longest_run) {
-                b->gc.longest_run = took;
-                spwp_bandb_status_u64(b, "gc_longest_pause_ms", (uint64_t) (took / USEC_PER_MSEC));
-        }
-        return r;
-}
-
-static int gc_tick_run(spwp_bandb *b, spw_usec_t now) {
-        gc_run g = { 0 };
+/* One run: a timer run (g->target 0) or a catch-up step after a flush.
+ * Returns 0, or -1 with b->e set (*connect: the connection could not be
+ * made). */
+static int gc_collect(spwp_bandb *b, spw_usec_t now, gc_run *g, bool *connect) {
+        bool step = g->target > 0, got = false, behind;
         uint64_t removed;
         spw_usec_t t0, took;
-        bool got = false, behind;
         char d1[32];
         int r = 0;
 
-        b->gc.next = now + b->gc_interval;
-        if (b->gc.budget <= 0)
-                b->gc.budget = b->gc_max_pause / 4;
-        if (ensure(b) < 0)
-                return timer_connect_error(b, "garbage collection failed", "will try again in a minute");
+        *connect = false;
+        g->now = now;
+        if (ensure(b) < 0) {
+                *connect = true;
+                return -1;
+        }
         memset(&b->e, 0, sizeof b->e);
         if (b->drv->try_lock) {
                 r = b->drv->try_lock(b, SPWP_BANDB_LOCK_GC, &got);
                 if (r == 0 && !got) {
-                        b->host->log(b->ctx, LOG_DEBUG, "another host is collecting garbage; skipping this run");
+                        if (!step)
+                                b->host->log(b->ctx, LOG_DEBUG, "another host is collecting garbage; skipping this run");
                         return 0;
                 }
         }
         t0 = mono_now();
         if (r == 0)
-                r = gc_run_rules(b, now, &g);
+                r = gc_run_rules(b, g);
         took = mono_now() - t0;
+        behind = gc_more(g);
+        /* how far behind, for the catch-up steps and the warning (the
+         * timer's runs: at most once a second) */
+        if (r == 0 && behind && !step && gc_measure_excess(b, g) < 0)
+                r = -1;
         if (got)
                 b->drv->unlock(b, SPWP_BANDB_LOCK_GC);
 
-        b->gc.runs++;
-        removed = g.by_count + g.by_age + g.by_size + g.signals;
-        b->gc.removed_since += removed + g.events;
-        b->n_collected += g.by_count + g.by_age + g.by_size;
+        if (!step)
+                b->gc.runs++;
+        removed = gc_removed(g);
+        b->gc.removed_since += removed + g->events;
+        b->n_collected += g->by_count + g->by_age + g->by_expired + g->by_size;
         if (removed > 0)
                 spwp_bandb_status_u64(b, "collected", b->n_collected);
-        if (g.by_size > 0 || (b->max_db_size > 0 && g.size.used > b->max_db_size))
-                gc_log_size(b, now, &g);
-
+        if (g->by_size > 0 || (b->max_db_size > 0 && g->size.used > b->max_db_size))
+                gc_log_size(b, now, g);
         if (r < 0)
-                return timer_error(b, "garbage collection failed", "will try again in a minute");
-        behind = gc_more(&g);
+                return -1;
+
         if (behind) {
-                /* more often and more per run until it catches up */
                 if (!b->gc.behind_since) {
                         b->gc.behind_since = now;
                         b->gc.removed_behind = 0;
                         b->gc.warned = false;
+                        b->gc.steps = 0;
+                        b->gc.longest_step = 0;
                 }
                 b->gc.removed_behind += removed;
-                b->gc.max_pause_used = b->gc_max_pause;
+                spwp_bandb_status(b, "gc", "behind");
+                if (step) {
+                        /* what this step could not remove in its time is owed */
+                        b->gc.debt = g->target > removed ? g->target - removed : 0;
+                        if (b->gc.debt > GC_EXCESS_LIMIT)
+                                b->gc.debt = GC_EXCESS_LIMIT;
+                        return 0;
+                }
+                /* more often and more per run until it catches up */
                 b->gc.budget = b->gc.budget * 2 < b->gc_max_pause ? b->gc.budget * 2 : b->gc_max_pause;
                 b->gc.next = now + GC_TICK;
-                spwp_bandb_status(b, "gc", "behind");
                 if (now - b->gc.behind_since >= GC_WARN_AFTER &&
                     (!b->gc.warned_at || now - b->gc.warned_at >= GC_WARN_EVERY))
-                        gc_warn_behind(b, now, &g);
+                        gc_warn_behind(b, now);
                 if (b->keys.debug)
                         b->host->log(b->ctx, LOG_DEBUG, "garbage collection removed %" PRIu64 " row(s) in %s; "
-                                     "more left, next run in a second", removed, fmt_duration(d1, took));
+                                     "more left (about %" PRIu64 " ended ban(s) over the limits), next run in a "
+                                     "second and a step after each flush", removed, fmt_duration(d1, took),
+                                     b->gc.excess);
                 return 0;
         }
         if (b->gc.behind_since) {
                 if (b->gc.warned)
                         b->host->log(b->ctx, LOG_NOTICE,
                                      "%s: garbage collection caught up after %s behind (%" PRIu64 " row(s) removed "
-                                     "meanwhile)", b->where, fmt_duration(d1, now - b->gc.behind_since),
-                                     b->gc.removed_behind + removed);
+                                     "meanwhile, %" PRIu64 " of them in %" PRIu64 " step(s) after flushes, the "
+                                     "longest %s)", b->where, fmt_duration(d1, now - b->gc.behind_since),
+                                     b->gc.removed_behind + removed, b->gc.removed_steps, b->gc.steps,
+                                     fmt_duration(d1, b->gc.longest_step));
                 b->gc.behind_since = 0;
+                b->gc.removed_steps = 0;
                 spwp_bandb_status(b, "gc", "caught up");
         }
+        b->gc.excess = b->gc.debt = 0;
+        spwp_bandb_status_u64(b, "gc_excess", 0);
         b->gc.budget = b->gc_max_pause / 4;
         gc_pace(b, now);
         /* free space still to give back: the next step in a second */
-        if (g.reclaim_left)
+        if (g->reclaim_left)
                 b->gc.next = now + GC_TICK;
 
-        if (g.by_count + g.by_age + g.by_size + g.signals + g.events > 0)
+        if (removed + g->events > 0)
                 b->host->log(b->ctx, LOG_INFO,
-                             "garbage collection removed %" PRIu64 " soft-deleted ban(s) (%" PRIu64
+                             "garbage collection removed %" PRIu64 " ended ban(s) (%" PRIu64
                              " beyond max_records %" PRId64 ", %" PRIu64 " older than max_records_age, %" PRIu64
-                             " above max_db_size), %" PRIu64 " signal(s), %" PRIu64 " event sequence(s) in %s",
-                             g.by_count + g.by_age + g.by_size, g.by_count, b->keys.max_records, g.by_age, g.by_size,
-                             g.signals, g.events, fmt_duration(d1, took));
+                             " of them never soft-deleted, %" PRIu64 " above max_db_size), %" PRIu64
+                             " signal(s), %" PRIu64 " event sequence(s) in %s%s",
+                             g->by_count + g->by_age + g->by_expired + g->by_size, g->by_count, b->keys.max_records,
+                             g->by_age + g->by_expired, g->by_expired, g->by_size, g->signals, g->events,
+                             fmt_duration(d1, took), step ? " (after a flush)" : "");
         return 0;
+}
+
+/* Every second: a garbage-collection run when one is due (see GC_TICK),
+ * timed whole: the worker stores nothing meanwhile. */
+static int gc_tick(void *userdata, spw_usec_t now) {
+        spwp_bandb *b = userdata;
+        gc_run g = { 0 };
+        spw_usec_t t0, took;
+        bool connect;
+        int r;
+
+        if (now < b->gc.next)
+                return 0;
+        b->gc.next = now + b->gc_interval;
+        if (b->gc.budget <= 0)
+                b->gc.budget = b->gc_max_pause / 4;
+        g.budget = b->gc.budget;
+        b->gc.step_failed = false;
+        t0 = mono_now();
+        r = gc_collect(b, now, &g, &connect);
+        took = mono_now() - t0;
+        if (took > b->gc.longest_run) {
+                b->gc.longest_run = took;
+                spwp_bandb_status_u64(b, "gc_longest_pause_ms", (uint64_t) (took / USEC_PER_MSEC));
+        }
+        if (r < 0 && connect)
+                return timer_connect_error(b, "garbage collection failed", "will try again in a minute");
+        if (r < 0)
+                return timer_error(b, "garbage collection failed", "will try again in a minute");
+        return 0;
+}
+
+/* After each commit while collection is behind (a run left work): a
+ * catch-up step between two batches, so that collection wins against the
+ * inserts instead of taking gc_max_pause a second whatever comes. It
+ * removes GC_CATCHUP_FACTOR times the rows the batch stored (a signal and
+ * its ban: 2 rows each) plus a GC_EXCESS_SHARE-th of the excess, and what
+ * earlier steps could not, in chunks of CHUNK_ROWS (each its own
+ * transaction), for at most GC_STEP_PAUSES times gc_max_pause. The excess
+ * thus shrinks by at least what arrives, at any rate the backend stores:
+ * the inserts slow down (the daemon's queue fills and holds the producers
+ * back) before the database grows. */
+static void gc_after_flush(spwp_bandb *b, uint64_t n) {
+        gc_run g = { 0 };
+        spw_usec_t t0, took;
+        bool connect;
+        int r;
+
+        if (!b->gc.behind_since || b->gc.step_failed)
+                return;
+        g.target = b->gc.debt + GC_CATCHUP_FACTOR * 2 * n + b->gc.excess / GC_EXCESS_SHARE + 1;
+        g.budget = GC_STEP_PAUSES * b->gc_max_pause;
+        t0 = mono_now();
+        r = gc_collect(b, b->host->now(b->ctx), &g, &connect);
+        took = mono_now() - t0;
+        b->gc.steps++;
+        b->gc.removed_steps += gc_removed(&g);
+        if (took > b->gc.longest_step)
+                b->gc.longest_step = took;
+        if (took > b->gc.longest_step_ever) {
+                b->gc.longest_step_ever = took;
+                spwp_bandb_status_u64(b, "gc_longest_step_ms", (uint64_t) (took / USEC_PER_MSEC));
+        }
+        if (took > b->gc.longest_run) {
+                b->gc.longest_run = took;
+                spwp_bandb_status_u64(b, "gc_longest_pause_ms", (uint64_t) (took / USEC_PER_MSEC));
+        }
+        if (r < 0) {
+                char buf[600];
+
+                b->gc.step_failed = true;
+                b->host->log(b->ctx, LOG_WARNING, "%s: garbage collection after a flush failed: %s%s; the next "
+                             "timer run tries again", b->where, connect ? "cannot connect: " : "", describe(b, buf));
+        }
 }
 
 int spwp_bandb_start_autocommit(void *userdata) {

@@ -58,19 +58,21 @@
           " backend's job" }
 #define SPWP_BANDB_CONFIG_KEYS_GC                                                                       \
         { "flush", SPW_CONFIG_BOOL, "true", NULL,                                                       \
-          "expire bans automatically: every second, bans past `until` are soft-deleted" },              \
+          "expire bans automatically: every second, bans past `until` are soft-deleted (the limits "    \
+          "below collect ended bans either way)" },                                                     \
         { "max_records", SPW_CONFIG_INT, "10000", NULL,                                                 \
-          "keep at most this many bans: older soft-deleted bans (and their signals) are removed; "      \
-          "0 = no limit" },                                                                             \
+          "keep at most this many bans: older ended bans (soft-deleted or past `until`) and their "     \
+          "signals are removed; 0 = no limit" },                                                        \
         { "max_records_age", SPW_CONFIG_DURATION, "720h", NULL,                                         \
-          "remove soft-deleted bans older than this (and their signals), and signals without bans; "    \
-          "0 = no limit" },                                                                             \
+          "remove bans that ended (soft-deleted, or past `until`) longer ago than this, their signals, " \
+          "and signals without bans; 0 = no limit" },                                                   \
         { "max_db_size", SPW_CONFIG_STRING, "0", NULL,                                                  \
           "storage limit like 500MB or 2GiB: above it the oldest history is removed first; "            \
           "0 = no limit" },                                                                             \
         { "gc_max_pause", SPW_CONFIG_DURATION, "200ms", NULL,                                           \
           "the longest one garbage-collection run may hold the backend (inserts wait meanwhile); "      \
-          "when collection is behind it runs every second with up to this much work" },                 \
+          "when collection is behind it runs every second with up to this much work, and after every "  \
+          "flush for up to 4 times this" },                                                             \
         { "gc_interval", SPW_CONFIG_DURATION, "1m", NULL,                                               \
           "the longest time between two garbage-collection runs (1s-1h); under a sustained rate "       \
           "they come more often, so that each run has a few thousand rows to remove" }
@@ -111,6 +113,10 @@ typedef enum spwp_bandb_query {
         SPWP_BANDB_Q_GC_SIG_BOUNDARY,   /* after id, cutoff: the first signal after `after` stored at or after cutoff */
         SPWP_BANDB_Q_GC_BACKLOG_COUNT,  /* edge: edge - the lowest ban id + 1 (the warning's estimate) */
         SPWP_BANDB_Q_GC_BACKLOG_AGE,    /* the oldest deleted_at, in seconds since the epoch (the warning's) */
+        /* the excess, counted up to a limit: how much collection has to catch up */
+        SPWP_BANDB_Q_GC_EXCESS_COUNT,   /* edge, now, limit: ended bans (soft-deleted or until < now) with id <= edge */
+        SPWP_BANDB_Q_GC_EXCESS_AGE,     /* cutoff, limit: bans soft-deleted before cutoff, plus (up to limit
+                                         * again) bans never soft-deleted whose until is before cutoff */
         /* the ban-change log (read_changes, ABI 2.1) */
         SPWP_BANDB_Q_CHANGE_ADD,        /* now, signal id: an ADD per ban of the signal */
         SPWP_BANDB_Q_CHANGE_DEL_TARGET, /* now, ip_text: a DELETE per active ban of the target */
@@ -226,15 +232,20 @@ typedef struct spwp_bandb_value {
 } spwp_bandb_value;
 
 /* What the garbage collector picks (spwp_bandb_driver.gc_pick). */
+/* A ban has ended once soft-deleted or past its until: history, whatever
+ * `flush` (expiry) says. gc_delete() removes only picked bans that have
+ * ended at the pick's `now`. */
 typedef enum spwp_bandb_pick {
-        SPWP_BANDB_PICK_COUNT,          /* soft-deleted bans with id <= edge, oldest id first */
+        SPWP_BANDB_PICK_COUNT,          /* ended bans (soft-deleted, or until < now) with id <= edge, oldest id first */
         SPWP_BANDB_PICK_AGE,            /* bans soft-deleted before cutoff */
         SPWP_BANDB_PICK_SIGNALS,        /* signals without bans with after < id < before, in id order */
+        SPWP_BANDB_PICK_EXPIRED,        /* bans never soft-deleted whose until is before cutoff (flush: false) */
 } spwp_bandb_pick;
 
 typedef struct spwp_bandb_pick_args {
+        spw_usec_t now;                 /* every pick: "ended" is until < now */
         int64_t edge;                   /* PICK_COUNT */
-        spw_usec_t cutoff;              /* PICK_AGE */
+        spw_usec_t cutoff;              /* PICK_AGE, PICK_EXPIRED */
         int64_t after, before;          /* PICK_SIGNALS */
         int64_t limit;                  /* at most this many (<= SPWP_BANDB_CHUNK_ROWS) */
 } spwp_bandb_pick_args;
@@ -390,6 +401,14 @@ struct spwp_bandb {
                 int64_t sig_boundary;   /* the first signal younger than sig_boundary_cutoff */
                 spw_usec_t sig_boundary_cutoff;
                 spw_usec_t longest_run; /* the longest run (wall time): inserts waited this long */
+                spw_usec_t longest_step; /* the longest catch-up step after a flush */
+                uint64_t excess;        /* ended bans beyond the limits (the larger of the two below), 0: within */
+                uint64_t excess_count, excess_age; /* beyond max_records, max_records_age (counted up to a limit) */
+                uint64_t removed_steps; /* rows the catch-up steps removed while behind */
+                spw_usec_t longest_step_ever;
+                uint64_t debt;          /* rows the catch-up steps still owe (see gc_after_flush) */
+                uint64_t steps;         /* catch-up steps run */
+                bool step_failed;       /* a step failed: none until the next timer run */
                 spw_usec_t max_pause_used;
                 spw_usec_t settled_at;  /* the last run that left nothing (0: none yet) */
                 uint64_t removed_since; /* rows removed since settled_at */

@@ -674,7 +674,7 @@ static void test_gc_by_count(void) {
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences"), 5);
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences e WHERE NOT EXISTS"
                            " (SELECT 1 FROM signal_occurences s WHERE s.id = e.signal_occurence_id)"), 0);
-        CHECK_CONTAINS(testhost_log(f.host), "garbage collection removed 5 soft-deleted ban(s) (5 beyond max_records 5");
+        CHECK_CONTAINS(testhost_log(f.host), "garbage collection removed 5 ended ban(s) (5 beyond max_records 5");
         CHECK_STREQ(testhost_status(f.host, "collected"), "5");
 
         /* active bans are never collected, however many */

@@ -257,6 +257,7 @@ typedef struct mydb {
         /* the GC's picks */
         uint64_t pick_ban[CHUNK_ROWS], pick_sig[CHUNK_ROWS];
         size_t n_picked;
+        MYSQL_TIME gc_now;              /* the pick's now: its delete removes only bans that had ended */
 } mydb;
 
 static mydb *mydb_free(mydb *b);
@@ -1144,6 +1145,8 @@ static const struct {
         [SPWP_BANDB_Q_GC_SIG_BOUNDARY] = { MYDB_SQL_GC_SIG_BOUNDARY, 2, { 0, 1 } },
         [SPWP_BANDB_Q_GC_BACKLOG_COUNT] = { MYDB_SQL_GC_BACKLOG_COUNT, 1, { 0 } },
         [SPWP_BANDB_Q_GC_BACKLOG_AGE] = { MYDB_SQL_GC_BACKLOG_AGE, 0, { 0 } },
+        [SPWP_BANDB_Q_GC_EXCESS_COUNT] = { MYDB_SQL_GC_EXCESS_COUNT, 3, { 0, 1, 2 } },
+        [SPWP_BANDB_Q_GC_EXCESS_AGE] = { MYDB_SQL_GC_EXCESS_AGE, 4, { 0, 1, 0, 1 } },
         [SPWP_BANDB_Q_CHANGE_ADD] = { MYDB_SQL_CHANGE_ADD, 2, { 0, 1 } },
         [SPWP_BANDB_Q_CHANGE_DEL_TARGET] = { MYDB_SQL_CHANGE_DEL_TARGET, 2, { 0, 1 } },
         [SPWP_BANDB_Q_CHANGE_DEL_ALL] = { MYDB_SQL_CHANGE_DEL_ALL, 1, { 0 } },
@@ -1569,16 +1572,19 @@ static int cmp_u64(const void *x, const void *y) {
         return a < c ? -1 : a > c;
 }
 
-/* Run a delete over ids[0..n) in groups of MYDB_GC_IN; *changed adds up the
- * rows removed. */
-static int mydb_delete_ids(mydb *b, int which, const uint64_t *ids, size_t n, uint64_t *changed, const char *doing) {
+/* Run a delete over ids[0..n) in groups of MYDB_GC_IN (and `ended`, when
+ * not NULL, bound after them); *changed adds up the rows removed. */
+static int mydb_delete_ids(mydb *b, int which, const uint64_t *ids, size_t n, uint64_t *changed, const char *doing,
+                           MYSQL_TIME *ended) {
         static const uint64_t none = 0;
-        MYSQL_BIND p[MYDB_GC_IN];
+        MYSQL_BIND p[MYDB_GC_IN + 1];
 
         for (size_t i = 0; i < n; i += MYDB_GC_IN) {
                 memset(p, 0, sizeof p);
                 for (size_t j = 0; j < MYDB_GC_IN; j++)
                         p_u64(&p[j], i + j < n ? &ids[i + j] : &none);
+                if (ended)
+                        p_now(&p[MYDB_GC_IN], ended);
                 if (mydb_run(b, which, p, doing) < 0)
                         return -1;
                 if (changed)
@@ -1601,12 +1607,14 @@ static int op_gc_pick(spwp_bandb *core, spwp_bandb_pick what, const spwp_bandb_p
 
         memset(p, 0, sizeof p);
         mydb_time_to_mysql(a->cutoff, &cutoff_tm);
+        mydb_time_to_mysql(a->now, &b->gc_now);
         b->n_picked = 0;
         *last = 0;
         switch (what) {
         case SPWP_BANDB_PICK_COUNT:
                 p_u64(&p[0], &edge_id);
-                p_i64(&p[1], &limit);
+                p_now(&p[1], &b->gc_now);
+                p_i64(&p[2], &limit);
                 r = mydb_select_ids(b, MYDB_SQL_GC_PICK_COUNT, p, b->pick_ban, b->pick_sig, CHUNK_ROWS, &b->n_picked,
                                     "picking bans beyond max_records");
                 break;
@@ -1615,6 +1623,12 @@ static int op_gc_pick(spwp_bandb *core, spwp_bandb_pick what, const spwp_bandb_p
                 p_i64(&p[1], &limit);
                 r = mydb_select_ids(b, MYDB_SQL_GC_PICK_AGE, p, b->pick_ban, b->pick_sig, CHUNK_ROWS, &b->n_picked,
                                     "picking bans older than max_records_age");
+                break;
+        case SPWP_BANDB_PICK_EXPIRED:
+                p_now(&p[0], &cutoff_tm);
+                p_i64(&p[1], &limit);
+                r = mydb_select_ids(b, MYDB_SQL_GC_PICK_EXPIRED, p, b->pick_ban, b->pick_sig, CHUNK_ROWS, &b->n_picked,
+                                    "picking bans that ended longer than max_records_age ago");
                 break;
         case SPWP_BANDB_PICK_SIGNALS:
         default:
@@ -1659,13 +1673,14 @@ static int op_gc_delete(spwp_bandb *core, bool bans, uint64_t *n_bans, uint64_t 
                 if (b->pick_sig[i] != 0 && (n_sig == 0 || b->pick_sig[n_sig - 1] != b->pick_sig[i]))
                         b->pick_sig[n_sig++] = b->pick_sig[i];
 
-        if (bans && mydb_delete_ids(b, MYDB_SQL_GC_DELETE_BANS, b->pick_ban, n, n_bans, "removing old bans") < 0)
+        if (bans && mydb_delete_ids(b, MYDB_SQL_GC_DELETE_BANS, b->pick_ban, n, n_bans, "removing old bans",
+                                    &b->gc_now) < 0)
                 return -1;
         if (mydb_delete_ids(b, MYDB_SQL_GC_DELETE_SIGNALS, b->pick_sig, n_sig, n_signals,
-                            "removing signals without bans") < 0)
+                            "removing signals without bans", NULL) < 0)
                 return -1;
         return mydb_delete_ids(b, MYDB_SQL_GC_DELETE_EVENTS, b->pick_sig, n_sig, n_events,
-                               "removing the event sequences of removed signals");
+                               "removing the event sequences of removed signals", NULL);
 }
 
 /* ------------------------------------------------------------ the lease */

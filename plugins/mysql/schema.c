@@ -668,9 +668,27 @@ const char *const mydb_sql[_MYDB_SQL_MAX] = {
                 " WHERE deleted_at IS NULL AND until < ? ORDER BY deleted_at, until, id LIMIT ?",
 
         [MYDB_SQL_GC_COUNT_EDGE] = "SELECT id FROM ban_applications ORDER BY id DESC LIMIT 1 OFFSET ?",
+        /* Ended bans: soft-deleted, or past until (flush: false never
+         * soft-deletes them), from the table's start */
         [MYDB_SQL_GC_PICK_COUNT] =
                 "SELECT id, signal_occurence_id FROM ban_applications"
-                " WHERE deleted_at IS NOT NULL AND id <= ? ORDER BY id LIMIT ?",
+                " WHERE id <= ? AND (deleted_at IS NOT NULL OR until < ?) ORDER BY id LIMIT ?",
+        /* never soft-deleted, ended before the cutoff: the active range of
+         * the (deleted_at, until) index, up to the cutoff */
+        [MYDB_SQL_GC_PICK_EXPIRED] =
+                "SELECT id, signal_occurence_id FROM ban_applications"
+                " FORCE INDEX (idx_ban_applications_deleted_at_until)"
+                " WHERE deleted_at IS NULL AND until < ? ORDER BY deleted_at, until LIMIT ?",
+        /* how far behind collection is, counted up to a limit */
+        [MYDB_SQL_GC_EXCESS_COUNT] =
+                "SELECT COUNT(*) FROM (SELECT 1 FROM ban_applications"
+                " WHERE id <= ? AND (deleted_at IS NOT NULL OR until < ?) ORDER BY id LIMIT ?) AS x",
+        [MYDB_SQL_GC_EXCESS_AGE] =
+                "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM ban_applications"
+                "        FORCE INDEX (idx_ban_applications_deleted_at_until) WHERE deleted_at < ? LIMIT ?) AS d)"
+                "     + (SELECT COUNT(*) FROM (SELECT 1 FROM ban_applications"
+                "        FORCE INDEX (idx_ban_applications_deleted_at_until)"
+                "        WHERE deleted_at IS NULL AND until < ? LIMIT ?) AS e)",
         [MYDB_SQL_GC_PICK_AGE] =
                 "SELECT id, signal_occurence_id FROM ban_applications WHERE deleted_at < ? ORDER BY deleted_at LIMIT ?",
         /* Signals that never had a ban, between the core's cursor (all
@@ -682,7 +700,7 @@ const char *const mydb_sql[_MYDB_SQL_MAX] = {
                 "   AND NOT EXISTS (SELECT 1 FROM ban_applications AS b WHERE b.signal_occurence_id = s.id)"
                 " ORDER BY s.id LIMIT ?",
         [MYDB_SQL_GC_DELETE_BANS] =
-                "DELETE FROM ban_applications WHERE id IN (" Q100 ") AND deleted_at IS NOT NULL",
+                "DELETE FROM ban_applications WHERE id IN (" Q100 ") AND (deleted_at IS NOT NULL OR until < ?)",
         [MYDB_SQL_GC_DELETE_SIGNALS] =
                 "DELETE FROM signal_occurences WHERE id IN (" Q100 ")"
                 " AND NOT EXISTS (SELECT 1 FROM ban_applications AS b"

@@ -102,15 +102,18 @@ enum {
         MYDB_SQL_EXPIRE_PROBE,     /* now */
         MYDB_SQL_EXPIRE,           /* now, now, now, limit */
         MYDB_SQL_GC_COUNT_EDGE,    /* max_records: id of the newest ban not kept */
-        MYDB_SQL_GC_PICK_COUNT,    /* edge id, limit -> (ban id, signal id) */
+        MYDB_SQL_GC_PICK_COUNT,    /* edge id, now, limit -> (ban id, signal id) of ended bans */
         MYDB_SQL_GC_PICK_AGE,      /* cutoff, limit -> (ban id, signal id) */
         MYDB_SQL_GC_PICK_SIGNALS,  /* after id, before id, limit -> signal id (ban-less) */
-        MYDB_SQL_GC_DELETE_BANS,   /* MYDB_GC_IN ids */
+        MYDB_SQL_GC_DELETE_BANS,   /* MYDB_GC_IN ids, the pick's now: only bans that ended */
         MYDB_SQL_GC_DELETE_SIGNALS,/* MYDB_GC_IN ids */
         MYDB_SQL_GC_DELETE_EVENTS, /* MYDB_GC_IN ids */
         MYDB_SQL_GC_SIG_BOUNDARY,  /* after id, cutoff -> the first signal after it stored at or after cutoff */
         MYDB_SQL_GC_BACKLOG_COUNT, /* edge -> ban ids from the lowest to it */
         MYDB_SQL_GC_BACKLOG_AGE,   /* -> the oldest deleted_at, seconds since the epoch */
+        MYDB_SQL_GC_PICK_EXPIRED,  /* cutoff, limit -> (ban id, signal id): never soft-deleted, until < cutoff */
+        MYDB_SQL_GC_EXCESS_COUNT,  /* edge, now, limit -> ended bans up to the edge, counted up to limit */
+        MYDB_SQL_GC_EXCESS_AGE,    /* cutoff, limit, cutoff, limit -> bans ended before cutoff (limit per kind) */
         MYDB_SQL_DB_SIZE,          /* -> bytes used, bytes free (InnoDB's estimates) */
         MYDB_SQL_GET_LOCK,         /* name, timeout */
         MYDB_SQL_RELEASE_LOCK,     /* name */

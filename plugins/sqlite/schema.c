@@ -477,9 +477,29 @@ const char *const bandb_sql[_BANDB_SQL_MAX] = {
         [BANDB_SQL_GC_CLEAR_SIGNALS] = "DELETE FROM temp.bandb_gc_sig",
         [BANDB_SQL_GC_COUNT_EDGE] =
                 "SELECT id FROM ban_applications ORDER BY id DESC LIMIT 1 OFFSET ?1",
+        /* Ended bans: soft-deleted, or past until (flush: false never
+         * soft-deletes them); the ban table from its start, the oldest
+         * first. */
         [BANDB_SQL_GC_PICK_COUNT] =
                 "INSERT INTO temp.bandb_gc_ban (id, sig) SELECT id, signal_occurence_id"
-                " FROM ban_applications WHERE deleted_at IS NOT NULL AND id <= ?1 ORDER BY id LIMIT ?2",
+                " FROM ban_applications WHERE id <= ?1 AND (deleted_at IS NOT NULL OR until < ?3)"
+                " ORDER BY id LIMIT ?2",
+        /* never soft-deleted, ended before the cutoff: the (deleted_at,
+         * until) index's range of active bans, up to the cutoff */
+        [BANDB_SQL_GC_PICK_EXPIRED] =
+                "INSERT INTO temp.bandb_gc_ban (id, sig) SELECT id, signal_occurence_id"
+                " FROM ban_applications INDEXED BY " BANDB_DELETED_UNTIL_INDEX
+                " WHERE deleted_at IS NULL AND until < ?1 ORDER BY deleted_at, until LIMIT ?2",
+        /* How far behind collection is, counted up to a limit (index
+         * ranges and the table's start: the cost of the limit at most) */
+        [BANDB_SQL_GC_EXCESS_COUNT] =
+                "SELECT count(*) FROM (SELECT 1 FROM ban_applications"
+                " WHERE id <= ?1 AND (deleted_at IS NOT NULL OR until < ?2) LIMIT ?3)",
+        [BANDB_SQL_GC_EXCESS_AGE] =
+                "SELECT (SELECT count(*) FROM (SELECT 1 FROM ban_applications INDEXED BY " BANDB_DELETED_UNTIL_INDEX
+                "        WHERE deleted_at < ?1 LIMIT ?2))"
+                "     + (SELECT count(*) FROM (SELECT 1 FROM ban_applications INDEXED BY " BANDB_DELETED_UNTIL_INDEX
+                "        WHERE deleted_at IS NULL AND until < ?1 LIMIT ?2))",
         [BANDB_SQL_GC_PICK_AGE] =
                 "INSERT INTO temp.bandb_gc_ban (id, sig) SELECT id, signal_occurence_id"
                 " FROM ban_applications INDEXED BY " BANDB_DELETED_UNTIL_INDEX
@@ -495,7 +515,7 @@ const char *const bandb_sql[_BANDB_SQL_MAX] = {
                 " ORDER BY s.id LIMIT ?3",
         [BANDB_SQL_GC_DELETE_BANS] =
                 "DELETE FROM ban_applications WHERE id IN (SELECT id FROM temp.bandb_gc_ban)"
-                " AND deleted_at IS NOT NULL",
+                " AND (deleted_at IS NOT NULL OR until < ?1)",
         [BANDB_SQL_GC_ORPHANS] =
                 "INSERT OR IGNORE INTO temp.bandb_gc_sig (id) SELECT sig FROM temp.bandb_gc_ban"
                 " WHERE sig IS NOT NULL",

@@ -88,10 +88,10 @@ enum {
         BANDB_SQL_GC_CLEAR_BANS,
         BANDB_SQL_GC_CLEAR_SIGNALS,
         BANDB_SQL_GC_COUNT_EDGE,  /* ?1 max_records: id of the newest ban not kept */
-        BANDB_SQL_GC_PICK_COUNT,  /* ?1 edge id, ?2 limit */
+        BANDB_SQL_GC_PICK_COUNT,  /* ?1 edge id, ?2 limit, ?3 now: ended bans */
         BANDB_SQL_GC_PICK_AGE,    /* ?1 cutoff, ?2 limit */
         BANDB_SQL_GC_PICK_SIGNALS,/* ?1 after id, ?2 before id, ?3 limit: ban-less signals */
-        BANDB_SQL_GC_DELETE_BANS,
+        BANDB_SQL_GC_DELETE_BANS, /* ?1 the pick's now: only bans that ended */
         BANDB_SQL_GC_ORPHANS,
         BANDB_SQL_GC_DELETE_SIGNALS,
         BANDB_SQL_GC_DELETE_EVENTS,
@@ -99,6 +99,9 @@ enum {
         BANDB_SQL_GC_SIG_BOUNDARY,/* ?1 after id, ?2 cutoff: the first signal after ?1 stored at or after ?2 */
         BANDB_SQL_GC_BACKLOG_COUNT,/* ?1 edge: ban ids from the lowest to it */
         BANDB_SQL_GC_BACKLOG_AGE, /* the oldest deleted_at, seconds since the epoch */
+        BANDB_SQL_GC_PICK_EXPIRED,/* ?1 cutoff, ?2 limit: never soft-deleted, until before ?1 */
+        BANDB_SQL_GC_EXCESS_COUNT,/* ?1 edge, ?2 now, ?3 limit: ended bans up to the edge, counted up to ?3 */
+        BANDB_SQL_GC_EXCESS_AGE,  /* ?1 cutoff, ?2 limit: bans that ended before ?1, up to ?2 of each kind */
         BANDB_SQL_PAGE_COUNT,
         BANDB_SQL_FREELIST_COUNT,
         BANDB_SQL_PAGE_SIZE,

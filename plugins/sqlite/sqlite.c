@@ -79,6 +79,7 @@ typedef struct bandb {
         char now_text[BANDB_TIME_MAX];
         char at_text[BANDB_TIME_MAX];
         int reading;                    /* the statement read_next/col_* apply to */
+        spw_usec_t gc_now;              /* the last GC pick's now: its delete removes only bans ended then */
 
         /* the file watch (bandb_watch): the database file we opened */
         dev_t dev;
@@ -369,6 +370,8 @@ static const int bandb_stmt[_SPWP_BANDB_Q_MAX] = {
         [SPWP_BANDB_Q_GC_SIG_BOUNDARY] = BANDB_SQL_GC_SIG_BOUNDARY,
         [SPWP_BANDB_Q_GC_BACKLOG_COUNT] = BANDB_SQL_GC_BACKLOG_COUNT,
         [SPWP_BANDB_Q_GC_BACKLOG_AGE] = BANDB_SQL_GC_BACKLOG_AGE,
+        [SPWP_BANDB_Q_GC_EXCESS_COUNT] = BANDB_SQL_GC_EXCESS_COUNT,
+        [SPWP_BANDB_Q_GC_EXCESS_AGE] = BANDB_SQL_GC_EXCESS_AGE,
         [SPWP_BANDB_Q_CHANGE_ADD] = BANDB_SQL_CHANGE_ADD,
         [SPWP_BANDB_Q_CHANGE_DEL_TARGET] = BANDB_SQL_CHANGE_DEL_TARGET,
         [SPWP_BANDB_Q_CHANGE_DEL_ALL] = BANDB_SQL_CHANGE_DEL_ALL,
@@ -598,6 +601,7 @@ static int op_gc_pick(spwp_bandb *core, spwp_bandb_pick what, const spwp_bandb_p
                 [SPWP_BANDB_PICK_COUNT] = BANDB_SQL_GC_PICK_COUNT,
                 [SPWP_BANDB_PICK_AGE] = BANDB_SQL_GC_PICK_AGE,
                 [SPWP_BANDB_PICK_SIGNALS] = BANDB_SQL_GC_PICK_SIGNALS,
+                [SPWP_BANDB_PICK_EXPIRED] = BANDB_SQL_GC_PICK_EXPIRED,
         };
         bandb *b = bandb_of(core);
         spwp_bandb_value v[3];
@@ -608,8 +612,12 @@ static int op_gc_pick(spwp_bandb *core, spwp_bandb_pick what, const spwp_bandb_p
         switch (what) {
         case SPWP_BANDB_PICK_COUNT:
                 v[0] = (spwp_bandb_value) { .kind = SPWP_BANDB_INT, .i = a->edge };
+                v[1] = (spwp_bandb_value) { .kind = SPWP_BANDB_INT, .i = a->limit };
+                v[2] = (spwp_bandb_value) { .kind = SPWP_BANDB_NOW, .t = a->now };
+                n = 3;
                 break;
         case SPWP_BANDB_PICK_AGE:
+        case SPWP_BANDB_PICK_EXPIRED:
                 v[0] = (spwp_bandb_value) { .kind = SPWP_BANDB_NOW, .t = a->cutoff };
                 break;
         case SPWP_BANDB_PICK_SIGNALS:
@@ -619,7 +627,9 @@ static int op_gc_pick(spwp_bandb *core, spwp_bandb_pick what, const spwp_bandb_p
                 n = 3;
                 break;
         }
-        v[n - 1] = (spwp_bandb_value) { .kind = SPWP_BANDB_INT, .i = a->limit };
+        if (what != SPWP_BANDB_PICK_COUNT)
+                v[n - 1] = (spwp_bandb_value) { .kind = SPWP_BANDB_INT, .i = a->limit };
+        b->gc_now = a->now;
 
         *picked = 0;
         *last = 0;
@@ -679,7 +689,10 @@ static int op_gc_delete(spwp_bandb *core, bool bans, uint64_t *n_bans, uint64_t 
         bandb *b = bandb_of(core);
         uint64_t n = 0;
 
-        if (bandb_step(b, BANDB_SQL_GC_DELETE_BANS, NULL, 0, &n, NULL, NULL, "garbage collection") < 0)
+        spwp_bandb_value now = { .kind = SPWP_BANDB_NOW, .t = b->gc_now };
+
+        /* only bans that had ended when they were picked */
+        if (bandb_step(b, BANDB_SQL_GC_DELETE_BANS, &now, 1, &n, NULL, NULL, "garbage collection") < 0)
                 return -1;
         if (bans)
                 *n_bans += n;

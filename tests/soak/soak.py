@@ -63,6 +63,7 @@ ap.add_argument("--long", action="store_true", help="the 20-minute soak of issue
 ap.add_argument("--minutes", type=float)
 ap.add_argument("--rate", type=int, help="signals per second (both connections together)")
 ap.add_argument("--sources", type=int)
+ap.add_argument("--sample", type=float, help="seconds between two samples")
 ap.add_argument("--table", help="also write the Markdown table to this file")
 ap.add_argument("--backend", choices=("sqlite", "mysql"), default="sqlite",
                 help="the ban database (mysql: a MariaDB server started for the run; skip without one)")
@@ -86,6 +87,8 @@ if args.rate:
     P["rate"] = args.rate
 if args.sources:
     P["sources"] = args.sources
+if args.sample:
+    P["sample"] = args.sample
 # sanitizer builds: the same limits at a lower rate
 if SLOW > 1 and not args.rate:
     P["rate"] = int(P["rate"] / SLOW)
@@ -298,7 +301,8 @@ def main():
                 "long" if args.long else "short", P["seconds"], P["rate"], P["sources"], P["ban"], P["max_records"],
                 P["max_age"], ", gc_interval %ds" % P["gc_interval"] if P["gc_interval"] else ""), flush=True)
             hdr = ("| time | signals acked | stored (queued) | DB size (MiB) | soft-deleted bans | oldest soft-deleted (s) | active bans "
-                   "| ban-less signals > max_records_age | `ban list --limit 50` (ms) | RSS (MiB) | gc | collected |")
+                   "| ban-less signals > max_records_age | `ban list --limit 50` (ms) | RSS (MiB) | gc (excess) | collected "
+                   "| longest gc stall (ms) | longest catch-up step (ms) |")
             print(hdr, flush=True)
             print("|" + "---|" * (hdr.count("|") - 1), flush=True)
             while time.monotonic() - t0 < P["seconds"]:
@@ -333,14 +337,17 @@ def main():
                            stored=st.get("flushed", 0), queued=st.get("queue", {}).get("depth", 0),
                            size=size(), soft=soft, age=age, active=active, old_noban=old_noban,
                            list_ms=list_ms, rss=rss_kib(d.proc.pid), gc=ps.get("gc", "-"),
+                           excess=int(ps.get("gc_excess", 0) or 0),
+                           pause=int(ps.get("gc_longest_pause_ms", 0) or 0),
+                           step=int(ps.get("gc_longest_step_ms", 0) or 0),
                            collected=int(ps.get("collected", 0) or 0))
                 row["after_gc"] = last_collected is not None and row["collected"] > last_collected
                 last_collected = row["collected"]
                 rows.append(row)
                 m, s = divmod(int(row["t"] + 0.5), 60)
-                print("| %d:%02d | %d | %d (%d) | %.1f | %d | %.0f | %d | %d | %.0f | %.1f | %s | %d |" % (
+                print("| %d:%02d | %d | %d (%d) | %.1f | %d | %.0f | %d | %d | %.0f | %.1f | %s (%d) | %d | %d | %d |" % (
                     m, s, row["acked"], row["stored"], row["queued"], row["size"] / 2**20, soft, age, active, old_noban, list_ms,
-                    row["rss"] / 1024, row["gc"], row["collected"]), flush=True)
+                    row["rss"] / 1024, row["gc"], row["excess"], row["collected"], row["pause"], row["step"]), flush=True)
             stop.set()
             for p in producers:
                 p.join(60 * SLOW)

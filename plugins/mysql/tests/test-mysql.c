@@ -1360,7 +1360,7 @@ static void test_max_db_size(void) {
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences WHERE signal_occurence_id <= 250"), 0);
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'active'"), 5);
         CHECK_CONTAINS(testhost_log(f.host), "max_db_size 1.0 MiB reached");
-        CHECK_CONTAINS(testhost_log(f.host), "removed the oldest history first, 250 soft-deleted ban(s)");
+        CHECK_CONTAINS(testhost_log(f.host), "removed the oldest history first, 250 ended ban(s)");
         fixture_close(&f);
 }
 
