@@ -842,6 +842,100 @@ static void test_gc_pacing(void) {
         fixture_close(&f);
 }
 
+/* flush: false (the main file's default) never soft-deletes a ban: one past
+ * its until is history all the same, and the limits collect it (issue 19:
+ * a host under a sustained scan filled its disk with them). */
+static void test_gc_flush_false(void) {
+        fixture f;
+        char db[256], ip[64];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, "flush", "false", "max_records", "5", "max_records_age", "1h", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        CHECK_EQ(testhost_n_timers(f.host), 1);        /* GC, no expiry */
+        for (int i = 0; i < 10; i++) {                 /* ids 1..10: ended at T0 + 10 s */
+                snprintf(ip, sizeof ip, "10.4.0.%d", i);
+                CHECK_EQ(insert(&f, ip, "short", T0 + 10 * SEC), 0);
+        }
+        for (int i = 0; i < 3; i++) {                  /* ids 11..13: active for hours */
+                snprintf(ip, sizeof ip, "10.4.1.%d", i);
+                CHECK_EQ(insert(&f, ip, "long", T0 + 10 * 3600 * SEC), 0);
+        }
+        CHECK_OK(plugin->flush(f.self));
+
+        /* a minute on: the newest 5 bans are kept (two ended, three
+         * active); the 8 older ones ended without a soft-delete and go */
+        advance(&f, 60 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NOT NULL"), 0);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 5);
+        CHECK_EQ(q_int(db, "SELECT MIN(id) FROM ban_applications"), 9);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 5);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences"), 5);
+        CHECK_STREQ(testhost_status(f.host, "collected"), "8");
+        CHECK_CONTAINS(testhost_log(f.host), "garbage collection removed 8 ended ban(s) (8 beyond max_records 5");
+
+        /* two hours on: the two that ended are older than
+         * max_records_age and go too; the active ones stay */
+        advance(&f, 2 * 3600 * SEC);
+        CHECK_EQ(testhost_run_timers(f.host), 1);
+        CHECK_OK(plugin->flush(f.self));
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 3);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'long'"), 3);
+        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 3);
+        CHECK_STREQ(testhost_status(f.host, "collected"), "10");
+        CHECK_CONTAINS(testhost_log(f.host), "2 older than max_records_age, 2 of them never soft-deleted");
+        /* flush keeps its meaning: nothing was soft-deleted, the ended
+         * bans are simply not listed */
+        CHECK_EQ(read_at(&f, testhost_time(f.host)).n, 3);
+        fixture_close(&f);
+}
+
+/* Collection that falls behind wins against the inserts: 1,200 bans a
+ * second arrive (each supersedes its target's previous one: 1,200
+ * soft-deleted a second) against a timer run that removes one chunk of
+ * 1,000 a second (gc_max_pause 1ms), after a backlog of 3,000. Without the
+ * catch-up steps after each flush the soft-deleted bans grow by 200 a
+ * second; with them they stay within max_records plus a second of
+ * arrivals after every second. */
+static void test_gc_catch_up(void) {
+        const int64_t max_records = 1000, batch = 400, batches = 3;
+        int64_t worst = 0;
+        fixture f;
+        char db[256], ip[64];
+
+        new_db(db, sizeof db);
+        CHECK_OK(fixture_open(&f, db, "flush", "false", "max_records", "1000", "max_records_age", "0",
+                              "gc_max_pause", "1ms", "gc_interval", "1s", NULL));
+        CHECK_OK(plugin->start_autocommit(f.self));
+        fill_deleted(&f, 3000, "10.7.");
+        for (int sec = 0; sec < 12; sec++) {
+                int64_t soft;
+
+                for (int k = 0; k < batches; k++) {
+                        for (int i = 0; i < batch; i++) {
+                                int t = (int) ((k * batch + i) % 600);
+
+                                snprintf(ip, sizeof ip, "10.6.%d.%d", t / 250, t % 250);
+                                CHECK_EQ(insert(&f, ip, "scan", testhost_time(f.host) + 3600 * SEC), 0);
+                        }
+                        CHECK_OK(plugin->flush(f.self));
+                }
+                advance(&f, SEC);
+                CHECK(testhost_run_timers(f.host) >= 1);
+                CHECK_OK(plugin->flush(f.self));
+                soft = q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE deleted_at IS NOT NULL");
+                if (sec >= 3)
+                        worst = soft > worst ? soft : worst;
+        }
+        fprintf(stderr, "catch-up: at most %lld soft-deleted after the first 3 s, longest step %s ms, %s\n",
+                (long long) worst, testhost_status(f.host, "gc_longest_step_ms"), testhost_status(f.host, "gc"));
+        CHECK(worst <= max_records + batch * batches);
+        CHECK(testhost_status(f.host, "gc_longest_step_ms"));
+        fixture_close(&f);
+}
+
 /* A short soak: a steady stream of signals for 30 minutes of the test's
  * clock (8 bans of 30 s a second over 2,000 targets, so targets are banned
  * again, and 2 signals without bans), expiry every second, small limits.
@@ -1456,8 +1550,11 @@ void bandb_suite_run(const bandb_suite *suite) {
         /* the pacing is the core's, the same for every driver: run where
          * 12,500 inserts take seconds, not the minute they take MariaDB on
          * a loaded machine (the mysql suite is near its timeout already) */
-        if (S->db_bytes)
+        BANDB_RUN(test_gc_flush_false);
+        if (S->db_bytes) {
                 BANDB_RUN(test_gc_paced_by_rate);
+                BANDB_RUN(test_gc_catch_up);
+        }
         BANDB_RUN(test_ipv6);
         BANDB_RUN(test_insert_failure_keeps_batch);
         BANDB_RUN(test_multi_ban_signal);
