@@ -81,6 +81,10 @@ typedef struct bandb {
         int reading;                    /* the statement read_next/col_* apply to */
         spw_usec_t gc_now;              /* the last GC pick's now: its delete removes only bans ended then */
 
+        /* WAL checkpoints (bandb_wal_hook): how many, the longest */
+        uint64_t n_checkpoints;
+        spw_usec_t checkpoint_longest;
+
         /* the file watch (bandb_watch): the database file we opened */
         dev_t dev;
         ino_t ino;
@@ -882,6 +886,34 @@ static void bandb_partial_ip_index(bandb *b) {
                        b->path, (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9);
 }
 
+/* The WAL is checkpointed (PASSIVE: what no reader needs) by the commit
+ * that brings it to BANDB_CHECKPOINT_PAGES, as SQLite's own autocheckpoint
+ * does, but timed: the commit's caller (an insert's flush, a collection
+ * chunk) waits for it, and it is the longest part of a stall after large
+ * deletions (issue 19). `spillwayctl status` shows checkpoints and
+ * checkpoint_longest_ms. */
+#define BANDB_CHECKPOINT_PAGES 1000
+
+static int bandb_wal_hook(void *userdata, sqlite3 *db, const char *name, int frames) {
+        bandb *b = userdata;
+        struct timespec t0, t1;
+        spw_usec_t took;
+
+        if (frames < BANDB_CHECKPOINT_PAGES)
+                return SQLITE_OK;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        /* SQLITE_BUSY (a reader holds the end): the next commit tries again */
+        (void) sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        took = (spw_usec_t) (t1.tv_sec - t0.tv_sec) * USEC_PER_SEC + (t1.tv_nsec - t0.tv_nsec) / 1000;
+        b->n_checkpoints++;
+        if (took > b->checkpoint_longest) {
+                b->checkpoint_longest = took;
+                spwp_bandb_status_u64(&b->core, "checkpoint_longest_ms", (uint64_t) (took / USEC_PER_MSEC));
+        }
+        return SQLITE_OK;
+}
+
 static int bandb_open(bandb *b) {
         char err[512];
         int rc, from = 0, failed = 0, tables;
@@ -899,6 +931,7 @@ static int bandb_open(bandb *b) {
         rc = bandb_apply_pragmas(b->db, b->synchronous_full);
         if (rc != SQLITE_OK)
                 return bandb_open_error(b, rc, "cannot open the database in WAL mode", NULL);
+        sqlite3_wal_hook(b->db, bandb_wal_hook, b);
 
         tables = bandb_count_tables(b);
         rc = bandb_migrate(b->db, &from, err, sizeof err);

@@ -5,7 +5,8 @@ with SQLite + webhook + null backends, signals at a fixed rate over two
 connections from many distinct sources, short bans, small garbage
 collection limits and a reload every few minutes. Samples, at a fixed
 period: signals acknowledged, the SQLite file's size (with its WAL),
-soft-deleted bans and the age of the oldest, signals without a ban older
+ended bans (soft-deleted, or past their end) and how long ago the oldest
+ended, signals without a ban older
 than max_records_age, `spillwayctl ban list --limit 50` latency and the
 daemon's RSS; prints them as a Markdown table.
 
@@ -14,7 +15,7 @@ Two modes:
   short (default; run by meson in the `integration` and `soak` suites):
       60 s at 500 signals/s with max_records 2000, max_records_age 20s,
       gc_interval 5s, sampled every 2 s. Asserts after each collection run
-      that the soft-deleted bans and their ages stay within the limits (plus
+      that the ended bans and their ages stay within the limits (plus
       what arrives between two runs), that ban-less signals are collected,
       and that the file size levels off.
 
@@ -64,6 +65,9 @@ ap.add_argument("--minutes", type=float)
 ap.add_argument("--rate", type=int, help="signals per second (both connections together)")
 ap.add_argument("--sources", type=int)
 ap.add_argument("--sample", type=float, help="seconds between two samples")
+ap.add_argument("--flush", choices=("true", "false"), default="true",
+                help="the ban database's flush key (expiry): with false, bans are never soft-deleted and the "
+                     "limits must collect them once past their end all the same")
 ap.add_argument("--table", help="also write the Markdown table to this file")
 ap.add_argument("--backend", choices=("sqlite", "mysql"), default="sqlite",
                 help="the ban database (mysql: a MariaDB server started for the run; skip without one)")
@@ -124,7 +128,7 @@ def bans_conf(gen):
             MYSQL[1])
     else:
         c = "name: bans\npath: sqlite\nqueue_size: 100000\nconfig:\n  db_path: bans.db\n"
-    c += "  flush: true\n  max_records: %d\n  max_records_age: %ds\n" % (P["max_records"], P["max_age"])
+    c += "  flush: %s\n  max_records: %d\n  max_records_age: %ds\n" % (args.flush, P["max_records"], P["max_age"])
     if P["gc_interval"]:
         c += "  gc_interval: %ds\n" % P["gc_interval"]
     return c
@@ -207,14 +211,21 @@ class Producer(threading.Thread):
 
 
 def db_figures(path, max_age):
-    """Soft-deleted bans, the age of the oldest deletion (s), active bans,
-    signals without bans older than max_age; read-only, one snapshot."""
+    """Ended bans (soft-deleted, or past their end: with flush: false they
+    are never soft-deleted), how long ago the oldest ended (s), active
+    bans, signals without bans older than max_age; read-only, one
+    snapshot."""
     db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=30)
     try:
         db.execute("BEGIN")
-        soft = db.execute("SELECT count(*) FROM ban_applications WHERE deleted_at IS NOT NULL").fetchone()[0]
-        oldest = db.execute("SELECT min(deleted_at) FROM ban_applications WHERE deleted_at IS NOT NULL").fetchone()[0]
-        active = db.execute("SELECT count(*) FROM ban_applications WHERE deleted_at IS NULL").fetchone()[0]
+        now = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time()))
+        soft = db.execute("SELECT count(*) FROM ban_applications WHERE deleted_at IS NOT NULL OR until < ?",
+                          (now,)).fetchone()[0]
+        oldest = db.execute("SELECT min(t) FROM (SELECT min(deleted_at) AS t FROM ban_applications"
+                            " WHERE deleted_at IS NOT NULL UNION ALL SELECT min(until) FROM ban_applications"
+                            " WHERE deleted_at IS NULL AND until < ?)", (now,)).fetchone()[0]
+        active = db.execute("SELECT count(*) FROM ban_applications WHERE deleted_at IS NULL AND (until IS NULL OR until >= ?)",
+                            (now,)).fetchone()[0]
         cutoff = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() - max_age))
         old_noban = db.execute(
             "SELECT count(*) FROM signal_occurences s WHERE s.created_at < ? AND NOT EXISTS "
@@ -238,10 +249,15 @@ def mysql_sql(q):
 def mysql_figures(max_age):
     """db_figures for the MariaDB server: the same counts, times in UTC."""
     (soft, age, active), = mysql_sql(
-        "SELECT (SELECT count(*) FROM spillway.ban_applications WHERE deleted_at IS NOT NULL),"
-        " COALESCE(TIMESTAMPDIFF(MICROSECOND, (SELECT min(deleted_at) FROM spillway.ban_applications"
-        "  WHERE deleted_at IS NOT NULL), UTC_TIMESTAMP(6)) / 1e6, 0),"
-        " (SELECT count(*) FROM spillway.ban_applications WHERE deleted_at IS NULL)")
+        "SELECT (SELECT count(*) FROM spillway.ban_applications WHERE deleted_at IS NOT NULL"
+        "  OR until < UTC_TIMESTAMP(6)),"
+        " COALESCE(TIMESTAMPDIFF(MICROSECOND, LEAST("
+        "  COALESCE((SELECT min(deleted_at) FROM spillway.ban_applications WHERE deleted_at IS NOT NULL),"
+        "           UTC_TIMESTAMP(6)),"
+        "  COALESCE((SELECT min(until) FROM spillway.ban_applications WHERE deleted_at IS NULL"
+        "            AND until < UTC_TIMESTAMP(6)), UTC_TIMESTAMP(6))), UTC_TIMESTAMP(6)) / 1e6, 0),"
+        " (SELECT count(*) FROM spillway.ban_applications WHERE deleted_at IS NULL"
+        "  AND (until IS NULL OR until >= UTC_TIMESTAMP(6)))")
     (old_noban,), = mysql_sql(
         "SELECT count(*) FROM spillway.signal_occurences s WHERE s.created_at < UTC_TIMESTAMP(6) - INTERVAL %d SECOND"
         " AND NOT EXISTS (SELECT 1 FROM spillway.ban_applications b WHERE b.signal_occurence_id = s.id)" % max_age)
@@ -300,7 +316,7 @@ def main():
             print("# %s: %d s at %d signals/s, %d sources, bans %s, max_records %d, max_records_age %ds%s" % (
                 "long" if args.long else "short", P["seconds"], P["rate"], P["sources"], P["ban"], P["max_records"],
                 P["max_age"], ", gc_interval %ds" % P["gc_interval"] if P["gc_interval"] else ""), flush=True)
-            hdr = ("| time | signals acked | stored (queued) | DB size (MiB) | soft-deleted bans | oldest soft-deleted (s) | active bans "
+            hdr = ("| time | signals acked | stored (queued) | DB size (MiB) | ended bans | oldest ended (s) | active bans "
                    "| ban-less signals > max_records_age | `ban list --limit 50` (ms) | RSS (MiB) | gc (excess) | collected "
                    "| longest gc stall (ms) | longest catch-up step (ms) |")
             print(hdr, flush=True)
@@ -400,10 +416,10 @@ def check_bounds(rows):
         out.append("no collection run during the samples")
     for r in checked:
         if r["soft"] > soft_bound:
-            out.append("at %.0f s: %d soft-deleted bans, over max_records %d plus one interval's arrivals (%d)" % (
+            out.append("at %.0f s: %d ended bans, over max_records %d plus one interval's arrivals (%d)" % (
                 r["t"], r["soft"], P["max_records"], soft_bound))
         if r["age"] > age_bound:
-            out.append("at %.0f s: the oldest soft-deleted ban was deleted %.0f s ago, over %.0f s" % (
+            out.append("at %.0f s: the oldest ended ban ended %.0f s ago, over %.0f s" % (
                 r["t"], r["age"], age_bound))
         # ban-less signals: collected once older than max_records_age
         # (one interval and a sample of lag allowed)
@@ -441,7 +457,7 @@ def check_bounds(rows):
 
 def write_table(path, rows):
     with open(path, "w") as f:
-        f.write("| time | signals acked | stored (queued) | DB size (MiB) | soft-deleted bans | oldest soft-deleted (s) | active bans "
+        f.write("| time | signals acked | stored (queued) | DB size (MiB) | ended bans | oldest ended (s) | active bans "
                 "| ban-less signals > max_records_age | `ban list --limit 50` (ms) | RSS (MiB) |\n")
         f.write("|---|---|---|---|---|---|---|---|---|---|\n")
         for r in rows:
