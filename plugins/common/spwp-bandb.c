@@ -90,6 +90,7 @@
  * run a few tens of ms, instead of 120,000 bans once a minute (issue 19:
  * soft-deleted bans swung up to max_records plus a minute of arrivals). */
 #define GC_RUN_ROWS          (4 * CHUNK_ROWS)
+#define GC_ROWS_PER_SIGNAL   3
 #define GC_MAX_PAUSE_DEFAULT (200 * USEC_PER_MSEC)
 /* Behind for GC_WARN_AFTER: a warning (at most every GC_WARN_EVERY); the
  * size limit's, at most every GC_WARN_SIZE_EVERY. */
@@ -1548,8 +1549,16 @@ static int gc_tick(void *userdata, spw_usec_t now) {
         bool connect;
         int r;
 
-        if (now < b->gc.next)
+        /* due by the clock, or by what this host stored since the last
+         * run (about GC_RUN_ROWS rows: a signal with its ban and event is
+         * 3): the pacing below measures the rate from what runs remove,
+         * which says nothing before the first run and little after a
+         * quiet spell */
+        if (now < b->gc.next &&
+            !(b->gc.arrived * GC_ROWS_PER_SIGNAL >= GC_RUN_ROWS && now >= b->gc.last_run + GC_TICK))
                 return 0;
+        b->gc.arrived = 0;
+        b->gc.last_run = now;
         b->gc.next = now + b->gc_interval;
         if (b->gc.budget <= 0)
                 b->gc.budget = b->gc_max_pause / 4;
@@ -1585,6 +1594,7 @@ static void gc_after_flush(spwp_bandb *b, uint64_t n) {
         bool connect;
         int r;
 
+        b->gc.arrived += n;
         if (!b->gc.behind_since || b->gc.step_failed)
                 return;
         g.target = b->gc.debt + GC_CATCHUP_FACTOR * 2 * n + b->gc.excess / GC_EXCESS_SHARE + 1;

@@ -408,6 +408,8 @@ struct spwp_bandb {
                 spw_usec_t longest_step_ever;
                 uint64_t debt;          /* rows the catch-up steps still owe (see gc_after_flush) */
                 uint64_t steps;         /* catch-up steps run */
+                uint64_t arrived;       /* signals committed since the last timer run */
+                spw_usec_t last_run;    /* the last timer run (host clock) */
                 bool step_failed;       /* a step failed: none until the next timer run */
                 spw_usec_t max_pause_used;
                 spw_usec_t settled_at;  /* the last run that left nothing (0: none yet) */
