@@ -99,12 +99,12 @@
 #define GC_WARN_SIZE_EVERY   (60 * USEC_PER_SEC)
 /* Behind (a run left work): the excess is counted up to GC_EXCESS_LIMIT
  * ended bans per rule, and after every flush a catch-up step removes
- * GC_CATCHUP_FACTOR times the rows the flush stored plus a
- * GC_EXCESS_SHARE-th of the excess, for at most GC_STEP_PAUSES times
- * gc_max_pause (see gc_after_flush). */
+ * GC_CATCHUP_FACTOR times the rows the flush stored plus the excess at a
+ * pace that clears it in GC_EXCESS_TIME of the worker's time, for at most
+ * GC_STEP_PAUSES times gc_max_pause (see gc_after_flush). */
 #define GC_EXCESS_LIMIT      (8 * GC_RUN_ROWS)
 #define GC_CATCHUP_FACTOR    2
-#define GC_EXCESS_SHARE      16
+#define GC_EXCESS_TIME       (16 * USEC_PER_SEC)
 #define GC_STEP_PAUSES       4
 #define MIN_DB_SIZE          (UINT64_C(1) << 20)
 #define SIZE_CHUNK_ROWS      (CHUNK_ROWS / 4)
@@ -1351,7 +1351,7 @@ static int gc_measure_excess(spwp_bandb *b, const gc_run *g) {
 /* Falling behind: say so, with what waits, how fast it goes and what the
  * catch-up steps take; at most every GC_WARN_EVERY. */
 static void gc_warn_behind(spwp_bandb *b, spw_usec_t now) {
-        char d1[32], d2[32], d3[32], d4[32], counts[400] = "";
+        char d1[32], d2[32], d3[32], d4[32], d5[32], counts[400] = "";
         int64_t oldest = 0;
         spwp_bandb_error keep = b->e;
         spw_usec_t behind = now - b->gc.behind_since;
@@ -1380,13 +1380,14 @@ static void gc_warn_behind(spwp_bandb *b, spw_usec_t now) {
                      "%s: garbage collection is behind: for %s every run left work undone; waiting: %s; "
                      "it removed %" PRIu64 " row(s) in that time (%" PRIu64 "/s). Until it catches up it runs "
                      "every second for up to gc_max_pause (%s), and after every flush removes %d times the rows "
-                     "stored plus 1/%d of the excess (%" PRIu64 " step(s), the longest %s), which slows the "
+                     "stored plus the excess over %s (%" PRIu64 " step(s), the longest %s), which slows the "
                      "inserts down: the queue fills before the database grows. Raise gc_max_pause, lower the "
                      "signal rate or max_records, or move the database to faster storage",
                      b->where, fmt_duration(d2, behind), counts[0] ? counts : "signals without bans",
                      b->gc.removed_behind,
                      behind >= USEC_PER_SEC ? b->gc.removed_behind / (uint64_t) (behind / USEC_PER_SEC) : 0,
-                     fmt_duration(d3, b->gc_max_pause), GC_CATCHUP_FACTOR, GC_EXCESS_SHARE, b->gc.steps,
+                     fmt_duration(d3, b->gc_max_pause), GC_CATCHUP_FACTOR, fmt_duration(d5, GC_EXCESS_TIME),
+                     b->gc.steps,
                      fmt_duration(d1, b->gc.longest_step));
         b->gc.warned_at = now;
         b->gc.warned = true;
@@ -1407,13 +1408,17 @@ static void gc_log_size(spwp_bandb *b, spw_usec_t now, const gc_run *g) {
                                        : "");
 }
 
-/* After a run that left nothing: the next is due when GC_RUN_ROWS rows
- * have come at the rate seen since the last such run (removed rows are
- * what arrived), between GC_TICK and gc_interval from now. */
+/* After a timer run that left nothing: the next is due when GC_RUN_ROWS
+ * rows have come at the rate seen since the last such run (removed rows,
+ * by runs and catch-up steps, are what arrived), between GC_TICK and
+ * gc_interval from now. (It took more than GC_RUN_ROWS rows to trust the
+ * rate: a run that caught up with less a second after the last one then
+ * set a minute's interval, and 90,000 ended bans piled up in the
+ * 20-minute soak.) */
 static void gc_pace(spwp_bandb *b, spw_usec_t now) {
         spw_usec_t interval = b->gc_interval;
 
-        if (b->gc.settled_at > 0 && now > b->gc.settled_at && b->gc.removed_since > GC_RUN_ROWS) {
+        if (b->gc.settled_at > 0 && now > b->gc.settled_at && b->gc.removed_since > 0) {
                 double per_usec = (double) b->gc.removed_since / (double) (now - b->gc.settled_at);
                 double t = (double) GC_RUN_ROWS / per_usec;
 
@@ -1523,7 +1528,13 @@ static int gc_collect(spwp_bandb *b, spw_usec_t now, gc_run *g, bool *connect) {
         b->gc.excess = b->gc.debt = 0;
         spwp_bandb_status_u64(b, "gc_excess", 0);
         b->gc.budget = b->gc_max_pause / 4;
-        gc_pace(b, now);
+        if (step) {
+                /* the timer's next run measures the rate (the rows of the
+                 * steps included) and paces from there */
+                if (b->gc.next > now + GC_TICK)
+                        b->gc.next = now + GC_TICK;
+        } else
+                gc_pace(b, now);
         /* free space still to give back: the next step in a second */
         if (g->reclaim_left)
                 b->gc.next = now + GC_TICK;
@@ -1566,7 +1577,8 @@ static int gc_tick(void *userdata, spw_usec_t now) {
         b->gc.step_failed = false;
         t0 = mono_now();
         r = gc_collect(b, now, &g, &connect);
-        took = mono_now() - t0;
+        b->gc.last_end = mono_now();
+        took = b->gc.last_end - t0;
         if (took > b->gc.longest_run) {
                 b->gc.longest_run = took;
                 spwp_bandb_status_u64(b, "gc_longest_pause_ms", (uint64_t) (took / USEC_PER_MSEC));
@@ -1582,7 +1594,9 @@ static int gc_tick(void *userdata, spw_usec_t now) {
  * catch-up step between two batches, so that collection wins against the
  * inserts instead of taking gc_max_pause a second whatever comes. It
  * removes GC_CATCHUP_FACTOR times the rows the batch stored (a signal and
- * its ban: 2 rows each) plus a GC_EXCESS_SHARE-th of the excess, and what
+ * its ban: 2 rows each), the excess at a pace that clears it within
+ * GC_EXCESS_TIME of the worker's time (in proportion to the time since the
+ * last run or step, so not more for more frequent flushes), and what
  * earlier steps could not, in chunks of CHUNK_ROWS (each its own
  * transaction), for at most GC_STEP_PAUSES times gc_max_pause. The excess
  * thus shrinks by at least what arrives, at any rate the backend stores:
@@ -1590,18 +1604,25 @@ static int gc_tick(void *userdata, spw_usec_t now) {
  * back) before the database grows. */
 static void gc_after_flush(spwp_bandb *b, uint64_t n) {
         gc_run g = { 0 };
-        spw_usec_t t0, took;
+        spw_usec_t t0, took, since;
         bool connect;
         int r;
 
         b->gc.arrived += n;
         if (!b->gc.behind_since || b->gc.step_failed)
                 return;
-        g.target = b->gc.debt + GC_CATCHUP_FACTOR * 2 * n + b->gc.excess / GC_EXCESS_SHARE + 1;
-        g.budget = GC_STEP_PAUSES * b->gc_max_pause;
+        /* the excess at a pace that clears it in GC_EXCESS_TIME of the
+         * worker's time, whatever the flushes' frequency */
         t0 = mono_now();
+        since = b->gc.last_end > 0 && t0 > b->gc.last_end ? t0 - b->gc.last_end : 0;
+        if (since > USEC_PER_SEC)
+                since = USEC_PER_SEC;
+        g.target = b->gc.debt + GC_CATCHUP_FACTOR * 2 * n +
+                   (uint64_t) ((double) b->gc.excess * (double) since / (double) GC_EXCESS_TIME) + 1;
+        g.budget = GC_STEP_PAUSES * b->gc_max_pause;
         r = gc_collect(b, b->host->now(b->ctx), &g, &connect);
-        took = mono_now() - t0;
+        b->gc.last_end = mono_now();
+        took = b->gc.last_end - t0;
         b->gc.steps++;
         b->gc.removed_steps += gc_removed(&g);
         if (took > b->gc.longest_step)

@@ -410,6 +410,7 @@ struct spwp_bandb {
                 uint64_t steps;         /* catch-up steps run */
                 uint64_t arrived;       /* signals committed since the last timer run */
                 spw_usec_t last_run;    /* the last timer run (host clock) */
+                spw_usec_t last_end;    /* the end of the last run or step (monotonic) */
                 bool step_failed;       /* a step failed: none until the next timer run */
                 spw_usec_t max_pause_used;
                 spw_usec_t settled_at;  /* the last run that left nothing (0: none yet) */
