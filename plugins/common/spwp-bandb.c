@@ -106,6 +106,10 @@
 #define GC_CATCHUP_FACTOR    2
 #define GC_EXCESS_TIME       (16 * USEC_PER_SEC)
 #define GC_STEP_PAUSES       4
+/* Chunks: halved after one slower than half of gc_max_pause (at least
+ * GC_SLOW_CHUNK), down to GC_MIN_CHUNK rows (see gc_chunk). */
+#define GC_SLOW_CHUNK        (50 * USEC_PER_MSEC)
+#define GC_MIN_CHUNK         (CHUNK_ROWS / 8)
 #define MIN_DB_SIZE          (UINT64_C(1) << 20)
 #define SIZE_CHUNK_ROWS      (CHUNK_ROWS / 4)
 /* Free space returned per run at most (SQLite: incremental_vacuum). */
@@ -1131,6 +1135,7 @@ static uint64_t gc_removed(const gc_run *g) {
  * sequences, in one transaction (or in the open batch). */
 static int gc_chunk(spwp_bandb *b, spwp_bandb_pick what, const spwp_bandb_pick_args *a, uint64_t *bans, gc_run *g,
                     uint64_t *picked, int64_t *last) {
+        spw_usec_t t0 = mono_now(), took, slow;
         bool own;
         int r;
 
@@ -1143,12 +1148,27 @@ static int gc_chunk(spwp_bandb *b, spwp_bandb_pick what, const spwp_bandb_pick_a
         r = step_begin(b, &own);
         if (r == 0)
                 r = b->drv->gc_delete(b, bans != NULL, bans, &g->signals, &g->events);
-        return step_end(b, own, r);
+        r = step_end(b, own, r);
+        /* A chunk is the unit a run overshoots its budget by: one that
+         * took more than half of gc_max_pause (GC_SLOW_CHUNK at least)
+         * halves the next ones, down to GC_MIN_CHUNK rows; quick full
+         * ones double them back up to CHUNK_ROWS. */
+        took = mono_now() - t0;
+        slow = b->gc_max_pause / 2 > GC_SLOW_CHUNK ? b->gc_max_pause / 2 : GC_SLOW_CHUNK;
+        if (took > b->gc.longest_chunk) {
+                b->gc.longest_chunk = took;
+                spwp_bandb_status_u64(b, "gc_longest_chunk_ms", (uint64_t) (took / USEC_PER_MSEC));
+        }
+        if (took > slow && b->gc.chunk_rows > GC_MIN_CHUNK)
+                b->gc.chunk_rows /= 2;
+        else if (took < slow / 4 && *picked == (uint64_t) a->limit && b->gc.chunk_rows < CHUNK_ROWS)
+                b->gc.chunk_rows *= 2;
+        return r;
 }
 
 /* One chunk of one rule; updates g->more[rule]. */
 static int gc_rule(spwp_bandb *b, int rule, gc_run *g) {
-        spwp_bandb_pick_args a = { .now = g->now, .limit = CHUNK_ROWS };
+        spwp_bandb_pick_args a = { .now = g->now, .limit = b->gc.chunk_rows };
         uint64_t picked = 0;
         int64_t last = 0;
         int r;
@@ -1207,7 +1227,7 @@ static int gc_rule(spwp_bandb *b, int rule, gc_run *g) {
                 r = gc_chunk(b, SPWP_BANDB_PICK_SIGNALS, &a, NULL, g, &picked, &last);
                 if (r < 0)
                         return r;
-                if (picked == (uint64_t) CHUNK_ROWS)
+                if (picked == (uint64_t) a.limit)
                         b->gc.sig_cursor = last;
                 else if (g->sig_before != INT64_MAX)
                         b->gc.sig_cursor = g->sig_before - 1;
@@ -1215,7 +1235,7 @@ static int gc_rule(spwp_bandb *b, int rule, gc_run *g) {
                         b->gc.sig_cursor = last;
                 break;
         }
-        g->more[rule] = r == 0 && picked == (uint64_t) CHUNK_ROWS;
+        g->more[rule] = r == 0 && picked == (uint64_t) a.limit;
         return r;
 }
 
@@ -1460,8 +1480,17 @@ static int gc_collect(spwp_bandb *b, spw_usec_t now, gc_run *g, bool *connect) {
                 }
         }
         t0 = mono_now();
+        if (b->gc.chunk_rows <= 0)
+                b->gc.chunk_rows = CHUNK_ROWS;
+        b->gc.running = true;
         if (r == 0)
                 r = gc_run_rules(b, g);
+        /* what the chunks' commits left (SQLite: the WAL checkpoint they
+         * deferred), once, inside this pause rather than in every few
+         * chunks or in the next insert's commit */
+        if (b->drv->checkpoint && !b->in_txn)
+                b->drv->checkpoint(b);
+        b->gc.running = false;
         took = mono_now() - t0;
         behind = gc_more(g);
         /* how far behind, for the catch-up steps and the warning (the
