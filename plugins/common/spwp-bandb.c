@@ -40,10 +40,13 @@
  *     worker's real stall).
  *
  * Garbage collection keeps every bound at any rate the database ingests:
+ *   - what is history: a ban that ended, soft-deleted or past its until
+ *     (flush: false never soft-deletes; it only turns expiry off);
  *   - pacing: the timer ticks every second; a run is due a second after
  *     one that left work; after one that finished, when GC_RUN_ROWS rows
- *     have arrived at the rate measured since the previous such run, and
- *     at most gc_interval (a minute) later. Its budget
+ *     have arrived at the rate measured since the previous such run, or
+ *     were stored by this backend since the last run, and at most
+ *     gc_interval (a minute) later. Its budget
  *     starts at gc_max_pause / 4 and doubles after each unfinished run, up
  *     to gc_max_pause; it is checked before each chunk after the first
  *     round, so a run lasts at most gc_max_pause plus one chunk;
@@ -53,6 +56,14 @@
  *     never had a ban is collected (signals gain no bans after their
  *     insert; one whose bans go is removed with them), so a chunk reads
  *     only signals it may remove and those whose bans are still kept;
+ *   - behind (a run left work): the excess is counted (bounded), and
+ *     every flush is followed by a catch-up step that removes twice what
+ *     the batch stored plus a share of the excess (gc_after_flush), so
+ *     collection wins against the inserts at any rate: they slow down and
+ *     the daemon's queue fills before the database grows;
+ *   - chunks halve after a slow one (the unit a run overshoots by), and
+ *     the driver may defer its upkeep (SQLite's WAL checkpoint) to the
+ *     end of a run (checkpoint);
  *   - behind for GC_WARN_AFTER: a warning with the backlog, at most every
  *     GC_WARN_EVERY; a notice when it caught up.
  */

@@ -17,12 +17,14 @@
  *     savepoint when there are several), the messages and the transient /
  *     permanent verdict;
  *   - read_at walking rows, delete_target/delete_all, and the timers:
- *     expiry every second; garbage collection a minute after a run that
- *     finished, a second after one that did not, within a time budget
+ *     expiry every second; garbage collection of ended bans (soft-deleted
+ *     or past until, whatever `flush` says) paced by the arrivals, a
+ *     second after a run that did not finish, within a time budget
  *     (gc_max_pause), one chunk of each rule in turn (max_records,
- *     max_records_age, ban-less signals, max_db_size), giving free space
- *     back where the driver can; chunks of CHUNK_ROWS rows join the batch
- *     or commit on their own;
+ *     max_records_age, ban-less signals, max_db_size), and while behind a
+ *     catch-up step after every flush; giving free space back where the
+ *     driver can; chunks of up to CHUNK_ROWS rows join the batch or commit
+ *     on their own;
  *   - the config keys both take (type, flush, max_records, max_records_age,
  *     max_db_size, gc_max_pause, debug), the totals shown by `spillwayctl
  *     status`, the warnings at shutdown and when collection falls behind.

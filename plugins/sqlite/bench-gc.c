@@ -127,6 +127,29 @@ static void flush_or_die(bench *x) {
         }
 }
 
+/* Every stall (a flush with its catch-up step, a timer run with its
+ * flush), for the percentiles. */
+static double *stalls;
+static size_t n_stalls, cap_stalls;
+
+static void stall_add(double ms) {
+        if (n_stalls == cap_stalls) {
+                cap_stalls = cap_stalls ? 2 * cap_stalls : 4096;
+                stalls = realloc(stalls, cap_stalls * sizeof *stalls);
+                CHECK(stalls);
+        }
+        stalls[n_stalls++] = ms;
+}
+
+static int cmp_double(const void *a, const void *b);
+
+static double stall_pct(double p) {
+        if (n_stalls == 0)
+                return 0;
+        qsort(stalls, n_stalls, sizeof *stalls, cmp_double);
+        return stalls[(size_t) (p * (double) (n_stalls - 1))];
+}
+
 static int stop_at_50(const spw_ban_row *row, void *userdata) {
         (void) row;
         return ++*(int *) userdata >= 50 ? 1 : 0;
@@ -360,6 +383,7 @@ int main(int argc, char **argv) {
                         flush_or_die(&x);
                         took = (double) (now_monotonic() - t0) / 1e3;
                         longest_run = took > longest_run ? took : longest_run;
+                        stall_add(took);
                         if (behind) {
                                 gc_time += took;
                                 steps++;
@@ -385,6 +409,7 @@ int main(int argc, char **argv) {
                         flush_or_die(&x);
                         took = (double) (now_monotonic() - t0) / 1e3;
                         longest_run = took > longest_run ? took : longest_run;
+                        stall_add(took);
                         before = testhost_status(x.host, "collected");
                         if (before && strcmp(before, was) != 0) {
                                 runs++;         /* a run was due */
@@ -419,10 +444,14 @@ int main(int argc, char **argv) {
                n_history - left, gc_time / 1e3, runs, steps, (double) (n_history - left) / (gc_time / 1e3),
                3.0 * (double) (n_history - left) / (gc_time / 1e3), (double) wall / 1e6, inserted, rate, left);
         printf("collection: longest run or flush with its step (insert stall) %.1f ms, gc_longest_pause_ms %s, longest gap between two "
-               "inserts %.1f ms, longest WAL checkpoint %s ms\n", longest_run,
+               "inserts %.1f ms, longest WAL checkpoint %s ms, longest chunk %s ms\n", longest_run,
                testhost_status(x.host, "gc_longest_pause_ms") ? testhost_status(x.host, "gc_longest_pause_ms") : "?",
                longest_gap,
-               testhost_status(x.host, "checkpoint_longest_ms") ? testhost_status(x.host, "checkpoint_longest_ms") : "?");
+               testhost_status(x.host, "checkpoint_longest_ms") ? testhost_status(x.host, "checkpoint_longest_ms") : "?",
+               testhost_status(x.host, "gc_longest_chunk_ms") ? testhost_status(x.host, "gc_longest_chunk_ms") : "?");
+        printf("collection: stalls (flushes with their step, timer runs): %zu, median %.1f ms, p99 %.1f ms, "
+               "p99.9 %.1f ms, max %.1f ms\n", n_stalls, stall_pct(0.5), stall_pct(0.99), stall_pct(0.999),
+               stall_pct(1.0));
         t_after = read_first_50(&x, &m_after);
         bench_close(&x);
         printf("after: read_at first 50 of %" PRIu64 " active bans in %.2f ms (fastest %.2f); db %.1f MiB\n",
