@@ -61,9 +61,9 @@
  *     the batch stored plus a share of the excess (gc_after_flush), so
  *     collection wins against the inserts at any rate: they slow down and
  *     the daemon's queue fills before the database grows;
- *   - chunks halve after a slow one (the unit a run overshoots by), and
- *     the driver may defer its upkeep (SQLite's WAL checkpoint) to the
- *     end of a run (checkpoint);
+ *   - chunks halve after a slow one (the unit a run overshoots by; the
+ *     driver may keep its own upkeep small meanwhile: SQLite checkpoints
+ *     its WAL at a quarter of the usual size while gc.running);
  *   - behind for GC_WARN_AFTER: a warning with the backlog, at most every
  *     GC_WARN_EVERY; a notice when it caught up.
  */
@@ -1496,11 +1496,6 @@ static int gc_collect(spwp_bandb *b, spw_usec_t now, gc_run *g, bool *connect) {
         b->gc.running = true;
         if (r == 0)
                 r = gc_run_rules(b, g);
-        /* what the chunks' commits left (SQLite: the WAL checkpoint they
-         * deferred), once, inside this pause rather than in every few
-         * chunks or in the next insert's commit */
-        if (b->drv->checkpoint && !b->in_txn)
-                b->drv->checkpoint(b);
         b->gc.running = false;
         took = mono_now() - t0;
         behind = gc_more(g);

@@ -355,11 +355,7 @@ typedef struct spwp_bandb_driver {
          * the database only reuses it); *returned adds the bytes given
          * back. Runs inside a transaction. */
         int (*reclaim)(spwp_bandb *b, uint64_t max_bytes, uint64_t *returned);
-        /* At the end of a collection run or step (gc.running still set):
-         * the upkeep its chunks' commits left (SQLite: one WAL checkpoint
-         * instead of one every few chunks). NULL: none. Errors are the
-         * driver's to log. */
-        void (*checkpoint)(spwp_bandb *b);
+
 
         /* Named locks for background work (NULL: one host per database). */
         int (*try_lock)(spwp_bandb *b, spwp_bandb_lock which, bool *got);
@@ -420,8 +416,7 @@ struct spwp_bandb {
                 spw_usec_t last_end;    /* the end of the last run or step (monotonic) */
                 int64_t chunk_rows;     /* rows per chunk: CHUNK_ROWS, halved after a slow chunk (0: not yet set) */
                 spw_usec_t longest_chunk; /* the longest chunk (pick, delete, commit) */
-                bool running;           /* a run or step is working: the driver may defer its own upkeep
-                                         * (SQLite's WAL checkpoint) to checkpoint() at the end */
+                bool running;           /* a run or step is working (SQLite checkpoints its WAL smaller then) */
                 bool step_failed;       /* a step failed: none until the next timer run */
                 spw_usec_t max_pause_used;
                 spw_usec_t settled_at;  /* the last run that left nothing (0: none yet) */
