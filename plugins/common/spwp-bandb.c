@@ -1472,7 +1472,7 @@ static int gc_collect(spwp_bandb *b, spw_usec_t now, gc_run *g, bool *connect) {
         bool step = g->target > 0, got = false, behind;
         uint64_t removed;
         spw_usec_t t0, took;
-        char d1[32];
+        char d1[32], d2[32];
         int r = 0;
 
         *connect = false;
@@ -1555,7 +1555,7 @@ static int gc_collect(spwp_bandb *b, spw_usec_t now, gc_run *g, bool *connect) {
                                      "meanwhile, %" PRIu64 " of them in %" PRIu64 " step(s) after flushes, the "
                                      "longest %s)", b->where, fmt_duration(d1, now - b->gc.behind_since),
                                      b->gc.removed_behind + removed, b->gc.removed_steps, b->gc.steps,
-                                     fmt_duration(d1, b->gc.longest_step));
+                                     fmt_duration(d2, b->gc.longest_step));
                 b->gc.behind_since = 0;
                 b->gc.removed_steps = 0;
                 spwp_bandb_status(b, "gc", "caught up");

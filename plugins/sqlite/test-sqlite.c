@@ -864,10 +864,17 @@ static void test_gc_falls_behind(void) {
                 runs++;
                 advance(&f, SEC);
         } while (strcmp(testhost_status(f.host, "gc") ? testhost_status(f.host, "gc") : "", "caught up") != 0 &&
-                 runs < 200);
+                 runs < 600);
         log = testhost_log(f.host);
-        /* one chunk of 1,000 a run: 70 runs, a second apart */
-        CHECK(runs >= 69 && runs <= 71);
+        /* one chunk of 1,000 a run: 70 runs, a second apart (more where a
+         * chunk took over 50 ms and the next ones were halved: sanitizer
+         * builds, a loaded machine) */
+        {
+                const char *lc = testhost_status(f.host, "gc_longest_chunk_ms");
+                bool halved = lc && strtoll(lc, NULL, 10) > 50;
+
+                CHECK(runs >= 69 && (runs <= 71 || (halved && runs <= 8 * 71)));
+        }
         CHECK_EQ(q_int(path, "SELECT COUNT(*) FROM ban_applications"), 10);
         /* after 10 s behind, with the excess counted (up to 32,000) */
         CHECK_CONTAINS(log, "garbage collection is behind: for 10s every run left work undone; waiting: "
