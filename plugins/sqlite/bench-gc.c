@@ -11,11 +11,13 @@
  *      read_at() of the first 50 is timed again;
  *   3. the plugin is opened with max_records_age 1h and its garbage
  *      collection runs (every second while behind, as in the daemon) while
- *      signals keep coming at --rate per second; the bench prints the
- *      collection's throughput, the longest collection run (the longest
- *      insert stall it caused: the worker inserts nothing meanwhile) and
- *      the longest gap between two inserts, then read_at() once more and
- *      the file's size.
+ *      signals keep coming at --rate per second (a flush every 100, each
+ *      followed by a catch-up step while collection is behind); the bench
+ *      prints the collection's throughput, the longest stall (a timer run
+ *      or a flush with its step: the worker inserts nothing meanwhile), the
+ *      stalls' percentiles, the longest WAL checkpoint and chunk, and the
+ *      longest gap between two inserts, then read_at() once more and the
+ *      file's size.
  *
  * Output lines start with "history:", "read_at:", "collection:", "after:".
  * The database is created fresh (an existing --db is removed); without --db
