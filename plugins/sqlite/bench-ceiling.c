@@ -8,7 +8,10 @@
  * each into signal_occurences, event_sequences and ban_applications, then
  * the soft-delete UPDATE of the target's older active bans, committing every
  * --batch signals. --savepoint wraps each signal in a SAVEPOINT, to measure
- * what the plugin saves by undoing failed inserts by id instead.
+ * what the plugin saves by undoing failed inserts by id instead. WAL
+ * checkpoints run on a thread as in the plugin (checkpoint.c);
+ * --inline-checkpoints leaves them in the commits (SQLite's default), to
+ * measure what that thread saves.
  *
  * --through-plugin loads sqlite.so and drives its insert() and flush()
  * through tests/lib/testhost with the same rows and batch size, then times
@@ -33,6 +36,7 @@
 
 #include <sqlite3.h>
 
+#include "checkpoint.h"
 #include "schema.h"
 #include "test-fixtures.h"
 #include "timeutil.h"
@@ -48,6 +52,7 @@ typedef struct options {
         const char *db;
         bool sync_full;
         bool savepoint;
+        bool inline_checkpoints;
         bool through_plugin;
         bool keep;
         const char *plugin;
@@ -158,6 +163,7 @@ static void write_direct(sqlite3 *db, sqlite3_stmt **st, const sample *s, usec_t
 
 static double bench_direct(const options *o, double *cpu) {
         sqlite3_stmt *st[_BANDB_SQL_MAX] = {}, *savepoint = NULL, *release = NULL;
+        bandb_ckpt *ckpt = NULL;
         sqlite3 *db = NULL;
         char err[512];
         int from, failed;
@@ -178,6 +184,11 @@ static double bench_direct(const options *o, double *cpu) {
         if (sqlite3_prepare_v2(db, "SAVEPOINT bench", -1, &savepoint, NULL) != SQLITE_OK ||
             sqlite3_prepare_v2(db, "RELEASE bench", -1, &release, NULL) != SQLITE_OK)
                 die_sql(db, "prepare");
+        if (!o->inline_checkpoints &&
+            bandb_ckpt_start(db, o->db, BANDB_CKPT_SOFT_PAGES, BANDB_CKPT_HARD_PAGES, NULL, NULL, &ckpt) < 0) {
+                fprintf(stderr, "bench-ceiling: cannot start the checkpoint thread\n");
+                exit(1);
+        }
 
         *cpu = cpu_seconds();
         start = now_monotonic();
@@ -198,6 +209,7 @@ static double bench_direct(const options *o, double *cpu) {
         elapsed = now_monotonic() - start;
         *cpu = cpu_seconds() - *cpu;
 
+        bandb_ckpt_stop(ckpt);
         bandb_finalize(st);
         sqlite3_finalize(savepoint);
         sqlite3_finalize(release);
@@ -217,13 +229,14 @@ static double bench_plugin(const options *o, double *cpu, uint64_t *read_rows, d
 
 static void usage(FILE *f) {
         fputs("usage: bench-ceiling [--signals N] [--batch B] [--db PATH] [--synchronous normal|full]\n"
-              "                     [--targets K] [--savepoint] [--through-plugin [--plugin PATH]] [--keep]\n"
+              "                     [--targets K] [--savepoint] [--inline-checkpoints] [--through-plugin [--plugin PATH]] [--keep]\n"
               "  --signals N       signals to insert (default 20000)\n"
               "  --batch B         signals per transaction (default 100)\n"
               "  --db PATH         database file, recreated (default: a temporary file, removed)\n"
               "  --synchronous S   normal (default) or full\n"
               "  --targets K       distinct source addresses (default: N, all distinct)\n"
               "  --savepoint       wrap each signal in a SAVEPOINT (direct mode)\n"
+              "  --inline-checkpoints  WAL checkpoints in the commits, not on a thread (direct mode)\n"
               "  --through-plugin  insert through sqlite.so's insert()/flush() instead\n"
               "  --plugin PATH     the plugin to load (default: the build tree's)\n"
               "  --keep            keep the database file\n", f);
@@ -237,6 +250,7 @@ int main(int argc, char **argv) {
                 { "synchronous", required_argument, NULL, 's' },
                 { "targets", required_argument, NULL, 't' },
                 { "savepoint", no_argument, NULL, 'S' },
+                { "inline-checkpoints", no_argument, NULL, 'I' },
                 { "through-plugin", no_argument, NULL, 'P' },
                 { "plugin", required_argument, NULL, 'p' },
                 { "keep", no_argument, NULL, 'k' },
@@ -273,6 +287,9 @@ int main(int argc, char **argv) {
                         break;
                 case 'S':
                         o.savepoint = true;
+                        break;
+                case 'I':
+                        o.inline_checkpoints = true;
                         break;
                 case 'P':
                         o.through_plugin = true;

@@ -51,6 +51,7 @@
 #include <spillway/backend.h>
 #include <sqlite3.h>
 
+#include "checkpoint.h"
 #include "schema.h"
 #include "spwp-bandb.h"
 #include "spwp-config.h"
@@ -67,6 +68,7 @@ typedef struct bandb {
         sqlite3 *db;
         sqlite3_stmt *st[_BANDB_SQL_MAX];
         char *path;
+        bandb_ckpt *ckpt;               /* WAL checkpoints off the commit path; NULL: SQLite's own */
 
         /* configuration */
         const char *db_path;            /* borrowed from the config during init */
@@ -966,6 +968,19 @@ static int bandb_setup(bandb *b, const spw_kv *config, size_t n_config) {
         return bandb_open(b);
 }
 
+/* From the checkpoint thread: host->log may be called from a thread the
+ * plugin started and joins in shutdown. */
+static void bandb_ckpt_report(void *userdata, int rc, const char *msg) {
+        bandb *b = userdata;
+
+        if (rc == SQLITE_OK)
+                spwp_bandb_log(&b->core, LOG_NOTICE, "%s: WAL checkpoints work again", b->path);
+        else
+                spwp_bandb_log(&b->core, LOG_WARNING, "%s: WAL checkpoint failed: %s (error %d); the WAL file grows "
+                               "until one succeeds, and past %u pages each commit checkpoints itself",
+                               b->path, msg, rc, BANDB_CKPT_HARD_PAGES);
+}
+
 static int bandb_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *config, size_t n_config,
                       void **selfp) {
         spwp_bandb *core;
@@ -996,6 +1011,12 @@ static int bandb_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *c
                         spwp_bandb_log(core, LOG_WARNING, "%s: cannot schedule the file watch; the file is checked "
                                        "at each commit only", b->path);
         }
+        r = bandb_ckpt_start(b->db, b->path, BANDB_CKPT_SOFT_PAGES, BANDB_CKPT_HARD_PAGES, bandb_ckpt_report, b,
+                             &b->ckpt);
+        if (r < 0)
+                spwp_bandb_log(core, LOG_WARNING, "%s: cannot start the WAL checkpoint thread (%s); commits "
+                               "checkpoint the WAL themselves", b->path, strerror(-r));
+        spwp_bandb_status(core, "checkpoints", b->ckpt ? "background" : "in commits");
         spwp_bandb_status(core, "database", "ok");
         spwp_bandb_status(core, "db_path", b->path);
         spwp_bandb_status(core, "synchronous", b->synchronous_full ? "full" : "normal");
@@ -1010,6 +1031,10 @@ static bandb *bandb_free(bandb *b) {
                 return NULL;
         if (b->db) {
                 spwp_bandb_close(&b->core);
+                /* before the last connection closes: its close checkpoints
+                 * and removes the WAL */
+                bandb_ckpt_stop(b->ckpt);
+                b->ckpt = NULL;
                 bandb_finalize(b->st);
                 if (sqlite3_close(b->db) != SQLITE_OK)
                         spwp_bandb_log(&b->core, LOG_ERR, "%s: cannot close the database: %s", b->path,
