@@ -267,7 +267,7 @@ static int read_user_version(sqlite3 *db, int *ret) {
 
 int bandb_migrate(sqlite3 *db, int *from, char *err, size_t err_size) {
         char sql[64];
-        int r, v;
+        int r, v = 0;
 
         snprintf(err, err_size, "%s", "not an error");
 

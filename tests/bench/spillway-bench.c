@@ -87,8 +87,11 @@ static int make_line(char *buf, size_t size, unsigned i, bool flushed) {
 
 static int connect_unix(const char *path) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        size_t len = strlen(path);
+        if (len >= sizeof sa.sun_path)
+                return -1;
+        memcpy(sa.sun_path, path, len + 1);
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
         if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
                 if (fd >= 0)
                         close(fd);
