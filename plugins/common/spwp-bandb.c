@@ -19,7 +19,14 @@
  *     the next flush() fails with -EAGAIN and the daemon inserts the whole
  *     batch again (all or nothing, at-least-once). batch_lost stays set
  *     until that flush, whatever happens to transactions opened meanwhile.
- *   - A failing insert leaves the batch as it was: every row an insert
+ *   - Multi-row batches (drivers with buf_signal): the rows of a signal
+ *     with a spillway id and no new manual ban go to the driver's buffer;
+ *     send_buffer() writes it before anything else runs in the batch
+ *     (flush, read_at, delete, timers, a row-by-row insert), so every
+ *     reader sees the batch as if written at insert. A failed send rolls
+ *     the batch back (batch_lost, batch_errno): the batch, not a signal,
+ *     is the unit then; the next flush returns its fate.
+ *   - A failing row-by-row insert leaves the batch as it was: every row an insert
  *     writes carries the new signal's id, so undoing it is three DELETEs by
  *     that id (a SAVEPOINT per insert costs more, see the backends'
  *     READMEs). The soft-delete of older bans is the insert's last step:

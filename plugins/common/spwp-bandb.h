@@ -15,7 +15,14 @@
  *   - insert: checking the signal, the rows it writes (signal, events,
  *     bans, then the soft-delete of the targets' older bans, inside a
  *     savepoint when there are several), the messages and the transient /
- *     permanent verdict;
+ *     permanent verdict; or, for a driver with multi-row batches
+ *     (buf_signal), handing the rows to the driver's buffer, which checks
+ *     them (a value the server would refuse rejects that signal at insert)
+ *     and writes the whole buffer at send(): before the commit and before
+ *     anything else that runs in the batch (reads, deletes, timers, a
+ *     row-by-row insert), so that they see it. A failure there rolls the
+ *     batch back and the flush reports it (transient: inserted again;
+ *     permanent: the batch failed), the ABI's flush contract;
  *   - read_at walking rows, delete_target/delete_all, and the timers:
  *     expiry every second; garbage collection a minute after a run that
  *     finished, a second after one that did not, within a time budget

@@ -24,8 +24,13 @@
  *     ask the server (one "DO 0" and its status flags) whether the
  *     transaction is still open: InnoDB rolls the whole transaction back on
  *     a deadlock, a lost connection loses it.
- *   - Undoing a failed insert is three DELETEs by signal id (a SAVEPOINT
- *     per insert costs two more round trips per signal).
+ *   - On MariaDB 10.5+ (multi_row, the default) a batch's rows are kept as
+ *     SQL text and written at flush in a handful of multi-row statements
+ *     (see "multi-row batches" below); a value the server would refuse is
+ *     refused at insert. Otherwise, and for signals without a spillway id
+ *     and new manual bans, four prepared statements per signal.
+ *   - Undoing a failed row-by-row insert is three DELETEs by signal id (a
+ *     SAVEPOINT per insert costs two more round trips per signal).
  *   - One active ban per target, through the (ip_text, deleted_at) index
  *     pinned with FORCE INDEX. Two hosts banning the same target at the
  *     same instant may both leave an active ban; ReadAT still shows one row
@@ -37,7 +42,8 @@
  *     the batch and the prepared statements silently.
  *   - db_host is a list in preference order: a (re)connection takes the
  *     first host that works, a host after the first is left for a
- *     preferred one every failback_interval (after a flush, no batch open);
+ *     preferred one every failback_interval (after a flush, or from a
+ *     timer when idle; never with a batch open);
  *     each switch is a journal entry. A batch lost with its host is
  *     inserted again on the next (the core's batch_lost).
  *   - A flush writes a token row in the batch; a COMMIT that lost its
