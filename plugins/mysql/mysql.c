@@ -2058,10 +2058,9 @@ static int mr_value(mydb *b, mr_text *t, const spwp_bandb_value *v, const char *
                 t->s[t->len] = 0;
                 return 0;
         case SPWP_BANDB_TIME:
-                if (v->t == 0)
-                        return mt_add(t, "NULL") < 0 ? -2 : 0;
-                /* fall through */
         case SPWP_BANDB_NOW:
+                if (v->kind == SPWP_BANDB_TIME && v->t == 0)
+                        return mt_add(t, "NULL") < 0 ? -2 : 0;
                 mydb_time_to_mysql(v->t, &tm);
                 snprintf(buf, sizeof buf, "'%04u-%02u-%02u %02u:%02u:%02u.%06lu'", tm.year, tm.month, tm.day, tm.hour,
                          tm.minute, tm.second, tm.second_part);
