@@ -802,12 +802,28 @@ int engine_next_commit(engine *e, engine_next *n) {
                 if (b && !kept) {
                         backend **nr = realloc(e->retiring, (e->n_retiring + 1) * sizeof *nr);
                         if (nr) {
+                                /* changed: a new instance of the same name takes
+                                 * over what this one has not delivered */
+                                backend *succ = NULL;
+                                for (size_t k = 0; k < n->n_slots && !succ; k++)
+                                        if (n->slots[k].b && !n->reuse[k] && streq(n->slots[k].name, backend_name(b)))
+                                                succ = n->slots[k].b;
+                                size_t depth = backend_queue_depth(b);
                                 e->retiring = nr;
-                                backend_retire(b, now_monotonic() + c->drain_timeout);
+                                if (succ && !backend_is_durable(b)) {
+                                        backend_hand_over(b, succ, now_monotonic() + c->drain_timeout);
+                                        log_struct(LOG_INFO, LOG_FIELDS({ "SPILLWAY_BACKEND", backend_name(b) }),
+                                                   "backend %s: changed by the reload; its new instance takes over "
+                                                   "the %zu queued signals", backend_name(b), depth);
+                                } else {
+                                        backend_retire(b, now_monotonic() + c->drain_timeout);
+                                        log_struct(LOG_INFO, LOG_FIELDS({ "SPILLWAY_BACKEND", backend_name(b) }),
+                                                   succ ? "backend %s: changed by the reload; its new instance replays "
+                                                          "the %zu signals kept in the spool"
+                                                        : "backend %s: removed or changed by the reload; draining %zu queued signals",
+                                                   backend_name(b), depth);
+                                }
                                 e->retiring[e->n_retiring++] = backend_ref(b);
-                                log_struct(LOG_INFO, LOG_FIELDS({ "SPILLWAY_BACKEND", backend_name(b) }),
-                                           "backend %s: removed or changed by the reload; draining %zu queued signals",
-                                           backend_name(b), backend_queue_depth(b));
                         }
                 }
         }
@@ -874,8 +890,9 @@ void engine_reap(engine *e) {
                         backend_join(b);
                         log_struct(n.undelivered ? LOG_WARNING : LOG_INFO,
                                    LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_BACKEND_STOPPED }, { "SPILLWAY_BACKEND", backend_name(b) }),
-                                   "backend %s: stopped after the reload (%llu signals undelivered)", backend_name(b),
-                                   (unsigned long long) n.undelivered);
+                                   "backend %s: stopped after the reload (%llu signals undelivered, %llu handed over to "
+                                   "its new instance)", backend_name(b), (unsigned long long) n.undelivered,
+                                   (unsigned long long) n.handed_over);
                         backend_unref(b);
                 } else
                         e->retiring[k++] = b;
