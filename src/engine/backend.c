@@ -121,6 +121,8 @@ struct backend {
         spw_msg **kept;               /* what goes to the successor, oldest first */
         size_t n_kept, cap_kept;
         size_t n_kept_uncommitted;    /* of them, inserted here but not committed */
+        spw_msg **deferred;           /* popped while a predecessor's signals were due first */
+        size_t n_deferred, head_deferred, cap_deferred;
 
         /* main thread only */
         unsigned refs;
@@ -797,6 +799,35 @@ static size_t take_inherited(backend *b, void **items, size_t max, bool *held) {
         return n;
 }
 
+/* Worker: a sleeping pop may return signals submitted after a hand-over
+ * began, before the predecessor's signals arrived: they wait behind them. */
+static bool defer_popped(backend *b, void **items, size_t n) {
+        if (atomic_load(&b->predecessors) == 0 && atomic_load(&b->n_inherit_waiting) == 0)
+                return false; /* the common case */
+        if (b->n_deferred + n > b->cap_deferred) {
+                size_t ncap = (b->n_deferred + n) * 2;
+                spw_msg **p = realloc(b->deferred, ncap * sizeof *p);
+                if (!p)
+                        return false; /* order is lost, not the signals */
+                b->deferred = p;
+                b->cap_deferred = ncap;
+        }
+        memcpy(b->deferred + b->n_deferred, items, n * sizeof *items);
+        b->n_deferred += n;
+        return true;
+}
+
+static size_t take_deferred(backend *b, void **items, size_t max) {
+        size_t n = b->n_deferred - b->head_deferred;
+        if (n > max)
+                n = max;
+        memcpy(items, b->deferred + b->head_deferred, n * sizeof *items);
+        b->head_deferred += n;
+        if (b->head_deferred == b->n_deferred)
+                b->head_deferred = b->n_deferred = 0;
+        return n;
+}
+
 /* Worker: wait for a predecessor's hand-over, a job, a stop, or `until`. */
 static void wait_held(backend *b, usec_t until) {
         pthread_mutex_lock(&b->info_lock);
@@ -826,6 +857,9 @@ static void hand_over_now(backend *b) {
                 if (n == 0)
                         break;
         }
+        while ((n = take_deferred(b, items, POP_BATCH)) > 0)
+                for (size_t i = 0; i < n; i++)
+                        keep_msg(b, items[i]);
         while ((n = queue_pop(&b->queue, items, POP_BATCH, 0)) > 0)
                 for (size_t i = 0; i < n; i++)
                         keep_msg(b, items[i]);
@@ -980,6 +1014,8 @@ static void *worker_main(void *userdata) {
                         n = n_inh;
                 else if (b->handing)
                         n = 0;  /* the rest goes to the successor at exit */
+                else if (b->n_deferred > 0)
+                        n = n_inh = take_deferred(b, items, room); /* not from the spool either */
                 else if (b->abandon)
                         n = 0;
                 else if (b->spool)
@@ -989,6 +1025,8 @@ static void *worker_main(void *userdata) {
                         n = queue_pop_lazy(&b->queue, items, room, deadline, room);
                 else
                         n = queue_pop(&b->queue, items, room, deadline);
+                if (n > 0 && n_inh == 0 && !b->spool && defer_popped(b, items, n))
+                        n = 0;
                 atomic_store(&b->last_activity, now_monotonic());
                 for (size_t i = 0; i < n; i++) {
                         /* a stop may arrive in the middle of a batch */
@@ -1043,7 +1081,8 @@ static void *worker_main(void *userdata) {
 
                 if (b->handing && !held && b->n_unflushed == 0)
                         break;  /* our batch is committed or kept: hand the rest over */
-                if (stopping && n == 0 && b->n_unflushed == 0 && !held && atomic_load(&b->n_inherit_waiting) == 0) {
+                if (stopping && n == 0 && b->n_unflushed == 0 && !held && atomic_load(&b->n_inherit_waiting) == 0 &&
+                    b->n_deferred == 0) {
                         /* queue empty (or deadline passed and emptied): done */
                         if (b->spool || queue_count(&b->queue) == 0)
                                 break;
@@ -1279,6 +1318,9 @@ static void backend_free(backend *b) {
         for (size_t i = 0; i < b->n_kept; i++)
                 msg_unref(b->kept[i]);
         free(b->kept);
+        for (size_t i = b->head_deferred; i < b->n_deferred; i++)
+                msg_unref(b->deferred[i]);
+        free(b->deferred);
         backend_unref(b->successor);
         pthread_mutex_destroy(&b->info_lock);
         pthread_cond_destroy(&b->info_cond);
