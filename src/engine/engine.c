@@ -789,6 +789,21 @@ int engine_next_commit(engine *e, engine_next *n) {
                 n->slots[i].b = backend_ref(b);
         }
 
+        /* a changed backend whose new instance failed to start: the old
+         * one keeps serving, with its queue and its configuration (status
+         * shows it running; the next reload tries the new one again) */
+        for (size_t i = 0; i < n->n_slots; i++) {
+                if (n->reuse[i] || n->slots[i].b)
+                        continue;
+                backend *old = engine_find(e, n->slots[i].name);
+                if (!old)
+                        continue;
+                n->slots[i].b = backend_ref(old);
+                log_struct(LOG_WARNING, LOG_FIELDS({ "SPILLWAY_BACKEND", n->slots[i].name }),
+                           "backend %s: its new configuration did not start (%s); the running instance keeps serving "
+                           "with the previous one", n->slots[i].name, strna(n->slots[i].error));
+        }
+
         /* the sync follows the old backends: stop it before they retire
          * (it waits for the job it has out, a plugin call at most) */
         e->sync = bansync_free(e->sync);

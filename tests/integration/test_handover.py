@@ -10,7 +10,8 @@ live receiver and reloaded. Every accepted signal reaches the new receiver
 exactly once, no producer sees an error, and the journal says how many
 signals were handed over. Then the same with the mock plugin whose commits
 fail: the batch the old instance had inserted is rolled back there and
-committed once by the new instance, in submission order."""
+committed once by the new instance, in submission order. And a changed
+backend whose new instance fails to start leaves the old one serving."""
 import collections
 import json
 import re
@@ -121,5 +122,29 @@ def test_a_failed_commit_at_the_old_instance_moves_in_order():
         d.stop()
 
 
+def test_a_new_instance_that_fails_to_start_leaves_the_old_one_serving():
+    # The changed backend's new configuration cannot start: the running
+    # instance keeps its queue and keeps serving; the next reload tries the
+    # new configuration again.
+    with Daemon({}) as d:
+        old, other = d.path("old.log"), d.path("other.log")
+        d.write_config({"m": mock_backend("m", old, mode="transient", fail_count=3), "other": mock_backend("other", other)},
+                       main=MAIN)
+        d.start()
+        c = d.client()
+        c.send({"signal": signal_obj(scenario="queued-before"), "ack": "flushed"})
+        d.write_config({"m": mock_backend("m", old, mode="init_fail"), "other": mock_backend("other", other)}, main=MAIN)
+        r = d.admin_request({"op": "reload"})
+        assert r["ok"], r
+        assert c.readline()["ok"]
+        assert c.request({"signal": signal_obj(scenario="after"), "ack": "flushed"})["ok"]
+        assert [s for _, s, _ in recorded(old)] == ["queued-before", "after"], recorded(old)
+        st = d.backend_status("m")
+        assert st["state"] == "running" and st["failed"] == 0, st
+        assert "the running instance keeps serving" in d.read_log()
+        d.stop()
+
+
 if __name__ == "__main__":
-    run([test_reload_to_a_live_endpoint_hands_the_queue_over, test_a_failed_commit_at_the_old_instance_moves_in_order])
+    run([test_reload_to_a_live_endpoint_hands_the_queue_over, test_a_failed_commit_at_the_old_instance_moves_in_order,
+         test_a_new_instance_that_fails_to_start_leaves_the_old_one_serving])
