@@ -103,7 +103,9 @@ static void hand_over_case(const char *old_config) {
         CHECK_EQ(msgs_done, 0);
 
         backend_hand_over(old, new, now_monotonic() + 10 * USEC_PER_SEC);
-        CHECK_EQ(backend_submit(old, new_msg(999, "unit/late")), -ESHUTDOWN);
+        spw_msg *late = new_msg(999, "unit/late");
+        CHECK_EQ(backend_submit(old, late), -ESHUTDOWN);
+        msg_unref(late);
         /* submitted to the new instance after the swap: committed after the old ones */
         submit(new, 31, 10, "unit/after");
         hub_wait(&h, enough_msgs, &want);
