@@ -789,9 +789,11 @@ static size_t take_inherited(backend *b, void **items, size_t max, bool *held) {
                 return 0; /* the common case: no lock */
         pthread_mutex_lock(&b->info_lock);
         n = b->n_inherited < max ? b->n_inherited : max;
-        memcpy(items, b->inherited, n * sizeof *items);
-        memmove(b->inherited, b->inherited + n, (b->n_inherited - n) * sizeof *b->inherited);
-        b->n_inherited -= n;
+        if (n > 0) {
+                memcpy(items, b->inherited, n * sizeof *items);
+                memmove(b->inherited, b->inherited + n, (b->n_inherited - n) * sizeof *b->inherited);
+                b->n_inherited -= n;
+        }
         atomic_store(&b->n_inherit_waiting, b->n_inherited);
         if (n == 0 && atomic_load(&b->predecessors) > 0 && now_monotonic() < b->hold_until)
                 *held = true;
@@ -821,6 +823,8 @@ static size_t take_deferred(backend *b, void **items, size_t max) {
         size_t n = b->n_deferred - b->head_deferred;
         if (n > max)
                 n = max;
+        if (n == 0)
+                return 0;
         memcpy(items, b->deferred + b->head_deferred, n * sizeof *items);
         b->head_deferred += n;
         if (b->head_deferred == b->n_deferred)
@@ -876,7 +880,7 @@ static void hand_over_now(backend *b) {
                 } else
                         closed = true;
         }
-        if (!closed) {
+        if (!closed && b->n_kept > 0) {
                 memcpy(s->inherited + s->n_inherited, b->kept, b->n_kept * sizeof *b->kept);
                 s->n_inherited += b->n_kept;
                 atomic_store(&s->n_inherit_waiting, s->n_inherited);

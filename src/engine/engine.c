@@ -826,10 +826,11 @@ int engine_next_commit(engine *e, engine_next *n) {
                                 size_t depth = backend_queue_depth(b);
                                 e->retiring = nr;
                                 if (succ && !backend_is_durable(b)) {
-                                        backend_hand_over(b, succ, now_monotonic() + c->drain_timeout);
                                         log_struct(LOG_INFO, LOG_FIELDS({ "SPILLWAY_BACKEND", backend_name(b) }),
                                                    "backend %s: changed by the reload; its new instance takes over "
-                                                   "the %zu queued signals", backend_name(b), depth);
+                                                   "the %zu queued signals and the batch not yet committed",
+                                                   backend_name(b), depth);
+                                        backend_hand_over(b, succ, now_monotonic() + c->drain_timeout);
                                 } else {
                                         backend_retire(b, now_monotonic() + c->drain_timeout);
                                         log_struct(LOG_INFO, LOG_FIELDS({ "SPILLWAY_BACKEND", backend_name(b) }),
