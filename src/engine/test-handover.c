@@ -154,6 +154,61 @@ static void test_a_batch_whose_flush_fails_moves_too(void) {
         hand_over_case("  mode: flush_transient\n");
 }
 
+/* Two reloads in a row: the second instance is replaced while it still
+ * waits for the first one's signals; they pass through it, in order, to the
+ * third, which commits everything once. */
+static void test_two_reloads_in_a_row(void) {
+        testdir t1, t2, t3;
+        spw_config_ref *r1, *r2, *r3;
+        const char *failing = "  mode: transient\n";
+        const char *q = "retry_backoff: 20ms\nmax_retry: 1000\n";
+        backend *b1 = start(&t1, &r1, q, failing);
+        backend *b2 = start(&t2, &r2, q, failing);
+        backend *b3 = start(&t3, &r3, NULL, NULL);
+        backend_counters c1, c2, c3;
+        uint64_t ids[128];
+        int want = 30;
+
+        msgs_done = msgs_failed = 0;
+        submit(b1, 1, 10, "unit/first");
+        usleep(100 * 1000);
+        backend_hand_over(b1, b2, now_monotonic() + 10 * USEC_PER_SEC);
+        submit(b2, 11, 10, "unit/second");
+        backend_hand_over(b2, b3, now_monotonic() + 10 * USEC_PER_SEC);
+        submit(b3, 21, 10, "unit/third");
+        hub_wait(&h, enough_msgs, &want);
+        CHECK_EQ(msgs_failed, 0);
+        hub_wait(&h, backend_stopped, b1);
+        hub_wait(&h, backend_stopped, b2);
+        CHECK_EQ(committed_ids(&t1, ids, 128) + committed_ids(&t2, ids, 128), 0);
+        CHECK_EQ(committed_ids(&t3, ids, 128), 30);
+        for (size_t i = 0; i < 30; i++)
+                CHECK_EQ(ids[i], i + 1);
+        backend_get_counters(b1, &c1);
+        backend_get_counters(b2, &c2);
+        backend_get_counters(b3, &c3);
+        CHECK_EQ(c1.handed_over, 10);
+        CHECK_EQ(c2.inherited, 10);
+        CHECK_EQ(c2.handed_over, 20);
+        CHECK_EQ(c3.inherited, 20);
+        CHECK_EQ(c3.flushed, 30);
+        CHECK_EQ(c1.failed + c2.failed + c3.failed, 0);
+        backend_join(b1);
+        backend_join(b2);
+        backend_unref(b1);
+        backend_unref(b2);
+        backend_unref(b3);
+        config_ref_unref(r1);
+        config_ref_unref(r2);
+        config_ref_unref(r3);
+        hub_dispatch(&h);
+        while (hub_take_backend_event(&h))
+                ;
+        testdir_remove(t1.path);
+        testdir_remove(t2.path);
+        testdir_remove(t3.path);
+}
+
 /* Without a successor nothing changes: what the drain deadline leaves is
  * failed back, counted as undelivered. */
 static void test_a_removed_backend_still_fails_at_its_deadline(void) {
@@ -185,6 +240,7 @@ int main(void) {
         CHECK_OK(hub_init(&h));
         test_queued_signals_move_to_the_new_instance();
         test_a_batch_whose_flush_fails_moves_too();
+        test_two_reloads_in_a_row();
         test_a_removed_backend_still_fails_at_its_deadline();
         hub_deinit(&h);
         plugin_unload_all();
