@@ -56,6 +56,14 @@ typedef struct backend_stats {
         atomic_ullong inherited;  /* taken from a predecessor at a reload */
 } backend_stats;
 
+/* A "flushed" producer's message whose record a predecessor sharing our
+ * spool left uncommitted: we read the record again as a new message, and
+ * answer the producer once our commit has passed `end`. */
+typedef struct spool_waiter {
+        spw_msg *m;
+        spool_pos end;
+} spool_waiter;
+
 struct backend {
         const backend_config *cfg;    /* borrowed from `config`, which we hold a reference on */
         spw_config_ref *config_ref;
@@ -99,6 +107,9 @@ struct backend {
         bool inherit_closed;          /* our worker exited: a late hand-over fails its signals */
         bool held_wake;               /* a job or a stop for a worker waiting for its predecessor */
         atomic_size_t n_inherit_waiting; /* n_inherited, for a lock-free look from the worker loop */
+        struct spool_waiter *waiters_in; /* disk: "flushed" producers of a predecessor's records */
+        size_t n_waiters_in, cap_waiters_in;
+        atomic_size_t n_waiters_waiting;
 
         /* worker thread only */
         char call_error[512];         /* set_error() text of the current call */
@@ -121,6 +132,10 @@ struct backend {
         spw_msg **kept;               /* what goes to the successor, oldest first */
         size_t n_kept, cap_kept;
         size_t n_kept_uncommitted;    /* of them, inserted here but not committed */
+        spool_pos kept_end;           /* disk: end of the last record of what is kept */
+        struct spool_waiter *spool_waiters; /* disk: answered when our commit passes their record */
+        size_t n_spool_waiters, cap_spool_waiters;
+        spool_pos committed_end;      /* disk: where our last commit ended */
         spw_msg **deferred;           /* popped while a predecessor's signals were due first */
         size_t n_deferred, head_deferred, cap_deferred;
 
@@ -344,7 +359,7 @@ static bool stop_requested(backend *b, usec_t *deadline) {
         s = b->stop_requested;
         if (deadline)
                 *deadline = b->drain_deadline;
-        if (s && b->successor)
+        if (s && b->successor && !b->spool)
                 b->handing = true;
         pthread_mutex_unlock(&b->info_lock);
         return s;
@@ -372,8 +387,9 @@ static bool retry_sleep(backend *b, unsigned attempt) {
         for (;;) {
                 if (b->stop_requested && b->successor) {
                         /* a reload hands our signals to the new instance:
-                         * it tries them there instead of us here */
-                        b->handing = true;
+                         * it tries them there instead of us here (a spool's
+                         * records it reads itself) */
+                        b->handing = !b->spool;
                         pthread_mutex_unlock(&b->info_lock);
                         return false;
                 }
@@ -503,6 +519,23 @@ static void keep_unflushed(backend *b) {
         b->n_waiters = 0;
 }
 
+static bool pos_before(spool_pos a, spool_pos b) {
+        return a.seg < b.seg || (a.seg == b.seg && a.off < b.off);
+}
+
+/* Disk, stopping: m's record stays in the spool. A "flushed" producer
+ * waits for a commit: with a successor sharing the spool (a reload), it is
+ * answered once the successor's commit passes the record (`end`). */
+static void drop_spooled(backend *b, spw_msg *m, spool_pos end) {
+        if (m->ack == ACK_FLUSHED && b->successor && backend_spool(b->successor) == b->spool && kept_grow(b, 1) == 0) {
+                b->kept[b->n_kept++] = m;
+                if (pos_before(b->kept_end, end))
+                        b->kept_end = end;
+                return;
+        }
+        msg_unref(m);
+}
+
 /* Insert one message, retrying transient failures. Takes the message's
  * reference: keeps it in `unflushed` on success, settles it on failure.
  * Returns false when the retries were cut short by the drain deadline. */
@@ -565,7 +598,7 @@ static bool insert_one(backend *b, spw_msg *m) {
                                 if (b->spool) {
                                         /* stopping: it stays in the spool for the next start */
                                         b->abandon = true;
-                                        msg_unref(m);
+                                        drop_spooled(b, m, b->popped_end);
                                         return false;
                                 }
                                 error_text(b, why, sizeof why, "transient failure");
@@ -603,7 +636,7 @@ static void reinsert_unflushed(backend *b) {
         b->n_waiters = 0;
         for (size_t i = 0; i < n; i++) {
                 if (b->abandon)
-                        msg_unref(batch[i]);  /* kept in the spool */
+                        drop_spooled(b, batch[i], b->popped_end);  /* kept in the spool */
                 else if (b->handing)
                         keep_msg(b, batch[i]); /* a hand-over began during the re-insert */
                 else
@@ -617,13 +650,14 @@ static void commit_spool(backend *b) {
         if (b->spool && b->n_uncommitted > 0 && b->n_unflushed == 0 && !b->abandon) {
                 spool_commit(b->spool, b->popped_end, b->n_uncommitted);
                 b->n_uncommitted = 0;
+                b->committed_end = b->popped_end;
         }
 }
 
 /* Stopping with signals in the spool: drop our references, keep the records. */
 static void abandon_unflushed(backend *b) {
         for (size_t i = 0; i < b->n_unflushed; i++)
-                msg_unref(b->unflushed[i]);
+                drop_spooled(b, b->unflushed[i], b->popped_end);
         b->n_unflushed = 0;
         b->n_waiters = 0;
         b->abandon = true;
@@ -910,6 +944,79 @@ static void hand_over_now(backend *b) {
                    b->name, total, closed ? (size_t) 0 : uncommitted);
 }
 
+/* Worker, at exit, disk: the "flushed" producers of the records we leave
+ * in the shared spool wait for the successor's commit instead. */
+static void hand_waiters_now(backend *b) {
+        backend *s = b->successor;
+        bool ok;
+
+        if (b->n_kept == 0)
+                return;
+        pthread_mutex_lock(&s->info_lock);
+        ok = !s->inherit_closed;
+        if (ok && s->n_waiters_in + b->n_kept > s->cap_waiters_in) {
+                size_t ncap = (s->n_waiters_in + b->n_kept) * 2;
+                spool_waiter *p = realloc(s->waiters_in, ncap * sizeof *p);
+                if (p) {
+                        s->waiters_in = p;
+                        s->cap_waiters_in = ncap;
+                } else
+                        ok = false;
+        }
+        if (ok) {
+                for (size_t i = 0; i < b->n_kept; i++)
+                        s->waiters_in[s->n_waiters_in++] = (spool_waiter) { b->kept[i], b->kept_end };
+                atomic_store(&s->n_waiters_waiting, s->n_waiters_in);
+        }
+        pthread_mutex_unlock(&s->info_lock);
+        if (ok)
+                spool_kick(s->spool);
+        else
+                for (size_t i = 0; i < b->n_kept; i++) {
+                        msg_settle(b->kept[i], b->name, false, "not committed: the new instance stopped; kept in the spool");
+                        msg_unref(b->kept[i]);
+                }
+        b->n_kept = 0;
+}
+
+/* Worker, disk: take the waiters a predecessor handed over, and answer
+ * those whose record our commits have passed (at_exit: all, as failed). */
+static void settle_spool_waiters(backend *b, bool at_exit) {
+        if (atomic_load(&b->n_waiters_waiting) > 0) {
+                pthread_mutex_lock(&b->info_lock);
+                size_t n = b->n_waiters_in;
+                if (b->n_spool_waiters + n > b->cap_spool_waiters) {
+                        size_t ncap = (b->n_spool_waiters + n) * 2;
+                        spool_waiter *p = realloc(b->spool_waiters, ncap * sizeof *p);
+                        if (p) {
+                                b->spool_waiters = p;
+                                b->cap_spool_waiters = ncap;
+                        } else
+                                n = 0; /* next time */
+                }
+                if (n > 0)
+                        memcpy(b->spool_waiters + b->n_spool_waiters, b->waiters_in, n * sizeof *b->waiters_in);
+                b->n_spool_waiters += n;
+                b->n_waiters_in -= n;
+                atomic_store(&b->n_waiters_waiting, b->n_waiters_in);
+                pthread_mutex_unlock(&b->info_lock);
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < b->n_spool_waiters; i++) {
+                spool_waiter *w = &b->spool_waiters[i];
+                if (at_exit)
+                        msg_settle(w->m, b->name, false, "not committed before the stop; kept in the spool for the next start");
+                else if (!pos_before(b->committed_end, w->end))
+                        msg_settle(w->m, b->name, true, NULL);
+                else {
+                        b->spool_waiters[k++] = *w;
+                        continue;
+                }
+                msg_unref(w->m);
+        }
+        b->n_spool_waiters = k;
+}
+
 /* Worker, at exit: hand-overs that come now fail their signals. What
  * came too late for the loop is settled as undelivered. */
 static void close_inheritance(backend *b) {
@@ -918,6 +1025,9 @@ static void close_inheritance(backend *b) {
 
         pthread_mutex_lock(&b->info_lock);
         b->inherit_closed = true;
+        pthread_mutex_unlock(&b->info_lock);
+        settle_spool_waiters(b, true);
+        pthread_mutex_lock(&b->info_lock);
         left = b->inherited;
         n = b->n_inherited;
         b->inherited = NULL;
@@ -1043,7 +1153,7 @@ static void *worker_main(void *userdata) {
                         if (b->spool && i >= n_inh && (b->abandon || (stopping && now_monotonic() > drain_deadline))) {
                                 /* it stays in the spool for the next start */
                                 b->abandon = true;
-                                msg_unref(items[i]);
+                                drop_spooled(b, items[i], ends[i]);
                                 continue;
                         }
                         if (stopping && now_monotonic() > drain_deadline) {
@@ -1077,6 +1187,8 @@ static void *worker_main(void *userdata) {
                         idle_flush_at = USEC_INFINITY;
                         commit_spool(b);
                 }
+                if (b->spool && (b->n_spool_waiters > 0 || atomic_load(&b->n_waiters_waiting) > 0))
+                        settle_spool_waiters(b, false);
 
                 /* 4. timers, and the summary of a burst of failures */
                 if (!stopping && next_timer(b) <= now_monotonic())
@@ -1099,6 +1211,8 @@ static void *worker_main(void *userdata) {
 
         if (b->handing)
                 hand_over_now(b);
+        else if (b->spool && b->successor)
+                hand_waiters_now(b);
         close_inheritance(b);
         fail_summary(b, true);
 
@@ -1325,6 +1439,12 @@ static void backend_free(backend *b) {
         for (size_t i = b->head_deferred; i < b->n_deferred; i++)
                 msg_unref(b->deferred[i]);
         free(b->deferred);
+        for (size_t i = 0; i < b->n_waiters_in; i++)
+                msg_unref(b->waiters_in[i].m);
+        free(b->waiters_in);
+        for (size_t i = 0; i < b->n_spool_waiters; i++)
+                msg_unref(b->spool_waiters[i].m);
+        free(b->spool_waiters);
         backend_unref(b->successor);
         pthread_mutex_destroy(&b->info_lock);
         pthread_cond_destroy(&b->info_cond);
@@ -1669,8 +1789,17 @@ void backend_retire(backend *b, usec_t deadline) {
 }
 
 void backend_hand_over(backend *b, backend *successor, usec_t deadline) {
-        if (b->spool || !successor || backend_get_state(successor) != BACKEND_RUNNING) {
-                /* a spool is shared by the new instance already (spool.h) */
+        if (!successor || backend_get_state(successor) != BACKEND_RUNNING) {
+                backend_retire(b, deadline);
+                return;
+        }
+        if (b->spool) {
+                /* the new instance reads the shared spool already (spool.h);
+                 * only the "flushed" producers of what we leave uncommitted
+                 * are handed over, to be answered by its commit */
+                pthread_mutex_lock(&b->info_lock);
+                b->successor = backend_ref(successor);
+                pthread_mutex_unlock(&b->info_lock);
                 backend_retire(b, deadline);
                 return;
         }

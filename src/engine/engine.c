@@ -831,12 +831,15 @@ int engine_next_commit(engine *e, engine_next *n) {
                                                    "the %zu queued signals and the batch not yet committed",
                                                    backend_name(b), depth);
                                         backend_hand_over(b, succ, now_monotonic() + c->drain_timeout);
+                                } else if (succ) {
+                                        log_struct(LOG_INFO, LOG_FIELDS({ "SPILLWAY_BACKEND", backend_name(b) }),
+                                                   "backend %s: changed by the reload; its new instance replays the %zu "
+                                                   "signals kept in the spool", backend_name(b), depth);
+                                        backend_hand_over(b, succ, now_monotonic() + c->drain_timeout);
                                 } else {
                                         backend_retire(b, now_monotonic() + c->drain_timeout);
                                         log_struct(LOG_INFO, LOG_FIELDS({ "SPILLWAY_BACKEND", backend_name(b) }),
-                                                   succ ? "backend %s: changed by the reload; its new instance replays "
-                                                          "the %zu signals kept in the spool"
-                                                        : "backend %s: removed or changed by the reload; draining %zu queued signals",
+                                                   "backend %s: removed by the reload; draining %zu queued signals",
                                                    backend_name(b), depth);
                                 }
                                 e->retiring[e->n_retiring++] = backend_ref(b);

@@ -11,7 +11,9 @@ exactly once, no producer sees an error, and the journal says how many
 signals were handed over. Then the same with the mock plugin whose commits
 fail: the batch the old instance had inserted is rolled back there and
 committed once by the new instance, in submission order. And a changed
-backend whose new instance fails to start leaves the old one serving."""
+backend whose new instance fails to start leaves the old one serving, and
+a disk-spooled backend answers the "flushed" producers the old instance
+left waiting once the new one has committed their records."""
 import collections
 import json
 import re
@@ -145,6 +147,35 @@ def test_a_new_instance_that_fails_to_start_leaves_the_old_one_serving():
         d.stop()
 
 
+def test_a_disk_backend_answers_flushed_producers_after_the_reload():
+    # durability: disk. The new instance shares the spool and reads again
+    # what the old one could not commit; the "flushed" producers waiting on
+    # the old instance are answered when the new one has committed their
+    # records (they used to wait forever).
+    n = 20
+    with Daemon({}) as d:
+        old, new = d.path("old.log"), d.path("new.log")
+        d.write_config({"m": mock_backend("m", old, mode="flush_transient") + "durability: disk\n"}, main=MAIN)
+        d.start()
+        flushed = d.client()
+        for i in range(n):
+            flushed.send({"signal": signal_obj(scenario="f-%d" % i), "ack": "flushed"})
+        queued = d.client()
+        for i in range(n):
+            assert queued.request(signal_obj(scenario="q-%d" % i))["ok"]
+        wait_for(lambda: d.backend_status("m")["retried"] >= 2, what="failed commits being retried")
+
+        d.write_config({"m": mock_backend("m", new) + "durability: disk\n"}, main=MAIN)
+        assert d.admin_request({"op": "reload"})["ok"]
+        replies = [flushed.readline() for _ in range(n)]
+        assert all(r["ok"] for r in replies), [r for r in replies if not r["ok"]][:3]
+        got = [s for _, s, _ in recorded(new)]
+        assert sorted(got) == sorted(["f-%d" % i for i in range(n)] + ["q-%d" % i for i in range(n)]), got
+        assert not recorded(old)
+        d.stop()
+
+
 if __name__ == "__main__":
     run([test_reload_to_a_live_endpoint_hands_the_queue_over, test_a_failed_commit_at_the_old_instance_moves_in_order,
-         test_a_new_instance_that_fails_to_start_leaves_the_old_one_serving])
+         test_a_new_instance_that_fails_to_start_leaves_the_old_one_serving,
+         test_a_disk_backend_answers_flushed_producers_after_the_reload])
