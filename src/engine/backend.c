@@ -475,7 +475,9 @@ static int remember_unflushed(backend *b, spw_msg *m) {
  * producer's reply (msg_settle counts outcomes, not instances) go with
  * them; retries start afresh at the new instance. A disk-spooled backend
  * needs none of this: the new instance shares the spool and replays what
- * the old one did not commit (spool.h). */
+ * the old one did not commit (spool.h). Only the "flushed" producers of
+ * the records the old one leaves are handed over (spool_waiter): the new
+ * worker answers them once its commit has passed their record. */
 
 static int kept_grow(backend *b, size_t more) {
         if (b->n_kept + more <= b->cap_kept)
