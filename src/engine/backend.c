@@ -982,7 +982,7 @@ static void hand_waiters_now(backend *b) {
 }
 
 /* Worker, disk: take the waiters a predecessor handed over, and answer
- * those whose record our commits have passed (at_exit: all, as failed). */
+ * those whose record our commits have passed (at_exit: the others fail). */
 static void settle_spool_waiters(backend *b, bool at_exit) {
         if (atomic_load(&b->n_waiters_waiting) > 0) {
                 pthread_mutex_lock(&b->info_lock);
@@ -1006,10 +1006,10 @@ static void settle_spool_waiters(backend *b, bool at_exit) {
         size_t k = 0;
         for (size_t i = 0; i < b->n_spool_waiters; i++) {
                 spool_waiter *w = &b->spool_waiters[i];
-                if (at_exit)
-                        msg_settle(w->m, b->name, false, "not committed before the stop; kept in the spool for the next start");
-                else if (!pos_before(b->committed_end, w->end))
+                if (!pos_before(b->committed_end, w->end))
                         msg_settle(w->m, b->name, true, NULL);
+                else if (at_exit)
+                        msg_settle(w->m, b->name, false, "not committed before the stop; kept in the spool for the next start");
                 else {
                         b->spool_waiters[k++] = *w;
                         continue;
