@@ -111,6 +111,7 @@ enum {
         BANDB_SQL_CHANGES_GC,     /* ?1 cutoff, ?2 newest seq */
         BANDB_SQL_READ_CHANGES,   /* ?1 cursor */
         BANDB_SQL_READ_HISTORY,   /* ?1 since (read_history, ABI 2.2) */
+        BANDB_SQL_SUPERSEDE_PROBE,/* ?2 ip_text: 1 if the target has more than one active ban */
         _BANDB_SQL_MAX,
 };
 

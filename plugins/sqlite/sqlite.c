@@ -25,7 +25,9 @@
  *     per insert would do the same but costs ~15% of the insert rate and
  *     46% more instructions (README.md).
  *   - The soft-delete of older bans goes through the (ip_text, deleted_at)
- *     index, pinned with INDEXED BY. It indexes active bans only (WHERE
+ *     index, pinned with INDEXED BY, and runs only when a probe of that
+ *     index finds more than one active ban for the target (the UPDATE
+ *     opens two ephemeral tables even when it has nothing to do). It indexes active bans only (WHERE
  *     deleted_at IS NULL; rebuilt so once when an older file is opened):
  *     history is not in it, so collecting history touches no random page
  *     of it.
@@ -466,7 +468,23 @@ static int bandb_exec(bandb *b, int which, const char *doing) {
 
 static int op_run(spwp_bandb *core, spwp_bandb_query q, const spwp_bandb_value *v, size_t n, uint64_t *changed,
                   const char *doing) {
-        return bandb_step(bandb_of(core), bandb_stmt[q], v, n, changed, NULL, NULL, doing);
+        bandb *b = bandb_of(core);
+
+        /* the soft-delete of older bans: only for a target that has more
+         * than the one active ban just inserted (schema.c, the probe) */
+        if (q == SPWP_BANDB_Q_SUPERSEDE && n >= 2) {
+                int64_t more = 0;
+                bool row = false;
+
+                if (bandb_step(b, BANDB_SQL_SUPERSEDE_PROBE, v, 2, NULL, &more, &row, doing) < 0)
+                        return -1;
+                if (!row || !more) {
+                        if (changed)
+                                *changed = 0;
+                        return 0;
+                }
+        }
+        return bandb_step(b, bandb_stmt[q], v, n, changed, NULL, NULL, doing);
 }
 
 static uint64_t op_last_id(spwp_bandb *core, spwp_bandb_query q) {

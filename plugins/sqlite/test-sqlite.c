@@ -708,6 +708,11 @@ static void test_query_plans(void) {
         CHECK_CONTAINS(plan, "SEARCH ban_applications USING INDEX " BANDB_IP_TEXT_INDEX
                              " (ip_text=? AND deleted_at=?)");
         CHECK(!strstr(plan, "SCAN"));
+        /* the probe before it reads two entries of that index, nothing else */
+        query_plan(db, bandb_sql[BANDB_SQL_SUPERSEDE_PROBE], plan, sizeof plan);
+        CHECK_CONTAINS(plan, "SEARCH ban_applications USING COVERING INDEX " BANDB_IP_TEXT_INDEX
+                             " (ip_text=? AND deleted_at=?)");
+        CHECK(!strstr(plan, "SCAN ban_applications"));
         query_plan(db, bandb_sql[BANDB_SQL_DELETE_TARGET], plan, sizeof plan);
         CHECK_CONTAINS(plan, "SEARCH ban_applications USING INDEX " BANDB_IP_TEXT_INDEX
                              " (ip_text=? AND deleted_at=?)");
