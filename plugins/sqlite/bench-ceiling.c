@@ -192,6 +192,7 @@ static double bench_direct(const options *o, double *cpu) {
         usec_t start, elapsed;
         sample s;
 
+        bandb_global_config(); /* as the plugin does */
         if (sqlite3_open_v2(o->db, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL))
                 die_sql(db, o->db);
         sqlite3_busy_timeout(db, 5000);

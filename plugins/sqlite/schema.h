@@ -59,6 +59,10 @@ int bandb_time_parse(const char *s, size_t n, spw_usec_t *ret);
  * leaves sqlite3_errmsg() describing it. */
 int bandb_apply_pragmas(sqlite3 *db, bool synchronous_full);
 
+/* SQLite's process-wide settings (memory statistics off), once, before
+ * the first connection is opened; without effect once SQLite runs. */
+void bandb_global_config(void);
+
 /* Bring the schema to BANDB_SCHEMA_VERSION in one IMMEDIATE transaction.
  * *from is set to the version found. Returns an SQLite result code with
  * SQLite's message in err; on SQLITE_ERROR with a version newer than ours,

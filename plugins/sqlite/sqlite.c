@@ -891,6 +891,7 @@ static int bandb_open(bandb *b) {
         char err[512];
         int rc, from = 0, failed = 0, tables;
 
+        bandb_global_config();
         rc = sqlite3_open_v2(b->path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
         if (rc != SQLITE_OK)
