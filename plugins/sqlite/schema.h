@@ -59,6 +59,12 @@ int bandb_time_parse(const char *s, size_t n, spw_usec_t *ret);
  * leaves sqlite3_errmsg() describing it. */
 int bandb_apply_pragmas(sqlite3 *db, bool synchronous_full);
 
+/* The page cache's default size (the cache_size key). */
+#define BANDB_CACHE_KIB_DEFAULT 4096
+#define BANDB_CACHE_SIZE_DEFAULT ((uint64_t) BANDB_CACHE_KIB_DEFAULT * 1024)
+#define BANDB_STR_(x) #x
+#define BANDB_STR(x) BANDB_STR_(x)
+
 /* SQLite's process-wide settings (memory statistics off), once, before
  * the first connection is opened; without effect once SQLite runs. */
 void bandb_global_config(void);

@@ -73,6 +73,7 @@ typedef struct bandb {
         /* configuration */
         const char *db_path;            /* borrowed from the config during init */
         bool synchronous_full;
+        uint64_t cache_size;            /* bytes of SQLite page cache */
         spw_usec_t busy_timeout;
         spw_usec_t watch_interval;
 
@@ -104,6 +105,9 @@ static const spw_config_key bandb_config_keys[] = {
         SPWP_BANDB_CONFIG_KEYS_GC,
         { "synchronous", SPW_CONFIG_ENUM, "normal", "normal|full",
           "SQLite synchronous mode with WAL: normal may lose the last commits on power loss, full fsyncs each commit" },
+        { "cache_size", SPW_CONFIG_STRING, "4MiB", NULL,
+          "SQLite page cache of the connection, e.g. 4MiB, 16MiB (at least 256KiB): more keeps more of a large ban "
+          "table's index in memory, at that much more resident memory" },
         { "busy_timeout", SPW_CONFIG_DURATION, "5s", NULL,
           "how long to wait for another process holding the database lock" },
         { "watch_interval", SPW_CONFIG_DURATION, "2s", NULL,
@@ -120,6 +124,11 @@ static int bandb_config_key(spwp_bandb *core, const char *k, const char *v, cons
                 if (!*v)
                         return -EINVAL;
                 b->db_path = v;
+        } else if (strcmp(k, "cache_size") == 0) {
+                *expected = "a size like 4MiB or 16MiB, at least 256KiB";
+                if (spwp_bandb_parse_size(v, &b->cache_size) < 0 || b->cache_size < 256 * 1024 ||
+                    b->cache_size > (UINT64_C(1) << 40))
+                        return -EINVAL;
         } else if (strcmp(k, "busy_timeout") == 0) {
                 *expected = "a duration like 5s or 500ms";
                 if (spwp_parse_duration(v, &b->busy_timeout) < 0)
@@ -888,7 +897,7 @@ static void bandb_partial_ip_index(bandb *b) {
 }
 
 static int bandb_open(bandb *b) {
-        char err[512];
+        char err[512], sql[64];
         int rc, from = 0, failed = 0, tables;
 
         bandb_global_config();
@@ -905,6 +914,18 @@ static int bandb_open(bandb *b) {
         rc = bandb_apply_pragmas(b->db, b->synchronous_full);
         if (rc != SQLITE_OK)
                 return bandb_open_error(b, rc, "cannot open the database in WAL mode", NULL);
+        snprintf(sql, sizeof sql, "PRAGMA cache_size = -%" PRIu64, b->cache_size / 1024);
+        rc = sqlite3_exec(b->db, sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                return bandb_open_error(b, rc, "cannot set the page cache size", NULL);
+        /* what SQLite took, in status (set in KiB: negative) */
+        {
+                sqlite3_stmt *st = NULL;
+                if (sqlite3_prepare_v2(b->db, "PRAGMA cache_size", -1, &st, NULL) == SQLITE_OK &&
+                    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) < 0)
+                        spwp_bandb_status_u64(&b->core, "cache_size", (uint64_t) -sqlite3_column_int64(st, 0) * 1024);
+                sqlite3_finalize(st);
+        }
 
         tables = bandb_count_tables(b);
         rc = bandb_migrate(b->db, &from, err, sizeof err);
@@ -997,6 +1018,7 @@ static int bandb_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *c
         b = bandb_of(core);
         b->busy_timeout = 5 * USEC_PER_SEC;
         b->watch_interval = 2 * USEC_PER_SEC;
+        b->cache_size = BANDB_CACHE_SIZE_DEFAULT;
 
         r = bandb_setup(b, config, n_config);
         b->db_path = NULL;
