@@ -5,8 +5,10 @@
  *
  * Direct mode (default) writes each signal the way the plugin does, with the
  * plugin's own schema, pragmas and prepared statements (schema.c): one row
- * each into signal_occurences, event_sequences and ban_applications, then
- * the soft-delete UPDATE of the target's older active bans, committing every
+ * each into signal_occurences (with the daemon's signal id and origin, the
+ * unique key), event_sequences, ban_applications (with scope and value) and
+ * the ban-change log (ban_changes), then the soft-delete UPDATE of the
+ * target's older active bans, committing every
  * --batch signals. --savepoint wraps each signal in a SAVEPOINT, to measure
  * what the plugin saves by undoing failed inserts by id instead. WAL
  * checkpoints run on a thread as in the plugin (checkpoint.c);
@@ -20,7 +22,7 @@
  *
  * Output (parsed by the daemon benchmark; keep the format):
  *   ceiling: N signals/s (batch B, synchronous S, rows R, db size X MiB)
- * where R is the number of rows written (3 per signal). --through-plugin
+ * where R is the number of rows written (4 per signal). --through-plugin
  * prints the same line starting "plugin:" and a "read_at:" line.
  *
  * The database is created fresh: an existing --db file (and its -wal, -shm)
@@ -102,7 +104,8 @@ static void bind_t(sqlite3_stmt *st, int i, spw_usec_t t, char buf[static BANDB_
 static void write_direct(sqlite3 *db, sqlite3_stmt **st, const sample *s, usec_t now) {
         char tn[BANDB_TIME_MAX], t1[BANDB_TIME_MAX], t2[BANDB_TIME_MAX];
         sqlite3_stmt *q;
-        sqlite3_int64 id;
+        sqlite3_int64 id, ban_id;
+        int more;
 
         bandb_time_format(tn, now);
 
@@ -126,6 +129,10 @@ static void write_direct(sqlite3 *db, sqlite3_stmt **st, const sample *s, usec_t
         sqlite3_bind_int64(q, BANDB_SIG_CAPACITY, s->sig.capacity);
         sqlite3_bind_int64(q, BANDB_SIG_LEAK_SPEED, s->sig.leak_speed_ns);
         sqlite3_bind_int(q, BANDB_SIG_REPROCESS, 0);
+        /* the daemon's signal id and origin: the unique key that makes a
+         * redelivered signal a no-op (the plugin binds them too) */
+        sqlite3_bind_int64(q, BANDB_SIG_SPILLWAY_ID, (sqlite3_int64) s->sig.id);
+        sqlite3_bind_int64(q, BANDB_SIG_ORIGIN, INT64_C(0x1234567890abcdef));
         run(db, q);
         id = sqlite3_last_insert_rowid(db);
 
@@ -152,12 +159,33 @@ static void write_direct(sqlite3 *db, sqlite3_stmt **st, const sample *s, usec_t
         sqlite3_bind_text(q, BANDB_BAN_REASON, s->ban.reason, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, BANDB_BAN_SCENARIO, s->ban.scenario, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, BANDB_BAN_SIGNAL_ID, id);
+        sqlite3_bind_text(q, BANDB_BAN_SCOPE, "Ip", -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, BANDB_BAN_VALUE, s->ban.ip_text, -1, SQLITE_STATIC);
         run(db, q);
+        ban_id = sqlite3_last_insert_rowid(db);
+
+        /* the ban-change log's ADD row, as the plugin writes it */
+        q = st[BANDB_SQL_CHANGE_ADD];
+        sqlite3_bind_text(q, 1, tn, BANDB_TIME_LEN, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, id);
+        run(db, q);
+
+        /* the plugin's soft-delete: probe, then UPDATE only when the
+         * target has more than one active ban (sqlite.c, op_run) */
+        q = st[BANDB_SQL_SUPERSEDE_PROBE];
+        sqlite3_bind_text(q, 2, s->ban.ip_text, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) != SQLITE_ROW)
+                die_sql(db, sqlite3_sql(q));
+        more = sqlite3_column_int(q, 0);
+        sqlite3_reset(q);
+        if (!more)
+                return;
 
         q = st[BANDB_SQL_SUPERSEDE];
         sqlite3_bind_text(q, 1, tn, BANDB_TIME_LEN, SQLITE_STATIC);
         sqlite3_bind_text(q, 2, s->ban.ip_text, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 3, sqlite3_last_insert_rowid(db));
+        sqlite3_bind_int64(q, 3, ban_id);
+        sqlite3_bind_int(q, 4, 0);
         run(db, q);
 }
 
@@ -170,6 +198,7 @@ static double bench_direct(const options *o, double *cpu) {
         usec_t start, elapsed;
         sample s;
 
+        bandb_global_config(); /* as the plugin does */
         if (sqlite3_open_v2(o->db, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL))
                 die_sql(db, o->db);
         sqlite3_busy_timeout(db, 5000);
@@ -330,7 +359,7 @@ int main(int argc, char **argv) {
 
         printf("%s: %.0f signals/s (batch %" PRIu64 ", synchronous %s, rows %" PRIu64 ", db size %.1f MiB)\n",
                o.through_plugin ? "plugin" : "ceiling", (double) o.signals / secs, o.batch,
-               o.sync_full ? "full" : "normal", o.signals * 3, mib);
+               o.sync_full ? "full" : "normal", o.signals * 4, mib);
         printf("  %" PRIu64 " signals in %.3f s, %.2f us per signal, %.0f signals per CPU second, "
                "%" PRIu64 " distinct targets%s\n",
                o.signals, secs, secs * 1e6 / (double) o.signals, cpu > 0 ? (double) o.signals / cpu : 0,
