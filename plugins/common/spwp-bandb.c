@@ -19,7 +19,14 @@
  *     the next flush() fails with -EAGAIN and the daemon inserts the whole
  *     batch again (all or nothing, at-least-once). batch_lost stays set
  *     until that flush, whatever happens to transactions opened meanwhile.
- *   - A failing insert leaves the batch as it was: every row an insert
+ *   - Multi-row batches (drivers with buf_signal): the rows of a signal
+ *     with a spillway id and no new manual ban go to the driver's buffer;
+ *     send_buffer() writes it before anything else runs in the batch
+ *     (flush, read_at, delete, timers, a row-by-row insert), so every
+ *     reader sees the batch as if written at insert. A failed send rolls
+ *     the batch back (batch_lost, batch_errno): the batch, not a signal,
+ *     is the unit then; the next flush returns its fate.
+ *   - A failing row-by-row insert leaves the batch as it was: every row an insert
  *     writes carries the new signal's id, so undoing it is three DELETEs by
  *     that id (a SAVEPOINT per insert costs more, see the backends'
  *     READMEs). The soft-delete of older bans is the insert's last step:
@@ -378,18 +385,16 @@ static spwp_bandb_value v_int(int64_t i) {
 
 /* ------------------------------------------------------------ insert */
 
-/* The signal's rows: the signal, its events, its bans, then the soft-delete
- * of older active bans of the same targets. *id is the new signal's id once
- * its row exists (0 before). */
+static bool ban_manual(const spw_ban *ban) {
+        return ban->measure_source && strcmp(ban->measure_source, SPWP_BANDB_MANUAL_SOURCE) == 0;
+}
+
+/* The values of a signal's rows, in the order of SPWP_BANDB_Q_INSERT_SIGNAL,
+ * _EVENT and _BAN (id: the signal's row id, 0 while unknown). */
 _Static_assert((int) _SPWP_BANDB_SIG_MAX >= (int) _SPWP_BANDB_BAN_MAX &&
-               (int) _SPWP_BANDB_SIG_MAX >= (int) _SPWP_BANDB_EVENT_MAX, "write_signal's value array");
-static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, uint64_t *id, bool *duplicate) {
-        const spwp_bandb_driver *d = b->drv;
+               (int) _SPWP_BANDB_SIG_MAX >= (int) _SPWP_BANDB_EVENT_MAX, "the rows' value arrays");
+static void signal_values(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, spwp_bandb_value *v) {
         const spw_source *src = sig->source;
-        spwp_bandb_value v[_SPWP_BANDB_SIG_MAX]; /* the widest: see the assertion below */
-        uint64_t first_ban = 0, inserted = 0;
-        bool has_scope = sig->n_bans > 0 && SPW_SIGNAL_BAN_HAS(sig, value);
-        const char *doing = "soft-deleting the targets' older active bans";
 
 #define FALLBACK(field, srcfield) v_str(sig->field ? sig->field : src ? src->srcfield : NULL)
         v[SPWP_BANDB_SIG_NOW] = v_now(now);
@@ -421,6 +426,111 @@ static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, ui
                 .kind = SPWP_BANDB_NONZERO, .i = sig->id <= INT64_MAX ? (int64_t) sig->id : 0 };
         v[SPWP_BANDB_SIG_ORIGIN] = v_int(b->origin);
 #undef FALLBACK
+}
+
+static void event_values(const spw_event *ev, spw_usec_t now, uint64_t id, spwp_bandb_value *v) {
+        v[SPWP_BANDB_EVENT_NOW] = v_now(now);
+        v[SPWP_BANDB_EVENT_TIME] = (spwp_bandb_value) { .kind = SPWP_BANDB_TIME, .t = ev->time };
+        v[SPWP_BANDB_EVENT_SOURCE_IP] = v_str(ev->source_ip);
+        v[SPWP_BANDB_EVENT_SIGNAL_ID] = v_id(id);
+        v[SPWP_BANDB_EVENT_SERIALIZED] = (spwp_bandb_value) { .kind = SPWP_BANDB_TEXT, .s = ev->serialized };
+}
+
+static void ban_values(const spw_signal *sig, size_t i, spw_usec_t now, uint64_t id, spwp_bandb_value *v) {
+        const spw_ban *ban = spw_signal_ban(sig, i);
+        bool has_scope = sig->n_bans > 0 && SPW_SIGNAL_BAN_HAS(sig, value);
+
+        v[SPWP_BANDB_BAN_NOW] = v_now(now);
+        v[SPWP_BANDB_BAN_MEASURE_SOURCE] = v_str(ban->measure_source);
+        v[SPWP_BANDB_BAN_MEASURE_TYPE] = v_str(ban->measure_type);
+        v[SPWP_BANDB_BAN_MEASURE_EXTRA] = v_str(ban->measure_extra);
+        v[SPWP_BANDB_BAN_UNTIL] = (spwp_bandb_value) { .kind = SPWP_BANDB_TIME, .t = ban->until };
+        v[SPWP_BANDB_BAN_START_IP] = (spwp_bandb_value) { .kind = SPWP_BANDB_ADDR, .a = ban->start_ip };
+        v[SPWP_BANDB_BAN_END_IP] = (spwp_bandb_value) { .kind = SPWP_BANDB_ADDR, .a = ban->end_ip };
+        v[SPWP_BANDB_BAN_TARGET_CN] = v_str(ban->target_cn);
+        v[SPWP_BANDB_BAN_TARGET_AS] = (spwp_bandb_value) { .kind = SPWP_BANDB_NONZERO, .i = ban->target_as };
+        v[SPWP_BANDB_BAN_TARGET_AS_NAME] = v_str(ban->target_as_name);
+        v[SPWP_BANDB_BAN_IP_TEXT] = v_str(ban->ip_text);
+        v[SPWP_BANDB_BAN_REASON] = v_str(ban->reason);
+        v[SPWP_BANDB_BAN_SCENARIO] = v_str(ban->scenario);
+        v[SPWP_BANDB_BAN_SIGNAL_ID] = v_id(id);
+        /* plugins of ABI 2.2 see the scope's name; an older daemon's
+         * bans are Ip or Range, told apart by the int */
+        v[SPWP_BANDB_BAN_SCOPE] = v_str(has_scope && ban->scope_name ? ban->scope_name
+                                        : ban->scope == SPW_SCOPE_RANGE ? "Range" : "Ip");
+        v[SPWP_BANDB_BAN_VALUE] = v_str(has_scope && ban->value ? ban->value : ban->ip_text);
+}
+
+/* Multi-row batches (drivers with buf_signal): hand the signal's rows to
+ * the driver's buffer. 1 buffered, 2 a duplicate of a buffered signal, 0
+ * not for the buffer (no spillway id to read its row id back by, or a new
+ * manual ban, whose ranking is per target: row by row), -1 a value the
+ * server would refuse (b->e). */
+static int buffer_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now) {
+        const spwp_bandb_driver *d = b->drv;
+        spwp_bandb_value v[_SPWP_BANDB_SIG_MAX];
+        int r;
+
+        if (!d->buf_signal || sig->id == 0 || sig->id > INT64_MAX)
+                return 0;
+        for (size_t i = 0; i < sig->n_bans; i++)
+                if (ban_manual(spw_signal_ban(sig, i)))
+                        return 0;
+        signal_values(b, sig, now, v);
+        r = d->buf_signal(b, (int64_t) sig->id, v, _SPWP_BANDB_SIG_MAX);
+        if (r != 1)
+                return r;
+        for (size_t i = 0; r == 1 && i < sig->n_events; i++) {
+                event_values(spw_signal_event(sig, i), now, 0, v);
+                r = d->buf_row(b, SPWP_BANDB_Q_INSERT_EVENT, v, _SPWP_BANDB_EVENT_MAX);
+        }
+        for (size_t i = 0; r == 1 && i < sig->n_bans; i++) {
+                ban_values(sig, i, now, 0, v);
+                r = d->buf_row(b, SPWP_BANDB_Q_INSERT_BAN, v, _SPWP_BANDB_BAN_MAX);
+        }
+        if (r != 1)
+                d->buf_cancel(b);
+        return r;
+}
+
+/* Write the buffered rows into the open batch: before anything else runs
+ * in it (a read, a delete, a timer, a row-by-row insert, the commit), so
+ * that it sees them. If that fails, some rows may be written: the batch is
+ * rolled back, and the next flush returns the error (transient: it is
+ * inserted again; permanent: it failed). Returns 0, or -1 (b->e, and
+ * batch_msg the batch's fate). */
+static int send_buffer(spwp_bandb *b) {
+        char buf[600];
+        bool retry;
+
+        if (!b->drv->send || !b->in_txn || b->drv->buffered(b) == 0)
+                return 0;
+        if (b->drv->send(b) == 0)
+                return 0;
+        retry = transient(b);
+        /* the message may be cut: batch_msg is a bounded copy */
+        if (snprintf(b->batch_msg, sizeof b->batch_msg, "cannot write the batch of %" PRIu64 " signal(s): %.500s "
+                     "while %.80s; rolled back, %s", b->n_pending, describe(b, buf),
+                     b->e.doing ? b->e.doing : "writing it",
+                     retry ? "it will be inserted again" : "the batch is dropped") < 0)
+                b->batch_msg[0] = 0;
+        b->batch_errno = retry ? -EAGAIN : err_errno(b);
+        b->drv->rollback(b);
+        b->in_txn = b->dirty = false;
+        b->batch_lost = true;
+        return -1;
+}
+
+/* The signal's rows: the signal, its events, its bans, then the soft-delete
+ * of older active bans of the same targets. *id is the new signal's id once
+ * its row exists (0 before). */
+static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, uint64_t *id, bool *duplicate) {
+        const spwp_bandb_driver *d = b->drv;
+        spwp_bandb_value v[_SPWP_BANDB_SIG_MAX]; /* the widest: see the assertion above */
+        uint64_t first_ban = 0, inserted = 0;
+        const char *doing = "soft-deleting the targets' older active bans";
+
+        signal_values(b, sig, now, v);
         /* a signal id already stored (the spool redelivers the batch that
          * was in flight at a crash) inserts nothing: the statement ignores
          * the unique (spillway_signal_id, spillway_origin) conflict */
@@ -435,40 +545,14 @@ static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, ui
         *id = d->last_id(b, SPWP_BANDB_Q_INSERT_SIGNAL);
 
         for (size_t i = 0; i < sig->n_events; i++) {
-                const spw_event *ev = spw_signal_event(sig, i);
-
-                v[SPWP_BANDB_EVENT_NOW] = v_now(now);
-                v[SPWP_BANDB_EVENT_TIME] = (spwp_bandb_value) { .kind = SPWP_BANDB_TIME, .t = ev->time };
-                v[SPWP_BANDB_EVENT_SOURCE_IP] = v_str(ev->source_ip);
-                v[SPWP_BANDB_EVENT_SIGNAL_ID] = v_id(*id);
-                v[SPWP_BANDB_EVENT_SERIALIZED] = (spwp_bandb_value) { .kind = SPWP_BANDB_TEXT, .s = ev->serialized };
+                event_values(spw_signal_event(sig, i), now, *id, v);
                 if (d->run(b, SPWP_BANDB_Q_INSERT_EVENT, v, _SPWP_BANDB_EVENT_MAX, NULL,
                            "inserting into event_sequences") < 0)
                         return -1;
         }
 
         for (size_t i = 0; i < sig->n_bans; i++) {
-                const spw_ban *ban = spw_signal_ban(sig, i);
-
-                v[SPWP_BANDB_BAN_NOW] = v_now(now);
-                v[SPWP_BANDB_BAN_MEASURE_SOURCE] = v_str(ban->measure_source);
-                v[SPWP_BANDB_BAN_MEASURE_TYPE] = v_str(ban->measure_type);
-                v[SPWP_BANDB_BAN_MEASURE_EXTRA] = v_str(ban->measure_extra);
-                v[SPWP_BANDB_BAN_UNTIL] = (spwp_bandb_value) { .kind = SPWP_BANDB_TIME, .t = ban->until };
-                v[SPWP_BANDB_BAN_START_IP] = (spwp_bandb_value) { .kind = SPWP_BANDB_ADDR, .a = ban->start_ip };
-                v[SPWP_BANDB_BAN_END_IP] = (spwp_bandb_value) { .kind = SPWP_BANDB_ADDR, .a = ban->end_ip };
-                v[SPWP_BANDB_BAN_TARGET_CN] = v_str(ban->target_cn);
-                v[SPWP_BANDB_BAN_TARGET_AS] = (spwp_bandb_value) { .kind = SPWP_BANDB_NONZERO, .i = ban->target_as };
-                v[SPWP_BANDB_BAN_TARGET_AS_NAME] = v_str(ban->target_as_name);
-                v[SPWP_BANDB_BAN_IP_TEXT] = v_str(ban->ip_text);
-                v[SPWP_BANDB_BAN_REASON] = v_str(ban->reason);
-                v[SPWP_BANDB_BAN_SCENARIO] = v_str(ban->scenario);
-                v[SPWP_BANDB_BAN_SIGNAL_ID] = v_id(*id);
-                /* plugins of ABI 2.2 see the scope's name; an older daemon's
-                 * bans are Ip or Range, told apart by the int */
-                v[SPWP_BANDB_BAN_SCOPE] = v_str(has_scope && ban->scope_name ? ban->scope_name
-                                                : ban->scope == SPW_SCOPE_RANGE ? "Range" : "Ip");
-                v[SPWP_BANDB_BAN_VALUE] = v_str(has_scope && ban->value ? ban->value : ban->ip_text);
+                ban_values(sig, i, now, *id, v);
                 if (d->run(b, SPWP_BANDB_Q_INSERT_BAN, v, _SPWP_BANDB_BAN_MAX, NULL,
                            "inserting into ban_applications") < 0)
                         return -1;
@@ -486,8 +570,7 @@ static int write_signal(spwp_bandb *b, const spw_signal *sig, spw_usec_t now, ui
         if (sig->n_bans > 1 && d->savepoint(b, doing) < 0)
                 return -1;
         for (size_t i = 0; i < sig->n_bans; i++) {
-                const char *ms = sig->bans[i].measure_source;
-                bool manual = ms && strcmp(ms, SPWP_BANDB_MANUAL_SOURCE) == 0;
+                bool manual = ban_manual(spw_signal_ban(sig, i));
                 if (d->run(b, SPWP_BANDB_Q_SUPERSEDE,
                            VALUES(v_now(now), v_str(spw_signal_ban(sig, i)->ip_text), v_id(first_ban), v_int(manual)), NULL, doing) < 0) {
                         if (sig->n_bans > 1)
@@ -586,8 +669,22 @@ int spwp_bandb_insert(void *userdata, const spw_signal *sig) {
                 }
                 id = 0;
                 r = begin_batch(b);
-                if (r == 0)
-                        r = write_signal(b, sig, b->host->now(b->ctx), &id, &duplicate);
+                if (r == 0) {
+                        spw_usec_t now = b->host->now(b->ctx);
+                        int q = buffer_signal(b, sig, now);
+
+                        if (q < 0)
+                                return reject(b, sig, b->e.msg);
+                        if (q == 2)
+                                duplicate = true;
+                        else if (q == 0 && send_buffer(b) < 0) {
+                                /* the rows before it failed: the batch is gone, this signal comes again */
+                                b->host->set_error(b->ctx, "%s: cannot store signal %" PRIu64 " (scenario %s): %s; "
+                                                   "will retry", b->where, sig->id, scenario(sig), b->batch_msg);
+                                return -EAGAIN;
+                        } else if (q == 0)
+                                r = write_signal(b, sig, now, &id, &duplicate);
+                }
                 if (r == 0 && duplicate) {
                         /* stored before (a redelivery): done, and counted
                          * once the batch commits */
@@ -603,7 +700,7 @@ int spwp_bandb_insert(void *userdata, const spw_signal *sig) {
                         other_scope_count(b, sig);
                         if (!b->keys.debug)
                                 return 0;
-                        if (b->drv->log_row_id)
+                        if (b->drv->log_row_id && id != 0)
                                 snprintf(buf, sizeof buf, " as id %" PRIu64, id);
                         else
                                 buf[0] = 0;
@@ -688,7 +785,10 @@ int spwp_bandb_flush(void *userdata) {
         uint64_t n = b->n_pending;
         char buf[600];
         bool retry;
+        int r;
 
+        if (b->in_txn && !lost(b))
+                (void) send_buffer(b); /* a failure: batch_lost, batch_errno */
         if (b->in_txn && lost(b)) {
                 /* the connection died under the batch (noticed by a timer or a read) */
                 b->batch_lost = b->batch_lost || b->dirty;
@@ -700,6 +800,13 @@ int spwp_bandb_flush(void *userdata) {
                 b->in_txn = b->batch_lost = b->dirty = false;
                 b->n_pending = 0;
                 batch_counts(b, false);
+                if (b->batch_errno != 0) {
+                        /* its buffered rows could not be written (send_buffer) */
+                        r = b->batch_errno;
+                        b->batch_errno = 0;
+                        b->host->set_error(b->ctx, "%s: %s", b->where, b->batch_msg);
+                        return r;
+                }
                 b->host->set_error(b->ctx, "%s: %s%" PRIu64 "%s; the batch will be inserted again", b->where,
                                    b->drv->lost_before, n, b->drv->lost_after);
                 return -EAGAIN;
@@ -790,6 +897,10 @@ int spwp_bandb_read_at(void *userdata, spw_usec_t at, spw_row_fn fn, void *fn_us
                 b->host->set_error(b->ctx, "%s: cannot read active bans: cannot connect: %s (error %u): %s",
                                    b->where, b->e.msg, b->e.code, b->drv->advice(b->e.code));
                 return b->drv->connect_errno(b->e.code);
+        }
+        if (send_buffer(b) < 0) {
+                b->host->set_error(b->ctx, "%s: cannot read active bans: %s", b->where, b->batch_msg);
+                return err_errno(b);
         }
         r = read_walk(b, at, fn, fn_userdata, &stop, &n_rows);
         /* an idle connection lost before the first row: once more (see insert) */
@@ -946,6 +1057,11 @@ static int soft_delete(spwp_bandb *b, spwp_bandb_query q, const char *target, ui
                                    b->e.msg, b->e.code, b->drv->advice(b->e.code));
                 return b->drv->connect_errno(b->e.code);
         }
+        if (send_buffer(b) < 0) {
+                b->host->set_error(b->ctx, "%s: cannot delete bans%s%s: %s; nothing deleted", b->where,
+                                   target ? " of " : "", target ? target : "", b->batch_msg);
+                return err_errno(b);
+        }
         /* the change log's DELETEs and the soft delete, in one transaction
          * (the batch's if one is open, else a short one of their own) */
         bool own = !b->in_txn;
@@ -1012,6 +1128,8 @@ static int expire_tick(void *userdata, spw_usec_t now) {
 
         if (ensure(b) < 0)
                 return timer_connect_error(b, "cannot expire bans", "will try again in a second");
+        if (send_buffer(b) < 0)
+                return timer_error(b, "cannot expire bans", "will try again in a second");
         memset(&b->e, 0, sizeof b->e);
         if (!b->in_txn || d->probe_in_batch) {
                 /* A read first: most seconds there is nothing to expire, and
@@ -1603,6 +1721,8 @@ static int gc_tick(void *userdata, spw_usec_t now) {
         if (now < b->gc.next &&
             !(b->gc.arrived * GC_ROWS_PER_SIGNAL >= GC_RUN_ROWS && now >= b->gc.last_run + GC_TICK))
                 return 0;
+        if (send_buffer(b) < 0) /* the open batch's rows first (multi-row batches) */
+                return timer_error(b, "cannot collect garbage", "will try again in a second");
         b->gc.arrived = 0;
         b->gc.last_run = now;
         b->gc.next = now + b->gc_interval;

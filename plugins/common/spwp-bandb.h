@@ -15,7 +15,14 @@
  *   - insert: checking the signal, the rows it writes (signal, events,
  *     bans, then the soft-delete of the targets' older bans, inside a
  *     savepoint when there are several), the messages and the transient /
- *     permanent verdict;
+ *     permanent verdict; or, for a driver with multi-row batches
+ *     (buf_signal), handing the rows to the driver's buffer, which checks
+ *     them (a value the server would refuse rejects that signal at insert)
+ *     and writes the whole buffer at send(): before the commit and before
+ *     anything else that runs in the batch (reads, deletes, timers, a
+ *     row-by-row insert), so that they see it. A failure there rolls the
+ *     batch back and the flush reports it (transient: inserted again;
+ *     permanent: the batch failed), the ABI's flush contract;
  *   - read_at walking rows, delete_target/delete_all, and the timers:
  *     expiry every second; garbage collection of ended bans (soft-deleted
  *     or past until, whatever `flush` says) paced by the arrivals, a
@@ -356,6 +363,29 @@ typedef struct spwp_bandb_driver {
          * back. Runs inside a transaction. */
         int (*reclaim)(spwp_bandb *b, uint64_t max_bytes, uint64_t *returned);
 
+        /* Multi-row batches (NULL: every insert writes its rows at once).
+         * The core hands a signal's rows to the driver, which keeps them in
+         * the open batch and writes them at send(): a handful of statements
+         * for the whole buffer. buf_signal() takes the signal's row (v as
+         * for SPWP_BANDB_Q_INSERT_SIGNAL, its non-zero spillway id `key`)
+         * and returns 1 (buffered), 2 (that key is in the buffer already: a
+         * duplicate), 0 (not for the buffer: the core writes it row by row,
+         * after send()) or -1 (a value the server would refuse: b->e says
+         * which; the signal is rejected, nothing buffered). buf_row() then
+         * takes each event (SPWP_BANDB_Q_INSERT_EVENT) and ban
+         * (SPWP_BANDB_Q_INSERT_BAN) row of that signal, its signal id left
+         * 0 (filled at send), with the same answers but 2; on 0 or -1 the
+         * core calls buf_cancel() to drop the signal's rows already taken.
+         * send() writes the buffer inside the open transaction (then
+         * empty, whatever happened); -1 with b->e set: some of it may be
+         * written, the batch must be rolled back. The buffer is emptied by
+         * begin, commit and rollback too. */
+        int (*buf_signal)(spwp_bandb *b, int64_t key, const spwp_bandb_value *v, size_t n);
+        int (*buf_row)(spwp_bandb *b, spwp_bandb_query q, const spwp_bandb_value *v, size_t n);
+        void (*buf_cancel)(spwp_bandb *b);
+        int (*send)(spwp_bandb *b);
+        /* Signals in the buffer (0 without one). */
+        size_t (*buffered)(spwp_bandb *b);
 
         /* Named locks for background work (NULL: one host per database). */
         int (*try_lock)(spwp_bandb *b, spwp_bandb_lock which, bool *got);
@@ -373,6 +403,11 @@ struct spwp_bandb {
         bool in_txn;                    /* our transaction is open */
         bool dirty;                     /* something was written in it */
         bool batch_lost;                /* it was lost dirty: the next flush says so */
+        /* Writing the buffered rows failed (send): the batch was rolled
+         * back, and the next flush returns batch_errno (-EAGAIN: it is
+         * inserted again; else it failed) with batch_msg. */
+        int batch_errno;
+        char batch_msg[700];
         uint64_t n_pending;             /* inserts since the last flush */
 
         spwp_bandb_error e;             /* the last failure */

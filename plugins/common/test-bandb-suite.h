@@ -62,6 +62,10 @@ typedef struct bandb_suite {
         void (*add_trigger)(const char *db, const char *name, bool update, const char *reason, const char *message);
         /* What follows such a trigger's message in the plugin's errors. */
         const char *trigger_code;
+        /* The driver keeps a batch's rows and writes them at flush
+         * (multi-row batches): what only the server can refuse (a trigger)
+         * fails the flush, the whole batch. */
+        bool rows_at_flush;
 
         /* The bytes the database takes on disk (NULL: not measured). */
         uint64_t (*db_bytes)(const char *db);

@@ -13,7 +13,9 @@
 static int add(journal_entry *e, int n, const char *name, const char *value) {
         if (!value || !*value || n >= JOURNAL_MAX_FIELDS)
                 return n;
-        snprintf(e->field[n], JOURNAL_FIELD_MAX, "%s=%s", name, value);
+        if (snprintf(e->field[n], JOURNAL_FIELD_MAX, "%s=%s", name, value) >= JOURNAL_FIELD_MAX)
+                /* a value longer than a field is cut, and says so */
+                memcpy(e->field[n] + JOURNAL_FIELD_MAX - 4, "...", 4);
         for (char *p = e->field[n]; *p; p++)
                 if (*p == '\n' || *p == '\r')
                         *p = ' ';

@@ -36,5 +36,14 @@ int main(void) {
         s.alert_message = NULL;
         n = journal_fields_build(&e, &s, "journal", "x", LOG_INFO);
         CHECK_STREQ(find(&e, n, "MESSAGE="), "crowdsecurity/ssh-bf: ban 192.0.2.7 (6 events)");
+
+        /* a value longer than a field is cut, and ends with "..." */
+        static char long_message[3000];
+        memset(long_message, 'x', sizeof long_message - 1);
+        s.alert_message = long_message;
+        n = journal_fields_build(&e, &s, "journal", "x", LOG_INFO);
+        const char *m = find(&e, n, "MESSAGE=");
+        CHECK(m && strlen(m) == JOURNAL_FIELD_MAX - 1 - strlen("MESSAGE="));
+        CHECK(m && strcmp(m + strlen(m) - 3, "...") == 0);
         return 0;
 }

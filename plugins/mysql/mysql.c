@@ -24,8 +24,13 @@
  *     ask the server (one "DO 0" and its status flags) whether the
  *     transaction is still open: InnoDB rolls the whole transaction back on
  *     a deadlock, a lost connection loses it.
- *   - Undoing a failed insert is three DELETEs by signal id (a SAVEPOINT
- *     per insert costs two more round trips per signal).
+ *   - On MariaDB 10.5+ (multi_row, the default) a batch's rows are kept as
+ *     SQL text and written at flush in a handful of multi-row statements
+ *     (see "multi-row batches" below); a value the server would refuse is
+ *     refused at insert. Otherwise, and for signals without a spillway id
+ *     and new manual bans, four prepared statements per signal.
+ *   - Undoing a failed row-by-row insert is three DELETEs by signal id (a
+ *     SAVEPOINT per insert costs two more round trips per signal).
  *   - One active ban per target, through the (ip_text, deleted_at) index
  *     pinned with FORCE INDEX. Two hosts banning the same target at the
  *     same instant may both leave an active ban; ReadAT still shows one row
@@ -37,7 +42,8 @@
  *     the batch and the prepared statements silently.
  *   - db_host is a list in preference order: a (re)connection takes the
  *     first host that works, a host after the first is left for a
- *     preferred one every failback_interval (after a flush, no batch open);
+ *     preferred one every failback_interval (after a flush, or from a
+ *     timer when idle; never with a batch open);
  *     each switch is a journal entry. A batch lost with its host is
  *     inserted again on the next (the core's batch_lost).
  *   - A flush writes a token row in the batch; a COMMIT that lost its
@@ -191,6 +197,75 @@ typedef struct error_slot {
         uint64_t suppressed;
 } error_slot;
 
+/* ------------------------------------------------------------ multi-row batches */
+
+/*
+ * On MariaDB 10.5 and later (INSERT ... RETURNING), the open batch's
+ * signals are kept here, as SQL text, and written at send() (before the
+ * commit, a read, a delete, a timer or a row-by-row insert) by a fixed
+ * handful of statements whatever their number:
+ *
+ *   1. INSERT IGNORE INTO signal_occurences VALUES (...),(...) RETURNING
+ *      id, spillway_signal_id: a signal whose (spillway_signal_id,
+ *      spillway_origin) is stored already is skipped and not returned (a
+ *      redelivery); the row ids come back by that unique key, never from
+ *      LAST_INSERT_ID() (Galera's auto_increment_increment and
+ *      innodb_autoinc_lock_mode 2 give no consecutive ids);
+ *   2. in one multi-statement round trip: the events and the bans of the
+ *      signals stored (multi-row, their signal ids patched into the text),
+ *      the change log's ADDs (INSERT ... SELECT by those signal ids), and
+ *      the soft-delete of every target's older active bans as one UPDATE
+ *      over a ranking (ROW_NUMBER() per ip_text, in MYDB_SQL_SUPERSEDE's
+ *      order: a running manual ban, then the one that ends last, the
+ *      newest on a tie; all ranks above 1 go).
+ *
+ * Every statement stays under the server's max_allowed_packet (read at
+ * connect): a longer list is cut into several statements. The buffer holds
+ * what the daemon inserts between two flushes (flush_batch signals) and is
+ * sent early above MR_MAX_BYTES. Values are checked as they are buffered
+ * (valid UTF-8, text lengths, finite numbers): what the server would refuse
+ * is refused at insert(), for that signal only; varchar(255) values are
+ * cut at 255 characters as the row-by-row path cuts them.
+ */
+
+#define MR_ID_WIDTH   20                 /* a row id patched into the text: "%20" PRIu64 */
+#define MR_MAX_BYTES  (UINT64_C(32) << 20) /* sent early above this */
+#define MR_STMT_MAX   (UINT64_C(8) << 20)
+
+typedef struct mr_text {
+        char *s;
+        size_t len, size;
+} mr_text;
+
+typedef struct mr_sig {
+        int64_t key;                    /* spillway_signal_id */
+        uint64_t row_id;                /* 0: not stored (a duplicate) */
+        size_t off, len;                /* its tuple in sigs */
+} mr_sig;
+
+typedef struct mr_row {
+        size_t sig;                     /* index in sig[] */
+        size_t off, len, id_at;         /* its tuple in evs or bans; the id's place */
+        size_t t_off, t_len;            /* bans: the quoted ip_text in targets */
+} mr_row;
+
+typedef struct mr_buf {
+        mr_text sigs, evs, bans, targets;
+        mr_sig *sig;
+        mr_row *ev, *ban;
+        size_t n_sig, n_ev, n_ban, cap_sig, cap_ev, cap_ban;
+        /* the signal being buffered: where to cut back to (buf_cancel) */
+        size_t mark_sigs, mark_evs, mark_bans, mark_targets, mark_n_ev, mark_n_ban;
+        struct mr_key {
+                int64_t key;
+                size_t i;
+        } *order;                       /* sig[] indexes sorted by key (send) */
+        mr_text stmt;                   /* the statement being built */
+        mr_text list;                   /* a list of targets (the soft-delete) */
+} mr_buf;
+
+typedef struct mr_key mr_key;
+
 /* One entry of db_host: a TCP host (and port), or a unix socket. */
 typedef struct mydb_host {
         char *name;                     /* host name or address; NULL: the unix socket */
@@ -257,6 +332,12 @@ typedef struct mydb {
         /* the GC's picks */
         uint64_t pick_ban[CHUNK_ROWS], pick_sig[CHUNK_ROWS];
         size_t n_picked;
+
+        /* multi-row batches: the open batch's rows, not sent yet */
+        bool multi_row;                 /* the multi_row key */
+        bool multirow_server;           /* the server takes INSERT ... RETURNING (MariaDB 10.5+) */
+        size_t stmt_limit;              /* the longest statement: under its max_allowed_packet */
+        mr_buf mr;
         MYSQL_TIME gc_now;              /* the pick's now: its delete removes only bans that had ended */
 } mydb;
 
@@ -279,6 +360,9 @@ static const spw_config_key mydb_config_keys[] = {
           "background work (expiry, garbage collection) is done by one host at a time, which holds a lease "
           "in the database; another host takes over at most this long after the holder stops" },
         { "db_port", SPW_CONFIG_INT, "3306", NULL, "server TCP port" },
+        { "multi_row", SPW_CONFIG_BOOL, "true", NULL,
+          "write a batch as a handful of multi-row statements at flush (MariaDB 10.5 or later; other servers "
+          "always write row by row); false: four statements per signal, each at its insert" },
         { "db_socket", SPW_CONFIG_STRING, "/run/mysqld/mysqld.sock", NULL,
           "unix socket path, used when db_host is localhost" },
         { "db_username", SPW_CONFIG_STRING, "spillway", NULL, "user name" },
@@ -352,6 +436,10 @@ static int mydb_config_key(spwp_bandb *core, const char *k, const char *v, const
                 if (spwp_parse_uint(v, 65535, &port) < 0 || port < 1)
                         return -EINVAL;
                 b->db_port = (unsigned) port;
+        } else if (strcmp(k, "multi_row") == 0) {
+                *expected = "true or false";
+                if (spwp_parse_bool(v, &b->multi_row) < 0)
+                        return -EINVAL;
         } else if (strcmp(k, "tls") == 0) {
                 *expected = "true or false";
                 if (spwp_parse_bool(v, &b->tls) < 0)
@@ -1012,6 +1100,24 @@ static int mydb_try_host(mydb *b, size_t h, bool at_init, MYSQL **conn, MYSQL_ST
 
 /* Make host h's connection (from mydb_try_host) the backend's, with a
  * journal entry when it is another host than before. */
+/* What the server takes: INSERT ... RETURNING (multi-row batches), and the
+ * longest statement (max_allowed_packet, less room for the protocol). */
+static void mydb_server_caps(mydb *b) {
+        MYSQL_RES *res;
+        MYSQL_ROW row;
+        uint64_t packet = 0;
+
+        b->multirow_server = mariadb_connection(b->conn) && mysql_get_server_version(b->conn) >= 100500;
+        if (mysql_query(b->conn, "SELECT @@max_allowed_packet") == 0 && (res = mysql_store_result(b->conn))) {
+                if ((row = mysql_fetch_row(res)) && row[0])
+                        packet = strtoull(row[0], NULL, 10);
+                mysql_free_result(res);
+        }
+        b->stmt_limit = packet >= 4 * 16384 ? (size_t) (packet - 16384) : packet >= 8192 ? (size_t) packet / 2 : 4096;
+        if (b->stmt_limit > MR_STMT_MAX)
+                b->stmt_limit = MR_STMT_MAX;
+}
+
 static void mydb_install(mydb *b, size_t h, MYSQL *conn, MYSQL_STMT *st[static _MYDB_SQL_MAX], const char *why) {
         size_t prev = b->cur;
         bool had = b->ever_connected;
@@ -1036,6 +1142,7 @@ static void mydb_install(mydb *b, size_t h, MYSQL *conn, MYSQL_STMT *st[static _
         spwp_bandb_status_u64(&b->core, "host_switches", b->n_switches);
         spwp_bandb_status(&b->core, "server_version", mysql_get_server_info(b->conn));
         spwp_bandb_status(&b->core, "connection", "up");
+        mydb_server_caps(b);
         /* after a switch, try the preferred host again in failback_interval */
         b->failback_at = mono_now() + b->failback_interval;
 }
@@ -1276,7 +1383,10 @@ static bool op_lost(spwp_bandb *core) {
         return !b->conn || b->broken;
 }
 
+static void mr_clear(mr_buf *m);
+
 static int op_begin(spwp_bandb *core, const char *doing) {
+        mr_clear(&mydb_of(core)->mr);
         return mydb_query(mydb_of(core), "START TRANSACTION", doing);
 }
 
@@ -1388,6 +1498,7 @@ static void op_rollback(spwp_bandb *core) {
         mydb *b = mydb_of(core);
         mydb_error keep = b->core.e;
 
+        mr_clear(&b->mr);
         if (!b->conn || b->broken)
                 return;
         mysql_rollback(b->conn);
@@ -1829,6 +1940,613 @@ static void op_unlock(spwp_bandb *core, spwp_bandb_lock which) {
         (void) which;
 }
 
+/* ------------------------------------------------------------ multi-row batches (see the types above) */
+
+static int mt_reserve(mr_text *t, size_t more) {
+        char *s;
+        size_t size;
+
+        if (t->len + more + 1 <= t->size)
+                return 0;
+        size = (t->len + more + 1) * 2;
+        s = realloc(t->s, size);
+        if (!s)
+                return -1;
+        t->s = s;
+        t->size = size;
+        return 0;
+}
+
+static int mt_mem(mr_text *t, const char *s, size_t n) {
+        if (mt_reserve(t, n) < 0)
+                return -1;
+        memcpy(t->s + t->len, s, n);
+        t->len += n;
+        t->s[t->len] = 0;
+        return 0;
+}
+
+static int mt_add(mr_text *t, const char *s) {
+        return mt_mem(t, s, strlen(s));
+}
+
+static int mt_u64(mr_text *t, uint64_t u) {
+        char buf[24];
+        return mt_mem(t, buf, (size_t) snprintf(buf, sizeof buf, "%" PRIu64, u));
+}
+
+static void mt_free(mr_text *t) {
+        free(t->s);
+        *t = (mr_text) {};
+}
+
+/* Valid UTF-8 as MariaDB's utf8mb4 takes it (no overlong forms, no
+ * surrogates, at most U+10FFFF). */
+static bool utf8_valid(const char *str, size_t n) {
+        const unsigned char *s = (const unsigned char *) str;
+
+        for (size_t i = 0; i < n;) {
+                unsigned c = s[i];
+                size_t k;
+                uint32_t cp;
+
+                if (c < 0x80) {
+                        i++;
+                        continue;
+                }
+                if (c >= 0xc2 && c <= 0xdf)
+                        k = 1, cp = c & 0x1f;
+                else if (c >= 0xe0 && c <= 0xef)
+                        k = 2, cp = c & 0x0f;
+                else if (c >= 0xf0 && c <= 0xf4)
+                        k = 3, cp = c & 0x07;
+                else
+                        return false;
+                if (i + k >= n + 1 || i + k > n)
+                        return false;
+                for (size_t j = 1; j <= k; j++) {
+                        if ((s[i + j] & 0xc0) != 0x80)
+                                return false;
+                        cp = cp << 6 | (s[i + j] & 0x3f);
+                }
+                if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+                    (cp >= 0xd800 && cp <= 0xdfff))
+                        return false;
+                i += k + 1;
+        }
+        return true;
+}
+
+/* A refused value: b->e says which and why (the core rejects the signal). */
+static int mr_refuse(mydb *b, const char *table, const char *column, const char *why) {
+        b->core.e = (mydb_error) { .doing = "checking the signal's values" };
+        snprintf(b->core.e.msg, sizeof b->core.e.msg, "has %s in %s.%s, which the server refuses", why, table,
+                 column);
+        return -1;
+}
+
+/* The columns of the three INSERTs, in mydb_q's order (created_at and
+ * updated_at first), for the messages; the signal id is moved first in
+ * events and bans (its place patched at send). */
+static const char *const mr_sig_cols[_MYDB_SIG_MAX] = {
+        "created_at", "updated_at", "map_key", "scenario", "bucket_id", "alert_message", "events_count",
+        "start_at", "stop_at", "source_ip", "source_range", "source_autonomous_system_number",
+        "source_autonomous_system_organization", "source_country", "source_latitude", "source_longitude",
+        "dest_ip", "capacity", "leak_speed", "reprocess", "spillway_signal_id", "spillway_origin",
+};
+static const char *const mr_event_cols[_MYDB_EVENT_MAX] = {
+        "created_at", "updated_at", "time", "source_ip", "signal_occurence_id", "serialized",
+};
+static const char *const mr_ban_cols[_MYDB_BAN_MAX] = {
+        "created_at", "updated_at", "measure_source", "measure_type", "measure_extra", "until", "start_ip",
+        "end_ip", "target_cn", "target_as", "target_as_name", "ip_text", "reason", "scenario",
+        "signal_occurence_id", "scope", "value",
+};
+
+/* mediumtext: 16 MiB - 1 bytes */
+#define MR_TEXT_MAX ((UINT64_C(1) << 24) - 1)
+
+/* One value as SQL text, as mydb_bind_value binds it. -1: refused (b->e),
+ * -2: out of memory. */
+static int mr_value(mydb *b, mr_text *t, const spwp_bandb_value *v, const char *table, const char *column) {
+        char buf[64];
+        MYSQL_TIME tm;
+        size_t n;
+
+        switch (v->kind) {
+        case SPWP_BANDB_STR:
+        case SPWP_BANDB_TEXT:
+                if (!v->s)
+                        return mt_add(t, "NULL") < 0 ? -2 : 0;
+                n = strlen(v->s);
+                if (!utf8_valid(v->s, n))
+                        return mr_refuse(b, table, column, "text that is not valid UTF-8");
+                if (v->kind == SPWP_BANDB_STR)
+                        n = utf8_prefix(v->s, VARCHAR_CHARS);
+                else if (n > MR_TEXT_MAX)
+                        return mr_refuse(b, table, column, "text longer than a mediumtext (16 MiB)");
+                if (mt_reserve(t, 2 * n + 3) < 0)
+                        return -2;
+                t->s[t->len++] = '\'';
+                t->len += mysql_real_escape_string(b->conn, t->s + t->len, v->s, (unsigned long) n);
+                t->s[t->len++] = '\'';
+                t->s[t->len] = 0;
+                return 0;
+        case SPWP_BANDB_TIME:
+        case SPWP_BANDB_NOW:
+                if (v->kind == SPWP_BANDB_TIME && v->t == 0)
+                        return mt_add(t, "NULL") < 0 ? -2 : 0;
+                mydb_time_to_mysql(v->t, &tm);
+                snprintf(buf, sizeof buf, "'%04u-%02u-%02u %02u:%02u:%02u.%06lu'", tm.year, tm.month, tm.day, tm.hour,
+                         tm.minute, tm.second, tm.second_part);
+                break;
+        case SPWP_BANDB_INT:
+                snprintf(buf, sizeof buf, "%" PRId64, v->i);
+                break;
+        case SPWP_BANDB_INT32:
+                snprintf(buf, sizeof buf, "%" PRId64, clamp_int32(v->i));
+                break;
+        case SPWP_BANDB_NONZERO:
+                if (v->i == 0)
+                        snprintf(buf, sizeof buf, "NULL");
+                else
+                        snprintf(buf, sizeof buf, "%" PRId64, v->i);
+                break;
+        case SPWP_BANDB_ID:
+                snprintf(buf, sizeof buf, "%" PRIu64, v->u);
+                break;
+        case SPWP_BANDB_DOUBLE:
+                if (v->d != v->d || v->d > 1.7976931348623157e308 || v->d < -1.7976931348623157e308)
+                        return mr_refuse(b, table, column, "a number that is not finite");
+                snprintf(buf, sizeof buf, "%.17g", v->d);
+                break;
+        case SPWP_BANDB_ADDR:
+                buf[0] = 'X';
+                buf[1] = '\'';
+                for (int i = 0; i < 16; i++)
+                        snprintf(buf + 2 + 2 * i, 3, "%02x", v->a[i]);
+                buf[34] = '\'';
+                buf[35] = 0;
+                break;
+        case SPWP_BANDB_NULL:
+        default:
+                snprintf(buf, sizeof buf, "NULL");
+                break;
+        }
+        return mt_add(t, buf) < 0 ? -2 : 0;
+}
+
+/* Grow an array of `each`-byte items to hold n + 1. */
+static int mr_grow(void **a, size_t *cap, size_t n, size_t each) {
+        void *p;
+        size_t c;
+
+        if (n < *cap)
+                return 0;
+        c = *cap ? *cap * 2 : 256;
+        p = realloc(*a, c * each);
+        if (!p)
+                return -1;
+        *a = p;
+        *cap = c;
+        return 0;
+}
+
+static void mr_clear(mr_buf *m) {
+        m->sigs.len = m->evs.len = m->bans.len = m->targets.len = 0;
+        m->n_sig = m->n_ev = m->n_ban = 0;
+}
+
+static void mr_free(mr_buf *m) {
+        mt_free(&m->sigs);
+        mt_free(&m->evs);
+        mt_free(&m->bans);
+        mt_free(&m->targets);
+        mt_free(&m->stmt);
+        mt_free(&m->list);
+        free(m->sig);
+        free(m->ev);
+        free(m->ban);
+        free(m->order);
+        *m = (mr_buf) {};
+}
+
+/* A tuple "(v, v, ...)" of query q's values into t; the signal id (events,
+ * bans) first, as a placeholder of MR_ID_WIDTH blanks (*id_at its place). */
+static int mr_tuple(mydb *b, mr_text *t, spwp_bandb_query q, const spwp_bandb_value *v, size_t n, int id_pos,
+                    size_t *id_at) {
+        static const spwp_bandb_value null = { .kind = SPWP_BANDB_NULL };
+        const char *table = q == SPWP_BANDB_Q_INSERT_SIGNAL ? "signal_occurences"
+                            : q == SPWP_BANDB_Q_INSERT_EVENT ? "event_sequences" : "ban_applications";
+        const char *const *cols = q == SPWP_BANDB_Q_INSERT_SIGNAL ? mr_sig_cols
+                                  : q == SPWP_BANDB_Q_INSERT_EVENT ? mr_event_cols : mr_ban_cols;
+        bool first = true;
+        int r;
+
+        _Static_assert(MR_ID_WIDTH == 20, "the placeholder below");
+        if (mt_add(t, "(") < 0)
+                return -2;
+        if (id_pos >= 0) {
+                *id_at = t->len;
+                if (mt_add(t, "                    ,") < 0)
+                        return -2;
+        }
+        for (size_t k = 0; k < mydb_q[q].n; k++) {
+                if ((int) k == id_pos)
+                        continue;
+                if (!first && mt_add(t, ",") < 0)
+                        return -2;
+                first = false;
+                r = mr_value(b, t, mydb_q[q].pos[k] < n ? &v[mydb_q[q].pos[k]] : &null, table, cols[k]);
+                if (r < 0)
+                        return r;
+        }
+        return mt_add(t, ")") < 0 ? -2 : 0;
+}
+
+/* The longest statement we send: under the server's max_allowed_packet. */
+static size_t mr_stmt_limit(const mydb *b) {
+        return b->stmt_limit ? b->stmt_limit : 4096;
+}
+
+static int op_buf_signal(spwp_bandb *core, int64_t key, const spwp_bandb_value *v, size_t n) {
+        mydb *b = mydb_of(core);
+        mr_buf *m = &b->mr;
+        int r;
+
+        if (!b->multi_row || !b->multirow_server || !b->conn)
+                return 0;
+        /* a bound on the buffer's memory: above it, the core sends the
+         * buffer and writes this signal row by row */
+        if ((uint64_t) m->sigs.len + m->evs.len + m->bans.len > MR_MAX_BYTES)
+                return 0;
+        for (size_t i = 0; i < m->n_sig; i++)
+                if (m->sig[i].key == key)
+                        return 2;
+        m->mark_sigs = m->sigs.len;
+        m->mark_evs = m->evs.len;
+        m->mark_bans = m->bans.len;
+        m->mark_targets = m->targets.len;
+        m->mark_n_ev = m->n_ev;
+        m->mark_n_ban = m->n_ban;
+        if (mr_grow((void **) &m->sig, &m->cap_sig, m->n_sig, sizeof m->sig[0]) < 0)
+                return 0;
+        r = mr_tuple(b, &m->sigs, SPWP_BANDB_Q_INSERT_SIGNAL, v, n, -1, NULL);
+        if (r == 0 && m->sigs.len - m->mark_sigs + 4096 > mr_stmt_limit(b) / 4)
+                r = -2;
+        if (r < 0) {
+                m->sigs.len = m->mark_sigs;
+                return r == -1 ? -1 : 0;
+        }
+        m->sig[m->n_sig++] = (mr_sig) { .key = key, .off = m->mark_sigs, .len = m->sigs.len - m->mark_sigs };
+        return 1;
+}
+
+static void op_buf_cancel(spwp_bandb *core) {
+        mr_buf *m = &mydb_of(core)->mr;
+
+        m->n_sig--;
+        m->sigs.len = m->mark_sigs;
+        m->evs.len = m->mark_evs;
+        m->bans.len = m->mark_bans;
+        m->targets.len = m->mark_targets;
+        m->n_ev = m->mark_n_ev;
+        m->n_ban = m->mark_n_ban;
+}
+
+static int op_buf_row(spwp_bandb *core, spwp_bandb_query q, const spwp_bandb_value *v, size_t n) {
+        mydb *b = mydb_of(core);
+        mr_buf *m = &b->mr;
+        bool ban = q == SPWP_BANDB_Q_INSERT_BAN;
+        mr_text *t = ban ? &m->bans : &m->evs;
+        mr_row row = { .sig = m->n_sig - 1, .off = t->len };
+        int r;
+
+        if (ban ? mr_grow((void **) &m->ban, &m->cap_ban, m->n_ban, sizeof m->ban[0])
+                : mr_grow((void **) &m->ev, &m->cap_ev, m->n_ev, sizeof m->ev[0]))
+                return 0;
+        r = mr_tuple(b, t, q, v, n, ban ? MYDB_BAN_SIGNAL_ID : MYDB_EVENT_SIGNAL_ID, &row.id_at);
+        if (r < 0)
+                return r == -1 ? -1 : 0;
+        row.len = t->len - row.off;
+        if (row.len + 4096 > mr_stmt_limit(b) / 4)
+                return 0;
+        if (ban) {
+                row.t_off = m->targets.len;
+                if (mr_value(b, &m->targets, &v[SPWP_BANDB_BAN_IP_TEXT], "ban_applications", "ip_text") < 0)
+                        return 0;
+                row.t_len = m->targets.len - row.t_off;
+                m->ban[m->n_ban++] = row;
+        } else
+                m->ev[m->n_ev++] = row;
+        return 1;
+}
+
+static size_t op_buffered(spwp_bandb *core) {
+        return mydb_of(core)->mr.n_sig;
+}
+
+/* Run the statements in m->stmt (n of them, ';'-separated) in one round
+ * trip; doing[k] names the k-th for its error. */
+static int mr_exec(mydb *b, size_t n, const char *const *doing) {
+        mr_text *t = &b->mr.stmt;
+        size_t k = 0;
+        int more;
+
+        if (t->len == 0)
+                return 0;
+        if (mysql_real_query(b->conn, t->s, (unsigned long) t->len) != 0)
+                return mydb_fail_conn(b, doing[0]);
+        while ((more = mysql_next_result(b->conn)) == 0)
+                k++;
+        t->len = 0;
+        if (more > 0)
+                return mydb_fail_conn(b, doing[k + 1 < n ? k + 1 : n - 1]);
+        return 0;
+}
+
+static int cmp_key(const void *x, const void *y) {
+        int64_t a = ((const mr_key *) x)->key, c = ((const mr_key *) y)->key;
+        return a < c ? -1 : a > c;
+}
+
+/* The signals, RETURNING their row ids, in statements under the limit. */
+static int mr_send_signals(mydb *b) {
+        static const char head[] =
+                "INSERT IGNORE INTO signal_occurences (created_at, updated_at, map_key, scenario, bucket_id,"
+                " alert_message, events_count, start_at, stop_at, source_ip, source_range,"
+                " source_autonomous_system_number, source_autonomous_system_organization,"
+                " source_country, source_latitude, source_longitude, dest_ip, capacity, leak_speed,"
+                " reprocess, spillway_signal_id, spillway_origin) VALUES ";
+        mr_buf *m = &b->mr;
+        size_t limit = mr_stmt_limit(b), i = 0;
+
+        while (i < m->n_sig) {
+                MYSQL_RES *res;
+                MYSQL_ROW row;
+                size_t first = i;
+
+                m->stmt.len = 0;
+                if (mt_add(&m->stmt, head) < 0)
+                        goto oom;
+                for (; i < m->n_sig && (i == first || m->stmt.len + m->sig[i].len + 64 < limit); i++)
+                        if ((i > first && mt_add(&m->stmt, ",") < 0) ||
+                            mt_mem(&m->stmt, m->sigs.s + m->sig[i].off, m->sig[i].len) < 0)
+                                goto oom;
+                if (mt_add(&m->stmt, " RETURNING id, spillway_signal_id") < 0)
+                        goto oom;
+                if (mysql_real_query(b->conn, m->stmt.s, (unsigned long) m->stmt.len) != 0)
+                        return mydb_fail_conn(b, "inserting into signal_occurences");
+                res = mysql_store_result(b->conn);
+                if (!res)
+                        return mydb_fail_conn(b, "reading the stored signals' ids");
+                while ((row = mysql_fetch_row(res))) {
+                        int64_t key = row[1] ? strtoll(row[1], NULL, 10) : 0;
+                        size_t lo = 0, hi = m->n_sig;
+
+                        /* m->order: indexes sorted by key */
+                        while (lo < hi) {
+                                size_t mid = (lo + hi) / 2;
+                                if (m->order[mid].key < key)
+                                        lo = mid + 1;
+                                else
+                                        hi = mid;
+                        }
+                        if (lo < m->n_sig && m->order[lo].key == key && row[0])
+                                m->sig[m->order[lo].i].row_id = strtoull(row[0], NULL, 10);
+                }
+                mysql_free_result(res);
+        }
+        m->stmt.len = 0;
+        return 0;
+oom:
+        b->core.e = (mydb_error) { .code = CR_OUT_OF_MEMORY, .doing = "building the batch's statements" };
+        snprintf(b->core.e.msg, sizeof b->core.e.msg, "out of memory");
+        return -1;
+}
+
+/* Append one statement of a list to m->stmt: flush the round trip first if
+ * it would go over the limit. */
+typedef struct mr_batch {
+        size_t n;
+        const char *doing[64];
+} mr_batch;
+
+static int mr_stmt_done(mydb *b, mr_batch *x, const char *doing) {
+        x->doing[x->n++] = doing;
+        /* what is pending stays under limit/4: with the next statement (at
+         * most limit/2 and its head), under the limit */
+        if (x->n == 64 || b->mr.stmt.len > mr_stmt_limit(b) / 4) {
+                int r = mr_exec(b, x->n, x->doing);
+                x->n = 0;
+                return r < 0 ? -1 : 0;
+        }
+        return mt_add(&b->mr.stmt, ";") < 0 ? -2 : 0;
+}
+
+/* A list statement: head, then items (item(i) appends the i-th, returning
+ * false to skip it), then tail, cut into several under the limit. */
+static int mr_list(mydb *b, mr_batch *x, const char *head, const char *tail, size_t n_items,
+                   int (*item)(mydb *b, size_t i, bool first), const char *doing) {
+        mr_text *t = &b->mr.stmt;
+        size_t limit = mr_stmt_limit(b);
+        size_t i = 0;
+
+        while (i < n_items) {
+                size_t start = t->len, items = 0;
+                int r;
+
+                if (mt_add(t, head) < 0)
+                        return -2;
+                for (; i < n_items; i++) {
+                        /* a statement: up to limit/4 and one item (at most limit/4, see buf_*) */
+                        if (items > 0 && t->len - start > limit / 4)
+                                break;
+                        r = item(b, i, items == 0);
+                        if (r < 0)
+                                return r;
+                        items += (size_t) r;
+                }
+                if (items == 0) {
+                        t->len = start;
+                        t->s[t->len] = 0;
+                        break;
+                }
+                if (mt_add(t, tail) < 0)
+                        return -2;
+                r = mr_stmt_done(b, x, doing);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* An event or ban tuple of a stored signal, its id patched in. */
+static int mr_item_row(mydb *b, mr_row *rows, mr_text *src, size_t i, bool first) {
+        const mr_sig *s = &b->mr.sig[rows[i].sig];
+        char id[MR_ID_WIDTH + 1];
+
+        if (s->row_id == 0)
+                return 0;
+        snprintf(id, sizeof id, "%*" PRIu64, MR_ID_WIDTH, s->row_id);
+        memcpy(src->s + rows[i].id_at, id, MR_ID_WIDTH);
+        if ((!first && mt_add(&b->mr.stmt, ",") < 0) || mt_mem(&b->mr.stmt, src->s + rows[i].off, rows[i].len) < 0)
+                return -2;
+        return 1;
+}
+
+static int mr_item_event(mydb *b, size_t i, bool first) {
+        return mr_item_row(b, b->mr.ev, &b->mr.evs, i, first);
+}
+
+static int mr_item_ban(mydb *b, size_t i, bool first) {
+        return mr_item_row(b, b->mr.ban, &b->mr.bans, i, first);
+}
+
+static int mr_item_sig_id(mydb *b, size_t i, bool first) {
+        const mr_sig *s = &b->mr.sig[i];
+
+        if (s->row_id == 0)
+                return 0;
+        if ((!first && mt_add(&b->mr.stmt, ",") < 0) || mt_u64(&b->mr.stmt, s->row_id) < 0)
+                return -2;
+        return 1;
+}
+
+/* The one-active-ban rule for the batch's targets at once: of each
+ * target's active bans, all but the first in MYDB_SQL_SUPERSEDE's order (a
+ * running manual ban, then the one that ends last, the newest on a tie).
+ * A single-table UPDATE along the (ip_text, deleted_at) index, as the
+ * row-by-row statement: it locks the batch's targets' rows only (a JOIN
+ * would read, and wait for, other hosts' uncommitted rows); the ranking is
+ * a consistent read in a derived table (window functions keep it
+ * materialised, so the UPDATE may read its own table). */
+static int mr_supersede(mydb *b, mr_batch *x, const char *now) {
+        mr_buf *m = &b->mr;
+        mr_text *l = &m->list, *t = &m->stmt;
+        size_t limit = mr_stmt_limit(b), i = 0;
+        char buf[1024];
+        int r;
+
+        while (i < m->n_ban) {
+                size_t items = 0;
+
+                l->len = 0;
+                for (; i < m->n_ban && (items == 0 || l->len < limit / 8); i++) {
+                        const mr_row *row = &m->ban[i];
+
+                        if (m->sig[row->sig].row_id == 0)
+                                continue;
+                        if ((items++ > 0 && mt_add(l, ",") < 0) || mt_mem(l, m->targets.s + row->t_off, row->t_len) < 0)
+                                return -2;
+                }
+                if (items == 0)
+                        break;
+                snprintf(buf, sizeof buf, "UPDATE ban_applications FORCE INDEX (" MYDB_IP_TEXT_INDEX ") SET"
+                         " deleted_at = %s, updated_at = %s WHERE deleted_at IS NULL AND ip_text IN (", now, now);
+                if (mt_add(t, buf) < 0 || mt_mem(t, l->s, l->len) < 0)
+                        return -2;
+                snprintf(buf, sizeof buf, ") AND id IN (SELECT r.id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY"
+                         " ip_text ORDER BY (until > %s AND COALESCE(measure_source, '') = 'cscli') DESC, until DESC,"
+                         " id DESC) AS rn FROM ban_applications FORCE INDEX (" MYDB_IP_TEXT_INDEX ") WHERE"
+                         " deleted_at IS NULL AND ip_text IN (", now);
+                if (mt_add(t, buf) < 0 || mt_mem(t, l->s, l->len) < 0 || mt_add(t, ")) AS r WHERE r.rn > 1)") < 0)
+                        return -2;
+                r = mr_stmt_done(b, x, "soft-deleting the targets' older active bans");
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int op_send(spwp_bandb *core) {
+        mydb *b = mydb_of(core);
+        mr_buf *m = &b->mr;
+        mr_batch x = { 0 };
+        char now[64], head[1024];
+        MYSQL_TIME tm;
+        int r;
+
+        if (m->n_sig == 0)
+                return 0;
+        free(m->order);
+        m->order = malloc(m->n_sig * sizeof m->order[0]);
+        if (!m->order) {
+                mr_clear(m);
+                b->core.e = (mydb_error) { .code = CR_OUT_OF_MEMORY, .doing = "building the batch's statements" };
+                snprintf(b->core.e.msg, sizeof b->core.e.msg, "out of memory");
+                return -1;
+        }
+        for (size_t i = 0; i < m->n_sig; i++) {
+                m->order[i] = (mr_key) { m->sig[i].key, i };
+                m->sig[i].row_id = 0;
+        }
+        qsort(m->order, m->n_sig, sizeof m->order[0], cmp_key);
+
+        m->stmt.len = 0;
+        r = mr_send_signals(b);
+        if (r == 0) {
+                /* the signals stored before (redeliveries) write nothing more */
+                for (size_t i = 0; i < m->n_sig; i++)
+                        if (m->sig[i].row_id == 0) {
+                                b->core.pending_duplicates++;
+                                if (b->core.keys.debug)
+                                        spwp_bandb_log(core, LOG_DEBUG, "signal %" PRId64 " is stored already: not "
+                                                       "stored again", m->sig[i].key);
+                        }
+                mydb_time_to_mysql(b->core.host->now(b->core.ctx), &tm);
+                snprintf(now, sizeof now, "'%04u-%02u-%02u %02u:%02u:%02u.%06lu'", tm.year, tm.month, tm.day,
+                         tm.hour, tm.minute, tm.second, tm.second_part);
+                r = mr_list(b, &x, "INSERT INTO event_sequences (signal_occurence_id, created_at, updated_at, time,"
+                            " source_ip, serialized) VALUES ", "", m->n_ev, mr_item_event,
+                            "inserting into event_sequences");
+        }
+        if (r == 0)
+                r = mr_list(b, &x, "INSERT INTO ban_applications (signal_occurence_id, created_at, updated_at,"
+                            " measure_source, measure_type, measure_extra, until, start_ip, end_ip, target_cn,"
+                            " target_as, target_as_name, ip_text, reason, scenario, scope, value) VALUES ", "",
+                            m->n_ban, mr_item_ban, "inserting into ban_applications");
+        if (r == 0) {
+                snprintf(head, sizeof head, "INSERT INTO ban_changes (at, kind, ban_id, ip_text) SELECT %s, 1, id,"
+                         " ip_text FROM ban_applications WHERE signal_occurence_id IN (", now);
+                r = mr_list(b, &x, head, ") ORDER BY id", m->n_sig, mr_item_sig_id, "logging the ban changes");
+        }
+        if (r == 0)
+                r = mr_supersede(b, &x, now);
+        if (r == 0 && x.n > 0) {
+                /* the last ';' */
+                m->stmt.len--;
+                r = mr_exec(b, x.n, x.doing);
+        }
+        if (r == -2) {
+                b->core.e = (mydb_error) { .code = CR_OUT_OF_MEMORY, .doing = "building the batch's statements" };
+                snprintf(b->core.e.msg, sizeof b->core.e.msg, "out of memory");
+        }
+        mr_clear(m);
+        m->stmt.len = 0;
+        return r < 0 ? -1 : 0;
+}
+
 static const spwp_bandb_driver mydb_driver = {
         .name = "mysql",
         .other_name = "sqlite",
@@ -1850,6 +2568,11 @@ static const spwp_bandb_driver mydb_driver = {
         .lost = op_lost,
         .try_lock = op_try_lock,
         .unlock = op_unlock,
+        .buf_signal = op_buf_signal,
+        .buf_row = op_buf_row,
+        .buf_cancel = op_buf_cancel,
+        .send = op_send,
+        .buffered = op_buffered,
 };
 
 /* ------------------------------------------------------------ init */
@@ -1910,6 +2633,7 @@ static int mydb_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *co
         b->lock_wait_timeout = 5 * USEC_PER_SEC;
         b->db_port = 3306;
         b->failback_interval = 10 * USEC_PER_SEC;
+        b->multi_row = true;
         b->lease_ttl = 15 * USEC_PER_SEC;
         b->db_host = strdup("localhost");
         b->db_socket = strdup("/run/mysqld/mysqld.sock");
@@ -1950,6 +2674,7 @@ static mydb *mydb_free(mydb *b) {
         }
         free(b->db_name);
         free(b->tls_ca);
+        mr_free(&b->mr);
         free(b);
         return NULL;
 }
@@ -2001,6 +2726,29 @@ static int mydb_flush(void *userdata) {
         return r;
 }
 
+/* An idle daemon goes back to its preferred host too: every
+ * failback_interval, between other calls, the same check as after a
+ * flush (no batch open, the interval since the switch passed). */
+static int mydb_failback_tick(void *userdata, spw_usec_t now) {
+        (void) now;
+        mydb_failback(userdata);
+        return 0;
+}
+
+static int mydb_start_autocommit(void *userdata) {
+        mydb *b = userdata;
+        int r;
+
+        r = spwp_bandb_start_autocommit(userdata);
+        if (r < 0 || b->n_hosts < 2)
+                return r;
+        r = b->core.host->schedule(b->core.ctx, b->failback_interval, mydb_failback_tick, b);
+        if (r < 0)
+                spwp_bandb_set_error(&b->core, "%s: cannot schedule the return to the preferred host: %s", b->where,
+                                     strerror(-r));
+        return r;
+}
+
 static int mydb_read_at(void *userdata, spw_usec_t at, spw_row_fn fn, void *fn_userdata) {
         PHASED(PHASE_READ, spwp_bandb_read_at(userdata, at, fn, fn_userdata));
 }
@@ -2031,7 +2779,7 @@ static const struct spw_backend mydb_backend = {
         .init = mydb_init,
         .insert = mydb_insert,
         .flush = mydb_flush,
-        .start_autocommit = spwp_bandb_start_autocommit,
+        .start_autocommit = mydb_start_autocommit,
         .read_at = mydb_read_at,
         .read_changes = mydb_read_changes,
         .read_history = mydb_read_history,

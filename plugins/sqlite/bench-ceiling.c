@@ -5,10 +5,15 @@
  *
  * Direct mode (default) writes each signal the way the plugin does, with the
  * plugin's own schema, pragmas and prepared statements (schema.c): one row
- * each into signal_occurences, event_sequences and ban_applications, then
- * the soft-delete UPDATE of the target's older active bans, committing every
+ * each into signal_occurences (with the daemon's signal id and origin, the
+ * unique key), event_sequences, ban_applications (with scope and value) and
+ * the ban-change log (ban_changes), then the soft-delete UPDATE of the
+ * target's older active bans, committing every
  * --batch signals. --savepoint wraps each signal in a SAVEPOINT, to measure
- * what the plugin saves by undoing failed inserts by id instead.
+ * what the plugin saves by undoing failed inserts by id instead. WAL
+ * checkpoints run on a thread as in the plugin (checkpoint.c);
+ * --inline-checkpoints leaves them in the commits (SQLite's default), to
+ * measure what that thread saves.
  *
  * --through-plugin loads sqlite.so and drives its insert() and flush()
  * through tests/lib/testhost with the same rows and batch size, then times
@@ -17,7 +22,7 @@
  *
  * Output (parsed by the daemon benchmark; keep the format):
  *   ceiling: N signals/s (batch B, synchronous S, rows R, db size X MiB)
- * where R is the number of rows written (3 per signal). --through-plugin
+ * where R is the number of rows written (4 per signal). --through-plugin
  * prints the same line starting "plugin:" and a "read_at:" line.
  *
  * The database is created fresh: an existing --db file (and its -wal, -shm)
@@ -33,6 +38,7 @@
 
 #include <sqlite3.h>
 
+#include "checkpoint.h"
 #include "schema.h"
 #include "test-fixtures.h"
 #include "timeutil.h"
@@ -48,6 +54,7 @@ typedef struct options {
         const char *db;
         bool sync_full;
         bool savepoint;
+        bool inline_checkpoints;
         bool through_plugin;
         bool keep;
         const char *plugin;
@@ -97,7 +104,8 @@ static void bind_t(sqlite3_stmt *st, int i, spw_usec_t t, char buf[static BANDB_
 static void write_direct(sqlite3 *db, sqlite3_stmt **st, const sample *s, usec_t now) {
         char tn[BANDB_TIME_MAX], t1[BANDB_TIME_MAX], t2[BANDB_TIME_MAX];
         sqlite3_stmt *q;
-        sqlite3_int64 id;
+        sqlite3_int64 id, ban_id;
+        int more;
 
         bandb_time_format(tn, now);
 
@@ -121,6 +129,10 @@ static void write_direct(sqlite3 *db, sqlite3_stmt **st, const sample *s, usec_t
         sqlite3_bind_int64(q, BANDB_SIG_CAPACITY, s->sig.capacity);
         sqlite3_bind_int64(q, BANDB_SIG_LEAK_SPEED, s->sig.leak_speed_ns);
         sqlite3_bind_int(q, BANDB_SIG_REPROCESS, 0);
+        /* the daemon's signal id and origin: the unique key that makes a
+         * redelivered signal a no-op (the plugin binds them too) */
+        sqlite3_bind_int64(q, BANDB_SIG_SPILLWAY_ID, (sqlite3_int64) s->sig.id);
+        sqlite3_bind_int64(q, BANDB_SIG_ORIGIN, INT64_C(0x1234567890abcdef));
         run(db, q);
         id = sqlite3_last_insert_rowid(db);
 
@@ -147,23 +159,46 @@ static void write_direct(sqlite3 *db, sqlite3_stmt **st, const sample *s, usec_t
         sqlite3_bind_text(q, BANDB_BAN_REASON, s->ban.reason, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, BANDB_BAN_SCENARIO, s->ban.scenario, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, BANDB_BAN_SIGNAL_ID, id);
+        sqlite3_bind_text(q, BANDB_BAN_SCOPE, "Ip", -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, BANDB_BAN_VALUE, s->ban.ip_text, -1, SQLITE_STATIC);
         run(db, q);
+        ban_id = sqlite3_last_insert_rowid(db);
+
+        /* the ban-change log's ADD row, as the plugin writes it */
+        q = st[BANDB_SQL_CHANGE_ADD];
+        sqlite3_bind_text(q, 1, tn, BANDB_TIME_LEN, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, id);
+        run(db, q);
+
+        /* the plugin's soft-delete: probe, then UPDATE only when the
+         * target has more than one active ban (sqlite.c, op_run) */
+        q = st[BANDB_SQL_SUPERSEDE_PROBE];
+        sqlite3_bind_text(q, 2, s->ban.ip_text, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) != SQLITE_ROW)
+                die_sql(db, sqlite3_sql(q));
+        more = sqlite3_column_int(q, 0);
+        sqlite3_reset(q);
+        if (!more)
+                return;
 
         q = st[BANDB_SQL_SUPERSEDE];
         sqlite3_bind_text(q, 1, tn, BANDB_TIME_LEN, SQLITE_STATIC);
         sqlite3_bind_text(q, 2, s->ban.ip_text, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 3, sqlite3_last_insert_rowid(db));
+        sqlite3_bind_int64(q, 3, ban_id);
+        sqlite3_bind_int(q, 4, 0);
         run(db, q);
 }
 
 static double bench_direct(const options *o, double *cpu) {
         sqlite3_stmt *st[_BANDB_SQL_MAX] = {}, *savepoint = NULL, *release = NULL;
+        bandb_ckpt *ckpt = NULL;
         sqlite3 *db = NULL;
         char err[512];
         int from, failed;
         usec_t start, elapsed;
         sample s;
 
+        bandb_global_config(); /* as the plugin does */
         if (sqlite3_open_v2(o->db, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL))
                 die_sql(db, o->db);
         sqlite3_busy_timeout(db, 5000);
@@ -178,6 +213,11 @@ static double bench_direct(const options *o, double *cpu) {
         if (sqlite3_prepare_v2(db, "SAVEPOINT bench", -1, &savepoint, NULL) != SQLITE_OK ||
             sqlite3_prepare_v2(db, "RELEASE bench", -1, &release, NULL) != SQLITE_OK)
                 die_sql(db, "prepare");
+        if (!o->inline_checkpoints &&
+            bandb_ckpt_start(db, o->db, BANDB_CKPT_SOFT_PAGES, BANDB_CKPT_HARD_PAGES, NULL, NULL, &ckpt) < 0) {
+                fprintf(stderr, "bench-ceiling: cannot start the checkpoint thread\n");
+                exit(1);
+        }
 
         *cpu = cpu_seconds();
         start = now_monotonic();
@@ -198,6 +238,7 @@ static double bench_direct(const options *o, double *cpu) {
         elapsed = now_monotonic() - start;
         *cpu = cpu_seconds() - *cpu;
 
+        bandb_ckpt_stop(ckpt);
         bandb_finalize(st);
         sqlite3_finalize(savepoint);
         sqlite3_finalize(release);
@@ -217,13 +258,14 @@ static double bench_plugin(const options *o, double *cpu, uint64_t *read_rows, d
 
 static void usage(FILE *f) {
         fputs("usage: bench-ceiling [--signals N] [--batch B] [--db PATH] [--synchronous normal|full]\n"
-              "                     [--targets K] [--savepoint] [--through-plugin [--plugin PATH]] [--keep]\n"
+              "                     [--targets K] [--savepoint] [--inline-checkpoints] [--through-plugin [--plugin PATH]] [--keep]\n"
               "  --signals N       signals to insert (default 20000)\n"
               "  --batch B         signals per transaction (default 100)\n"
               "  --db PATH         database file, recreated (default: a temporary file, removed)\n"
               "  --synchronous S   normal (default) or full\n"
               "  --targets K       distinct source addresses (default: N, all distinct)\n"
               "  --savepoint       wrap each signal in a SAVEPOINT (direct mode)\n"
+              "  --inline-checkpoints  WAL checkpoints in the commits, not on a thread (direct mode)\n"
               "  --through-plugin  insert through sqlite.so's insert()/flush() instead\n"
               "  --plugin PATH     the plugin to load (default: the build tree's)\n"
               "  --keep            keep the database file\n", f);
@@ -237,6 +279,7 @@ int main(int argc, char **argv) {
                 { "synchronous", required_argument, NULL, 's' },
                 { "targets", required_argument, NULL, 't' },
                 { "savepoint", no_argument, NULL, 'S' },
+                { "inline-checkpoints", no_argument, NULL, 'I' },
                 { "through-plugin", no_argument, NULL, 'P' },
                 { "plugin", required_argument, NULL, 'p' },
                 { "keep", no_argument, NULL, 'k' },
@@ -273,6 +316,9 @@ int main(int argc, char **argv) {
                         break;
                 case 'S':
                         o.savepoint = true;
+                        break;
+                case 'I':
+                        o.inline_checkpoints = true;
                         break;
                 case 'P':
                         o.through_plugin = true;
@@ -313,7 +359,7 @@ int main(int argc, char **argv) {
 
         printf("%s: %.0f signals/s (batch %" PRIu64 ", synchronous %s, rows %" PRIu64 ", db size %.1f MiB)\n",
                o.through_plugin ? "plugin" : "ceiling", (double) o.signals / secs, o.batch,
-               o.sync_full ? "full" : "normal", o.signals * 3, mib);
+               o.sync_full ? "full" : "normal", o.signals * 4, mib);
         printf("  %" PRIu64 " signals in %.3f s, %.2f us per signal, %.0f signals per CPU second, "
                "%" PRIu64 " distinct targets%s\n",
                o.signals, secs, secs * 1e6 / (double) o.signals, cpu > 0 ? (double) o.signals / cpu : 0,

@@ -59,6 +59,16 @@ int bandb_time_parse(const char *s, size_t n, spw_usec_t *ret);
  * leaves sqlite3_errmsg() describing it. */
 int bandb_apply_pragmas(sqlite3 *db, bool synchronous_full);
 
+/* The page cache's default size (the cache_size key). */
+#define BANDB_CACHE_KIB_DEFAULT 4096
+#define BANDB_CACHE_SIZE_DEFAULT ((uint64_t) BANDB_CACHE_KIB_DEFAULT * 1024)
+#define BANDB_STR_(x) #x
+#define BANDB_STR(x) BANDB_STR_(x)
+
+/* SQLite's process-wide settings (memory statistics off), once, before
+ * the first connection is opened; without effect once SQLite runs. */
+void bandb_global_config(void);
+
 /* Bring the schema to BANDB_SCHEMA_VERSION in one IMMEDIATE transaction.
  * *from is set to the version found. Returns an SQLite result code with
  * SQLite's message in err; on SQLITE_ERROR with a version newer than ours,
@@ -114,6 +124,7 @@ enum {
         BANDB_SQL_CHANGES_GC,     /* ?1 cutoff, ?2 newest seq */
         BANDB_SQL_READ_CHANGES,   /* ?1 cursor */
         BANDB_SQL_READ_HISTORY,   /* ?1 since (read_history, ABI 2.2) */
+        BANDB_SQL_SUPERSEDE_PROBE,/* ?2 ip_text: 1 if the target has more than one active ban */
         _BANDB_SQL_MAX,
 };
 

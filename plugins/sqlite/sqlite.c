@@ -25,7 +25,9 @@
  *     per insert would do the same but costs ~15% of the insert rate and
  *     46% more instructions (README.md).
  *   - The soft-delete of older bans goes through the (ip_text, deleted_at)
- *     index, pinned with INDEXED BY. It indexes active bans only (WHERE
+ *     index, pinned with INDEXED BY, and runs only when a probe of that
+ *     index finds more than one active ban for the target (the UPDATE
+ *     opens two ephemeral tables even when it has nothing to do). It indexes active bans only (WHERE
  *     deleted_at IS NULL; rebuilt so once when an older file is opened):
  *     history is not in it, so collecting history touches no random page
  *     of it.
@@ -51,6 +53,7 @@
 #include <spillway/backend.h>
 #include <sqlite3.h>
 
+#include "checkpoint.h"
 #include "schema.h"
 #include "spwp-bandb.h"
 #include "spwp-config.h"
@@ -67,10 +70,12 @@ typedef struct bandb {
         sqlite3 *db;
         sqlite3_stmt *st[_BANDB_SQL_MAX];
         char *path;
+        bandb_ckpt *ckpt;               /* WAL checkpoints off the commit path; NULL: SQLite's own */
 
         /* configuration */
         const char *db_path;            /* borrowed from the config during init */
         bool synchronous_full;
+        uint64_t cache_size;            /* bytes of SQLite page cache */
         spw_usec_t busy_timeout;
         spw_usec_t watch_interval;
 
@@ -107,6 +112,9 @@ static const spw_config_key bandb_config_keys[] = {
         SPWP_BANDB_CONFIG_KEYS_GC,
         { "synchronous", SPW_CONFIG_ENUM, "normal", "normal|full",
           "SQLite synchronous mode with WAL: normal may lose the last commits on power loss, full fsyncs each commit" },
+        { "cache_size", SPW_CONFIG_STRING, "4MiB", NULL,
+          "SQLite page cache of the connection, e.g. 4MiB, 16MiB (at least 256KiB): more keeps more of a large ban "
+          "table's index in memory, at that much more resident memory" },
         { "busy_timeout", SPW_CONFIG_DURATION, "5s", NULL,
           "how long to wait for another process holding the database lock" },
         { "watch_interval", SPW_CONFIG_DURATION, "2s", NULL,
@@ -123,6 +131,11 @@ static int bandb_config_key(spwp_bandb *core, const char *k, const char *v, cons
                 if (!*v)
                         return -EINVAL;
                 b->db_path = v;
+        } else if (strcmp(k, "cache_size") == 0) {
+                *expected = "a size like 4MiB or 16MiB, at least 256KiB";
+                if (spwp_bandb_parse_size(v, &b->cache_size) < 0 || b->cache_size < 256 * 1024 ||
+                    b->cache_size > (UINT64_C(1) << 40))
+                        return -EINVAL;
         } else if (strcmp(k, "busy_timeout") == 0) {
                 *expected = "a duration like 5s or 500ms";
                 if (spwp_parse_duration(v, &b->busy_timeout) < 0)
@@ -473,7 +486,23 @@ static int bandb_exec(bandb *b, int which, const char *doing) {
 
 static int op_run(spwp_bandb *core, spwp_bandb_query q, const spwp_bandb_value *v, size_t n, uint64_t *changed,
                   const char *doing) {
-        return bandb_step(bandb_of(core), bandb_stmt[q], v, n, changed, NULL, NULL, doing);
+        bandb *b = bandb_of(core);
+
+        /* the soft-delete of older bans: only for a target that has more
+         * than the one active ban just inserted (schema.c, the probe) */
+        if (q == SPWP_BANDB_Q_SUPERSEDE && n >= 2) {
+                int64_t more = 0;
+                bool row = false;
+
+                if (bandb_step(b, BANDB_SQL_SUPERSEDE_PROBE, v, 2, NULL, &more, &row, doing) < 0)
+                        return -1;
+                if (!row || !more) {
+                        if (changed)
+                                *changed = 0;
+                        return 0;
+                }
+        }
+        return bandb_step(b, bandb_stmt[q], v, n, changed, NULL, NULL, doing);
 }
 
 static uint64_t op_last_id(spwp_bandb *core, spwp_bandb_query q) {
@@ -927,9 +956,10 @@ static int bandb_wal_hook(void *userdata, sqlite3 *db, const char *name, int fra
 
 
 static int bandb_open(bandb *b) {
-        char err[512];
+        char err[512], sql[64];
         int rc, from = 0, failed = 0, tables;
 
+        bandb_global_config();
         rc = sqlite3_open_v2(b->path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              NULL);
         if (rc != SQLITE_OK)
@@ -943,6 +973,18 @@ static int bandb_open(bandb *b) {
         rc = bandb_apply_pragmas(b->db, b->synchronous_full);
         if (rc != SQLITE_OK)
                 return bandb_open_error(b, rc, "cannot open the database in WAL mode", NULL);
+        snprintf(sql, sizeof sql, "PRAGMA cache_size = -%" PRIu64, b->cache_size / 1024);
+        rc = sqlite3_exec(b->db, sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                return bandb_open_error(b, rc, "cannot set the page cache size", NULL);
+        /* what SQLite took, in status (set in KiB: negative) */
+        {
+                sqlite3_stmt *st = NULL;
+                if (sqlite3_prepare_v2(b->db, "PRAGMA cache_size", -1, &st, NULL) == SQLITE_OK &&
+                    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) < 0)
+                        spwp_bandb_status_u64(&b->core, "cache_size", (uint64_t) -sqlite3_column_int64(st, 0) * 1024);
+                sqlite3_finalize(st);
+        }
         sqlite3_wal_hook(b->db, bandb_wal_hook, b);
 
         tables = bandb_count_tables(b);
@@ -1024,6 +1066,19 @@ static int bandb_setup(bandb *b, const spw_kv *config, size_t n_config) {
         return bandb_open(b);
 }
 
+/* From the checkpoint thread: host->log may be called from a thread the
+ * plugin started and joins in shutdown. */
+static void bandb_ckpt_report(void *userdata, int rc, const char *msg) {
+        bandb *b = userdata;
+
+        if (rc == SQLITE_OK)
+                spwp_bandb_log(&b->core, LOG_NOTICE, "%s: WAL checkpoints work again", b->path);
+        else
+                spwp_bandb_log(&b->core, LOG_WARNING, "%s: WAL checkpoint failed: %s (error %d); the WAL file grows "
+                               "until one succeeds, and past %u pages each commit checkpoints itself",
+                               b->path, msg, rc, BANDB_CKPT_HARD_PAGES);
+}
+
 static int bandb_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *config, size_t n_config,
                       void **selfp) {
         spwp_bandb *core;
@@ -1036,6 +1091,7 @@ static int bandb_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *c
         b = bandb_of(core);
         b->busy_timeout = 5 * USEC_PER_SEC;
         b->watch_interval = 2 * USEC_PER_SEC;
+        b->cache_size = BANDB_CACHE_SIZE_DEFAULT;
 
         r = bandb_setup(b, config, n_config);
         b->db_path = NULL;
@@ -1054,6 +1110,12 @@ static int bandb_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *c
                         spwp_bandb_log(core, LOG_WARNING, "%s: cannot schedule the file watch; the file is checked "
                                        "at each commit only", b->path);
         }
+        r = bandb_ckpt_start(b->db, b->path, BANDB_CKPT_SOFT_PAGES, BANDB_CKPT_HARD_PAGES, bandb_ckpt_report, b,
+                             &b->ckpt);
+        if (r < 0)
+                spwp_bandb_log(core, LOG_WARNING, "%s: cannot start the WAL checkpoint thread (%s); commits "
+                               "checkpoint the WAL themselves", b->path, strerror(-r));
+        spwp_bandb_status(core, "checkpoints", b->ckpt ? "background" : "in commits");
         spwp_bandb_status(core, "database", "ok");
         spwp_bandb_status(core, "db_path", b->path);
         spwp_bandb_status(core, "synchronous", b->synchronous_full ? "full" : "normal");
@@ -1068,6 +1130,10 @@ static bandb *bandb_free(bandb *b) {
                 return NULL;
         if (b->db) {
                 spwp_bandb_close(&b->core);
+                /* before the last connection closes: its close checkpoints
+                 * and removes the WAL */
+                bandb_ckpt_stop(b->ckpt);
+                b->ckpt = NULL;
                 bandb_finalize(b->st);
                 if (sqlite3_close(b->db) != SQLITE_OK)
                         spwp_bandb_log(&b->core, LOG_ERR, "%s: cannot close the database: %s", b->path,

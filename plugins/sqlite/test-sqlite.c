@@ -215,7 +215,7 @@ static void suite_add_trigger(const char *path, const char *name, bool update, c
 
 static const char *const suite_keys[] = {
         "db_path", "type", "flush", "max_records", "max_records_age", "max_db_size", "gc_max_pause", "gc_interval",
-        "synchronous",
+        "synchronous", "cache_size",
         "busy_timeout", "debug", "watch_interval",
 };
 
@@ -708,6 +708,11 @@ static void test_query_plans(void) {
         CHECK_CONTAINS(plan, "SEARCH ban_applications USING INDEX " BANDB_IP_TEXT_INDEX
                              " (ip_text=? AND deleted_at=?)");
         CHECK(!strstr(plan, "SCAN"));
+        /* the probe before it reads two entries of that index, nothing else */
+        query_plan(db, bandb_sql[BANDB_SQL_SUPERSEDE_PROBE], plan, sizeof plan);
+        CHECK_CONTAINS(plan, "SEARCH ban_applications USING COVERING INDEX " BANDB_IP_TEXT_INDEX
+                             " (ip_text=? AND deleted_at=?)");
+        CHECK(!strstr(plan, "SCAN ban_applications"));
         query_plan(db, bandb_sql[BANDB_SQL_DELETE_TARGET], plan, sizeof plan);
         CHECK_CONTAINS(plan, "SEARCH ban_applications USING INDEX " BANDB_IP_TEXT_INDEX
                              " (ip_text=? AND deleted_at=?)");
@@ -1040,6 +1045,8 @@ static void test_config(void) {
                 { "max_records_age", "1y", "config key max_records_age" },
                 { "busy_timeout", "soon", "config key busy_timeout: expected a duration" },
                 { "synchronous", "off", "config key synchronous: expected normal or full, got \"off\"" },
+                { "cache_size", "100KiB", "config key cache_size: expected a size like 4MiB or 16MiB, at least 256KiB" },
+                { "cache_size", "lots", "config key cache_size: expected a size" },
                 { "type", "postgres", "config key type: expected sqlite" },
                 { "type", "mysql", "served by the mysql backend" },
                 { "db_path", "", "config key db_path: expected a file path" },
@@ -1072,6 +1079,12 @@ static void test_config(void) {
                               "max_records_age", "720h", "debug", "false", "synchronous", "FULL",
                               "busy_timeout", "1m30s", "max_db_size", "500MB", "gc_max_pause", "50ms", NULL));
         CHECK_STREQ(testhost_status(f.host, "synchronous"), "full");
+        /* the page cache: 4 MiB unless set (issue 17: 16 MiB bought no speed) */
+        CHECK_STREQ(testhost_status(f.host, "cache_size"), "4194304");
+        fixture_close(&f);
+        new_path(path, sizeof path);
+        CHECK_OK(fixture_open(&f, path, "cache_size", "16MiB", NULL));
+        CHECK_STREQ(testhost_status(f.host, "cache_size"), "16777216");
         fixture_close(&f);
 
         /* unknown keys (a default the daemon merged in) are logged, not fatal */

@@ -84,6 +84,19 @@ static void apply_global(ctl_globals *g, const ctl_option *o, const char *v) {
                 g->version = true;
 }
 
+/* An option's argument as usage shows it: " a|b|c" for a fixed set of
+ * values, " NAME", or "[=NAME]" when optional. */
+static void option_arg(const ctl_option *o, FILE *out) {
+        if (o->has_arg == required_argument && o->values && o->values[0] != '@') {
+                fputc(' ', out);
+                for (const char *p = o->values; *p; p++)
+                        fputc(*p == ' ' ? '|' : *p, out);
+        } else if (o->has_arg == required_argument)
+                fprintf(out, " %s", o->arg);
+        else if (o->has_arg == optional_argument)
+                fprintf(out, "[=%s]", o->arg);
+}
+
 static void option_list(const ctl_option *opts, FILE *out) {
         bool first = true;
         for (const ctl_option *o = opts; o && o->name; o++) {
@@ -92,14 +105,7 @@ static void option_list(const ctl_option *opts, FILE *out) {
                 if (o->short_name)
                         fprintf(out, "-%c/", o->short_name);
                 fprintf(out, "--%s", o->name);
-                if (o->has_arg == required_argument && o->values && o->values[0] != '@') {
-                        fputc(' ', out);
-                        for (const char *p = o->values; *p; p++)
-                                fputc(*p == ' ' ? '|' : *p, out);
-                } else if (o->has_arg == required_argument)
-                        fprintf(out, " %s", o->arg);
-                else if (o->has_arg == optional_argument)
-                        fprintf(out, "[=%s]", o->arg);
+                option_arg(o, out);
         }
 }
 
@@ -122,14 +128,7 @@ void ctl_command_usage(const ctl_command *cmd, FILE *out) {
         fprintf(out, "Usage: spillwayctl %s", ctl_command_name(cmd, name, sizeof name));
         for (const ctl_option *o = cmd->options; o && o->name; o++) {
                 fprintf(out, " [--%s", o->name);
-                if (o->has_arg == required_argument && o->values && o->values[0] != '@') {
-                        fputc(' ', out);
-                        for (const char *p = o->values; *p; p++)
-                                fputc(*p == ' ' ? '|' : *p, out);
-                } else if (o->has_arg == required_argument)
-                        fprintf(out, " %s", o->arg);
-                else if (o->has_arg == optional_argument)
-                        fprintf(out, "[=%s]", o->arg);
+                option_arg(o, out);
                 fputc(']', out);
         }
         fprintf(out, "%s%s\n", cmd->args ? " " : "", cmd->args ? cmd->args : "");

@@ -44,6 +44,9 @@ static json_t *backend_json(const char *name, backend *b, const char *failure, u
                       "busy_ms", (json_int_t) (busy / USEC_PER_MSEC));
         if (!o)
                 return NULL;
+        /* a reload's hand-over (backend.h): not in received, flushed or failed twice */
+        json_object_set_new(o, "handed_over", json_integer((json_int_t) n.handed_over));
+        json_object_set_new(o, "inherited", json_integer((json_int_t) n.inherited));
         if (err[0]) {
                 json_object_set_new(o, "last_error", json_string(err));
                 if (err_at)

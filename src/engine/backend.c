@@ -52,7 +52,17 @@ typedef struct backend_stats {
         atomic_ullong dropped;    /* queue-full drops */
         atomic_ullong flushes;    /* successful flush() calls */
         atomic_ullong undelivered;/* left at stop */
+        atomic_ullong handed_over;/* given to our successor at a reload */
+        atomic_ullong inherited;  /* taken from a predecessor at a reload */
 } backend_stats;
+
+/* A "flushed" producer's message whose record a predecessor sharing our
+ * spool left uncommitted: we read the record again as a new message, and
+ * answer the producer once our commit has passed `end`. */
+typedef struct spool_waiter {
+        spw_msg *m;
+        spool_pos end;
+} spool_waiter;
 
 struct backend {
         const backend_config *cfg;    /* borrowed from `config`, which we hold a reference on */
@@ -88,6 +98,19 @@ struct backend {
         pthread_mutex_t jobs_lock;
         admin_job *jobs_head, *jobs_tail;
 
+        /* hand-over at a reload (see "hand-over" below); under info_lock */
+        backend *successor;           /* set with the stop; the main thread holds a reference for us */
+        spw_msg **inherited;          /* handed to us by predecessors, oldest first, not yet taken */
+        size_t n_inherited, cap_inherited;
+        atomic_uint predecessors;     /* still to hand over: our queue waits for them */
+        usec_t hold_until;            /* monotonic: stop waiting for them then */
+        bool inherit_closed;          /* our worker exited: a late hand-over fails its signals */
+        bool held_wake;               /* a job or a stop for a worker waiting for its predecessor */
+        atomic_size_t n_inherit_waiting; /* n_inherited, for a lock-free look from the worker loop */
+        struct spool_waiter *waiters_in; /* disk: "flushed" producers of a predecessor's records */
+        size_t n_waiters_in, cap_waiters_in;
+        atomic_size_t n_waiters_waiting;
+
         /* worker thread only */
         char call_error[512];         /* set_error() text of the current call */
         bool autocommit;
@@ -105,6 +128,16 @@ struct backend {
         bool abandon;                 /* stopping with signals left in the spool: keep them */
         ratelimit log_rl;
         ratelimit fail_rl;
+        bool handing;                 /* stopping with a successor: insert nothing more */
+        spw_msg **kept;               /* what goes to the successor, oldest first */
+        size_t n_kept, cap_kept;
+        size_t n_kept_uncommitted;    /* of them, inserted here but not committed */
+        spool_pos kept_end;           /* disk: end of the last record of what is kept */
+        struct spool_waiter *spool_waiters; /* disk: answered when our commit passes their record */
+        size_t n_spool_waiters, cap_spool_waiters;
+        spool_pos committed_end;      /* disk: where our last commit ended */
+        spw_msg **deferred;           /* popped while a predecessor's signals were due first */
+        size_t n_deferred, head_deferred, cap_deferred;
 
         /* main thread only */
         unsigned refs;
@@ -326,6 +359,8 @@ static bool stop_requested(backend *b, usec_t *deadline) {
         s = b->stop_requested;
         if (deadline)
                 *deadline = b->drain_deadline;
+        if (s && b->successor && !b->spool)
+                b->handing = true;
         pthread_mutex_unlock(&b->info_lock);
         return s;
 }
@@ -350,6 +385,14 @@ static bool retry_sleep(backend *b, unsigned attempt) {
         until = now_monotonic() + d;
         pthread_mutex_lock(&b->info_lock);
         for (;;) {
+                if (b->stop_requested && b->successor) {
+                        /* a reload hands our signals to the new instance:
+                         * it tries them there instead of us here (a spool's
+                         * records it reads itself) */
+                        b->handing = !b->spool;
+                        pthread_mutex_unlock(&b->info_lock);
+                        return false;
+                }
                 deadline = b->stop_requested ? b->drain_deadline : USEC_INFINITY;
                 if (until > deadline) {
                         pthread_mutex_unlock(&b->info_lock);
@@ -414,6 +457,87 @@ static int remember_unflushed(backend *b, spw_msg *m) {
         return 0;
 }
 
+/* ------------------------------------------------------------ hand-over
+ *
+ * A reload that replaces a memory-queued backend by a new instance of the
+ * same name (backend_hand_over) moves what the old one has not delivered
+ * to the new one instead of failing it. The old worker stops inserting at
+ * once and commits only the batch it had inserted; if that flush fails (or
+ * waits past the drain deadline) the batch goes over too, rolled back here
+ * (at-least-once: a batch whose commit outcome is unknown may be stored
+ * twice). Then it appends, oldest first, that batch, the signals it had
+ * popped and its whole queue to the new instance's `inherited` list under
+ * the new instance's info_lock (the only lock it takes then: locks never
+ * nest), and kicks it. The new worker takes `inherited` before its queue,
+ * and holds its queue until every predecessor has handed over (at most
+ * until the old one's drain deadline), so submission order survives the
+ * reload. Messages move with their references: the ack level and the
+ * producer's reply (msg_settle counts outcomes, not instances) go with
+ * them; retries start afresh at the new instance. A disk-spooled backend
+ * needs none of this: the new instance shares the spool and replays what
+ * the old one did not commit (spool.h). Only the "flushed" producers of
+ * the records the old one leaves are handed over (spool_waiter): the new
+ * worker answers them once its commit has passed their record. */
+
+static int kept_grow(backend *b, size_t more) {
+        if (b->n_kept + more <= b->cap_kept)
+                return 0;
+        size_t ncap = b->cap_kept ? b->cap_kept : 256;
+        while (ncap < b->n_kept + more)
+                ncap *= 2;
+        spw_msg **p = realloc(b->kept, ncap * sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        b->kept = p;
+        b->cap_kept = ncap;
+        return 0;
+}
+
+/* Takes the reference: m goes to the successor, after what is kept. */
+static void keep_msg(backend *b, spw_msg *m) {
+        if (kept_grow(b, 1) < 0) {
+                atomic_fetch_add(&b->stats.undelivered, 1);
+                fail_msg(b, m, "undelivered: out of memory while handing it to the new instance");
+                return;
+        }
+        b->kept[b->n_kept++] = m;
+}
+
+/* The uncommitted batch (rolled back, or its commit outcome unknown) goes
+ * to the successor before everything kept so far: it is older. */
+static void keep_unflushed(backend *b) {
+        size_t n = b->n_unflushed;
+        if (n > 0 && kept_grow(b, n) == 0) {
+                memmove(b->kept + n, b->kept, b->n_kept * sizeof *b->kept);
+                memcpy(b->kept, b->unflushed, n * sizeof *b->kept);
+                b->n_kept += n;
+                b->n_kept_uncommitted += n;
+        } else
+                for (size_t i = 0; i < n; i++) {
+                        atomic_fetch_add(&b->stats.undelivered, 1);
+                        fail_msg(b, b->unflushed[i], "undelivered: out of memory while handing it to the new instance");
+                }
+        b->n_unflushed = 0;
+        b->n_waiters = 0;
+}
+
+static bool pos_before(spool_pos a, spool_pos b) {
+        return a.seg < b.seg || (a.seg == b.seg && a.off < b.off);
+}
+
+/* Disk, stopping: m's record stays in the spool. A "flushed" producer
+ * waits for a commit: with a successor sharing the spool (a reload), it is
+ * answered once the successor's commit passes the record (`end`). */
+static void drop_spooled(backend *b, spw_msg *m, spool_pos end) {
+        if (m->ack == ACK_FLUSHED && b->successor && backend_spool(b->successor) == b->spool && kept_grow(b, 1) == 0) {
+                b->kept[b->n_kept++] = m;
+                if (pos_before(b->kept_end, end))
+                        b->kept_end = end;
+                return;
+        }
+        msg_unref(m);
+}
+
 /* Insert one message, retrying transient failures. Takes the message's
  * reference: keeps it in `unflushed` on success, settles it on failure.
  * Returns false when the retries were cut short by the drain deadline. */
@@ -468,10 +592,15 @@ static bool insert_one(backend *b, spw_msg *m) {
                                 atomic_fetch_add(&b->stats.retried, 1);
                                 if (retry_sleep(b, attempt))
                                         continue;
+                                if (b->handing) {
+                                        /* the new instance tries it */
+                                        keep_msg(b, m);
+                                        return false;
+                                }
                                 if (b->spool) {
                                         /* stopping: it stays in the spool for the next start */
                                         b->abandon = true;
-                                        msg_unref(m);
+                                        drop_spooled(b, m, b->popped_end);
                                         return false;
                                 }
                                 error_text(b, why, sizeof why, "transient failure");
@@ -500,12 +629,18 @@ static void reinsert_unflushed(backend *b) {
         size_t n = b->n_unflushed;
         spw_msg **batch = b->unflushed;
 
+        if (b->handing) {
+                keep_unflushed(b);    /* the new instance inserts it again */
+                return;
+        }
         b->unflushed = NULL;
         b->n_unflushed = b->cap_unflushed = 0;
         b->n_waiters = 0;
         for (size_t i = 0; i < n; i++) {
                 if (b->abandon)
-                        msg_unref(batch[i]);  /* kept in the spool */
+                        drop_spooled(b, batch[i], b->popped_end);  /* kept in the spool */
+                else if (b->handing)
+                        keep_msg(b, batch[i]); /* a hand-over began during the re-insert */
                 else
                         insert_one(b, batch[i]);
         }
@@ -517,13 +652,14 @@ static void commit_spool(backend *b) {
         if (b->spool && b->n_uncommitted > 0 && b->n_unflushed == 0 && !b->abandon) {
                 spool_commit(b->spool, b->popped_end, b->n_uncommitted);
                 b->n_uncommitted = 0;
+                b->committed_end = b->popped_end;
         }
 }
 
 /* Stopping with signals in the spool: drop our references, keep the records. */
 static void abandon_unflushed(backend *b) {
         for (size_t i = 0; i < b->n_unflushed; i++)
-                msg_unref(b->unflushed[i]);
+                drop_spooled(b, b->unflushed[i], b->popped_end);
         b->n_unflushed = 0;
         b->n_waiters = 0;
         b->abandon = true;
@@ -573,6 +709,14 @@ static void do_flush(backend *b) {
                         return;
                 }
                 error_text(b, why, sizeof why, strerror(-r));
+                if (b->handing) {
+                        /* the batch goes to the new instance, not to the producers as a failure */
+                        log_struct(LOG_NOTICE, LOG_FIELDS({ "SPILLWAY_BACKEND", b->name }),
+                                   "backend %s: flush of %zu signals failed (%s); handing them to the new instance",
+                                   b->name, b->n_unflushed, why);
+                        keep_unflushed(b);
+                        return;
+                }
                 if (!spw_error_is_transient(r) || (attempt >= b->cfg->q.max_retry && !b->spool)) {
                         char tmp[700];
                         if (spw_error_is_transient(r))
@@ -586,7 +730,9 @@ static void do_flush(backend *b) {
                 log_struct(LOG_NOTICE, LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_BACKEND_RETRY }, { "SPILLWAY_BACKEND", b->name }),
                            "backend %s: flush of %zu signals failed (%s), retrying", b->name, b->n_unflushed, why);
                 if (!retry_sleep(b, attempt)) {
-                        if (b->spool)
+                        if (b->handing)
+                                keep_unflushed(b);
+                        else if (b->spool)
                                 abandon_unflushed(b);
                         else {
                                 atomic_fetch_add(&b->stats.undelivered, b->n_unflushed);
@@ -668,6 +814,235 @@ static usec_t idle_wait(const backend *b) {
         return w < b->cfg->q.flush_interval ? w : b->cfg->q.flush_interval;
 }
 
+/* Worker: signals a predecessor handed over come before our queue; while
+ * one has still to hand over (and its deadline has not passed) the queue
+ * waits (*held). Returns how many were taken into items. */
+static size_t take_inherited(backend *b, void **items, size_t max, bool *held) {
+        size_t n;
+
+        *held = false;
+        if (atomic_load(&b->n_inherit_waiting) == 0 && atomic_load(&b->predecessors) == 0)
+                return 0; /* the common case: no lock */
+        pthread_mutex_lock(&b->info_lock);
+        n = b->n_inherited < max ? b->n_inherited : max;
+        if (n > 0) {
+                memcpy(items, b->inherited, n * sizeof *items);
+                memmove(b->inherited, b->inherited + n, (b->n_inherited - n) * sizeof *b->inherited);
+                b->n_inherited -= n;
+        }
+        atomic_store(&b->n_inherit_waiting, b->n_inherited);
+        if (n == 0 && atomic_load(&b->predecessors) > 0 && now_monotonic() < b->hold_until)
+                *held = true;
+        pthread_mutex_unlock(&b->info_lock);
+        return n;
+}
+
+/* Worker: a sleeping pop may return signals submitted after a hand-over
+ * began, before the predecessor's signals arrived: they wait behind them. */
+static bool defer_popped(backend *b, void **items, size_t n) {
+        if (atomic_load(&b->predecessors) == 0 && atomic_load(&b->n_inherit_waiting) == 0)
+                return false; /* the common case */
+        if (b->n_deferred + n > b->cap_deferred) {
+                size_t ncap = (b->n_deferred + n) * 2;
+                spw_msg **p = realloc(b->deferred, ncap * sizeof *p);
+                if (!p)
+                        return false; /* order is lost, not the signals */
+                b->deferred = p;
+                b->cap_deferred = ncap;
+        }
+        memcpy(b->deferred + b->n_deferred, items, n * sizeof *items);
+        b->n_deferred += n;
+        return true;
+}
+
+static size_t take_deferred(backend *b, void **items, size_t max) {
+        size_t n = b->n_deferred - b->head_deferred;
+        if (n > max)
+                n = max;
+        if (n == 0)
+                return 0;
+        memcpy(items, b->deferred + b->head_deferred, n * sizeof *items);
+        b->head_deferred += n;
+        if (b->head_deferred == b->n_deferred)
+                b->head_deferred = b->n_deferred = 0;
+        return n;
+}
+
+/* Worker: wait for a predecessor's hand-over, a job, a stop, or `until`. */
+static void wait_held(backend *b, usec_t until) {
+        pthread_mutex_lock(&b->info_lock);
+        if (until > b->hold_until)
+                until = b->hold_until;
+        while (!b->held_wake && b->n_inherited == 0 && atomic_load(&b->predecessors) > 0 && now_monotonic() < until) {
+                struct timespec ts = { .tv_sec = (time_t) (until / USEC_PER_SEC), .tv_nsec = (long) (until % USEC_PER_SEC) * 1000 };
+                pthread_cond_timedwait(&b->info_cond, &b->info_lock, &ts);
+        }
+        b->held_wake = false;
+        pthread_mutex_unlock(&b->info_lock);
+}
+
+/* Worker, at exit: give the successor, oldest first, the batch kept from
+ * the last flush, the signals popped and not inserted, what predecessors
+ * handed us and our whole queue (nothing new enters it: we are retired). */
+static void hand_over_now(backend *b) {
+        backend *s = b->successor;    /* set before the stop, never changed after */
+        void *items[POP_BATCH];
+        size_t n, total, uncommitted = b->n_kept_uncommitted;
+        bool held, closed;
+
+        for (;;) {
+                n = take_inherited(b, items, POP_BATCH, &held);
+                for (size_t i = 0; i < n; i++)
+                        keep_msg(b, items[i]);
+                if (n == 0)
+                        break;
+        }
+        while ((n = take_deferred(b, items, POP_BATCH)) > 0)
+                for (size_t i = 0; i < n; i++)
+                        keep_msg(b, items[i]);
+        while ((n = queue_pop(&b->queue, items, POP_BATCH, 0)) > 0)
+                for (size_t i = 0; i < n; i++)
+                        keep_msg(b, items[i]);
+        total = b->n_kept;
+
+        pthread_mutex_lock(&s->info_lock);
+        closed = s->inherit_closed;
+        if (!closed && s->n_inherited + b->n_kept > s->cap_inherited) {
+                size_t ncap = s->n_inherited + b->n_kept;
+                spw_msg **p = realloc(s->inherited, ncap * sizeof *p);
+                if (p) {
+                        s->inherited = p;
+                        s->cap_inherited = ncap;
+                } else
+                        closed = true;
+        }
+        if (!closed && b->n_kept > 0) {
+                memcpy(s->inherited + s->n_inherited, b->kept, b->n_kept * sizeof *b->kept);
+                s->n_inherited += b->n_kept;
+                atomic_store(&s->n_inherit_waiting, s->n_inherited);
+                atomic_fetch_add(&s->stats.inherited, b->n_kept);
+                b->n_kept = 0;
+        }
+        atomic_fetch_sub(&s->predecessors, 1);
+        s->held_wake = true;
+        pthread_cond_broadcast(&s->info_cond);
+        pthread_mutex_unlock(&s->info_lock);
+        queue_kick(&s->queue);
+
+        if (closed) {
+                /* the new instance stopped before we were done (or no memory) */
+                for (size_t i = 0; i < b->n_kept; i++) {
+                        atomic_fetch_add(&b->stats.undelivered, 1);
+                        fail_msg(b, b->kept[i], "undelivered: the new instance of the backend stopped before the hand-over");
+                }
+                b->n_kept = 0;
+                total = 0;
+        }
+        atomic_fetch_add(&b->stats.handed_over, total);
+        char cnt[32];
+        snprintf(cnt, sizeof cnt, "%zu", total);
+        log_struct(LOG_INFO, LOG_FIELDS({ "SPILLWAY_BACKEND", b->name }, { "SPILLWAY_HANDED_OVER", cnt }),
+                   "backend %s: handed %zu signals over to its new instance (%zu of them inserted here but not committed)",
+                   b->name, total, closed ? (size_t) 0 : uncommitted);
+}
+
+/* Worker, at exit, disk: the "flushed" producers of the records we leave
+ * in the shared spool wait for the successor's commit instead. */
+static void hand_waiters_now(backend *b) {
+        backend *s = b->successor;
+        bool ok;
+
+        if (b->n_kept == 0)
+                return;
+        pthread_mutex_lock(&s->info_lock);
+        ok = !s->inherit_closed;
+        if (ok && s->n_waiters_in + b->n_kept > s->cap_waiters_in) {
+                size_t ncap = (s->n_waiters_in + b->n_kept) * 2;
+                spool_waiter *p = realloc(s->waiters_in, ncap * sizeof *p);
+                if (p) {
+                        s->waiters_in = p;
+                        s->cap_waiters_in = ncap;
+                } else
+                        ok = false;
+        }
+        if (ok) {
+                for (size_t i = 0; i < b->n_kept; i++)
+                        s->waiters_in[s->n_waiters_in++] = (spool_waiter) { b->kept[i], b->kept_end };
+                atomic_store(&s->n_waiters_waiting, s->n_waiters_in);
+        }
+        pthread_mutex_unlock(&s->info_lock);
+        if (ok)
+                spool_kick(s->spool);
+        else
+                for (size_t i = 0; i < b->n_kept; i++) {
+                        msg_settle(b->kept[i], b->name, false, "not committed: the new instance stopped; kept in the spool");
+                        msg_unref(b->kept[i]);
+                }
+        b->n_kept = 0;
+}
+
+/* Worker, disk: take the waiters a predecessor handed over, and answer
+ * those whose record our commits have passed (at_exit: the others fail). */
+static void settle_spool_waiters(backend *b, bool at_exit) {
+        if (atomic_load(&b->n_waiters_waiting) > 0) {
+                pthread_mutex_lock(&b->info_lock);
+                size_t n = b->n_waiters_in;
+                if (b->n_spool_waiters + n > b->cap_spool_waiters) {
+                        size_t ncap = (b->n_spool_waiters + n) * 2;
+                        spool_waiter *p = realloc(b->spool_waiters, ncap * sizeof *p);
+                        if (p) {
+                                b->spool_waiters = p;
+                                b->cap_spool_waiters = ncap;
+                        } else
+                                n = 0; /* next time */
+                }
+                if (n > 0)
+                        memcpy(b->spool_waiters + b->n_spool_waiters, b->waiters_in, n * sizeof *b->waiters_in);
+                b->n_spool_waiters += n;
+                b->n_waiters_in -= n;
+                atomic_store(&b->n_waiters_waiting, b->n_waiters_in);
+                pthread_mutex_unlock(&b->info_lock);
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < b->n_spool_waiters; i++) {
+                spool_waiter *w = &b->spool_waiters[i];
+                if (!pos_before(b->committed_end, w->end))
+                        msg_settle(w->m, b->name, true, NULL);
+                else if (at_exit)
+                        msg_settle(w->m, b->name, false, "not committed before the stop; kept in the spool for the next start");
+                else {
+                        b->spool_waiters[k++] = *w;
+                        continue;
+                }
+                msg_unref(w->m);
+        }
+        b->n_spool_waiters = k;
+}
+
+/* Worker, at exit: hand-overs that come now fail their signals. What
+ * came too late for the loop is settled as undelivered. */
+static void close_inheritance(backend *b) {
+        spw_msg **left;
+        size_t n;
+
+        pthread_mutex_lock(&b->info_lock);
+        b->inherit_closed = true;
+        pthread_mutex_unlock(&b->info_lock);
+        settle_spool_waiters(b, true);
+        pthread_mutex_lock(&b->info_lock);
+        left = b->inherited;
+        n = b->n_inherited;
+        b->inherited = NULL;
+        b->n_inherited = b->cap_inherited = 0;
+        atomic_store(&b->n_inherit_waiting, 0);
+        pthread_mutex_unlock(&b->info_lock);
+        for (size_t i = 0; i < n; i++) {
+                atomic_fetch_add(&b->stats.undelivered, 1);
+                fail_msg(b, left[i], "undelivered: the drain timeout passed at stop");
+        }
+        free(left);
+}
+
 static void *worker_main(void *userdata) {
         backend *b = userdata;
         sigset_t all;
@@ -745,7 +1120,19 @@ static void *worker_main(void *userdata) {
                         deadline = ratelimit_summary_due(&b->fail_rl);
                 if (stopping)
                         deadline = 0; /* never sleep while draining */
-                if (b->abandon)
+                bool held = false;
+                size_t n_inh = b->abandon ? 0 : take_inherited(b, items, room, &held);
+                if (held) {
+                        /* a predecessor is handing over: our queue waits for it */
+                        wait_held(b, stopping ? USEC_INFINITY : deadline);
+                        n = 0;
+                } else if (n_inh > 0)
+                        n = n_inh;
+                else if (b->handing)
+                        n = 0;  /* the rest goes to the successor at exit */
+                else if (b->n_deferred > 0)
+                        n = n_inh = take_deferred(b, items, room); /* not from the spool either */
+                else if (b->abandon)
                         n = 0;
                 else if (b->spool)
                         n = spool_pop(b->spool, b->spool_gen, (spw_msg **) items, ends, room, deadline);
@@ -754,15 +1141,21 @@ static void *worker_main(void *userdata) {
                         n = queue_pop_lazy(&b->queue, items, room, deadline, room);
                 else
                         n = queue_pop(&b->queue, items, room, deadline);
+                if (n > 0 && n_inh == 0 && !b->spool && defer_popped(b, items, n))
+                        n = 0;
                 atomic_store(&b->last_activity, now_monotonic());
                 for (size_t i = 0; i < n; i++) {
                         /* a stop may arrive in the middle of a batch */
                         if (!stopping)
                                 stopping = stop_requested(b, &drain_deadline);
-                        if (b->spool && (b->abandon || (stopping && now_monotonic() > drain_deadline))) {
+                        if (b->handing) {
+                                keep_msg(b, items[i]);
+                                continue;
+                        }
+                        if (b->spool && i >= n_inh && (b->abandon || (stopping && now_monotonic() > drain_deadline))) {
                                 /* it stays in the spool for the next start */
                                 b->abandon = true;
-                                msg_unref(items[i]);
+                                drop_spooled(b, items[i], ends[i]);
                                 continue;
                         }
                         if (stopping && now_monotonic() > drain_deadline) {
@@ -770,7 +1163,7 @@ static void *worker_main(void *userdata) {
                                 atomic_fetch_add(&b->stats.undelivered, 1);
                                 continue;
                         }
-                        if (b->spool) {
+                        if (b->spool && i >= n_inh) {
                                 b->popped_end = ends[i];
                                 b->n_uncommitted++;
                         }
@@ -790,19 +1183,24 @@ static void *worker_main(void *userdata) {
                 }
                 if (b->n_unflushed > 0 &&
                     (b->n_unflushed >= b->cfg->q.flush_batch || now >= b->last_flush + b->cfg->q.flush_interval ||
-                     now >= idle_flush_at || (stopping && n == 0)))
+                     now >= idle_flush_at || (stopping && n == 0) || b->handing))
                         do_flush(b);
                 if (b->n_unflushed == 0) {
                         idle_flush_at = USEC_INFINITY;
                         commit_spool(b);
                 }
+                if (b->spool && (b->n_spool_waiters > 0 || atomic_load(&b->n_waiters_waiting) > 0))
+                        settle_spool_waiters(b, false);
 
                 /* 4. timers, and the summary of a burst of failures */
                 if (!stopping && next_timer(b) <= now_monotonic())
                         run_timers(b);
                 fail_summary(b, false);
 
-                if (stopping && n == 0 && b->n_unflushed == 0) {
+                if (b->handing && !held && b->n_unflushed == 0)
+                        break;  /* our batch is committed or kept: hand the rest over */
+                if (stopping && n == 0 && b->n_unflushed == 0 && !held && atomic_load(&b->n_inherit_waiting) == 0 &&
+                    b->n_deferred == 0) {
                         /* queue empty (or deadline passed and emptied): done */
                         if (b->spool || queue_count(&b->queue) == 0)
                                 break;
@@ -813,6 +1211,11 @@ static void *worker_main(void *userdata) {
                 }
         }
 
+        if (b->handing)
+                hand_over_now(b);
+        else if (b->spool && b->successor)
+                hand_waiters_now(b);
+        close_inheritance(b);
         fail_summary(b, true);
 
         /* last jobs (answer them rather than leaving callers waiting) */
@@ -1029,6 +1432,22 @@ static void backend_free(backend *b) {
         for (size_t i = 0; i < b->n_unflushed; i++)
                 msg_unref(b->unflushed[i]);
         free(b->unflushed);
+        for (size_t i = 0; i < b->n_inherited; i++)
+                msg_unref(b->inherited[i]);
+        free(b->inherited);
+        for (size_t i = 0; i < b->n_kept; i++)
+                msg_unref(b->kept[i]);
+        free(b->kept);
+        for (size_t i = b->head_deferred; i < b->n_deferred; i++)
+                msg_unref(b->deferred[i]);
+        free(b->deferred);
+        for (size_t i = 0; i < b->n_waiters_in; i++)
+                msg_unref(b->waiters_in[i].m);
+        free(b->waiters_in);
+        for (size_t i = 0; i < b->n_spool_waiters; i++)
+                msg_unref(b->spool_waiters[i].m);
+        free(b->spool_waiters);
+        backend_unref(b->successor);
         pthread_mutex_destroy(&b->info_lock);
         pthread_cond_destroy(&b->info_cond);
         pthread_mutex_destroy(&b->jobs_lock);
@@ -1217,6 +1636,13 @@ void backend_post_job(backend *b, admin_job *j) {
         queue_kick(&b->queue);
         if (b->spool)
                 spool_kick(b->spool);
+        if (atomic_load(&b->predecessors) > 0) {
+                /* the worker may wait for a hand-over: jobs do not */
+                pthread_mutex_lock(&b->info_lock);
+                b->held_wake = true;
+                pthread_cond_broadcast(&b->info_cond);
+                pthread_mutex_unlock(&b->info_lock);
+        }
 }
 
 void backend_stop(backend *b, usec_t deadline) {
@@ -1312,6 +1738,8 @@ void backend_get_counters(backend *b, backend_counters *ret) {
                 .dropped = atomic_load(&b->stats.dropped),
                 .flushes = atomic_load(&b->stats.flushes),
                 .undelivered = atomic_load(&b->stats.undelivered),
+                .handed_over = atomic_load(&b->stats.handed_over),
+                .inherited = atomic_load(&b->stats.inherited),
         };
 }
 
@@ -1321,7 +1749,7 @@ size_t backend_queue_depth(backend *b) {
                 spool_get_stats(b->spool, &st);
                 return (size_t) st.pending;
         }
-        return queue_count(&b->queue);
+        return queue_count(&b->queue) + atomic_load(&b->n_inherit_waiting);
 }
 
 bool backend_spool_stats(backend *b, spool_stats *ret) {
@@ -1360,6 +1788,34 @@ void backend_wake(backend *b) {
 void backend_retire(backend *b, usec_t deadline) {
         b->retiring = true;
         backend_stop(b, deadline);
+}
+
+void backend_hand_over(backend *b, backend *successor, usec_t deadline) {
+        if (!successor || backend_get_state(successor) != BACKEND_RUNNING) {
+                backend_retire(b, deadline);
+                return;
+        }
+        if (b->spool) {
+                /* the new instance reads the shared spool already (spool.h);
+                 * only the "flushed" producers of what we leave uncommitted
+                 * are handed over, to be answered by its commit */
+                pthread_mutex_lock(&b->info_lock);
+                b->successor = backend_ref(successor);
+                pthread_mutex_unlock(&b->info_lock);
+                backend_retire(b, deadline);
+                return;
+        }
+        /* first the successor holds its queue, then we stop: the main thread
+         * submits to the successor only after this returns */
+        pthread_mutex_lock(&successor->info_lock);
+        atomic_fetch_add(&successor->predecessors, 1);
+        if (successor->hold_until < deadline)
+                successor->hold_until = deadline;
+        pthread_mutex_unlock(&successor->info_lock);
+        pthread_mutex_lock(&b->info_lock);
+        b->successor = backend_ref(successor);
+        pthread_mutex_unlock(&b->info_lock);
+        backend_retire(b, deadline);
 }
 
 bool backend_is_retiring(const backend *b) {

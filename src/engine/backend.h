@@ -33,6 +33,11 @@
  *   Stop. backend_stop() asks the worker to drain its queue until a deadline,
  *   flush, call shutdown and exit; what is left is settled as undelivered
  *   and counted. The main thread learns about it through the hub.
+ *
+ *   Hand-over. A reload that replaces a backend by a new instance of the
+ *   same name (backend_hand_over) stops the old one differently: it commits
+ *   the batch it had inserted and gives everything else, in order, to the
+ *   new instance, which takes it before its own queue (backend.c).
  */
 
 #include <pthread.h>
@@ -70,6 +75,8 @@ typedef struct backend_counters {
         uint64_t dropped;         /* queue-full drops */
         uint64_t flushes;         /* successful flush() calls */
         uint64_t undelivered;     /* left at stop */
+        uint64_t handed_over;     /* given to the new instance of a reload (not delivered here) */
+        uint64_t inherited;       /* taken from the instance a reload replaced (not in `received`) */
 } backend_counters;
 
 /* Start the worker; it calls init() and returns to the caller once init has
@@ -127,6 +134,14 @@ void backend_wake(backend *b);
 /* Removed by a reload: takes no new signals, drains until `deadline`. */
 void backend_retire(backend *b, usec_t deadline);
 bool backend_is_retiring(const backend *b);
+/* Replaced by a reload with `successor`, a new instance of the same name
+ * (running, its queue still empty: call before submitting to it). Like
+ * backend_retire, but what this one has not committed moves to the
+ * successor, in order, instead of being failed: its queue, the signals it
+ * holds, and its inserted batch if that batch's flush fails. The successor
+ * takes them before its own queue, which waits for them until `deadline`.
+ * A disk-spooled backend is only retired: the successor shares its spool. */
+void backend_hand_over(backend *b, backend *successor, usec_t deadline);
 /* Rate limit of the main thread's queue-full warnings for this backend. */
 bool backend_drop_warning_allowed(backend *b, uint64_t *suppressed);
 

@@ -789,6 +789,21 @@ int engine_next_commit(engine *e, engine_next *n) {
                 n->slots[i].b = backend_ref(b);
         }
 
+        /* a changed backend whose new instance failed to start: the old
+         * one keeps serving, with its queue and its configuration (status
+         * shows it running; the next reload tries the new one again) */
+        for (size_t i = 0; i < n->n_slots; i++) {
+                if (n->reuse[i] || n->slots[i].b)
+                        continue;
+                backend *old = engine_find(e, n->slots[i].name);
+                if (!old)
+                        continue;
+                n->slots[i].b = backend_ref(old);
+                log_struct(LOG_WARNING, LOG_FIELDS({ "SPILLWAY_BACKEND", n->slots[i].name }),
+                           "backend %s: its new configuration did not start (%s); the running instance keeps serving "
+                           "with the previous one", n->slots[i].name, strna(n->slots[i].error));
+        }
+
         /* the sync follows the old backends: stop it before they retire
          * (it waits for the job it has out, a plugin call at most) */
         e->sync = bansync_free(e->sync);
@@ -802,12 +817,32 @@ int engine_next_commit(engine *e, engine_next *n) {
                 if (b && !kept) {
                         backend **nr = realloc(e->retiring, (e->n_retiring + 1) * sizeof *nr);
                         if (nr) {
+                                /* changed: a new instance of the same name takes
+                                 * over what this one has not delivered */
+                                backend *succ = NULL;
+                                for (size_t k = 0; k < n->n_slots && !succ; k++)
+                                        if (n->slots[k].b && !n->reuse[k] && streq(n->slots[k].name, backend_name(b)))
+                                                succ = n->slots[k].b;
+                                size_t depth = backend_queue_depth(b);
                                 e->retiring = nr;
-                                backend_retire(b, now_monotonic() + c->drain_timeout);
+                                if (succ && !backend_is_durable(b)) {
+                                        log_struct(LOG_INFO, LOG_FIELDS({ "SPILLWAY_BACKEND", backend_name(b) }),
+                                                   "backend %s: changed by the reload; its new instance takes over "
+                                                   "the %zu queued signals and the batch not yet committed",
+                                                   backend_name(b), depth);
+                                        backend_hand_over(b, succ, now_monotonic() + c->drain_timeout);
+                                } else if (succ) {
+                                        log_struct(LOG_INFO, LOG_FIELDS({ "SPILLWAY_BACKEND", backend_name(b) }),
+                                                   "backend %s: changed by the reload; its new instance replays the %zu "
+                                                   "signals kept in the spool", backend_name(b), depth);
+                                        backend_hand_over(b, succ, now_monotonic() + c->drain_timeout);
+                                } else {
+                                        backend_retire(b, now_monotonic() + c->drain_timeout);
+                                        log_struct(LOG_INFO, LOG_FIELDS({ "SPILLWAY_BACKEND", backend_name(b) }),
+                                                   "backend %s: removed by the reload; draining %zu queued signals",
+                                                   backend_name(b), depth);
+                                }
                                 e->retiring[e->n_retiring++] = backend_ref(b);
-                                log_struct(LOG_INFO, LOG_FIELDS({ "SPILLWAY_BACKEND", backend_name(b) }),
-                                           "backend %s: removed or changed by the reload; draining %zu queued signals",
-                                           backend_name(b), backend_queue_depth(b));
                         }
                 }
         }
@@ -874,8 +909,9 @@ void engine_reap(engine *e) {
                         backend_join(b);
                         log_struct(n.undelivered ? LOG_WARNING : LOG_INFO,
                                    LOG_FIELDS({ "MESSAGE_ID", SPW_MESSAGE_BACKEND_STOPPED }, { "SPILLWAY_BACKEND", backend_name(b) }),
-                                   "backend %s: stopped after the reload (%llu signals undelivered)", backend_name(b),
-                                   (unsigned long long) n.undelivered);
+                                   "backend %s: stopped after the reload (%llu signals undelivered, %llu handed over to "
+                                   "its new instance)", backend_name(b), (unsigned long long) n.undelivered,
+                                   (unsigned long long) n.handed_over);
                         backend_unref(b);
                 } else
                         e->retiring[k++] = b;

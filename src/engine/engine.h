@@ -84,8 +84,11 @@ void engine_wake(engine *e);
  *   engine_next_prepare  any thread: load plugins, profiles, start the new
  *                        and changed backends (blocks); takes c;
  *   engine_next_commit   main thread: swap atomically. Unchanged backends
- *                        keep their queue and thread; removed or changed
- *                        ones drain in the background. Always consumes n.
+ *                        keep their queue and thread; a changed one hands
+ *                        what it has not delivered to its new instance
+ *                        (backend_hand_over), or keeps serving if the new
+ *                        instance failed to start; removed ones drain in
+ *                        the background. Always consumes n.
  * On error the old configuration keeps running and err says why;
  * engine_next_free() discards a prepared configuration (its new backends
  * stop). One reload at a time. */

@@ -262,6 +262,17 @@ static int check_builtin(compiler *c, node *n, int b) {
         return -EINVAL;
 }
 
+/* The builtins this expression's environment offers, comma-separated (cut
+ * at size: it is for messages). */
+static void available_builtins(const compiler *c, char *buf, size_t size) {
+        size_t l = 0;
+
+        buf[0] = 0;
+        for (size_t i = 0; i < expr_n_builtins && l < size; i++)
+                if (!expr_builtins[i].env || (c->env & expr_builtins[i].env))
+                        l += (size_t) snprintf(buf + l, size - l, "%s%s", l ? ", " : "", expr_builtins[i].name);
+}
+
 /* Functions of expr and of CrowdSec's helpers that this language has not,
  * each refused with why (the rest get a "did you mean"). */
 static int unsupported_function(compiler *c, const node *callee) {
@@ -287,13 +298,8 @@ static int unsupported_function(compiler *c, const node *callee) {
         };
         const char *name = callee->s;
         char avail[256];
-        size_t l = 0;
 
-        avail[0] = 0;
-        for (size_t i = 0; i < expr_n_builtins && l < sizeof avail; i++)
-                if (!expr_builtins[i].env || (c->env & expr_builtins[i].env))
-                        l += (size_t) snprintf(avail + l, sizeof avail - l, "%s%s", l ? ", " : "",
-                                               expr_builtins[i].name);
+        available_builtins(c, avail, sizeof avail);
 
         if (streq(name, "CrowdsecCTI"))
                 return expr_compile_error(c, callee->pos, "CrowdsecCTI() needs CrowdSec's online CTI service (an API "
@@ -333,12 +339,7 @@ static int check_call(compiler *c, node *n) {
                 if (best)
                         return expr_compile_error(c, callee->pos, "unknown function '%s'; did you mean '%s'?", callee->s, best);
                 char avail[256];
-                size_t l = 0;
-                avail[0] = 0;
-                for (size_t i = 0; i < expr_n_builtins && l < sizeof avail; i++)
-                        if (!expr_builtins[i].env || (c->env & expr_builtins[i].env))
-                                l += (size_t) snprintf(avail + l, sizeof avail - l, "%s%s", l ? ", " : "",
-                                                       expr_builtins[i].name);
+                available_builtins(c, avail, sizeof avail);
                 return expr_compile_error(c, callee->pos, "unknown function '%s' (available: %s)", callee->s, avail);
         }
         if (callee->kind == N_MEMBER) {

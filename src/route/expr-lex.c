@@ -55,16 +55,6 @@ static bool is_digit(char ch) {
         return ch >= '0' && ch <= '9';
 }
 
-static int hex_value(char ch) {
-        if (ch >= '0' && ch <= '9')
-                return ch - '0';
-        if (ch >= 'a' && ch <= 'f')
-                return ch - 'a' + 10;
-        if (ch >= 'A' && ch <= 'F')
-                return ch - 'A' + 10;
-        return -1;
-}
-
 /* Bytes of white space at s[0..n) (Go's unicode.IsSpace, which expr uses),
  * or 0. */
 static size_t space_length(const char *s, size_t n) {
@@ -181,7 +171,7 @@ static int lex_escape(compiler *c, size_t esc, size_t *p, size_t end, char quote
         if (ch == 'u' && *p < end && s[*p] == '{') {
                 unsigned k = 0;
                 for ((*p)++; *p < end && s[*p] != '}'; (*p)++, k++) {
-                        int h = hex_value(s[*p]);
+                        int h = unhexchar(s[*p]);
                         if (h < 0 || k >= 6)
                                 return expr_compile_error(c, esc, "escape \\u{...} needs 1 to 6 hexadecimal digits");
                         cp = cp * 16 + (uint32_t) h;
@@ -191,7 +181,7 @@ static int lex_escape(compiler *c, size_t esc, size_t *p, size_t end, char quote
                 (*p)++;
         } else
                 for (unsigned k = 0; k < digits; k++, (*p)++) {
-                        int h = *p < end ? hex_value(s[*p]) : -1;
+                        int h = *p < end ? unhexchar(s[*p]) : -1;
                         if (h < 0)
                                 return expr_compile_error(c, esc, "escape \\%c needs %u hexadecimal digits", ch, digits);
                         cp = cp * 16 + (uint32_t) h;
@@ -308,7 +298,7 @@ static size_t scan_digits(compiler *c, int base, char *buf, size_t *b, size_t si
 
         while (c->p < n) {
                 char ch = s[c->p];
-                int v = hex_value(ch);
+                int v = unhexchar(ch);
                 if (ch != '_' && (v < 0 || v >= base))
                         break;
                 if (ch != '_') {

@@ -314,7 +314,7 @@ static int get_duration(loader *l, const ynode *v, const char *key, usec_t *ret)
 }
 
 static int find_backend(loader *l, const ynode *v, const char *key, uint64_t *bit) {
-        const char *name;
+        const char *name = NULL;
         char loaded[300], hint[120] = "";
         size_t len = 0;
         int r = get_string(l, v, key, false, &name);
@@ -424,7 +424,7 @@ static int load_remediation(loader *l, route_profile *p, const ynode *v) {
         if (d == 0)
                 return fail(l, v, "remediation.duration is required when ban, slow or captcha is true "
                             "(Go syntax, e.g. duration: 4h)");
-        route_decision *dec;
+        route_decision *dec = NULL;
         p->decisions = arena_alloc(&l->r->arena, sizeof(route_decision));
         if (!p->decisions)
                 return oom(l);
@@ -513,7 +513,7 @@ static int load_v03(loader *l, route_profile *p, const ynode *root) {
 static int load_decision(loader *l, route_profile *p, const ynode *item, size_t i) {
         const ynode *type = NULL, *duration = NULL, *scope = NULL, *value = NULL;
         bool simulated = false;
-        route_decision *d;
+        route_decision *d = NULL;
         char key[64];
         const char *s = NULL;
         int r;

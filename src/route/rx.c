@@ -31,6 +31,7 @@
 
 #include "arena.h"
 #include "rx.h"
+#include "strutil.h"
 
 typedef enum rnode_kind {
         R_EMPTY,
@@ -246,16 +247,6 @@ static int class_node(rparser *p, const rclass *c, size_t pos, rnode **ret) {
 
 /* ------------------------------------------------------------ parser */
 
-static int hexval(uint8_t ch) {
-        if (ch >= '0' && ch <= '9')
-                return ch - '0';
-        if (ch >= 'a' && ch <= 'f')
-                return ch - 'a' + 10;
-        if (ch >= 'A' && ch <= 'F')
-                return ch - 'A' + 10;
-        return -1;
-}
-
 static bool is_alnum(uint8_t ch) {
         return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
 }
@@ -278,8 +269,8 @@ static int escape_byte(rparser *p, uint8_t *b) {
         case 'v': *b = '\v'; break;
         case 'a': *b = '\a'; break;
         case 'x': {
-                int h1 = p->i + 2 < p->len ? hexval(p->p[p->i + 2]) : -1;
-                int h2 = p->i + 3 < p->len ? hexval(p->p[p->i + 3]) : -1;
+                int h1 = p->i + 2 < p->len ? unhexchar((char) p->p[p->i + 2]) : -1;
+                int h2 = p->i + 3 < p->len ? unhexchar((char) p->p[p->i + 3]) : -1;
                 if (h1 < 0 || h2 < 0)
                         return rfail(p, at, "\\x needs two hexadecimal digits");
                 *b = (uint8_t) (h1 * 16 + h2);

@@ -32,6 +32,16 @@ int str_expand_vars_full(const char *s, unsigned flags, unsigned *n_skipped, cha
 int read_full_file(const char *path, size_t max, char **ret, size_t *ret_len, spw_error *err);
 
 bool str_is_identifier(const char *s);
+/* The value of one hexadecimal digit, or -1. */
+static inline int unhexchar(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
 /* Parse a non-negative integer that fits in [min, max]. */
 int str_to_u64(const char *s, unsigned long long min, unsigned long long max, unsigned long long *ret);
 int str_to_bool(const char *s, bool *ret);

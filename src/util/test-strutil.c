@@ -12,6 +12,13 @@ int main(void) {
         spw_error err = { 0 };
         char *s;
 
+        CHECK_EQ(unhexchar('0'), 0);
+        CHECK_EQ(unhexchar('9'), 9);
+        CHECK_EQ(unhexchar('a'), 10);
+        CHECK_EQ(unhexchar('F'), 15);
+        CHECK_EQ(unhexchar('g'), -1);
+        CHECK_EQ(unhexchar('/'), -1);
+        CHECK_EQ(unhexchar('\xff'), -1);
         CHECK_EQ(str_distance("kitten", "sitting"), 3);
         CHECK_EQ(str_distance("", "abc"), 3);
         CHECK_STREQ(str_closest("queue_sise", keys, 4), "queue_size");

@@ -6,7 +6,8 @@ with 1 or 3 daemons writing one database:
 
   SPW_BUILD_ROOT=build SPW_SOURCE_ROOT=. PYTHONPATH=tests/integration \\
   SPILLWAYD=build/src/daemon/spillwayd SPILLWAYCTL=build/src/ctl/spillwayctl \\
-  SPW_PLUGIN_DIR=build/plugins python3 tests/galera/throughput.py [--signals N] [--window W]
+  SPW_PLUGIN_DIR=build/plugins python3 tests/galera/throughput.py [--signals N] [--window W] \
+  [--mode multi-row|per-row|both]
 
 Each daemon gets one producer connection that keeps W signals in flight;
 the figure is all acknowledgements over the wall time. Prints one line per
@@ -38,9 +39,10 @@ SETUP = ("CREATE DATABASE spillway CHARACTER SET utf8mb4; CREATE USER 'spw'@'loc
          "GRANT ALL ON spillway.* TO 'spw'@'localhost'")
 
 
-def backend(hosts):
+def backend(hosts, mode):
     return ("name: bans\npath: mysql\nconfig:\n  db_host:\n%s  db_username: spw\n  db_password: pw\n"
-            "  db_name: spillway\n" % "".join("    - %s\n" % h for h in hosts))
+            "  db_name: spillway\n  multi_row: %s\n" % ("".join("    - %s\n" % h for h in hosts),
+                                                       "true" if mode == "multi-row" else "false"))
 
 
 def produce(d, prefix, n, window, out):
@@ -65,8 +67,8 @@ def produce(d, prefix, n, window, out):
     out.append(ok[0])
 
 
-def measure(sockets_per_daemon, n, window):
-    daemons = [Daemon({"bans": backend(h)}, main=MAIN, profiles=PROFILES) for h in sockets_per_daemon]
+def measure(sockets_per_daemon, n, window, mode):
+    daemons = [Daemon({"bans": backend(h, mode)}, main=MAIN, profiles=PROFILES) for h in sockets_per_daemon]
     try:
         for d in daemons:
             d.start(wait=False)
@@ -94,19 +96,23 @@ def main():
     ap.add_argument("--signals", type=int, default=20000, help="signals per daemon")
     ap.add_argument("--window", type=int, default=2000)
     ap.add_argument("--only", choices=["server", "cluster"])
+    ap.add_argument("--mode", choices=["multi-row", "per-row", "both"], default="multi-row",
+                    help="the plugin's multi_row key (both: per-row then multi-row, on the same server)")
     a = ap.parse_args()
+    modes = ["per-row", "multi-row"] if a.mode == "both" else [a.mode]
     if a.only != "cluster":
         d = tempfile.mkdtemp(prefix="spw-tp-")
         p = subprocess.run([SERVER, "start", d, "--watch-pid", str(os.getpid())], capture_output=True, text=True)
         assert p.returncode == 0, p.stderr
         sock = dict(line.split("=", 1) for line in p.stdout.split())["MARIADB_SOCKET"]
         try:
-            for k in (1, 3):
-                subprocess.run([SERVER, "sql", d, "DROP DATABASE IF EXISTS spillway; DROP USER IF EXISTS "
-                                "'spw'@'localhost'; " + SETUP], check=True, capture_output=True)
-                ok, secs = measure([[sock]] * k, a.signals, a.window)
-                print("one server, %d daemon(s): %d acks in %.1f s = %.0f signals/s" % (k, ok, secs, ok / secs),
-                      flush=True)
+            for mode in modes:
+                for k in (1, 3):
+                    subprocess.run([SERVER, "sql", d, "DROP DATABASE IF EXISTS spillway; DROP USER IF EXISTS "
+                                    "'spw'@'localhost'; " + SETUP], check=True, capture_output=True)
+                    ok, secs = measure([[sock]] * k, a.signals, a.window, mode)
+                    print("%s: one server, %d daemon(s): %d acks in %.1f s = %.0f signals/s (load %.1f)"
+                          % (mode, k, ok, secs, ok / secs, os.getloadavg()[0]), flush=True)
         finally:
             subprocess.run([SERVER, "stop", d], capture_output=True)
             shutil.rmtree(d, ignore_errors=True)
@@ -119,12 +125,13 @@ def main():
         env = dict(line.split("=", 1) for line in p.stdout.split())
         socks = [env["NODE%d_SOCKET" % i] for i in (1, 2, 3)]
         try:
-            for k in (1, 3):
-                subprocess.run([CLUSTER, "sql", d, "1", "DROP DATABASE IF EXISTS spillway; DROP USER IF EXISTS "
-                                "'spw'@'localhost'; " + SETUP], check=True, capture_output=True)
-                ok, secs = measure([socks[i:] + socks[:i] for i in range(k)], a.signals, a.window)
-                print("3-node cluster, %d daemon(s): %d acks in %.1f s = %.0f signals/s" % (k, ok, secs, ok / secs),
-                      flush=True)
+            for mode in modes:
+                for k in (1, 3):
+                    subprocess.run([CLUSTER, "sql", d, "1", "DROP DATABASE IF EXISTS spillway; DROP USER IF EXISTS "
+                                    "'spw'@'localhost'; " + SETUP], check=True, capture_output=True)
+                    ok, secs = measure([socks[i:] + socks[:i] for i in range(k)], a.signals, a.window, mode)
+                    print("%s: 3-node cluster, %d daemon(s): %d acks in %.1f s = %.0f signals/s (load %.1f)"
+                          % (mode, k, ok, secs, ok / secs, os.getloadavg()[0]), flush=True)
         finally:
             subprocess.run([CLUSTER, "stop", d], capture_output=True)
             shutil.rmtree(d, ignore_errors=True)
