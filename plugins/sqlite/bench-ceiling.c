@@ -214,7 +214,7 @@ static double bench_direct(const options *o, double *cpu) {
             sqlite3_prepare_v2(db, "RELEASE bench", -1, &release, NULL) != SQLITE_OK)
                 die_sql(db, "prepare");
         if (!o->inline_checkpoints &&
-            bandb_ckpt_start(db, o->db, BANDB_CKPT_SOFT_PAGES, BANDB_CKPT_HARD_PAGES, NULL, NULL, &ckpt) < 0) {
+            bandb_ckpt_start(db, o->db, BANDB_CKPT_SOFT_PAGES, BANDB_CKPT_HARD_PAGES, &ckpt) < 0) {
                 fprintf(stderr, "bench-ceiling: cannot start the checkpoint thread\n");
                 exit(1);
         }

@@ -25,7 +25,9 @@
  * checkpoints.
  *
  * Threads: the hook runs on the writer's thread (the backend's worker); the
- * checkpoint connection is used only by the checkpoint thread once started.
+ * checkpoint connection is used only by the checkpoint thread once started,
+ * which calls nothing of the daemon's: the writer's thread polls its
+ * counters and verdict (bandb_ckpt_get_stats, bandb_ckpt_take_report).
  * Both connections are NOMUTEX: each is only ever used by one thread. SQLite's
  * unix VFS shares one set of POSIX locks per file inside the process, so a
  * second connection does not drop the first one's locks when it closes.
@@ -36,6 +38,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -43,8 +46,6 @@ struct bandb_ckpt {
         sqlite3 *writer;
         sqlite3 *db;                    /* the thread's own connection */
         unsigned soft_pages, hard_pages;
-        bandb_ckpt_report_fn report;
-        void *userdata;
 
         pthread_t thread;
         pthread_mutex_t lock;
@@ -52,7 +53,9 @@ struct bandb_ckpt {
         bool pending;                   /* the WAL passed soft_pages since the last run */
         bool stop;
         bandb_ckpt_stats stats;
-        int last_rc;                    /* of the thread's last run: reported on change */
+        int last_rc;                    /* of the thread's last run (not SQLITE_BUSY) */
+        bool report;                    /* last_rc changed between ok and failing: not taken yet */
+        char last_msg[256];
 };
 
 static uint64_t mono_usec(void) {
@@ -60,6 +63,19 @@ static uint64_t mono_usec(void) {
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static void ckpt_count(bandb_ckpt *c, bool in_writer, bool failed, uint64_t took) {
+        pthread_mutex_lock(&c->lock);
+        if (in_writer)
+                c->stats.inline_runs++;
+        else
+                c->stats.runs++;
+        if (failed)
+                c->stats.failures++;
+        if (took > c->stats.longest_usec)
+                c->stats.longest_usec = took;
+        pthread_mutex_unlock(&c->lock);
 }
 
 static void *ckpt_main(void *arg) {
@@ -81,20 +97,14 @@ static void *ckpt_main(void *arg) {
                  * the next wake-up tries again */
                 bool busy = (rc & 0xff) == SQLITE_BUSY;
                 bool failed = rc != SQLITE_OK && !busy;
-                bool changed = !busy && (failed ? rc != c->last_rc : c->last_rc != SQLITE_OK);
-                const char *msg = failed ? sqlite3_errmsg(c->db) : "";
 
-                if (changed && c->report)
-                        c->report(c->userdata, failed ? rc : SQLITE_OK, msg);
-
+                ckpt_count(c, false, failed, took);
                 pthread_mutex_lock(&c->lock);
-                c->stats.runs++;
-                if (failed)
-                        c->stats.failures++;
-                if (took > c->stats.longest_usec)
-                        c->stats.longest_usec = took;
-                if (!busy)
+                if (!busy && (failed ? rc != c->last_rc : c->last_rc != SQLITE_OK)) {
                         c->last_rc = rc;
+                        c->report = true;
+                        snprintf(c->last_msg, sizeof c->last_msg, "%s", failed ? sqlite3_errmsg(c->db) : "");
+                }
         }
         pthread_mutex_unlock(&c->lock);
         return NULL;
@@ -121,10 +131,10 @@ static int ckpt_hook(void *arg, sqlite3 *db, const char *schema, int pages) {
         if ((unsigned) pages >= c->hard_pages) {
                 /* what SQLite's automatic checkpoint does, only later; its
                  * failure is not the commit's (which has happened) */
+                uint64_t t0 = mono_usec();
                 (void) sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-                pthread_mutex_lock(&c->lock);
-                c->stats.inline_runs++;
-                pthread_mutex_unlock(&c->lock);
+                uint64_t took = mono_usec() - t0;
+                ckpt_count(c, true, false, took);
                 return SQLITE_OK;
         }
         pthread_mutex_lock(&c->lock);
@@ -137,7 +147,7 @@ static int ckpt_hook(void *arg, sqlite3 *db, const char *schema, int pages) {
 }
 
 int bandb_ckpt_start(sqlite3 *writer, const char *path, unsigned soft_pages, unsigned hard_pages,
-                     bandb_ckpt_report_fn report, void *userdata, bandb_ckpt **ret) {
+                     bandb_ckpt **ret) {
         bandb_ckpt *c;
         int r;
 
@@ -149,8 +159,6 @@ int bandb_ckpt_start(sqlite3 *writer, const char *path, unsigned soft_pages, uns
         c->writer = writer;
         c->soft_pages = soft_pages;
         c->hard_pages = hard_pages;
-        c->report = report;
-        c->userdata = userdata;
         c->last_rc = SQLITE_OK;
 
         if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
@@ -203,6 +211,20 @@ void bandb_ckpt_stop(bandb_ckpt *c) {
         pthread_mutex_destroy(&c->lock);
         sqlite3_close(c->db);
         free(c);
+}
+
+bool bandb_ckpt_take_report(bandb_ckpt *c, int *rc, char *msg, size_t size) {
+        bool r;
+
+        pthread_mutex_lock(&c->lock);
+        r = c->report;
+        if (r) {
+                c->report = false;
+                *rc = c->last_rc;
+                snprintf(msg, size, "%s", c->last_msg);
+        }
+        pthread_mutex_unlock(&c->lock);
+        return r;
 }
 
 void bandb_ckpt_get_stats(bandb_ckpt *c, bandb_ckpt_stats *ret) {

@@ -289,11 +289,40 @@ static void bandb_mark_broken(bandb *b, const char *fmt, ...) {
         b->core.host->set_error(b->core.ctx, "%s", b->broken);
 }
 
+static void bandb_checkpoint_took(bandb *b, spw_usec_t took) {
+        if (took > b->checkpoint_longest) {
+                b->checkpoint_longest = took;
+                spwp_bandb_status_u64(&b->core, "checkpoint_longest_ms", (uint64_t) (took / USEC_PER_MSEC));
+        }
+}
+
+/* The checkpoint thread's longest run and verdict, published from the
+ * worker (the thread calls nothing of the host's). */
+static void bandb_ckpt_poll(bandb *b) {
+        bandb_ckpt_stats s;
+        char msg[256];
+        int rc;
+
+        if (!b->ckpt)
+                return;
+        bandb_ckpt_get_stats(b->ckpt, &s);
+        bandb_checkpoint_took(b, (spw_usec_t) s.longest_usec);
+        if (!bandb_ckpt_take_report(b->ckpt, &rc, msg, sizeof msg))
+                return;
+        if (rc == SQLITE_OK)
+                spwp_bandb_log(&b->core, LOG_NOTICE, "%s: WAL checkpoints work again", b->path);
+        else
+                spwp_bandb_log(&b->core, LOG_WARNING, "%s: WAL checkpoint failed: %s (error %d); the WAL file grows "
+                               "until one succeeds, and past %u pages each commit checkpoints itself",
+                               b->path, msg, rc, BANDB_CKPT_HARD_PAGES);
+}
+
 static int bandb_watch(bandb *b) {
         static const char magic[16] = "SQLite format 3";
         struct stat st;
         char head[16];
 
+        bandb_ckpt_poll(b);
         if (b->broken[0] || !b->watching)
                 return b->broken[0] ? -1 : 0;
         if (stat(b->path, &st) < 0) {
@@ -915,16 +944,19 @@ static void bandb_partial_ip_index(bandb *b) {
                        b->path, (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9);
 }
 
-/* The WAL is checkpointed (PASSIVE: what no reader needs) by the commit
- * that brings it to BANDB_CHECKPOINT_PAGES, as SQLite's own autocheckpoint
- * does, but timed: the commit's caller (an insert's flush, a collection
- * chunk) waits for it, and after large deletions it is a large part of a
- * stall (issue 19). Its cost follows the pages it writes back (bench-gc,
- * 1 M rows of history: 167 ms at most for 1,000 pages, 317 ms when
- * collection left it 4,000): while garbage collection works, its chunks'
- * commits checkpoint at BANDB_CHECKPOINT_GC_PAGES, so that what a run
- * overshoots its budget by (one chunk and the checkpoint its commit runs)
- * stays small. `spillwayctl status` shows checkpoint_longest_ms. */
+/* WAL checkpoints run on the checkpoint thread (checkpoint.c, started in
+ * bandb_init): a commit never waits for one. Only when that thread cannot
+ * start does this hook checkpoint in the commit (PASSIVE: what no reader
+ * needs) that brings the WAL to BANDB_CHECKPOINT_PAGES, as SQLite's own
+ * autocheckpoint does, but timed: the commit's caller (an insert's flush,
+ * a collection chunk) waits for it, and after large deletions it is a large
+ * part of a stall (issue 19). Its cost follows the pages it writes back
+ * (bench-gc, 1 M rows of history: 167 ms at most for 1,000 pages, 317 ms
+ * when collection left it 4,000): while garbage collection works, its
+ * chunks' commits checkpoint at BANDB_CHECKPOINT_GC_PAGES, so that what a
+ * run overshoots its budget by (one chunk and the checkpoint its commit
+ * runs) stays small. `spillwayctl status` shows checkpoint_longest_ms, of
+ * the thread or of this hook. */
 #define BANDB_CHECKPOINT_PAGES    1000
 #define BANDB_CHECKPOINT_GC_PAGES (BANDB_CHECKPOINT_PAGES / 4)
 
@@ -939,10 +971,7 @@ static void bandb_checkpoint(bandb *b, const char *name) {
 
         took = (spw_usec_t) (t1.tv_sec - t0.tv_sec) * USEC_PER_SEC + (t1.tv_nsec - t0.tv_nsec) / 1000;
         b->n_checkpoints++;
-        if (took > b->checkpoint_longest) {
-                b->checkpoint_longest = took;
-                spwp_bandb_status_u64(&b->core, "checkpoint_longest_ms", (uint64_t) (took / USEC_PER_MSEC));
-        }
+        bandb_checkpoint_took(b, took);
 }
 
 static int bandb_wal_hook(void *userdata, sqlite3 *db, const char *name, int frames) {
@@ -1066,19 +1095,6 @@ static int bandb_setup(bandb *b, const spw_kv *config, size_t n_config) {
         return bandb_open(b);
 }
 
-/* From the checkpoint thread: host->log may be called from a thread the
- * plugin started and joins in shutdown. */
-static void bandb_ckpt_report(void *userdata, int rc, const char *msg) {
-        bandb *b = userdata;
-
-        if (rc == SQLITE_OK)
-                spwp_bandb_log(&b->core, LOG_NOTICE, "%s: WAL checkpoints work again", b->path);
-        else
-                spwp_bandb_log(&b->core, LOG_WARNING, "%s: WAL checkpoint failed: %s (error %d); the WAL file grows "
-                               "until one succeeds, and past %u pages each commit checkpoints itself",
-                               b->path, msg, rc, BANDB_CKPT_HARD_PAGES);
-}
-
 static int bandb_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *config, size_t n_config,
                       void **selfp) {
         spwp_bandb *core;
@@ -1110,8 +1126,7 @@ static int bandb_init(spw_ctx *ctx, const struct spw_host *host, const spw_kv *c
                         spwp_bandb_log(core, LOG_WARNING, "%s: cannot schedule the file watch; the file is checked "
                                        "at each commit only", b->path);
         }
-        r = bandb_ckpt_start(b->db, b->path, BANDB_CKPT_SOFT_PAGES, BANDB_CKPT_HARD_PAGES, bandb_ckpt_report, b,
-                             &b->ckpt);
+        r = bandb_ckpt_start(b->db, b->path, BANDB_CKPT_SOFT_PAGES, BANDB_CKPT_HARD_PAGES, &b->ckpt);
         if (r < 0)
                 spwp_bandb_log(core, LOG_WARNING, "%s: cannot start the WAL checkpoint thread (%s); commits "
                                "checkpoint the WAL themselves", b->path, strerror(-r));
