@@ -824,6 +824,15 @@ static void test_gc_pacing(void) {
         advance(&f, SEC);
         CHECK_EQ(testhost_run_timers(f.host), 1);
         CHECK_OK(plugin->flush(f.self));
+        const char *gc_state = testhost_status(f.host, "gc");
+        if (!gc_state || strcmp(gc_state, "caught up") != 0) {
+                /* on a loaded machine chunks halve and a run can stop on its
+                 * budget right after the last rows, before it sees nothing is
+                 * left: the next run, a second later again, says so */
+                advance(&f, SEC);
+                CHECK_EQ(testhost_run_timers(f.host), 1);
+                CHECK_OK(plugin->flush(f.self));
+        }
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications"), 0);
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences"), 0);
         CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM event_sequences"), 0);

@@ -80,6 +80,7 @@
 #include "schema.h"
 #include "spwp-bandb.h"
 #include "spwp-config.h"
+#include "utf8.h"
 
 /* libmariadb's process-wide state (mysql_library_init) is released when the
  * plugin is unloaded: the daemon unloads plugins only after every worker has
@@ -1978,43 +1979,6 @@ static int mt_u64(mr_text *t, uint64_t u) {
 static void mt_free(mr_text *t) {
         free(t->s);
         *t = (mr_text) {};
-}
-
-/* Valid UTF-8 as MariaDB's utf8mb4 takes it (no overlong forms, no
- * surrogates, at most U+10FFFF). */
-static bool utf8_valid(const char *str, size_t n) {
-        const unsigned char *s = (const unsigned char *) str;
-
-        for (size_t i = 0; i < n;) {
-                unsigned c = s[i];
-                size_t k;
-                uint32_t cp;
-
-                if (c < 0x80) {
-                        i++;
-                        continue;
-                }
-                if (c >= 0xc2 && c <= 0xdf)
-                        k = 1, cp = c & 0x1f;
-                else if (c >= 0xe0 && c <= 0xef)
-                        k = 2, cp = c & 0x0f;
-                else if (c >= 0xf0 && c <= 0xf4)
-                        k = 3, cp = c & 0x07;
-                else
-                        return false;
-                if (i + k >= n + 1 || i + k > n)
-                        return false;
-                for (size_t j = 1; j <= k; j++) {
-                        if ((s[i + j] & 0xc0) != 0x80)
-                                return false;
-                        cp = cp << 6 | (s[i + j] & 0x3f);
-                }
-                if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-                    (cp >= 0xd800 && cp <= 0xdfff))
-                        return false;
-                i += k + 1;
-        }
-        return true;
 }
 
 /* A refused value: b->e says which and why (the core rejects the signal). */
