@@ -812,10 +812,15 @@ static void test_gc_pacing(void) {
         testhost_clear_log(f.host);
         CHECK_EQ(testhost_run_timers(f.host), 1);
         CHECK_OK(plugin->flush(f.self));
-        /* one chunk of each rule */
-        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'A'"), 500);
-        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'B'"), 500);
-        CHECK_EQ(q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE scenario = 'bare'"), 500);
+        /* one chunk of each rule: 1,000 rows, or fewer once a chunk was slow
+         * (chunks halve after one over 50 ms: ASan on a loaded machine),
+         * but every rule removed some */
+        int64_t left_a = q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'A'");
+        int64_t left_b = q_int(db, "SELECT COUNT(*) FROM ban_applications WHERE reason = 'B'");
+        int64_t left_bare = q_int(db, "SELECT COUNT(*) FROM signal_occurences WHERE scenario = 'bare'");
+        CHECK(left_a >= 500 && left_a < 1500);
+        CHECK(left_b >= 500 && left_b < 1500);
+        CHECK(left_bare >= 500 && left_bare < 1500);
         CHECK_STREQ(testhost_status(f.host, "gc"), "behind");
         CHECK(!strstr(testhost_log(f.host), "garbage collection removed"));
         CHECK(testhost_status(f.host, "gc_longest_pause_ms"));
@@ -824,11 +829,13 @@ static void test_gc_pacing(void) {
         advance(&f, SEC);
         CHECK_EQ(testhost_run_timers(f.host), 1);
         CHECK_OK(plugin->flush(f.self));
-        const char *gc_state = testhost_status(f.host, "gc");
-        if (!gc_state || strcmp(gc_state, "caught up") != 0) {
-                /* on a loaded machine chunks halve and a run can stop on its
-                 * budget right after the last rows, before it sees nothing is
-                 * left: the next run, a second later again, says so */
+        /* on a loaded machine chunks halve (down to 125 rows) and a run
+         * can stop on its budget before it is done: then the next runs, each
+         * a second after the last, finish */
+        for (int extra = 0; extra < 20; extra++) {
+                const char *gc_state = testhost_status(f.host, "gc");
+                if (gc_state && strcmp(gc_state, "caught up") == 0)
+                        break;
                 advance(&f, SEC);
                 CHECK_EQ(testhost_run_timers(f.host), 1);
                 CHECK_OK(plugin->flush(f.self));
