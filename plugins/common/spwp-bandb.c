@@ -69,8 +69,9 @@
  *     collection wins against the inserts at any rate: they slow down and
  *     the daemon's queue fills before the database grows;
  *   - chunks halve after a slow one (the unit a run overshoots by; the
- *     driver may keep its own upkeep small meanwhile: SQLite checkpoints
- *     its WAL at a quarter of the usual size while gc.running);
+ *     driver may keep its own upkeep small meanwhile: SQLite, when its
+ *     checkpoint thread could not start and commits checkpoint the WAL,
+ *     does so at a quarter of the usual size while gc.running);
  *   - behind for GC_WARN_AFTER: a warning with the backlog, at most every
  *     GC_WARN_EVERY; a notice when it caught up.
  */

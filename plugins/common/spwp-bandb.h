@@ -451,7 +451,7 @@ struct spwp_bandb {
                 spw_usec_t last_end;    /* the end of the last run or step (monotonic) */
                 int64_t chunk_rows;     /* rows per chunk: CHUNK_ROWS, halved after a slow chunk (0: not yet set) */
                 spw_usec_t longest_chunk; /* the longest chunk (pick, delete, commit) */
-                bool running;           /* a run or step is working (SQLite checkpoints its WAL smaller then) */
+                bool running;           /* a run or step is working (SQLite's in-commit checkpoints are smaller then) */
                 bool step_failed;       /* a step failed: none until the next timer run */
                 spw_usec_t max_pause_used;
                 spw_usec_t settled_at;  /* the last run that left nothing (0: none yet) */

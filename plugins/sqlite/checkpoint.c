@@ -65,8 +65,8 @@ static uint64_t mono_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }
 
+/* With c->lock held. */
 static void ckpt_count(bandb_ckpt *c, bool in_writer, bool failed, uint64_t took) {
-        pthread_mutex_lock(&c->lock);
         if (in_writer)
                 c->stats.inline_runs++;
         else
@@ -75,7 +75,6 @@ static void ckpt_count(bandb_ckpt *c, bool in_writer, bool failed, uint64_t took
                 c->stats.failures++;
         if (took > c->stats.longest_usec)
                 c->stats.longest_usec = took;
-        pthread_mutex_unlock(&c->lock);
 }
 
 static void *ckpt_main(void *arg) {
@@ -98,8 +97,8 @@ static void *ckpt_main(void *arg) {
                 bool busy = (rc & 0xff) == SQLITE_BUSY;
                 bool failed = rc != SQLITE_OK && !busy;
 
-                ckpt_count(c, false, failed, took);
                 pthread_mutex_lock(&c->lock);
+                ckpt_count(c, false, failed, took);
                 if (!busy && (failed ? rc != c->last_rc : c->last_rc != SQLITE_OK)) {
                         c->last_rc = rc;
                         c->report = true;
@@ -134,7 +133,9 @@ static int ckpt_hook(void *arg, sqlite3 *db, const char *schema, int pages) {
                 uint64_t t0 = mono_usec();
                 (void) sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
                 uint64_t took = mono_usec() - t0;
+                pthread_mutex_lock(&c->lock);
                 ckpt_count(c, true, false, took);
+                pthread_mutex_unlock(&c->lock);
                 return SQLITE_OK;
         }
         pthread_mutex_lock(&c->lock);

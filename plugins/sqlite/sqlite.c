@@ -86,8 +86,7 @@ typedef struct bandb {
         int reading;                    /* the statement read_next/col_* apply to */
         spw_usec_t gc_now;              /* the last GC pick's now: its delete removes only bans ended then */
 
-        /* WAL checkpoints (bandb_wal_hook): how many, the longest */
-        uint64_t n_checkpoints;
+        /* the longest WAL checkpoint so far (status checkpoint_longest_ms) */
         spw_usec_t checkpoint_longest;
 
         /* the file watch (bandb_watch): the database file we opened */
@@ -947,7 +946,7 @@ static void bandb_partial_ip_index(bandb *b) {
 /* WAL checkpoints run on the checkpoint thread (checkpoint.c, started in
  * bandb_init): a commit never waits for one. Only when that thread cannot
  * start does this hook checkpoint in the commit (PASSIVE: what no reader
- * needs) that brings the WAL to BANDB_CHECKPOINT_PAGES, as SQLite's own
+ * needs) that brings the WAL to BANDB_CKPT_SOFT_PAGES, as SQLite's own
  * autocheckpoint does, but timed: the commit's caller (an insert's flush,
  * a collection chunk) waits for it, and after large deletions it is a large
  * part of a stall (issue 19). Its cost follows the pages it writes back
@@ -957,8 +956,7 @@ static void bandb_partial_ip_index(bandb *b) {
  * run overshoots its budget by (one chunk and the checkpoint its commit
  * runs) stays small. `spillwayctl status` shows checkpoint_longest_ms, of
  * the thread or of this hook. */
-#define BANDB_CHECKPOINT_PAGES    1000
-#define BANDB_CHECKPOINT_GC_PAGES (BANDB_CHECKPOINT_PAGES / 4)
+#define BANDB_CHECKPOINT_GC_PAGES (BANDB_CKPT_SOFT_PAGES / 4)
 
 static void bandb_checkpoint(bandb *b, const char *name) {
         struct timespec t0, t1;
@@ -970,7 +968,6 @@ static void bandb_checkpoint(bandb *b, const char *name) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
 
         took = (spw_usec_t) (t1.tv_sec - t0.tv_sec) * USEC_PER_SEC + (t1.tv_nsec - t0.tv_nsec) / 1000;
-        b->n_checkpoints++;
         bandb_checkpoint_took(b, took);
 }
 
@@ -978,11 +975,10 @@ static int bandb_wal_hook(void *userdata, sqlite3 *db, const char *name, int fra
         bandb *b = userdata;
 
         (void) db;
-        if (frames >= (b->core.gc.running ? BANDB_CHECKPOINT_GC_PAGES : BANDB_CHECKPOINT_PAGES))
+        if (frames >= (b->core.gc.running ? BANDB_CHECKPOINT_GC_PAGES : BANDB_CKPT_SOFT_PAGES))
                 bandb_checkpoint(b, name);
         return SQLITE_OK;
 }
-
 
 static int bandb_open(bandb *b) {
         char err[512], sql[64];
