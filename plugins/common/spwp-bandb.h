@@ -120,7 +120,6 @@ typedef enum spwp_bandb_query {
         SPWP_BANDB_Q_EXPIRE,            /* now, limit */
         SPWP_BANDB_Q_GC_EDGE,           /* max_records: id of the newest ban not kept */
         SPWP_BANDB_Q_GC_SIG_BOUNDARY,   /* after id, cutoff: the first signal after `after` stored at or after cutoff */
-        SPWP_BANDB_Q_GC_BACKLOG_COUNT,  /* edge: edge - the lowest ban id + 1 (the warning's estimate) */
         SPWP_BANDB_Q_GC_BACKLOG_AGE,    /* the oldest deleted_at, in seconds since the epoch (the warning's) */
         /* the excess, counted up to a limit: how much collection has to catch up */
         SPWP_BANDB_Q_GC_EXCESS_COUNT,   /* edge, now, limit: ended bans (soft-deleted or until < now) with id <= edge */
@@ -453,7 +452,6 @@ struct spwp_bandb {
                 spw_usec_t longest_chunk; /* the longest chunk (pick, delete, commit) */
                 bool running;           /* a run or step is working (SQLite's in-commit checkpoints are smaller then) */
                 bool step_failed;       /* a step failed: none until the next timer run */
-                spw_usec_t max_pause_used;
                 spw_usec_t settled_at;  /* the last run that left nothing (0: none yet) */
                 uint64_t removed_since; /* rows removed since settled_at */
                 spw_usec_t interval;    /* the time to the next run after one that finished */

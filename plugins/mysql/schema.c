@@ -713,7 +713,6 @@ const char *const mydb_sql[_MYDB_SQL_MAX] = {
         [MYDB_SQL_GC_SIG_BOUNDARY] =
                 "SELECT id FROM signal_occurences WHERE id > ? AND created_at >= ? ORDER BY id LIMIT 1",
         /* the falling-behind warning's figures: index ends, no scan */
-        [MYDB_SQL_GC_BACKLOG_COUNT] = "SELECT CAST(? AS SIGNED) - MIN(id) + 1 FROM ban_applications",
         [MYDB_SQL_GC_BACKLOG_AGE] =
                 "SELECT UNIX_TIMESTAMP(MIN(deleted_at)) FROM ban_applications WHERE deleted_at IS NOT NULL",
         /* InnoDB's figures, refreshed with its statistics (not at every

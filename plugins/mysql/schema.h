@@ -109,7 +109,6 @@ enum {
         MYDB_SQL_GC_DELETE_SIGNALS,/* MYDB_GC_IN ids */
         MYDB_SQL_GC_DELETE_EVENTS, /* MYDB_GC_IN ids */
         MYDB_SQL_GC_SIG_BOUNDARY,  /* after id, cutoff -> the first signal after it stored at or after cutoff */
-        MYDB_SQL_GC_BACKLOG_COUNT, /* edge -> ban ids from the lowest to it */
         MYDB_SQL_GC_BACKLOG_AGE,   /* -> the oldest deleted_at, seconds since the epoch */
         MYDB_SQL_GC_PICK_EXPIRED,  /* cutoff, limit -> (ban id, signal id): never soft-deleted, until < cutoff */
         MYDB_SQL_GC_EXCESS_COUNT,  /* edge, now, limit -> ended bans up to the edge, counted up to limit */

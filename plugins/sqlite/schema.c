@@ -563,7 +563,6 @@ const char *const bandb_sql[_BANDB_SQL_MAX] = {
         [BANDB_SQL_GC_SIG_BOUNDARY] =
                 "SELECT id FROM signal_occurences WHERE id > ?1 AND created_at >= ?2 ORDER BY id LIMIT 1",
         /* the falling-behind warning's figures: index ends, no scan */
-        [BANDB_SQL_GC_BACKLOG_COUNT] = "SELECT ?1 - min(id) + 1 FROM ban_applications",
         [BANDB_SQL_GC_BACKLOG_AGE] =
                 "SELECT CAST(strftime('%s', min(deleted_at)) AS INTEGER) FROM ban_applications"
                 " WHERE deleted_at IS NOT NULL",

@@ -107,7 +107,6 @@ enum {
         BANDB_SQL_GC_DELETE_EVENTS,
         BANDB_SQL_GC_LAST_SIG,    /* the highest signal id picked */
         BANDB_SQL_GC_SIG_BOUNDARY,/* ?1 after id, ?2 cutoff: the first signal after ?1 stored at or after ?2 */
-        BANDB_SQL_GC_BACKLOG_COUNT,/* ?1 edge: ban ids from the lowest to it */
         BANDB_SQL_GC_BACKLOG_AGE, /* the oldest deleted_at, seconds since the epoch */
         BANDB_SQL_GC_PICK_EXPIRED,/* ?1 cutoff, ?2 limit: never soft-deleted, until before ?1 */
         BANDB_SQL_GC_EXCESS_COUNT,/* ?1 edge, ?2 now, ?3 limit: ended bans up to the edge, counted up to ?3 */
