@@ -825,16 +825,14 @@ int engine_next_commit(engine *e, engine_next *n) {
                                                 succ = n->slots[k].b;
                                 size_t depth = backend_queue_depth(b);
                                 e->retiring = nr;
-                                if (succ && !backend_is_durable(b)) {
+                                if (succ) {
                                         log_struct(LOG_INFO, LOG_FIELDS({ "SPILLWAY_BACKEND", backend_name(b) }),
-                                                   "backend %s: changed by the reload; its new instance takes over "
-                                                   "the %zu queued signals and the batch not yet committed",
-                                                   backend_name(b), depth);
-                                        backend_hand_over(b, succ, now_monotonic() + c->drain_timeout);
-                                } else if (succ) {
-                                        log_struct(LOG_INFO, LOG_FIELDS({ "SPILLWAY_BACKEND", backend_name(b) }),
-                                                   "backend %s: changed by the reload; its new instance replays the %zu "
-                                                   "signals kept in the spool", backend_name(b), depth);
+                                                   "backend %s: changed by the reload; its new instance %s the "
+                                                   "%zu %s", backend_name(b),
+                                                   backend_is_durable(b) ? "replays" : "takes over", depth,
+                                                   backend_is_durable(b)
+                                                           ? "signals kept in the spool"
+                                                           : "queued signals and the batch not yet committed");
                                         backend_hand_over(b, succ, now_monotonic() + c->drain_timeout);
                                 } else {
                                         backend_retire(b, now_monotonic() + c->drain_timeout);
