@@ -180,6 +180,8 @@ static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         return 0;
                 }
         }
+        /* messages the workers gave back and no signal took since */
+        msg_pool_trim(&d->msgs, MSG_POOL_KEEP);
         sd_event_source_set_time_relative(s, 500 * USEC_PER_MSEC);
         sd_event_source_set_enabled(s, SD_EVENT_ON);
         return 0;
@@ -196,6 +198,7 @@ static int start_failed(daemon_t *d) {
         listener_close_all(d);
         ingest_done(d);
         engine_free(d->engine);
+        msg_pool_deinit(&d->msgs);
         sd_event_unref(d->event);
         return EXIT_FAILURE;
 }
@@ -300,6 +303,7 @@ int daemon_run(const daemon_options *opt) {
         http_free_all(&d);
         ingest_done(&d);
         engine_free(d.engine); /* already stopped: joins the workers */
+        msg_pool_deinit(&d.msgs); /* after every holder of a message */
         sd_event_source_disable_unref(d.hub_source);
         sd_event_source_disable_unref(d.status_timer);
         sd_event_source_disable_unref(d.idle_timer);

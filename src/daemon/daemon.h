@@ -60,6 +60,7 @@ struct daemon {
         uint64_t next_conn_id;
         conn *dirty;               /* connections with replies completed since the last flush (conn.c) */
         park *park;                /* signals waiting for room in a full block queue */
+        msg_pool msgs;             /* the signals' messages, reused (message.h) */
         unsigned n_waiting;        /* flushed acks and admin requests in flight */
         sd_event_source *hub_source;
         sd_event_source *status_timer;

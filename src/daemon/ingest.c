@@ -37,6 +37,7 @@ static void reply_signal(daemon_t *d, request *r) {
         spw_msg *m = r->msg;
         strbuf b = STRBUF_INIT;
 
+        strbuf_reserve(&b, 96); /* the common reply in one allocation */
         if ((m->ack == ACK_FLUSHED || m->wait_spool) && atomic_load(&m->n_failed) > 0) {
                 char *why = atomic_load(&m->failure);
                 d->stats.failed_acks++;
@@ -46,8 +47,9 @@ static void reply_signal(daemon_t *d, request *r) {
         } else {
                 if (m->ack == ACK_FLUSHED)
                         d->stats.flushed_acks++;
-                strbuf_printf(&b, "{\"ok\":true,\"id\":%llu,\"ack\":\"%s\"", (unsigned long long) m->sig.id,
-                              m->ack == ACK_FLUSHED ? "flushed" : "queued");
+                strbuf_puts(&b, "{\"ok\":true,\"id\":");
+                strbuf_put_uint(&b, m->sig.id);
+                strbuf_puts(&b, m->ack == ACK_FLUSHED ? ",\"ack\":\"flushed\"" : ",\"ack\":\"queued\"");
                 if (r->dropped) {
                         strbuf_puts(&b, ",\"dropped\":");
                         strbuf_json_string(&b, r->dropped);
@@ -57,8 +59,10 @@ static void reply_signal(daemon_t *d, request *r) {
                         strbuf_json_string(&b, r->unavailable);
                 }
         }
-        if (m->sig.n_bans > 0)
-                strbuf_printf(&b, ",\"bans\":%zu", m->sig.n_bans);
+        if (m->sig.n_bans > 0) {
+                strbuf_puts(&b, ",\"bans\":");
+                strbuf_put_uint(&b, m->sig.n_bans);
+        }
         if (m->bans_refused) {
                 strbuf_puts(&b, ",\"bans_refused\":");
                 strbuf_json_string(&b, m->bans_refused);
@@ -167,14 +171,10 @@ static bool engine_has_spool(daemon_t *d) {
 
 static void handle_signal(daemon_t *d, request *r, json_t *sigobj, ack_level ack, const char *line, size_t line_len) {
         spw_error err = { 0 };
-        spw_msg *m = msg_new();
+        spw_msg *m;
         int k;
 
         r->ctx = d;
-        if (!m) {
-                request_error(r, "out of memory");
-                return;
-        }
         /* One arena chunk holds the whole message in the common case: a
          * 900-byte CrowdSec alert takes ~400 bytes parsed and ~600 more
          * once routed (its bans), and the line too when a disk spool keeps
@@ -182,7 +182,11 @@ static void handle_signal(daemon_t *d, request *r, json_t *sigobj, ack_level ack
          * second one twice as large: a first chunk of half the line made
          * a full 10,000-signal queue 3.1 KiB per signal (+28 MiB); a 900-byte
          * line now gets 1,308 bytes, 1,008 of them used. */
-        m->arena.first_size = MAX((size_t) 1024, line_len * 3 / 5 + 768 + (engine_has_spool(d) ? line_len : 0));
+        m = msg_pool_get(&d->msgs, MAX((size_t) 1024, line_len * 3 / 5 + 768 + (engine_has_spool(d) ? line_len : 0)));
+        if (!m) {
+                request_error(r, "out of memory");
+                return;
+        }
         k = signal_from_json(sigobj, &m->arena, &m->sig, &err);
         if (k < 0) {
                 d->stats.rejected++;

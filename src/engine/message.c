@@ -20,17 +20,80 @@ static void msg_hub_done(hub_item *it, bool discard) {
         msg_unref(m);
 }
 
-spw_msg *msg_new(void) {
-        spw_msg *m = calloc(1, sizeof *m);
-        if (!m)
-                return NULL;
+static void msg_init(spw_msg *m) {
         atomic_init(&m->refs, 1);
-        m->arena.first_size = 2048;
         m->sig.size = sizeof(spw_signal);
         m->sig.ban_size = sizeof(spw_ban);
         m->sig.event_size = sizeof(spw_event);
         m->done.fn = msg_hub_done;
+}
+
+spw_msg *msg_new(void) {
+        spw_msg *m = calloc(1, sizeof *m);
+        if (!m)
+                return NULL;
+        msg_init(m);
+        m->arena.first_size = 2048;
         return m;
+}
+
+static void msg_free(spw_msg *m) {
+        arena_deinit(&m->arena);
+        free(m);
+}
+
+/* Move what other threads gave back into the owner's list. */
+static void pool_collect(msg_pool *p) {
+        spw_msg *m = atomic_exchange_explicit(&p->returned, NULL, memory_order_acquire);
+        while (m) {
+                spw_msg *next = m->pool_next;
+                m->pool_next = p->free;
+                p->free = m;
+                p->n_free++;
+                m = next;
+        }
+}
+
+spw_msg *msg_pool_get(msg_pool *p, size_t first_size) {
+        spw_msg *m;
+
+        if (!p->free)
+                pool_collect(p);
+        if ((m = p->free)) {
+                arena a = m->arena;
+                p->free = m->pool_next;
+                p->n_free--;
+                /* keeps its first chunk when that fits first_size (messages
+                 * from one producer are about one size) */
+                arena_reset(&a, first_size);
+                memset(m, 0, sizeof *m);
+                msg_init(m);
+                m->arena = a;
+                m->pool = p;
+                p->reused++;
+                return m;
+        }
+        m = msg_new();
+        if (!m)
+                return NULL;
+        m->arena.first_size = first_size;
+        m->pool = p;
+        p->made++;
+        return m;
+}
+
+void msg_pool_trim(msg_pool *p, size_t keep) {
+        pool_collect(p);
+        while (p->n_free > keep) {
+                spw_msg *m = p->free;
+                p->free = m->pool_next;
+                p->n_free--;
+                msg_free(m);
+        }
+}
+
+void msg_pool_deinit(msg_pool *p) {
+        msg_pool_trim(p, 0);
 }
 
 spw_msg *msg_ref(spw_msg *m) {
@@ -44,8 +107,16 @@ spw_msg *msg_unref(spw_msg *m) {
         if (atomic_fetch_sub(&m->refs, 1) != 1)
                 return NULL;
         free(atomic_load(&m->failure));
-        arena_deinit(&m->arena);
-        free(m);
+        if (m->pool) {
+                msg_pool *p = m->pool;
+                spw_msg *head = atomic_load_explicit(&p->returned, memory_order_relaxed);
+                do
+                        m->pool_next = head;
+                while (!atomic_compare_exchange_weak_explicit(&p->returned, &head, m, memory_order_release,
+                                                              memory_order_relaxed));
+                return NULL;
+        }
+        msg_free(m);
         return NULL;
 }
 

@@ -198,6 +198,15 @@ int main(void) {
         CHECK_EQ(parse("{\"scenario\":\"s\",\"ban_applications\":[{\"Scope\":\"x y\",\"Value\":\"v\","
                        "\"Until\":\"2030-01-01T00:00:00Z\"}]}", &s, &a, &err), -EINVAL);
         CHECK_CONTAINS(err.msg, "ban_applications[0].Scope: 'x y' is not a scope name");
+        /* a converter's error inside an array names its element and key
+         * (the path is put in front only on error) */
+        CHECK_EQ(parse("{\"scenario\":\"s\",\"ban_applications\":[{\"IpText\":\"1.2.3.4\",\"Until\":\"2030-01-01T00:00:00Z\"},{\"until\":\"soon\"}]}", &s, &a, &err),
+                 -EINVAL);
+        CHECK_CONTAINS(err.msg, "ban_applications[1].until: ");
+        CHECK_EQ(parse("{\"scenario\":\"s\",\"events_sequence\":[{},{\"Source_IP\":5}]}", &s, &a, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "events_sequence[1].Source_IP: expected a string, got an integer");
+        CHECK_EQ(parse("{\"scenario\":\"s\",\"Labels\":{\"ok\":\"1\",\"k2\":[1]}}", &s, &a, &err), -EINVAL);
+        CHECK_CONTAINS(err.msg, "Labels.k2: expected a string, got an array");
         arena_deinit(&a);
         return 0;
 }

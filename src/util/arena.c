@@ -89,3 +89,23 @@ void arena_deinit(arena *a) {
         }
         *a = (arena) { .first_size = a->first_size };
 }
+
+void arena_reset(arena *a, size_t first_size) {
+        arena_chunk *keep = NULL, *c = a->head;
+
+        while (c) {
+                arena_chunk *n = c->next;
+                if (!n && c->size >= first_size && c->size <= 2 * first_size)
+                        keep = c;
+                else
+                        free(c);
+                c = n;
+        }
+        *a = (arena) { .first_size = first_size };
+        if (keep) {
+                keep->next = NULL;
+                keep->used = 0;
+                a->head = keep;
+                a->total = sizeof *keep + keep->size;
+        }
+}

@@ -24,3 +24,7 @@ char *arena_strdup(arena *a, const char *s);
 char *arena_strndup(arena *a, const char *s, size_t n);
 char *arena_printf(arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void arena_deinit(arena *a);
+/* Empty the arena for reuse with a first chunk of first_size: the oldest
+ * chunk stays when its size is between first_size and twice that (no
+ * malloc for the next user), the others are freed. */
+void arena_reset(arena *a, size_t first_size);

@@ -67,6 +67,16 @@ void strbuf_putc(strbuf *b, char c) {
         strbuf_append(b, &c, 1);
 }
 
+void strbuf_put_uint(strbuf *b, unsigned long long v) {
+        char d[20];
+        size_t n = 0;
+
+        do
+                d[sizeof d - ++n] = (char) ('0' + v % 10);
+        while ((v /= 10) > 0);
+        strbuf_append(b, d + sizeof d - n, n);
+}
+
 void strbuf_vprintf(strbuf *b, const char *fmt, va_list ap) {
         va_list aq;
         int n;

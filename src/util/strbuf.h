@@ -30,6 +30,8 @@ void strbuf_append(strbuf *b, const void *p, size_t n);
 void strbuf_puts(strbuf *b, const char *s);
 void strbuf_putc(strbuf *b, char c);
 void strbuf_printf(strbuf *b, const char *fmt, ...) _printf_(2, 3);
+/* The decimal digits of v (no printf: replies on the hot path). */
+void strbuf_put_uint(strbuf *b, unsigned long long v);
 void strbuf_vprintf(strbuf *b, const char *fmt, va_list ap) _printf_(2, 0);
 /* Append s[0..n) escaped for the inside of a JSON string (no quotes).
  * Invalid UTF-8 becomes U+FFFD, so the result is always valid JSON. */

@@ -8,6 +8,13 @@ int main(void) {
         strbuf_printf(&b, "%d", 12);
         CHECK_STREQ(b.data, "a12");
         strbuf_reset(&b);
+        strbuf_put_uint(&b, 0);
+        strbuf_putc(&b, ',');
+        strbuf_put_uint(&b, 18446744073709551615ULL);
+        strbuf_putc(&b, ',');
+        strbuf_put_uint(&b, 1000);
+        CHECK_STREQ(b.data, "0,18446744073709551615,1000");
+        strbuf_reset(&b);
         strbuf_json_string(&b, "q\"\\\n\x01é");
         CHECK_STREQ(b.data, "\"q\\\"\\\\\\n\\u0001é\"");
         /* invalid UTF-8 never makes invalid JSON (a ban row with such bytes
