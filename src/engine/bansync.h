@@ -55,6 +55,11 @@ typedef struct bansync bansync;
  * outside Spillway, a database migrated from CrowdSec), each walk reads
  * every active ban again: at most this often. */
 #define BANSYNC_NO_LOG_INTERVAL (60 * USEC_PER_SEC)
+/* A walk reads at most this many changes, then the next walk follows at
+ * once: the copies wait in memory until delivered (a walk of every change
+ * since the last one held 7 MiB after 50,000 bans in 2 s, issue 17). A
+ * walk from nothing (RESYNC: every active ban) is one walk. */
+#define BANSYNC_PAGE 4096
 
 typedef struct bansync_options {
         usec_t interval;       /* between walks; 0: BANSYNC_DEFAULT_INTERVAL */

@@ -104,16 +104,20 @@ static void wait_active(engine *e, const char *name, size_t n) {
         CHECK(false);
 }
 
-static void write_config(testdir *t, const char *ban_backend) {
+static void write_config_every(testdir *t, const char *ban_backend, const char *interval) {
         char text[256], file[256];
-        snprintf(text, sizeof text, "ban_backend: %s\nbans:\n  sync_interval: 50ms\nqueue:\n  flush_interval: 20ms\n",
-                 ban_backend);
+        snprintf(text, sizeof text, "ban_backend: %s\nbans:\n  sync_interval: %s\nqueue:\n  flush_interval: 20ms\n",
+                 ban_backend, interval);
         testdir_write(t, "spillway.yaml", text);
         testdir_mock_backend(t, "db", NULL, NULL);
         snprintf(text, sizeof text, "name: enf\npath: %s/mock20.so\nconfig:\n  record: %s/enf.log\n",
                  getenv("SPW_TEST_PLUGIN_DIR"), t->path);
         snprintf(file, sizeof file, "plugins/backend/enf.yaml");
         testdir_write(t, file, text);
+}
+
+static void write_config(testdir *t, const char *ban_backend) {
+        write_config_every(t, ban_backend, "50ms");
 }
 
 static void test_sync(void) {
@@ -187,6 +191,98 @@ static void test_sync(void) {
         testdir_remove(t.path);
 }
 
+/* More changes than one walk takes: the walk stops at BANSYNC_PAGE (a
+ * bounded copy) and the next one follows at once, not an interval later. */
+static void test_long_change_log(void) {
+        engine_options o = { .allow_unsafe_plugins = true };
+        spw_error err = { 0 };
+        engine *e = NULL;
+        bansync_stats before, after;
+        const size_t n = BANSYNC_PAGE + 100;
+        uint64_t count;
+        testdir t;
+
+        testdir_init(&t);
+        write_config_every(&t, "db", "1h");
+        CHECK_OK(engine_new(testdir_load(&t), &o, &e, &err));
+        CHECK_OK(bansync_wait_first(engine_bansync(e), 10 * USEC_PER_SEC));
+        /* one change first, so that the walk below reads the change log
+         * (a walk from cursor 0 is a resync: every active ban at once) */
+        ban_in(e, "db", "192.0.2.1", now_realtime() + 3600 * USEC_PER_SEC);
+        bansync_kick(engine_bansync(e));
+        for (int i = 0; i < 500; i++) {
+                bansync_get_stats(engine_bansync(e), &before);
+                if (before.cursor > 0)
+                        break;
+                usleep(10000);
+        }
+        CHECK(before.cursor > 0);
+        for (size_t i = 0; i < n; i++) {
+                char ip[32];
+                snprintf(ip, sizeof ip, "10.%zu.%zu.%zu", i >> 16 & 255, i >> 8 & 255, i & 255);
+                ban_in(e, "db", ip, now_realtime() + 3600 * USEC_PER_SEC);
+        }
+        bansync_kick(engine_bansync(e));
+        /* with a 1 h interval, only the follow-up walks bring the rest */
+        for (int i = 0; i < 500; i++) {
+                bansync_get_stats(engine_bansync(e), &after);
+                if (after.adds - before.adds >= n)
+                        break;
+                usleep(10000);
+        }
+        CHECK_EQ(after.adds - before.adds, n);
+        CHECK(after.walks - before.walks >= 2);
+        CHECK_EQ(after.resyncs, before.resyncs);
+        CHECK_EQ(after.failures, before.failures);
+        CHECK_OK(banhist_count(engine_banhist(e), "10.0.0.0", 0, &count));
+        CHECK_EQ(count, 1u);
+        CHECK_OK(banhist_count(engine_banhist(e), "10.0.16.99", 0, &count)); /* the last one: 4195 */
+        CHECK_EQ(count, 1u);
+        stop(e);
+        testdir_remove(t.path);
+}
+
+/* No enforcement backend: the history alone reads the changes, as they
+ * come (nothing is copied), across pages. */
+static void test_history_only(void) {
+        engine_options o = { .allow_unsafe_plugins = true };
+        spw_error err = { 0 };
+        engine *e = NULL;
+        bansync_stats st;
+        const size_t n = BANSYNC_PAGE + 10;
+        uint64_t count = 0;
+        testdir t;
+
+        testdir_init(&t);
+        testdir_write(&t, "spillway.yaml", "ban_backend: db\nbans:\n  sync_interval: 20ms\nqueue:\n  flush_interval: 20ms\n");
+        testdir_mock_backend(&t, "db", NULL, NULL);
+        CHECK_OK(engine_new(testdir_load(&t), &o, &e, &err));
+        CHECK(engine_bansync(e) != NULL);
+        ban_in(e, "db", "192.0.2.1", now_realtime() + 3600 * USEC_PER_SEC);
+        for (int i = 0; i < 500 && count == 0; i++) {
+                usleep(10000);
+                CHECK_OK(banhist_count(engine_banhist(e), "192.0.2.1", 0, &count));
+        }
+        CHECK_EQ(count, 1u);
+        for (size_t i = 0; i < n; i++) {
+                char ip[32];
+                snprintf(ip, sizeof ip, "10.%zu.%zu.%zu", i >> 16 & 255, i >> 8 & 255, i & 255);
+                ban_in(e, "db", ip, now_realtime() + 3600 * USEC_PER_SEC);
+        }
+        count = 0;
+        for (int i = 0; i < 500 && count == 0; i++) {
+                usleep(10000);
+                CHECK_OK(banhist_count(engine_banhist(e), "10.0.16.9", 0, &count)); /* the last: 4105 */
+        }
+        CHECK_EQ(count, 1u);
+        CHECK_OK(banhist_count(engine_banhist(e), "10.0.0.0", 0, &count));
+        CHECK_EQ(count, 1u);
+        bansync_get_stats(engine_bansync(e), &st);
+        CHECK_EQ(st.failures, 0u);
+        stop(e);
+        testdir_remove(t.path);
+}
+
 static void test_no_change_log(void) {
         engine_options o = { .allow_unsafe_plugins = true };
         spw_error err = { 0 };
@@ -241,6 +337,8 @@ static void test_stop_while_the_source_retries(void) {
 int main(void) {
         test_stop_while_the_source_retries();
         test_sync();
+        test_long_change_log();
+        test_history_only();
         test_no_change_log();
         return 0;
 }

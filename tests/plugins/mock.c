@@ -289,6 +289,7 @@ static void mock_shutdown(void *self) {
 static int mock_read_changes(void *self, uint64_t cursor, spw_change_fn fn, void *userdata, uint64_t *next_cursor) {
         mock *m = self;
         int r;
+        *next_cursor = cursor;
         if (cursor == 0 || cursor > m->n_changes) {
                 /* from nothing: the active bans */
                 for (size_t i = 0; i < m->n_bans; i++) {
@@ -306,8 +307,10 @@ static int mock_read_changes(void *self, uint64_t cursor, spw_change_fn fn, void
                         spw_ban_row row = { .size = sizeof row, .source = "local", .iptext = p->target, .reason = p->scenario,
                                             .bancount = 1, .action = p->action, .until = p->until };
                         spw_ban_change c = { .size = sizeof c, .seq = i + 1, .kind = m->changes[i].kind, .row = &row };
-                        if ((r = fn(&c, userdata)))
+                        if ((r = fn(&c, userdata))) {
+                                *next_cursor = i; /* the last change fn took */
                                 return r;
+                        }
                 }
         *next_cursor = m->n_changes ? m->n_changes : 0;
         return 0;
