@@ -138,6 +138,7 @@ static void push_signal(daemon_t *d, request *r, json_t *sigobj, const char *lin
 
         if (routed_to_spool(&r->fan))
                 keep_raw(r->msg, sigobj, line, line_len);
+        msg_pool_learn(&d->msgs, r->msg); /* complete: parsed, routed, its line kept if a spool needs it */
         k = engine_push(d->engine, r->msg, &r->fan, &res);
         if (k == -EAGAIN) {
                 keep_raw(r->msg, sigobj, line, line_len);
@@ -181,7 +182,9 @@ static void handle_signal(daemon_t *d, request *r, json_t *sigobj, ack_level ack
          * it (keep_raw). A message that outgrows its first chunk takes a
          * second one twice as large: a first chunk of half the line made
          * a full 10,000-signal queue 3.1 KiB per signal (+28 MiB); a 900-byte
-         * line now gets 1,308 bytes, 1,008 of them used. */
+         * line gets 1,308 bytes, 1,008 of them used, until the pool has
+         * seen a window of messages: then the largest of them plus 1/16
+         * (1,088 bytes here; msg_pool_learn). */
         m = msg_pool_get(&d->msgs, MAX((size_t) 1024, line_len * 3 / 5 + 768 + (engine_has_spool(d) ? line_len : 0)));
         if (!m) {
                 request_error(r, "out of memory");

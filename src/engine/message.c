@@ -54,7 +54,19 @@ static void pool_collect(msg_pool *p) {
         }
 }
 
-spw_msg *msg_pool_get(msg_pool *p, size_t first_size) {
+void msg_pool_learn(msg_pool *p, const spw_msg *m) {
+        size_t used = arena_used(&m->arena);
+        if (used > p->window_max)
+                p->window_max = used;
+        if (++p->window_n == MSG_POOL_WINDOW) {
+                p->fit = (p->window_max + p->window_max / 16 + 63) & ~(size_t) 63;
+                p->window_max = 0;
+                p->window_n = 0;
+        }
+}
+
+spw_msg *msg_pool_get(msg_pool *p, size_t estimate) {
+        size_t first_size = p->fit && p->fit < estimate ? p->fit : estimate;
         spw_msg *m;
 
         if (!p->free)

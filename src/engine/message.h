@@ -84,10 +84,23 @@ struct msg_pool {
         spw_msg *free;               /* owner only */
         size_t n_free;
         size_t made, reused;         /* counters (owner only) */
+        /* the largest message of the last MSG_POOL_WINDOW (arena bytes):
+         * a first chunk need not be larger (owner only) */
+        size_t fit, window_max;
+        unsigned window_n;
 };
 
-/* Owner thread: a fresh message (its arena empty, first_size as given). */
-spw_msg *msg_pool_get(msg_pool *p, size_t first_size);
+#define MSG_POOL_WINDOW 256
+
+/* Owner thread: a fresh message (its arena empty). Its first arena chunk
+ * is `estimate` bytes, or less when the messages of the last window all
+ * fitted in less (msg_pool_learn). */
+spw_msg *msg_pool_get(msg_pool *p, size_t estimate);
+/* Owner thread: `m` is complete (parsed and routed); its size teaches the
+ * pool how large a first chunk needs to be. A message that outgrows its
+ * first chunk takes a second one (twice the size): the estimate errs
+ * large, the learnt size is the largest of a window plus 1/16. */
+void msg_pool_learn(msg_pool *p, const spw_msg *m);
 /* What the main loop keeps cached while nothing arrives (~100 KiB). */
 #define MSG_POOL_KEEP 64
 /* Owner thread: free what came back beyond `keep` cached messages. */

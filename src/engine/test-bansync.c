@@ -230,10 +230,12 @@ static void test_long_change_log(void) {
                         break;
                 usleep(10000);
         }
+        if (after.failures != before.failures)
+                fprintf(stderr, "ban sync failed: %s\n", after.last_error);
+        CHECK_EQ(after.failures, before.failures);
         CHECK_EQ(after.adds - before.adds, n);
         CHECK(after.walks - before.walks >= 2);
         CHECK_EQ(after.resyncs, before.resyncs);
-        CHECK_EQ(after.failures, before.failures);
         CHECK_OK(banhist_count(engine_banhist(e), "10.0.0.0", 0, &count));
         CHECK_EQ(count, 1u);
         CHECK_OK(banhist_count(engine_banhist(e), "10.0.16.99", 0, &count)); /* the last one: 4195 */

@@ -90,12 +90,19 @@ void arena_deinit(arena *a) {
         *a = (arena) { .first_size = a->first_size };
 }
 
+size_t arena_used(const arena *a) {
+        size_t n = 0;
+        for (const arena_chunk *c = a->head; c; c = c->next)
+                n += c->used;
+        return n;
+}
+
 void arena_reset(arena *a, size_t first_size) {
         arena_chunk *keep = NULL, *c = a->head;
 
         while (c) {
                 arena_chunk *n = c->next;
-                if (!n && c->size >= first_size && c->size <= 2 * first_size)
+                if (!n && c->size >= first_size && c->size <= first_size + first_size / 8)
                         keep = c;
                 else
                         free(c);
