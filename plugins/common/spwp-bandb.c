@@ -1675,6 +1675,12 @@ static int gc_collect(spwp_bandb *b, spw_usec_t now, gc_run *g, bool *connect) {
                                      "longest %s)", b->where, fmt_duration(d1, now - b->gc.behind_since),
                                      b->gc.removed_behind + removed, b->gc.removed_steps, b->gc.steps,
                                      fmt_duration(d2, b->gc.longest_step));
+                else if (removed + g->events == 0 && b->gc.removed_behind > 0)
+                        /* the rows went in earlier runs and steps (a slow
+                         * machine halves chunks): one line for all of them */
+                        b->host->log(b->ctx, LOG_INFO,
+                                     "garbage collection removed %" PRIu64 " row(s) while catching up over %s",
+                                     b->gc.removed_behind, fmt_duration(d1, now - b->gc.behind_since));
                 b->gc.behind_since = 0;
                 b->gc.removed_steps = 0;
                 spwp_bandb_status(b, "gc", "caught up");

@@ -147,6 +147,7 @@ int main(void) {
                 hub_dispatch(engine_hub(d.engine));
         }
         engine_free(d.engine);
+        msg_pool_deinit(&d.msgs); /* as daemon_run: after every holder of a message */
         sd_event_unref(d.event);
         plugin_unload_all();
         testdir_remove(t.path);

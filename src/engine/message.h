@@ -9,7 +9,8 @@
  *     every backend it was routed to: each queue holds one reference. The
  *     signal and everything it points to live in the message's arena, so
  *     freeing a message is one arena release, from whichever thread drops the
- *     last reference.
+ *     last reference; a message the main loop made from its pool
+ *     (msg_pool_get) goes back to that pool instead, to be reused there.
  *   - For an "ack: flushed" request the message counts the backends that
  *     still owe an outcome (`pending`). Each backend settles the message
  *     exactly once: flushed, failed, or dropped. The one that brings the
