@@ -58,6 +58,7 @@ typedef struct options {
         bool through_plugin;
         bool keep;
         const char *plugin;
+        const char *cache_size;   /* the plugin's cache_size key (through-plugin) */
 } options;
 
 static void remove_db(const char *path) {
@@ -250,6 +251,7 @@ static double bench_plugin(const options *o, double *cpu, uint64_t *read_rows, d
         const spw_kv config[] = {
                 { "db_path", o->db },
                 { "synchronous", o->sync_full ? "full" : "normal" },
+                { "cache_size", o->cache_size ? o->cache_size : "2MiB" },
         };
 
         return bench_through_plugin("bench-ceiling", o->plugin, config, sizeof config / sizeof config[0], o->signals,
@@ -258,7 +260,7 @@ static double bench_plugin(const options *o, double *cpu, uint64_t *read_rows, d
 
 static void usage(FILE *f) {
         fputs("usage: bench-ceiling [--signals N] [--batch B] [--db PATH] [--synchronous normal|full]\n"
-              "                     [--targets K] [--savepoint] [--inline-checkpoints] [--through-plugin [--plugin PATH]] [--keep]\n"
+              "                     [--targets K] [--savepoint] [--inline-checkpoints] [--through-plugin [--plugin PATH] [--cache-size S]] [--keep]\n"
               "  --signals N       signals to insert (default 20000)\n"
               "  --batch B         signals per transaction (default 100)\n"
               "  --db PATH         database file, recreated (default: a temporary file, removed)\n"
@@ -268,6 +270,7 @@ static void usage(FILE *f) {
               "  --inline-checkpoints  WAL checkpoints in the commits, not on a thread (direct mode)\n"
               "  --through-plugin  insert through sqlite.so's insert()/flush() instead\n"
               "  --plugin PATH     the plugin to load (default: the build tree's)\n"
+              "  --cache-size S    the plugin's cache_size key (default 2MiB; through-plugin)\n"
               "  --keep            keep the database file\n", f);
 }
 
@@ -282,6 +285,7 @@ int main(int argc, char **argv) {
                 { "inline-checkpoints", no_argument, NULL, 'I' },
                 { "through-plugin", no_argument, NULL, 'P' },
                 { "plugin", required_argument, NULL, 'p' },
+                { "cache-size", required_argument, NULL, 'c' },
                 { "keep", no_argument, NULL, 'k' },
                 { "help", no_argument, NULL, 'h' },
                 {}
@@ -325,6 +329,9 @@ int main(int argc, char **argv) {
                         break;
                 case 'p':
                         o.plugin = optarg;
+                        break;
+                case 'c':
+                        o.cache_size = optarg;
                         break;
                 case 'k':
                         o.keep = true;

@@ -60,7 +60,7 @@ int bandb_time_parse(const char *s, size_t n, spw_usec_t *ret);
 int bandb_apply_pragmas(sqlite3 *db, bool synchronous_full);
 
 /* The page cache's default size (the cache_size key). */
-#define BANDB_CACHE_KIB_DEFAULT 4096
+#define BANDB_CACHE_KIB_DEFAULT 2048
 #define BANDB_CACHE_SIZE_DEFAULT ((uint64_t) BANDB_CACHE_KIB_DEFAULT * 1024)
 #define BANDB_STR_(x) #x
 #define BANDB_STR(x) BANDB_STR_(x)

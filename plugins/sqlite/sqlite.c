@@ -111,7 +111,7 @@ static const spw_config_key bandb_config_keys[] = {
         SPWP_BANDB_CONFIG_KEYS_GC,
         { "synchronous", SPW_CONFIG_ENUM, "normal", "normal|full",
           "SQLite synchronous mode with WAL: normal may lose the last commits on power loss, full fsyncs each commit" },
-        { "cache_size", SPW_CONFIG_STRING, "4MiB", NULL,
+        { "cache_size", SPW_CONFIG_STRING, "2MiB", NULL,
           "SQLite page cache of the connection, e.g. 4MiB, 16MiB (at least 256KiB): more keeps more of a large ban "
           "table's index in memory, at that much more resident memory" },
         { "busy_timeout", SPW_CONFIG_DURATION, "5s", NULL,
