@@ -372,6 +372,48 @@ int http_parse_alerts(const char *body, size_t len, bool apply, long long now_us
 
 #if HAVE_MICROHTTPD
 #include <microhttpd.h>
+#include <dlfcn.h>
+
+/* ------------------------------------------------------------ libmicrohttpd, loaded */
+
+/* libmicrohttpd is loaded when an HTTP ingest is configured, not linked:
+ * it brings GnuTLS, p11-kit, nettle, gmp and more, ~2 MiB of resident
+ * memory (and p11-kit's start-up) in every daemon, most of which never
+ * serve HTTP (issue 17: idle RSS). Its soname has been .so.12 since
+ * 0.9.53; the Debian package depends on libmicrohttpd12. */
+#define MHD_SONAME "libmicrohttpd.so.12"
+#define MHD_FUNCTIONS(X)                                                                                                 \
+        X(start_daemon) X(stop_daemon) X(run) X(get_timeout) X(get_daemon_info) X(quiesce_daemon)                        \
+        X(lookup_connection_value) X(get_connection_info) X(suspend_connection) X(resume_connection) X(queue_response) \
+        X(create_response_from_buffer) X(destroy_response) X(add_response_header)
+
+static struct {
+        void *dl;
+#define MHD_MEMBER(n) __typeof__(&MHD_##n) n;
+        MHD_FUNCTIONS(MHD_MEMBER)
+#undef MHD_MEMBER
+} mhd;
+
+static int mhd_load(spw_error *err) {
+        void *dl;
+
+        if (mhd.dl)
+                return 0;
+        dl = dlopen(MHD_SONAME, RTLD_NOW | RTLD_LOCAL);
+        if (!dl)
+                return spw_error_set(err, -ENOENT, "sockets.http is configured but %s cannot be loaded: %s "
+                                     "(install libmicrohttpd12)", MHD_SONAME, dlerror());
+#define MHD_LOOKUP(n)                                                                                                    \
+        if (!(mhd.n = (__typeof__(mhd.n)) dlsym(dl, "MHD_" #n))) {                                                      \
+                dlclose(dl);                                                                                           \
+                return spw_error_set(err, -ENOENT, "%s has no MHD_%s: not the libmicrohttpd this was built for",      \
+                                     MHD_SONAME, #n);                                                                  \
+        }
+        MHD_FUNCTIONS(MHD_LOOKUP)
+#undef MHD_LOOKUP
+        mhd.dl = dl;
+        return 0;
+}
 
 /* ------------------------------------------------------------ state */
 
@@ -455,21 +497,21 @@ struct http_req {
 
 static enum MHD_Result reply(http_req *q, struct MHD_Connection *c, unsigned status, const char *type, char *body) {
         http_state *h = q ? q->srv->h : NULL;
-        struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+        struct MHD_Response *resp = mhd.create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
         enum MHD_Result k;
         if (!resp) {
                 free(body);
                 return MHD_NO;
         }
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        mhd.add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
         if (status == 503)
-                MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
+                mhd.add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
         if (status == 401)
-                MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"spillway\"");
+                mhd.add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"spillway\"");
         if (h && status / 100 < 6)
                 h->stats.status[status / 100]++;
-        k = MHD_queue_response(c, status, resp);
-        MHD_destroy_response(resp);
+        k = mhd.queue_response(c, status, resp);
+        mhd.destroy_response(resp);
         return k;
 }
 
@@ -616,7 +658,7 @@ void http_flush_dirty(daemon_t *d) {
                         walk_items(q);
                 if (q->done && q->suspended) {
                         susp_unlink(q);
-                        MHD_resume_connection(q->conn);
+                        mhd.resume_connection(q->conn);
                         h->need_run = true;
                 }
         }
@@ -729,7 +771,7 @@ static bool authorized(http_req *q, struct MHD_Connection *c) {
                                 return true;
         if (!h->token || !*h->token)
                 return false;
-        auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        auth = mhd.lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
         if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
                 auth += 7;
                 while (*auth == ' ')
@@ -737,7 +779,7 @@ static bool authorized(http_req *q, struct MHD_Connection *c) {
                 if (http_token_equal(auth, h->token))
                         return true;
         }
-        key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Api-Key");
+        key = mhd.lookup_connection_value(c, MHD_HEADER_KIND, "X-Api-Key");
         return key && http_token_equal(key, h->token);
 }
 
@@ -810,7 +852,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                 q->id = ++h->next_id | (UINT64_C(1) << 62); /* distinct from conn.c's owners */
                 q->peer = (struct ucred) { .pid = 0, .uid = (uid_t) -1, .gid = (gid_t) -1 };
                 if (srv->is_unix) {
-                        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+                        const union MHD_ConnectionInfo *ci = mhd.get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
                         socklen_t l = sizeof q->peer;
                         if (ci && getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &q->peer, &l) < 0)
                                 q->peer = (struct ucred) { .pid = 0, .uid = (uid_t) -1, .gid = (gid_t) -1 };
@@ -827,7 +869,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                         return reply_error(q, c, 401, "a valid token is required (Authorization: Bearer TOKEN, or X-Api-Key: TOKEN)");
                 }
                 q->authorized = true;
-                const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+                const char *cl = mhd.lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
                 if (cl && strtoull(cl, NULL, 10) > cfg->http.max_body) {
                         h->stats.too_large++;
                         return reply_error(q, c, 413, "the body is %s bytes, more than http_max_body (%zu)", cl, cfg->http.max_body);
@@ -854,7 +896,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                 return reply_error(q, c, 500, "out of memory");
 
         if (!q->started) {
-                const char *ack = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "ack");
+                const char *ack = mhd.lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "ack");
                 int k;
                 if (ack && !streq(ack, "queued") && !streq(ack, "flushed")) {
                         h->stats.malformed++;
@@ -865,7 +907,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                 if (q->ep == EP_ALERTS)
                         k = parse_alerts(q, why, sizeof why);
                 else
-                        k = parse_signals(q, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE), why, sizeof why);
+                        k = parse_signals(q, mhd.lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE), why, sizeof why);
                 if (k >= 0)
                         k = check_items(q, q->flushed, why, sizeof why);
                 strbuf_deinit(&q->body);
@@ -883,7 +925,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                 /* resumed later by http_flush_dirty() */
                 if (!q->suspended) {
                         susp_link(q);
-                        MHD_suspend_connection(c);
+                        mhd.suspend_connection(c);
                 }
                 return MHD_YES;
         }
@@ -945,7 +987,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 }
 
 static void touch(struct MHD_Connection *c) {
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        const union MHD_ConnectionInfo *ci = mhd.get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         if (ci && ci->socket_context)
                 *(usec_t *) ci->socket_context = now_monotonic();
 }
@@ -979,7 +1021,7 @@ static void arm_timer(http_server *s) {
         MHD_UNSIGNED_LONG_LONG ms;
         if (!s->mhd || !s->timer)
                 return;
-        if (MHD_get_timeout(s->mhd, &ms) == MHD_YES) {
+        if (mhd.get_timeout(s->mhd, &ms) == MHD_YES) {
                 sd_event_source_set_time_relative(s->timer, (uint64_t) ms * USEC_PER_MSEC);
                 sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
         } else
@@ -991,7 +1033,7 @@ static void server_free(http_server *s);
 static void run_one(http_server *s) {
         http_state *h = s->h;
         h->in_run++;
-        MHD_run(s->mhd);
+        mhd.run(s->mhd);
         h->in_run--;
         arm_timer(s);
 }
@@ -1001,7 +1043,7 @@ static void run_servers(http_state *h) {
         for (http_server *s = h->servers, *n; s; s = n) {
                 n = s->next;
                 run_one(s);
-                if (s->draining && MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS)->num_connections == 0)
+                if (s->draining && mhd.get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS)->num_connections == 0)
                         server_free(s);
         }
 }
@@ -1012,7 +1054,7 @@ static int on_mhd_io(sd_event_source *es, int fd, uint32_t revents, void *userda
         run_one(s);
         /* requests completed while MHD ran (e.g. refused at once) */
         http_flush_dirty(h->d);
-        if (s->draining && MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS)->num_connections == 0)
+        if (s->draining && mhd.get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS)->num_connections == 0)
                 server_free(s);
         return 0;
 }
@@ -1037,7 +1079,7 @@ static void server_free(http_server *s) {
         s->io = sd_event_source_disable_unref(s->io);
         s->timer = sd_event_source_disable_unref(s->timer);
         if (s->mhd)
-                MHD_stop_daemon(s->mhd); /* closes the listening socket unless quiesced */
+                mhd.stop_daemon(s->mhd); /* closes the listening socket unless quiesced */
         if (s->path) {
                 unlink(s->path);
                 free(s->path);
@@ -1089,7 +1131,7 @@ static int server_start(http_state *h, int fd, bool is_unix, const char *name, h
                 { MHD_OPTION_HTTPS_MEM_KEY, 0, key },
                 { MHD_OPTION_END, 0, NULL },
         };
-        s->mhd = MHD_start_daemon(flags, 0, on_accept_policy, s, on_access, s,
+        s->mhd = mhd.start_daemon(flags, 0, on_accept_policy, s, on_access, s,
                                   MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                                   MHD_OPTION_LISTEN_SOCKET, fd,
                                   MHD_OPTION_CONNECTION_TIMEOUT, timeout,
@@ -1106,7 +1148,7 @@ static int server_start(http_state *h, int fd, bool is_unix, const char *name, h
                 return spw_error_set(err, -EIO, "http %s: libmicrohttpd could not start%s", name,
                                      cert ? " (check http_tls_cert and http_tls_key: a PEM certificate and its key)" : "");
         }
-        const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+        const union MHD_DaemonInfo *di = mhd.get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
         r = di ? sd_event_add_io(d->event, &s->io, di->epoll_fd, EPOLLIN, on_mhd_io, s) : -EIO;
         if (r >= 0)
                 r = sd_event_add_time_relative(d->event, &s->timer, CLOCK_MONOTONIC, USEC_PER_SEC, 1 /* sd-event: 0 would mean 250 ms */, on_mhd_timer, s);
@@ -1203,6 +1245,9 @@ int http_start(daemon_t *d, spw_error *err) {
 
         if (d->n_http_fds == 0 && !c->http.listen)
                 return 0;
+        r = mhd_load(err);
+        if (r < 0)
+                return r;
         h = calloc(1, sizeof *h);
         if (!h)
                 return -ENOMEM;
@@ -1254,7 +1299,7 @@ void http_quiesce(daemon_t *d) {
                 return;
         for (http_server *s = d->http->servers; s; s = s->next)
                 if (!s->draining) {
-                        int fd = MHD_quiesce_daemon(s->mhd);
+                        int fd = mhd.quiesce_daemon(s->mhd);
                         if (fd >= 0)
                                 close(fd);
                         if (s->path)
@@ -1282,7 +1327,7 @@ void http_reload(daemon_t *d) {
                         h->servers = s;
                         continue;
                 }
-                int fd = MHD_quiesce_daemon(s->mhd);
+                int fd = mhd.quiesce_daemon(s->mhd);
                 s->draining = true;
                 if (fd >= 0 && server_start(h, fd, s->is_unix, s->name, &ns, &err) < 0) {
                         log_error("reload: %s; the HTTP socket %s is closed until the next successful reload or restart", err.msg, s->name);
@@ -1306,7 +1351,7 @@ void http_free_all(daemon_t *d) {
         while (h->suspended) {
                 http_req *q = h->suspended;
                 susp_unlink(q);
-                MHD_resume_connection(q->conn);
+                mhd.resume_connection(q->conn);
         }
         while (h->servers)
                 server_free(h->servers);
