@@ -191,6 +191,25 @@ static void test_sync(void) {
         testdir_remove(t.path);
 }
 
+/* Bans of n distinct addresses 10.x.y.z (i = 0..n-1) stored in "db". */
+static void ban_many(engine *e, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                char ip[32];
+                snprintf(ip, sizeof ip, "10.%zu.%zu.%zu", i >> 16 & 255, i >> 8 & 255, i & 255);
+                ban_in(e, "db", ip, now_realtime() + 3600 * USEC_PER_SEC);
+        }
+}
+
+/* The history's count of `target` once it is not 0 (or 0 after 5 s). */
+static uint64_t wait_history(engine *e, const char *target) {
+        uint64_t count = 0;
+        for (int i = 0; i < 500 && count == 0; i++) {
+                usleep(10000);
+                CHECK_OK(banhist_count(engine_banhist(e), target, 0, &count));
+        }
+        return count;
+}
+
 /* More changes than one walk takes: the walk stops at BANSYNC_PAGE (a
  * bounded copy) and the next one follows at once, not an interval later. */
 static void test_long_change_log(void) {
@@ -217,11 +236,7 @@ static void test_long_change_log(void) {
                 usleep(10000);
         }
         CHECK(before.cursor > 0);
-        for (size_t i = 0; i < n; i++) {
-                char ip[32];
-                snprintf(ip, sizeof ip, "10.%zu.%zu.%zu", i >> 16 & 255, i >> 8 & 255, i & 255);
-                ban_in(e, "db", ip, now_realtime() + 3600 * USEC_PER_SEC);
-        }
+        ban_many(e, n);
         bansync_kick(engine_bansync(e));
         /* with a 1 h interval, only the follow-up walks bring the rest */
         for (int i = 0; i < 500; i++) {
@@ -261,22 +276,9 @@ static void test_history_only(void) {
         CHECK_OK(engine_new(testdir_load(&t), &o, &e, &err));
         CHECK(engine_bansync(e) != NULL);
         ban_in(e, "db", "192.0.2.1", now_realtime() + 3600 * USEC_PER_SEC);
-        for (int i = 0; i < 500 && count == 0; i++) {
-                usleep(10000);
-                CHECK_OK(banhist_count(engine_banhist(e), "192.0.2.1", 0, &count));
-        }
-        CHECK_EQ(count, 1u);
-        for (size_t i = 0; i < n; i++) {
-                char ip[32];
-                snprintf(ip, sizeof ip, "10.%zu.%zu.%zu", i >> 16 & 255, i >> 8 & 255, i & 255);
-                ban_in(e, "db", ip, now_realtime() + 3600 * USEC_PER_SEC);
-        }
-        count = 0;
-        for (int i = 0; i < 500 && count == 0; i++) {
-                usleep(10000);
-                CHECK_OK(banhist_count(engine_banhist(e), "10.0.16.9", 0, &count)); /* the last: 4105 */
-        }
-        CHECK_EQ(count, 1u);
+        CHECK_EQ(wait_history(e, "192.0.2.1"), 1u);
+        ban_many(e, n);
+        CHECK_EQ(wait_history(e, "10.0.16.9"), 1u); /* the last: 4105 */
         CHECK_OK(banhist_count(engine_banhist(e), "10.0.0.0", 0, &count));
         CHECK_EQ(count, 1u);
         bansync_get_stats(engine_bansync(e), &st);
