@@ -251,10 +251,11 @@ static double bench_plugin(const options *o, double *cpu, uint64_t *read_rows, d
         const spw_kv config[] = {
                 { "db_path", o->db },
                 { "synchronous", o->sync_full ? "full" : "normal" },
-                { "cache_size", o->cache_size ? o->cache_size : "2MiB" },
+                { "cache_size", o->cache_size }, /* last: left out unless given (the plugin's default) */
         };
+        size_t n = sizeof config / sizeof config[0] - (o->cache_size ? 0 : 1);
 
-        return bench_through_plugin("bench-ceiling", o->plugin, config, sizeof config / sizeof config[0], o->signals,
+        return bench_through_plugin("bench-ceiling", o->plugin, config, n, o->signals,
                                     o->batch, o->targets, cpu, read_rows, read_ms);
 }
 
@@ -270,7 +271,7 @@ static void usage(FILE *f) {
               "  --inline-checkpoints  WAL checkpoints in the commits, not on a thread (direct mode)\n"
               "  --through-plugin  insert through sqlite.so's insert()/flush() instead\n"
               "  --plugin PATH     the plugin to load (default: the build tree's)\n"
-              "  --cache-size S    the plugin's cache_size key (default 2MiB; through-plugin)\n"
+              "  --cache-size S    the plugin's cache_size key (through-plugin; default: the plugin's)\n"
               "  --keep            keep the database file\n", f);
 }
 

@@ -24,7 +24,6 @@
 
 typedef struct change {
         int kind;
-        bool resync;
         usec_t at, until;
         char *target, *action, *source, *reason;
 } change;
@@ -120,7 +119,6 @@ static int collect(const spw_ban_change *ch, void *userdata) {
         change *c = &s->pending[s->n_pending];
         *c = (change) {
                 .kind = ch->kind,
-                .resync = ch->flags & SPW_CHANGE_RESYNC,
                 .at = ch->at,
                 .until = row ? row->until : 0,
                 .target = row && row->iptext ? strdup(row->iptext) : NULL,
