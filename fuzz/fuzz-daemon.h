@@ -42,6 +42,7 @@
 #include "daemon.h"
 #include "http.h"
 #include "ingest.h"
+#include "jsonscratch.h"
 #include "log.h"
 #include "macro.h"
 #include "strbuf.h"
@@ -108,6 +109,8 @@ static inline void fz_setup(void) {
         char text[8192], p[128];
 
         signal(SIGPIPE, SIG_IGN);
+        if (json_scratch_install() < 0) /* as spillwayd's main() does */
+                abort();
         log_set_max_level(getenv("SPW_FUZZ_LOG") ? LOG_DEBUG : LOG_CRIT);
         snprintf(fz_dir, sizeof fz_dir, "/tmp/spw-fuzz-XXXXXX");
         if (!mkdtemp(fz_dir))

@@ -30,6 +30,7 @@
 #include "conn.h"
 #include "daemon.h"
 #include "ingest.h"
+#include "jsonscratch.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "strbuf.h"
@@ -177,15 +178,25 @@ static void handle_line(conn *c, const char *line, size_t len) {
                 request_error(r, "empty line: expected a JSON object");
                 return;
         }
+        /* a signal's tree lives until the end of this function: in
+         * scratch memory, dropped at once (jsonscratch.h) */
+        bool scratch = c->kind == LISTENER_INGEST && json_scratch_begin();
         obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (scratch)
+                json_scratch_end();
         if (!obj) {
+                if (scratch)
+                        json_scratch_drop(NULL);
                 d->stats.rejected++;
                 request_error(r, "invalid JSON at line %llu, column %d: %s", (unsigned long long) c->lines, jerr.column, jerr.text);
                 return;
         }
         if (!json_is_object(obj)) {
                 d->stats.rejected++;
-                json_decref(obj);
+                if (scratch)
+                        json_scratch_drop(obj);
+                else
+                        json_decref(obj);
                 request_error(r, "expected a JSON object (a signal, or {\"signal\": {...}, \"ack\": \"flushed\"})");
                 return;
         }
@@ -207,7 +218,10 @@ static void handle_line(conn *c, const char *line, size_t len) {
                 c->paused = true;
                 c->parked = r;
         }
-        json_decref(obj);
+        if (scratch)
+                json_scratch_drop(obj);
+        else
+                json_decref(obj);
 }
 
 /* ------------------------------------------------------------ connections */

@@ -9,6 +9,7 @@
 
 #include "build-config.h"
 #include "daemon.h"
+#include "jsonscratch.h"
 #include "log.h"
 #include "route.h"
 
@@ -76,6 +77,11 @@ int main(int argc, char **argv) {
         bool check = false;
         int c, k;
 
+        /* before anything calls jansson; this thread runs the event loop */
+        if (json_scratch_install() < 0) {
+                fprintf(stderr, "spillwayd: out of memory\n");
+                return 1;
+        }
         while ((c = getopt_long(argc, argv, "c:h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'c': opt.config_path = optarg; break;
