@@ -296,9 +296,10 @@ static long admin_request(const char *sock, const char *req, long *total) {
 /* The admin socket's status, over every backend: the most signals one
  * received, how many are not settled yet (neither flushed, failed nor
  * dropped), how many were flushed or failed, and the number of flushes. A
- * backend that routing sends nothing receives nothing. */
+ * backend that routing sends nothing receives nothing. *sync_cursor: the
+ * ban sync's place in the ban database's change log, -1 without a sync. */
 static int status_counts(const char *sock, unsigned long long *received, unsigned long long *pending,
-                         unsigned long long *settled, unsigned long long *flushes) {
+                         unsigned long long *settled, unsigned long long *flushes, long long *sync_cursor) {
         int fd = connect_unix(sock);
         char *buf = NULL;
         size_t len = 0, cap = 0;
@@ -327,6 +328,8 @@ static int status_counts(const char *sock, unsigned long long *received, unsigne
         if (!buf || !(o = json_loadb(buf, len, 0, NULL)) || !json_is_array(bs = json_object_get(o, "backends")))
                 goto out;
         *received = *pending = *settled = *flushes = 0;
+        json_t *cur = json_object_get(json_object_get(json_object_get(o, "ban_history"), "sync"), "cursor");
+        *sync_cursor = json_is_integer(cur) ? (long long) json_integer_value(cur) : -1;
         json_array_foreach(bs, i, b) {
                 unsigned long long rcv = (unsigned long long) json_integer_value(json_object_get(b, "received"));
                 unsigned long long s = (unsigned long long) (json_integer_value(json_object_get(b, "flushed")) +
@@ -599,15 +602,29 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
          * CPU per signal; 5 ms is 0.25 % of a 2-second run's time. */
         int64_t t_done = t1;
         unsigned long long received = 0, pending = 1, settled = 0, flushes = 0;
+        long long sync_cursor = -1;
         unsigned expect = per * arg_producers;
         for (int64_t give_up = now_ns() + 120 * (int64_t) 1000000000; now_ns() < give_up; usleep(5000))
-                if (status_counts(admin_sock, &received, &pending, &settled, &flushes) == 0 && received >= expect && pending == 0)
+                if (status_counts(admin_sock, &received, &pending, &settled, &flushes, &sync_cursor) == 0 &&
+                    received >= expect && pending == 0)
                         break;
         if (!flushed)
                 t_done = now_ns();
         if (received < expect || pending > 0) {
                 fprintf(stderr, "%s: a backend received %llu of %u signals, %llu not settled\n", label, received, expect, pending);
                 res.errors++;
+        }
+        /* the CPU figures below count the ban sync's reading of the run's
+         * bans back from the change log (one change per signal here), which
+         * may still be catching up when the backends have settled */
+        if (profiles && sync_cursor >= 0) {
+                for (int64_t give_up = now_ns() + 60 * (int64_t) 1000000000;
+                     sync_cursor < (long long) expect && now_ns() < give_up; usleep(5000))
+                        (void) status_counts(admin_sock, &received, &pending, &settled, &flushes, &sync_cursor);
+                if (sync_cursor < (long long) expect) {
+                        fprintf(stderr, "%s: the ban sync read %lld of %u changes\n", label, sync_cursor, expect);
+                        res.errors++;
+                }
         }
         res.commit_size = flushes ? (double) settled / (double) flushes : 0;
         /* before the ban list below: a list of every ban is a reply of tens
