@@ -152,8 +152,11 @@ init_datadir() {
         bootstrap "$data" "$log"
 }
 
+# A free port on 127.0.0.1, from $1 on (default: $MARIADB_FIRST_PORT, else a
+# random place in 20000-39999, so that servers started at the same moment do
+# not scan the same ports).
 free_port() {
-        p=$(( 20000 + $$ % 20000 ))
+        p=${1:-${MARIADB_FIRST_PORT:-$(( 20000 + (RANDOM * 32768 + RANDOM + $$) % 20000 ))}}
         for _ in $(seq 1 200); do
                 if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
                         echo "$p"
@@ -208,42 +211,62 @@ cmd_start() {
                 die "a server already runs in $dir (pid $(server_pid "$dir"))"
         fi
         # a restart binds the same port again
+        auto_port=0
         if [ "$port" = auto ]; then
                 if [ -f "$dir/port" ] && [ "$(cat "$dir/port")" != 0 ]; then
                         port=$(cat "$dir/port")
                 else
+                        auto_port=1
                         port=$(free_port) || die "no free TCP port found on 127.0.0.1"
                 fi
         fi
-        echo "$port" >"$dir/port"
         init_datadir "$dir/data" "$dir/bootstrap.log"
 
-        if [ "$port" = 0 ]; then
-                net="--skip-networking"
-        else
-                net="--bind-address=127.0.0.1 --port=$port"
-        fi
-        rm -f "$dir/mariadbd.pid" "$dir/mysql.sock"
-        # setsid: the server is not in the test's process group, so a ^C or a
-        # test runner killing the group leaves it to the watcher's clean stop.
-        setsid "$MARIADBD" --no-defaults $(as_root_opt) --datadir="$dir/data" --tmpdir="$dir/tmp" \
-                --socket="$dir/mysql.sock" --pid-file="$dir/mariadbd.pid" --log-error="$dir/error.log" \
-                $net $(server_opts) "$@" </dev/null >/dev/null 2>&1 &
-        pid=$!
-        echo "$pid" >"$dir/mariadbd.pid.launch"
-        i=0
-        while ! ping_server "$dir"; do
-                if ! alive "$pid"; then
-                        tail -20 "$dir/error.log" >&2
-                        die "mariadbd exited at start (see $dir/error.log)"
+        # A port found free may be taken by someone else (a test starting
+        # its own server in parallel) before mariadbd binds it: a port we
+        # chose is chosen again, up to 5 times; a port we were given is not.
+        attempt=0
+        while :; do
+                echo "$port" >"$dir/port"
+                if [ "$port" = 0 ]; then
+                        net="--skip-networking"
+                else
+                        net="--bind-address=127.0.0.1 --port=$port"
                 fi
-                i=$((i + 1))
-                if [ $i -gt 600 ]; then
-                        kill -9 "$pid" 2>/dev/null
-                        tail -20 "$dir/error.log" >&2
-                        die "mariadbd did not answer within 30 s (see $dir/error.log)"
-                fi
-                sleep 0.05
+                rm -f "$dir/mariadbd.pid" "$dir/mysql.sock"
+                : >"$dir/error.log"
+                # setsid: the server is not in the test's process group, so a ^C or a
+                # test runner killing the group leaves it to the watcher's clean stop.
+                setsid "$MARIADBD" --no-defaults $(as_root_opt) --datadir="$dir/data" --tmpdir="$dir/tmp" \
+                        --socket="$dir/mysql.sock" --pid-file="$dir/mariadbd.pid" --log-error="$dir/error.log" \
+                        $net $(server_opts) "$@" </dev/null >/dev/null 2>&1 &
+                pid=$!
+                echo "$pid" >"$dir/mariadbd.pid.launch"
+                taken=0
+                i=0
+                while ! ping_server "$dir"; do
+                        if ! alive "$pid"; then
+                                if [ $auto_port = 1 ] && [ $attempt -lt 5 ] &&
+                                   grep -qE 'Address already in use|another (mysqld|mariadbd) server running on port' "$dir/error.log"; then
+                                        taken=1
+                                        break
+                                fi
+                                tail -20 "$dir/error.log" >&2
+                                die "mariadbd exited at start (see $dir/error.log)"
+                        fi
+                        i=$((i + 1))
+                        if [ $i -gt 600 ]; then
+                                kill -9 "$pid" 2>/dev/null
+                                tail -20 "$dir/error.log" >&2
+                                die "mariadbd did not answer within 30 s (see $dir/error.log)"
+                        fi
+                        sleep 0.05
+                done
+                [ $taken = 0 ] && break
+                attempt=$((attempt + 1))
+                echo "mariadb-server.sh: port $port was taken before mariadbd bound it; choosing another" >&2
+                port=$(free_port $(( 20000 + (RANDOM * 32768 + RANDOM) % 20000 ))) ||
+                        die "no free TCP port found on 127.0.0.1"
         done
         # the pid file appears a little after the socket answers
         i=0
