@@ -185,18 +185,14 @@ static void handle_line(conn *c, const char *line, size_t len) {
         if (scratch)
                 json_scratch_end();
         if (!obj) {
-                if (scratch)
-                        json_scratch_drop(NULL);
+                json_scratch_drop(NULL, scratch);
                 d->stats.rejected++;
                 request_error(r, "invalid JSON at line %llu, column %d: %s", (unsigned long long) c->lines, jerr.column, jerr.text);
                 return;
         }
         if (!json_is_object(obj)) {
                 d->stats.rejected++;
-                if (scratch)
-                        json_scratch_drop(obj);
-                else
-                        json_decref(obj);
+                json_scratch_drop(obj, scratch);
                 request_error(r, "expected a JSON object (a signal, or {\"signal\": {...}, \"ack\": \"flushed\"})");
                 return;
         }
@@ -218,10 +214,7 @@ static void handle_line(conn *c, const char *line, size_t len) {
                 c->paused = true;
                 c->parked = r;
         }
-        if (scratch)
-                json_scratch_drop(obj);
-        else
-                json_decref(obj);
+        json_scratch_drop(obj, scratch);
 }
 
 /* ------------------------------------------------------------ connections */

@@ -85,7 +85,11 @@ void json_scratch_end(void) {
         active = false;
 }
 
-void json_scratch_drop(json_t *tree) {
+void json_scratch_drop(json_t *tree, bool scratch) {
+        if (!scratch) {
+                json_decref(tree);
+                return;
+        }
         active = false;
         if (spilled)
                 json_decref(tree); /* frees the part in malloc(); the region's part is ignored */

@@ -48,9 +48,10 @@ int json_scratch_install(void);
 bool json_scratch_begin(void);
 void json_scratch_end(void);
 
-/* Release `tree` (NULL is fine), loaded between a begin() that returned
- * true and its end(), and empty the region. */
-void json_scratch_drop(json_t *tree);
+/* Release `tree` (NULL is fine) loaded after json_scratch_begin() returned
+ * `scratch`: with true, empty the region (and free what spilled into
+ * malloc); with false, json_decref(). */
+void json_scratch_drop(json_t *tree, bool scratch);
 
 /* For tests: allocations that went to malloc() because the region was full
  * since install. */

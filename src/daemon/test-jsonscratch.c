@@ -85,7 +85,7 @@ static void test_small_trees_reuse_the_region(void) {
                 if (!first)
                         first = json_string_value(json_object_get(o, "scenario"));
                 CHECK(json_string_value(json_object_get(o, "scenario")) == first);
-                json_scratch_drop(o);
+                json_scratch_drop(o, scratch);
         }
         CHECK_EQ(json_scratch_overflows(), before);
 }
@@ -96,7 +96,7 @@ static void test_large_tree_spills_and_is_freed(void) {
 
         /* warm up malloc's own bookkeeping, then count */
         json_t *o = load(doc, &scratch);
-        json_scratch_drop(o);
+        json_scratch_drop(o, scratch);
         size_t base = mallinfo2().uordblks;
         unsigned long before = json_scratch_overflows();
         for (int i = 0; i < 5; i++) {
@@ -104,7 +104,7 @@ static void test_large_tree_spills_and_is_freed(void) {
                 CHECK(scratch);
                 CHECK_EQ(json_array_size(o), 20000u);
                 CHECK_STREQ(json_string_value(json_array_get(o, 19999)), "000000000000000000000000019999");
-                json_scratch_drop(o);
+                json_scratch_drop(o, scratch);
         }
         CHECK(json_scratch_overflows() > before);
         size_t after = mallinfo2().uordblks;
@@ -116,7 +116,7 @@ static void test_large_tree_spills_and_is_freed(void) {
         o = load(small, &scratch);
         CHECK(scratch);
         CHECK_STREQ(json_string_value(json_object_get(o, "scenario")), "crowdsecurity/ssh-bf");
-        json_scratch_drop(o);
+        json_scratch_drop(o, scratch);
         free(doc);
 }
 
@@ -132,14 +132,14 @@ static void test_other_threads_use_malloc(void) {
         CHECK_EQ(pthread_join(t, &ret), 0);
         json_t *o = ret;
         CHECK_STREQ(json_string_value(json_object_get(o, "made")), "elsewhere");
-        json_scratch_drop(tree);
+        json_scratch_drop(tree, scratch);
         /* the other thread's object outlives the drop: it was never in the region */
         CHECK_EQ(json_integer_value(json_array_get(json_object_get(o, "n"), 1)), 2);
         json_decref(o);
         /* outside begin/end, this thread too gets malloc */
         o = json_string("not scratch");
         json_t *t2 = load(small, &scratch);
-        json_scratch_drop(t2);
+        json_scratch_drop(t2, scratch);
         CHECK_STREQ(json_string_value(o), "not scratch");
         json_decref(o);
 }
@@ -150,10 +150,10 @@ static void test_failed_load(void) {
         json_t *o = json_loads("{\"a\": [1, 2, {\"b\": ", 0, &jerr);
         json_scratch_end();
         CHECK(!o);
-        json_scratch_drop(NULL);
+        json_scratch_drop(NULL, true);
         CHECK(json_scratch_begin()); /* nothing lives: a new tree may start */
         json_scratch_end();
-        json_scratch_drop(NULL);
+        json_scratch_drop(NULL, true);
 }
 
 int main(void) {

@@ -152,11 +152,16 @@ init_datadir() {
         bootstrap "$data" "$log"
 }
 
-# A free port on 127.0.0.1, from $1 on (default: $MARIADB_FIRST_PORT, else a
-# random place in 20000-39999, so that servers started at the same moment do
-# not scan the same ports).
+# A random place in 20000-39999, so that servers started at the same moment
+# do not scan the same ports.
+random_port() {
+        echo $(( 20000 + (RANDOM * 32768 + RANDOM + $$) % 20000 ))
+}
+
+# A free port on 127.0.0.1, from $1 on (default: $MARIADB_FIRST_PORT, else
+# random_port).
 free_port() {
-        p=${1:-${MARIADB_FIRST_PORT:-$(( 20000 + (RANDOM * 32768 + RANDOM + $$) % 20000 ))}}
+        p=${1:-${MARIADB_FIRST_PORT:-$(random_port)}}
         for _ in $(seq 1 200); do
                 if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
                         echo "$p"
@@ -247,7 +252,7 @@ cmd_start() {
                 while ! ping_server "$dir"; do
                         if ! alive "$pid"; then
                                 if [ $auto_port = 1 ] && [ $attempt -lt 5 ] &&
-                                   grep -qE 'Address already in use|another (mysqld|mariadbd) server running on port' "$dir/error.log"; then
+                                   grep -qE 'Address already in use|another server running on port' "$dir/error.log"; then
                                         taken=1
                                         break
                                 fi
@@ -265,8 +270,7 @@ cmd_start() {
                 [ $taken = 0 ] && break
                 attempt=$((attempt + 1))
                 echo "mariadb-server.sh: port $port was taken before mariadbd bound it; choosing another" >&2
-                port=$(free_port $(( 20000 + (RANDOM * 32768 + RANDOM) % 20000 ))) ||
-                        die "no free TCP port found on 127.0.0.1"
+                port=$(free_port "$(random_port)") || die "no free TCP port found on 127.0.0.1"
         done
         # the pid file appears a little after the socket answers
         i=0
