@@ -64,6 +64,41 @@ int main(void) {
         /* field names are matched case-insensitively, like Go */
         CHECK_OK(parse("{\"Scenario\":\"s\",\"source_ip\":\"192.0.2.1\"}", &s, &a, &err));
         CHECK_STREQ(s.source_ip, "192.0.2.1");
+        CHECK_OK(parse("{\"SCENARIO\":\"s\",\"Bucket_ID\":\"b\",\"ALERT_message\":\"m\",\"Events_Count\":3,"
+                       "\"Source\":{\"IP\":\"192.0.2.9\",\"rAnGe\":\"192.0.2.0/24\",\"autonomoussystemnumber\":\"64496\","
+                       "\"AUTONOMOUSSYSTEMORGANIZATION\":\"Example\",\"country\":\"FR\",\"LATITUDE\":1.5,\"Longitude\":2.5},"
+                       "\"Events_Sequence\":[{\"TIME\":\"2020-05-21T10:00:00Z\",\"Source_IP\":\"192.0.2.9\",\"SERIALIZED\":\"{}\"}],"
+                       "\"BAN_APPLICATIONS\":[{\"measuresource\":\"crowdsec\",\"MEASURETYPE\":\"captcha\",\"MeasureExtra\":\"x\","
+                       "\"UNTIL\":\"2020-05-21T14:00:20Z\",\"targetcn\":\"FR\",\"TARGETAS\":64496,\"TargetAsName\":\"Example\","
+                       "\"IPTEXT\":\"192.0.2.9\",\"REASON\":\"r\",\"scenario\":\"t\"}],"
+                       /* near misses: one letter more, less or different */
+                       "\"scenari\":1,\"scenarioo\":2,\"scenarix\":3,\"Source_Ipv\":4}",
+                       &s, &a, &err));
+        CHECK_STREQ(s.scenario, "s");
+        CHECK_STREQ(s.bucket_id, "b");
+        CHECK_STREQ(s.alert_message, "m");
+        CHECK_EQ(s.events_count, 3);
+        CHECK(s.source != NULL);
+        CHECK_STREQ(s.source->ip, "192.0.2.9");
+        CHECK_STREQ(s.source->range, "192.0.2.0/24");
+        CHECK_STREQ(s.source->as_number, "64496");
+        CHECK_STREQ(s.source->as_org, "Example");
+        CHECK_STREQ(s.source->country, "FR");
+        CHECK(s.source->latitude == 1.5 && s.source->longitude == 2.5);
+        CHECK_EQ(s.n_events, 1);
+        CHECK_STREQ(s.events[0].source_ip, "192.0.2.9");
+        CHECK_STREQ(s.events[0].serialized, "{}");
+        CHECK(s.events[0].time > 0);
+        CHECK_EQ(s.n_bans, 1);
+        CHECK_STREQ(s.bans[0].measure_source, "crowdsec");
+        CHECK_STREQ(s.bans[0].measure_type, "captcha");
+        CHECK_STREQ(s.bans[0].measure_extra, "x");
+        CHECK_STREQ(s.bans[0].target_cn, "FR");
+        CHECK_EQ(s.bans[0].target_as, 64496);
+        CHECK_STREQ(s.bans[0].target_as_name, "Example");
+        CHECK_STREQ(s.bans[0].reason, "r");
+        CHECK_STREQ(s.bans[0].scenario, "t");
+        CHECK_STREQ(s.extra_json, "{\"scenari\":1,\"scenarioo\":2,\"scenarix\":3,\"Source_Ipv\":4}");
 
         /* errors name the field and the problem */
         CHECK_EQ(parse("{\"scenario\":\"s\",\"events_count\":\"six\"}", &s, &a, &err), -EINVAL);
