@@ -42,6 +42,7 @@ static const char *arg_daemon, *arg_plugins, *arg_ceiling, *arg_ctl;
 static unsigned arg_signals = 100000, arg_producers = 4, arg_window = 1024, arg_batch = 1000;
 static const char *arg_only;
 static unsigned arg_queue = 10000;  /* the shipped queue size */
+static unsigned arg_repeat = 1;     /* --repeat: runs of the summary's paths */
 /* 0: producers use the unix ingest socket; else POST /v1/signals on this
  * loopback port, NDJSON bodies of HTTP_BODY signals, keep-alive */
 static unsigned http_port;
@@ -354,7 +355,7 @@ out:
 }
 
 typedef struct result {
-        char threads[256];
+        char threads[512];
         double main_us, worker_us; /* CPU per signal: the event loop thread, the backend workers */
         double commit_size;        /* signals per successful flush, over all backends */
         long idle_rss_kb;          /* after start, before any signal */
@@ -372,7 +373,7 @@ typedef struct result {
 typedef struct spool_sampler {
         char dir[512];
         pthread_t thread;
-        volatile bool stop;
+        atomic_bool stop;
         uint64_t peak;
 } spool_sampler;
 
@@ -398,7 +399,7 @@ static uint64_t dir_bytes(const char *path) {
 
 static void *sample_spool(void *userdata) {
         spool_sampler *s = userdata;
-        while (!s->stop) {
+        while (!atomic_load(&s->stop)) {
                 uint64_t n = dir_bytes(s->dir);
                 if (n > s->peak)
                         s->peak = n;
@@ -661,7 +662,7 @@ static result run_daemon(const char *label, const char *backends_yaml[], bool pr
         kill(pid, SIGTERM);
         int status;
         waitpid(pid, &status, 0);
-        sampler.stop = true;
+        atomic_store(&sampler.stop, true);
         pthread_join(sampler.thread, NULL);
         res.peak_spool_bytes = sampler.peak;
 
@@ -1092,13 +1093,190 @@ static unsigned lockstep(const char *sqlite_only[]) {
         return errors;
 }
 
+/* One run of the summary's paths (--only table, null or sqlite): each
+ * path's rows and the ceilings measured beside them. */
+typedef struct table_run {
+        result rows[2][2]; /* [null, sqlite][queued, flushed] */
+        bool have[2];
+        double parse, parse_malloc, sock, sqlite, sqlite_cpu_us, busy, busy_cpu_us;
+} table_run;
+
+static unsigned run_table(table_run *t) {
+        static const char *null_only[] = { "name: null_backend\npath: null\n", NULL };
+        static const char *sqlite_only[] = { "name: sqlite\npath: sqlite\nconfig:\n  synchronous: normal\n", NULL };
+        unsigned errors = 0;
+        result r;
+        char db[512];
+
+        *t = (table_run) { .parse = -1, .parse_malloc = -1, .sock = -1, .sqlite = -1, .sqlite_cpu_us = -1, .busy = -1,
+                           .busy_cpu_us = -1 };
+        ceil_sqlite_cpu_us = ceil_busy = ceil_busy_cpu_us = -1;
+        if (!arg_only || !strcmp(arg_only, "null") || !strcmp(arg_only, "table")) {
+                t->parse = parse_ceiling(true);
+                t->parse_malloc = parse_ceiling(false);
+                t->sock = socket_parse_ceiling();
+                printf("  ceiling: JSON parse alone, one thread: %.0f signals per CPU second (%.1f us/signal) in the daemon's scratch "
+                       "memory; %.0f (%.1f us) in malloc()\n", t->parse, 1e6 / t->parse, t->parse_malloc, 1e6 / t->parse_malloc);
+                printf("  ceiling: socket + framing + parse + reply, one thread, the same producers: %.0f signals/s\n", t->sock);
+                r = t->rows[0][0] = run_daemon("null", null_only, false, false, NULL, 0, NULL);
+                print_row("null, ack queued (to delivery)", &r);
+                errors += r.errors;
+                r = t->rows[0][1] = run_daemon("null", null_only, false, true, NULL, 0, NULL);
+                print_row("null, ack flushed", &r);
+                errors += r.errors;
+                t->have[0] = true;
+        }
+        if (!arg_only || !strcmp(arg_only, "sqlite") || !strcmp(arg_only, "table")) {
+                r = t->rows[1][0] = run_daemon("sqlite", sqlite_only, true, false, NULL, 0, NULL);
+                print_row("sqlite, ack queued (to delivery)", &r);
+                errors += r.errors;
+                list_timing lt = { 0 };
+                r = t->rows[1][1] = run_daemon("sqlite", sqlite_only, true, true, db, sizeof db, &lt);
+                t->have[1] = true;
+                print_row("sqlite, ack flushed", &r);
+                printf("  ban list over %ld active bans: first 50 in %.1f ms, all of them (JSON over the admin socket) in %.1f ms\n",
+                       lt.total, lt.first50_ms, lt.all_ms);
+                if (lt.total < (long) arg_signals * 9 / 10) {
+                        fprintf(stderr, "spillway-bench: expected about %u active bans, ban list says %ld\n", arg_signals, lt.total);
+                        errors++;
+                }
+                errors += r.errors;
+                struct stat st;
+                if (stat(db, &st) == 0)
+                        printf("  database after the run: %.1f MiB (%s)\n", st.st_size / 1048576.0, db);
+                if (arg_ceiling) {
+                        char cdb[600];
+                        snprintf(cdb, sizeof cdb, "%s.ceiling", db);
+                        double ceiling = t->sqlite = run_ceiling(cdb);
+                        if (ceiling > 0)
+                                printf("  daemon (ack flushed) / ceiling = %.2f\n", r.rate / ceiling);
+                        printf("  the same with the other vCPU parsing:\n");
+                        ceil_busy = run_ceiling_busy(cdb, &ceil_busy_cpu_us);
+                        unlink(cdb);
+                }
+                char cmd[700];
+                char *slash = strrchr(db, '/');
+                if (slash) {
+                        *slash = 0;
+                        slash = strrchr(db, '/');
+                        if (slash) {
+                                *slash = 0;
+                                snprintf(cmd, sizeof cmd, "rm -rf '%s'", db);
+                                if (system(cmd) != 0)
+                                        fprintf(stderr, "cleanup failed\n");
+                        }
+                }
+        }
+        if (t->have[0] || t->have[1])
+                print_table(t->rows, t->have, t->parse, t->sock, t->sqlite);
+        t->sqlite_cpu_us = ceil_sqlite_cpu_us;
+        t->busy = ceil_busy;
+        t->busy_cpu_us = ceil_busy_cpu_us;
+        return errors;
+}
+
+static int cmp_double(const void *x, const void *y) {
+        double a = *(const double *) x, b = *(const double *) y;
+        return (a > b) - (a < b);
+}
+
+/* "min / median / max" of v[0..n) (sorted in place) with `prec` decimals;
+ * "-" when a value is missing (negative: not measured in that run) */
+static const char *mmm(double *v, unsigned n, int prec, char *buf, size_t size) {
+        char a[32], b[32], c[32];
+        for (unsigned i = 0; i < n; i++)
+                if (v[i] < 0)
+                        return strcpy(buf, "-");
+        qsort(v, n, sizeof *v, cmp_double);
+        double med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+        snprintf(a, sizeof a, "%.*f", prec, v[0]);
+        snprintf(b, sizeof b, "%.*f", prec, med);
+        snprintf(c, sizeof c, "%.*f", prec, v[n - 1]);
+        snprintf(buf, size, "%s / %s / %s", a, b, c);
+        return buf;
+}
+
+/* --repeat: every run's figures as min / median / max, as a Markdown table */
+static void print_repeats(const table_run *runs, unsigned n) {
+        static const char *const names[2] = { "null", "sqlite" }, *const acks[2] = { "queued", "flushed" };
+        double *v = calloc(n, sizeof *v);
+        char c[7][100];
+        if (!v)
+                return;
+#define COLLECT(expr) do { for (unsigned k = 0; k < n; k++) { const table_run *t = &runs[k]; v[k] = (expr); } } while (0)
+        printf("\n%u runs, min / median / max:\n\n", n);
+        printf("| path | signals/s | ratio to its ceiling | loop us | worker us | total us | peak MiB | idle MiB |\n");
+        printf("|---|---|---|---|---|---|---|---|\n");
+        for (int b = 0; b < 2; b++) {
+                if (!runs[0].have[b])
+                        continue;
+                for (int a = 0; a < 2; a++) {
+                        COLLECT(t->rows[b][a].rate);
+                        mmm(v, n, 0, c[0], sizeof c[0]);
+                        COLLECT((b ? t->sqlite : t->sock) > 0 ? t->rows[b][a].rate / (b ? t->sqlite : t->sock) : -1);
+                        mmm(v, n, 2, c[1], sizeof c[1]);
+                        COLLECT(t->rows[b][a].main_us);
+                        mmm(v, n, 1, c[2], sizeof c[2]);
+                        COLLECT(t->rows[b][a].worker_us);
+                        mmm(v, n, 1, c[3], sizeof c[3]);
+                        COLLECT(t->rows[b][a].cpu_us_per_signal);
+                        mmm(v, n, 1, c[4], sizeof c[4]);
+                        COLLECT(t->rows[b][a].peak_rss_kb / 1024.0);
+                        mmm(v, n, 1, c[5], sizeof c[5]);
+                        COLLECT(t->rows[b][a].idle_rss_kb / 1024.0);
+                        mmm(v, n, 1, c[6], sizeof c[6]);
+                        printf("| %s %s | %s | %s | %s | %s | %s | %s | %s |\n", names[b], acks[a], c[0], c[1], c[2], c[3], c[4],
+                               c[5], c[6]);
+                }
+        }
+        printf("\n");
+        if (runs[0].have[0]) {
+                COLLECT(t->parse > 0 ? 1e6 / t->parse : -1);
+                printf("- parse alone, scratch memory: %s us of CPU per signal\n", mmm(v, n, 1, c[0], sizeof c[0]));
+                COLLECT(t->parse_malloc > 0 ? 1e6 / t->parse_malloc : -1);
+                printf("- parse alone, malloc(): %s us\n", mmm(v, n, 1, c[0], sizeof c[0]));
+                COLLECT(t->sock);
+                printf("- socket + parse ceiling: %s signals/s\n", mmm(v, n, 0, c[0], sizeof c[0]));
+                COLLECT(t->rows[0][0].rate / t->rows[0][1].rate);
+                printf("- null queued / flushed: %s\n", mmm(v, n, 2, c[0], sizeof c[0]));
+        }
+        if (runs[0].have[1]) {
+                COLLECT(t->sqlite);
+                printf("- bench-ceiling: %s signals/s", mmm(v, n, 0, c[0], sizeof c[0]));
+                COLLECT(t->sqlite_cpu_us);
+                printf(", %s us of CPU per signal\n", mmm(v, n, 1, c[0], sizeof c[0]));
+                COLLECT(t->busy);
+                printf("- bench-ceiling with the other vCPU parsing: %s signals/s", mmm(v, n, 0, c[0], sizeof c[0]));
+                COLLECT(t->busy_cpu_us);
+                printf(", %s us of CPU per signal\n", mmm(v, n, 1, c[0], sizeof c[0]));
+                COLLECT(t->busy > 0 ? t->rows[1][0].rate / t->busy : -1);
+                printf("- sqlite queued / that ceiling: %s", mmm(v, n, 2, c[0], sizeof c[0]));
+                COLLECT(t->busy > 0 ? t->rows[1][1].rate / t->busy : -1);
+                printf("; flushed / it: %s\n", mmm(v, n, 2, c[0], sizeof c[0]));
+                COLLECT(t->parse > 0 && t->sqlite_cpu_us > 0 && t->sqlite > 0
+                                ? 2e6 / (1e6 / t->parse + t->sqlite_cpu_us) / t->sqlite : -1);
+                printf("- two-vCPU bound / bench-ceiling: %s\n", mmm(v, n, 2, c[0], sizeof c[0]));
+                COLLECT(t->parse > 0 && t->sqlite_cpu_us > 0 ? 1e6 / t->parse + t->sqlite_cpu_us + 5 : -1);
+                printf("- CPU budget parse + SQLite + 5: %s us", mmm(v, n, 1, c[0], sizeof c[0]));
+                COLLECT(t->rows[1][0].cpu_us_per_signal);
+                printf("; daemon queued %s", mmm(v, n, 1, c[0], sizeof c[0]));
+                COLLECT(t->rows[1][1].cpu_us_per_signal);
+                printf(", flushed %s\n", mmm(v, n, 1, c[0], sizeof c[0]));
+                COLLECT(t->rows[1][0].rate / t->rows[1][1].rate);
+                printf("- sqlite queued / flushed: %s\n", mmm(v, n, 2, c[0], sizeof c[0]));
+        }
+#undef COLLECT
+        free(v);
+}
+
 int main(int argc, char **argv) {
         static const struct option opts[] = {
                 { "daemon", required_argument, NULL, 'd' }, { "plugins", required_argument, NULL, 'p' },
                 { "ceiling", required_argument, NULL, 'c' }, { "signals", required_argument, NULL, 'n' },
                 { "producers", required_argument, NULL, 'P' }, { "window", required_argument, NULL, 'w' },
                 { "batch", required_argument, NULL, 'b' }, { "only", required_argument, NULL, 'o' },
-                { "ctl", required_argument, NULL, 'C' }, { "queue-size", required_argument, NULL, 'q' }, {}
+                { "ctl", required_argument, NULL, 'C' }, { "queue-size", required_argument, NULL, 'q' },
+                { "repeat", required_argument, NULL, 'r' }, {}
         };
         int c;
         unsigned errors = 0;
@@ -1120,11 +1298,17 @@ int main(int argc, char **argv) {
                 case 'o': arg_only = optarg; break;
                 case 'C': arg_ctl = optarg; break;
                 case 'q': arg_queue = (unsigned) strtoul(optarg, NULL, 10); break;
+                case 'r': arg_repeat = (unsigned) strtoul(optarg, NULL, 10); break;
                 default:
                         fprintf(stderr, "usage: spillway-bench --daemon PATH --plugins DIR [--ceiling PATH] [--signals N] "
-                                        "[--producers N] [--window N] [--batch N] [--queue-size N] [--only table|null|sqlite|durability|both|http|lockstep] [--ctl SPILLWAYCTL]\n");
+                                        "[--producers N] [--window N] [--batch N] [--queue-size N] [--only table|null|sqlite|durability|both|http|lockstep] "
+                                        "[--repeat N] [--ctl SPILLWAYCTL]\n");
                         return 2;
                 }
+        }
+        if (arg_repeat < 1 || arg_repeat > 100) {
+                fprintf(stderr, "spillway-bench: --repeat: expected 1 to 100 runs\n");
+                return 2;
         }
         if (!arg_daemon || !arg_plugins || arg_producers == 0 || arg_signals < arg_producers) {
                 fprintf(stderr, "spillway-bench: --daemon and --plugins are required\n");
@@ -1148,69 +1332,20 @@ int main(int argc, char **argv) {
         static const char *both[] = { "name: sqlite\npath: sqlite\nconfig:\n  synchronous: normal\n",
                                       "name: null_backend\npath: null\n", NULL };
         result r;
-        char db[512];
 
-        result rows[2][2];          /* [null, sqlite][queued, flushed] */
-        bool have[2] = { false, false };
-        double ceil_parse = -1, ceil_sock = -1, ceil_sqlite = -1;
-        if (!arg_only || !strcmp(arg_only, "null") || !strcmp(arg_only, "table")) {
-                ceil_parse = parse_ceiling(true);
-                double ceil_parse_malloc = parse_ceiling(false);
-                ceil_sock = socket_parse_ceiling();
-                printf("  ceiling: JSON parse alone, one thread: %.0f signals per CPU second (%.1f us/signal) in the daemon's scratch "
-                       "memory; %.0f (%.1f us) in malloc()\n", ceil_parse, 1e6 / ceil_parse, ceil_parse_malloc, 1e6 / ceil_parse_malloc);
-                printf("  ceiling: socket + framing + parse + reply, one thread, the same producers: %.0f signals/s\n", ceil_sock);
-                r = rows[0][0] = run_daemon("null", null_only, false, false, NULL, 0, NULL);
-                print_row("null, ack queued (to delivery)", &r);
-                errors += r.errors;
-                r = rows[0][1] = run_daemon("null", null_only, false, true, NULL, 0, NULL);
-                print_row("null, ack flushed", &r);
-                errors += r.errors;
-                have[0] = true;
+        if (!arg_only || !strcmp(arg_only, "null") || !strcmp(arg_only, "sqlite") || !strcmp(arg_only, "table")) {
+                table_run *runs = calloc(arg_repeat, sizeof *runs);
+                if (!runs)
+                        return 1;
+                for (unsigned k = 0; k < arg_repeat; k++) {
+                        if (arg_repeat > 1)
+                                printf("\nrun %u of %u\n", k + 1, arg_repeat);
+                        errors += run_table(&runs[k]);
+                }
+                if (arg_repeat > 1)
+                        print_repeats(runs, arg_repeat);
+                free(runs);
         }
-        if (!arg_only || !strcmp(arg_only, "sqlite") || !strcmp(arg_only, "table")) {
-                r = rows[1][0] = run_daemon("sqlite", sqlite_only, true, false, NULL, 0, NULL);
-                print_row("sqlite, ack queued (to delivery)", &r);
-                errors += r.errors;
-                list_timing lt = { 0 };
-                r = rows[1][1] = run_daemon("sqlite", sqlite_only, true, true, db, sizeof db, &lt);
-                have[1] = true;
-                print_row("sqlite, ack flushed", &r);
-                printf("  ban list over %ld active bans: first 50 in %.1f ms, all of them (JSON over the admin socket) in %.1f ms\n",
-                       lt.total, lt.first50_ms, lt.all_ms);
-                if (lt.total < (long) arg_signals * 9 / 10) {
-                        fprintf(stderr, "spillway-bench: expected about %u active bans, ban list says %ld\n", arg_signals, lt.total);
-                        errors++;
-                }
-                errors += r.errors;
-                struct stat st;
-                if (stat(db, &st) == 0)
-                        printf("  database after the run: %.1f MiB (%s)\n", st.st_size / 1048576.0, db);
-                if (arg_ceiling) {
-                        char cdb[600];
-                        snprintf(cdb, sizeof cdb, "%s.ceiling", db);
-                        double ceiling = ceil_sqlite = run_ceiling(cdb);
-                        if (ceiling > 0)
-                                printf("  daemon (ack flushed) / ceiling = %.2f\n", r.rate / ceiling);
-                        printf("  the same with the other vCPU parsing:\n");
-                        ceil_busy = run_ceiling_busy(cdb, &ceil_busy_cpu_us);
-                        unlink(cdb);
-                }
-                char cmd[700];
-                char *slash = strrchr(db, '/');
-                if (slash) {
-                        *slash = 0;
-                        slash = strrchr(db, '/');
-                        if (slash) {
-                                *slash = 0;
-                                snprintf(cmd, sizeof cmd, "rm -rf '%s'", db);
-                                if (system(cmd) != 0)
-                                        fprintf(stderr, "cleanup failed\n");
-                        }
-                }
-        }
-        if (have[0] || have[1])
-                print_table(rows, have, ceil_parse, ceil_sock, ceil_sqlite);
         if (!arg_only || !strcmp(arg_only, "durability")) {
                 /* issue 12: the disk spool beside memory, same run, both sync modes */
                 static const char *null_mem[] = { "name: null_backend\npath: null\n", NULL };
