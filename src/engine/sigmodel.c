@@ -635,14 +635,15 @@ int signal_from_json(json_t *obj, arena *a, spw_signal *sig, spw_error *err) {
                 return type_error(err, "signal", "a JSON object", obj);
 
         json_object_foreach(obj, key, val) {
-                int f = member_find(key, fields, ELEMENTSOF(fields));
+                int id = member_find(key, fields, ELEMENTSOF(fields));
 
-                if (f < 0) {
+                if (id < 0) {
                         if (!extra && !(extra = json_object()))
                                 return -ENOMEM;
                         json_object_set(extra, key, val);
                         continue;
                 }
+                enum field f = (enum field) id; /* -Wswitch names a member the switch forgets */
                 switch (f) {
                 case F_SCENARIO: r = get_string(val, "scenario", a, &sig->scenario, err); break;
                 case F_BUCKET_ID: r = get_string(val, "bucket_id", a, &sig->bucket_id, err); break;

@@ -99,6 +99,36 @@ int main(void) {
         CHECK_STREQ(s.bans[0].reason, "r");
         CHECK_STREQ(s.bans[0].scenario, "t");
         CHECK_STREQ(s.extra_json, "{\"scenari\":1,\"scenarioo\":2,\"scenarix\":3,\"Source_Ipv\":4}");
+        /* the flat source members and every other member of a signal,
+         * in Go's capitalisation or another; a ban by Scope and Value */
+        CHECK_OK(parse("{\"Scenario\":\"s\",\"Source_Ip\":\"192.0.2.7\",\"SOURCE_RANGE\":\"192.0.2.0/24\","
+                       "\"Source_AutonomousSystemNumber\":64497,\"source_autonomoussystemorganization\":\"Org\","
+                       "\"Source_Country\":\"DE\",\"Source_Latitude\":3.5,\"SOURCE_LONGITUDE\":4.5,"
+                       "\"Dest_Ip\":\"198.51.100.1\",\"Capacity\":5,\"Leak_Speed\":\"10s\",\"Whitelisted\":true,"
+                       "\"Simulation\":true,\"Reprocess\":true,\"Labels\":{\"k\":\"v\"},\"MapKey\":\"mk\","
+                       "\"Start_At\":\"2020-05-21T10:00:00Z\",\"STOP_AT\":\"2020-05-21T10:00:05Z\",\"ID\":7,\"Sources\":{},"
+                       "\"Ban_Applications\":[{\"SCOPE\":\"country\",\"value\":\"DE\",\"Until\":\"2030-01-01T00:00:00Z\"}]}",
+                       &s, &a, &err));
+        CHECK_STREQ(s.source_ip, "192.0.2.7");
+        CHECK_STREQ(s.source_range, "192.0.2.0/24");
+        CHECK_STREQ(s.source_as_number, "64497");
+        CHECK_STREQ(s.source_as_org, "Org");
+        CHECK_STREQ(s.source_country, "DE");
+        CHECK(s.source_latitude == 3.5 && s.source_longitude == 4.5);
+        CHECK_STREQ(s.dest_ip, "198.51.100.1");
+        CHECK_EQ(s.capacity, 5);
+        CHECK_EQ(s.leak_speed_ns, INT64_C(10000000000));
+        CHECK(s.whitelisted && s.simulation && s.reprocess);
+        CHECK_EQ(s.n_labels, 1);
+        CHECK_STREQ(s.labels[0].value, "v");
+        CHECK_STREQ(s.map_key, "mk");
+        CHECK_EQ(s.stop_at - s.start_at, 5000000);
+        CHECK(s.extra_json == NULL); /* id and sources are known, and ignored */
+        CHECK_EQ(s.n_bans, 1);
+        CHECK_STREQ(s.bans[0].scope_name, "Country");
+        CHECK_STREQ(s.bans[0].value, "DE");
+        CHECK_OK(parse("{\"scenario\":\"s\",\"DST_IP\":\"198.51.100.2\"}", &s, &a, &err));
+        CHECK_STREQ(s.dest_ip, "198.51.100.2");
 
         /* errors name the field and the problem */
         CHECK_EQ(parse("{\"scenario\":\"s\",\"events_count\":\"six\"}", &s, &a, &err), -EINVAL);

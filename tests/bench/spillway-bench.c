@@ -763,17 +763,20 @@ static double parse_ceiling(bool scratch) {
 
 /* The other vCPU's share of the daemon's work while the SQLite ceiling
  * runs: this thread parses the run's lines over and over until told to
- * stop (a daemon on two vCPUs parses on one while SQLite writes) */
-static atomic_bool busy_stop;
+ * stop (a daemon on two vCPUs parses on one while SQLite writes). It says
+ * when its lines are built and it parses. */
+static atomic_bool busy_stop, busy_parsing;
 
 static void *busy_parse(void *unused) {
         producer *ps = make_producers("", false);
+        atomic_store(&busy_parsing, true);
         while (!atomic_load(&busy_stop))
-                for (unsigned k = 0; k < ps[0].count && !atomic_load(&busy_stop); k++) {
-                        json_error_t e;
-                        json_decref(json_loadb(ps[0].lines + ps[0].offsets[k], ps[0].offsets[k + 1] - ps[0].offsets[k] - 1,
-                                               JSON_REJECT_DUPLICATES, &e));
-                }
+                for (unsigned i = 0; i < arg_producers; i++)
+                        for (unsigned k = 0; k < ps[i].count && !atomic_load(&busy_stop); k++) {
+                                json_error_t e;
+                                json_decref(json_loadb(ps[i].lines + ps[i].offsets[k],
+                                                       ps[i].offsets[k + 1] - ps[i].offsets[k] - 1, JSON_REJECT_DUPLICATES, &e));
+                        }
         free_producers(ps);
         return NULL;
 }
@@ -920,9 +923,12 @@ static double run_ceiling_busy(const char *dbpath, double *cpu_us) {
         pthread_t t;
         double alone_cpu = ceil_sqlite_cpu_us, rate;
         atomic_store(&busy_stop, false);
+        atomic_store(&busy_parsing, false);
         if (pthread_create(&t, NULL, busy_parse, NULL) != 0)
                 return -1;
-        usleep(100 * 1000); /* the parser has built its lines and runs */
+        while (!atomic_load(&busy_parsing))
+                usleep(1000);
+        ceil_sqlite_cpu_us = -1; /* not the figure of the run alone, if this one prints none */
         rate = run_ceiling(dbpath);
         atomic_store(&busy_stop, true);
         pthread_join(t, NULL);
