@@ -262,8 +262,8 @@ class Daemon:
         except FileNotFoundError:
             return ""
 
-    def client(self, admin=False):
-        return Client(self.admin if admin else self.ingest)
+    def client(self, admin=False, timeout=10.0):
+        return Client(self.admin if admin else self.ingest, timeout)
 
     def admin_request(self, obj):
         c = self.client(admin=True)
