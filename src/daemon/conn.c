@@ -180,10 +180,9 @@ static void handle_line(conn *c, const char *line, size_t len) {
         }
         /* a signal's tree lives until the end of this function: in
          * scratch memory, dropped at once (jsonscratch.h) */
-        bool scratch = c->kind == LISTENER_INGEST && json_scratch_begin();
-        obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
-        if (scratch)
-                json_scratch_end();
+        bool scratch = false;
+        obj = c->kind == LISTENER_INGEST ? json_scratch_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr, &scratch)
+                                         : json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
         if (!obj) {
                 json_scratch_drop(NULL, scratch);
                 d->stats.rejected++;

@@ -85,6 +85,14 @@ void json_scratch_end(void) {
         active = false;
 }
 
+json_t *json_scratch_loadb(const char *buf, size_t len, size_t flags, json_error_t *err, bool *scratch) {
+        *scratch = json_scratch_begin();
+        json_t *tree = json_loadb(buf, len, flags, err);
+        if (*scratch)
+                json_scratch_end();
+        return tree;
+}
+
 void json_scratch_drop(json_t *tree, bool scratch) {
         if (!scratch) {
                 json_decref(tree);

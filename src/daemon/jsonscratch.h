@@ -48,6 +48,11 @@ int json_scratch_install(void);
 bool json_scratch_begin(void);
 void json_scratch_end(void);
 
+/* json_loadb() between json_scratch_begin() and json_scratch_end():
+ * *scratch says whether the tree (or a failed load's debris) is in the
+ * region, for json_scratch_drop(). */
+json_t *json_scratch_loadb(const char *buf, size_t len, size_t flags, json_error_t *err, bool *scratch);
+
 /* Release `tree` (NULL is fine) loaded after json_scratch_begin() returned
  * `scratch`: with true, empty the region (and free what spilled into
  * malloc); with false, json_decref(). */

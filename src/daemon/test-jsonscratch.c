@@ -33,10 +33,7 @@ static char *big_doc(size_t n) {
 
 static json_t *load(const char *text, bool *scratch) {
         json_error_t jerr;
-        *scratch = json_scratch_begin();
-        json_t *o = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-        if (*scratch)
-                json_scratch_end();
+        json_t *o = json_scratch_loadb(text, strlen(text), JSON_REJECT_DUPLICATES, &jerr, scratch);
         CHECK(o);
         return o;
 }
