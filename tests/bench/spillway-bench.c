@@ -748,12 +748,12 @@ static double parse_ceiling(bool scratch) {
         int64_t t0 = thread_cpu_ns();
         for (unsigned i = 0; i < arg_producers; i++)
                 for (unsigned k = 0; k < ps[i].count; k++) {
+                        const char *line = ps[i].lines + ps[i].offsets[k];
+                        size_t len = ps[i].offsets[k + 1] - ps[i].offsets[k] - 1;
                         json_error_t e;
-                        bool in_scratch = scratch && json_scratch_begin();
-                        json_t *o = json_loadb(ps[i].lines + ps[i].offsets[k], ps[i].offsets[k + 1] - ps[i].offsets[k] - 1,
-                                               JSON_REJECT_DUPLICATES, &e);
-                        if (in_scratch)
-                                json_scratch_end();
+                        bool in_scratch = false;
+                        json_t *o = scratch ? json_scratch_loadb(line, len, JSON_REJECT_DUPLICATES, &e, &in_scratch)
+                                            : json_loadb(line, len, JSON_REJECT_DUPLICATES, &e);
                         json_scratch_drop(o, in_scratch);
                 }
         double rate = ps[0].count * arg_producers / ((thread_cpu_ns() - t0) / 1e9);
@@ -825,10 +825,8 @@ static void *echo_serve(void *userdata) {
                         char *s = cs[i].in, *nl;
                         while ((nl = memchr(s, '\n', (size_t) (cs[i].in + cs[i].len - s))) && o < sizeof out - 64) {
                                 json_error_t je;
-                                bool scratch = json_scratch_begin();
-                                json_t *j = json_loadb(s, (size_t) (nl - s), JSON_REJECT_DUPLICATES, &je);
-                                if (scratch)
-                                        json_scratch_end();
+                                bool scratch;
+                                json_t *j = json_scratch_loadb(s, (size_t) (nl - s), JSON_REJECT_DUPLICATES, &je, &scratch);
                                 o += (size_t) snprintf(out + o, sizeof out - o, "{\"ok\":%s,\"id\":%llu,\"ack\":\"queued\"}\n",
                                                        j ? "true" : "false", ++id);
                                 json_scratch_drop(j, scratch);
@@ -884,13 +882,13 @@ out:
         return rate;
 }
 
-/* The SQLite ceiling's CPU per signal (user + system), from its second line;
- * the same ceiling with the other vCPU busy parsing, and its CPU */
-static double ceil_sqlite_cpu_us = -1, ceil_busy = -1, ceil_busy_cpu_us = -1;
-
-static double run_ceiling_batch(const char *dbpath, unsigned signals, unsigned batch) {
+/* The SQLite ceiling's rate; its CPU per signal (user + system, from its
+ * second line) goes to *cpu_us unless NULL, -1 when it prints none */
+static double run_ceiling_batch(const char *dbpath, unsigned signals, unsigned batch, double *cpu_us) {
         char cmd[1024], line[512];
         double rate = -1;
+        if (cpu_us)
+                *cpu_us = -1;
         snprintf(cmd, sizeof cmd, "'%s' --signals %u --batch %u --db '%s' 2>&1", arg_ceiling, signals, batch, dbpath);
         FILE *p = popen(cmd, "r");
         if (!p)
@@ -902,18 +900,18 @@ static double run_ceiling_batch(const char *dbpath, unsigned signals, unsigned b
                         printf("  %s", c);
                 }
                 char *u = strstr(line, " per signal, ");
-                if (u && batch == arg_batch) {
+                if (u && cpu_us) {
                         double per_cpu_s = strtod(u + strlen(" per signal, "), NULL);
                         if (per_cpu_s > 0)
-                                ceil_sqlite_cpu_us = 1e6 / per_cpu_s;
+                                *cpu_us = 1e6 / per_cpu_s;
                 }
         }
         pclose(p);
         return rate;
 }
 
-static double run_ceiling(const char *dbpath) {
-        return run_ceiling_batch(dbpath, arg_signals, arg_batch);
+static double run_ceiling(const char *dbpath, double *cpu_us) {
+        return run_ceiling_batch(dbpath, arg_signals, arg_batch, cpu_us);
 }
 
 /* The SQLite ceiling while another thread keeps the other vCPU busy
@@ -921,19 +919,15 @@ static double run_ceiling(const char *dbpath) {
  * that vCPU for its checkpoint thread. Its CPU per signal goes to *cpu_us. */
 static double run_ceiling_busy(const char *dbpath, double *cpu_us) {
         pthread_t t;
-        double alone_cpu = ceil_sqlite_cpu_us, rate;
         atomic_store(&busy_stop, false);
         atomic_store(&busy_parsing, false);
         if (pthread_create(&t, NULL, busy_parse, NULL) != 0)
                 return -1;
         while (!atomic_load(&busy_parsing))
                 usleep(1000);
-        ceil_sqlite_cpu_us = -1; /* not the figure of the run alone, if this one prints none */
-        rate = run_ceiling(dbpath);
+        double rate = run_ceiling(dbpath, cpu_us);
         atomic_store(&busy_stop, true);
         pthread_join(t, NULL);
-        *cpu_us = ceil_sqlite_cpu_us;
-        ceil_sqlite_cpu_us = alone_cpu;
         return rate;
 }
 
@@ -947,12 +941,23 @@ static void print_row(const char *label, const result *r) {
                 printf("%-34s peak spool on disk: %.1f MiB\n", "", r->peak_spool_bytes / 1048576.0);
 }
 
+/* One run of the summary's paths (--only table, null or sqlite): each
+ * path's rows and the ceilings measured beside them. */
+typedef struct table_run {
+        result rows[2][2]; /* [null, sqlite][queued, flushed] */
+        bool have[2];
+        double parse, parse_malloc, sock, sqlite, sqlite_cpu_us, busy, busy_cpu_us;
+} table_run;
+
 /* The summary (issue 17): each path beside its ceiling, where the daemon's
  * CPU goes (the event loop: socket, parse, routing, replies; the worker:
  * the backend's statements and commits), and whether "queued" is at least
  * as fast as "flushed", which asks more of the daemon. */
-static void print_table(result rows[2][2], const bool have[2], double ceil_parse, double ceil_sock, double ceil_sqlite) {
+static void print_table(const table_run *t) {
         static const char *const names[2] = { "null", "sqlite" }, *const acks[2] = { "queued", "flushed" };
+        const result (*rows)[2] = t->rows;
+        const bool *have = t->have;
+        double ceil_parse = t->parse, ceil_sock = t->sock, ceil_sqlite = t->sqlite, ceil_sqlite_cpu_us = t->sqlite_cpu_us;
         printf("\nsummary (%u signals, %u producers, window %u, batch %u; CPU per signal from /proc, 100%% = one core):\n",
                arg_signals, arg_producers, arg_window, arg_batch);
         printf("%-15s %9s %9s %6s %9s %9s %9s %8s %8s %8s\n", "path", "rate/s", "ceiling", "ratio", "loop us", "worker us",
@@ -989,10 +994,10 @@ static void print_table(result rows[2][2], const bool have[2], double ceil_parse
                 printf("  two-vCPU bound (parse + SQLite work, no overhead, both vCPUs always busy): %.0f signals/s = %.2f x ceiling\n",
                        bound, ceil_sqlite > 0 ? bound / ceil_sqlite : 0);
         }
-        if (have[1] && ceil_busy > 0)
+        if (have[1] && t->busy > 0)
                 printf("  sqlite ceiling with the other vCPU parsing: %.0f signals/s (CPU %.1f us/signal); "
-                       "queued / it = %.2f, flushed / it = %.2f\n", ceil_busy, ceil_busy_cpu_us,
-                       rows[1][0].rate / ceil_busy, rows[1][1].rate / ceil_busy);
+                       "queued / it = %.2f, flushed / it = %.2f\n", t->busy, t->busy_cpu_us,
+                       rows[1][0].rate / t->busy, rows[1][1].rate / t->busy);
         for (int b = 0; b < 2; b++)
                 if (have[b])
                         printf("  check: %s queued >= flushed: %s (%.0f vs %.0f signals/s, %.2f)\n", names[b],
@@ -1028,7 +1033,7 @@ static unsigned lockstep(const char *sqlite_only[]) {
         arg_signals = save_n;
         if (arg_ceiling) {
                 snprintf(db, sizeof db, "/tmp/spw-bench-ceiling1-%d.db", (int) getpid());
-                double c1 = run_ceiling_batch(db, total, 1);
+                double c1 = run_ceiling_batch(db, total, 1, NULL);
                 unlink(db);
                 if (c1 > 0)
                         printf("  (the line above is the ceiling at one signal per transaction: the target for 1 connection is >= 0.5 x it)\n");
@@ -1099,14 +1104,6 @@ static unsigned lockstep(const char *sqlite_only[]) {
         return errors;
 }
 
-/* One run of the summary's paths (--only table, null or sqlite): each
- * path's rows and the ceilings measured beside them. */
-typedef struct table_run {
-        result rows[2][2]; /* [null, sqlite][queued, flushed] */
-        bool have[2];
-        double parse, parse_malloc, sock, sqlite, sqlite_cpu_us, busy, busy_cpu_us;
-} table_run;
-
 static unsigned run_table(table_run *t) {
         static const char *null_only[] = { "name: null_backend\npath: null\n", NULL };
         static const char *sqlite_only[] = { "name: sqlite\npath: sqlite\nconfig:\n  synchronous: normal\n", NULL };
@@ -1116,7 +1113,6 @@ static unsigned run_table(table_run *t) {
 
         *t = (table_run) { .parse = -1, .parse_malloc = -1, .sock = -1, .sqlite = -1, .sqlite_cpu_us = -1, .busy = -1,
                            .busy_cpu_us = -1 };
-        ceil_sqlite_cpu_us = ceil_busy = ceil_busy_cpu_us = -1;
         if (!arg_only || !strcmp(arg_only, "null") || !strcmp(arg_only, "table")) {
                 t->parse = parse_ceiling(true);
                 t->parse_malloc = parse_ceiling(false);
@@ -1153,11 +1149,11 @@ static unsigned run_table(table_run *t) {
                 if (arg_ceiling) {
                         char cdb[600];
                         snprintf(cdb, sizeof cdb, "%s.ceiling", db);
-                        double ceiling = t->sqlite = run_ceiling(cdb);
+                        double ceiling = t->sqlite = run_ceiling(cdb, &t->sqlite_cpu_us);
                         if (ceiling > 0)
                                 printf("  daemon (ack flushed) / ceiling = %.2f\n", r.rate / ceiling);
                         printf("  the same with the other vCPU parsing:\n");
-                        ceil_busy = run_ceiling_busy(cdb, &ceil_busy_cpu_us);
+                        t->busy = run_ceiling_busy(cdb, &t->busy_cpu_us);
                         unlink(cdb);
                 }
                 char cmd[700];
@@ -1174,10 +1170,7 @@ static unsigned run_table(table_run *t) {
                 }
         }
         if (t->have[0] || t->have[1])
-                print_table(t->rows, t->have, t->parse, t->sock, t->sqlite);
-        t->sqlite_cpu_us = ceil_sqlite_cpu_us;
-        t->busy = ceil_busy;
-        t->busy_cpu_us = ceil_busy_cpu_us;
+                print_table(t);
         return errors;
 }
 
